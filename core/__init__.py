@@ -1,0 +1,1 @@
+"""Lipsmith engine: audio, video, faces, models, rendering. No Qt in here."""

@@ -1,0 +1,36 @@
+"""The constants of the Wav2Lip recipe, in one frozen dataclass.
+
+The audio values must match the reference exactly, or official checkpoints see a
+different mel than they were trained on.
+"""
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class HParams:
+    # audio
+    sample_rate: int = 16000
+    n_fft: int = 800
+    hop_size: int = 200
+    win_size: int = 800
+    num_mels: int = 80
+    fmin: float = 55.0
+    fmax: float = 7600.0
+    preemphasis: float = 0.97
+    ref_level_db: float = 20.0
+    min_level_db: float = -100.0
+    max_abs_value: float = 4.0
+    mel_step_size: int = 16  # mel frames per window (0.2 s)
+
+    # video / faces
+    fps: float = 25.0  # training frame rate
+    img_size: int = 96
+    syncnet_T: int = 5  # frames per expert window
+    pads: tuple = (0, 10, 0, 0)  # top, bottom, left, right, in pixels
+
+    @property
+    def mel_fps(self) -> float:
+        return self.sample_rate / self.hop_size  # 80 mel frames per second
+
+
+HP = HParams()
