@@ -1,0 +1,207 @@
+"""Model weights: ours as safetensors + a JSON sidecar, official `.pth` loaded safely.
+
+Our checkpoints are `<name>.safetensors` with `<name>.json` beside it holding the model
+kind, its dimensions, the file's SHA-256 and training metadata. The SHA-256 is checked on
+every load, so a truncated or swapped file fails with a clear message instead of
+producing garbage. Official Wav2Lip checkpoints are pickles: they are opened with
+`weights_only=True`, never with full unpickling.
+"""
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from core.errors import WeightsError
+from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
+from core.models.syncnet import SyncNet, SyncNetDims
+from core.models.wav2lip import GeneratorDims, Wav2Lip
+
+MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
+MANIFEST = MODELS_DIR / "manifest.json"
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    name: str
+    model_cls: type
+    dims_cls: type
+    first_conv: str  # key of the first conv weight: its out-channels give the width
+    first_channels: int  # out-channels of that conv at width 1
+    signature: str  # a key prefix only this kind has
+
+
+KINDS = {
+    k.name: k for k in (
+        ModelKind("wav2lip", Wav2Lip, GeneratorDims, "face_encoder_blocks.0.0.conv_block.0.weight", 16,
+                  "face_decoder_blocks."),
+        ModelKind("syncnet", SyncNet, SyncNetDims, "face_encoder.0.conv_block.0.weight", 32, "face_encoder.0."),
+        ModelKind("discriminator", QualityDiscriminator, DiscriminatorDims,
+                  "face_encoder_blocks.0.0.conv_block.0.weight", 32, "binary_pred."),
+    )
+}
+
+
+def kind_of(model: torch.nn.Module) -> ModelKind:
+    for kind in KINDS.values():
+        if isinstance(model, kind.model_cls):
+            return kind
+    raise TypeError(f"not a Lipsmith model: {type(model).__name__}")
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sidecar_path(path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temp file in the same folder, fsync, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(model: torch.nn.Module, path, *, half: bool = False, metadata: dict | None = None) -> dict:
+    """Save `model` as safetensors + sidecar; returns the sidecar dict."""
+    path = Path(path)
+    kind = kind_of(model)
+    tensors = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().cpu().contiguous()
+        tensors[key] = value.half() if half and value.is_floating_point() else value
+    _atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    sidecar = {"kind": kind.name, "dims": model.dims.to_dict(), "dtype": "float16" if half else "float32",
+               "sha256": sha256_file(path), "file": path.name, **(metadata or {})}
+    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
+    return sidecar
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def read_sidecar(path) -> dict:
+    side = sidecar_path(path)
+    if not side.is_file():
+        raise WeightsError(path, f"no sidecar {side.name} beside it (dimensions and SHA-256 unknown)")
+    try:
+        return json.loads(side.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightsError(side, f"unreadable sidecar ({exc})") from exc
+
+
+def load_model(path, expect: str | None = None, device="cpu", check_sha: bool = True) -> torch.nn.Module:
+    """Build and load a model from our safetensors or an official `.pth`, in eval mode.
+
+    `expect` ("wav2lip", "syncnet", "discriminator") refuses a checkpoint of another kind.
+    """
+    path, manifest_sha = resolve(path)
+    if path.suffix == ".safetensors":
+        model = _load_ours(path, expect, check_sha, manifest_sha)
+    else:
+        model = _load_official(path, expect)
+    return model.to(device).eval()
+
+
+def _load_ours(path: Path, expect, check_sha, manifest_sha=None) -> torch.nn.Module:
+    sidecar = read_sidecar(path)
+    kind = KINDS.get(sidecar.get("kind"))
+    if kind is None:
+        raise WeightsError(path, f"unknown model kind {sidecar.get('kind')!r} in its sidecar")
+    _check_expected(path, kind, expect)
+    if check_sha:
+        actual = sha256_file(path)
+        for source, recorded in (("its sidecar", sidecar.get("sha256")), ("the bundled manifest", manifest_sha)):
+            if recorded is not None and actual != recorded:
+                raise WeightsError(path, f"SHA-256 does not match {source}: the file is damaged or was replaced")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise WeightsError(path, f"not a readable safetensors file ({exc})") from exc
+    dims = kind.dims_cls(**sidecar.get("dims", {}))
+    return _build(path, kind, dims, state)
+
+
+def _load_official(path: Path, expect) -> torch.nn.Module:
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle errors, zip errors, truncated files all land here
+        raise WeightsError(path, f"not a loadable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not state:
+        raise WeightsError(path, "holds no state_dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    kind = detect_kind(path, state)
+    _check_expected(path, kind, expect)
+    width = state[kind.first_conv].shape[0] / kind.first_channels
+    return _build(path, kind, kind.dims_cls(width=width), state)
+
+
+def detect_kind(path, state: dict) -> ModelKind:
+    for kind in KINDS.values():
+        if any(k.startswith(kind.signature) for k in state) and kind.first_conv in state:
+            return kind
+    raise WeightsError(path, "is not a Wav2Lip, SyncNet or discriminator checkpoint (unknown keys)")
+
+
+def _check_expected(path, kind: ModelKind, expect):
+    if expect is not None and kind.name != expect:
+        raise WeightsError(path, f"is a {kind.name} checkpoint, but a {expect} model is needed")
+
+
+def _build(path, kind: ModelKind, dims, state: dict) -> torch.nn.Module:
+    model = kind.model_cls(dims)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise WeightsError(path, f"keys do not match a {kind.name} (width {dims.width}): "
+                                 f"{len(missing)} missing (e.g. {missing[:2]}), "
+                                 f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})")
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise WeightsError(path, f"{key} has shape {tuple(value.shape)}, a {kind.name} of width "
+                                     f"{dims.width} needs {tuple(expected[key].shape)}")
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    return model
+
+
+# --------------------------------------------------------------------------- bundled models
+
+
+def read_manifest() -> dict:
+    if not MANIFEST.is_file():
+        return {}
+    return json.loads(MANIFEST.read_text()).get("models", {})
+
+
+def resolve(name_or_path) -> tuple[Path, str | None]:
+    """A bundled model name ("generator", "expert") or a file path → (existing file, manifest SHA-256)."""
+    bundled = read_manifest()
+    entry = bundled.get(name_or_path) if isinstance(name_or_path, str) else None
+    path = MODELS_DIR / entry["file"] if entry else Path(name_or_path)
+    if not path.is_file():
+        raise WeightsError(path, f"checkpoint not found (bundled models: {', '.join(bundled) or 'none yet'})")
+    return path, entry["sha256"] if entry else None

@@ -1,0 +1,41 @@
+"""Shared fixtures: the real-data folder (tests skip without it) and small synthetic media."""
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def data_dir():
+    if not DATA.is_dir():
+        pytest.skip("../shared/data is absent")
+    return DATA
+
+
+def ffmpeg(*args):
+    from core.ffmpeg import ffmpeg_exe
+
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-y", "-hide_banner", "-loglevel", "error", *map(str, args)],
+                   check=True)
+
+
+@pytest.fixture
+def tone_wav(tmp_path):
+    """1.5 s of a 440 Hz tone at 44.1 kHz stereo."""
+    path = tmp_path / "tone.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=1.5", "-ac", "2", path)
+    return path
+
+
+def speech_like(seconds=2.0, sr=16000, seed=0):
+    """Noise bursts shaped like syllables: enough spectral content for mel tests."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    envelope = np.clip(np.sin(2 * np.pi * 3 * t), 0, None)
+    return (0.3 * envelope * rng.standard_normal(t.size)).astype(np.float32)

@@ -1,0 +1,78 @@
+import pytest
+import torch
+
+from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
+from core.models.syncnet import SyncNet, SyncNetDims, sync_loss
+from core.models.wav2lip import GeneratorDims, Wav2Lip
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("model,millions", [(Wav2Lip(), 36.30), (SyncNet(), 16.44), (QualityDiscriminator(), 14.11)])
+def test_parameter_counts_match_the_official_models(model, millions):
+    assert abs(n_params(model) / 1e6 - millions) < 0.01
+
+
+def test_official_key_names_and_shapes():
+    gen = Wav2Lip().state_dict()
+    assert gen["face_encoder_blocks.0.0.conv_block.0.weight"].shape == (16, 6, 7, 7)
+    assert gen["face_encoder_blocks.6.1.conv_block.0.weight"].shape == (512, 512, 1, 1)
+    assert gen["audio_encoder.12.conv_block.0.weight"].shape == (512, 512, 1, 1)
+    assert gen["face_decoder_blocks.1.0.conv_block.0.weight"].shape == (1024, 512, 3, 3)  # ConvTranspose: (in, out)
+    assert gen["face_decoder_blocks.6.2.conv_block.1.running_var"].shape == (64,)
+    assert gen["output_block.1.weight"].shape == (3, 32, 1, 1)
+    assert "face_encoder_blocks.0.0.conv_block.1.num_batches_tracked" in gen
+    sync = SyncNet().state_dict()
+    assert sync["face_encoder.0.conv_block.0.weight"].shape == (32, 15, 7, 7)
+    assert sync["face_encoder.16.conv_block.0.weight"].shape == (512, 512, 1, 1)
+    assert sync["audio_encoder.13.conv_block.0.weight"].shape == (512, 512, 1, 1)
+    disc = QualityDiscriminator().state_dict()
+    assert disc["face_encoder_blocks.1.0.conv_block.0.weight"].shape == (64, 32, 5, 5)
+    assert disc["binary_pred.0.weight"].shape == (1, 512, 1, 1)
+    assert not any("running_mean" in k for k in disc)  # no normalisation in the discriminator
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5, 0.25])
+def test_generator_shapes(width):
+    gen = Wav2Lip(GeneratorDims(width=width)).eval()
+    with torch.no_grad():
+        out = gen(torch.randn(2, 1, 80, 16), torch.rand(2, 6, 96, 96))
+        assert out.shape == (2, 3, 96, 96)
+        assert 0 <= out.min() and out.max() <= 1
+        seq = gen(torch.randn(2, 5, 1, 80, 16), torch.rand(2, 5, 6, 96, 96))
+        assert seq.shape == (2, 5, 3, 96, 96)
+
+
+def test_width_multiplier_shrinks_the_model():
+    assert n_params(Wav2Lip(GeneratorDims(width=0.5))) < 0.3 * n_params(Wav2Lip())
+    assert n_params(SyncNet(SyncNetDims(width=0.5))) < 0.3 * n_params(SyncNet())
+
+
+def test_syncnet_embeddings_are_normalised_and_loss_is_finite():
+    net = SyncNet(SyncNetDims(width=0.25)).eval()
+    audio, face = net(torch.randn(3, 1, 80, 16), torch.rand(3, 15, 48, 96))
+    assert audio.shape == face.shape == (3, int(round(512 * 0.25)))
+    assert torch.allclose(audio.norm(dim=1), torch.ones(3), atol=1e-5)
+    loss = sync_loss(audio, face, torch.tensor([1, 0, 1]))
+    assert torch.isfinite(loss) and loss > 0
+
+
+def test_discriminator_takes_lower_half_of_full_faces():
+    disc = QualityDiscriminator(DiscriminatorDims(width=0.25)).eval()
+    faces = torch.rand(2, 3, 96, 96)
+    changed_top = faces.clone()
+    changed_top[:, :, :48] = 0  # the upper half must not matter
+    with torch.no_grad():
+        assert torch.allclose(disc(faces), disc(changed_top))
+        assert disc(torch.rand(2, 4, 3, 96, 96)).shape == (8, 1)
+
+
+def test_generator_output_depends_on_audio_and_reference():
+    gen = Wav2Lip(GeneratorDims(width=0.25)).eval()
+    mel = torch.randn(1, 1, 80, 16, requires_grad=True)
+    faces = torch.rand(1, 6, 96, 96, requires_grad=True)
+    gen(mel, faces).sum().backward()
+    assert mel.grad.abs().sum() > 0
+    assert faces.grad[:, 3:].abs().sum() > 0  # the reference frame feeds the output
