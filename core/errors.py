@@ -21,3 +21,7 @@ class WeightsError(LipsmithError):
 
 class FaceError(LipsmithError):
     """No usable face where one is needed."""
+
+
+class Cancelled(Exception):
+    """The user cancelled a long job; raised between frames when its `cancel()` returns true."""

@@ -1,0 +1,80 @@
+"""Compositing a generated face crop back into the frame without a visible seam.
+
+Wav2Lip regenerates the whole 96×96 crop, but only its lower half carries new
+information; pasting the full crop leaves a rectangle (a blurrier face, a colour step).
+We paste through a feathered ellipse over the mouth and jaw instead, optionally
+matching the patch's colour to the original skin first.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class BlendSettings:
+    feather: float = 0.08  # Gaussian sigma as a fraction of the crop size
+    mask_width: float = 0.80  # ellipse width as a fraction of the crop width
+    mask_height: float = 0.55  # ellipse height as a fraction of the crop height
+    color_match: bool = True
+
+
+def mouth_centre(box, landmarks) -> tuple[float, float]:
+    """Mouth centre in frame coordinates: from landmarks when known, else from the box."""
+    x1, y1, x2, y2 = box
+    if landmarks is not None and len(landmarks) == 5:  # eyes, nose, mouth corners (RetinaFace)
+        return float(landmarks[3:5, 0].mean()), float(landmarks[3:5, 1].mean())
+    if landmarks is not None and len(landmarks) == 68:  # iBUG-68: 48..67 are the lips
+        return float(landmarks[48:68, 0].mean()), float(landmarks[48:68, 1].mean())
+    return (x1 + x2) / 2, y1 + 0.75 * (y2 - y1)
+
+
+def lower_face_mask(box, landmarks=None, settings: BlendSettings = BlendSettings()) -> np.ndarray:
+    """Soft mask (h, w) float32 in [0, 1] over the crop `box` (ints), covering mouth and jaw.
+
+    The ellipse is centred a little below the mouth so it reaches the chin, and never
+    rises above the crop's middle (the generator did not change the upper half).
+    """
+    x1, y1, x2, y2 = (int(v) for v in box)
+    h, w = y2 - y1, x2 - x1
+    cx, cy = mouth_centre(box, landmarks)
+    cx, cy = cx - x1, min(max(cy - y1, 0.6 * h), 0.85 * h)
+    axes = (max(1, int(settings.mask_width * w / 2)), max(1, int(settings.mask_height * h / 2)))
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (int(round(cx)), int(round(cy + 0.05 * h))), axes, 0, 0, 360, 1.0, -1)
+    mask[: h // 2] = 0
+    sigma = max(0.5, settings.feather * min(h, w))
+    mask = cv2.GaussianBlur(mask, (0, 0), sigma)
+    # fade to zero at the crop's middle, smoothly, so the feather never reaches the eyes
+    ramp = np.clip((np.arange(h, dtype=np.float32) - h / 2) / (2 * sigma), 0.0, 1.0)
+    return mask * ramp[:, None]
+
+
+def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Shift `patch`'s per-channel mean (in Lab) to `target`'s inside `mask` (both BGR uint8)."""
+    weight = mask[..., None]
+    total = float(weight.sum())
+    if total < 1.0:
+        return patch
+    lab_patch = cv2.cvtColor(patch, cv2.COLOR_BGR2LAB).astype(np.float32)
+    lab_target = cv2.cvtColor(target, cv2.COLOR_BGR2LAB).astype(np.float32)
+    shift = ((lab_target - lab_patch) * weight).sum(axis=(0, 1)) / total
+    shifted = np.clip(lab_patch + shift, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(shifted, cv2.COLOR_LAB2BGR)
+
+
+def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
+              settings: BlendSettings = BlendSettings()) -> np.ndarray:
+    """Paste a generated crop (any size, BGR uint8) into `frame` (in place) at the int `box`; returns frame."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    h, w = y2 - y1, x2 - x1
+    if h < 2 or w < 2:
+        return frame
+    patch = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR if w > generated.shape[1] else cv2.INTER_AREA)
+    original = frame[y1:y2, x1:x2]
+    mask = lower_face_mask((x1, y1, x2, y2), landmarks, settings)
+    if settings.color_match:
+        patch = match_colour(patch, original, mask)
+    weight = mask[..., None]
+    frame[y1:y2, x1:x2] = (patch * weight + original * (1.0 - weight) + 0.5).astype(np.uint8)
+    return frame
