@@ -33,7 +33,7 @@ from core.errors import WeightsError
 DEFAULT_MAX_SIDE = 640
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detection:
     """One face in one frame. Coordinates are pixels of the frame the detector was given."""
 
@@ -293,9 +293,12 @@ def find_face_alignment_weights(weights_dir=None) -> dict:
             found[role] = hit
     if missing:
         where = " or ".join(str(d) for d in dirs)
+        old = [p.name for d in dirs if d.is_dir() for p in d.glob("2DFAN4-*.zip")]
+        hint = (f"; {old[0]} is the TorchScript file of face-alignment < 1.5, which the installed "
+                "version does not read") if old and "fan" not in found else ""
         raise WeightsError(dirs[0], "face-alignment weights not found: missing " + ", ".join(missing)
                            + f"; put them in {where} (Lipsmith never downloads them; "
-                           "the default detector 'retinaface' needs no files)")
+                           "the default detector 'retinaface' needs no files)" + hint)
     return found
 
 

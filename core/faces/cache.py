@@ -1,0 +1,88 @@
+"""Per-video detection cache: raw detections + scene-cut scores in one .npz (no pickle).
+
+Key = content fingerprint of the video file (size + SHA-256 of its first, middle and last
+MiB) + a digest of the detector identity (name, parameters, weights id) + the cache format.
+Files are written atomically (temp file in the same folder, fsync, rename), so a crash or
+a cancelled job never leaves a half-written entry that a later run would trust.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import MediaError
+
+CACHE_FORMAT = 1
+CHUNK = 1 << 20
+
+
+def default_cache_dir() -> Path:
+    """`$LIPSMITH_CACHE/faces` when that variable is set, else `~/.cache/lipsmith/faces`."""
+    root = os.environ.get("LIPSMITH_CACHE")
+    root = Path(root).expanduser() if root else Path.home() / ".cache" / "lipsmith"
+    return root / "faces"
+
+
+def file_fingerprint(path, chunk: int = CHUNK) -> str:
+    """Fast content hash: file size + SHA-256 of the first, middle and last `chunk` bytes.
+    Renaming or touching the file keeps the key; re-encoding it changes it."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        h = hashlib.sha256(f"lipsmith-fp1:{size}:".encode())
+        with open(path, "rb") as f:
+            if size <= 3 * chunk:
+                h.update(f.read())
+            else:
+                for off in (0, (size - chunk) // 2, size - chunk):
+                    f.seek(off)
+                    h.update(f.read(chunk))
+    except OSError as e:
+        raise MediaError(path, f"cannot read file for hashing: {e.strerror or e}") from e
+    return h.hexdigest()
+
+
+def cache_path(cache_dir, fingerprint: str, detector_key: str) -> Path:
+    return Path(cache_dir) / f"{fingerprint[:32]}-{detector_key[:16]}-v{CACHE_FORMAT}.npz"
+
+
+def save_npz_atomic(path, arrays: dict) -> None:
+    """np.savez to a temp file beside `path`, fsync, then rename over it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def load_npz(path) -> dict | None:
+    """All arrays of an .npz (pickle refused), or None if it is missing or unreadable."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError):
+        return None
+
+
+def json_array(obj) -> np.ndarray:
+    """A JSON document as a 0-d unicode array (loads without pickle)."""
+    return np.array(json.dumps(obj, sort_keys=True, default=str))
+
+
+def from_json_array(a) -> dict:
+    return json.loads(str(a[()] if getattr(a, "ndim", 0) == 0 else a))
