@@ -1,0 +1,509 @@
+"""Video in and out: `VideoSource` streams frames with their true timestamps (PyAV),
+`VideoWriter` pipes frames into the ffmpeg binary (H.264 + AAC MP4, written atomically).
+
+Frames are BGR uint8 arrays (H, W, 3) in display orientation, the layout OpenCV and
+the face/blend code expect. Frame timing always comes from packet timestamps, never
+from the header's nominal rate, which is wrong on some files (variable frame rate,
+or simply mislabelled: a clip said to be 30 fps may really run at 22).
+"""
+import logging
+import os
+import re
+import subprocess
+import tempfile
+import uuid
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from core.errors import MediaError
+from core.ffmpeg import ffmpeg_exe
+from core.hparams import HP
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+# Containers with a real index, where seeking is trusted. MPEG-PS/TS seek by guessing
+# byte offsets and then stamp the next frames wrongly (seen: 3 frames off), so those
+# are decoded from the start instead.
+SEEKABLE_FORMATS = {"mov", "mp4", "matroska", "webm", "avi"}
+
+# --------------------------------------------------------------------------- reading
+
+
+class VideoSource:
+    """A video file (or a still image) opened for streamed, frame-accurate reading.
+
+    Nothing but the timestamp table stays in memory; each `frames()` call opens its own
+    demuxer, so several readers (preview, render) can walk the same source at once.
+    """
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise MediaError(self.path, "file not found")
+        if self.path.is_dir():
+            raise MediaError(self.path, "is a folder, not a video file")
+        if self.path.stat().st_size == 0:
+            raise MediaError(self.path, "file is empty")
+        self.is_image = self.path.suffix.lower() in IMAGE_SUFFIXES
+        self._closed = False
+        if self.is_image:
+            self._open_image()
+        else:
+            self._open_video()
+        self.frame_count = len(self.timestamps)
+        self.duration = self.frame_count / self.fps
+
+    # -- opening
+
+    def _open_image(self):
+        import cv2
+
+        # imdecode, not imread: imread cannot open non-ASCII paths on Windows.
+        # IMREAD_COLOR drops alpha and applies the EXIF orientation, so the still is upright.
+        self._image = cv2.imdecode(np.fromfile(self.path, dtype=np.uint8), cv2.IMREAD_COLOR)
+        if self._image is None:
+            raise MediaError(self.path, "not a readable image")
+        self.height, self.width = self._image.shape[:2]
+        self.rotation = 0
+        self.fps = HP.fps  # a still renders as a static clip at the training rate
+        self.timestamps = np.zeros(1, dtype=np.float64)
+        self.has_audio = False
+
+    def _open_video(self):
+        try:
+            container = av.open(str(self.path))
+        except (av.FFmpegError, OSError) as e:
+            # A truncated MP4 whose index (moov) was at the end lands here too.
+            raise MediaError(self.path, f"not a media file, or truncated/damaged ({_reason(e)})") from None
+        with container:
+            stream = next((s for s in container.streams.video
+                           if not s.disposition & av.stream.Disposition.attached_pic), None)
+            if stream is None:  # audio files, and cover art in MP3/M4A, are not video
+                raise MediaError(self.path, "has no video stream")
+            self._stream_index = stream.index
+            self.has_audio = bool(container.streams.audio)
+            self._time_base = stream.time_base
+            self._seekable = bool(SEEKABLE_FORMATS & set(container.format.name.split(",")))
+            pts, keys = self._scan_packets(container, stream)
+            rate = stream.average_rate or stream.guessed_rate
+
+        # Sorted PTS: packets arrive in decode order, frames are shown in PTS order.
+        self._pts = np.sort(np.asarray(pts, dtype=np.int64))
+        self._key_pts = np.sort(np.asarray(keys, dtype=np.int64))
+        first = self._first_frame()
+        self.timestamps = (self._pts - self._pts[0]).astype(np.float64) * float(self._time_base)
+        span = self.timestamps[-1]
+        # Average rate over the real timestamps; (n-1)/span is exact for constant-rate files.
+        self.fps = (len(pts) - 1) / span if len(pts) > 1 and span > 0 else float(rate or HP.fps)
+
+        self._coded_size = (first.width, first.height)
+        rotation = getattr(first, "rotation", 0)  # display matrix, counter-clockwise degrees
+        if not rotation and "rotate" in stream.metadata:  # old-style tag, clockwise degrees
+            rotation = -int(float(stream.metadata["rotate"]))
+        self.rotation = int(round(rotation / 90)) * 90 % 360
+        swap = self.rotation in (90, 270)
+        self.width, self.height = (first.height, first.width) if swap else (first.width, first.height)
+
+    def _scan_packets(self, container, stream):
+        """PTS of every frame and of every keyframe, from a demux pass (no decoding)."""
+        pts, keys = [], []
+        try:
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue  # the flush packet at the end
+                t = packet.pts if packet.pts is not None else packet.dts
+                if t is None:
+                    raise MediaError(self.path, "has no frame timestamps (a raw stream?); remux it into MP4")
+                if packet.is_keyframe:
+                    keys.append(t)  # also discarded ones: a seek may have to start there
+                # MP4 edit lists mark packets before the clip's start as discard: the decoder
+                # drops their frames, so they are not frames of the video.
+                if not getattr(packet, "is_discard", False):
+                    pts.append(t)
+        except av.FFmpegError as e:
+            log.warning("%s: stopped reading packets (%s); using the %d frames before", self.path, _reason(e), len(pts))
+        if not pts:
+            raise MediaError(self.path, "has no video frames (truncated or damaged?)")
+        return pts, keys
+
+    def _first_frame(self):
+        """Decode one frame: proves the stream decodes and gives size and rotation."""
+        decoded = self._decode_from(0)
+        try:
+            first = next(decoded, None)
+        finally:
+            decoded.close()
+        if first is None:
+            raise MediaError(self.path, "no decodable video frames (truncated or damaged?)")
+        return first[1]
+
+    # -- frames
+
+    def frames(self, start: int = 0, stop: int | None = None):
+        """Yield `(index, frame)` for frames start..stop-1, BGR uint8, display orientation.
+
+        Seeks to the keyframe before `start` and decodes forward, so the first frame is
+        exactly frame `start`. Every index is yielded once: a frame the decoder could
+        not produce (damaged file) repeats the previous one, so callers that pair frame
+        i with audio window i never drift.
+        """
+        if self._closed:
+            raise ValueError(f"{self.path}: source is closed")
+        stop = self.frame_count if stop is None else min(stop, self.frame_count)
+        if start < 0:
+            raise IndexError(f"start {start} is negative")
+        if start >= stop:
+            return
+        if self.is_image:
+            yield 0, self._image.copy()
+            return
+        nxt, last = start, None
+        decoded = self._decode_from(start)
+        try:
+            for index, frame in decoded:
+                if index < nxt:
+                    continue  # before `start` (decoded from the keyframe), or a duplicate PTS
+                if index >= stop:
+                    break
+                image = self._to_bgr(frame)
+                while nxt < index:  # missing frames: hold the previous (or this) picture
+                    yield nxt, (last if last is not None else image).copy()
+                    nxt += 1
+                yield index, image
+                nxt, last = index + 1, image
+        finally:
+            decoded.close()  # closes the file now, not whenever the generator is collected
+        if nxt < stop and last is not None:
+            log.warning("%s: decoding ended at frame %d of %d; holding the last frame", self.path, nxt, stop)
+            for index in range(nxt, stop):
+                yield index, last.copy()
+
+    def read(self, index: int) -> np.ndarray:
+        if not 0 <= index < self.frame_count:
+            raise IndexError(f"frame {index} is outside 0..{self.frame_count - 1}")
+        return next(self.frames(index, index + 1))[1]
+
+    def _decode_from(self, start):
+        """Yield `(index, av.VideoFrame)` from a keyframe at or before frame `start`."""
+        seek_to = int(self._pts[start]) if start and self._seekable else None
+        back = 1
+        while True:
+            try:
+                container = av.open(str(self.path))
+            except (av.FFmpegError, OSError) as e:
+                raise MediaError(self.path, f"cannot be read any more ({_reason(e)})") from None
+            with container:
+                stream = container.streams[self._stream_index]
+                stream.codec_context.thread_type = "AUTO"
+                if seek_to is not None:
+                    container.seek(seek_to, stream=stream, backward=True)
+                decoded = ((self._index_of(f), f) for f in _decode_tolerant(container, stream))
+                first = next(decoded, None)
+                if seek_to is None or (first is not None and first[0] <= start):
+                    if first is not None:
+                        yield first
+                        yield from decoded
+                    return
+            # Landed past `start`: demuxers seek by decode time, and with B-frames or open
+            # GOPs (seen in AVI and MP4) the keyframe found can be shown after the frames we
+            # want. Step back 1, 2, 4... keyframes, in the end to the beginning.
+            earlier = self._key_pts[self._key_pts < seek_to]
+            seek_to = int(earlier[-back]) if len(earlier) >= back else None
+            back *= 2
+
+    def _index_of(self, frame) -> int:
+        t = frame.pts if frame.pts is not None else frame.dts
+        if t is None:
+            return -1
+        return int(np.searchsorted(self._pts, t, side="right")) - 1
+
+    def _to_bgr(self, frame) -> np.ndarray:
+        # Fixed output size: a stream that changes resolution mid-way still gives equal frames.
+        width, height = self._coded_size
+        image = frame.to_ndarray(format="bgr24", width=width, height=height)
+        if self.rotation:
+            image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))  # rot90 turns counter-clockwise
+        return image
+
+    # -- time
+
+    def time_of_frame(self, index: int) -> float:
+        """Seconds from the first frame at which frame `index` is shown (index == frame_count: the end)."""
+        if index == self.frame_count:
+            return self.duration
+        if not 0 <= index < self.frame_count:
+            raise IndexError(f"frame {index} is outside 0..{self.frame_count}")
+        return float(self.timestamps[index])
+
+    def frame_at_time(self, t: float) -> int:
+        """Index of the frame on screen at `t` seconds (clamped to the clip)."""
+        # 1 µs tolerance: a time computed as i / fps may land a rounding error before frame i.
+        index = int(np.searchsorted(self.timestamps, t + 1e-6, side="right")) - 1
+        return min(max(index, 0), self.frame_count - 1)
+
+    # -- lifetime
+
+    def close(self):
+        self._closed = True
+        self._image = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self):
+        return (f"VideoSource({str(self.path)!r}, {self.width}x{self.height}, {self.frame_count} frames, "
+                f"{self.fps:.3f} fps, rotation {self.rotation})")
+
+
+def _decode_tolerant(container, stream):
+    """Decode packet by packet, skipping packets the decoder rejects (damaged data)."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return  # the last (empty) packet has already flushed the decoder
+        except av.FFmpegError as e:  # the file ends in damaged data: keep what decodes
+            log.warning("stopped reading packets (%s)", _reason(e))
+            packet = None
+        try:
+            yield from packet.decode() if packet is not None else stream.codec_context.decode(None)
+        except av.FFmpegError as e:
+            log.warning("skipping a damaged packet at pts %s (%s)", getattr(packet, "pts", None), _reason(e))
+        if packet is None:
+            return
+
+
+def _reason(error) -> str:
+    return getattr(error, "strerror", None) or str(error)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class VideoWriter:
+    """Encode BGR frames to an H.264/AAC MP4 through the ffmpeg binary, atomically.
+
+    Frames go to ffmpeg's stdin as raw video. Everything is written to temp files next
+    to `path`, which appears (renamed in one step) only when `close()` succeeds; on an
+    exception inside `with`, on `abort()`, or when ffmpeg fails, nothing is left.
+    """
+
+    def __init__(self, path, width: int, height: int, fps, audio_path=None, audio_offset_s: float = 0.0,
+                 crf: int = 18, preset: str = "medium", audio_bitrate: str = "192k", protect=()):
+        self.path = Path(path)
+        self.width, self.height = int(width), int(height)
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"bad frame size {width}x{height}")
+        # ffmpeg takes the rate as a ratio: 30000/1001 must not become 29.97.
+        self.fps = fps if isinstance(fps, Fraction) else Fraction(fps).limit_denominator(1001)
+        if self.fps <= 0:
+            raise ValueError(f"bad frame rate {fps}")
+        self.audio_path = None if audio_path is None else Path(audio_path)
+        self.audio_offset_s = float(audio_offset_s)
+        self.audio_bitrate = audio_bitrate
+        self.frame_count = 0
+        self._proc = None
+        self._temps = []
+
+        if self.audio_path is not None:
+            _check_audio_input(self.audio_path)
+        for source in [*protect, self.audio_path]:
+            if source is not None and _same_file(self.path, source):
+                raise MediaError(self.path, "refusing to write over an input file")
+        check_writable(self.path)
+        parent = self.path.parent
+
+        # yuv420p halves chroma resolution, so x264 needs even sides: crop the odd last
+        # row/column (1 px, invisible; padding would add a visible black line instead).
+        self.out_width, self.out_height = self.width // 2 * 2, self.height // 2 * 2
+        if not self.out_width or not self.out_height:
+            raise ValueError(f"frame size {width}x{height} is too small to encode")
+
+        suffix = self.path.suffix.lower()
+        self._format = {".mov": "mov", ".mkv": "matroska"}.get(suffix, "mp4")
+        stem = f".{self.path.name}.{uuid.uuid4().hex[:8]}"
+        self._final_tmp = parent / f"{stem}.part{suffix}"
+        try:
+            open(self._final_tmp, "xb").close()
+        except OSError as e:
+            raise MediaError(self.path, f"cannot write: {e.strerror or e}") from None
+        self._temps.append(self._final_tmp)
+        # With audio, the video is encoded first and muxed afterwards (see close()).
+        self._video_tmp = parent / f"{stem}.video.mp4" if self.audio_path else self._final_tmp
+        if self._video_tmp != self._final_tmp:
+            self._temps.append(self._video_tmp)
+        try:
+            self._start_encoder(crf, preset)
+        except BaseException:
+            self._cleanup()
+            raise
+
+    def _start_encoder(self, crf, preset):
+        vf = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+        if (self.out_width, self.out_height) != (self.width, self.height):
+            vf = f"crop={self.out_width}:{self.out_height}:0:0," + vf
+        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostats", "-y",
+               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}",
+               "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-",
+               "-vf", vf, "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
+               # BT.709 conversion, tagged, so players do not guess the matrix and shift colours.
+               "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+               "-movflags", "+faststart", "-f", "mp4" if self.audio_path else self._format, str(self._video_tmp)]
+        # stderr goes to a file, not a pipe: nobody drains a pipe while we write frames,
+        # and a full pipe would block ffmpeg and then us.
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
+                                      creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+
+    def write(self, frame: np.ndarray):
+        """Append one BGR uint8 frame of the writer's (width, height)."""
+        if self._proc is None:
+            raise ValueError(f"{self.path}: writer is closed")
+        frame = np.asarray(frame)
+        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+            raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {frame.shape} {frame.dtype}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).data)
+        except OSError:  # BrokenPipeError: ffmpeg has exited
+            self._fail("ffmpeg stopped accepting frames")
+        self.frame_count += 1
+
+    def close(self):
+        """Finish encoding, mux the audio and move the result to `path`."""
+        if self._proc is None:
+            return
+        if self.frame_count == 0:
+            self.abort()
+            raise MediaError(self.path, "no frames were written")
+        try:
+            self._proc.stdin.close()
+        except OSError:
+            pass  # ffmpeg already gone; its exit code tells why
+        if self._proc.wait() != 0:
+            self._fail(f"ffmpeg failed (exit {self._proc.returncode})")
+        self._proc = None
+        if self.audio_path is not None:
+            self._mux_audio()
+        try:
+            os.replace(self._final_tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise MediaError(self.path, f"cannot write: {e.strerror or e}") from None
+        self._temps.remove(self._final_tmp)
+        self._cleanup()
+
+    def _mux_audio(self):
+        # A second pass because the video's length is known only now: `-shortest` with
+        # `apad` in one pass overshoots the video by up to ~0.2 s of audio (measured).
+        duration = self.frame_count / self.fps
+        end = f"{float(duration):.6f}"
+        filters = ["asetpts=PTS-STARTPTS"]  # sample 0 at t=0, as core.audio loads it
+        if self.audio_offset_s > 0:
+            filters.append(f"adelay=delays={self.audio_offset_s * 1000:.3f}:all=1")
+        elif self.audio_offset_s < 0:
+            filters += [f"atrim=start={-self.audio_offset_s:.6f}", "asetpts=PTS-STARTPTS"]
+        filters += [f"apad=whole_dur={end}", f"atrim=end={end}"]  # pad with silence, then cut: exact length
+        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-y",
+               "-i", str(self._video_tmp), "-i", str(self.audio_path), "-map", "0:v:0", "-map", "1:a:0",
+               "-c:v", "copy", "-af", ",".join(filters), "-c:a", "aac", "-b:a", self.audio_bitrate,
+               "-movflags", "+faststart", "-f", self._format, str(self._final_tmp)]
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        if proc.returncode != 0:
+            self.abort()
+            raise MediaError(self.path, f"adding the audio failed: {_tail(proc.stderr)}")
+
+    def abort(self):
+        """Stop ffmpeg and delete everything written so far; `path` is left untouched."""
+        if self._proc is not None:
+            self._proc.kill()
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+            self._proc.wait()
+            self._proc = None
+        self._cleanup()
+
+    def _fail(self, what):
+        self._stderr.seek(0)
+        detail = _tail(self._stderr.read())
+        self.abort()
+        raise MediaError(self.path, f"{what}: {detail}" if detail else what)
+
+    def _cleanup(self):
+        for temp in self._temps:
+            temp.unlink(missing_ok=True)
+        self._temps = []
+        if getattr(self, "_stderr", None) is not None:
+            self._stderr.close()
+            self._stderr = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+        return False
+
+
+def check_writable(path):
+    """Raise MediaError unless a file can be created at `path`: fail before the work, not after.
+
+    Tries it (creates and deletes a file beside it): permission bits lie for root, and
+    read-only mounts or full quotas show only when writing.
+    """
+    path = Path(path)
+    parent = path.parent
+    if not parent.is_dir():
+        raise MediaError(path, f"cannot write: folder {parent} does not exist"
+                         if not parent.exists() else f"cannot write: {parent} is not a folder")
+    if path.is_dir():
+        raise MediaError(path, "cannot write: a folder has that name")
+    probe = parent / f".{path.name}.{uuid.uuid4().hex[:8]}.probe"
+    try:
+        open(probe, "xb").close()
+        probe.unlink()
+    except OSError as e:
+        raise MediaError(path, f"cannot write: {e.strerror or e}") from None
+
+
+def _check_audio_input(path: Path):
+    if not path.is_file():
+        raise MediaError(path, "file not found")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise MediaError(path, "has no audio stream")
+    except (av.FFmpegError, OSError) as e:
+        raise MediaError(path, f"not a media file ({_reason(e)})") from None
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)  # also catches hard links and case-insensitive names
+    except OSError:  # one of them does not exist yet
+        return Path(a).resolve() == Path(b).resolve()
+
+
+# ffmpeg 7+ follows a real error with one "thread terminated" line per pipeline stage;
+# those would crowd the cause out of the last lines.
+_NOISE = re.compile(r"Task finished with error code|Terminating thread with return code|Error sending frames to consumers")
+
+
+def _tail(stderr: bytes, lines: int = 5) -> str:
+    text = stderr.decode("utf-8", errors="replace").splitlines()
+    text = [re.sub(r"\[[^\]]* @ 0x[0-9a-f]+\] ", "", line).strip() for line in text if not _NOISE.search(line)]
+    return " | ".join([line for line in text if line][-lines:])
