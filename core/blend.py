@@ -45,9 +45,12 @@ def lower_face_mask(box, landmarks=None, settings: BlendSettings = BlendSettings
     mask[: h // 2] = 0
     sigma = max(0.5, settings.feather * min(h, w))
     mask = cv2.GaussianBlur(mask, (0, 0), sigma)
-    # fade to zero at the crop's middle, smoothly, so the feather never reaches the eyes
-    ramp = np.clip((np.arange(h, dtype=np.float32) - h / 2) / (2 * sigma), 0.0, 1.0)
-    return mask * ramp[:, None]
+    # fade to zero at the crop's middle (the feather must never reach the eyes) and at its
+    # other three edges (a mask still on at the edge would show the crop's rectangle)
+    rows, cols = np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32)
+    fade_rows = np.clip(np.minimum(rows - h / 2, h - 1 - rows) / (2 * sigma), 0.0, 1.0)
+    fade_cols = np.clip(np.minimum(cols, w - 1 - cols) / (2 * sigma), 0.0, 1.0)
+    return mask * fade_rows[:, None] * fade_cols[None, :]
 
 
 def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -8,8 +8,6 @@ producing garbage. Official Wav2Lip checkpoints are pickles: they are opened wit
 """
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from core.atomic import atomic_write, atomic_write_text
 from core.errors import WeightsError
 from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
 from core.models.syncnet import SyncNet, SyncNetDims
@@ -69,21 +68,6 @@ def sidecar_path(path) -> Path:
 # --------------------------------------------------------------------------- saving
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Write through a temp file in the same folder, fsync, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(model: torch.nn.Module, path, *, half: bool = False, metadata: dict | None = None) -> dict:
     """Save `model` as safetensors + sidecar; returns the sidecar dict."""
     path = Path(path)
@@ -92,10 +76,10 @@ def save_weights(model: torch.nn.Module, path, *, half: bool = False, metadata: 
     for key, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
         tensors[key] = value.half() if half and value.is_floating_point() else value
-    _atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    atomic_write(path, lambda tmp: save_file(tensors, tmp))
     sidecar = {"kind": kind.name, "dims": model.dims.to_dict(), "dtype": "float16" if half else "float32",
                "sha256": sha256_file(path), "file": path.name, **(metadata or {})}
-    _atomic_write(sidecar_path(path), lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2)))
+    atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=2))
     return sidecar
 
 

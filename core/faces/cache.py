@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from core.atomic import atomic_write
 from core.errors import MediaError
 
 CACHE_FORMAT = 1
@@ -52,22 +52,11 @@ def cache_path(cache_dir, fingerprint: str, detector_key: str) -> Path:
 
 
 def save_npz_atomic(path, arrays: dict) -> None:
-    """np.savez to a temp file beside `path`, fsync, then rename over it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: given a name, np.savez would append ".npz"
             np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+    atomic_write(path, write)
 
 
 def load_npz(path) -> dict | None:

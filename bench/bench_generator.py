@@ -1,0 +1,65 @@
+"""Generator throughput: the plain reference way vs our fast path, same random weights, one run.
+
+reference: fp32, eager, NCHW, batch 128 (as the official inference script runs it)
+ours:      FaceGenerator — inference mode, channels-last, bf16 autocast where the CPU has it,
+           optionally torch.compile
+
+    python -m bench.bench_generator [--width 1.0] [--frames 256] [--compile]
+"""
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from core.models.wav2lip import GeneratorDims, Wav2Lip
+from core.render import FaceGenerator, cpu_supports_bf16
+
+
+def images_per_second(run, crops, mels, batch, repeats):
+    run(crops[:batch], mels[:batch])  # warm-up (and compile, when compiling)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        for i in range(0, len(crops), batch):
+            run(crops[i:i + batch], mels[i:i + batch])
+    return repeats * len(crops) / (time.perf_counter() - started)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--frames", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--compile", action="store_true", help="also measure torch.compile (30-40 s first compile)")
+    args = parser.parse_args()
+
+    torch.manual_seed(0)
+    model = Wav2Lip(GeneratorDims(width=args.width)).eval()
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (args.frames, 96, 96, 3), dtype=np.uint8)
+    mels = rng.uniform(-4, 4, (args.frames, 80, 16)).astype(np.float32)
+
+    def reference(c, m):  # fp32 eager NCHW, what the official script does
+        faces = torch.from_numpy(c).permute(0, 3, 1, 2).float() / 255.0
+        masked = faces.clone()
+        masked[:, :, 48:] = 0
+        with torch.no_grad():
+            return model(torch.from_numpy(m).unsqueeze(1), torch.cat([masked, faces], 1)).numpy()
+
+    print(f"generator width {args.width}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, "
+          f"{torch.get_num_threads()} threads, bf16 on this CPU: {cpu_supports_bf16()}")
+    ref = images_per_second(reference, crops, mels, 128, args.repeats)
+    print(f"reference  fp32 eager NCHW  batch 128: {ref:7.1f} images/s")
+    results = {}
+    variants = [("ours  eager channels-last bf16", False)] + ([("ours  compiled channels-last bf16", True)]
+                                                              if args.compile else [])
+    for name, compiled in variants:
+        same_weights = Wav2Lip(GeneratorDims(width=args.width))
+        same_weights.load_state_dict(model.state_dict())
+        fast = FaceGenerator(same_weights, torch.device("cpu"), 32, compiled)
+        results[name] = images_per_second(fast, crops, mels, 32, args.repeats)
+        print(f"{name:<32} batch 32: {results[name]:7.1f} images/s   ratio {results[name] / ref:4.2f}x")
+
+
+if __name__ == "__main__":
+    main()

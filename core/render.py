@@ -1,0 +1,354 @@
+"""The generator pipeline: a video (or a still) and a dub in, lip-synced frames out.
+
+decode (thread) ─► crop + mel window ─► generator (batched) ─► blend ─► encode (thread)
+
+Stages are joined by bounded queues, so memory stays flat whatever the video's length.
+Output frame k is shown at k / fps; its mel window starts at int(80 · k / fps) of the
+dub, exactly as the reference maps frames to audio. Which source frame feeds output
+frame k depends on the length policy when dub and video differ.
+"""
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from core.audio import is_silent, load_audio, mel_windows, melspectrogram
+from core.blend import BlendSettings, composite
+from core.errors import Cancelled, FaceError, MediaError
+from core.hparams import HP
+from core.video import VideoSource, VideoWriter
+from core.weights import load_model
+
+LENGTH_POLICIES = ("cut", "loop", "bounce", "pad")
+
+
+@dataclass
+class RenderOptions:
+    checkpoint: str = "generator"  # a bundled model name or a checkpoint path
+    device: str = "auto"  # auto, cpu, cuda, cuda:1, mps
+    start_frame: int = 0  # output frame range [start_frame, end_frame)
+    end_frame: int | None = None
+    length_policy: str = "cut"
+    pads: tuple = HP.pads  # top, bottom, left, right
+    smooth_window: int = 5
+    face_index: int | None = None  # None: the largest, most central face
+    detector: str = "retinaface"
+    cache_dir: str | None = None  # detection cache folder
+    batch_size: int = 32
+    dub_offset_s: float = 0.0  # positive: the dub starts later
+    blend: BlendSettings = field(default_factory=BlendSettings)
+    compile: bool | None = None  # None: compile when the job is long enough to pay for it
+    crf: int = 18
+    preset: str = "medium"
+    allow_silent_dub: bool = False
+
+
+@dataclass
+class RenderReport:
+    output: Path | None
+    frames: int
+    generated: int
+    no_face_frames: list  # output frame indices passed through for want of a face
+    faces_seen: int
+    seconds: float
+    fps: float
+
+    @property
+    def no_face_ranges(self) -> list:
+        return to_ranges(self.no_face_frames)
+
+
+def to_ranges(indices) -> list:
+    """[3, 4, 5, 9] → [(3, 6), (9, 10)], half-open."""
+    ranges = []
+    for i in indices:
+        if ranges and ranges[-1][1] == i:
+            ranges[-1] = (ranges[-1][0], i + 1)
+        else:
+            ranges.append((i, i + 1))
+    return ranges
+
+
+# --------------------------------------------------------------------------- frame plan
+
+
+def plan_frames(n_video: int, fps: float, dub_seconds: float, policy: str):
+    """Source frame per output frame, and whether that output frame gets the dub.
+
+    cut: stop at the shorter of video and dub. loop / bounce: follow the dub, repeating the
+    video forwards / back and forth. pad: the longer of the two; video past the dub passes
+    through unchanged, and a dub past the video holds its last frame.
+    """
+    if policy not in LENGTH_POLICIES:
+        raise ValueError(f"length policy must be one of {', '.join(LENGTH_POLICIES)}, not {policy!r}")
+    n_dub = max(1, int(round(dub_seconds * fps)))
+    k = np.arange({"cut": min(n_video, n_dub), "pad": max(n_video, n_dub)}.get(policy, n_dub))
+    if policy == "loop":
+        source = k % n_video
+    elif policy == "bounce":
+        period = max(1, 2 * n_video - 2)
+        phase = k % period
+        source = np.where(phase < n_video, phase, period - phase)
+    else:
+        source = np.minimum(k, n_video - 1)
+    return source.astype(np.int64), k < n_dub
+
+
+def source_frames(video: VideoSource, indices, block: int = 32):
+    """Frames for a sequence of source indices, decoding forward runs once and reversed
+    runs in small blocks (for bounce), so memory stays bounded."""
+    indices = np.asarray(indices)
+    if video.is_image:
+        still = video.read(0)
+        for _ in indices:
+            yield still.copy()
+        return
+    i = 0
+    while i < len(indices):
+        j = i + 1
+        step = 1 if j >= len(indices) or indices[j] >= indices[i] else -1
+        while j < len(indices) and 0 <= (indices[j] - indices[j - 1]) * step <= 1:
+            j += 1
+        run = indices[i:j]
+        if step > 0:
+            frames = video.frames(int(run[0]), int(run[-1]) + 1)
+            current_index, current = next(frames)
+            for want in run:
+                while current_index < want:
+                    current_index, current = next(frames)
+                yield current.copy() if want == run[-1] else current
+            frames.close()
+        else:
+            for hi in range(len(run), 0, -block):
+                chunk = run[max(0, hi - block):hi]
+                decoded = {idx: f for idx, f in video.frames(int(chunk.min()), int(chunk.max()) + 1)}
+                for want in chunk[::-1]:
+                    yield decoded[int(want)]
+        i = j
+
+
+# --------------------------------------------------------------------------- generator
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def cpu_supports_bf16() -> bool:
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+class FaceGenerator:
+    """Runs the generator on batches of 96×96 BGR crops, with the fastest settings the device has:
+    inference mode and channels-last everywhere, bf16 autocast on CPUs with native bf16,
+    fp16 on CUDA, torch.compile when asked; the batch halves on out-of-memory."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, batch_size: int = 32,
+                 compile_model: bool = False):
+        self.device = device
+        self.batch_size = batch_size
+        self.model = model.to(device).eval().to(memory_format=torch.channels_last)
+        if device.type == "cuda":
+            self.autocast = torch.autocast("cuda", dtype=torch.float16)
+        elif device.type == "cpu" and cpu_supports_bf16():
+            self.autocast = torch.autocast("cpu", dtype=torch.bfloat16)
+        else:
+            self.autocast = None
+        if compile_model:
+            self.model = torch.compile(self.model, dynamic=False)
+
+    def __call__(self, crops: np.ndarray, mels: np.ndarray) -> np.ndarray:
+        """crops (B, 96, 96, 3) uint8 BGR, mels (B, 80, 16) → generated crops (B, 96, 96, 3) uint8."""
+        out = []
+        start = 0
+        while start < len(crops):
+            size = self.batch_size
+            try:
+                out.append(self._run(crops[start:start + size], mels[start:start + size]))
+                start += size
+            except torch.OutOfMemoryError:
+                if self.batch_size == 1:
+                    raise
+                self.batch_size //= 2
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+        return np.concatenate(out) if out else crops[:0].copy()
+
+    def _run(self, crops, mels) -> np.ndarray:
+        faces = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        masked = faces.clone()
+        masked[:, :, faces.shape[2] // 2:] = 0  # the generator redraws the lower half
+        x = torch.cat([masked, faces], dim=1).contiguous(memory_format=torch.channels_last)
+        mel = torch.from_numpy(np.ascontiguousarray(mels)).to(self.device).unsqueeze(1)
+        with torch.inference_mode():
+            if self.autocast is not None:
+                with self.autocast:
+                    pred = self.model(mel, x)
+            else:
+                pred = self.model(mel, x)
+        pred = pred.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+        return pred.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def load_generator(options: RenderOptions, n_frames: int) -> FaceGenerator:
+    device = select_device(options.device)
+    model = load_model(options.checkpoint, expect="wav2lip")
+    # compiling costs ~30-40 s on 2 cores: worth it only for long jobs on CPU
+    compile_model = options.compile if options.compile is not None else (device.type == "cpu" and n_frames > 3000)
+    return FaceGenerator(model, device, options.batch_size, compile_model)
+
+
+# --------------------------------------------------------------------------- the job
+
+
+def _background(iterator, maxsize: int, stop: threading.Event):
+    """Run `iterator` in a thread, handing its items over through a bounded queue."""
+    items: queue.Queue = queue.Queue(maxsize)
+    done = object()
+
+    def pump():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            items.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            items.put(exc)
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    while True:
+        item = items.get()
+        if item is done:
+            return
+        if isinstance(item, BaseException):
+            raise item
+        yield item
+
+
+class Renderer:
+    """One render job: open inputs, track the face, then stream frames out."""
+
+    def __init__(self, video_path, dub_path, options: RenderOptions = RenderOptions(), progress=None,
+                 cancel=None, generator: FaceGenerator | None = None):
+        self.options = options
+        self.progress = progress or (lambda done, total, stage="render": None)
+        self.cancel = cancel or (lambda: False)
+        self.video = VideoSource(video_path)
+        self.dub_path = Path(dub_path)
+        audio = load_audio(dub_path)
+        if audio.size < HP.sample_rate * HP.mel_step_size / HP.mel_fps:
+            raise MediaError(dub_path, f"dub is too short ({audio.size / HP.sample_rate:.2f} s; at least 0.2 s)")
+        if is_silent(audio) and not options.allow_silent_dub:
+            raise MediaError(dub_path, "dub is silent (peak below -60 dBFS); nothing to lip-sync to")
+        self.mel = melspectrogram(audio)
+        self.fps = self.video.fps
+        dub_seconds = audio.size / HP.sample_rate + options.dub_offset_s
+        policy = "loop" if self.video.is_image else options.length_policy  # a still follows the dub
+        self.source, self.with_dub = plan_frames(self.video.frame_count, self.fps, max(dub_seconds, 0.0), policy)
+        before_dub = np.arange(len(self.source)) / self.fps < options.dub_offset_s
+        self.with_dub &= ~before_dub  # a late dub leaves the first frames untouched
+        stop = len(self.source) if options.end_frame is None else min(options.end_frame, len(self.source))
+        self.range = range(max(0, options.start_frame), stop)
+        if len(self.range) == 0:
+            raise ValueError(f"empty frame range {options.start_frame}..{options.end_frame} "
+                             f"(the output has {len(self.source)} frames)")
+        self.track = self._track_faces()
+        self.generator = generator or load_generator(options, len(self.range))
+
+    def _track_faces(self):
+        from core.faces import track_video
+
+        track = track_video(self.video, detector=self.options.detector, cache_dir=self.options.cache_dir,
+                            face_index=self.options.face_index, smooth_window=self.options.smooth_window,
+                            progress=lambda d, t: self.progress(d, t, "detect"), cancel=self.cancel)
+        if not track.has_face.any():
+            raise FaceError(self.video.path, "no face found in any frame")
+        return track
+
+    def frames(self):
+        """Yield (output index, BGR frame, generated?) for the job's range, in order."""
+        stop_event = threading.Event()
+        indices = np.asarray(self.range)
+        decoded = _background(zip(indices, source_frames(self.video, self.source[indices])), 8, stop_event)
+        batch = []
+        try:
+            for k, frame in decoded:
+                if self.cancel():
+                    raise Cancelled("render cancelled")
+                batch.append((int(k), frame))
+                if len(batch) == self.generator.batch_size:
+                    yield from self._process(batch)
+                    batch = []
+            yield from self._process(batch)
+        finally:
+            stop_event.set()
+
+    def _process(self, batch):
+        todo, crops, boxes = [], [], []
+        for n, (k, frame) in enumerate(batch):
+            src = int(self.source[k])
+            box = self.track.crop_box(src, self.options.pads) if self.with_dub[k] else None
+            if box is None:
+                continue
+            x1, y1, x2, y2 = box
+            crops.append(cv2.resize(frame[y1:y2, x1:x2], (HP.img_size, HP.img_size), interpolation=cv2.INTER_AREA))
+            todo.append(n)
+            boxes.append(box)
+        if todo:
+            times = (np.array([batch[n][0] for n in todo]) / self.fps) - self.options.dub_offset_s
+            mels = mel_windows(self.mel, times)
+            generated = self.generator(np.stack(crops), mels)
+            for n, box, face in zip(todo, boxes, generated):
+                src = int(self.source[batch[n][0]])
+                composite(batch[n][1], face, box, self.track.landmarks_at(src), self.options.blend)
+        done = set(todo)
+        for n, (k, frame) in enumerate(batch):
+            yield k, frame, n in done
+
+    def render_to(self, output, protect=()) -> RenderReport:
+        """Encode the job's frames with the dub into `output` (atomic; nothing left on failure)."""
+        started = time.perf_counter()
+        total = len(self.range)
+        no_face, generated = [], 0
+        audio_offset = self.options.dub_offset_s - self.range.start / self.fps
+        with VideoWriter(output, self.video.width, self.video.height, self.fps, audio_path=self.dub_path,
+                         audio_offset_s=audio_offset, crf=self.options.crf, preset=self.options.preset,
+                         protect=(self.video.path, self.dub_path, *protect)) as writer:
+            for done, (k, frame, was_generated) in enumerate(self.frames(), 1):
+                writer.write(frame)
+                generated += was_generated
+                if not was_generated and self.with_dub[k]:
+                    no_face.append(k)
+                self.progress(done, total, "render")
+        seconds = time.perf_counter() - started
+        return RenderReport(Path(output), total, generated, no_face, self.track.n_faces_seen, seconds,
+                            total / max(seconds, 1e-9))
+
+
+def render(video_path, dub_path, output, options: RenderOptions = RenderOptions(), progress=None,
+           cancel=None) -> RenderReport:
+    """Render `video_path` lip-synced to `dub_path` into the MP4 `output`."""
+    return Renderer(video_path, dub_path, options, progress, cancel).render_to(output)
+
+

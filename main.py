@@ -1,0 +1,165 @@
+"""Lipsmith command line: `python main.py render VIDEO DUB -o OUT.mp4`, and friends.
+
+Exit codes: 0 done, 1 bad input (one line naming the file and the problem),
+2 bad usage, 130 cancelled (Ctrl-C).
+"""
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+
+def parse_time(text: str) -> float:
+    """Seconds from "12.5", "1:02.5" or "00:01:02.5"."""
+    seconds = 0.0
+    for part in text.split(":"):
+        seconds = seconds * 60 + float(part)
+    return seconds
+
+
+class ProgressBar:
+    """One line on stderr per stage: percentage, frames/s and ETA."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self.stage = None
+        self.started = 0.0
+        self.last_draw = 0.0
+
+    def __call__(self, done: int, total: int, stage: str = "render"):
+        if self.quiet:
+            return
+        now = time.perf_counter()
+        if stage != self.stage:
+            if self.stage is not None:
+                sys.stderr.write("\n")
+            self.stage, self.started = stage, now
+        if now - self.last_draw < 0.2 and done < total:
+            return
+        self.last_draw = now
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0.5 else 0.0  # too early for a meaningful rate
+        eta_text = "--:--"
+        if rate > 0:
+            eta = (total - done) / rate
+            eta_text = f"{int(eta // 60):02d}:{int(eta % 60):02d}"
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r{stage:>7} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
+                         f"{rate:5.1f} fps  ETA {eta_text} ")
+        sys.stderr.flush()
+
+    def close(self):
+        if self.stage is not None and not self.quiet:
+            sys.stderr.write("\n")
+
+
+def add_render_parser(sub):
+    from core.render import LENGTH_POLICIES
+
+    p = sub.add_parser("render", help="lip-sync a video (or a still portrait) to a dubbed track")
+    p.add_argument("video", help="video file, or a still image for static mode")
+    p.add_argument("dub", help="dubbed audio (any format ffmpeg reads, or a video's audio track)")
+    p.add_argument("-o", "--output", required=True, help="output .mp4")
+    p.add_argument("--checkpoint", default="generator",
+                   help="generator: a bundled model name, our .safetensors or an official wav2lip(_gan).pth")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    rng = p.add_argument_group("range (output frames; default the whole clip)")
+    rng.add_argument("--start-frame", type=int, help="first output frame")
+    rng.add_argument("--end-frame", type=int, help="output frame to stop before")
+    rng.add_argument("--from", dest="from_time", type=parse_time, help="start time, e.g. 12.5 or 0:12.5")
+    rng.add_argument("--to", dest="to_time", type=parse_time, help="end time")
+    p.add_argument("--length", choices=LENGTH_POLICIES, default="cut",
+                   help="when dub and video differ: cut to the shorter, loop or bounce the video to the dub's "
+                        "length, or pad with the original frames (default cut)")
+    p.add_argument("--dub-offset", type=float, default=0.0, help="seconds to delay the dub (negative: earlier)")
+    p.add_argument("--pads", type=int, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), default=[0, 10, 0, 0],
+                   help="pixels added around the face box (default 0 10 0 0)")
+    p.add_argument("--smooth", type=int, default=5, help="face box smoothing window in frames (0: off)")
+    p.add_argument("--face", type=int, default=None,
+                   help="which face when several: 0 = largest, most central (default), 1 = next, …")
+    p.add_argument("--detector", default="retinaface", choices=["retinaface", "face-alignment"])
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--feather", type=float, default=0.08, help="mask feather, fraction of the face size")
+    p.add_argument("--no-color-match", action="store_true", help="paste the generated colours as they are")
+    p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, default 18)")
+    p.add_argument("--preset", default="medium", help="x264 preset (default medium)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="torch.compile the generator (default: only for long CPU jobs)")
+    p.add_argument("--cache-dir", help="face detection cache folder")
+    p.add_argument("--allow-silent", action="store_true", help="render even when the dub is silent")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_render)
+
+
+def cmd_render(args) -> int:
+    from core.blend import BlendSettings
+    from core.render import RenderOptions, Renderer
+    from core.video import check_writable
+
+    check_writable(args.output)  # fail before minutes of detection, not after
+    fps_probe = None
+    start, end = args.start_frame or 0, args.end_frame
+    if args.from_time is not None or args.to_time is not None:
+        from core.video import VideoSource
+
+        with VideoSource(args.video) as probe:
+            fps_probe = probe.fps
+        start = int(round((args.from_time or 0.0) * fps_probe)) if args.from_time is not None else start
+        end = int(round(args.to_time * fps_probe)) if args.to_time is not None else end
+    options = RenderOptions(
+        checkpoint=args.checkpoint, device=args.device, start_frame=start, end_frame=end,
+        length_policy=args.length, pads=tuple(args.pads), smooth_window=args.smooth, face_index=args.face,
+        detector=args.detector, cache_dir=args.cache_dir, batch_size=args.batch_size, dub_offset_s=args.dub_offset,
+        blend=BlendSettings(feather=args.feather, color_match=not args.no_color_match), compile=args.compile,
+        crf=args.crf, preset=args.preset, allow_silent_dub=args.allow_silent)
+    bar = ProgressBar(args.quiet)
+    try:
+        renderer = Renderer(args.video, args.dub, options, progress=bar)
+        report = renderer.render_to(args.output)
+    finally:
+        bar.close()
+    print(f"wrote {report.output}: {report.frames} frames, {report.generated} lip-synced, "
+          f"{report.fps:.1f} frames/s on {renderer.generator.device}")
+    if report.faces_seen > 1:
+        print(f"note: up to {report.faces_seen} faces per frame; used face {args.face or 0} "
+              f"(choose another with --face)")
+    if report.no_face_frames:
+        spans = ", ".join(f"{a}-{b - 1}" for a, b in report.no_face_ranges[:8])
+        print(f"note: no face in {len(report.no_face_frames)} frames (passed through unchanged): {spans}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lipsmith", description="Lipsmith: lip-sync for dubbing editors.")
+    parser.add_argument("--version", action="version", version=f"lipsmith {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_render_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    from core.errors import Cancelled, LipsmithError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return args.run(args)
+    except LipsmithError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Cancelled):
+        print("cancelled; nothing was written", file=sys.stderr)
+        return 130
+    except ValueError as exc:  # bad option values that only the engine can judge (ranges, policies)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
