@@ -99,7 +99,7 @@ def cmd_render(args) -> int:
     from core.render import RenderOptions, Renderer
     from core.video import check_writable
 
-    check_writable(args.output)  # fail before minutes of detection, not after
+    check_writable(args.output, protect=(args.video, args.dub))  # fail before minutes of detection, not after
     fps_probe = None
     start, end = args.start_frame or 0, args.end_frame
     if args.from_time is not None or args.to_time is not None:
@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lipsmith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_render_parser(sub)
+    from training import prepare, train_expert, train_generator
+
+    for module in (prepare, train_expert, train_generator):
+        module.add_parser(sub)
     return parser
 
 

@@ -2,7 +2,6 @@
 from dataclasses import asdict, dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from core.models.blocks import NoNormConv2d, fold_time, lower_half, scaled
@@ -40,8 +39,3 @@ class QualityDiscriminator(nn.Module):
         for block in self.face_encoder_blocks:
             x = block(x)
         return self.binary_pred(x).flatten(1)
-
-    def generator_loss(self, fake_faces: torch.Tensor) -> torch.Tensor:
-        """The generator's adversarial term: push P(real) of its output towards 1."""
-        pred = self(fake_faces)
-        return F.binary_cross_entropy(pred, torch.ones_like(pred))

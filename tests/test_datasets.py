@@ -1,0 +1,213 @@
+"""training/datasets.py on a synthetic prepared layout: every frame's JPEG encodes its index
+(blue level) and its side (left half brighter), so windows, flips and channel order can be
+checked by construction."""
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import cv2
+
+from core.audio import mel_window, melspectrogram
+from tests.conftest import speech_like
+from training.datasets import Augment, ExpertDataset, GeneratorDataset
+
+FRAMES = {"s1/long": 60, "s1/mid": 30, "s2/other": 40, "s2/short": 8}
+CROP_H, CROP_W = 110, 90
+
+
+def blue(i):
+    return 20 + 3 * i
+
+
+def frame_image(i):
+    """Top half black; bottom half B = index level (left) / half of it (right), G 128, R 255 - level."""
+    img = np.zeros((CROP_H, CROP_W, 3), np.uint8)
+    low = img[CROP_H // 2:]
+    low[..., 0] = blue(i)
+    low[:, CROP_W // 2:, 0] = blue(i) // 2
+    low[..., 1] = 128
+    low[..., 2] = 255 - blue(i)
+    return img
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("prepared")
+    for n, (key, frames) in enumerate(FRAMES.items()):
+        folder = root / key
+        folder.mkdir(parents=True)
+        for i in range(frames):
+            cv2.imwrite(str(folder / f"{i}.jpg"), frame_image(i), [cv2.IMWRITE_JPEG_QUALITY, 100])
+        sf.write(str(folder / "audio.wav"), speech_like(frames / 25, seed=n), 16000, subtype="PCM_16")
+    (root / "filelists").mkdir()
+    (root / "filelists" / "train.txt").write_text("".join(f"{k}\n" for k in FRAMES) + "s3/missing\n")
+    return root
+
+
+def clip_mel(root, key):
+    audio, _ = sf.read(str(root / key / "audio.wav"), dtype="float32")
+    return melspectrogram(audio)
+
+
+def test_expert_shapes_ranges_and_skipped_clips(root):
+    ds = ExpertDataset(root, "train")
+    assert sorted(ds.skipped) == ["s2/short", "s3/missing"]  # 8 frames: too few starts; no folder
+    assert len(ds) == (60 - 4) + (30 - 4) + (40 - 4) == ds.n_windows
+    for idx in (0, 57, len(ds) - 1):
+        faces, mel, label = ds[idx]
+        assert faces.shape == (15, 48, 96) and faces.dtype == torch.float32
+        assert mel.shape == (1, 80, 16) and mel.dtype == torch.float32
+        assert label.shape == () and label.item() in (0.0, 1.0)
+        assert 0 <= faces.min() and faces.max() <= 1 and -4 <= mel.min() and mel.max() <= 4
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+    assert len(ExpertDataset(root, "train", epoch_size=1000)) == 1000
+
+
+def test_expert_windows_by_construction(root):
+    ds = ExpertDataset(root, root / "filelists" / "train.txt", train=False)
+    for idx in range(0, len(ds), 7):
+        plan = ds.plan(idx)
+        faces, mel, label = ds[idx]
+        i, j = plan["start"], plan["mel_start"]
+        # frames i..i+4, lower half, BGR, frame-major channels
+        for k in range(5):
+            left_b = faces[3 * k, 10:40, 5:40].mean().item() * 255
+            red = faces[3 * k + 2, 10:40, 5:90].mean().item() * 255
+            assert abs(left_b - blue(i + k)) < 2 and abs(red - (255 - blue(i + k))) < 2
+        assert faces[:, :2].max() > 0.05  # no black rows: this is the lower half only
+        expected = mel_window(clip_mel(root, plan["key"]), j / 25)
+        np.testing.assert_array_equal(mel[0].numpy(), expected)
+        assert label.item() == (1.0 if i == j else 0.0)
+        if label.item() == 0:
+            assert abs(j - i) >= 5
+
+
+def test_expert_labels_are_balanced_and_off_sync_offsets_far(root):
+    ds = ExpertDataset(root, "train", epoch_size=4000, seed=5)
+    plans = [ds.plan(i, entropy=0) for i in range(4000)]
+    labels = np.array([p["label"] for p in plans])
+    assert 0.46 < labels.mean() < 0.54
+    offsets = np.array([abs(p["mel_start"] - p["start"]) for p in plans if p["label"] == 0])
+    assert offsets.min() >= 5 and offsets.max() > 20
+    # the off-sync mel really is another window than the in-sync one
+    p = next(p for p in plans if p["label"] == 0)
+    mel = clip_mel(root, p["key"])
+    assert not np.array_equal(mel_window(mel, p["start"] / 25), mel_window(mel, p["mel_start"] / 25))
+
+
+def test_training_draws_are_seeded_per_process_and_fresh_every_epoch(root):
+    ds = ExpertDataset(root, "train", seed=1)
+    torch.manual_seed(0)
+    a = ds[10]
+    torch.manual_seed(0)
+    assert all(torch.equal(x, y) for x, y in zip(a, ds[10]))  # same torch seed, same item
+    assert ds.plan(10)["augment"] != ds.plan(10)["augment"]  # otherwise fresh draws each time
+    item, plan = ds.sample(10, entropy=123)
+    again, plan2 = ds.sample(10, entropy=123)
+    assert all(torch.equal(x, y) for x, y in zip(item, again)) and plan["augment"] == plan2["augment"]
+    assert ExpertDataset(root, "train", seed=2).plan(10, entropy=123)["augment"] != plan["augment"]
+    ds.set_epoch(1)
+    assert ds.plan(10, entropy=123)["augment"] != plan["augment"]
+    # validation: no augmentation and the same draws at every evaluation
+    val = ExpertDataset(root, "train", train=False)
+    before = [val.plan(i)["mel_start"] for i in range(40)]
+    val.set_epoch(3)
+    torch.manual_seed(99)
+    assert [val.plan(i)["mel_start"] for i in range(40)] == before
+    assert val.plan(0)["augment"] is None
+
+
+def test_dataloader_workers_are_reproducible_and_epochs_differ(root):
+    ds = ExpertDataset(root, "train", seed=1)
+
+    def first_batches(persistent):
+        torch.manual_seed(0)
+        loader = torch.utils.data.DataLoader(ds, batch_size=4, num_workers=2, shuffle=False,
+                                             persistent_workers=persistent)
+        return [next(iter(loader))[0] for _ in range(2)]  # first batch of two epochs
+
+    run1, run2 = first_batches(True), first_batches(True)
+    assert torch.equal(run1[0], run2[0]) and torch.equal(run1[1], run2[1])  # reproducible
+    assert not torch.equal(run1[0], run1[1])  # persistent workers still draw afresh each epoch
+
+
+def test_generator_items_by_construction(root):
+    ds = GeneratorDataset(root, "train", train=False)
+    assert sorted(ds.skipped) == ["s2/short", "s3/missing"]
+    # the last frame's window (0.2 s from its time) must fit in the audio: 4 starts fewer per clip
+    assert [int(s.max()) for s in ds.starts] == [51, 21, 31]
+    for idx in range(0, len(ds), 11):
+        plan = ds.plan(idx)
+        item = ds[idx]
+        assert item["target"].shape == item["reference"].shape == (5, 3, 96, 96)
+        assert item["mels"].shape == (5, 1, 80, 16) and item["sync_mel"].shape == (1, 80, 16)
+        assert all(v.dtype == torch.float32 for v in item.values())
+        i, r = plan["start"], plan["reference_start"]
+        assert r != i
+        for k in range(5):
+            assert abs(item["target"][k, 0, 60:90, 5:40].mean().item() * 255 - blue(i + k)) < 2
+            assert abs(item["reference"][k, 0, 60:90, 5:40].mean().item() * 255 - blue(r + k)) < 2
+        assert item["target"][:, :, :40].max() < 0.05  # unmasked full crop: the black top half is there
+        mel = clip_mel(root, plan["key"])
+        for k in range(5):
+            np.testing.assert_array_equal(item["mels"][k, 0].numpy(), mel_window(mel, (i + k) / 25))
+        np.testing.assert_array_equal(item["sync_mel"][0].numpy(), mel_window(mel, i / 25))
+    # centred per-frame windows (the reference trainer's i - 2) shift the windows and the starts
+    centred = GeneratorDataset(root, "train", train=False, frame_mel_offset=-2)
+    assert min(int(s.min()) for s in centred.starts) == 2
+    plan, item = centred.plan(3), centred[3]
+    mel = clip_mel(root, plan["key"])
+    np.testing.assert_array_equal(item["mels"][0, 0].numpy(), mel_window(mel, (plan["start"] - 2) / 25))
+
+
+def test_flip_and_jitter_are_the_same_for_every_frame_of_both_windows(root):
+    ds = GeneratorDataset(root, "train", seed=7)
+    flips = {}
+    for idx in range(len(ds)):
+        p = ds.plan(idx, entropy=0)["augment"]
+        flips.setdefault(p["flip"], idx)
+        if len(flips) == 2:
+            break
+    for flipped, idx in flips.items():
+        item, plan = ds.sample(idx, entropy=0)
+        assert plan["augment"]["flip"] == flipped
+        for window in (item["target"], item["reference"]):
+            left = window[:, 0, 60:90, 8:40].mean(dim=(1, 2))
+            right = window[:, 0, 60:90, 56:88].mean(dim=(1, 2))
+            assert bool(((right > left) if flipped else (left > right)).all())
+    # jitter: one draw for the whole item, so the blue/red relation is the same in every frame
+    item, plan = ds.sample(flips[False], entropy=0)
+    a = item["target"][:, 1, 60:90, 20:70].mean(dim=(1, 2))  # green is 128 everywhere: one value
+    assert float(a.max() - a.min()) < 0.01
+    assert abs(float(a.mean()) - 128 / 255) > 0.002 or plan["augment"]["brightness"] == pytest.approx(1, abs=0.02)
+
+
+def test_augment_mel_gain_is_a_shift_of_the_normalised_db():
+    aug = Augment(mel_noise=0.0)
+    mel = np.linspace(-4, 4, 80 * 16, dtype=np.float32).reshape(80, 16)
+    up = aug.mel(mel, {"gain_db": 6.0}, np.random.default_rng(0))
+    inside = (mel > -4) & (mel < 4 - 0.48)
+    np.testing.assert_allclose(up[inside], mel[inside] + 0.48, atol=1e-6)
+    assert up[mel == -4].max() == -4  # the silence floor stays put for a positive gain
+    assert up.max() == 4
+    down = aug.mel(mel, {"gain_db": -6.0}, np.random.default_rng(0))
+    np.testing.assert_allclose(down[mel > -3.5], mel[mel > -3.5] - 0.48, atol=1e-6)
+    assert down.min() == -4
+    noisy = Augment(mel_noise=0.05).mel(mel, {"gain_db": 0.0}, np.random.default_rng(0))
+    assert 0.03 < float(np.std((noisy - mel)[inside])) < 0.07
+
+
+def test_augment_image_identity_and_scale():
+    img = np.random.default_rng(0).random((96, 96, 3)).astype(np.float32)
+    ident = {"brightness": 1.0, "contrast": 1.0, "saturation": 1.0, "scale": 1.0, "dx": 0.0, "dy": 0.0,
+             "flip": False}
+    np.testing.assert_allclose(Augment.image(img, ident), img, atol=1e-6)
+    np.testing.assert_allclose(Augment.image(img, dict(ident, flip=True)), img[:, ::-1], atol=1e-6)
+    square = np.zeros((96, 96, 3), np.float32)
+    square[38:58, 38:58] = 1
+    zoomed = Augment.image(square, dict(ident, scale=1.05))
+    assert zoomed.sum() > square.sum() * 1.05  # area grows by ~1.1
+    shifted = Augment.image(square, dict(ident, dx=0.05))
+    cols = np.flatnonzero(shifted[48, :, 0] > 0.5)
+    assert cols.min() in (42, 43) and cols.max() in (61, 62)  # moved right by ~4.8 px

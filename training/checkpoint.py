@@ -1,0 +1,106 @@
+"""Training checkpoints: safetensors (models, optimisers, RNG) + a JSON sidecar.
+
+The sidecar records what a resume must agree with: dimensions, hyper-parameters and the
+hash of the data manifest. A resume with different hyper-parameters is refused unless
+forced, because it would silently continue a different experiment.
+"""
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from core.errors import LipsmithError
+from core.atomic import atomic_write, atomic_write_text
+from core.weights import sha256_file
+
+
+class ResumeError(LipsmithError):
+    """A checkpoint that cannot continue this run."""
+
+
+def manifest_hash(data_root) -> str:
+    """Hash of the prepared dataset's manifest and filelists (what the model was trained on)."""
+    root = Path(data_root)
+    digest = hashlib.sha256()
+    for name in ("manifest.json", "filelists/train.txt", "filelists/val.txt"):
+        path = root / name
+        if path.is_file():
+            digest.update(name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _flatten(prefix: str, obj, out: dict, meta: dict):
+    """Optimizer state dicts hold tensors and plain values; tensors go to safetensors, the rest to JSON."""
+    if isinstance(obj, torch.Tensor):
+        out[prefix] = obj.detach().cpu().contiguous()
+        meta[prefix] = "__tensor__"
+    elif isinstance(obj, dict):
+        meta[prefix] = {"__dict__": [str(k) for k in obj]}
+        for k, v in obj.items():
+            _flatten(f"{prefix}/{k}", v, out, meta)
+    elif isinstance(obj, (list, tuple)):
+        meta[prefix] = {"__list__": len(obj)}
+        for i, v in enumerate(obj):
+            _flatten(f"{prefix}/{i}", v, out, meta)
+    else:
+        meta[prefix] = {"__value__": obj}
+
+
+def _unflatten(prefix: str, tensors: dict, meta: dict):
+    entry = meta[prefix]
+    if entry == "__tensor__":
+        return tensors[prefix]
+    if "__dict__" in entry:
+        return {_key(k): _unflatten(f"{prefix}/{k}", tensors, meta) for k in entry["__dict__"]}
+    if "__list__" in entry:
+        return [_unflatten(f"{prefix}/{i}", tensors, meta) for i in range(entry["__list__"])]
+    return entry["__value__"]
+
+
+def _key(k: str):
+    return int(k) if k.lstrip("-").isdigit() else k  # optimizer state is keyed by parameter index
+
+
+def save_training_state(path, *, models: dict, optimizers: dict, step: int, config: dict, metrics: dict,
+                        extra: dict | None = None) -> None:
+    """Everything a resume needs, atomically: `path` (.safetensors) + `path`.json."""
+    path = Path(path)
+    tensors, layout = {}, {}
+    for name, model in models.items():
+        _flatten(f"model.{name}", model.state_dict(), tensors, layout)
+    for name, opt in optimizers.items():
+        _flatten(f"optim.{name}", opt.state_dict(), tensors, layout)
+    _flatten("rng.torch", torch.get_rng_state(), tensors, layout)
+    atomic_write(path, lambda tmp: save_file(tensors, tmp))
+    sidecar = {"step": step, "config": config, "metrics": metrics, "layout": layout,
+               "sha256": sha256_file(path), **(extra or {})}
+    atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=1))
+
+
+def load_training_state(path, *, models: dict, optimizers: dict, config: dict, force: bool = False) -> dict:
+    """Restore models, optimisers and RNG from `path`; returns the sidecar (step, metrics, …)."""
+    path = Path(path)
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    if sha256_file(path) != sidecar["sha256"]:
+        raise ResumeError(path, "SHA-256 does not match its sidecar: the checkpoint is damaged")
+    changed = {k: (sidecar["config"].get(k), v) for k, v in config.items()
+               if k not in RESUMABLE_CHANGES and sidecar["config"].get(k) != v}
+    if changed and not force:
+        detail = ", ".join(f"{k}: {old!r} → {new!r}" for k, (old, new) in changed.items())
+        raise ResumeError(path, f"hyper-parameters differ from the checkpoint's ({detail}); "
+                                f"use --force to resume anyway")
+    tensors = load_file(str(path))
+    layout = sidecar["layout"]
+    for name, model in models.items():
+        model.load_state_dict(_unflatten(f"model.{name}", tensors, layout))
+    for name, opt in optimizers.items():
+        opt.load_state_dict(_unflatten(f"optim.{name}", tensors, layout))
+    torch.set_rng_state(_unflatten("rng.torch", tensors, layout))
+    return sidecar
+
+
+# settings that may change between a run and its resume without changing the experiment
+RESUMABLE_CHANGES = {"steps", "max_minutes", "eval_every", "save_every", "workers", "run_dir", "resume", "force",
+                     "log_every", "device"}

@@ -1,0 +1,360 @@
+"""Torch datasets over the prepared layout (`training/prepare.py`):
+
+    <root>/<source>/<clip>/{0.jpg, 1.jpg, ..., audio.wav}     filelist lines: "<source>/<clip>"
+
+* `ExpertDataset`: 5-frame lower-half windows + a 0.2 s mel window, 50 % in sync, 50 % off
+  sync (the mel of another start >= 5 frames away), for the SyncNet expert.
+* `GeneratorDataset`: target window, reference window (another start of the same clip),
+  per-frame mels and the window's expert mel, for the Wav2Lip generator.
+
+Images are BGR, as cv2 reads them (the official models were trained on cv2 images), resized
+(INTER_AREA, like the renderer) from the saved natural-size crop to 96 x 96, floats in [0, 1].
+Mels are the engine's (`core.audio.melspectrogram`), windows by `core.audio.mel_window`:
+frame i of a 25 fps clip starts at mel frame int(80 * i / 25). Only windows that fit inside
+the audio are used (no clamping at the end, unlike inference).
+
+Indexing: without `epoch_size`, item `idx` is one fixed (clip, start frame) window, so a
+shuffling or distributed sampler covers every window once per epoch; with `epoch_size`, the
+window is drawn at random.
+
+Randomness: everything random in an item (label, the other start, the augmentation) comes
+from one numpy generator made per item from (seed, epoch, idx, entropy). For training, the
+entropy is a number drawn from torch's RNG of the process that loads the item: a DataLoader
+worker's torch RNG is seeded by the loader (base seed from the main process + worker id), so
+each worker has its own seeded stream, every epoch gets fresh draws (also with persistent
+workers), and a run is reproducible for a given `torch.manual_seed`, sampler and worker
+count. `train=False` uses no entropy and no augmentation: the validation items are the same
+at every evaluation, whatever the workers. `sample(idx, entropy)` returns an item together
+with its draws (the tests check items against them by construction).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import soundfile as sf
+import torch
+from torch.utils.data import Dataset
+
+from core.audio import mel_index, melspectrogram
+from core.hparams import HP
+
+FPS = 25
+_FRAME = re.compile(r"^(\d+)\.jpg$")
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation; one draw (`sample`) is applied to every frame of an item and,
+    for the generator, to both windows, so the frames stay consistent with each other.
+
+    Audio gain is applied to the normalised mel, not the waveform (recomputing the mel per
+    item would cost more than the rest of loading): a gain of g dB adds g dB to every mel
+    bin, which the normalisation `8 * (S + 100) / 100 - 4` maps to `+ 8 * g / 100`, then the
+    result is clipped to [-4, 4] as the mel is. Bins at the -4 floor stay there for positive
+    gains (their true level is unknown, anywhere at or below the floor); that is the only
+    approximation, and it matches the real mel exactly wherever neither clip is reached.
+    """
+
+    brightness: float = 0.1  # factor in [1 - b, 1 + b]
+    contrast: float = 0.1
+    saturation: float = 0.1
+    scale: float = 0.05  # zoom factor in [1 - s, 1 + s] about the centre
+    shift: float = 0.05  # translation in [-s, s] of the image size, x and y
+    flip: float = 0.5  # probability of a horizontal flip
+    gain_db: float = 6.0  # uniform in [-g, g]
+    mel_noise: float = 0.05  # std of Gaussian noise on the normalised mel (range 8)
+
+    def sample(self, rng: np.random.Generator) -> dict:
+        u = lambda a: float(rng.uniform(-a, a))
+        return {"brightness": 1 + u(self.brightness), "contrast": 1 + u(self.contrast),
+                "saturation": 1 + u(self.saturation), "scale": 1 + u(self.scale),
+                "dx": u(self.shift), "dy": u(self.shift), "flip": bool(rng.random() < self.flip),
+                "gain_db": u(self.gain_db)}
+
+    @staticmethod
+    def image(img: np.ndarray, p: dict) -> np.ndarray:
+        """96x96 BGR float32 [0, 1] -> the same, augmented with draw `p`."""
+        size = img.shape[1], img.shape[0]
+        if p["scale"] != 1 or p["dx"] or p["dy"]:
+            c = ((size[0] - 1) / 2, (size[1] - 1) / 2)
+            s = p["scale"]
+            m = np.array([[s, 0, c[0] * (1 - s) + p["dx"] * size[0]],
+                          [0, s, c[1] * (1 - s) + p["dy"] * size[1]]], dtype=np.float64)
+            img = cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if p["flip"]:
+            img = img[:, ::-1]
+        grey = img[..., 0:1] * 0.114 + img[..., 1:2] * 0.587 + img[..., 2:3] * 0.299  # BGR
+        img = img * p["brightness"]
+        grey = grey * p["brightness"]
+        img = (img - grey.mean()) * p["contrast"] + grey.mean()
+        grey = (grey - grey.mean()) * p["contrast"] + grey.mean()
+        img = grey + (img - grey) * p["saturation"]
+        return np.clip(img, 0.0, 1.0).astype(np.float32)
+
+    def mel(self, mel: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
+        """Gain (as an additive shift of the normalised mel, see the class doc) and noise."""
+        top = HP.max_abs_value
+        shift = 2 * top * p["gain_db"] / -HP.min_level_db  # 8 * g / 100
+        out = mel + np.float32(shift)
+        if shift > 0:
+            out = np.where(mel <= -top + 1e-6, mel, out)
+        if self.mel_noise:
+            out = out + rng.normal(0.0, self.mel_noise, size=mel.shape).astype(np.float32)
+        return np.clip(out, -top, top).astype(np.float32)
+
+
+
+# --------------------------------------------------------------------------- clips
+
+
+@dataclass
+class Clip:
+    key: str
+    path: Path
+    frames: int
+    audio_samples: int
+
+    @property
+    def mel_frames(self) -> int:
+        return 1 + self.audio_samples // HP.hop_size  # melspectrogram's frame count
+
+
+def read_filelist(root, filelist) -> list:
+    """Clip keys from a filelist (a path, or a name under <root>/filelists/ such as "train")."""
+    root = Path(root)
+    path = Path(filelist)
+    if not path.is_file():
+        candidate = root / "filelists" / (filelist if str(filelist).endswith(".txt") else f"{filelist}.txt")
+        if candidate.is_file():
+            path = candidate
+        else:
+            raise FileNotFoundError(f"filelist not found: {filelist}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def scan_clip(root: Path, key: str):
+    """A Clip for `<root>/<key>`, or None when it is missing, has gaps or no audio."""
+    path = root / key
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return None
+    n = sum(1 for name in names if _FRAME.match(name))
+    if n == 0 or not (path / f"{n - 1}.jpg").is_file() or "audio.wav" not in names:
+        return None  # frames not numbered 0..n-1, or no audio
+    try:
+        info = sf.info(str(path / "audio.wav"))
+    except (RuntimeError, OSError):
+        return None
+    if info.samplerate != HP.sample_rate:
+        raise ValueError(f"{path / 'audio.wav'}: {info.samplerate} Hz, expected {HP.sample_rate}")
+    return Clip(key, path, n, int(info.frames))
+
+
+class _WindowDataset(Dataset):
+    """Shared machinery: clips, their valid window starts, the mel cache, loading."""
+
+    def __init__(self, root, filelist, train: bool, T: int, epoch_size, seed: int, augment):
+        self.root = Path(root)
+        self.train = bool(train)
+        self.T = int(T)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.epoch_size = None if epoch_size is None else int(epoch_size)
+        self.augment = (Augment() if augment is None else augment) if train else None
+        self.clips, self.starts, self.skipped = [], [], []
+        for key in read_filelist(self.root, filelist):
+            clip = scan_clip(self.root, key)
+            starts = self._valid_starts(clip) if clip is not None else np.zeros(0, np.int64)
+            if clip is None or not self._usable(starts):
+                self.skipped.append(key)
+                continue
+            self.clips.append(clip)
+            self.starts.append(starts)
+        self._offsets = np.cumsum([0] + [len(s) for s in self.starts])
+        if not self.clips:
+            raise ValueError(f"no usable clips in {filelist} under {self.root} "
+                             f"({len(self.skipped)} too short or incomplete)")
+        self._mels = {}
+
+    # -- what a subclass decides
+    def _valid_starts(self, clip: Clip) -> np.ndarray:
+        raise NotImplementedError
+
+    def _usable(self, starts: np.ndarray) -> bool:
+        return len(starts) >= 2
+
+    # -- indexing
+    @property
+    def n_windows(self) -> int:
+        return int(self._offsets[-1])
+
+    def __len__(self) -> int:
+        return self.epoch_size if self.epoch_size is not None else self.n_windows
+
+    def set_epoch(self, epoch: int) -> None:
+        """Optional (draws differ per epoch anyway): mixes the epoch into the training draws."""
+        self.epoch = int(epoch)
+
+    def _rng(self, idx: int, entropy=None) -> np.random.Generator:
+        if not self.train:
+            return np.random.default_rng([self.seed, int(idx)])
+        if entropy is None:  # this process's (worker's) seeded torch stream
+            entropy = int(torch.randint(0, 2 ** 62, ()).item())
+        return np.random.default_rng([self.seed, self.epoch, int(idx), int(entropy)])
+
+    def __getitem__(self, idx: int):
+        return self.sample(idx)[0]
+
+    def _window(self, idx: int, rng) -> tuple:
+        """(clip number, start frame) of item idx."""
+        if not 0 <= idx < len(self):
+            raise IndexError(idx)
+        w = int(rng.integers(self.n_windows)) if self.epoch_size is not None else idx
+        c = int(np.searchsorted(self._offsets, w, side="right")) - 1
+        return c, int(self.starts[c][w - self._offsets[c]])
+
+    # -- loading
+    def mel(self, c: int) -> np.ndarray:
+        """The clip's whole mel (80, N), computed once per clip (per worker process)."""
+        mel = self._mels.get(c)
+        if mel is None:
+            audio, sr = sf.read(str(self.clips[c].path / "audio.wav"), dtype="float32", always_2d=True)
+            mel = melspectrogram(audio.mean(axis=1))
+            self._mels[c] = mel
+        return mel
+
+    def _mel_at(self, c: int, frame: int) -> np.ndarray:
+        start = mel_index(frame / FPS)
+        window = self.mel(c)[:, start:start + HP.mel_step_size]
+        if window.shape[1] != HP.mel_step_size:  # _valid_starts guarantees this never happens
+            raise IndexError(f"{self.clips[c].key}: no full mel window at frame {frame}")
+        return window
+
+    def _images(self, c: int, start: int, p) -> np.ndarray:
+        """Frames start..start+T-1 as (T, 96, 96, 3) BGR float32 in [0, 1], augmented with p."""
+        out = np.empty((self.T, HP.img_size, HP.img_size, 3), np.float32)
+        for t in range(self.T):
+            path = self.clips[c].path / f"{start + t}.jpg"
+            img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
+            if img is None:
+                raise OSError(f"cannot read {path}")
+            img = cv2.resize(img, (HP.img_size, HP.img_size), interpolation=cv2.INTER_AREA)
+            img = img.astype(np.float32) / 255.0
+            out[t] = Augment.image(img, p) if p is not None else img
+        return out
+
+    def _mel_out(self, mel: np.ndarray, p, rng) -> np.ndarray:
+        mel = np.asarray(mel, np.float32)
+        return self.augment.mel(mel, p, rng) if p is not None else mel.copy()
+
+    def _mel_fits(self, clip: Clip, frame: np.ndarray) -> np.ndarray:
+        idx = (HP.mel_fps * np.asarray(frame) / FPS).astype(np.int64)  # mel_index, vectorised
+        return (np.asarray(frame) >= 0) & (idx + HP.mel_step_size <= clip.mel_frames)
+
+
+class ExpertDataset(_WindowDataset):
+    """Items for the SyncNet expert: (faces, mel, label).
+
+    faces (3*T, 48, 96) float32 in [0, 1]: the lower half of T consecutive 96x96 BGR crops from
+    frame i, stacked frame-major ([f0 B, G, R, f1 B, G, R, ...]); mel (1, 80, 16) float32;
+    label: a 0-d float32 tensor, 1 in sync (mel window of frame i) or 0 off sync (the mel
+    window of another start j of the same clip, |j - i| >= `min_offset`), 50 % each.
+    """
+
+    def __init__(self, root, filelist, train: bool = True, syncnet_T: int = HP.syncnet_T,
+                 epoch_size: int | None = None, seed: int = 0, min_offset: int = 5,
+                 augment: Augment | None = None):
+        self.min_offset = int(min_offset)
+        super().__init__(root, filelist, train, syncnet_T, epoch_size, seed, augment)
+
+    def _valid_starts(self, clip: Clip) -> np.ndarray:
+        starts = np.arange(max(0, clip.frames - self.T + 1))
+        return starts[self._mel_fits(clip, starts)]
+
+    def _usable(self, starts) -> bool:
+        # every start must have a partner >= min_offset away: 2 * min_offset starts suffice
+        return len(starts) >= 2 * self.min_offset
+
+    def plan(self, idx: int, entropy=None) -> dict:
+        """The draws of item idx: clip number, frame start i, mel start j, label, augmentation."""
+        rng = self._rng(idx, entropy)
+        c, i = self._window(idx, rng)
+        in_sync = bool(rng.random() < 0.5)
+        if in_sync:
+            j = i
+        else:
+            starts = self.starts[c]
+            far = starts[np.abs(starts - i) >= self.min_offset]
+            j = int(far[rng.integers(len(far))])
+        p = self.augment.sample(rng) if self.augment is not None else None
+        return {"clip": c, "key": self.clips[c].key, "start": i, "mel_start": j,
+                "label": 1.0 if in_sync else 0.0, "augment": p, "rng": rng}
+
+    def sample(self, idx: int, entropy=None):
+        """((faces, mel, label), draws) of item idx."""
+        d = self.plan(idx, entropy)
+        frames = self._images(d["clip"], d["start"], d["augment"])  # (T, 96, 96, 3)
+        half = HP.img_size // 2
+        faces = frames[:, half:].transpose(0, 3, 1, 2).reshape(self.T * 3, half, HP.img_size)
+        mel = self._mel_out(self._mel_at(d["clip"], d["mel_start"]), d["augment"], d["rng"])
+        return (torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mel[None]),
+                torch.tensor(d["label"], dtype=torch.float32)), d
+
+
+class GeneratorDataset(_WindowDataset):
+    """Items for the generator: a dict of
+    target (T, 3, 96, 96), reference (T, 3, 96, 96) (BGR float32 in [0, 1], unmasked: the
+    trainer masks the target's lower half), mels (T, 1, 80, 16) (frame i + k's window) and
+    sync_mel (1, 80, 16) (the expert's window at frame i).
+
+    `frame_mel_offset` shifts the per-frame windows: 0 (default) is the engine's inference
+    mapping (core.render: frame i <- mel_window(i / fps)); the reference trainer used -2,
+    i.e. windows centred on the frame, while its inference used 0.
+    """
+
+    def __init__(self, root, filelist, train: bool = True, T: int = HP.syncnet_T,
+                 epoch_size: int | None = None, seed: int = 0, frame_mel_offset: int = 0,
+                 augment: Augment | None = None):
+        self.frame_mel_offset = int(frame_mel_offset)
+        super().__init__(root, filelist, train, T, epoch_size, seed, augment)
+
+    def _valid_starts(self, clip: Clip) -> np.ndarray:
+        starts = np.arange(max(0, clip.frames - self.T + 1))
+        ok = self._mel_fits(clip, starts)
+        ok &= self._mel_fits(clip, starts + self.frame_mel_offset)
+        ok &= self._mel_fits(clip, starts + self.T - 1 + self.frame_mel_offset)
+        return starts[ok]
+
+    def plan(self, idx: int, entropy=None) -> dict:
+        """The draws of item idx: clip number, target start, reference start, augmentation."""
+        rng = self._rng(idx, entropy)
+        c, i = self._window(idx, rng)
+        starts = self.starts[c]
+        others = starts[starts != i]
+        r = int(others[rng.integers(len(others))])
+        p = self.augment.sample(rng) if self.augment is not None else None
+        return {"clip": c, "key": self.clips[c].key, "start": i, "reference_start": r,
+                "augment": p, "rng": rng}
+
+    def sample(self, idx: int, entropy=None):
+        """(item dict, draws) of item idx."""
+        d = self.plan(idx, entropy)
+        c, i, p, rng = d["clip"], d["start"], d["augment"], d["rng"]
+        target = self._images(c, i, p).transpose(0, 3, 1, 2)
+        reference = self._images(c, d["reference_start"], p).transpose(0, 3, 1, 2)
+        mels = np.stack([self._mel_out(self._mel_at(c, i + k + self.frame_mel_offset), p, rng)
+                         for k in range(self.T)])[:, None]
+        sync_mel = self._mel_out(self._mel_at(c, i), p, rng)[None]
+        return {"target": torch.from_numpy(np.ascontiguousarray(target)),
+                "reference": torch.from_numpy(np.ascontiguousarray(reference)),
+                "mels": torch.from_numpy(mels), "sync_mel": torch.from_numpy(sync_mel)}, d

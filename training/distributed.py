@@ -1,0 +1,60 @@
+"""One code path for 1 CPU, 1 GPU and N GPUs (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)."""
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Context:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup(device: str = "auto") -> Context:
+    """Join the process group when launched by torchrun; pick the device for this rank."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local)
+        chosen = torch.device("cuda", local)
+    else:
+        chosen = torch.device("cpu" if device == "auto" else device)
+    return Context(rank, world, chosen)
+
+
+def wrap(model: torch.nn.Module, ctx: Context) -> torch.nn.Module:
+    """DistributedDataParallel when there are several processes, the model itself otherwise."""
+    model = model.to(ctx.device)
+    if ctx.world == 1:
+        return model
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+
+
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+
+
+def mean_across(value: float, ctx: Context) -> float:
+    """Average a scalar metric over all ranks."""
+    if ctx.world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(t)
+    return float(t.item()) / ctx.world
+
+
+def teardown():
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,189 @@
+"""Train the Wav2Lip generator: L1 + a frozen expert's sync loss (+ the visual-quality GAN).
+
+    python main.py train-generator --data PREPARED --expert EXPERT.safetensors --run runs/gen [--gan]
+
+loss_G = (1 − s_w − s_g)·L1 + s_w·E_sync + s_g·L_gen, with s_g = 0.07 under --gan (else 0)
+and s_w switched from 0 to 0.03 (0.01 without the GAN) once the eval sync loss drops
+below 0.75, as in the paper. The expert sees the lower halves of the 5 generated frames.
+"""
+import argparse
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from core.models.blocks import lower_half
+from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
+from core.models.syncnet import sync_loss, sync_probability
+from core.models.wav2lip import GeneratorDims, Wav2Lip
+from core.weights import load_model, save_weights
+from training import distributed
+from training.checkpoint import load_training_state, manifest_hash, save_training_state
+from training.datasets import GeneratorDataset
+from training.train_expert import Log, add_common_args, autocast, forever, loader
+
+SYNC_SWITCH = 0.75  # eval sync loss under which the sync term is switched on
+
+
+def generator_input(target: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """(B, T, 3, H, W) ×2 → (B, T, 6, H, W): the target with its lower half blanked, then the reference."""
+    masked = target.clone()
+    masked[..., target.shape[-2] // 2:, :] = 0
+    return torch.cat([masked, reference], dim=2)
+
+
+def expert_sync_loss(expert, generated: torch.Tensor, sync_mel: torch.Tensor) -> tuple:
+    """BCE of the frozen expert against 'in sync' for generated windows (B, T, 3, 96, 96); also P(sync)."""
+    faces = lower_half(generated).flatten(1, 2)  # (B, T·3, 48, 96), frame-major like the expert's input
+    audio_emb, face_emb = expert(sync_mel, faces)
+    target = torch.ones(len(faces), device=faces.device)
+    return sync_loss(audio_emb, face_emb, target), sync_probability(audio_emb, face_emb).mean()
+
+
+def weights_for(args, sync_on: bool) -> tuple:
+    s_g = 0.07 if args.gan else 0.0
+    s_w = (0.03 if args.gan else 0.01) if sync_on else 0.0
+    return s_w, s_g
+
+
+@torch.no_grad()
+def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str) -> dict:
+    gen.eval()
+    l1s, syncs, probs = [], [], []
+    for n, batch in enumerate(val_loader):
+        if n == batches:
+            break
+        batch = {k: v.to(ctx.device) for k, v in batch.items()}
+        with autocast(ctx, precision):
+            out = gen(batch["mels"], generator_input(batch["target"], batch["reference"]))
+        out = out.float()
+        l1s.append(F.l1_loss(out, batch["target"]).item())
+        sync, prob = expert_sync_loss(expert, out, batch["sync_mel"])
+        syncs.append(sync.item())
+        probs.append(prob.item())
+    gen.train()
+    mean = lambda xs: distributed.mean_across(sum(xs) / max(len(xs), 1), ctx)  # noqa: E731
+    return {"val_l1": mean(l1s), "val_sync_loss": mean(syncs), "val_sync_prob": mean(probs)}
+
+
+def train(args) -> int:
+    ctx = distributed.setup(args.device)
+    torch.manual_seed(args.seed + ctx.rank)
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = Log(run_dir, ctx.main)
+    config = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
+    data = Path(args.data)
+    train_set = GeneratorDataset(data, data / "filelists" / "train.txt", train=True)
+    val_set = GeneratorDataset(data, data / "filelists" / "val.txt", train=False)
+
+    expert = load_model(args.expert, expect="syncnet", device=ctx.device)
+    for p in expert.parameters():
+        p.requires_grad_(False)
+    gen = Wav2Lip(GeneratorDims(width=args.width))
+    if args.init:
+        gen.load_state_dict(load_model(args.init, expect="wav2lip").state_dict())
+    gen = gen.to(memory_format=torch.channels_last)  # much faster transposed convs on CPU
+    disc = QualityDiscriminator(DiscriminatorDims(width=args.width)) if args.gan else None
+    opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999)) if disc else None
+    models = {"generator": gen, **({"discriminator": disc} if disc else {})}
+    optimisers = {"generator": opt_g, **({"discriminator": opt_d} if opt_d else {})}
+
+    step, best, sync_on = 0, float("inf"), False
+    last = run_dir / "last.safetensors"
+    if args.resume and last.is_file():
+        side = load_training_state(last, models=models, optimizers=optimisers, config=config, force=args.force)
+        step, best = side["step"], side["metrics"].get("best", float("inf"))
+        sync_on = side["metrics"].get("sync_on", False)
+        log(event="resume", step=step)
+    net_g = distributed.wrap(gen, ctx)
+    net_d = distributed.wrap(disc, ctx) if disc else None
+    train_loader, val_loader = loader(train_set, args, ctx, True), loader(val_set, args, ctx, False)
+    extra = {"dims": gen.dims.to_dict(), "data": manifest_hash(data), "kind": "wav2lip",
+             "expert": str(args.expert)}
+    started, seen, metrics = time.perf_counter(), 0, {}
+
+    def checkpoint():
+        save_training_state(last, models=models, optimizers=optimisers, step=step, config=config,
+                            metrics={**metrics, "best": best, "sync_on": sync_on}, extra=extra)
+
+    def export(name):
+        save_weights(gen, run_dir / name, metadata={"step": step, "metrics": metrics, "data": extra["data"],
+                                                    "gan": bool(args.gan)})
+
+    for batch in forever(train_loader):
+        if step >= args.steps or (args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes):
+            break
+        batch = {k: v.to(ctx.device) for k, v in batch.items()}
+        target = batch["target"]
+        s_w, s_g = weights_for(args, sync_on)
+        with autocast(ctx, args.precision):
+            fake = net_g(batch["mels"], generator_input(target, batch["reference"]))
+        fake = fake.float()
+        l1 = F.l1_loss(fake, target)
+        sync = expert_sync_loss(expert, fake, batch["sync_mel"])[0] if s_w > 0 else torch.zeros((), device=fake.device)
+        adversarial = adversarial_term(net_d, fake) if net_d is not None else torch.zeros((), device=fake.device)
+        loss = (1 - s_w - s_g) * l1 + s_w * sync + s_g * adversarial
+        opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        opt_g.step()
+        if net_d is not None:
+            real_pred, fake_pred = net_d(target), net_d(fake.detach())
+            d_loss = F.binary_cross_entropy(real_pred, torch.ones_like(real_pred)) + \
+                F.binary_cross_entropy(fake_pred, torch.zeros_like(fake_pred))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        step += 1
+        seen += target.shape[0] * ctx.world
+        if step % args.log_every == 0:
+            log(step=step, l1=l1.item(), sync=sync.item(), gan=adversarial.item(),
+                samples_per_s=seen / (time.perf_counter() - started))
+        if step % args.eval_every == 0:
+            metrics = {"step": step, **evaluate(net_g, expert, val_loader, ctx, args.eval_batches, args.precision)}
+            sync_on = sync_on or metrics["val_sync_loss"] < SYNC_SWITCH
+            log(**metrics, sync_on=sync_on)
+            if ctx.main:
+                score = metrics["val_l1"] + (metrics["val_sync_loss"] if sync_on else 0.0)
+                if score < best:
+                    best = score
+                    export("best.safetensors")
+                checkpoint()
+    metrics = {"step": step, **evaluate(net_g, expert, val_loader, ctx, args.eval_batches, args.precision)}
+    log(**metrics)
+    if ctx.main:
+        export("final.safetensors")
+        checkpoint()
+    distributed.teardown()
+    return 0
+
+
+def adversarial_term(net_d, fake):
+    """The generator's adversarial term: BCE of D(fake) against 'real', through the (maybe DDP) D."""
+    pred = net_d(fake)
+    return F.binary_cross_entropy(pred, torch.ones_like(pred))
+
+
+def add_args(p):
+    add_common_args(p, default_batch=16)
+    p.add_argument("--expert", required=True, help="trained expert (.safetensors or lipsync_expert.pth)")
+    p.add_argument("--gan", action="store_true", help="add the visual-quality discriminator (s_g = 0.07)")
+    p.add_argument("--init", help="start from these generator weights (fine-tuning)")
+
+
+def add_parser(sub):
+    p = sub.add_parser("train-generator", help="train the Wav2Lip generator against a frozen expert")
+    add_args(p)
+    p.set_defaults(run=train)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="train-generator")
+    add_args(parser)
+    return train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
