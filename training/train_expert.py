@@ -159,8 +159,9 @@ def train(args) -> int:
                     save_weights(model, run_dir / "best.safetensors", metadata={"step": step, "metrics": metrics,
                                                                                  "data": extra["data"]})
                 checkpoint()
-    metrics = {"step": step, **evaluate(net, val_loader, ctx, args.eval_batches, args.precision)}  # every rank: it all-reduces
-    log(**metrics)
+    if metrics.get("step") != step:  # every rank evaluates: the metric is all-reduced
+        metrics = {"step": step, **evaluate(net, val_loader, ctx, args.eval_batches, args.precision)}
+        log(**metrics)
     if ctx.main:
         if metrics["val_loss"] < best:
             best = metrics["val_loss"]

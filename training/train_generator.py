@@ -151,8 +151,9 @@ def train(args) -> int:
                     best = score
                     export("best.safetensors")
                 checkpoint()
-    metrics = {"step": step, **evaluate(net_g, expert, val_loader, ctx, args.eval_batches, args.precision)}
-    log(**metrics)
+    if metrics.get("step") != step:  # every rank evaluates: the metric is all-reduced
+        metrics = {"step": step, **evaluate(net_g, expert, val_loader, ctx, args.eval_batches, args.precision)}
+        log(**metrics)
     if ctx.main:
         export("final.safetensors")
         checkpoint()
