@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import torch
+
+from core.models.syncnet import SyncNet, SyncNetDims
+from core.sync import MAX_SHIFT, ExpertScorer, lse_scores, score_crops
+
+
+def random_unit(n, d=32, seed=0):
+    x = np.random.default_rng(seed).standard_normal((n, d))
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("lag", [0, 3, -5, 12])
+def test_offset_and_scores_on_planted_sync(lag):
+    n_frames = 120
+    audio = random_unit(n_frames + 40)
+    n_windows = n_frames - 4
+    # the face window i matches the audio window i + lag
+    face = np.stack([audio[np.clip(i + lag, 0, len(audio) - 1)] for i in range(n_windows)])
+    scores = lse_scores(face, audio, np.ones(n_windows, bool), "test", n_frames)
+    assert scores.offset_frames == lag
+    assert scores.lse_d < 0.05
+    assert scores.lse_c > 1.0  # random unit vectors sit ~√2 apart
+    assert scores.per_offset.shape == (2 * MAX_SHIFT + 1,)
+    assert scores.offset_ms == pytest.approx(lag * 40)
+
+
+def test_frame_confidence_drops_where_sync_is_lost():
+    n_frames = 200
+    audio = random_unit(n_frames)
+    face = audio[: n_frames - 4].copy()
+    face[100:] = random_unit(n_frames - 4 - 100, seed=1)  # second half: foreign audio
+    scores = lse_scores(face, audio, np.ones(n_frames - 4, bool), "test", n_frames)
+    assert np.nanmean(scores.frame_conf[10:90]) > 1.0
+    assert np.nanmean(scores.frame_conf[115:190]) < 0.3
+    assert scores.segment_confidence(0.4, 3.6) > scores.segment_confidence(4.6, 7.6)
+
+
+def test_windows_without_faces_are_excluded():
+    n_frames = 60
+    audio = random_unit(n_frames)
+    face = audio[: n_frames - 4].copy()
+    valid = np.ones(n_frames - 4, bool)
+    valid[20:40] = False
+    face[20:40] = random_unit(20, seed=3)  # garbage where there is no face must not count
+    scores = lse_scores(face, audio, valid, "test", n_frames)
+    assert scores.windows == n_frames - 4 - 20
+    assert scores.lse_d < 0.05
+    assert np.isnan(scores.frame_conf[25:40]).all()
+    assert np.isnan(scores.segment_confidence(1.0, 1.5))
+
+
+def test_no_face_at_all_gives_nan_not_a_crash():
+    scores = lse_scores(random_unit(10), random_unit(14), np.zeros(10, bool), "test", 14)
+    assert np.isnan(scores.lse_d) and scores.windows == 0
+
+
+def test_expert_scorer_end_to_end_shapes():
+    torch.manual_seed(0)
+    scorer = ExpertScorer(SyncNet(SyncNetDims(width=0.125)), "ours-random", batch_size=8)
+    crops = np.random.default_rng(0).integers(0, 255, (30, 96, 96, 3), dtype=np.uint8)
+    mel = np.random.default_rng(1).uniform(-4, 4, (80, 30 * 80 // 25 + 16)).astype(np.float32)
+    scores = score_crops(scorer, crops, np.ones(30, bool), mel)
+    assert scores.windows == 26 and scores.scorer == "ours-random"
+    assert np.isfinite(scores.lse_d) and scores.lse_c >= 0
+    assert len(scores.frame_conf) == 30
+    assert np.isnan(scores.frame_conf[:2]).all() and np.isnan(scores.frame_conf[28:]).all()  # no window centred there
+    with pytest.raises(ValueError, match="at least 5 frames"):
+        score_crops(scorer, crops[:3], np.ones(3, bool), mel)
