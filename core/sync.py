@@ -12,10 +12,16 @@ only embeddings are kept, never the frames.
 """
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 import torch
 
-from core.audio import mel_window
+from core.audio import load_audio, mel_window, melspectrogram
+from core.errors import Cancelled
+from core.faces import track_video
+from core.render import source_frames
+from core.video import VideoSource
+from core.weights import load_model, resolve
 
 SCORE_FPS = 25.0  # the expert and the reference evaluation work at 25 fps
 MAX_SHIFT = 15  # frames each way
@@ -48,12 +54,6 @@ class SyncScores:
     def to_dict(self) -> dict:
         return {"lse_d": self.lse_d, "lse_c": self.lse_c, "offset_frames": self.offset_frames,
                 "offset_ms": self.offset_ms, "scorer": self.scorer, "windows": self.windows}
-
-
-def lower_halves(crops: np.ndarray) -> np.ndarray:
-    """(N, 96, 96, 3) uint8 BGR crops → (N, 3, 48, 96) float32 lower halves in [0, 1]."""
-    half = crops[:, crops.shape[1] // 2:]
-    return np.ascontiguousarray(half.transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
 
 
 class ExpertScorer:
@@ -135,13 +135,81 @@ def nan_median_filter(x: np.ndarray, kernel: int) -> np.ndarray:
     return out
 
 
-def score_crops(scorer: ExpertScorer, crops: np.ndarray, has_face: np.ndarray, mel: np.ndarray) -> SyncScores:
-    """Score 25-fps face crops (N, 96, 96, 3) against the mel of their audio."""
-    n = len(crops)
-    if n < scorer.frames:
-        raise ValueError(f"need at least {scorer.frames} frames to score, got {n}")
-    face_emb = scorer.face_embeddings(lower_halves(crops))
+def score_crops(scorer: "ExpertScorer", crops: np.ndarray, has_face: np.ndarray, mel: np.ndarray) -> SyncScores:
+    """Score 25-fps 96×96 face crops (N, 96, 96, 3) against the mel of their audio."""
+    full = (0, 0, crops.shape[2], crops.shape[1])
+    frames = ((crop, full if face else None) for crop, face in zip(crops, has_face))
+    return score_frames(scorer, frames, len(crops), mel)
+
+
+def score_frames(scorer: ExpertScorer, frames, n_frames: int, mel: np.ndarray, chunk: int = 256) -> SyncScores:
+    """Streaming scoring: `frames` yields (BGR frame, int crop box or None) at 25 fps.
+
+    Lower halves are embedded a chunk at a time (with T − 1 frames of overlap), so a long
+    clip costs only its embeddings in memory.
+    """
+    T = scorer.frames
+    if n_frames < T:
+        raise ValueError(f"need at least {T} frames to score, got {n_frames}")
+    size = 96
+    blank = np.zeros((size // 2, size, 3), np.uint8)
+    buffer, has_face, face_chunks = [], [], []
+    for frame, box in frames:
+        if box is None:
+            buffer.append(blank)
+            has_face.append(False)
+        else:
+            x1, y1, x2, y2 = box
+            crop = cv2.resize(frame[y1:y2, x1:x2], (size, size), interpolation=cv2.INTER_AREA)
+            buffer.append(crop[size // 2:])
+            has_face.append(True)
+        if len(buffer) == chunk + T - 1:
+            face_chunks.append(scorer.face_embeddings(_halves_to_float(buffer)))
+            buffer = buffer[chunk:]
+    if len(buffer) >= T:
+        face_chunks.append(scorer.face_embeddings(_halves_to_float(buffer)))
+    n = len(has_face)
+    face_emb = np.concatenate(face_chunks) if face_chunks else np.zeros((0, 1), np.float32)
     audio_emb = scorer.audio_embeddings(mel, n)
-    window_has_face = np.lib.stride_tricks.sliding_window_view(has_face, scorer.frames).all(axis=1)
+    has_face = np.asarray(has_face, bool)
+    window_has_face = np.lib.stride_tricks.sliding_window_view(has_face, T).all(axis=1)
     return lse_scores(face_emb, audio_emb, window_has_face, scorer.name, n)
 
+
+def _halves_to_float(halves) -> np.ndarray:
+    return np.ascontiguousarray(np.stack(halves).transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+
+
+def load_scorer(checkpoint="expert", device="cpu") -> ExpertScorer:
+    """Our expert (bundled name or file) or an official lipsync_expert.pth, ready to score."""
+    path, _ = resolve(checkpoint)
+    return ExpertScorer(load_model(path, expect="syncnet", device=device), f"lipsmith-expert:{path.name}", device)
+
+
+def score_video(video_path, audio_path=None, scorer: ExpertScorer | None = None, track=None,
+                frame_map=None, cache_dir=None, face_index=None, progress=None, cancel=None) -> SyncScores:
+    """LSE scores of a video against its own audio or `audio_path`, at 25-fps timing.
+
+    `track` (a FaceTrack) and `frame_map` (video frame → track frame) let a rendered output
+    reuse its source's face track instead of detecting faces again.
+    """
+    scorer = scorer or load_scorer()
+    with VideoSource(video_path) as video:
+        mel = melspectrogram(load_audio(audio_path or video_path))
+        if track is None:
+            track = track_video(video, cache_dir=cache_dir, face_index=face_index, cancel=cancel,
+                                progress=progress and (lambda d, t: progress(d, t, "detect")))
+        seconds = min(video.duration, mel.shape[1] / 80.0)
+        n = int(seconds * SCORE_FPS + 1e-6)
+        src = np.array([video.frame_at_time(k / SCORE_FPS) for k in range(n)], dtype=np.int64)
+        track_index = src if frame_map is None else np.asarray(frame_map)[src]
+
+        def frames():
+            for k, frame in enumerate(source_frames(video, src)):
+                if cancel and cancel():
+                    raise Cancelled("scoring cancelled")
+                if progress and k % 25 == 0:
+                    progress(k, n, "score")
+                yield frame, track.crop_box(int(track_index[k]))
+
+        return score_frames(scorer, frames(), n, mel)
