@@ -57,7 +57,7 @@ class ProgressBar:
 
 
 def add_render_parser(sub):
-    from core.render import LENGTH_POLICIES
+    from core.hparams import LENGTH_POLICIES
 
     p = sub.add_parser("render", help="lip-sync a video (or a still portrait) to a dubbed track")
     p.add_argument("video", help="video file, or a still image for static mode")
@@ -90,6 +90,8 @@ def add_render_parser(sub):
                    help="torch.compile the generator (default: only for long CPU jobs)")
     p.add_argument("--cache-dir", help="face detection cache folder")
     p.add_argument("--allow-silent", action="store_true", help="render even when the dub is silent")
+    p.add_argument("--expert", default="expert", help="sync expert used to score the result")
+    p.add_argument("--no-score", action="store_true", help="skip scoring the result")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_render)
 
@@ -129,6 +131,78 @@ def cmd_render(args) -> int:
     if report.no_face_frames:
         spans = ", ".join(f"{a}-{b - 1}" for a, b in report.no_face_ranges[:8])
         print(f"note: no face in {len(report.no_face_frames)} frames (passed through unchanged): {spans}")
+    if not args.no_score:
+        score_render(renderer, report, args.expert)
+    return 0
+
+
+def score_render(renderer, report, expert: str):
+    """Print the output's sync scores, reusing the source's face track (no second detection)."""
+    from core.errors import WeightsError
+    from core.sync import load_scorer, score_video
+
+    try:
+        scorer = load_scorer(expert)
+    except WeightsError as exc:
+        print(f"note: not scored ({exc.problem})")
+        return
+    frame_map = renderer.source[renderer.range.start:renderer.range.stop]
+    scores = score_video(report.output, renderer.dub_path, scorer=scorer, track=renderer.track, frame_map=frame_map)
+    print_scores(scores, "result")
+
+
+def add_score_parser(sub):
+    p = sub.add_parser("score", help="lip-sync confidence (LSE-D / LSE-C), AV offset and per-segment verdicts")
+    p.add_argument("video")
+    p.add_argument("dub", nargs="?", help="audio to score against (default: the video's own track)")
+    p.add_argument("--expert", default="expert", help="sync expert: bundled name, .safetensors or lipsync_expert.pth")
+    p.add_argument("--segments", action="store_true", help="also score each speech segment of the audio")
+    p.add_argument("--threshold", type=float, default=1.0, help="segment LSE-C below this is 'weak' (default 1.0)")
+    p.add_argument("--json", action="store_true", help="print JSON for tools")
+    p.add_argument("--cache-dir", help="face detection cache folder")
+    p.add_argument("--face", type=int, default=None, help="which face when several are visible")
+    p.set_defaults(run=cmd_score)
+
+
+def segment_table(scores, audio_path, threshold: float) -> list:
+    from core.segments import detect_segments_file
+
+    rows = []
+    for seg in detect_segments_file(audio_path):
+        conf = scores.segment_confidence(seg.start_s, seg.end_s)
+        if not seg.is_speech:
+            verdict = "rest"
+        elif conf != conf:  # NaN: no face over the whole segment
+            verdict = "no face"
+        else:
+            verdict = "ok" if conf >= threshold else "weak"
+        rows.append({"start_s": round(seg.start_s, 3), "end_s": round(seg.end_s, 3), "kind": seg.kind,
+                     "lse_c": None if conf != conf else round(conf, 3), "verdict": verdict})
+    return rows
+
+
+def print_scores(scores, label: str):
+    print(f"{label}: LSE-D {scores.lse_d:.3f}  LSE-C {scores.lse_c:.3f}  AV offset {scores.offset_frames:+d} frames "
+          f"({scores.offset_ms:+.0f} ms)  [{scores.scorer}, {scores.windows} windows]")
+
+
+def cmd_score(args) -> int:
+    import json
+
+    from core.sync import load_scorer, score_video
+
+    scores = score_video(args.video, args.dub, scorer=load_scorer(args.expert), cache_dir=args.cache_dir,
+                         face_index=args.face)
+    result = scores.to_dict()
+    if args.segments:
+        result["segments"] = segment_table(scores, args.dub or args.video, args.threshold)
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return 0
+    print_scores(scores, Path(args.video).name)
+    for row in result.get("segments", []):
+        conf = "   -  " if row["lse_c"] is None else f"{row['lse_c']:6.2f}"
+        print(f"  {row['start_s']:7.2f}-{row['end_s']:7.2f} s  {row['kind']:<7}  LSE-C {conf}  {row['verdict']}")
     return 0
 
 
@@ -137,9 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"lipsmith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_render_parser(sub)
-    from training import prepare, train_expert, train_generator
+    add_score_parser(sub)
+    from training import evaluate, prepare, train_expert, train_generator
 
-    for module in (prepare, train_expert, train_generator):
+    for module in (prepare, train_expert, train_generator, evaluate):
         module.add_parser(sub)
     return parser
 

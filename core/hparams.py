@@ -34,3 +34,6 @@ class HParams:
 
 
 HP = HParams()
+
+# what to do when dub and video differ in length (see core.render.plan_frames)
+LENGTH_POLICIES = ("cut", "loop", "bounce", "pad")

@@ -1,0 +1,44 @@
+"""The project: one `.lipsmith` JSON file, its edits as undoable commands, autosave, recent files.
+
+No Qt in here: the editor (app/) wraps it, and it is tested without a display. Modules, in
+reading order:
+
+  model       settings and their validation; MediaFacts, MediaRef, Segment, Take, ExportRecord
+  project     Project: state, lookups, save/load, relink helpers, the takes cache
+  commands    every edit as a Command with do()/undo()/merge(), kept in a History
+  fileformat  JSON encode/decode, schema migrations, atomic writes
+  recovery    autosave: `Autosaver.tick(now)`, `recovery_candidate(path)`
+  recent      `RecentProjects` (File ▸ Recent)
+
+On disk, beside `name.lipsmith`:
+  name.lipsmith.autosave   unsaved changes (written by autosave, removed by a successful save)
+  name.lipsmith-cache/     rendered takes, referenced by paths relative to this folder
+
+Typical use::
+
+    p = Project.new(video, MediaFacts.probe_video(video), path="scene.lipsmith",
+                    dub_path=dub, dub_facts=MediaFacts.probe_file(dub, duration=seconds))
+    p.execute(ReplaceSegments(p, [p.make_segment(0, 120), p.make_segment(120, 160, "silence")]))
+    p.execute(SplitSegment(p, "s1", 60))
+    p.undo()
+    p.save()
+"""
+from .commands import (AddTake, ChooseTake, Command, History, MergeSegments, NudgeDub, RelinkMedia, RemoveTake,
+                       RenameTake, ReplaceSegments, SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold,
+                       SplitSegment)
+from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
+from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, EditError,
+                    ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for, cache_dir_for,
+                    check_segments, normalise_setting)
+from .project import Project
+from .recent import RecentProjects, config_dir
+from .recovery import Autosaver, discard_autosave, recovery_candidate
+
+__all__ = [
+    "AddTake", "Autosaver", "ChooseTake", "Command", "DEFAULT_SETTINGS", "DEFAULT_THRESHOLD", "EditError",
+    "ExportRecord", "History", "MEDIA_KINDS", "MIGRATIONS", "MediaFacts", "MediaRef", "MergeSegments", "NudgeDub",
+    "Project", "ProjectError", "RecentProjects", "RelinkMedia", "RemoveTake", "RenameTake", "ReplaceSegments",
+    "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
+    "SetSegmentSettings", "SetThreshold", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
+    "check_segments", "config_dir", "discard_autosave", "migrate", "normalise_setting", "recovery_candidate",
+]

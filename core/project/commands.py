@@ -1,0 +1,390 @@
+"""Every edit as an undoable command, and the History that holds them.
+
+A command is built against the current state and pushed at once: `project.execute(cmd)`.
+It validates in its constructor (EditError, nothing changed) and records snapshots of the
+parts of the project it changes, so do()/undo() are exact and cheap. The API mirrors
+QUndoCommand/QUndoStack (do = redo, merge_key = id, merge = mergeWith, obsolete = isObsolete),
+so the app can either drive this History from its actions or wrap commands for a QUndoStack.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from .model import (MEDIA_KINDS, SEGMENT_KEYS, EditError, MediaFacts, MediaRef, Segment, Take, _is_int, _is_number,
+                    _score, check_segments, normalise_setting)
+
+if TYPE_CHECKING:
+    from .project import Project
+
+
+class Command:
+    """An undoable edit. Build it against the current state and push it at once (project.execute).
+
+    Each records snapshots of the parts of the project it changes (segments, takes, settings…),
+    taken when first done; those are frozen items or small dicts, so a snapshot is cheap and undo
+    and redo are exact. `merge_key`: consecutive commands with equal keys merge into one step
+    (like QUndoCommand.id/mergeWith); `obsolete`: it changes nothing (dropped, like isObsolete).
+    """
+    text = "Edit"
+    merge_key = None
+    _before: dict | None = None  # (class defaults: a subclass with its own do/undo needs no snapshots)
+    _after: dict = {}
+
+    def __init__(self, project: Project, **after):
+        self.project = project
+        self._after = after
+        self._before = None
+
+    def do(self):
+        if self._before is None:
+            self._before = self.project._snapshot(self._after)
+        self.project._apply(self._after)
+
+    def undo(self):
+        self.project._apply(self._before)
+
+    def merge(self, other: "Command") -> bool:
+        if type(other) is not type(self) or other.merge_key != self.merge_key or self.merge_key is None:
+            return False
+        self._after = other._after
+        try:
+            self.text = other.text  # the menu shows the merged step's latest text
+        except AttributeError:  # a computed text (a property)
+            pass
+        return True
+
+    @property
+    def obsolete(self) -> bool:
+        return self._before is not None and all(self._before[k] == self._after[k] for k in self._after)
+
+    def referenced_takes(self) -> list[Take]:
+        return [t for state in (self._before or {}, self._after) for t in state.get("takes", {}).values()]
+
+    def _segments_with(self, *replacements: Segment, remove=()) -> tuple:
+        """The segment list with segments replaced by id (and `remove` ids dropped), checked."""
+        by_id = {s.id: s for s in replacements}
+        out = [by_id.pop(s.id, s) for s in self.project.segments if s.id not in remove]
+        out = sorted(out + list(by_id.values()), key=lambda s: s.start)
+        check_segments(out, self._after.get("takes", self.project.takes))
+        return tuple(out)
+
+
+class SetSegmentSettings(Command):
+    """Override settings of one segment (`changes`), or go back to the project's (`reset` keys).
+    Consecutive changes of the same keys of the same segment merge (a slider drag is one step)."""
+
+    def __init__(self, project, segment_id: str, changes: dict | None = None, reset=()):
+        s = project.segment(segment_id)
+        settings = dict(s.settings)
+        for key in list(reset) + list(changes or {}):
+            if key not in SEGMENT_KEYS:
+                raise EditError(f"{key!r} cannot be set per segment (one of: {', '.join(SEGMENT_KEYS)})")
+        for key in reset:
+            settings.pop(key, None)
+        for key, value in (changes or {}).items():
+            settings[key] = normalise_setting(key, value, project.folder)
+        super().__init__(project)
+        self._after = {"segments": self._segments_with(replace(s, settings=settings))}
+        keys = sorted(set(reset) | set(changes or {}))
+        self.text = f"Segment {segment_id}: {'reset' if reset and not changes else 'set'} {', '.join(keys)}"
+        self.merge_key = ("segment-settings", segment_id, tuple(keys), bool(reset))
+
+
+class SplitSegment(Command):
+    """Split a segment at `frame` (start < frame < end): the left part keeps the id, the right one
+    gets a new id; both keep the settings and the chosen take (it covers both). Their scores are
+    unknown unless given: `scores=((lse_c, lse_d), (lse_c, lse_d))`, e.g. from SyncScores."""
+
+    def __init__(self, project, segment_id: str, frame: int, scores=None):
+        s = project.segment(segment_id)
+        if not _is_int(frame):
+            raise EditError(f"split point must be a whole frame number, not {frame!r}")
+        if not s.start < frame < s.end:
+            raise EditError(f"cannot split segment {segment_id} [{s.start}, {s.end}) at frame {frame}: "
+                            f"the split point must lie after {s.start} and before {s.end}")
+        (lc, ld), (rc, rd) = scores or ((None, None), (None, None))
+        left = replace(s, end=frame, lse_c=_score(lc, "LSE-C"), lse_d=_score(ld, "LSE-D"))
+        right = replace(s, id=project.new_segment_id(), start=frame, lse_c=_score(rc, "LSE-C"),
+                        lse_d=_score(rd, "LSE-D"))
+        super().__init__(project)
+        self._after = {"segments": self._segments_with(left, right)}
+        self.new_id = right.id
+        self.text = f"Split segment {segment_id} at frame {frame}"
+
+
+class MergeSegments(Command):
+    """Merge adjacent segments (touching ranges, no gap) into the first one: it keeps its id and
+    settings, becomes speech if any part was, keeps its take if that take covers the whole range,
+    and gets frame-weighted mean scores (or `scores=(lse_c, lse_d)`)."""
+
+    def __init__(self, project, segment_ids, scores=None):
+        ids = list(dict.fromkeys(segment_ids))
+        if len(ids) < 2:
+            raise EditError("choose at least two segments to merge")
+        parts = sorted((project.segment(i) for i in ids), key=lambda s: s.start)
+        for a, b in zip(parts, parts[1:]):
+            if a.end != b.start:
+                raise EditError(f"segments {a.id} and {b.id} are not adjacent: "
+                                f"frames {a.end}–{b.start} lie between them")
+        first, last = parts[0], parts[-1]
+        if scores is None:
+            scores = tuple(_weighted([(getattr(s, attr), s.frames) for s in parts]) for attr in ("lse_c", "lse_d"))
+        merged = replace(first, end=last.end, kind="speech" if any(s.kind == "speech" for s in parts) else "silence",
+                         lse_c=_score(scores[0], "LSE-C"), lse_d=_score(scores[1], "LSE-D"))
+        take = project.takes.get(first.take_id)
+        if take is None or not merged.within(take.start, take.end):
+            merged = replace(merged, take_id=None)
+        super().__init__(project)
+        self._after = {"segments": self._segments_with(merged, remove={s.id for s in parts[1:]})}
+        self.text = f"Merge segments {', '.join(s.id for s in parts)}"
+
+
+def _weighted(pairs) -> float | None:
+    pairs = [(v, n) for v, n in pairs if v is not None]
+    return sum(v * n for v, n in pairs) / sum(n for _, n in pairs) if pairs else None
+
+
+class ReplaceSegments(Command):
+    """Replace all segments, e.g. with voice activity detection's frame ranges: Segments, or anything
+    with start, end (frames) and kind, such as core.segments.FrameRange (those get fresh ids)."""
+
+    def __init__(self, project, segments, text: str = "Detect segments"):
+        segments = [s if isinstance(s, Segment) else project.make_segment(s.start, s.end, s.kind)
+                    for s in segments]
+        segments = sorted(segments, key=lambda s: s.start)
+        check_segments(segments, project.takes)
+        super().__init__(project, segments=tuple(segments))
+        self.text = text
+
+
+class SetScores(Command):
+    """Store a scoring pass: {segment id: (lse_c, lse_d)}, one undo step for all of them."""
+
+    def __init__(self, project, scores: dict, text: str = "Score segments"):
+        changed = [replace(project.segment(i), lse_c=_score(c, "LSE-C"), lse_d=_score(d, "LSE-D"))
+                   for i, (c, d) in scores.items()]
+        super().__init__(project)
+        self._after = {"segments": self._segments_with(*changed)}
+        self.text = text
+
+
+class AddTake(Command):
+    """Add a rendered take (from project.new_take); `choose=True` also makes it its segment's choice."""
+
+    def __init__(self, project, take: Take, choose: bool = False):
+        if not isinstance(take, Take):
+            raise EditError(f"expected a Take, not {type(take).__name__}")
+        if take.id in project.takes:
+            raise EditError(f"take id {take.id!r} is already used")
+        s = project.segment(take.segment_id)
+        if not (_is_int(take.start) and _is_int(take.end)) or not 0 <= take.start < take.end:
+            raise EditError(f"take {take.id}: frames [{take.start}, {take.end}) are not a valid range")
+        if Path(take.file).is_absolute() or ".." in Path(take.file).parts:
+            raise EditError(f"take {take.id}: file {take.file!r} must be relative to the project's cache folder")
+        if choose and not s.within(take.start, take.end):
+            raise EditError(f"take {take.id} [{take.start}, {take.end}) does not cover segment {s.id} "
+                            f"[{s.start}, {s.end})")
+        super().__init__(project, takes={**project.takes, take.id: take})
+        if choose:
+            self._after["segments"] = self._segments_with(replace(s, take_id=take.id))
+        self.take_id = take.id
+        self.text = f"Add {take.label or take.id}"
+
+
+class RemoveTake(Command):
+    """Remove a take from the project (segments that chose it go back to none). Its file stays in the
+    cache (undo brings the take back); garbage_collect deletes it once nothing can."""
+
+    def __init__(self, project, take_id: str):
+        take = project.take(take_id)
+        takes = {k: t for k, t in project.takes.items() if k != take_id}
+        super().__init__(project, takes=takes)
+        self._after["segments"] = self._segments_with(
+            *(replace(s, take_id=None) for s in project.segments if s.take_id == take_id))
+        self.text = f"Remove {take.label or take_id}"
+
+
+class ChooseTake(Command):
+    """Choose the take a segment exports with (None: the original frames)."""
+
+    def __init__(self, project, segment_id: str, take_id: str | None):
+        s = project.segment(segment_id)
+        if take_id is not None:
+            t = project.take(take_id)
+            if not s.within(t.start, t.end):
+                raise EditError(f"take {take_id} [{t.start}, {t.end}) does not cover segment {segment_id} "
+                                f"[{s.start}, {s.end})")
+        super().__init__(project)
+        self._after = {"segments": self._segments_with(replace(s, take_id=take_id))}
+        self.text = f"Choose {project.takes[take_id].label or take_id}" if take_id else "Use original frames"
+
+
+class RenameTake(Command):
+    """Give a take a name of the user's (its label in the takes lane)."""
+
+    def __init__(self, project, take_id: str, label: str):
+        take = project.take(take_id)
+        if not isinstance(label, str) or not label.strip():
+            raise EditError("a take's name cannot be empty")
+        super().__init__(project, takes={**project.takes, take_id: replace(take, label=label.strip())})
+        self.text = f"Rename {take.label or take_id} to {label.strip()}"
+
+
+class NudgeDub(Command):
+    """Move the dub by `frames` (positive: later). Consecutive nudges merge into one undo step."""
+    merge_key = "nudge-dub"
+
+    def __init__(self, project, frames: int):
+        if not _is_int(frames):
+            raise EditError(f"the dub moves by whole frames, not {frames!r}")
+        super().__init__(project, dub_offset=project.dub_offset + frames)
+
+    @property
+    def text(self) -> str:
+        before = self._before["dub_offset"] if self._before else self.project.dub_offset
+        return f"Nudge dub {self._after['dub_offset'] - before:+d} frames"
+
+
+class SetThreshold(Command):
+    """The LSE-C below which a segment's verdict is "poor". Slider drags merge into one step."""
+    merge_key = "threshold"
+
+    def __init__(self, project, threshold: float):
+        if not _is_number(threshold):
+            raise EditError(f"threshold must be a number, not {threshold!r}")
+        super().__init__(project, threshold=float(threshold))
+        self.text = f"Set threshold to {threshold:g}"
+
+
+class SetProjectSettings(Command):
+    """Project-wide choices: checkpoint, detector, device, length policy and the segment defaults."""
+
+    def __init__(self, project, changes: dict):
+        if not changes:
+            raise EditError("no setting to change")
+        settings = dict(project.settings)
+        for key, value in changes.items():
+            settings[key] = normalise_setting(key, value, project.folder)
+        super().__init__(project, settings=settings)
+        self.text = f"Set {', '.join(sorted(changes))}"
+        self.merge_key = ("settings", tuple(sorted(changes)))
+
+
+class RelinkMedia(Command):
+    """Point the video or the dub at another file (a moved one, or a first/new dub).
+    Without `facts`, the file must be the same size as the one it replaces (its facts are kept)."""
+
+    def __init__(self, project, kind: str, path, facts: MediaFacts | None = None):
+        if kind not in MEDIA_KINDS:
+            raise EditError(f"media kind must be one of {', '.join(MEDIA_KINDS)}, not {kind!r}")
+        path = Path(os.path.abspath(path))
+        if not path.is_file():
+            raise EditError(f"{path}: file not found")
+        old = project.media.get(kind)
+        if facts is None:
+            size = path.stat().st_size
+            if old is None:
+                facts = MediaFacts(size=size)
+            elif old.facts.size is not None and old.facts.size != size:
+                raise EditError(f"{path} is not the same file as {old.path.name} ({size} bytes, not "
+                                f"{old.facts.size}): probe it and pass its facts to use a different file")
+            else:
+                facts = old.facts
+        super().__init__(project, media={**project.media, kind: MediaRef(path, facts)})
+        self.text = f"{'Relink' if old else 'Set'} {kind} to {path.name}"
+
+
+# --------------------------------------------------------------------------- history
+
+
+class History:
+    """Undo/redo stacks with a clean (saved) mark and a size limit; mirrors QUndoStack's behaviour.
+
+    `listeners` are called (no arguments) after every push/undo/redo/clean change: the app updates
+    its Undo/Redo actions' text and the window's modified mark from `undo_text`, `is_clean`.
+    """
+
+    def __init__(self, limit: int = 200):
+        self.limit = limit
+        self.commands: list[Command] = []
+        self.index = 0  # commands[:index] are done
+        self._clean: int | None = 0  # None: the saved state can no longer be reached
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, fn: Callable[[], None]):
+        self._listeners.append(fn)
+
+    def _notify(self):
+        for fn in list(self._listeners):
+            fn()
+
+    def push(self, command: Command):
+        command.do()  # raises (and changes nothing) when the edit is invalid
+        if command.obsolete:
+            return  # a no-op: nothing to undo, the redo stack stays
+        del self.commands[self.index:]
+        if self._clean is not None and self._clean > self.index:
+            self._clean = None
+        top = self.commands[-1] if self.commands else None
+        # never merge into the command the saved state sits on: undo must be able to reach it
+        if top is not None and self._clean != self.index and top.merge(command):
+            if top.obsolete:
+                self.commands.pop()
+                self.index -= 1
+        else:
+            self.commands.append(command)
+            self.index += 1
+            excess = len(self.commands) - self.limit if self.limit else 0
+            if excess > 0:
+                del self.commands[:excess]
+                self.index -= excess
+                if self._clean is not None:
+                    self._clean = self._clean - excess if self._clean >= excess else None
+        self._notify()
+
+    def undo(self):
+        if self.can_undo:
+            self.index -= 1
+            self.commands[self.index].undo()
+            self._notify()
+
+    def redo(self):
+        if self.can_redo:
+            self.commands[self.index].do()
+            self.index += 1
+            self._notify()
+
+    @property
+    def can_undo(self) -> bool:
+        return self.index > 0
+
+    @property
+    def can_redo(self) -> bool:
+        return self.index < len(self.commands)
+
+    @property
+    def undo_text(self) -> str:
+        return self.commands[self.index - 1].text if self.can_undo else ""
+
+    @property
+    def redo_text(self) -> str:
+        return self.commands[self.index].text if self.can_redo else ""
+
+    @property
+    def is_clean(self) -> bool:
+        return self._clean == self.index
+
+    def set_clean(self):
+        if self._clean != self.index:
+            self._clean = self.index
+            self._notify()
+
+    def clear(self):
+        """Forget all commands (unlike QUndoStack.clear, an unsaved state stays unsaved)."""
+        self._clean = 0 if self.is_clean else None
+        self.commands.clear()
+        self.index = 0
+        self._notify()

@@ -1,0 +1,272 @@
+"""The project's data: settings and their validation, media facts and links, segments, takes.
+
+Segments, takes, media links and export records are frozen dataclasses: edits
+(core.project.commands) replace them, never mutate them, so undo snapshots are cheap
+and a reference the UI holds never changes under it. Settings dicts inside them are
+treated as immutable too.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+from core.blend import BlendSettings
+from core.errors import LipsmithError
+from core.hparams import HP, LENGTH_POLICIES
+
+SUFFIX = ".lipsmith"
+AUTOSAVE_SUFFIX = ".autosave"  # name.lipsmith.autosave
+CACHE_SUFFIX = "-cache"  # name.lipsmith-cache/
+MEDIA_KINDS = ("video", "dub")
+SEGMENT_KINDS = ("speech", "silence")
+CHECKPOINT_SUFFIXES = {".pth", ".pt", ".safetensors", ".ckpt"}
+DEFAULT_THRESHOLD = 5.0  # LSE-C below this marks a segment for attention; calibrate against the expert
+RECENT_LIMIT = 10
+
+
+class ProjectError(LipsmithError):
+    """A project file that cannot be read or written: `<file>: <problem>`."""
+
+
+class EditError(ValueError):
+    """An edit that cannot be applied; the message says why, fit for a status bar. Nothing changed."""
+
+
+# --------------------------------------------------------------------------- settings
+
+_BLEND = BlendSettings()
+DEFAULT_SETTINGS = {
+    "checkpoint": "generator",  # a bundled model name, or a Path (e.g. a speaker-adapted model)
+    "detector": "retinaface",
+    "device": "auto",
+    "length_policy": "cut",
+    "pads": list(HP.pads),  # top, bottom, left, right
+    "smooth_window": 5,
+    "face_index": None,  # None: the largest, most central face
+    "feather": _BLEND.feather,
+    "mask_width": _BLEND.mask_width,
+    "mask_height": _BLEND.mask_height,
+    "color_match": _BLEND.color_match,
+}
+# what a segment may override; detector, device and length policy are whole-clip choices
+SEGMENT_KEYS = ("checkpoint", "pads", "smooth_window", "face_index", "feather", "mask_width", "mask_height",
+                "color_match")
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def _checkpoint(value, folder: Path | None):
+    """A bundled name stays a str; anything path-like becomes an absolute Path."""
+    if isinstance(value, str) and value.strip() and not ("/" in value or "\\" in value
+                                                         or Path(value).suffix.lower() in CHECKPOINT_SUFFIXES):
+        return value.strip()
+    if not isinstance(value, (str, Path)) or not str(value).strip():
+        raise EditError(f"checkpoint must be a model name or a file path, not {value!r}")
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = (folder or Path.cwd()) / path
+    return Path(os.path.normpath(path))
+
+
+def normalise_setting(key: str, value, folder: Path | None = None):
+    """The stored form of one setting (pads as a list of 4 ints, checkpoint as a name or Path)."""
+    if key not in DEFAULT_SETTINGS:
+        raise EditError(f"unknown setting {key!r} (known: {', '.join(DEFAULT_SETTINGS)})")
+    if key == "checkpoint":
+        return _checkpoint(value, folder)
+    if key in ("detector", "device"):
+        if not isinstance(value, str) or not value.strip():
+            raise EditError(f"{key} must be a non-empty name, not {value!r}")
+        if key == "device" and not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value.strip()):
+            raise EditError(f"device must be auto, cpu, mps, cuda or cuda:N, not {value!r}")
+        return value.strip()
+    if key == "length_policy":
+        if value not in LENGTH_POLICIES:
+            raise EditError(f"length policy must be one of {', '.join(LENGTH_POLICIES)}, not {value!r}")
+        return value
+    if key == "pads":
+        if not isinstance(value, (list, tuple)) or len(value) != 4 or not all(_is_int(v) for v in value):
+            raise EditError(f"pads must be 4 whole numbers of pixels (top, bottom, left, right), not {value!r}")
+        return list(value)
+    if key == "smooth_window":
+        if not _is_int(value) or value < 0:
+            raise EditError(f"smoothing window must be a whole number of frames ≥ 0, not {value!r}")
+        return value
+    if key == "face_index":
+        if value is not None and (not _is_int(value) or value < 0):
+            raise EditError(f"face index must be None (the main face) or a number ≥ 0, not {value!r}")
+        return value
+    if key == "color_match":
+        if not isinstance(value, bool):
+            raise EditError(f"colour match must be true or false, not {value!r}")
+        return value
+    # feather, mask_width, mask_height: fractions of the crop
+    if not _is_number(value) or not 0 < value <= 1:
+        raise EditError(f"{key.replace('_', ' ')} must be a fraction in (0, 1], not {value!r}")
+    return float(value)
+
+
+def _jsonish(value, what: str):
+    """Free-form data (take settings, hashes, scores) in the form it round-trips through JSON:
+    tuples as lists, dataclasses as dicts, NaN/inf as None; Paths kept (stored as links)."""
+    if is_dataclass(value) and not isinstance(value, type):
+        value = asdict(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonish(v, what) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonish(v, what) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is None or isinstance(value, (str, int, float, bool, Path)):
+        return value
+    raise EditError(f"{what}: {type(value).__name__} values cannot be stored in a project")
+
+
+def _score(value, what: str):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if not _is_number(value):
+        raise EditError(f"{what} must be a number or None, not {value!r}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class MediaFacts:
+    """What is known about a media file without opening it again (cached in the project)."""
+    size: int | None = None  # bytes: with the name, how a moved file is recognised
+    fingerprint: str | None = None  # core.faces.cache.file_fingerprint (the detection cache's key too)
+    duration: float | None = None  # seconds
+    fps: float | None = None
+    frame_count: int | None = None
+    width: int | None = None
+    height: int | None = None
+    is_image: bool = False
+
+    @classmethod
+    def probe_file(cls, path, duration: float | None = None) -> "MediaFacts":
+        """Size and fingerprint of any file (a dub: pass its duration, known once it is decoded)."""
+        from core.faces.cache import file_fingerprint
+
+        return cls(size=Path(path).stat().st_size, fingerprint=file_fingerprint(path), duration=duration)
+
+    @classmethod
+    def probe_video(cls, path) -> "MediaFacts":
+        """Open the video (or still) once and keep its timing and size."""
+        from core.video import VideoSource
+
+        with VideoSource(path) as v:
+            base = cls.probe_file(path)
+            return replace(base, duration=float(v.duration), fps=float(v.fps), frame_count=int(v.frame_count),
+                           width=int(v.width), height=int(v.height), is_image=bool(v.is_image))
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    path: Path  # absolute: the file in use or, while it is missing, its last known location
+    facts: MediaFacts = MediaFacts()
+    linked: Path | None = None  # while missing: where the relative link pointed (kept for re-saving)
+
+    @property
+    def missing(self) -> bool:
+        return not self.path.is_file()
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Output frames [start, end). Scores: LSE-C mean (confidence, higher is better) and LSE-D."""
+    id: str
+    start: int
+    end: int
+    kind: str = "speech"
+    lse_c: float | None = None
+    lse_d: float | None = None
+    settings: dict = field(default_factory=dict)  # overrides of the project's settings (SEGMENT_KEYS)
+    take_id: str | None = None  # the chosen take; None = not rendered (export passes the original)
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start
+
+    def within(self, start: int, end: int) -> bool:
+        """Whether these frames lie inside [start, end) (e.g. a take's range, so the take can serve it)."""
+        return start <= self.start and self.end <= end
+
+
+@dataclass(frozen=True)
+class Take:
+    """One render of a frame range. `file` is relative to the project's cache folder."""
+    id: str
+    segment_id: str  # the segment it was rendered for (after a split it may serve both halves)
+    start: int
+    end: int
+    file: str
+    settings: dict = field(default_factory=dict)  # everything the render used (effective_settings + extras)
+    hashes: dict = field(default_factory=dict)  # e.g. {"file": sha256, "video": fingerprint, "dub": ...}
+    scores: dict = field(default_factory=dict)  # e.g. {"lse_c": 7.1, "lse_d": 6.9, "scorer": "expert"}
+    created: str = ""  # ISO 8601, UTC
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    path: Path
+    time: str  # ISO 8601, UTC
+    preset: str = ""
+    choices: dict = field(default_factory=dict)  # segment id → take id at export time
+    info: dict = field(default_factory=dict)  # free-form: duration, codec, report…
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _key(path) -> str:
+    return os.path.normcase(os.path.abspath(path))
+
+
+def check_segments(segments, takes=None) -> None:
+    """Sorted, non-overlapping, non-empty ranges with unique ids and known kinds and takes."""
+    seen = set()
+    for i, s in enumerate(segments):
+        if not isinstance(s, Segment):
+            raise EditError(f"segment {i} is a {type(s).__name__}, not a Segment")
+        if s.id in seen:
+            raise EditError(f"segment id {s.id!r} is used twice")
+        seen.add(s.id)
+        if not (_is_int(s.start) and _is_int(s.end)) or not 0 <= s.start < s.end:
+            raise EditError(f"segment {s.id}: frames [{s.start}, {s.end}) are not a range of whole frames ≥ 0")
+        if s.kind not in SEGMENT_KINDS:
+            raise EditError(f"segment {s.id}: kind must be one of {', '.join(SEGMENT_KINDS)}, not {s.kind!r}")
+        if i and s.start < segments[i - 1].end:
+            raise EditError(f"segment {s.id} [{s.start}, {s.end}) overlaps or precedes segment "
+                            f"{segments[i - 1].id} [{segments[i - 1].start}, {segments[i - 1].end})")
+        if takes is not None and s.take_id is not None and s.take_id not in takes:
+            raise EditError(f"segment {s.id}: chosen take {s.take_id!r} does not exist")
+        unknown = set(s.settings) - set(SEGMENT_KEYS)
+        if unknown:
+            raise EditError(f"segment {s.id}: {', '.join(sorted(unknown))} cannot be set per segment")
+
+
+def autosave_path_for(path) -> Path:
+    """`name.lipsmith` → `name.lipsmith.autosave` (same folder, so relative links stay valid)."""
+    path = Path(path)
+    return path.with_name(path.name + AUTOSAVE_SUFFIX)
+
+
+def cache_dir_for(path) -> Path:
+    """`name.lipsmith` → `name.lipsmith-cache/`, where its takes are rendered."""
+    path = Path(path)
+    return path.with_name(path.name + CACHE_SUFFIX)

@@ -1,0 +1,653 @@
+"""The project model: file round trip, paths, relink, commands and history, autosave, recent files.
+
+No real media needed: projects are made from media facts; media files are small byte files.
+"""
+import hashlib
+import json
+import os
+import shutil
+from collections import namedtuple
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import core.project.fileformat as fileformat
+from core.project import (AddTake, Autosaver, ChooseTake, EditError, MediaFacts, MergeSegments, NudgeDub, Project,
+                          ProjectError, RecentProjects, RelinkMedia, RemoveTake, RenameTake, ReplaceSegments,
+                          SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment, History,
+                          Command, autosave_path_for, recovery_candidate)
+
+FACTS = MediaFacts(size=None, fingerprint=None, duration=10.0, fps=25.0, frame_count=250, width=640, height=360)
+
+
+def write_media(path: Path, size: int, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(bytes((i * 7 + seed) % 251 for i in range(size)))
+    return path
+
+
+def sha(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def folder(tmp_path):
+    root = tmp_path / "job"
+    write_media(root / "media" / "clip.mp4", 3000)
+    write_media(root / "media" / "dub.wav", 1000, seed=3)
+    return root
+
+
+def make_project(folder: Path) -> Project:
+    """A saved project with 3 segments, scores, an override, a chosen take and an export record."""
+    video = folder / "media" / "clip.mp4"
+    dub = folder / "media" / "dub.wav"
+    facts = MediaFacts.probe_file(video)  # size and fingerprint; timing as if probed
+    p = Project.new(video, replace(FACTS, size=facts.size, fingerprint=facts.fingerprint),
+                    path=folder / "scene.lipsmith", dub_path=dub, dub_facts=MediaFacts.probe_file(dub, duration=9.5))
+    p.execute(ReplaceSegments(p, [p.make_segment(0, 100), p.make_segment(100, 140, "silence"),
+                                  p.make_segment(140, 250)]))
+    p.execute(SetScores(p, {"s1": (6.5, 7.2), "s3": (3.0, 9.1)}))
+    p.execute(SetSegmentSettings(p, "s1", {"smooth_window": 9, "pads": (0, 20, 0, 0)}))
+    take_id = p.new_take_id()
+    take = p.new_take("s1", p.take_file_for(take_id), take_id=take_id, hashes={"file": "ab"},
+                      scores={"lse_c": 7.0, "lse_d": float("nan")})
+    p.take_path(take).write_bytes(b"take one")
+    p.execute(AddTake(p, take, choose=True))
+    p.record_export(folder / "out" / "final.mp4", preset="web", info={"frames": 250})
+    p.save()
+    return p
+
+
+def state(p: Project) -> dict:
+    """The file's content, less the id counters (ids are never reused, so undo does not rewind them)."""
+    d = p.to_dict()
+    del d["next_ids"]
+    return d
+
+
+# --------------------------------------------------------------------------- file round trip
+
+
+def test_round_trip_keeps_everything_and_stores_relative_paths(folder):
+    p = make_project(folder)
+    assert not p.modified
+    q = Project.load(folder / "scene.lipsmith")
+    assert q.to_dict() == p.to_dict()
+    assert q.segments == p.segments and q.takes == p.takes and q.exports == p.exports
+    assert q.media == p.media and q.dub_offset == p.dub_offset and q.settings == p.settings
+    assert q.segment("s1").settings == {"smooth_window": 9, "pads": [0, 20, 0, 0]}
+    assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None}  # NaN stored as null, not invalid JSON
+    assert not q.modified and not q.history.can_undo
+    data = json.loads((folder / "scene.lipsmith").read_text())
+    assert data["schema_version"] == 1
+    assert data["media"]["video"]["relative"] == "media/clip.mp4"
+    assert data["media"]["video"]["absolute"] == str(folder / "media" / "clip.mp4")
+    assert data["takes"][0]["file"] == "t1.mkv"
+    # new ids continue after the loaded ones
+    assert q.new_segment_id() == "s4" and q.new_take_id() == "t2"
+
+
+def test_moving_the_whole_folder_keeps_media_linked(folder, tmp_path):
+    make_project(folder)
+    moved = shutil.move(str(folder), str(tmp_path / "elsewhere" / "job2"))
+    q = Project.load(Path(moved) / "scene.lipsmith")
+    assert q.missing_media() == []
+    assert q.video.path == Path(moved) / "media" / "clip.mp4"
+    assert q.take_path("t1").read_bytes() == b"take one"
+
+
+def test_a_copied_folder_uses_its_own_media_not_the_originals(folder, tmp_path):
+    make_project(folder)
+    copy = Path(shutil.copytree(folder, tmp_path / "copy"))
+    q = Project.load(copy / "scene.lipsmith")
+    assert q.video.path == copy / "media" / "clip.mp4" and q.dub.path == copy / "media" / "dub.wav"
+
+
+def test_absolute_path_is_the_fallback_when_only_the_project_moved(folder, tmp_path):
+    make_project(folder)
+    elsewhere = tmp_path / "other"
+    elsewhere.mkdir()
+    shutil.move(str(folder / "scene.lipsmith"), str(elsewhere / "scene.lipsmith"))
+    q = Project.load(elsewhere / "scene.lipsmith")
+    assert q.missing_media() == []
+    assert q.video.path == folder / "media" / "clip.mp4"
+    q.save()  # the relative link now points from the new folder
+    assert json.loads((elsewhere / "scene.lipsmith").read_text())["media"]["video"]["relative"] == \
+        "../job/media/clip.mp4"
+
+
+def test_save_as_rewrites_relative_paths_and_copies_the_takes(folder, tmp_path):
+    p = make_project(folder)
+    p.execute(NudgeDub(p, 2))
+    p.autosave()
+    old_autosave = autosave_path_for(folder / "scene.lipsmith")
+    assert old_autosave.exists()
+    target = tmp_path / "copies" / "v2.lipsmith"
+    write_media(tmp_path / "copies" / "v2.lipsmith-cache" / "t1.mkv", 5)  # another project's take was there
+    p.save_as(target)
+    assert p.path == target and not p.modified
+    data = json.loads(target.read_text())
+    assert data["media"]["video"]["relative"] == "../job/media/clip.mp4"
+    assert (tmp_path / "copies" / "v2.lipsmith-cache" / "t1.mkv").read_bytes() == b"take one"
+    assert (folder / "scene.lipsmith-cache" / "t1.mkv").exists()  # the old project keeps its own
+    assert not old_autosave.exists()
+    assert Project.load(folder / "scene.lipsmith").dub_offset == 0  # the old file is as it was
+    assert Project.load(target).dub_offset == 2
+
+
+# --------------------------------------------------------------------------- missing media
+
+
+def test_missing_media_found_by_name_and_size_then_relinked_with_undo(folder, tmp_path):
+    make_project(folder)
+    library = tmp_path / "library"
+    write_media(library / "a" / "clip.mp4", 2999)  # same name, other size: not it
+    real = library / "b" / "clip.mp4"
+    real.parent.mkdir(parents=True)
+    shutil.move(str(folder / "media" / "clip.mp4"), str(real))
+    q = Project.load(folder / "scene.lipsmith")
+    assert q.missing_media() == ["video"]
+    before = state(q)
+    assert before["media"]["video"]["relative"] == "media/clip.mp4"  # a missing link is re-saved unchanged
+    assert q.find_moved("video") is None  # not in the project's folder
+    found = q.find_moved("video", [library])
+    assert found == real
+    assert q.locate_missing([library]) == {"video": real}
+    q.relink("video", found)
+    assert q.missing_media() == [] and q.video.path == real and q.modified
+    assert q.video.facts == Project.load(folder / "scene.lipsmith").video.facts  # same file: facts kept
+    assert q.history.undo_text == "Relink video to clip.mp4"
+    q.undo()
+    assert q.missing_media() == ["video"] and state(q) == before and not q.modified
+    q.redo()
+    assert q.video.path == real
+
+
+def test_find_moved_checks_the_fingerprint(folder, tmp_path):
+    make_project(folder)
+    impostor = write_media(tmp_path / "lib" / "clip.mp4", 3000, seed=9)  # same name and size, other bytes
+    (folder / "media" / "clip.mp4").unlink()
+    q = Project.load(folder / "scene.lipsmith")
+    assert q.find_moved("video", [tmp_path / "lib"]) is None
+    assert impostor.exists()
+
+
+def test_relink_refuses_a_different_file_without_new_facts(folder, tmp_path):
+    p = make_project(folder)
+    other = write_media(tmp_path / "other.mp4", 1234)
+    with pytest.raises(EditError, match="not the same file"):
+        p.relink("video", other)
+    with pytest.raises(EditError, match="file not found"):
+        p.relink("video", tmp_path / "nope.mp4")
+    assert not p.modified
+    p.relink("video", other, MediaFacts(size=1234, fps=30.0, frame_count=300))
+    assert p.video.facts.fps == 30.0 and p.fps == 30.0
+
+
+# --------------------------------------------------------------------------- commands and history
+
+
+def _commands():
+    """(name, function making a command on a project from make_project)."""
+    return [
+        ("settings", lambda p: SetSegmentSettings(p, "s3", {"feather": 0.2, "checkpoint": "adapted/me.safetensors"})),
+        ("reset settings", lambda p: SetSegmentSettings(p, "s1", reset=["smooth_window"])),
+        ("split", lambda p: SplitSegment(p, "s1", 40)),
+        ("merge", lambda p: MergeSegments(p, ["s2", "s1"])),
+        ("add take", lambda p: AddTake(p, p.new_take("s3", "t9.mkv"), choose=True)),
+        ("remove take", lambda p: RemoveTake(p, "t1")),
+        ("choose take", lambda p: ChooseTake(p, "s1", None)),
+        ("rename take", lambda p: RenameTake(p, "t1", "  best  ")),
+        ("nudge", lambda p: NudgeDub(p, -3)),
+        ("threshold", lambda p: SetThreshold(p, 7)),
+        ("project settings", lambda p: SetProjectSettings(p, {"detector": "sfd", "device": "cuda:1"})),
+        ("relink", lambda p: RelinkMedia(p, "dub", write_media(p.folder / "dub2.wav", 1000))),
+        ("replace segments", lambda p: ReplaceSegments(p, [p.make_segment(10, 20)])),
+        ("scores", lambda p: SetScores(p, {"s2": (1.5, None)})),
+    ]
+
+
+@pytest.mark.parametrize("name,make", _commands(), ids=[n for n, _ in _commands()])
+def test_every_command_undoes_and_redoes_exactly(folder, name, make):
+    p = make_project(folder)
+    before = state(p)
+    command = p.execute(make(p))
+    after = state(p)
+    assert after != before and p.modified
+    assert p.history.undo_text == command.text and command.text
+    p.undo()
+    assert state(p) == before and not p.modified
+    assert p.history.redo_text == command.text
+    p.redo()
+    assert state(p) == after and p.modified
+    p.save()
+    assert state(Project.load(p.path)) == after
+
+
+def test_split_and_merge_details(folder):
+    p = make_project(folder)
+    split = p.execute(SplitSegment(p, "s1", 40, scores=((6.0, 7.0), (7.0, 7.5))))
+    left, right = p.segment("s1"), p.segment(split.new_id)
+    assert (left.start, left.end, right.start, right.end) == (0, 40, 40, 100)
+    assert left.take_id == right.take_id == "t1"  # the take covers both halves
+    assert right.settings == left.settings == {"smooth_window": 9, "pads": [0, 20, 0, 0]}
+    assert [t.id for t in p.takes_for(right.id)] == ["t1"]
+    p.execute(MergeSegments(p, [right.id, "s1"]))
+    merged = p.segment("s1")
+    assert (merged.start, merged.end, merged.take_id) == (0, 100, "t1")
+    assert merged.lse_c == pytest.approx((6.0 * 40 + 7.0 * 60) / 100)  # frame-weighted
+    p.execute(MergeSegments(p, ["s1", "s2"]))  # speech + silence: speech, take no longer covers it
+    assert p.segment("s1").kind == "speech" and p.segment("s1").take_id is None
+    assert [s.id for s in p.segments] == ["s1", "s3"]
+
+
+@pytest.mark.parametrize("frame", [0, 100, -5, 150, 40.5, "40"])
+def test_split_point_must_be_inside_the_segment(folder, frame):
+    p = make_project(folder)
+    before, depth = state(p), p.history.index
+    with pytest.raises(EditError, match="split"):
+        p.execute(SplitSegment(p, "s1", frame))
+    assert state(p) == before and p.history.index == depth and not p.modified
+
+
+def test_merge_and_other_validation(folder):
+    p = make_project(folder)
+    FrameRange = namedtuple("FrameRange", "start end kind")  # the shape core.segments.to_frames returns
+    p.execute(ReplaceSegments(p, [FrameRange(60, 100, "speech"), FrameRange(0, 50, "speech")]))
+    assert [(s.id, s.start) for s in p.segments] == [("s5", 0), ("s4", 60)]
+    a, b = (s.id for s in p.segments)
+    before = state(p)
+    with pytest.raises(EditError, match="not adjacent: frames 50–60"):
+        MergeSegments(p, [a, b])
+    with pytest.raises(EditError, match="at least two"):
+        MergeSegments(p, [a, a])
+    with pytest.raises(EditError, match="no segment 'zz'"):
+        MergeSegments(p, [a, "zz"])
+    with pytest.raises(EditError, match="overlaps"):
+        ReplaceSegments(p, [p.make_segment(0, 50), p.make_segment(40, 60)])
+    with pytest.raises(EditError, match="cannot be set per segment"):
+        SetSegmentSettings(p, a, {"device": "cpu"})
+    with pytest.raises(EditError, match="fraction"):
+        SetSegmentSettings(p, a, {"feather": 2})
+    with pytest.raises(EditError, match="pads"):
+        SetSegmentSettings(p, a, {"pads": (1, 2, 3)})
+    assert state(p) == before
+
+
+def test_choose_take_must_cover_the_segment(folder):
+    p = make_project(folder)
+    with pytest.raises(EditError, match=r"take t1 \[0, 100\) does not cover segment s3 \[140, 250\)"):
+        ChooseTake(p, "s3", "t1")
+    with pytest.raises(EditError, match="no take"):
+        ChooseTake(p, "s3", "t7")
+    with pytest.raises(EditError, match="empty"):
+        RenameTake(p, "t1", "   ")
+
+
+def test_consecutive_nudges_merge_and_cancel_out(folder):
+    p = make_project(folder)
+    depth = p.history.index
+    for _ in range(3):
+        p.execute(NudgeDub(p, 1))
+    p.execute(NudgeDub(p, -5))
+    assert p.dub_offset == -2 and p.history.index == depth + 1
+    assert p.history.undo_text == "Nudge dub -2 frames"
+    p.undo()
+    assert p.dub_offset == 0 and not p.modified
+    p.redo()
+    p.execute(NudgeDub(p, 2))  # back to 0: the merged step is a no-op and disappears
+    assert p.dub_offset == 0 and p.history.index == depth and not p.modified
+    p.execute(SetThreshold(p, 6))
+    p.execute(NudgeDub(p, 1))  # a threshold change in between: not merged with anything before it
+    assert p.history.index == depth + 2
+
+
+def test_no_merge_across_the_saved_state(folder):
+    p = make_project(folder)
+    p.execute(NudgeDub(p, 1))
+    p.save()
+    p.execute(NudgeDub(p, 1))
+    assert p.dub_offset == 2 and p.modified
+    p.undo()  # back to exactly what is on disk
+    assert p.dub_offset == 1 and not p.modified
+
+
+def test_slider_drags_merge_per_segment_and_key(folder):
+    p = make_project(folder)
+    depth = p.history.index
+    for v in (0.1, 0.2, 0.3):
+        p.execute(SetSegmentSettings(p, "s3", {"feather": v}))
+    p.execute(SetSegmentSettings(p, "s1", {"feather": 0.5}))
+    assert p.history.index == depth + 2
+    p.undo()
+    p.undo()
+    assert "feather" not in p.segment("s3").settings
+
+
+def test_modified_flag(folder):
+    p = make_project(folder)
+    assert not p.modified
+    p.execute(SetThreshold(p, 9))
+    assert p.modified
+    p.undo()
+    assert not p.modified
+    p.redo()
+    p.save()
+    assert not p.modified
+    p.undo()  # now different from the file
+    assert p.modified
+    p.redo()
+    assert not p.modified
+    p.execute(SetThreshold(p, 9))  # same value: no-op, not recorded
+    assert not p.modified and p.history.redo_text == ""
+    p.record_export(folder / "x.mp4")  # not undoable, but unsaved
+    assert p.modified and len(p.exports) == 2
+
+
+def test_history_limit_makes_the_saved_state_unreachable():
+    h = History(limit=3)
+    state = []
+
+    class Append(Command):
+        def __init__(self, v):
+            self.v, self.text = v, f"append {v}"
+
+        def do(self):
+            state.append(self.v)
+
+        def undo(self):
+            state.pop()
+
+    for v in range(5):
+        h.push(Append(v))
+    assert len(h.commands) == 3 and state == [0, 1, 2, 3, 4]
+    while h.can_undo:
+        h.undo()
+    assert state == [0, 1] and not h.is_clean  # the clean state (empty) fell off the bottom
+    h.redo()
+    assert state == [0, 1, 2] and h.undo_text == "append 2"
+
+
+def test_verdict_follows_the_threshold(folder):
+    p = make_project(folder)
+    assert [p.verdict(s) for s in p.segments] == ["good", "silence", "poor"]
+    p.execute(SetThreshold(p, 7.0))
+    assert p.verdict("s1") == "poor"
+    p.execute(SetScores(p, {"s1": (float("nan"), None)}))
+    assert p.verdict("s1") == "unscored"
+
+
+def test_effective_settings_and_render_options(folder):
+    p = make_project(folder)
+    p.execute(SetSegmentSettings(p, "s3", {"checkpoint": folder / "adapted" / "me.safetensors", "feather": 0.2}))
+    p.execute(NudgeDub(p, 5))
+    s = p.effective_settings("s3")
+    assert s["checkpoint"] == folder / "adapted" / "me.safetensors" and s["feather"] == 0.2
+    assert (s["start_frame"], s["end_frame"], s["smooth_window"]) == (140, 250, 5)
+    options = p.render_options("s1", batch_size=8)
+    assert options.pads == (0, 20, 0, 0) and options.smooth_window == 9 and options.batch_size == 8
+    assert (options.start_frame, options.end_frame) == (0, 100)
+    assert options.dub_offset_s == pytest.approx(5 / 25.0)
+    assert options.checkpoint == "generator"
+    assert p.render_options("s3").blend.feather == 0.2
+    p.save()
+    data = json.loads(p.path.read_text())
+    assert data["segments"][2]["settings"]["checkpoint"]["relative"] == "adapted/me.safetensors"
+
+
+# --------------------------------------------------------------------------- damaged files
+
+
+def test_truncated_file_raises_and_is_left_untouched(folder):
+    make_project(folder)
+    path = folder / "scene.lipsmith"
+    path.write_bytes(path.read_bytes()[:200])
+    digest = sha(path)
+    with pytest.raises(ProjectError, match="invalid JSON at line") as info:
+        Project.load(path)
+    assert info.value.path == path and str(path) in str(info.value)
+    assert sha(path) == digest
+
+
+@pytest.mark.parametrize("version,message", [(99, "newer Lipsmith"), (0, "unknown schema version"),
+                                             ("1", "unknown schema version"), (None, "no schema_version")])
+def test_unknown_schema_version_is_refused_clearly(folder, version, message):
+    make_project(folder)
+    path = folder / "scene.lipsmith"
+    data = json.loads(path.read_text())
+    data["schema_version"] = version
+    path.write_text(json.dumps(data))
+    digest = sha(path)
+    with pytest.raises(ProjectError, match=message):
+        Project.load(path)
+    assert sha(path) == digest
+
+
+def test_malformed_fields_are_named(folder):
+    make_project(folder)
+    path = folder / "scene.lipsmith"
+    data = json.loads(path.read_text())
+    data["segments"][1]["start"] = "ten"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match=r"segments\[1\]\.start: expected int"):
+        Project.load(path)
+    path.write_text("[1, 2]")
+    with pytest.raises(ProjectError, match="no JSON object"):
+        Project.load(path)
+    with pytest.raises(ProjectError, match="file not found"):
+        Project.load(folder / "nope.lipsmith")
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: d.update(media="x"),
+    lambda d: d["media"].pop("video"),
+    lambda d: d["media"]["video"].update(relative=None, absolute=None),
+    lambda d: d["media"]["video"]["facts"].update(fps="fast"),
+    lambda d: d["segments"].append({"id": "s9", "start": 5, "end": 6}),  # overlaps s1
+    lambda d: d["segments"][0].update(take_id="t99"),
+    lambda d: d["segments"][0]["settings"].update(feather="soft"),
+    lambda d: d["settings"].update(colour=1),
+    lambda d: d.update(threshold="high"),
+    lambda d: d["takes"][0].pop("file"),
+    lambda d: d["exports"][0].update(path=3),
+], ids=["media", "no video", "no path", "facts", "overlap", "take", "segment setting", "setting", "threshold",
+        "take file", "export path"])
+def test_any_damage_is_a_project_error(folder, damage):
+    make_project(folder)
+    path = folder / "scene.lipsmith"
+    data = json.loads(path.read_text())
+    damage(data)
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match="damaged project: ") as info:
+        Project.load(path)
+    assert info.value.path == path
+
+
+def test_migration_hook_runs_in_memory_only(folder, monkeypatch):
+    make_project(folder)
+    path = folder / "scene.lipsmith"
+    digest = sha(path)
+
+    def v1_to_v2(data):
+        data["threshold"] = 4.25
+        return data
+
+    monkeypatch.setattr(fileformat, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(fileformat, "MIGRATIONS", {1: v1_to_v2})
+    q = Project.load(path)
+    assert q.threshold == 4.25 and q.to_dict()["schema_version"] == 2
+    assert sha(path) == digest
+    monkeypatch.setattr(fileformat, "MIGRATIONS", {})
+    with pytest.raises(ProjectError, match="no migration from schema version 1"):
+        Project.load(path)
+
+
+def test_a_crash_while_saving_leaves_the_old_file(folder, monkeypatch):
+    p = make_project(folder)
+    path = folder / "scene.lipsmith"
+    digest = sha(path)
+    p.execute(SetThreshold(p, 8))
+
+    def crash(tmp, text):
+        Path(tmp).write_text(text[: len(text) // 2])
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(fileformat, "_write_text", crash)
+    with pytest.raises(KeyboardInterrupt):
+        p.save()
+    assert sha(path) == digest and p.modified
+    assert sorted(f.name for f in folder.iterdir()) == ["media", "scene.lipsmith", "scene.lipsmith-cache"]
+    monkeypatch.undo()
+    p.save()
+    assert Project.load(path).threshold == 8
+
+
+def test_unwritable_target_is_a_project_error(folder, tmp_path):
+    p = make_project(folder)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ProjectError, match="cannot save"):
+        p.save_as(blocker / "sub" / "x.lipsmith")  # a file where a folder should be
+    assert p.path == folder / "scene.lipsmith"
+
+
+# --------------------------------------------------------------------------- autosave and recovery
+
+
+def test_autosave_only_with_changes_and_recovery(folder):
+    p = make_project(folder)
+    path = folder / "scene.lipsmith"
+    auto = autosave_path_for(path)
+    assert auto.name == "scene.lipsmith.autosave"
+    assert p.autosave() is None and not auto.exists()
+    p.execute(NudgeDub(p, 4))
+    assert p.autosave() == auto and auto.exists()
+    stamp = auto.stat().st_mtime_ns
+    assert p.autosave() is None and auto.stat().st_mtime_ns == stamp  # nothing new since
+    os.utime(path, ns=(stamp - 10**9, stamp - 10**9))
+    assert recovery_candidate(path) == auto
+    r = Project.recover(path)
+    assert r.dub_offset == 4 and r.modified and r.path == path and auto.exists()
+    assert Project.load(path).dub_offset == 0  # the project file itself is untouched
+    os.utime(auto, ns=(stamp - 2 * 10**9, stamp - 2 * 10**9))
+    assert recovery_candidate(path) is None  # older than the project file
+    os.utime(auto, ns=(stamp + 10**9, stamp + 10**9))
+    r.save()
+    assert not auto.exists() and recovery_candidate(path) is None
+    assert Project.load(path).dub_offset == 4
+
+
+def test_damaged_autosave_is_not_offered(folder):
+    make_project(folder)
+    path = folder / "scene.lipsmith"
+    auto = autosave_path_for(path)
+    auto.write_text('{"schema_version": 1, "med')
+    future = path.stat().st_mtime_ns + 10**9
+    os.utime(auto, ns=(future, future))
+    assert recovery_candidate(path) is None
+    assert auto.read_text() == '{"schema_version": 1, "med'
+
+
+def test_undo_to_the_saved_state_removes_a_stale_autosave(folder):
+    p = make_project(folder)
+    p.execute(SetThreshold(p, 1))
+    auto = p.autosave()
+    p.undo()
+    assert p.autosave() is None and not auto.exists()
+
+
+def test_autosaver_ticks_every_minute(folder):
+    p = make_project(folder)
+    saver = Autosaver(p)
+    assert saver.tick(1000.0) is None  # starts the clock
+    p.execute(NudgeDub(p, 1))
+    assert saver.tick(1059.0) is None and not p.autosave_path.exists()
+    assert saver.tick(1060.0) == p.autosave_path
+    assert saver.tick(1130.0) is None  # nothing new since the last autosave
+    p.execute(NudgeDub(p, 1))
+    assert saver.tick(1150.0) is None  # only 20 s into the interval
+    assert saver.tick(1190.0) == p.autosave_path
+    assert Project.load(p.autosave_path, as_path=p.path).dub_offset == 2
+
+
+def test_autosaver_keeps_failures(folder, monkeypatch):
+    p = make_project(folder)
+    saver = Autosaver(p, interval=1)
+    saver.tick(0)
+    p.execute(NudgeDub(p, 1))
+
+    def full(tmp, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(fileformat, "_write_text", full)
+    assert saver.tick(1) is None and "No space left" in str(saver.last_error)
+    monkeypatch.undo()
+    assert saver.tick(2) == p.autosave_path and saver.last_error is None
+
+
+# --------------------------------------------------------------------------- takes cache
+
+
+def test_removed_take_file_survives_undo_and_garbage_collection_respects_history(folder):
+    p = make_project(folder)
+    file = p.take_path("t1")
+    stray = p.cache_dir / "old" / "t0.mkv"
+    write_media(stray, 10)
+    writing = p.cache_dir / ".t5.mkv.abc.tmp"
+    writing.write_bytes(b"")
+    p.execute(RemoveTake(p, "t1"))
+    assert file.exists() and p.segment("s1").take_id is None
+    assert p.garbage_collect() == [stray]  # t1 can still come back by undo: kept
+    assert not (p.cache_dir / "old").exists() and writing.exists()
+    p.undo()
+    assert p.segment("s1").take_id == "t1" and file.read_bytes() == b"take one"
+    p.redo()
+    p.history.clear()
+    assert p.garbage_collect() == [file] and not file.exists()
+
+
+def test_takes_must_live_in_the_cache(folder, tmp_path):
+    p = make_project(folder)
+    with pytest.raises(EditError, match="not inside the project's cache folder"):
+        p.new_take("s3", tmp_path / "x.mkv")
+    with pytest.raises(EditError, match="inside the project's cache folder"):
+        p.new_take("s3", "../x.mkv")
+    untitled = Project.new(folder / "media" / "clip.mp4", FACTS)
+    with pytest.raises(ProjectError, match="save the project first"):
+        untitled.take_file_for("t1")
+    assert untitled.autosave() is None
+
+
+# --------------------------------------------------------------------------- recent projects
+
+
+def test_recent_projects_dedup_limit_prune(tmp_path, monkeypatch):
+    monkeypatch.setenv("LIPSMITH_CONFIG", str(tmp_path / "cfg"))
+    recent = RecentProjects()
+    assert recent.file == tmp_path / "cfg" / "recent.json" and recent.paths() == []
+    files = [write_media(tmp_path / "p" / f"{i}.lipsmith", 1) for i in range(12)]
+    for f in files:
+        recent.add(f)
+    assert recent.paths() == files[::-1][:10]
+    recent.add(tmp_path / "p" / ".." / "p" / "5.lipsmith")  # another spelling of the same file
+    got = RecentProjects().paths()
+    assert got[0] == files[5] and len(got) == 10 and got.count(files[5]) == 1
+    files[11].unlink()
+    assert files[11] not in RecentProjects().paths() and len(RecentProjects().paths()) == 9
+    assert str(files[11]) not in recent.file.read_text()  # pruned on disk too
+    recent.file.write_text("{not json")
+    assert recent.paths() == []
+    recent.add(files[0])
+    assert recent.paths() == [files[0]]
+
+
+def test_probe_video_reads_real_media(tmp_path):
+    from tests.conftest import ffmpeg
+
+    clip = tmp_path / "c.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.4", "-pix_fmt", "yuv420p", clip)
+    facts = MediaFacts.probe_video(clip)
+    assert (facts.frame_count, facts.width, facts.height, facts.fps) == (10, 64, 48, 25.0)
+    assert facts.size == clip.stat().st_size and len(facts.fingerprint) == 64
