@@ -11,10 +11,11 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
-from core.models.syncnet import SyncNet, SyncNetDims, sync_loss, sync_probability
+from core.models.syncnet import SyncNet, SyncNetDims, contrastive_loss, sync_loss, sync_probability
 from core.weights import save_weights
 from training import distributed
 from training.checkpoint import load_training_state, manifest_hash, save_training_state
@@ -88,6 +89,29 @@ class Log:
               flush=True)
 
 
+class ClipGroupedBatches:
+    """Endless batches made of `per_clip` windows (≥ 5 frames apart) from each of
+    batch_size / per_clip clips, drawn in proportion to the clips' lengths."""
+
+    def __init__(self, dataset, batch_size: int, per_clip: int, seed: int, min_gap: int = 5):
+        if batch_size % per_clip:
+            raise ValueError(f"batch size {batch_size} is not a multiple of --windows-per-clip {per_clip}")
+        self.dataset, self.groups, self.per_clip, self.min_gap = dataset, batch_size // per_clip, per_clip, min_gap
+        self.rng = np.random.default_rng(seed)
+        sizes = np.diff(dataset._offsets)
+        self.eligible = np.flatnonzero(sizes >= per_clip * min_gap)
+        self.weights = sizes[self.eligible] / sizes[self.eligible].sum()
+
+    def __iter__(self):
+        while True:
+            batch = []
+            for c in self.rng.choice(self.eligible, self.groups, replace=False, p=self.weights):
+                first, count = int(self.dataset._offsets[c]), int(self.dataset._offsets[c + 1] - self.dataset._offsets[c])
+                grid = np.arange(int(self.rng.integers(self.min_gap)), count, self.min_gap)
+                batch.extend(first + self.rng.choice(grid, self.per_clip, replace=False))
+            yield [int(i) for i in batch]
+
+
 @torch.no_grad()
 def evaluate(model, val_loader, ctx, batches: int, precision: str) -> dict:
     model.eval()
@@ -127,7 +151,13 @@ def train(args) -> int:
         step, best = side["step"], side["metrics"].get("best_val_loss", float("inf"))
         log(event="resume", step=step)
     net = distributed.wrap(model, ctx)
-    train_loader, val_loader = loader(train_set, args, ctx, True), loader(val_set, args, ctx, False)
+    if args.contrastive > 0:
+        sampler = ClipGroupedBatches(train_set, args.batch_size, args.windows_per_clip, seed=args.seed + ctx.rank)
+        train_loader = DataLoader(train_set, batch_sampler=sampler, num_workers=args.workers,
+                                  persistent_workers=args.workers > 0)
+    else:
+        train_loader = loader(train_set, args, ctx, True)
+    val_loader = loader(val_set, args, ctx, False)
     extra = {"dims": model.dims.to_dict(), "data": manifest_hash(data), "kind": "syncnet"}
     started, seen, metrics = time.perf_counter(), 0, {}
 
@@ -142,7 +172,12 @@ def train(args) -> int:
         faces, mel, label = faces.to(ctx.device), mel.to(ctx.device), label.to(ctx.device)
         with autocast(ctx, args.precision):
             audio_emb, face_emb = net(mel, faces)
-        loss = sync_loss(audio_emb.float(), face_emb.float(), label)
+        audio_emb, face_emb = audio_emb.float(), face_emb.float()
+        loss = sync_loss(audio_emb, face_emb, label)
+        if args.contrastive > 0:
+            in_sync = label > 0.5
+            groups = torch.arange(len(label), device=label.device) // args.windows_per_clip
+            loss = loss + args.contrastive * contrastive_loss(audio_emb[in_sync], face_emb[in_sync], groups[in_sync])
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()
@@ -171,15 +206,24 @@ def train(args) -> int:
     return 0
 
 
+def add_args(p):
+    add_common_args(p, default_batch=64)
+    p.add_argument("--contrastive", type=float, default=0.0,
+                   help="weight of an InfoNCE term among in-sync windows of the same clip, added to the paper's "
+                        "BCE (0: the paper's loss alone); batches are then built of --windows-per-clip windows "
+                        "from each of batch/windows-per-clip clips")
+    p.add_argument("--windows-per-clip", type=int, default=8)
+
+
 def add_parser(sub):
     p = sub.add_parser("train-expert", help="train the lip-sync expert (SyncNet) on a prepared dataset")
-    add_common_args(p, default_batch=64)
+    add_args(p)
     p.set_defaults(run=train)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="train-expert")
-    add_common_args(parser, default_batch=64)
+    add_args(parser)
     return train(parser.parse_args(argv))
 
 

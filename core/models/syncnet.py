@@ -49,3 +49,17 @@ def sync_probability(audio_emb: torch.Tensor, face_emb: torch.Tensor) -> torch.T
 def sync_loss(audio_emb: torch.Tensor, face_emb: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of the cosine similarity against 1 (in sync) / 0 (off sync)."""
     return F.binary_cross_entropy(sync_probability(audio_emb, face_emb), target.float())
+
+
+def contrastive_loss(audio_emb: torch.Tensor, face_emb: torch.Tensor, groups: torch.Tensor,
+                     scale: float = 10.0) -> torch.Tensor:
+    """InfoNCE over in-sync pairs: each face window must pick its own audio among the other
+    windows of the same clip (`groups` = clip of each pair), and vice versa.
+
+    Restricting the candidates to one clip matters: across clips, matching voice to face
+    identity would solve the task without looking at the lips.
+    """
+    logits = scale * audio_emb @ face_emb.T
+    logits = logits.masked_fill(groups[:, None] != groups[None, :], float("-inf"))
+    target = torch.arange(len(logits), device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
