@@ -406,7 +406,10 @@ class VideoWriter:
         # `apad` in one pass overshoots the video by up to ~0.2 s of audio (measured).
         duration = self.frame_count / self.fps
         end = f"{float(duration):.6f}"
-        filters = ["asetpts=PTS-STARTPTS"]  # sample 0 at t=0, as core.audio loads it
+        # NaN/inf samples (some TTS output) make ffmpeg's AAC encoder refuse the whole track:
+        # zero them, as core.audio does for the mel. Finite samples pass through bit-exact.
+        filters = [r"aeval=exprs=if(isnan(val(ch))+isinf(val(ch))\,0\,val(ch)):c=same",
+                   "asetpts=PTS-STARTPTS"]  # sample 0 at t=0, as core.audio loads it
         if self.audio_offset_s > 0:
             filters.append(f"adelay=delays={self.audio_offset_s * 1000:.3f}:all=1")
         elif self.audio_offset_s < 0:
@@ -459,13 +462,17 @@ class VideoWriter:
         return False
 
 
-def check_writable(path):
+def check_writable(path, protect=()):
     """Raise MediaError unless a file can be created at `path`: fail before the work, not after.
 
     Tries it (creates and deletes a file beside it): permission bits lie for root, and
-    read-only mounts or full quotas show only when writing.
+    read-only mounts or full quotas show only when writing. `path` must not be one of the
+    input files in `protect`.
     """
     path = Path(path)
+    for source in protect:
+        if source is not None and _same_file(path, source):
+            raise MediaError(path, "refusing to write over an input file")
     parent = path.parent
     if not parent.is_dir():
         raise MediaError(path, f"cannot write: folder {parent} does not exist"

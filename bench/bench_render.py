@@ -1,0 +1,289 @@
+"""End-to-end render speed at 720p25 with cached face detection (DESIGN §11).
+
+Makes (once, cached in --workdir) a 1280x720 25 fps clip of a real speaker from
+../shared/data/news/German_20s.mp4 (pillarboxed, looped to --seconds) and uses a real
+speech track as the dub. Then, in one run:
+
+1. detection: a cold pass over the clip (written to the cache), frames/s;
+2. stages alone on the first --stage-frames frames: decode, generator (per width),
+   crop + mel, blend, encode (x264 at the render's preset/CRF), as frames/s and as CPU
+   ms/frame (all threads and child processes; steadier than wall time on a shared machine);
+3. the full render per generator width (random weights; our defaults otherwise:
+   cut policy, batch 32, CRF 18, preset medium, colour match), with the busy time of
+   each stage measured inside the pipeline, the real-time factor = frames/s ÷ 25, and
+   the CPU time per frame, which bounds the frames/s two idle cores could reach.
+
+    python -m bench.bench_render [--widths 1.0 0.5] [--seconds 20] [--preset medium]
+                                 [--workdir /tmp/lipsmith-bench] [--profile] [--no-fold]
+"""
+import argparse
+import cProfile
+import pstats
+import resource
+import shutil
+import os
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import core.render as render_module
+from core.audio import load_audio, mel_windows, melspectrogram
+from core.blend import BlendSettings, composite
+from core.faces import track_video
+from core.hparams import HP
+from core.models.wav2lip import GeneratorDims, Wav2Lip
+from core.render import FaceGenerator, RenderOptions, Renderer, cpu_supports_bf16
+from core.video import VideoSource, VideoWriter
+from core.weights import save_weights
+from tests.conftest import DATA, ffmpeg
+
+FPS = 25
+
+
+def make_inputs(workdir: Path, seconds: int):
+    source = DATA / "news" / "German_20s.mp4"
+    dub = DATA / "dubs" / "audio_eng.wav"  # 60 s of speech; the cut policy stops at the video's end
+    if not source.is_file() or not dub.is_file():
+        sys.exit(f"needs {source} and {dub} (../shared/data)")
+    clip = workdir / f"face720_{seconds}s.mp4"
+    if not clip.is_file():
+        print(f"making {clip.name} ...", flush=True)
+        tmp = clip.with_suffix(".tmp.mp4")
+        ffmpeg("-stream_loop", "-1", "-i", source, "-t", seconds, "-r", FPS,
+               "-vf", "scale=720:720:flags=bicubic,pad=1280:720:280:0,format=yuv420p",
+               "-c:v", "libx264", "-preset", "fast", "-crf", "18", "-c:a", "aac", "-b:a", "128k", tmp)
+        tmp.rename(clip)
+    return clip, dub
+
+
+def checkpoint_for(workdir: Path, width: float) -> Path:
+    path = workdir / f"generator_w{width:g}.safetensors"
+    if not path.is_file():
+        torch.manual_seed(0)
+        save_weights(Wav2Lip(GeneratorDims(width=width)), path)
+    return path
+
+
+def rate(n, seconds):
+    return n / seconds if seconds > 0 else float("inf")
+
+
+class Timed:
+    """Wall and CPU time (all threads of this process, plus finished children) of a block."""
+
+    def __enter__(self):
+        self.wall, self.cpu, self.child = time.perf_counter(), time.process_time(), children_cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.wall
+        self.cpu = time.process_time() - self.cpu + children_cpu() - self.child
+
+    def row(self, n):
+        return rate(n, self.wall), self.cpu / n * 1000
+
+
+# --------------------------------------------------------------------------- stages alone
+
+
+def stage_rates(clip, dub, track, widths, n, preset, crf):
+    """{stage: (frames/s wall, CPU ms/frame)} for each stage run alone on the first n frames."""
+    video = VideoSource(clip)
+    out = {}
+    with Timed() as t:
+        frames = [f for _, f in video.frames(0, n)]
+    out["decode"] = t.row(len(frames))
+
+    mel = melspectrogram(load_audio(dub))
+    with Timed() as t:
+        crops, boxes = [], []
+        for i, frame in enumerate(frames):
+            x1, y1, x2, y2 = box = track.crop_box(i, HP.pads)
+            crops.append(render_module.cv2.resize(frame[y1:y2, x1:x2], (HP.img_size, HP.img_size),
+                                                  interpolation=render_module.cv2.INTER_AREA))
+            boxes.append(box)
+        mels = mel_windows(mel, np.arange(len(frames)) / FPS)
+    out["crop + mel window"] = t.row(len(frames))
+    crops = np.stack(crops)
+
+    for width in widths:
+        torch.manual_seed(0)
+        generator = FaceGenerator(Wav2Lip(GeneratorDims(width=width)), torch.device("cpu"), 32)
+        generator(crops[:32], mels[:32])  # warm-up
+        with Timed() as t:
+            generated = generator(crops, mels)
+        out[f"generator w{width:g}"] = t.row(len(crops))
+
+    settings = BlendSettings()
+    copies = [f.copy() for f in frames]
+    with Timed() as t:
+        for i, (frame, face, box) in enumerate(zip(copies, generated, boxes)):
+            composite(frame, face, box, track.landmarks_at(i), settings)
+    out[f"blend (box ~{np.mean([b[2] - b[0] for b in boxes]):.0f}x{np.mean([b[3] - b[1] for b in boxes]):.0f})"] = \
+        t.row(len(frames))
+
+    target = Path(clip).with_name("stage_encode.mp4")
+    with Timed() as t:
+        with VideoWriter(target, video.width, video.height, video.fps, crf=crf, preset=preset) as writer:
+            for frame in copies:
+                writer.write(frame)
+    out[f"encode (x264 {preset})"] = t.row(len(frames))
+    target.unlink(missing_ok=True)
+    return out
+
+
+# --------------------------------------------------------------------------- instrumented render
+
+
+class StageClock:
+    """Busy seconds per stage inside a real render, by wrapping the functions the pipeline calls."""
+
+    def __init__(self):
+        self.busy = defaultdict(float)
+        self.calls = defaultdict(int)
+        self._saved = []
+
+    def wrap(self, owner, name, stage):
+        original = getattr(owner, name)
+        clock = self
+
+        def timed(*args, **kwargs):
+            started = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                clock.busy[stage] += time.perf_counter() - started
+                clock.calls[stage] += 1
+
+        self._saved.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def wrap_generator_function(self, owner, name, stage):
+        """Time a generator function item by item (the decode thread runs one)."""
+        original = getattr(owner, name)
+        clock = self
+
+        def timed(*args, **kwargs):
+            iterator = original(*args, **kwargs)
+            while True:
+                started = time.perf_counter()
+                try:
+                    item = next(iterator)
+                except StopIteration:
+                    return
+                finally:
+                    clock.busy[stage] += time.perf_counter() - started
+                yield item
+
+        self._saved.append((owner, name, original))
+        setattr(owner, name, timed)
+
+    def __enter__(self):
+        self.wrap_generator_function(render_module, "source_frames", "decode (thread)")
+        self.wrap(FaceGenerator, "__call__", "generator")
+        self.wrap(render_module, "composite", "blend")
+        self.wrap(render_module, "mel_windows", "mel windows")
+        self.wrap(VideoWriter, "write", "encode: pipe write (waits on x264)")
+        self.wrap(VideoWriter, "close", "encode: flush + mux audio")
+        return self
+
+    def __exit__(self, *exc):
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+
+
+def children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_render(clip, dub, checkpoint, cache_dir, output, preset, crf, profile=False):
+    options = RenderOptions(checkpoint=str(checkpoint), cache_dir=str(cache_dir), preset=preset, crf=crf)
+    started = time.perf_counter()
+    renderer = Renderer(clip, dub, options)
+    setup = time.perf_counter() - started
+    cpu_before, child_before = time.process_time(), children_cpu()
+    profiler = cProfile.Profile() if profile else None
+    with StageClock() as clock:
+        if profiler:
+            profiler.enable()
+        report = renderer.render_to(output)
+        if profiler:
+            profiler.disable()
+    return dict(report=report, setup=setup, clock=clock, cpu=time.process_time() - cpu_before,
+                ffmpeg_cpu=children_cpu() - child_before, profiler=profiler,
+                compiled=options.compile if options.compile is not None else len(renderer.range) > 3000)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workdir", default="/tmp/lipsmith-bench")
+    parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.5])
+    parser.add_argument("--preset", default="medium", help="x264 preset (our default: medium)")
+    parser.add_argument("--crf", type=int, default=18)
+    parser.add_argument("--stage-frames", type=int, default=96)
+    parser.add_argument("--profile", action="store_true", help="cProfile the main thread of the width-1 render")
+    parser.add_argument("--no-fold", action="store_true", help="keep BatchNorm unfolded (before/after comparison)")
+    args = parser.parse_args()
+    if args.no_fold:
+        render_module.fold_batchnorm = lambda model: model
+
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    clip, dub = make_inputs(workdir, args.seconds)
+    cache_dir = workdir / "faces"
+    shutil.rmtree(cache_dir, ignore_errors=True)  # a cold detection pass, timed, fills the cache
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 autocast: {cpu_supports_bf16()}; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other jobs share the CPU)")
+    video = VideoSource(clip)
+    print(f"clip: {video.width}x{video.height} {video.fps:g} fps, {video.frame_count} frames; dub {dub.name}")
+
+    started = time.perf_counter()
+    track = track_video(video, cache_dir=cache_dir)
+    detect_s = time.perf_counter() - started
+    print(f"detection (RetinaFace, cold, cached afterwards): {video.frame_count} frames in {detect_s:.1f} s = "
+          f"{rate(video.frame_count, detect_s):.1f} frames/s; faces in {int(track.has_face.sum())} frames")
+
+    print(f"\nstages alone, first {args.stage_frames} frames:            frames/s   CPU ms/frame")
+    for name, (fps, cpu_ms) in stage_rates(clip, dub, track, args.widths, args.stage_frames, args.preset,
+                                          args.crf).items():
+        print(f"  {name:<36} {fps:8.1f}   {cpu_ms:8.1f}")
+
+    print(f"\nfull render, cached detection, preset {args.preset}, CRF {args.crf}:")
+    rows = []
+    for width in args.widths:
+        checkpoint = checkpoint_for(workdir, width)
+        output = workdir / f"render_w{width:g}.mp4"
+        result = run_render(clip, dub, checkpoint, cache_dir, output, args.preset, args.crf,
+                            profile=args.profile and width == args.widths[0])
+        report, clock = result["report"], result["clock"]
+        fps = report.fps
+        rows.append((width, fps))
+        print(f"  width {width:g}: {report.frames} frames in {report.seconds:.1f} s = {fps:.1f} frames/s, "
+              f"real-time factor {fps / FPS:.2f}x  (setup incl. cached detection + model load "
+              f"{result['setup']:.1f} s; torch.compile {'on' if result['compiled'] else 'off'})")
+        cpu_ms = (result["cpu"] + result["ffmpeg_cpu"]) / report.frames * 1000
+        print(f"    CPU: python {result['cpu']:.1f} s + ffmpeg {result['ffmpeg_cpu']:.1f} s over {report.seconds:.1f} s "
+              f"wall = {cpu_ms:.0f} ms/frame; on 2 idle cores at most {2000 / cpu_ms:.1f} frames/s "
+              f"({2000 / cpu_ms / FPS:.2f}x)")
+        for stage, busy in sorted(clock.busy.items(), key=lambda kv: -kv[1]):
+            print(f"    {stage:<36} {busy:6.1f} s busy  ({busy / report.frames * 1000:6.1f} ms/frame)")
+        if result["profiler"]:
+            print("\n  cProfile, main thread, top 20 by own time:")
+            stats = pstats.Stats(result["profiler"])
+            stats.sort_stats("tottime").print_stats(20)
+        output.unlink(missing_ok=True)
+
+    print(f"\nload average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("summary: " + ", ".join(f"width {w:g}: {f:.1f} frames/s = {f / FPS:.2f}x real time" for w, f in rows)
+          + f"  (target >= 1.0x at width 1)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,470 @@
+"""`python main.py render` on bad and awkward input, run in-process through `main.main`.
+
+Every call goes through `Cli.render`, which also checks what must hold whatever the
+outcome: the input files are byte-for-byte unchanged, nothing new appears beside them,
+and the output folder holds the finished output and nothing else (on failure: nothing at
+all, not even a temp file). Renders use a tiny random-weight generator (width 0.25).
+Real-face cases use 1-2 s excerpts of ../shared/data and skip without it.
+"""
+import hashlib
+import json
+import os
+import shutil
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import main
+from core.models.syncnet import SyncNet, SyncNetDims
+from core.models.wav2lip import GeneratorDims, Wav2Lip
+from core.video import VideoSource, VideoWriter
+from core.weights import save_weights
+from tests.conftest import ffmpeg
+
+# --------------------------------------------------------------------------- media, built once per session
+
+
+@pytest.fixture(scope="session")
+def media(tmp_path_factory):
+    return tmp_path_factory.mktemp("cli_media")
+
+
+def once(path: Path, make) -> Path:
+    """Build `path` with `make(path)` the first time it is asked for."""
+    if not path.exists():
+        make(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def checkpoint(media):
+    torch.manual_seed(0)
+    path = media / "tiny_generator.safetensors"
+    save_weights(Wav2Lip(GeneratorDims(width=0.25)), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def colour_clip(media):
+    """1 s of a flat colour, 224x224, 25 fps, no audio: a valid video with no face."""
+    return once(media / "colour.mp4", lambda p: ffmpeg(
+        "-f", "lavfi", "-i", "color=c=0x3060a0:s=224x224:r=25:d=1", "-c:v", "libx264", "-preset", "ultrafast",
+        "-pix_fmt", "yuv420p", p))
+
+
+@pytest.fixture(scope="session")
+def voice_wav(media):
+    """1.5 s of a modulated tone: a dub that is neither silent nor empty (no data needed)."""
+    return once(media / "voice.wav", lambda p: ffmpeg(
+        "-f", "lavfi", "-i", "sine=frequency=220:sample_rate=16000:duration=1.5", "-af", "tremolo=f=4:d=0.9", p))
+
+
+@pytest.fixture
+def face_clip(data_dir, media):
+    """1.2 s (30 frames) of a real talking face with its own audio, 224x224 25 fps."""
+    return once(media / "face.mp4", lambda p: ffmpeg(
+        "-i", data_dir / "pcavs" / "00002.mp4", "-t", "1.2", "-c:v", "libx264", "-preset", "ultrafast",
+        "-c:a", "aac", p))
+
+
+@pytest.fixture
+def face_dub(data_dir, media):
+    """1.2 s of real speech (the clip's own voice) as a WAV."""
+    return once(media / "face_dub.wav", lambda p: ffmpeg(
+        "-i", data_dir / "pcavs" / "00002.mp4", "-t", "1.2", "-vn", "-c:a", "pcm_s16le", p))
+
+
+@pytest.fixture
+def long_dub(data_dir):
+    return data_dir / "dubs" / "vox_id01849.wav"  # 4.4 s of speech, read-only, used in place
+
+
+# --------------------------------------------------------------------------- running the CLI
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def listing(folder: Path) -> set:
+    return set(os.listdir(folder)) if folder.is_dir() else set()
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+    output: Path
+
+    def error_line(self) -> str:
+        lines = self.err.strip().splitlines()
+        assert lines, "nothing on stderr"
+        return lines[-1]
+
+
+class Cli:
+    def __init__(self, capsys, checkpoint, tmp_path):
+        self.capsys = capsys
+        self.checkpoint = checkpoint
+        self.cache = tmp_path / "cache"  # detection cache
+        self.out_dir = tmp_path / "out"
+        self.cache.mkdir()
+        self.out_dir.mkdir()
+
+    def render(self, video, dub, output=None, *extra, checkpoint=None, fast=True) -> Result:
+        output = Path(output) if output is not None else self.out_dir / "out.mp4"
+        inputs = [Path(p) for p in (video, dub) if Path(p).is_file()]
+        hashes = {p: sha256(p) for p in inputs}
+        folders = {p.parent for p in inputs} | {output.parent}
+        before = {folder: listing(folder) for folder in folders}
+        argv = ["render", str(video), str(dub), "-o", str(output), "--checkpoint", str(checkpoint or self.checkpoint),
+                "--cache-dir", str(self.cache), "-q", *(["--preset", "ultrafast"] if fast else []), *map(str, extra)]
+        code = main.main(argv)
+        out, err = self.capsys.readouterr()
+
+        assert {p: sha256(p) for p in inputs} == hashes, "an input file was changed"
+        wrote = code == 0 and output not in inputs
+        for folder, names in before.items():
+            expected = names | ({output.name} if wrote and folder == output.parent else set())
+            assert listing(folder) == expected, f"files left behind in {folder}: {listing(folder) ^ expected}"
+        if wrote:
+            assert output.is_file() and output.stat().st_size > 0
+        return Result(code, out, err, output)
+
+
+@pytest.fixture
+def cli(capsys, checkpoint, tmp_path):
+    return Cli(capsys, checkpoint, tmp_path)
+
+
+def assert_refused(result: Result, path, *words):
+    """Exit 1 with one `error:` line naming `path` and containing `words`; no output written."""
+    assert result.code == 1, (result.code, result.err)
+    line = result.error_line()
+    assert line.startswith("error: ") and str(path) in line, line
+    for word in words:
+        assert word in line, line
+
+
+def no_detection_ran(cli: Cli) -> bool:
+    """The detection cache is written after each full detection pass."""
+    return not any(cli.cache.iterdir())
+
+
+# --------------------------------------------------------------------------- reading results
+
+
+def frames_of(path) -> list:
+    with VideoSource(path) as video:
+        return [frame for _, frame in video.frames()]
+
+
+def stream_seconds(path) -> dict:
+    with av.open(str(path)) as container:
+        return {s.type: float(s.duration * s.time_base) for s in container.streams if s.duration}
+
+
+def lossless_copy(source, target) -> Path:
+    """The source's frames through the same encoder path as the renderer, losslessly (crf 0):
+    a frame the renderer passes through decodes to exactly this copy's frame."""
+    with VideoSource(source) as video, VideoWriter(target, video.width, video.height, video.fps, crf=0,
+                                                   preset="ultrafast") as writer:
+        for _, frame in video.frames():
+            writer.write(frame)
+    return Path(target)
+
+
+# --------------------------------------------------------------------------- unreadable or unsuitable inputs
+
+
+def test_missing_video(cli, voice_wav, tmp_path):
+    missing = tmp_path / "nope.mp4"
+    assert_refused(cli.render(missing, voice_wav), missing, "file not found")
+
+
+def test_missing_dub(cli, colour_clip, tmp_path):
+    missing = tmp_path / "nope.wav"
+    assert_refused(cli.render(colour_clip, missing), missing, "file not found")
+
+
+def test_text_file_named_mp4(cli, voice_wav, tmp_path):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    assert_refused(cli.render(fake, voice_wav), fake, "not a media file")
+
+
+def test_truncated_mp4(cli, voice_wav, tmp_path):
+    whole = tmp_path / "whole.mp4"  # ffmpeg's default MP4 has its index (moov) at the end
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=s=320x240:r=25:d=2", "-c:v", "libx264", "-preset", "ultrafast",
+           "-pix_fmt", "yuv420p", whole)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert_refused(cli.render(cut, voice_wav), cut, "truncated")
+
+
+def test_video_without_audio_as_dub(cli, colour_clip):
+    assert_refused(cli.render(colour_clip, colour_clip, cli.out_dir / "out.mp4"), colour_clip, "no audio stream")
+
+
+def test_audio_only_file_as_video(cli, voice_wav):
+    assert_refused(cli.render(voice_wav, voice_wav), voice_wav, "no video stream")
+
+
+def write_wav(path, samples: np.ndarray, rate=16000) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(samples.astype("<i2").tobytes())
+    return path
+
+
+def test_zero_length_dub(cli, colour_clip, tmp_path):
+    empty = write_wav(tmp_path / "empty.wav", np.zeros(0))
+    assert_refused(cli.render(colour_clip, empty), empty, "empty")
+
+
+def test_silent_dub_is_refused(cli, colour_clip, tmp_path):
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(24000))
+    assert_refused(cli.render(colour_clip, silent), silent, "silent")
+
+
+def test_no_face_in_any_frame(cli, colour_clip, voice_wav):
+    assert_refused(cli.render(colour_clip, voice_wav), colour_clip, "no face")
+
+
+# --------------------------------------------------------------------------- output paths
+
+
+def test_output_parent_is_a_file_fails_before_any_work(cli, colour_clip, voice_wav, tmp_path):
+    blocker = tmp_path / "report.txt"
+    blocker.write_text("a file, not a folder")
+    result = cli.render(colour_clip, voice_wav, blocker / "out.mp4")
+    # the colour clip has no face: reaching detection would have said so instead
+    assert_refused(result, blocker / "out.mp4", "cannot write", "not a folder")
+    assert no_detection_ran(cli)
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_output_folder_missing(cli, colour_clip, voice_wav, tmp_path):
+    result = cli.render(colour_clip, voice_wav, tmp_path / "no such folder" / "out.mp4")
+    assert_refused(result, tmp_path / "no such folder" / "out.mp4", "does not exist")
+    assert not (tmp_path / "no such folder").exists() and no_detection_ran(cli)
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root ignores permission bits")
+def test_read_only_output_folder(cli, colour_clip, voice_wav, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        result = cli.render(colour_clip, voice_wav, locked / "out.mp4")
+        assert_refused(result, locked / "out.mp4", "cannot write")
+        assert no_detection_ran(cli) and not any(locked.iterdir())
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("which", ["video", "dub"])
+def test_output_equal_to_an_input_is_refused(cli, colour_clip, voice_wav, tmp_path, which):
+    video, dub = tmp_path / "in.mp4", tmp_path / "in.wav"
+    shutil.copyfile(colour_clip, video)
+    shutil.copyfile(voice_wav, dub)
+    target = video if which == "video" else dub
+    (tmp_path / "sub").mkdir()
+    result = cli.render(video, dub, tmp_path / "sub" / ".." / target.name)  # another spelling of the same path
+    assert_refused(result, target.name, "refusing to write over an input")
+    assert no_detection_ran(cli)
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def test_checkpoint_of_another_model(cli, colour_clip, voice_wav, tmp_path):
+    syncnet = tmp_path / "expert.safetensors"
+    save_weights(SyncNet(SyncNetDims(width=0.25)), syncnet)
+    result = cli.render(colour_clip, voice_wav, None, checkpoint=syncnet)
+    assert_refused(result, syncnet, "syncnet", "wav2lip")
+    assert no_detection_ran(cli)  # refused before minutes of face detection, not after
+
+
+def test_checkpoint_of_another_width(cli, checkpoint, colour_clip, voice_wav, tmp_path):
+    wrong = tmp_path / "generator.safetensors"
+    shutil.copyfile(checkpoint, wrong)
+    sidecar = json.loads(checkpoint.with_suffix(".json").read_text())
+    sidecar["dims"]["width"] = 0.5
+    wrong.with_suffix(".json").write_text(json.dumps(sidecar))
+    result = cli.render(colour_clip, voice_wav, None, checkpoint=wrong)
+    assert_refused(result, wrong, "width 0.5")
+    assert no_detection_ran(cli)
+
+
+# --------------------------------------------------------------------------- real faces
+
+
+@pytest.mark.data
+def test_renders_a_real_clip_with_defaults(cli, face_clip, long_dub):
+    result = cli.render(face_clip, long_dub, None, fast=False)
+    assert result.code == 0, result.err
+    assert "30 frames, 30 lip-synced" in result.out
+    with VideoSource(result.output) as out:
+        assert (out.width, out.height, out.frame_count) == (224, 224, 30)
+    assert stream_seconds(result.output)["audio"] == pytest.approx(1.2, abs=0.03)
+
+
+@pytest.mark.data
+def test_truncated_but_indexed_mp4_renders_what_decodes(cli, face_clip, long_dub, tmp_path):
+    indexed = tmp_path / "indexed.mp4"  # index first (+faststart), then cut: the index promises more frames
+    ffmpeg("-i", face_clip, "-c", "copy", "-movflags", "+faststart", indexed)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(indexed.read_bytes()[: indexed.stat().st_size * 2 // 3])
+    result = cli.render(cut, long_dub)
+    assert result.code == 0, result.err
+    with VideoSource(result.output) as out:
+        assert 5 <= out.frame_count < 30
+
+
+@pytest.mark.data
+def test_silent_dub_renders_with_allow_silent(cli, face_clip, tmp_path):
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(16000))
+    result = cli.render(face_clip, silent, None, "--allow-silent")
+    assert result.code == 0, result.err
+    with VideoSource(result.output) as out:
+        assert out.frame_count == 25  # cut to the 1 s dub
+
+
+@pytest.mark.data
+def test_dub_with_nan_and_inf_samples_renders(cli, face_clip, tmp_path):
+    import soundfile
+
+    rate = 16000
+    t = np.arange(int(1.2 * rate)) / rate
+    samples = (0.3 * np.sin(2 * np.pi * 220 * t) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+    samples[1000:1200] = np.nan
+    samples[5000], samples[9000] = np.inf, -np.inf
+    dub = tmp_path / "tts.wav"
+    soundfile.write(dub, samples, rate, subtype="FLOAT")
+    result = cli.render(face_clip, dub)
+    assert result.code == 0, result.err
+    assert stream_seconds(result.output)["audio"] == pytest.approx(1.2, abs=0.03)
+    with av.open(str(result.output)) as container:
+        decoded = np.concatenate([f.to_ndarray().ravel() for f in container.decode(audio=0)])
+    assert np.isfinite(decoded).all() and np.abs(decoded).max() > 0.05  # the tone survived, the NaNs did not
+
+
+@pytest.mark.data
+def test_faces_in_only_some_frames(cli, data_dir, long_dub, media, tmp_path):
+    # 1 s face, 1 s flat colour, 0.6 s face: frames 25-49 have no face
+    spliced = once(media / "partial.mp4", lambda p: ffmpeg(
+        "-i", data_dir / "pcavs" / "00002.mp4", "-f", "lavfi", "-i", "color=c=0x3060a0:s=224x224:r=25:d=1",
+        "-filter_complex", "[0:v]trim=0:1,setpts=PTS-STARTPTS[a];[0:v]trim=2:2.6,setpts=PTS-STARTPTS[b];"
+                           "[a][1:v][b]concat=n=3:v=1:a=0,format=yuv420p[v]",
+        "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", p))
+    result = cli.render(spliced, long_dub, None, "--crf", "0")
+    assert result.code == 0, result.err
+    assert "65 frames, 40 lip-synced" in result.out
+    assert "no face in 25 frames" in result.out and "25-49" in result.out
+
+    reference = frames_of(lossless_copy(spliced, tmp_path / "reference.mp4"))
+    rendered = frames_of(result.output)
+    assert len(rendered) == len(reference) == 65
+    unchanged = [np.array_equal(a, b) for a, b in zip(rendered, reference)]
+    assert all(unchanged[25:50])  # passed through bit-exact (lossless output)
+    assert not any(unchanged[:25]) and not any(unchanged[50:])
+
+
+@pytest.mark.data
+def test_two_faces_and_choosing_the_other(cli, data_dir, long_dub, media, tmp_path):
+    side_by_side = once(media / "two_faces.mp4", lambda p: ffmpeg(
+        "-i", data_dir / "pcavs" / "00002.mp4", "-i", data_dir / "pcavs" / "00010.mp4",
+        "-filter_complex", "[0:v]trim=0:1,setpts=PTS-STARTPTS[a];[1:v]trim=0:1,setpts=PTS-STARTPTS[b];"
+                           "[a][b]hstack,format=yuv420p[v]",
+        "-map", "[v]", "-c:v", "libx264", "-preset", "ultrafast", p))
+    reference = frames_of(lossless_copy(side_by_side, tmp_path / "reference.mp4"))
+
+    def changed_halves(result):
+        assert result.code == 0, result.err
+        rendered = frames_of(result.output)
+        assert len(rendered) == len(reference) == 25
+        left = [not np.array_equal(a[:, :224], b[:, :224]) for a, b in zip(rendered, reference)]
+        right = [not np.array_equal(a[:, 224:], b[:, 224:]) for a, b in zip(rendered, reference)]
+        return ("left" if all(left) else "none" if not any(left) else "some") + "/" + \
+               ("right" if all(right) else "none" if not any(right) else "some")
+
+    first = cli.render(side_by_side, long_dub, cli.out_dir / "first.mp4", "--crf", "0")
+    assert "2 faces" in first.out and "--face" in first.out
+    other = cli.render(side_by_side, long_dub, cli.out_dir / "other.mp4", "--crf", "0", "--face", "1")
+    assert "used face 1" in other.out
+    assert {changed_halves(first), changed_halves(other)} == {"left/none", "none/right"}
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_4k_frames(cli, data_dir, long_dub, media):
+    uhd = once(media / "uhd.mp4", lambda p: ffmpeg(
+        "-i", data_dir / "pcavs" / "00002.mp4", "-frames:v", "5",
+        "-vf", "scale=2160:2160,pad=3840:2160:(ow-iw)/2:0,format=yuv420p", "-an",
+        "-c:v", "libx264", "-preset", "ultrafast", p))
+    result = cli.render(uhd, long_dub)
+    assert result.code == 0, result.err
+    assert "5 frames, 5 lip-synced" in result.out
+    with VideoSource(result.output) as out:
+        assert (out.width, out.height, out.frame_count) == (3840, 2160, 5)
+
+
+@pytest.mark.data
+def test_rotated_phone_video_comes_out_upright(cli, data_dir, media):
+    grid = data_dir / "grid" / "bbaf2n.mpg"  # 360x288, the speaker upright; its own audio is the dub
+    # a phone stores the picture sideways and a display matrix saying "turn 90 degrees to show"
+    sideways = once(media / "sideways.mp4", lambda p: ffmpeg(
+        "-i", grid, "-t", "1", "-vf", "transpose=clock", "-an", "-c:v", "libx264", "-preset", "ultrafast", p))
+    phone = once(media / "phone.mp4", lambda p: ffmpeg("-display_rotation", "90", "-i", sideways, "-c", "copy", p))
+    with VideoSource(phone) as source:
+        assert (source.width, source.height, source.rotation) == (360, 288, 90)
+    result = cli.render(phone, grid)
+    assert result.code == 0, result.err
+    assert "25 frames, 25 lip-synced" in result.out
+    with VideoSource(result.output) as out, VideoSource(grid) as upright:
+        assert (out.width, out.height, out.rotation) == (360, 288, 0)  # swapped from the stored 288x360
+        top = slice(0, 120)  # above the mouth: untouched by the generator
+        difference = np.abs(out.read(0)[top].astype(int) - upright.read(0)[top]).mean()
+        assert difference < 6, difference  # same picture, same way up
+
+
+@pytest.mark.data
+def test_non_ascii_and_space_paths(cli, face_clip, face_dub, tmp_path):
+    video = tmp_path / "vidéo à tester" / "clip ünï 1.mp4"
+    dub = tmp_path / "dub ß" / "voix ñ 日本.wav"
+    for src, dst in ((face_clip, video), (face_dub, dub)):
+        dst.parent.mkdir()
+        shutil.copyfile(src, dst)
+    output = tmp_path / "sortie é" / "résultat 1.mp4"
+    output.parent.mkdir()
+    result = cli.render(video, dub, output)
+    assert result.code == 0, result.err
+    assert str(output) in result.out
+    with VideoSource(output) as out:
+        assert out.frame_count == 30
+
+
+@pytest.mark.data
+def test_still_image_renders_as_long_as_the_dub(cli, face_clip, face_dub, tmp_path):
+    import cv2
+
+    still = tmp_path / "portrait.png"
+    with VideoSource(face_clip) as video:
+        assert cv2.imwrite(str(still), video.read(10))
+    result = cli.render(still, face_dub)
+    assert result.code == 0, result.err
+    seconds = stream_seconds(face_dub)["audio"]
+    assert seconds == pytest.approx(1.2, abs=0.01)
+    with VideoSource(result.output) as out:
+        assert (out.width, out.height) == (224, 224)
+        assert out.frame_count == round(seconds * 25) == 30
+    assert stream_seconds(result.output)["audio"] == pytest.approx(seconds, abs=0.03)
