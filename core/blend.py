@@ -68,16 +68,26 @@ def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.
 
 def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
               settings: BlendSettings = BlendSettings()) -> np.ndarray:
-    """Paste a generated crop (any size, BGR uint8) into `frame` (in place) at the int `box`; returns frame."""
+    """Paste a generated crop (BGR uint8, e.g. 96×96) into `frame` (in place) at the int `box`.
+
+    Mask and colour match are computed at the generated crop's own size and only then
+    scaled up with the patch: the result is the same to a few levels, at a fraction of the
+    cost of blurring a mask the size of a 4K face.
+    """
     x1, y1, x2, y2 = (int(v) for v in box)
     h, w = y2 - y1, x2 - x1
     if h < 2 or w < 2:
         return frame
-    patch = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR if w > generated.shape[1] else cv2.INTER_AREA)
+    gh, gw = generated.shape[:2]
     original = frame[y1:y2, x1:x2]
-    mask = lower_face_mask((x1, y1, x2, y2), landmarks, settings)
+    if landmarks is not None:  # into the generated crop's coordinates
+        landmarks = (np.asarray(landmarks, np.float32) - (x1, y1)) * (gw / w, gh / h)
+    small_mask = lower_face_mask((0, 0, gw, gh), landmarks, settings)
     if settings.color_match:
-        patch = match_colour(patch, original, mask)
-    weight = mask[..., None]
-    frame[y1:y2, x1:x2] = (patch * weight + original * (1.0 - weight) + 0.5).astype(np.uint8)
+        small_original = cv2.resize(original, (gw, gh), interpolation=cv2.INTER_AREA)
+        generated = match_colour(generated, small_original, small_mask)
+    patch = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    weight = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
+    base = original.astype(np.float32)
+    frame[y1:y2, x1:x2] = (base + weight * (patch - base) + 0.5).astype(np.uint8)
     return frame
