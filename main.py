@@ -80,7 +80,11 @@ def add_render_parser(sub):
     p.add_argument("--smooth", type=int, default=5, help="face box smoothing window in frames (0: off)")
     p.add_argument("--face", type=int, default=None,
                    help="which face when several: 0 = largest, most central (default), 1 = next, …")
-    p.add_argument("--detector", default="retinaface", choices=["retinaface", "face-alignment"])
+    p.add_argument("--detector", default="retinaface", choices=["retinaface", "face-alignment"],
+                   help="face detector (default retinaface, which ships its weights)")
+    p.add_argument("--face-weights", metavar="DIR",
+                   help="folder holding face-alignment's s3fd-619a316812.pth and 2DFAN4-11f355bf06.pth.tar "
+                        "(default: the torch hub cache); never downloaded")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--feather", type=float, default=0.08, help="mask feather, fraction of the face size")
     p.add_argument("--no-color-match", action="store_true", help="paste the generated colours as they are")
@@ -114,7 +118,8 @@ def cmd_render(args) -> int:
     options = RenderOptions(
         checkpoint=args.checkpoint, device=args.device, start_frame=start, end_frame=end,
         length_policy=args.length, pads=tuple(args.pads), smooth_window=args.smooth, face_index=args.face,
-        detector=args.detector, cache_dir=args.cache_dir, batch_size=args.batch_size, dub_offset_s=args.dub_offset,
+        detector=args.detector, detector_weights=args.face_weights, cache_dir=args.cache_dir,
+        batch_size=args.batch_size, dub_offset_s=args.dub_offset,
         blend=BlendSettings(feather=args.feather, color_match=not args.no_color_match), compile=args.compile,
         crf=args.crf, preset=args.preset, allow_silent_dub=args.allow_silent)
     bar = ProgressBar(args.quiet)

@@ -36,6 +36,7 @@ class RenderOptions:
     smooth_window: int = 5
     face_index: int | None = None  # None: the largest, most central face
     detector: str = "retinaface"
+    detector_weights: str | None = None  # folder of face-alignment's weight files (never downloaded)
     cache_dir: str | None = None  # detection cache folder
     batch_size: int = 32
     dub_offset_s: float = 0.0  # positive: the dub starts later
@@ -299,9 +300,11 @@ class Renderer:
         self.track = self._track_faces()
 
     def _track_faces(self):
-        from core.faces import track_video
+        from core.faces import get_detector, track_video
 
-        track = track_video(self.video, detector=self.options.detector, cache_dir=self.options.cache_dir,
+        params = {"weights_dir": self.options.detector_weights} if self.options.detector_weights else {}
+        detector = get_detector(self.options.detector, **params)
+        track = track_video(self.video, detector=detector, cache_dir=self.options.cache_dir,
                             face_index=self.options.face_index, smooth_window=self.options.smooth_window,
                             progress=lambda d, t: self.progress(d, t, "detect"), cancel=self.cancel)
         if not track.has_face.any():
