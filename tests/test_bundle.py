@@ -1,0 +1,48 @@
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+import core.weights as weights
+from core.models.wav2lip import GeneratorDims, Wav2Lip
+from training import bundle
+
+
+def test_bundle_installs_fp16_with_manifest_and_replaces_the_old_file(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    monkeypatch.setattr(weights, "MODELS_DIR", models)
+    monkeypatch.setattr(weights, "MANIFEST", models / "manifest.json")
+    monkeypatch.setattr(bundle, "MODELS_DIR", models)
+    monkeypatch.setattr(bundle, "MANIFEST", models / "manifest.json")
+    trained = tmp_path / "best.safetensors"
+    torch.manual_seed(0)
+    weights.save_weights(Wav2Lip(GeneratorDims(width=0.25)), trained, metadata={"step": 12, "metrics": {"l1": 0.1}})
+
+    assert bundle.bundle(SimpleNamespace(checkpoint=str(trained), name="generator")) == 0
+    manifest = json.loads((models / "manifest.json").read_text())["models"]
+    entry = manifest["generator"]
+    assert entry["kind"] == "wav2lip" and entry["dims"]["width"] == 0.25
+    assert weights.sha256_file(models / entry["file"]) == entry["sha256"]
+    loaded = weights.load_model("generator")  # by bundled name, SHA-256 checked against the manifest
+    assert weights.read_sidecar(models / entry["file"])["dtype"] == "float16"
+    assert weights.read_sidecar(models / entry["file"])["step"] == 12
+    assert loaded.dims.width == 0.25
+
+    wider = tmp_path / "wider.safetensors"
+    weights.save_weights(Wav2Lip(GeneratorDims(width=0.5)), wider)
+    bundle.bundle(SimpleNamespace(checkpoint=str(wider), name="generator"))
+    assert not (models / entry["file"]).exists()  # the replaced weights do not linger
+    assert weights.load_model("generator").dims.width == 0.5
+
+
+def test_bundled_file_swapped_behind_the_manifest_is_refused(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    monkeypatch.setattr(weights, "MODELS_DIR", models)
+    monkeypatch.setattr(weights, "MANIFEST", models / "manifest.json")
+    path = models / "g.safetensors"
+    weights.save_weights(Wav2Lip(GeneratorDims(width=0.25)), path)
+    (models / "manifest.json").write_text(json.dumps({"models": {"generator": {"file": "g.safetensors",
+                                                                               "sha256": "0" * 64}}}))
+    with pytest.raises(weights.WeightsError, match="does not match the bundled manifest"):
+        weights.load_model("generator")

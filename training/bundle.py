@@ -1,0 +1,38 @@
+"""Put a trained checkpoint into resources/models/ as a bundled default (fp16, SHA-256 in the manifest).
+
+    python main.py bundle runs/gen/best.safetensors --name generator
+
+Only do this when the new model's validation figures beat the bundled one's: git keeps
+every committed weight file forever.
+"""
+import json
+
+from core.atomic import atomic_write_text
+from core.weights import MANIFEST, MODELS_DIR, kind_of, load_model, read_sidecar, save_weights
+
+
+def bundle(args) -> int:
+    model = load_model(args.checkpoint)
+    trained = read_sidecar(args.checkpoint)
+    kind = kind_of(model).name
+    filename = f"{args.name}-{kind}-w{model.dims.width:g}.safetensors"
+    metadata = {k: trained[k] for k in ("step", "metrics", "data", "gan") if k in trained}
+    sidecar = save_weights(model, MODELS_DIR / filename, half=True, metadata=metadata)
+    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {"models": {}}
+    old = manifest["models"].get(args.name)
+    manifest["models"][args.name] = {"file": filename, "sha256": sidecar["sha256"], "kind": kind,
+                                     "dims": sidecar["dims"]}
+    atomic_write_text(MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    if old and old["file"] != filename:
+        for stale in (MODELS_DIR / old["file"], (MODELS_DIR / old["file"]).with_suffix(".json")):
+            stale.unlink(missing_ok=True)
+    size = (MODELS_DIR / filename).stat().st_size / 1e6
+    print(f"bundled {args.checkpoint} as '{args.name}': {filename} ({size:.1f} MB, sha256 {sidecar['sha256'][:12]}…)")
+    return 0
+
+
+def add_parser(sub):
+    p = sub.add_parser("bundle", help="install a trained checkpoint as a bundled default model")
+    p.add_argument("checkpoint", help="our .safetensors checkpoint (with its .json sidecar)")
+    p.add_argument("--name", required=True, help="bundled name: generator or expert")
+    p.set_defaults(run=bundle)
