@@ -225,6 +225,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    if not (sys.argv[1:] if argv is None else argv):  # no command: open the editor
+        from app.main import run
+
+        return run()
     from core.errors import Cancelled, LipsmithError
 
     parser = build_parser()

@@ -1,0 +1,42 @@
+"""Lipsmith's editor: the only package that imports Qt.
+
+Modules, from the bottom up (each small, one concern):
+
+  timecode      frames ↔ "m:ss.ff" text (Qt-free)
+  filetypes     what a dropped or opened file is: video, audio, project (Qt-free)
+  commands      `Batch`: several project commands as one undo step (Qt-free)
+  jobs          the bodies of long jobs — probe, detect segments, render a take, export, score (Qt-free)
+  workers       `Job` (a QObject whose work runs in a QThread: progress, ETA, cancel) and `JobManager`
+  settings      QSettings-backed preferences (theme, shortcuts, last folders, window layout)
+  shortcuts     the default key for every action, as data; rebinding; the shortcuts dialog
+  theme         qdarkstyle dark / light, and the matching colours for pyqtgraph
+  document      `Document`: the open Project, the playhead, in/out marks, change signals
+  frames        `FrameReader`: decodes preview frames in its own thread (latest request wins)
+  playback      `Transport`: play / pause / J-K-L shuttle, and the dub's audio when QtMultimedia has an output
+  preview       the frame view (original / result, fit / 100 %)
+  timeline      ruler + playhead, dub waveform, sync-confidence lane with threshold, takes lane
+  inspector     the segment under the playhead: confidence, settings, re-render, takes
+  jobs_panel    running and finished jobs with progress, ETA and cancel
+  dialogs       message boxes, the export dialog
+  main_window   `MainWindow`: menus, actions, drag and drop, autosave, recovery, the job flows
+  main          `run(argv)`: QApplication, theme, window
+"""
+
+import os as _os
+
+
+def _drop_opencv_qt_paths():
+    """opencv-python (the non-headless wheel) points QT_QPA_PLATFORM_PLUGIN_PATH and QT_QPA_FONTDIR at
+    its own bundled Qt when cv2 is imported; PySide6 would then load cv2's xcb plugin, built for
+    another Qt, and fail to start a real window. Import cv2 now (core imports it anyway) and undo that."""
+    try:
+        import cv2  # noqa: F401
+    except ImportError:
+        return
+    for name in ("QT_QPA_PLATFORM_PLUGIN_PATH", "QT_QPA_FONTDIR"):
+        value = _os.environ.get(name, "")
+        if "cv2" in _os.path.normpath(value).split(_os.sep):
+            del _os.environ[name]
+
+
+_drop_opencv_qt_paths()

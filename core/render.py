@@ -20,7 +20,8 @@ import torch
 from core.audio import is_silent, load_audio, mel_windows, melspectrogram
 from core.blend import BlendSettings, composite
 from core.errors import Cancelled, FaceError, MediaError
-from core.hparams import HP, LENGTH_POLICIES
+from core.hparams import HP
+from core.plan import plan_frames
 from core.video import VideoSource, VideoWriter
 from core.weights import load_model
 
@@ -35,7 +36,7 @@ class RenderOptions:
     pads: tuple = HP.pads  # top, bottom, left, right
     smooth_window: int = 5
     face_index: int | None = None  # None: the largest, most central face
-    detector: str = "retinaface"
+    detector: object = "retinaface"  # a name for core.faces.get_detector, or a detector object
     detector_weights: str | None = None  # folder of face-alignment's weight files (never downloaded)
     cache_dir: str | None = None  # detection cache folder
     batch_size: int = 32
@@ -73,29 +74,7 @@ def to_ranges(indices) -> list:
     return ranges
 
 
-# --------------------------------------------------------------------------- frame plan
-
-
-def plan_frames(n_video: int, fps: float, dub_seconds: float, policy: str):
-    """Source frame per output frame, and whether that output frame gets the dub.
-
-    cut: stop at the shorter of video and dub. loop / bounce: follow the dub, repeating the
-    video forwards / back and forth. pad: the longer of the two; video past the dub passes
-    through unchanged, and a dub past the video holds its last frame.
-    """
-    if policy not in LENGTH_POLICIES:
-        raise ValueError(f"length policy must be one of {', '.join(LENGTH_POLICIES)}, not {policy!r}")
-    n_dub = max(1, int(round(dub_seconds * fps)))
-    k = np.arange({"cut": min(n_video, n_dub), "pad": max(n_video, n_dub)}.get(policy, n_dub))
-    if policy == "loop":
-        source = k % n_video
-    elif policy == "bounce":
-        period = max(1, 2 * n_video - 2)
-        phase = k % period
-        source = np.where(phase < n_video, phase, period - phase)
-    else:
-        source = np.minimum(k, n_video - 1)
-    return source.astype(np.int64), k < n_dub
+# --------------------------------------------------------------------------- source frames
 
 
 def source_frames(video: VideoSource, indices, block: int = 32):
@@ -302,8 +281,10 @@ class Renderer:
     def _track_faces(self):
         from core.faces import get_detector, track_video
 
-        params = {"weights_dir": self.options.detector_weights} if self.options.detector_weights else {}
-        detector = get_detector(self.options.detector, **params)
+        detector = self.options.detector  # a name, or a detector object (tests, the editor)
+        if isinstance(detector, str):
+            params = {"weights_dir": self.options.detector_weights} if self.options.detector_weights else {}
+            detector = get_detector(detector, **params)
         track = track_video(self.video, detector=detector, cache_dir=self.options.cache_dir,
                             face_index=self.options.face_index, smooth_window=self.options.smooth_window,
                             progress=lambda d, t: self.progress(d, t, "detect"), cancel=self.cancel)

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from core.render import plan_frames, to_ranges
+from core.plan import plan_frames
+from core.render import to_ranges
 
 
 def test_cut_stops_at_the_shorter():

@@ -18,7 +18,8 @@ from core.audio import load_audio, mel_windows, melspectrogram
 from core.errors import Cancelled
 from core.faces.detect import Detection, FaceDetector, RetinaFaceDetector
 from core.models.wav2lip import GeneratorDims, Wav2Lip
-from core.render import FaceGenerator, RenderOptions, Renderer, plan_frames
+from core.plan import plan_frames
+from core.render import FaceGenerator, RenderOptions, Renderer
 from core.video import VideoSource, VideoWriter
 from tests.conftest import speech_like
 

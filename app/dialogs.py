@@ -1,0 +1,101 @@
+"""Message boxes and small dialogs. Every message the editor shows goes through `message`, one
+place to change (and for tests to watch: they patch QMessageBox.exec)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
+                               QLineEdit, QMessageBox, QPushButton, QVBoxLayout, QWidget)
+
+from .jobs import EXPORT_PRESETS
+
+Icon = QMessageBox.Icon
+Button = QMessageBox.StandardButton
+
+
+def message(parent, icon, title: str, text: str, details: str = "", informative: str = "",
+            buttons=Button.Ok, default=None) -> Button:
+    box = QMessageBox(icon, title, text, buttons, parent)
+    if informative:
+        box.setInformativeText(informative)
+    if details:
+        box.setDetailedText(details)
+    if default is not None:
+        box.setDefaultButton(default)
+    return Button(box.exec())
+
+
+def error(parent, title: str, text: str, details: str = "", informative: str = ""):
+    message(parent, Icon.Critical, title, text, details, informative)
+
+
+def warning(parent, title: str, text: str, informative: str = ""):
+    message(parent, Icon.Warning, title, text, informative=informative)
+
+
+def info(parent, title: str, text: str, informative: str = ""):
+    message(parent, Icon.Information, title, text, informative=informative)
+
+
+def ask_save_changes(parent, name: str) -> str:
+    """"save", "discard" or "cancel"."""
+    answer = message(parent, Icon.Warning, "Unsaved changes", f"Save the changes to {name}?",
+                     informative="Your changes are lost if you don't save them.",
+                     buttons=Button.Save | Button.Discard | Button.Cancel, default=Button.Save)
+    return {Button.Save: "save", Button.Discard: "discard"}.get(answer, "cancel")
+
+
+def ask_recover(parent, name: str, when: str) -> bool:
+    answer = message(parent, Icon.Question, "Recover unsaved changes?",
+                     f"{name} has unsaved changes from {when} (autosaved before Lipsmith closed).",
+                     informative="Recover them? If you don't, the autosave is deleted and the project opens as "
+                                 "it was last saved.",
+                     buttons=Button.Yes | Button.No, default=Button.Yes)
+    return answer == Button.Yes
+
+
+def ask(parent, title: str, text: str, informative: str = "") -> bool:
+    return message(parent, Icon.Question, title, text, informative=informative,
+                   buttons=Button.Yes | Button.No, default=Button.Yes) == Button.Yes
+
+
+class ExportDialog(QDialog):
+    """Where to write the MP4, and with which preset."""
+
+    def __init__(self, default_path: Path, summary: str, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self.path = QLineEdit(str(default_path), self)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        holder = QWidget(self)
+        holder.setLayout(row)
+        self.preset = QComboBox(self)
+        self.preset.addItems(list(EXPORT_PRESETS))
+        form = QFormLayout()
+        form.addRow("File", holder)
+        form.addRow("Preset", self.preset)
+        note = QLabel(summary, self)
+        note.setObjectName("hint")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        self.resize(560, self.sizeHint().height())
+
+    def _browse(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(), "MP4 video (*.mp4)")
+        if path:
+            self.path.setText(path if path.lower().endswith(".mp4") else path + ".mp4")
+
+    def values(self) -> tuple[Path, str]:
+        return Path(self.path.text()).expanduser(), self.preset.currentText()

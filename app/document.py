@@ -1,0 +1,146 @@
+"""`Document`: the open project as the widgets see it — the Project, the playhead, in/out marks,
+the dub's waveform, which models are installed — with signals when any of it changes.
+
+Every edit goes through `execute` (a core.project command; an EditError becomes a `message`
+for the status bar and nothing changes). The project's History listener turns pushes, undos,
+redos and saves into `changed`.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, Signal
+
+from core.project import Command, EditError, Project, Segment
+
+from .jobs import Waveform, project_length
+from .timecode import timecode
+
+
+class Document(QObject):
+    changed = Signal()  # the project's state or its saved/modified state
+    frame_changed = Signal(int)
+    marks_changed = Signal()
+    models_changed = Signal()
+    view_changed = Signal()  # original / result
+    message = Signal(str)  # one line for the status bar
+
+    def __init__(self, project: Project, waveform: Waveform | None = None, parent=None):
+        super().__init__(parent)
+        self.project = project
+        self.waveform = waveform
+        self.frame = 0
+        self.in_point: int | None = None
+        self.out_point: int | None = None
+        self.show_result = False
+        self.models: dict | None = None  # {"generator": problem or None, "expert": ...}; None: not checked yet
+        self._length = project_length(project)
+        self._closed = False
+        project.history.add_listener(self._on_history)
+
+    # -- the project
+
+    @property
+    def fps(self) -> float:
+        return self.project.fps
+
+    @property
+    def length(self) -> int:
+        """Output frames (the timeline's extent)."""
+        return self._length
+
+    def close(self):
+        """Stop following the project (History has no way to remove a listener)."""
+        self._closed = True
+
+    def _on_history(self):
+        if self._closed:
+            return
+        self._length = project_length(self.project)
+        if self.frame >= self._length:
+            self.set_frame(self._length - 1)
+        self.changed.emit()
+
+    def notify(self):
+        """Tell the views about a change the History does not see (an export record, a save)."""
+        self._on_history()
+
+    def execute(self, command_or_factory) -> Command | None:
+        """Run an edit. `command_or_factory`: a Command, or a callable building one (so a command whose
+        constructor refuses the edit is reported the same way). Returns it, or None when refused."""
+        try:
+            command = command_or_factory() if callable(command_or_factory) and not isinstance(
+                command_or_factory, Command) else command_or_factory
+            return self.project.execute(command)
+        except EditError as e:
+            self.message.emit(str(e))
+            return None
+
+    def undo(self):
+        self.project.undo()
+
+    def redo(self):
+        self.project.redo()
+
+    def set_waveform(self, waveform: Waveform | None):
+        self.waveform = waveform
+        self.changed.emit()
+
+    def set_models(self, models: dict | None):
+        self.models = models
+        self.models_changed.emit()
+
+    # -- playhead and marks
+
+    def set_frame(self, frame: int):
+        frame = int(min(max(int(round(frame)), 0), max(self.length - 1, 0)))
+        if frame != self.frame:
+            self.frame = frame
+            self.frame_changed.emit(frame)
+
+    def step(self, frames: int):
+        self.set_frame(self.frame + frames)
+
+    def step_seconds(self, seconds: float):
+        self.set_frame(self.frame + int(round(seconds * self.fps)))
+
+    def mark_in(self):
+        self.in_point = self.frame
+        if self.out_point is not None and self.out_point <= self.in_point:
+            self.out_point = None
+        self.marks_changed.emit()
+
+    def mark_out(self):
+        self.out_point = self.frame + 1  # the out mark includes the frame under the playhead
+        if self.in_point is not None and self.in_point >= self.out_point:
+            self.in_point = None
+        self.marks_changed.emit()
+
+    def clear_marks(self):
+        self.in_point = self.out_point = None
+        self.marks_changed.emit()
+
+    def marked_range(self) -> tuple[int, int] | None:
+        """[in, out) when either mark is set (the other defaults to the clip's edge)."""
+        if self.in_point is None and self.out_point is None:
+            return None
+        start = self.in_point or 0
+        end = self.out_point if self.out_point is not None else self.length
+        return (start, end) if end > start else None
+
+    def set_show_result(self, on: bool):
+        if on != self.show_result:
+            self.show_result = on
+            self.view_changed.emit()
+
+    # -- lookups
+
+    def selected_segment(self) -> Segment | None:
+        """The segment under the playhead (the inspector's and Ctrl+R's subject)."""
+        return self.project.segment_at(self.frame)
+
+    def time_text(self, frame: int | None = None) -> str:
+        return timecode(self.frame if frame is None else frame, self.fps)
+
+    @property
+    def title(self) -> str:
+        path = self.project.path
+        return path.name if path is not None else "Untitled"

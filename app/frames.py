@@ -1,0 +1,137 @@
+"""`FrameReader`: decodes preview frames in its own thread, so scrubbing never blocks the UI.
+
+`request(key, path, index)` replaces any request not yet served (the latest wins: a fast
+scrub decodes only the frames it can show). Reading frame i+1 right after frame i continues
+the open decoder (playback); anything else seeks. Frames come back as QImages
+(`frame_ready(key, index, image)`), with `failed(key, message)` when a file cannot be read.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtGui import QImage
+
+OPEN_SOURCES = 4  # video files kept open (the source and a few takes)
+
+
+def to_qimage(frame: np.ndarray) -> QImage:
+    """A BGR uint8 (H, W, 3) frame as a QImage that owns its pixels."""
+    frame = np.ascontiguousarray(frame)
+    h, w = frame.shape[:2]
+    return QImage(frame.data, w, h, frame.strides[0], QImage.Format.Format_BGR888).copy()
+
+
+class _Decoder(QObject):
+    ready = Signal(object, int, QImage)
+    failed = Signal(object, str)
+
+    def __init__(self, reader: "FrameReader"):
+        super().__init__()
+        self._reader = reader
+        self._sources: OrderedDict[Path, object] = OrderedDict()
+        self._running = None  # (path, next index, frames iterator)
+
+    def _source(self, path: Path):
+        from core.video import VideoSource
+
+        if path in self._sources:
+            self._sources.move_to_end(path)
+            return self._sources[path]
+        source = VideoSource(path)
+        self._sources[path] = source
+        while len(self._sources) > OPEN_SOURCES:
+            _, old = self._sources.popitem(last=False)
+            old.close()
+        return source
+
+    def _read(self, path: Path, index: int) -> np.ndarray:
+        source = self._source(path)
+        index = min(max(index, 0), source.frame_count - 1)
+        if source.is_image:
+            return source.read(0)
+        if self._running is not None and self._running[0] == path and self._running[1] == index:
+            try:
+                i, frame = next(self._running[2])
+                self._running = (path, i + 1, self._running[2])
+                return frame
+            except StopIteration:
+                pass
+        if self._running is not None:
+            self._running[2].close()
+        frames = source.frames(index)
+        i, frame = next(frames)
+        self._running = (path, i + 1, frames)
+        return frame
+
+    @Slot()
+    def serve(self):
+        job = self._reader._take()
+        if job is None:
+            return
+        key, path, index = job
+        try:
+            image = to_qimage(self._read(path, index))
+        except Exception as e:  # noqa: BLE001 - a bad file shows a message in the preview, never a crash
+            self._running = None
+            self.failed.emit(key, str(e))
+            return
+        self.ready.emit(key, index, image)
+
+    @Slot()
+    def close(self):
+        if self._running is not None:
+            self._running[2].close()
+            self._running = None
+        for source in self._sources.values():
+            source.close()
+        self._sources.clear()
+
+
+class FrameReader(QObject):
+    frame_ready = Signal(object, int, QImage)  # key, index in its file, image
+    failed = Signal(object, str)
+    _wake = Signal()
+    _stop = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._lock = threading.Lock()
+        self._pending = None
+        self._thread = QThread()
+        self._thread.setObjectName("frame reader")
+        self._decoder = _Decoder(self)
+        self._decoder.moveToThread(self._thread)
+        self._wake.connect(self._decoder.serve)
+        self._stop.connect(self._decoder.close)
+        self._decoder.ready.connect(self._on_ready)
+        self._decoder.failed.connect(self._on_failed)
+        self._thread.start()
+
+    def request(self, key, path, index: int):
+        """Decode frame `index` of `path`; `key` comes back with it (e.g. which view asked)."""
+        with self._lock:
+            self._pending = (key, Path(path), int(index))
+        self._wake.emit()
+
+    def _take(self):
+        with self._lock:
+            job, self._pending = self._pending, None
+        return job
+
+    @Slot(object, int, QImage)
+    def _on_ready(self, key, index, image):
+        self.frame_ready.emit(key, index, image)
+
+    @Slot(object, str)
+    def _on_failed(self, key, message):
+        self.failed.emit(key, message)
+
+    def shutdown(self):
+        if self._thread.isRunning():
+            self._stop.emit()
+            self._thread.quit()
+            self._thread.wait(3000)

@@ -1,0 +1,233 @@
+"""The inspector: the segment under the playhead — its range, kind and confidence, its render
+settings (overrides of the project's: smoothing, pads, feather), Re-render, and its takes.
+
+Every change is a command (SetSegmentSettings; a spin box's run of steps merges into one undo
+step; ChooseTake), so the Edit menu undoes it.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from core.project import ChooseTake, SetSegmentSettings
+
+from .timecode import timecode
+
+PAD_NAMES = ("top", "bottom", "left", "right")
+
+
+class Inspector(QWidget):
+    render_requested = Signal(str)  # segment id
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.document = None
+        self.segment = None
+        self._shown_key = None
+        self.title = QLabel("No segment", self)
+        font = self.title.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.15)
+        self.title.setFont(font)
+        self.range_label = QLabel("", self)
+        self.confidence_label = QLabel("", self)
+        self.confidence_label.setWordWrap(True)
+        self.hint = QLabel("", self)
+        self.hint.setObjectName("hint")
+        self.hint.setWordWrap(True)
+
+        self.smooth = QSpinBox(self)
+        self.smooth.setRange(0, 99)
+        self.smooth.setSuffix(" frames")
+        self.smooth.setToolTip("Face box smoothing window (0: off)")
+        self.smooth.valueChanged.connect(lambda v: self._set({"smooth_window": int(v)}))
+        self.pads = []
+        pads_row = QHBoxLayout()
+        pads_row.setSpacing(4)
+        for name in PAD_NAMES:
+            spin = QSpinBox(self)
+            spin.setRange(-100, 200)
+            spin.setToolTip(f"Pixels added at the face box's {name}")
+            spin.valueChanged.connect(lambda _: self._set({"pads": [s.value() for s in self.pads]}))
+            self.pads.append(spin)
+            pads_row.addWidget(spin)
+        self.feather = QDoubleSpinBox(self)
+        self.feather.setRange(0.01, 1.0)
+        self.feather.setSingleStep(0.01)
+        self.feather.setDecimals(2)
+        self.feather.setToolTip("Mask feather, as a fraction of the face size")
+        self.feather.valueChanged.connect(lambda v: self._set({"feather": round(float(v), 3)}))
+        self.overridden = QLabel("", self)
+        self.overridden.setObjectName("hint")
+        self.overridden.setWordWrap(True)
+        self.reset_button = QPushButton("Use project defaults", self)
+        self.reset_button.clicked.connect(self._reset)
+
+        settings = QGroupBox("Render settings", self)
+        form = QFormLayout(settings)
+        form.addRow("Smoothing", self.smooth)
+        form.addRow("Pads (T B L R)", pads_row)
+        form.addRow("Feather", self.feather)
+        form.addRow(self.overridden)
+        form.addRow(self.reset_button)
+
+        self.render_button = QPushButton("Re-render segment", self)
+        self.render_button.setToolTip("Render this segment with its settings into a new take (Ctrl+R)")
+        self.render_button.clicked.connect(lambda: self.segment and self.render_requested.emit(self.segment.id))
+
+        takes = QGroupBox("Takes", self)
+        self.takes = QListWidget(self)
+        self.takes.itemDoubleClicked.connect(lambda item: self._choose(item.data(Qt.ItemDataRole.UserRole)))
+        self.takes.currentItemChanged.connect(lambda *_: self._update_buttons())
+        self.use_button = QPushButton("Use take", self)
+        self.use_button.clicked.connect(self._choose_current)
+        self.original_button = QPushButton("Use original", self)
+        self.original_button.setToolTip("Export this segment with the source frames")
+        self.original_button.clicked.connect(lambda: self._choose(None))
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.use_button)
+        buttons.addWidget(self.original_button)
+        takes_layout = QVBoxLayout(takes)
+        takes_layout.addWidget(self.takes)
+        takes_layout.addLayout(buttons)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.title)
+        layout.addWidget(self.range_label)
+        layout.addWidget(self.confidence_label)
+        layout.addWidget(self.hint)
+        layout.addWidget(settings)
+        layout.addWidget(self.render_button)
+        layout.addWidget(takes, 1)
+        self.set_document(None)
+
+    def set_document(self, document):
+        if self.document is not None:
+            for signal in (self.document.changed, self.document.frame_changed, self.document.models_changed):
+                signal.disconnect(self.refresh)
+        self.document = document
+        self._shown_key = None
+        if document is not None:
+            for signal in (document.changed, document.frame_changed, document.models_changed):
+                signal.connect(self.refresh)
+        self.refresh()
+
+    # -- showing
+
+    def refresh(self, *_):
+        doc = self.document
+        segment = doc.selected_segment() if doc is not None else None
+        project = doc.project if doc is not None else None
+        # rebuild only when what is shown changed (segments and takes are replaced, never mutated)
+        key = (id(segment), segment, id(project.takes) if project else None, project.threshold if project else None,
+               doc.models if doc else None)
+        if key == self._shown_key:
+            return
+        self._shown_key = key
+        self.segment = segment
+        enabled = segment is not None
+        for w in (self.smooth, self.feather, self.reset_button, self.render_button, self.takes,
+                  self.original_button, *self.pads):
+            w.setEnabled(enabled)
+        if segment is None:
+            self.title.setText("No segment" if doc is None or doc.project.segments else "No segments yet")
+            self.range_label.setText("")
+            self.confidence_label.setText("")
+            self.hint.setText("" if doc is None else "Speech detection marks the segments; the inspector shows "
+                                                      "the one under the playhead.")
+            self.overridden.setText("")
+            self.takes.clear()
+            self._update_buttons()
+            return
+        fps = doc.fps
+        self.title.setText(f"Segment {segment.id} · {segment.kind}")
+        self.range_label.setText(f"{timecode(segment.start, fps)} – {timecode(segment.end, fps)}  "
+                                 f"({segment.frames} frames)")
+        verdict = project.verdict(segment)
+        if segment.lse_c is None:
+            conf = "Confidence: not scored"
+        else:
+            conf = f"Confidence: LSE-C {segment.lse_c:.2f} — {verdict} (threshold {project.threshold:g})"
+            if segment.lse_d is not None:
+                conf += f", LSE-D {segment.lse_d:.2f}"
+        self.confidence_label.setText(conf)
+        models = doc.models or {}
+        hints = []
+        if models.get("expert"):
+            hints.append("No sync expert installed: confidence cannot be measured yet.")
+        if models.get("generator"):
+            hints.append("No generator model found: choose one with Render ▸ Generator model… to render.")
+        self.hint.setText(" ".join(hints))
+        settings = project.effective_settings(segment.id)
+        self._fill(settings)
+        own = sorted(segment.settings)
+        self.overridden.setText(f"Overrides the project: {', '.join(own)}" if own else "Project defaults")
+        self.reset_button.setEnabled(bool(own))
+        self._fill_takes(segment)
+
+    def _fill(self, settings: dict):
+        widgets = [self.smooth, self.feather, *self.pads]
+        for w in widgets:
+            w.blockSignals(True)
+        self.smooth.setValue(int(settings["smooth_window"]))
+        self.feather.setValue(float(settings["feather"]))
+        for spin, value in zip(self.pads, settings["pads"]):
+            spin.setValue(int(value))
+        for w in widgets:
+            w.blockSignals(False)
+
+    def _fill_takes(self, segment):
+        project = self.document.project
+        self.takes.clear()
+        for take in reversed(project.takes_for(segment.id)):  # newest first
+            chosen = take.id == segment.take_id
+            score = take.scores.get("lse_c")
+            parts = [("✓ " if chosen else "   ") + take.label, f"frames {take.start}–{take.end}",
+                     take.created.replace("T", " ")[:16]]
+            if score is not None:
+                parts.append(f"LSE-C {score:.2f}")
+            item = QListWidgetItem("  ·  ".join(parts))
+            item.setData(Qt.ItemDataRole.UserRole, take.id)
+            if chosen:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            self.takes.addItem(item)
+        if not self.takes.count():
+            item = QListWidgetItem("No takes yet: Re-render (Ctrl+R) makes one")
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.takes.addItem(item)
+        self._update_buttons()
+
+    def _update_buttons(self):
+        item = self.takes.currentItem()
+        take_id = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        segment = self.segment
+        self.use_button.setEnabled(bool(take_id) and segment is not None and take_id != segment.take_id)
+        self.original_button.setEnabled(segment is not None and segment.take_id is not None)
+
+    # -- editing
+
+    def _set(self, changes: dict):
+        if self.segment is None or self.document is None:
+            return
+        project, sid = self.document.project, self.segment.id
+        self.document.execute(lambda: SetSegmentSettings(project, sid, changes))
+
+    def _reset(self):
+        if self.segment is None or not self.segment.settings:
+            return
+        project, sid, keys = self.document.project, self.segment.id, list(self.segment.settings)
+        self.document.execute(lambda: SetSegmentSettings(project, sid, reset=keys))
+
+    def _choose_current(self):
+        item = self.takes.currentItem()
+        if item is not None and item.data(Qt.ItemDataRole.UserRole):
+            self._choose(item.data(Qt.ItemDataRole.UserRole))
+
+    def _choose(self, take_id):
+        if self.segment is None or self.document is None:
+            return
+        project, sid = self.document.project, self.segment.id
+        self.document.execute(lambda: ChooseTake(project, sid, take_id))

@@ -1,0 +1,487 @@
+"""The bodies of the editor's long jobs, Qt-free: probe media, detect segments, render a take,
+export, score, check which models are installed.
+
+Each body takes `progress(done, total, stage)` and `cancel()` first and runs in a worker thread
+(app.workers). None of them touches the Project: the UI thread takes a *request* (a snapshot of
+what the job needs) before it starts, and applies the job's *result* to the project as commands
+when it ends (`commit_*`). So an edit made while a job runs cannot tear its view of the project,
+and a cancelled or failed job leaves the project exactly as it was.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import math
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.errors import LipsmithError
+from core.hparams import HP
+from core.plan import output_count, source_of
+from core.project import AddTake, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments, SetScores
+
+TAKE_SUFFIX = ".mkv"
+TAKE_CRF, TAKE_PRESET = 0, "veryfast"  # takes are intermediates: lossless H.264, re-encoded once at export
+EXPORT_PRESETS = {  # name → (CRF, x264 preset)
+    "High quality (CRF 18)": (18, "medium"),
+    "Fast draft (CRF 23)": (23, "veryfast"),
+    "Archive (CRF 12)": (12, "slow"),
+}
+WAVEFORM_RATE = 200  # waveform buckets per second
+
+
+class UserError(LipsmithError):
+    """A job's failure explained in words for the user (no file to name)."""
+
+    def __init__(self, message: str):
+        super().__init__(None, message)
+
+
+# --------------------------------------------------------------------------- lengths (core.plan, as the renderer)
+
+
+def length_policy(project: Project) -> str:
+    return "loop" if project.video.facts.is_image else project.settings["length_policy"]
+
+
+def output_length(n_video: int, fps: float, dub_seconds: float | None, offset_frames: int, policy: str,
+                  is_image: bool = False) -> int:
+    """Frames in the output, as the renderer plans them (a still follows the dub)."""
+    n_video = max(1, int(n_video or 1))
+    if dub_seconds is None:
+        return n_video
+    return output_count(n_video, fps, max(dub_seconds + offset_frames / fps, 0.0), "loop" if is_image else policy)
+
+
+def source_index(k: int, n_video: int, policy: str, is_image: bool = False) -> int:
+    """The source frame shown at output frame `k`."""
+    return 0 if is_image or n_video <= 1 else int(source_of(k, n_video, policy))
+
+
+def media_length(project: Project) -> int:
+    """Output frames of the project's media under its length policy (what a whole-clip render makes)."""
+    video, dub = project.video.facts, project.dub
+    return output_length(video.frame_count or 1, project.fps, dub.facts.duration if dub else None,
+                         project.dub_offset, project.settings["length_policy"], video.is_image)
+
+
+def project_length(project: Project) -> int:
+    """The timeline's extent: the media's output frames, and never shorter than the segments."""
+    return max(media_length(project), project.segments[-1].end if project.segments else 0)
+
+
+# --------------------------------------------------------------------------- probing media
+
+
+@dataclass
+class Waveform:
+    """Peak envelope of the dub: `lo`/`hi` per bucket of 1/`rate` s (dub time, before the offset)."""
+    lo: np.ndarray
+    hi: np.ndarray
+    rate: float
+    duration: float
+
+
+def make_waveform(audio: np.ndarray, sr: int = HP.sample_rate, rate: int = WAVEFORM_RATE) -> Waveform:
+    step = max(1, int(sr // rate))
+    n = max(1, math.ceil(audio.size / step))
+    padded = np.zeros(n * step, np.float32)
+    padded[:audio.size] = audio
+    blocks = padded.reshape(n, step)
+    return Waveform(blocks.min(axis=1), blocks.max(axis=1), sr / step, audio.size / sr)
+
+
+@dataclass
+class DubInfo:
+    path: Path
+    facts: MediaFacts
+    waveform: Waveform
+
+
+@dataclass
+class MediaInfo:
+    video: Path
+    video_facts: MediaFacts
+    dub: DubInfo
+
+
+def load_dub(progress, cancel, dub) -> DubInfo:
+    """Decode the dub once: its duration (for the project's facts) and its waveform."""
+    from core.audio import is_silent, load_audio
+
+    progress(0, 1, "dub")
+    audio = load_audio(dub)
+    if is_silent(audio):
+        raise UserError(f"{Path(dub).name}: the dub is silent (peak below -60 dBFS); nothing to lip-sync to")
+    facts = MediaFacts.probe_file(dub, duration=audio.size / HP.sample_rate)
+    progress(1, 1, "dub")
+    return DubInfo(Path(dub), facts, make_waveform(audio))
+
+
+def probe_media(progress, cancel, video, dub) -> MediaInfo:
+    """Facts of a new project's video and dub (opening a long video scans its packets: seconds)."""
+    progress(0, 2, "probe")
+    video_facts = MediaFacts.probe_video(video)
+    if cancel():
+        from core.errors import Cancelled
+
+        raise Cancelled("cancelled")
+    progress(1, 2, "probe")
+    return MediaInfo(Path(video), video_facts, load_dub(lambda d, t, s: None, cancel, dub))
+
+
+def installed_models(progress, cancel, generator="generator", expert="expert") -> dict:
+    """{"generator": problem or None, "expert": problem or None}: which models a render or a score
+    would find. Also imports torch off the UI thread, so the first render starts sooner."""
+    from core.errors import WeightsError
+    from core.weights import resolve
+
+    out = {}
+    for kind, name in (("generator", generator), ("expert", expert)):
+        try:
+            resolve(str(name))
+            out[kind] = None
+        except WeightsError as e:
+            out[kind] = e.problem
+    return out
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def shift_segments(segments, offset_s: float):
+    """Dub-time segments moved by the dub offset, still covering [0, end] (core.segments.Segment)."""
+    from core.segments import SILENCE, Segment
+
+    if not offset_s:
+        return list(segments)
+    out = []
+    if offset_s > 0:
+        out.append(Segment(0.0, offset_s, SILENCE))
+    for s in segments:
+        start, end = max(s.start_s + offset_s, 0.0), s.end_s + offset_s
+        if end > start:
+            out.append(Segment(start, end, s.kind))
+    return out
+
+
+def detect_segments(progress, cancel, dub, fps: float, n_frames: int, offset_frames: int = 0):
+    """Speech / silence of the dub as output frame ranges (core.segments.FrameRange) over [0, n_frames)."""
+    from core.segments import detect_segments_file, to_frames
+
+    progress(0, 1, "speech")
+    segments = detect_segments_file(dub, progress=lambda d, t: progress(d, t, "speech"), cancel=cancel)
+    progress(1, 1, "speech")
+    return to_frames(shift_segments(segments, offset_frames / fps), fps, n_frames)
+
+
+def commit_segments(project: Project, ranges) -> ReplaceSegments:
+    return project.execute(ReplaceSegments(project, ranges, text="Detect segments"))
+
+
+# --------------------------------------------------------------------------- render a take
+
+
+class _Frozen:
+    """Stands in for the Project in `Project.render_options`: the settings snapshot the request took,
+    so the job renders with exactly what the take will record, whatever is edited meanwhile."""
+
+    def __init__(self, request: "RenderRequest"):
+        self._settings, self.dub_offset, self.fps = request.settings, request.dub_offset, request.fps
+
+    def effective_settings(self, segment_id=None) -> dict:
+        return copy.deepcopy(self._settings)
+
+
+@dataclass
+class RenderRequest:
+    video: Path
+    dub: Path
+    settings: dict  # project.effective_settings(segment or None): what the take records
+    dub_offset: int
+    fps: float
+    start: int
+    end: int
+    segment_id: str  # the segment the take belongs to (the first in the range)
+    cache_dir: Path
+    what: str  # "whole clip", "segment s3", "frames 10–80"
+    detection_cache: str | None = None
+    batch_size: int = 32
+
+
+@dataclass
+class RenderResult:
+    request: RenderRequest
+    file: Path
+    start: int
+    end: int
+    hashes: dict
+    generated: int
+    no_face_ranges: list
+    seconds: float
+    device: str
+
+
+def render_request(project: Project, start: int, end: int, segment_id: str | None = None,
+                   what: str = "") -> RenderRequest:
+    """Snapshot for rendering output frames [start, end): a segment's (its settings) or any range."""
+    if project.dub is None:
+        raise EditError("the project has no dub yet: drop an audio file on the window")
+    if project.cache_dir is None:
+        raise EditError("save the project first: takes are stored in a folder beside the project file")
+    owner = segment_id or next((s.id for s in project.segments if s.end > start), None)
+    if owner is None:
+        raise EditError("no segments yet: wait for speech detection (or run Render ▸ Detect segments)")
+    settings = project.effective_settings(segment_id)
+    settings.pop("start_frame", None)
+    settings.pop("end_frame", None)
+    return RenderRequest(project.video.path, project.dub.path, settings, project.dub_offset, project.fps,
+                         int(start), int(end), owner, project.cache_dir, what or f"frames {start}–{end}")
+
+
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def render_take(progress, cancel, request: RenderRequest) -> RenderResult:
+    """Render the request's range into a new file in the project's cache folder (atomic: nothing
+    is left there when it fails or is cancelled)."""
+    from core.errors import WeightsError
+    from core.render import Renderer
+
+    options = Project.render_options(_Frozen(request), None, start_frame=request.start, end_frame=request.end,
+                                     crf=TAKE_CRF, preset=TAKE_PRESET, cache_dir=request.detection_cache,
+                                     batch_size=request.batch_size)
+    try:
+        renderer = Renderer(request.video, request.dub, options, progress, cancel)
+    except WeightsError as e:
+        if "not found" in e.problem:
+            raise UserError("No generator model installed: choose a checkpoint with Render ▸ Generator model… "
+                            f"({e})") from None
+        raise
+    request.cache_dir.mkdir(parents=True, exist_ok=True)
+    output = request.cache_dir / f"take-{uuid.uuid4().hex[:10]}{TAKE_SUFFIX}"
+    report = renderer.render_to(output)
+    progress(1, 1, "hash")
+    hashes = {"file": _sha256(output), "video": None, "dub": None}
+    return RenderResult(request, output, renderer.range.start, renderer.range.stop, hashes, report.generated,
+                        report.no_face_ranges, report.seconds, str(renderer.generator.device))
+
+
+def commit_render(project: Project, result: RenderResult):
+    """Add the rendered take and choose it for every segment it covers: one undo step.
+    The file is deleted again if the project can no longer take it (its segment was removed)."""
+    from .commands import Batch
+
+    req = result.request
+    try:
+        take_id = project.new_take_id()
+        hashes = dict(result.hashes, video=project.video.facts.fingerprint,
+                      dub=project.dub.facts.fingerprint if project.dub else None)
+        take = project.new_take(req.segment_id, result.file, take_id=take_id, settings=req.settings, hashes=hashes,
+                                start=result.start, end=result.end)
+        covered = [s.id for s in project.segments if s.within(take.start, take.end)]
+        parts = [lambda: AddTake(project, take)] + [lambda sid=sid: ChooseTake(project, sid, take.id) for sid in covered]
+        return project.execute(Batch(project, parts, f"Render {req.what} ({take.label})"))
+    except EditError:
+        Path(result.file).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- export
+
+
+@dataclass
+class ExportRequest:
+    video: Path
+    dub: Path
+    output: Path
+    fps: float
+    n_video: int
+    is_image: bool
+    dub_seconds: float
+    offset_frames: int
+    policy: str
+    n_frames: int
+    runs: list  # (start, end, take file or None, take start frame), covering [0, n_frames)
+    crf: int
+    preset: str
+    preset_name: str
+
+
+@dataclass
+class ExportResult:
+    request: ExportRequest
+    frames: int
+    from_takes: int
+    seconds: float
+
+
+def export_runs(project: Project, n_frames: int) -> list:
+    """[(start, end, take file or None, take start)] covering [0, n_frames): each segment's chosen take,
+    the original frames elsewhere; neighbours from the same source merged."""
+    runs, cursor = [], 0
+    for s in project.segments:
+        if s.start >= n_frames:
+            break
+        if s.start > cursor:
+            runs.append((cursor, s.start, None, 0))
+        take = project.takes.get(s.take_id) if s.take_id else None
+        runs.append((s.start, min(s.end, n_frames), project.take_path(take) if take else None,
+                     take.start if take else 0))
+        cursor = min(s.end, n_frames)
+    if cursor < n_frames:
+        runs.append((cursor, n_frames, None, 0))
+    merged = []
+    for run in runs:
+        if merged and merged[-1][1] == run[0] and merged[-1][2] == run[2] and merged[-1][3] == run[3]:
+            merged[-1] = (merged[-1][0], run[1], run[2], run[3])
+        else:
+            merged.append(run)
+    return merged
+
+
+def export_request(project: Project, output, preset_name: str) -> ExportRequest:
+    if project.dub is None:
+        raise EditError("the project has no dub to export with")
+    if project.dub.facts.duration is None:
+        raise EditError("the dub's length is unknown: reopen the project")
+    if preset_name not in EXPORT_PRESETS:
+        raise EditError(f"unknown export preset {preset_name!r}")
+    crf, preset = EXPORT_PRESETS[preset_name]
+    n = project_length(project)
+    facts = project.video.facts
+    return ExportRequest(project.video.path, project.dub.path, Path(output), project.fps, facts.frame_count or 1,
+                         facts.is_image, project.dub.facts.duration, project.dub_offset, length_policy(project),
+                         n, export_runs(project, n), crf, preset, preset_name)
+
+
+def _fit(frame: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A take frame at the source's size (the encoder drops an odd last row/column)."""
+    fh, fw = frame.shape[:2]
+    if (fh, fw) == (height, width):
+        return frame
+    frame = frame[:height, :width]
+    return np.pad(frame, ((0, height - frame.shape[0]), (0, width - frame.shape[1]), (0, 0)), mode="edge")
+
+
+def _take_frames(take: Path, a: int, b: int, video, originals):
+    """Frames a..b-1 of a take at the source's size, streamed; should the take be short (never
+    expected), the original frames fill the rest."""
+    from core.render import source_frames
+    from core.video import VideoSource
+
+    count = 0
+    with VideoSource(take) as source:
+        for _, frame in source.frames(a, b):
+            yield _fit(frame, video.height, video.width)
+            count += 1
+    if count < b - a:
+        yield from source_frames(video, originals[count:])
+
+
+def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
+    """Compose the original frames and each segment's chosen take with the dub into one MP4 (atomic)."""
+    import time
+
+    from core.errors import Cancelled
+    from core.plan import plan_frames
+    from core.render import source_frames
+    from core.video import VideoSource, VideoWriter
+
+    started = time.perf_counter()
+    plan, _ = plan_frames(request.n_video, request.fps, max(request.dub_seconds + request.offset_frames
+                                                            / request.fps, 0.0), request.policy)
+    n = min(len(plan), request.n_frames)
+    takes = [r[2] for r in request.runs if r[2] is not None]
+    for path in takes:
+        if not Path(path).is_file():
+            raise UserError(f"take file missing: {path} (re-render that segment, or choose the original)")
+    done = from_takes = 0
+    with VideoSource(request.video) as video, \
+            VideoWriter(request.output, video.width, video.height, request.fps, audio_path=request.dub,
+                        audio_offset_s=request.offset_frames / request.fps, crf=request.crf, preset=request.preset,
+                        protect=(request.video, request.dub, *takes)) as writer:
+        for start, end, take, take_start in request.runs:
+            end = min(end, n)
+            if start >= end:
+                continue
+            if take is None:
+                frames = source_frames(video, plan[start:end])
+            else:
+                frames = _take_frames(Path(take), start - take_start, end - take_start, video, plan[start:end])
+            for frame in frames:
+                if cancel():
+                    raise Cancelled("export cancelled")
+                writer.write(frame)
+                done += 1
+                from_takes += take is not None
+                progress(done, n, "export")
+    return ExportResult(request, done, from_takes, time.perf_counter() - started)
+
+
+def commit_export(project: Project, result: ExportResult):
+    r = result.request
+    return project.record_export(r.output, preset=r.preset_name,
+                                 info={"frames": result.frames, "from_takes": result.from_takes,
+                                       "crf": r.crf, "x264_preset": r.preset})
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class ScoreRequest:
+    expert: str
+    fps: float
+    rows: dict = field(default_factory=dict)  # take file → [(segment id, start s, end s) within the take]
+
+
+def score_request(project: Project, expert: str = "expert") -> ScoreRequest:
+    """Score each speech segment's chosen take (the result the segment exports with). Empty when
+    nothing is rendered: the job then says so, after checking the expert is there at all."""
+    request = ScoreRequest(expert, project.fps)
+    for s in project.segments:
+        if s.kind != "speech" or not s.take_id:
+            continue
+        take = project.takes[s.take_id]
+        request.rows.setdefault(project.take_path(take), []).append(
+            (s.id, (s.start - take.start) / project.fps, (s.end - take.start) / project.fps))
+    return request
+
+
+NO_EXPERT = "No sync expert installed"
+
+
+def score_takes(progress, cancel, request: ScoreRequest) -> dict:
+    """{segment id: (LSE-C, None)} from the expert, and the scorer's name under "scorer"."""
+    from core.errors import WeightsError
+    from core.sync import load_scorer, score_video
+
+    try:
+        scorer = load_scorer(request.expert)
+    except WeightsError as e:
+        raise UserError(f"{NO_EXPERT}: sync confidence needs a trained expert checkpoint ({e.problem}).") from None
+    if not request.rows:
+        raise UserError("Nothing to score yet: render the clip or a segment first (segments are scored on "
+                        "their chosen takes).")
+    out, total = {}, len(request.rows)
+    for n, (take, rows) in enumerate(request.rows.items()):
+        scores = score_video(take, None, scorer=scorer, cancel=cancel,
+                             progress=lambda d, t, s="score": progress(d, t, f"{s} {n + 1}/{total}"))
+        for segment_id, a, b in rows:
+            c = scores.segment_confidence(a, b)
+            out[segment_id] = (c if math.isfinite(c) else None, None)
+    return {"scores": out, "scorer": scorer.name}
+
+
+def commit_scores(project: Project, result: dict):
+    scores = {sid: v for sid, v in result["scores"].items() if any(s.id == sid for s in project.segments)}
+    return project.execute(SetScores(project, scores, text=f"Score segments ({result['scorer']})"))

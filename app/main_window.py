@@ -1,0 +1,807 @@
+"""`MainWindow`: the editor's frame — menus and actions, the preview over the timeline, the
+inspector and jobs docks — and the flows that tie them to the project:
+
+  new project   video + dub → probe (job) → saved project → speech segments (job)
+  open          recovery offer for a newer autosave, relink of moved media, dub waveform (job)
+  render        whole clip, in–out, or the segment under the playhead (job) → a take, chosen
+  export        original frames + chosen takes + dub → MP4 (job) → an export record
+  score         the chosen takes with the sync expert (job) → segment confidence
+
+Long work always runs as a Job (app.workers); its failure becomes a message box, its result is
+applied on this thread as undoable commands. Autosave ticks every few seconds (core.project's
+Autosaver decides when to write).
+"""
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from pathlib import Path
+
+from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QScrollArea, QSplitter,
+                               QStyle, QToolButton)
+
+from core.errors import LipsmithError
+from core.project import (SUFFIX, Autosaver, EditError, MergeSegments, Project, ProjectError, RecentProjects,
+                          RelinkMedia, SetProjectSettings, SplitSegment, discard_autosave, recovery_candidate)
+
+from . import dialogs, jobs
+from .document import Document
+from .filetypes import DUB_FILTER, PROJECT_FILTER, SUPPORTED_TEXT, VIDEO_FILTER, kind_of
+from .frames import FrameReader
+from .inspector import Inspector
+from .jobs_panel import JobsPanel
+from .playback import Transport
+from .preview import PreviewPanel
+from .settings import Settings
+from .shortcuts import SHORTCUTS, Shortcuts, ShortcutsDialog
+from .theme import apply_theme, colours
+from .timeline import Timeline
+from .workers import Job, JobManager
+
+APP_NAME = "Lipsmith"
+AUTOSAVE_TICK_MS = 5000
+CHECKPOINT_FILTER = "Generator checkpoints (*.safetensors *.pth *.pt *.ckpt)"
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, settings: Settings | None = None, recent: RecentProjects | None = None):
+        super().__init__()
+        self.settings = settings or Settings()
+        self.shortcuts = Shortcuts(self.settings)
+        self.recent = recent or RecentProjects()
+        self.colours = colours(self.settings.theme)
+        self.document: Document | None = None
+        self.autosaver: Autosaver | None = None
+        self.jobs = JobManager(self)
+        self.reader = FrameReader(self)
+        self.transport = Transport(self)
+
+        self.preview = PreviewPanel(self.reader, self)
+        self.timeline = Timeline(self.colours, self)
+        splitter = QSplitter(Qt.Orientation.Vertical, self)
+        splitter.addWidget(self.preview)
+        splitter.addWidget(self.timeline)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        self.setCentralWidget(splitter)
+
+        self.inspector = Inspector(self)
+        self.inspector.render_requested.connect(self.render_segment)
+        scroll = QScrollArea(self)
+        scroll.setWidget(self.inspector)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.inspector_dock = self._dock("Inspector", scroll, "inspector")
+        self.jobs_panel = JobsPanel(self.jobs, self)
+        self.jobs_dock = self._dock("Jobs", self.jobs_panel, "jobs")
+
+        self.frame_label = QLabel("", self)
+        self.frame_label.setObjectName("frameInfo")
+        self.statusBar().addPermanentWidget(self.frame_label)
+
+        self.actions: dict[str, QAction] = {}
+        self._build_actions()
+        self._build_menus()
+        self.apply_shortcuts()
+        for name in ("play.start", "play.prev_frame", "play.toggle", "play.next_frame", "play.end"):
+            self.preview.add_control(self._tool_button(name))
+
+        self.setAcceptDrops(True)
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(AUTOSAVE_TICK_MS)
+        self.autosave_timer.timeout.connect(self._autosave_tick)
+        self.autosave_timer.start()
+        self.resize(1400, 900)
+        self.setMinimumSize(QSize(900, 600))
+        geometry, state = self.settings.window_state()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+        self.set_document(None)
+
+    def _tool_button(self, name: str) -> QToolButton:
+        icons = {"play.start": "SP_MediaSkipBackward", "play.prev_frame": "SP_MediaSeekBackward",
+                 "play.next_frame": "SP_MediaSeekForward", "play.end": "SP_MediaSkipForward"}
+        style = self.style()
+
+        def icon():
+            if name == "play.toggle":
+                which = "SP_MediaPause" if self.transport.playing else "SP_MediaPlay"
+            else:
+                which = icons[name]
+            return style.standardIcon(getattr(QStyle.StandardPixmap, which))
+
+        action = self.actions[name]
+        action.setIcon(icon())
+        if name == "play.toggle":
+            self.transport.state_changed.connect(lambda: action.setIcon(icon()))
+        button = QToolButton(self)
+        button.setDefaultAction(action)
+        button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        button.setAutoRaise(True)
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        return button
+
+    def _dock(self, title, widget, name) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        return dock
+
+    # ------------------------------------------------------------------ actions and menus
+
+    def _action(self, name: str, text: str, slot, checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        if name in SHORTCUTS:
+            action.setToolTip(SHORTCUTS[name][1])
+        action.setCheckable(checkable)
+        action.triggered.connect(lambda checked=False: slot(checked) if checkable else slot())
+        self.addAction(action)  # shortcuts work wherever the focus is in this window
+        self.actions[name] = action
+        return action
+
+    def _build_actions(self):
+        a = self._action
+        a("file.new", "&New from Video…", self.new_project_dialog)
+        a("file.open", "&Open…", self.open_dialog)
+        a("file.save", "&Save", self.save)
+        a("file.save_as", "Save &As…", self.save_as_dialog)
+        a("file.export", "&Export…", self.export_dialog)
+        a("file.quit", "&Quit", self.close)
+        a("edit.undo", "&Undo", lambda: self.document and self.document.undo())
+        a("edit.redo", "&Redo", lambda: self.document and self.document.redo())
+        a("edit.split", "&Split Segment at Playhead", self.split_segment)
+        a("edit.merge_next", "&Merge with Next Segment", self.merge_next)
+        a("play.toggle", "&Play / Pause", self.transport.toggle)
+        a("play.reverse", "Shuttle &Backwards", self.transport.reverse)
+        a("play.stop", "S&top", self.transport.stop)
+        a("play.forward", "Shuttle &Forwards", self.transport.forward)
+        a("play.prev_frame", "Previous Frame", lambda: self._step(-1))
+        a("play.next_frame", "Next Frame", lambda: self._step(1))
+        a("play.back_second", "Back One Second", lambda: self._step_seconds(-1))
+        a("play.forward_second", "Forward One Second", lambda: self._step_seconds(1))
+        a("play.start", "Go to Start", lambda: self._goto(0))
+        a("play.end", "Go to End", lambda: self._goto(None))
+        a("mark.in", "Mark &In", lambda: self.document and self.document.mark_in())
+        a("mark.out", "Mark &Out", lambda: self.document and self.document.mark_out())
+        a("mark.clear", "&Clear In and Out", lambda: self.document and self.document.clear_marks())
+        a("render.clip", "Render &Whole Clip", self.render_clip)
+        a("render.range", "Render In–Out &Range", self.render_range)
+        a("render.segment", "Re-render &Segment", self.render_segment)
+        a("render.detect", "&Detect Segments Again", self.detect_segments)
+        a("render.score", "Sc&ore Chosen Takes", self.score)
+        a("render.checkpoint", "&Generator Model…", self.choose_checkpoint)
+        a("view.result", "Show &Result", lambda on: self.document and self.document.set_show_result(on), True)
+        a("view.fit", "Preview: &Fit", lambda: self.preview.set_zoom("fit"))
+        a("view.actual", "Preview: &100 %", lambda: self.preview.set_zoom("actual"))
+        a("view.zoom_in", "Timeline: Zoom &In", self.timeline.zoom_in)
+        a("view.zoom_out", "Timeline: Zoom &Out", self.timeline.zoom_out)
+        a("view.zoom_all", "Timeline: Show &All", self.timeline.zoom_all)
+        a("view.light", "&Light Theme", self.set_light_theme, True)
+        a("help.shortcuts", "&Keyboard Shortcuts…", self.shortcuts_dialog)
+        a("help.about", "&About Lipsmith", self.about)
+        self.actions["view.light"].setChecked(self.settings.theme == "light")
+
+    def apply_shortcuts(self):
+        self.shortcuts.apply(self.actions)
+        zoom_in = self.actions["view.zoom_in"]
+        if self.shortcuts.key("view.zoom_in") == "Ctrl+=":  # Ctrl++ too: keyboards differ on which needs Shift
+            zoom_in.setShortcuts([QKeySequence("Ctrl+="), QKeySequence("Ctrl++")])
+
+    def _build_menus(self):
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        for name in ("file.new", "file.open"):
+            m.addAction(self.actions[name])
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m.addSeparator()
+        for name in ("file.save", "file.save_as"):
+            m.addAction(self.actions[name])
+        m.addSeparator()
+        m.addAction(self.actions["file.export"])
+        m.addSeparator()
+        m.addAction(self.actions["file.quit"])
+
+        m = bar.addMenu("&Edit")
+        for name in ("edit.undo", "edit.redo", None, "edit.split", "edit.merge_next"):
+            m.addSeparator() if name is None else m.addAction(self.actions[name])
+
+        m = bar.addMenu("&Playback")
+        for name in ("play.toggle", "play.reverse", "play.stop", "play.forward", None, "play.prev_frame",
+                     "play.next_frame", "play.back_second", "play.forward_second", "play.start", "play.end", None,
+                     "mark.in", "mark.out", "mark.clear"):
+            m.addSeparator() if name is None else m.addAction(self.actions[name])
+
+        m = bar.addMenu("&Render")
+        for name in ("render.segment", "render.range", "render.clip", None, "render.detect", "render.score",
+                     None, "render.checkpoint"):
+            m.addSeparator() if name is None else m.addAction(self.actions[name])
+
+        m = bar.addMenu("&View")
+        for name in ("view.result", "view.fit", "view.actual", None, "view.zoom_in", "view.zoom_out",
+                     "view.zoom_all", None):
+            m.addSeparator() if name is None else m.addAction(self.actions[name])
+        m.addAction(self.inspector_dock.toggleViewAction())
+        m.addAction(self.jobs_dock.toggleViewAction())
+        m.addSeparator()
+        m.addAction(self.actions["view.light"])
+
+        m = bar.addMenu("&Help")
+        m.addAction(self.actions["help.shortcuts"])
+        m.addAction(self.actions["help.about"])
+
+    def _fill_recent(self):
+        menu = self.recent_menu
+        menu.clear()
+        paths = self.recent.paths()
+        for path in paths:
+            action = menu.addAction(f"{path.name}  —  {path.parent}")
+            action.triggered.connect(lambda checked=False, p=path: self.open_project(p))
+        if not paths:
+            menu.addAction("No recent projects").setEnabled(False)
+        else:
+            menu.addSeparator()
+            menu.addAction("Clear Recent", lambda: self.recent.clear())
+
+    def _update_actions(self):
+        doc = self.document
+        has = doc is not None
+        project = doc.project if has else None
+        for name in ("file.save", "file.save_as", "file.export", "edit.split", "edit.merge_next", "play.toggle",
+                     "play.reverse", "play.stop", "play.forward", "play.prev_frame", "play.next_frame",
+                     "play.back_second", "play.forward_second", "play.start", "play.end", "mark.in", "mark.out",
+                     "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
+                     "render.checkpoint", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
+                     "view.zoom_all"):
+            self.actions[name].setEnabled(has)
+        undo, redo = self.actions["edit.undo"], self.actions["edit.redo"]
+        history = project.history if has else None
+        undo.setEnabled(bool(history and history.can_undo))
+        redo.setEnabled(bool(history and history.can_redo))
+        undo.setText(f"&Undo {history.undo_text}" if history and history.can_undo else "&Undo")
+        redo.setText(f"&Redo {history.redo_text}" if history and history.can_redo else "&Redo")
+        if has:
+            segments = bool(project.segments)
+            for name in ("render.clip", "render.range", "render.segment", "edit.split", "edit.merge_next"):
+                self.actions[name].setEnabled(segments and project.dub is not None)
+            self.actions["render.range"].setText("Render In–Out &Range" if doc.marked_range()
+                                                 else "Render In–Out &Range (no marks: whole clip)")
+            self.actions["view.result"].setChecked(doc.show_result)
+        self._update_title()
+
+    def _update_title(self):
+        doc = self.document
+        if doc is None:
+            self.setWindowTitle(APP_NAME)
+            self.setWindowModified(False)
+            return
+        self.setWindowTitle(f"{doc.title}[*] — {APP_NAME}")
+        self.setWindowModified(doc.project.modified)
+
+    def _update_frame_label(self, *_):
+        doc = self.document
+        if doc is None:
+            self.frame_label.setText("")
+            return
+        text = f"{doc.time_text()}  frame {doc.frame}/{max(doc.length - 1, 0)}"
+        r = doc.marked_range()
+        if r is not None:
+            text += f"   in {doc.time_text(r[0])}  out {doc.time_text(r[1])}"
+        if self.transport.playing:
+            text += f"   ▶ {self.transport.speed:+d}×"
+        self.frame_label.setText(text)
+        self.actions["play.toggle"].setText("&Pause" if self.transport.playing else "&Play")
+
+    def status(self, text: str, ms: int = 6000):
+        self.statusBar().showMessage(text, ms)
+
+    # ------------------------------------------------------------------ document
+
+    def set_document(self, document: Document | None):
+        old = self.document
+        if old is not None:
+            old.changed.disconnect(self._update_actions)
+            old.frame_changed.disconnect(self._update_frame_label)
+            old.marks_changed.disconnect(self._update_frame_label)
+            old.marks_changed.disconnect(self._update_actions)
+            old.view_changed.disconnect(self._update_actions)
+            old.message.disconnect(self.status)
+        self.transport.set_document(document)
+        self.document = document
+        self.autosaver = None
+        if document is not None:
+            document.changed.connect(self._update_actions)
+            document.frame_changed.connect(self._update_frame_label)
+            document.marks_changed.connect(self._update_frame_label)
+            document.marks_changed.connect(self._update_actions)
+            document.view_changed.connect(self._update_actions)
+            document.message.connect(self.status)
+            self.autosaver = Autosaver(document.project)
+            self.autosaver.reset(time.monotonic())
+        self.transport.state_changed.connect(self._update_frame_label, Qt.ConnectionType.UniqueConnection)
+        self.preview.set_document(document)
+        self.timeline.set_document(document)
+        self.inspector.set_document(document)
+        self._update_actions()
+        self._update_frame_label()
+        if old is not None:
+            old.close()
+            old.deleteLater()
+
+    def _set_project(self, project: Project, waveform=None):
+        self.jobs.cancel_all()  # their results belong to the project being closed
+        self.set_document(Document(project, waveform, self))
+        if waveform is None and project.dub is not None and not project.dub.missing:
+            doc = self.document
+            self.run_job("Read the dub", jobs.load_dub, project.dub.path, quiet=True, report=False,
+                         on_success=lambda info: doc is self.document and doc.set_waveform(info.waveform))
+        self.check_models()
+
+    def check_models(self):
+        doc = self.document
+        if doc is None:
+            return
+        self.run_job("Check installed models", jobs.installed_models, generator=str(doc.project.settings["checkpoint"]),
+                     quiet=True, report=False, on_success=lambda models: doc is self.document and doc.set_models(models))
+
+    def _step(self, frames: int):
+        if self.document is not None:
+            self.transport.stop()
+            self.document.step(frames)
+
+    def _step_seconds(self, seconds: float):
+        if self.document is not None:
+            self.transport.stop()
+            self.document.step_seconds(seconds)
+
+    def _goto(self, frame):
+        if self.document is not None:
+            self.transport.stop()
+            self.document.set_frame(self.document.length - 1 if frame is None else frame)
+
+    # ------------------------------------------------------------------ jobs
+
+    def run_job(self, title: str, fn, *args, heavy: bool = False, quiet: bool = False, on_success=None,
+                report: bool = True, **kwargs) -> Job:
+        """Start `fn(progress, cancel, *args)` as a Job; a failure shows a message box (`report`) or
+        the status bar; `on_success(result)` runs on this thread."""
+        job = Job(title, fn, *args, heavy=heavy, quiet=quiet, **kwargs)
+        if on_success is not None:
+            job.succeeded.connect(lambda result: self._guard(title, on_success, result))
+        job.failed.connect(lambda message, details: self._job_failed(title, message, details, report))
+        job.cancelled.connect(lambda: self.status(f"{title}: cancelled; nothing was changed"))
+        return self.jobs.submit(job)
+
+    def _guard(self, title, fn, *args):
+        try:
+            fn(*args)
+        except (LipsmithError, EditError, OSError) as e:
+            dialogs.error(self, APP_NAME, f"{title}: {e}")
+
+    def _job_failed(self, title: str, message: str, details: str, report: bool = True):
+        if not report:
+            self.status(f"{title} failed: {message}", 10000)
+            return
+        dialogs.error(self, APP_NAME, f"{title} failed.", details=details, informative=message)
+
+    # ------------------------------------------------------------------ new, open, save
+
+    def _confirm_discard(self) -> bool:
+        """Ask about unsaved changes before the project is closed; True when it may be closed."""
+        doc = self.document
+        if doc is None or not doc.project.modified:
+            return True
+        answer = dialogs.ask_save_changes(self, doc.title)
+        if answer == "save":
+            return self.save()
+        if answer == "discard":
+            if doc.project.path is not None:
+                discard_autosave(doc.project.path)
+            return True
+        return False
+
+    def new_project_dialog(self, video=None, dub=None):
+        if not self._confirm_discard():
+            return None
+        if video is None:
+            video, _ = QFileDialog.getOpenFileName(self, "New project: the video", self.settings.last_dir("media"),
+                                                   VIDEO_FILTER)
+            if not video:
+                return None
+            self.settings.set_last_dir("media", video)
+        video = Path(video)
+        if dub is None:
+            dub, _ = QFileDialog.getOpenFileName(self, f"The dub for {video.name}", str(video.parent), DUB_FILTER)
+            if not dub:
+                return None
+        dub = Path(dub)
+        default = video.with_suffix(SUFFIX)
+        path, _ = QFileDialog.getSaveFileName(self, "Save the new project as", str(default), PROJECT_FILTER)
+        if not path:
+            return None
+        return self.create_project(video, dub, path)
+
+    def create_project(self, video, dub, path) -> Job:
+        """Probe the media (a job), then make, save and open the project, then detect its segments."""
+        path = Path(path)
+        if path.suffix.lower() != SUFFIX:
+            path = path.with_name(path.name + SUFFIX)
+        return self.run_job(f"Open {Path(video).name}", jobs.probe_media, Path(video), Path(dub),
+                            on_success=lambda info: self._project_probed(info, path))
+
+    def _project_probed(self, info: jobs.MediaInfo, path: Path):
+        project = Project.new(info.video, info.video_facts, path=path, dub_path=info.dub.path,
+                              dub_facts=info.dub.facts)
+        project.save()
+        self.recent.add(path)
+        self._set_project(project, info.dub.waveform)
+        self.status(f"Created {path.name}; detecting speech segments…")
+        self.detect_segments(save_after=True)
+
+    def open_dialog(self):
+        path, _ = QFileDialog.getOpenFileName(self, "Open project", self.settings.last_dir("projects"),
+                                              PROJECT_FILTER)
+        if path:
+            self.open_project(path)
+
+    def open_project(self, path) -> bool:
+        if not self._confirm_discard():
+            return False
+        path = Path(path)
+        try:
+            candidate = recovery_candidate(path)
+            if candidate is not None:
+                when = datetime.fromtimestamp(candidate.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
+                if dialogs.ask_recover(self, path.name, when):
+                    project = Project.recover(path)
+                else:
+                    discard_autosave(path)
+                    project = Project.load(path)
+            else:
+                project = Project.load(path)
+        except (ProjectError, OSError) as e:
+            dialogs.error(self, APP_NAME, f"Cannot open {path.name}.", informative=str(e))
+            if not path.exists():
+                self.recent.remove(path)
+            return False
+        self.settings.set_last_dir("projects", path)
+        self._relink_missing(project)
+        self._set_project(project)
+        self.recent.add(path)
+        self.status(f"Opened {path.name}")
+        return True
+
+    def _relink_missing(self, project: Project):
+        """Moved media: look beside the project first, then ask (relinking is an undoable edit)."""
+        if not project.missing_media():
+            return
+        for kind, found in project.locate_missing().items():
+            try:
+                project.relink(kind, found)
+            except EditError:
+                pass
+        for kind in project.missing_media():
+            ref = project.media[kind]
+            if not dialogs.ask(self, "Missing media", f"The {kind} {ref.path.name} is not at {ref.path.parent}.",
+                               informative="Locate it now? (Otherwise the project opens without it.)"):
+                continue
+            path, _ = QFileDialog.getOpenFileName(self, f"Locate {ref.path.name}", str(project.folder or ""),
+                                                  VIDEO_FILTER if kind == "video" else DUB_FILTER)
+            if path:
+                try:
+                    project.relink(kind, path)
+                except EditError as e:
+                    dialogs.warning(self, "Missing media", str(e))
+
+    def save(self) -> bool:
+        doc = self.document
+        if doc is None:
+            return False
+        if doc.project.path is None:
+            return self.save_as_dialog()
+        try:
+            doc.project.save()
+        except (ProjectError, OSError) as e:
+            dialogs.error(self, APP_NAME, "The project could not be saved.", informative=str(e))
+            return False
+        if self.autosaver is not None:
+            self.autosaver.reset(time.monotonic())
+        doc.notify()
+        self.status(f"Saved {doc.project.path.name}")
+        return True
+
+    def save_as_dialog(self) -> bool:
+        doc = self.document
+        if doc is None:
+            return False
+        start = str(doc.project.path or Path(self.settings.last_dir("projects")) / f"untitled{SUFFIX}")
+        path, _ = QFileDialog.getSaveFileName(self, "Save project as", start, PROJECT_FILTER)
+        if not path:
+            return False
+        return self.save_as(path)
+
+    def save_as(self, path) -> bool:
+        doc = self.document
+        path = Path(path)
+        if path.suffix.lower() != SUFFIX:
+            path = path.with_name(path.name + SUFFIX)
+        try:
+            doc.project.save_as(path)
+        except (ProjectError, OSError) as e:
+            dialogs.error(self, APP_NAME, "The project could not be saved.", informative=str(e))
+            return False
+        self.recent.add(path)
+        self.autosaver = Autosaver(doc.project)
+        self.autosaver.reset(time.monotonic())
+        doc.notify()
+        self.status(f"Saved as {path.name}")
+        return True
+
+    def _autosave_tick(self):
+        if self.autosaver is None:
+            return
+        written = self.autosaver.tick(time.monotonic())
+        if self.autosaver.last_error is not None:
+            self.status(f"Autosave failed: {self.autosaver.last_error}", 10000)
+        elif written is not None:
+            self.status(f"Autosaved to {written.name}", 3000)
+
+    # ------------------------------------------------------------------ drag and drop
+
+    def dragEnterEvent(self, event):
+        if event.mimeData().hasUrls() and all(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event):
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event):
+        paths = [Path(u.toLocalFile()) for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        # after the drop returns: the dialogs below must not run inside the platform's drag loop
+        QTimer.singleShot(0, lambda: self.open_paths(paths))
+
+    def open_paths(self, paths):
+        """What a drop (or the command line) does with files: a project opens; a video (with an audio
+        file beside it, or asked for) starts a new project; an audio file replaces the open project's dub."""
+        paths = [Path(p) for p in paths]
+        kinds = {p: kind_of(p) for p in paths}
+        unknown = [p for p, k in kinds.items() if k is None]
+        if unknown:
+            names = ", ".join(p.name for p in unknown)
+            dialogs.warning(self, "Unsupported file", f"Lipsmith cannot use {names}: not a video, audio or "
+                                                      "project file.", informative=f"It opens {SUPPORTED_TEXT}.")
+            return
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            dialogs.warning(self, "File not found", ", ".join(str(p) for p in missing))
+            return
+        projects = [p for p in paths if kinds[p] == "project"]
+        videos = [p for p in paths if kinds[p] == "video"]
+        audios = [p for p in paths if kinds[p] == "audio"]
+        if projects:
+            self.open_project(projects[0])
+        elif videos:
+            self.new_project_dialog(videos[0], audios[0] if audios else (videos[1] if len(videos) > 1 else None))
+        elif audios:
+            if self.document is None:
+                dialogs.warning(self, "No video yet", f"{audios[0].name} is audio: drop it together with its "
+                                                       "video, or open a project first to make it the dub.")
+            elif dialogs.ask(self, "Replace the dub?", f"Use {audios[0].name} as the dub of {self.document.title}?",
+                             informative="Speech segments are detected again; takes stay in the project."):
+                self.replace_dub(audios[0])
+
+    def replace_dub(self, path) -> Job:
+        doc = self.document
+
+        def done(info: jobs.DubInfo):
+            if doc is not self.document:
+                return
+            if doc.execute(lambda: RelinkMedia(doc.project, "dub", info.path, info.facts)):
+                doc.set_waveform(info.waveform)
+                self.detect_segments()
+
+        return self.run_job(f"Read {Path(path).name}", jobs.load_dub, Path(path), on_success=done)
+
+    # ------------------------------------------------------------------ segments
+
+    def detect_segments(self, save_after: bool = False) -> Job | None:
+        doc = self.document
+        if doc is None or doc.project.dub is None:
+            return None
+        project = doc.project
+
+        def done(ranges):
+            if doc is not self.document:
+                return
+            jobs.commit_segments(project, ranges)  # an EditError becomes a message (run_job)
+            speech = sum(r.kind == "speech" for r in ranges)
+            self.status(f"{len(ranges)} segments, {speech} with speech")
+            if save_after:
+                self.save()
+
+        return self.run_job("Detect speech segments", jobs.detect_segments, project.dub.path, project.fps,
+                            jobs.media_length(project), project.dub_offset, on_success=done)
+
+    def split_segment(self):
+        doc = self.document
+        s = doc.selected_segment() if doc else None
+        if s is None:
+            return
+        if doc.frame == s.start:
+            self.status("The playhead is at the segment's start: move it inside the segment to split there")
+            return
+        doc.execute(lambda: SplitSegment(doc.project, s.id, doc.frame))
+
+    def merge_next(self):
+        doc = self.document
+        s = doc.selected_segment() if doc else None
+        if s is None:
+            return
+        following = next((t for t in doc.project.segments if t.start == s.end), None)
+        if following is None:
+            self.status("No segment right after this one to merge with")
+            return
+        doc.execute(lambda: MergeSegments(doc.project, [s.id, following.id]))
+
+    # ------------------------------------------------------------------ render, score, export
+
+    def _render(self, start: int, end: int, segment_id: str | None, what: str) -> Job | None:
+        doc = self.document
+        if doc is None:
+            return None
+        try:
+            request = jobs.render_request(doc.project, start, end, segment_id, what)
+        except EditError as e:
+            dialogs.warning(self, "Cannot render", str(e))
+            return None
+
+        def done(result: jobs.RenderResult):
+            if doc is not self.document:  # the project was closed meanwhile: nothing refers to the file
+                Path(result.file).unlink(missing_ok=True)
+                return
+            jobs.commit_render(doc.project, result)
+            doc.set_show_result(True)
+            note = ""
+            if result.no_face_ranges:
+                missing = sum(b - a for a, b in result.no_face_ranges)
+                note = f"; no face in {missing} frames (left as they were)"
+            self.status(f"Rendered {what}: {result.generated} frames lip-synced in {result.seconds:.1f} s on "
+                        f"{result.device}{note}", 10000)
+
+        return self.run_job(f"Render {what}", jobs.render_take, request, heavy=True, on_success=done)
+
+    def render_clip(self):
+        doc = self.document
+        return self._render(0, jobs.media_length(doc.project), None, "whole clip") if doc else None
+
+    def render_range(self):
+        doc = self.document
+        if doc is None:
+            return None
+        r = doc.marked_range()
+        if r is None:
+            return self.render_clip()
+        return self._render(r[0], r[1], None, f"{doc.time_text(r[0])}–{doc.time_text(r[1])}")
+
+    def render_segment(self, segment_id: str | None = None):
+        doc = self.document
+        if doc is None:
+            return None
+        s = doc.project.segment(segment_id) if isinstance(segment_id, str) else doc.selected_segment()
+        if s is None:
+            self.status("No segment under the playhead")
+            return None
+        return self._render(s.start, s.end, s.id, f"segment {s.id}")
+
+    def score(self):
+        doc = self.document
+        if doc is None:
+            return None
+        request = jobs.score_request(doc.project)
+
+        def done(result):
+            if doc is self.document:
+                jobs.commit_scores(doc.project, result)
+                self.status(f"Scored {len(result['scores'])} segments with {result['scorer']}")
+
+        return self.run_job("Score chosen takes", jobs.score_takes, request, heavy=True, on_success=done)
+
+    def choose_checkpoint(self):
+        doc = self.document
+        if doc is None:
+            return
+        path, _ = QFileDialog.getOpenFileName(self, "Generator model", self.settings.last_dir("models"),
+                                              CHECKPOINT_FILTER)
+        if path:
+            self.settings.set_last_dir("models", path)
+            if doc.execute(lambda: SetProjectSettings(doc.project, {"checkpoint": path})):
+                self.check_models()
+
+    def export_dialog(self):
+        doc = self.document
+        if doc is None:
+            return None
+        project = doc.project
+        folder = project.folder or Path(self.settings.last_dir("exports"))
+        last = project.exports[-1].path if project.exports else folder / f"{Path(doc.title).stem}.mp4"
+        speech = [s for s in project.segments if s.kind == "speech"]
+        chosen = sum(1 for s in speech if s.take_id)
+        summary = (f"{jobs.project_length(project)} frames at {project.fps:g} fps with the dub. "
+                   f"{chosen} of {len(speech)} speech segments use a take; the rest show the original frames.")
+        dialog = dialogs.ExportDialog(last, summary, self)
+        if not dialog.exec():
+            return None
+        path, preset = dialog.values()
+        return self.export(path, preset)
+
+    def export(self, path, preset: str = next(iter(jobs.EXPORT_PRESETS))) -> Job | None:
+        doc = self.document
+        if doc is None:
+            return None
+        path = Path(path)
+        if not path.suffix:
+            path = path.with_suffix(".mp4")
+        try:
+            request = jobs.export_request(doc.project, path, preset)
+        except (EditError, ProjectError) as e:
+            dialogs.warning(self, "Cannot export", str(e))
+            return None
+        self.settings.set_last_dir("exports", path.parent)
+
+        def done(result: jobs.ExportResult):
+            if doc is self.document:
+                jobs.commit_export(doc.project, result)
+                doc.notify()
+            self.status(f"Exported {result.frames} frames to {path}", 10000)
+
+        return self.run_job(f"Export {path.name}", jobs.export_video, request, heavy=True, on_success=done)
+
+    # ------------------------------------------------------------------ view, help
+
+    def set_light_theme(self, on: bool):
+        self.settings.theme = "light" if on else "dark"
+        self.colours = apply_theme(QApplication.instance(), self.settings.theme)
+        self.timeline.set_colours(self.colours)
+
+    def shortcuts_dialog(self):
+        if ShortcutsDialog(self.shortcuts, self).exec():
+            self.apply_shortcuts()
+
+    def about(self):
+        dialogs.info(self, "About Lipsmith", "Lipsmith — lip-sync editing for dubbing.",
+                     informative="Wav2Lip generation, SyncNet confidence, timeline editing, MP4 export.")
+
+    # ------------------------------------------------------------------ closing
+
+    def closeEvent(self, event):
+        if not self._confirm_discard():
+            event.ignore()
+            return
+        active = [j for j in self.jobs.active() if not j.quiet]
+        if active and not dialogs.ask(self, "Jobs are running", f"{len(active)} job(s) still running.",
+                                      informative="Cancel them and quit?"):
+            event.ignore()
+            return
+        self.transport.stop()
+        self.autosave_timer.stop()
+        self.jobs.cancel_all()
+        self.jobs.wait_all(10_000)
+        self.reader.shutdown()
+        self.settings.set_window_state(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        event.accept()
+

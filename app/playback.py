@@ -1,0 +1,137 @@
+"""`Transport`: play / pause and J-K-L shuttle over the document's playhead.
+
+A timer moves the playhead by wall-clock time × speed (frames the preview cannot decode in time
+are skipped, never queued). At 1× forwards the dub plays through QtMultimedia, when it is there
+and an audio output exists; the picture then follows the audio's clock.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from PySide6.QtCore import QObject, QTimer, QUrl, Signal
+
+SHUTTLE_SPEEDS = (1, 2, 4, 8)
+
+
+class _Audio:
+    """The dub through QMediaPlayer, created on first use; None-safe when QtMultimedia is missing."""
+
+    def __init__(self):
+        self.player = None
+        self.source = None
+        self.available = os.environ.get("QT_QPA_PLATFORM") != "offscreen"  # no sound device in headless runs
+
+    def _ensure(self) -> bool:
+        if self.player is not None:
+            return True
+        if not self.available:
+            return False
+        try:
+            from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer
+
+            if not QMediaDevices.audioOutputs():
+                self.available = False
+                return False
+            self.output = QAudioOutput()
+            self.player = QMediaPlayer()
+            self.player.setAudioOutput(self.output)
+        except Exception:  # noqa: BLE001 - silent playback is better than none
+            self.available = False
+            return False
+        return True
+
+    def play(self, path, seconds: float):
+        if seconds < 0 or not self._ensure():
+            return
+        if self.source != str(path):
+            self.player.setSource(QUrl.fromLocalFile(str(path)))
+            self.source = str(path)
+        self.player.setPosition(int(seconds * 1000))
+        self.player.play()
+
+    def position(self) -> float | None:
+        if self.player is None or self.player.playbackState() != self.player.PlaybackState.PlayingState:
+            return None
+        return self.player.position() / 1000.0
+
+    def stop(self):
+        if self.player is not None:
+            self.player.pause()
+
+
+class Transport(QObject):
+    state_changed = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.document = None
+        self.speed = 0  # frames per frame-time; negative: backwards; 0: stopped
+        self._timer = QTimer(self)
+        self._timer.setInterval(15)
+        self._timer.timeout.connect(self._tick)
+        self._origin = (0.0, 0)  # (time, frame) when the current speed began
+        self._audio = _Audio()
+        self._audio_offset = 0.0
+
+    def set_document(self, document):
+        self.stop()
+        self.document = document
+
+    @property
+    def playing(self) -> bool:
+        return self.speed != 0
+
+    def play(self, speed: int = 1):
+        doc = self.document
+        if doc is None or doc.length <= 1:
+            return
+        if speed > 0 and doc.frame >= doc.length - 1:
+            doc.set_frame(0)  # play from the start again
+        self.speed = speed
+        self._origin = (time.monotonic(), doc.frame)
+        self._audio.stop()
+        dub = doc.project.dub
+        if speed == 1 and dub is not None and not dub.missing:
+            seconds = (doc.frame - doc.project.dub_offset) / doc.fps
+            self._audio.play(dub.path, seconds)
+            self._audio_offset = doc.project.dub_offset / doc.fps
+        self._timer.start()
+        self.state_changed.emit()
+
+    def stop(self):
+        self._timer.stop()
+        self._audio.stop()
+        if self.speed:
+            self.speed = 0
+            self.state_changed.emit()
+
+    def toggle(self):
+        self.stop() if self.playing else self.play(1)
+
+    def forward(self):
+        """L: play forwards; again: faster."""
+        self.play(_faster(self.speed) if self.speed > 0 else 1)
+
+    def reverse(self):
+        """J: play backwards; again: faster."""
+        self.play(-_faster(-self.speed) if self.speed < 0 else -1)
+
+    def _tick(self):
+        doc = self.document
+        if doc is None:
+            self.stop()
+            return
+        audio_t = self._audio.position() if self.speed == 1 else None
+        if audio_t is not None:
+            target = int((audio_t + self._audio_offset) * doc.fps)
+        else:
+            t0, f0 = self._origin
+            target = f0 + int((time.monotonic() - t0) * doc.fps * self.speed)
+        doc.set_frame(target)
+        if (self.speed > 0 and target >= doc.length - 1) or (self.speed < 0 and target <= 0):
+            self.stop()
+
+
+def _faster(speed: int) -> int:
+    return next((s for s in SHUTTLE_SPEEDS if s > speed), SHUTTLE_SPEEDS[-1])

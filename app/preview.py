@@ -1,0 +1,236 @@
+"""The frame preview: the frame under the playhead, original or result, fit or 100 %.
+
+"Result" shows the chosen take of the segment under the playhead (its frame k − take.start);
+where a segment has no take the original frame is shown, and the overlay says so. Frames are
+decoded by app.frames.FrameReader, off the UI thread.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+from PySide6.QtWidgets import (QButtonGroup, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel,
+                               QToolButton, QVBoxLayout, QWidget)
+
+from .frames import FrameReader
+from .jobs import length_policy, source_index
+
+FIT, ACTUAL = "fit", "actual"
+
+
+class FrameView(QGraphicsView):
+    """A pixmap in a scene: fit-to-window or 1:1 (scrollable), with a text overlay in a corner."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.item = QGraphicsPixmapItem()
+        self.item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.scene().addItem(self.item)
+        self.setBackgroundBrush(QColor("#0b0f14"))
+        self.setFrameShape(QGraphicsView.Shape.NoFrame)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setRenderHints(QPainter.RenderHint.SmoothPixmapTransform | QPainter.RenderHint.Antialiasing)
+        self.setAcceptDrops(False)  # drops go to the main window
+        self.zoom = FIT
+        self.overlay = ""
+        self.placeholder = "Drop a video and its dub here, or File ▸ New from video…"
+
+    def set_image(self, image):
+        first = self.item.pixmap().isNull()
+        self.item.setPixmap(QPixmap.fromImage(image))
+        self.scene().setSceneRect(QRectF(self.item.pixmap().rect()))
+        if first or self.zoom == FIT:
+            self._apply_zoom()
+        self.viewport().update()
+
+    def clear(self, placeholder: str | None = None):
+        self.item.setPixmap(QPixmap())
+        if placeholder is not None:
+            self.placeholder = placeholder
+        self.overlay = ""
+        self.viewport().update()
+
+    def set_overlay(self, text: str):
+        if text != self.overlay:
+            self.overlay = text
+            self.viewport().update()
+
+    def set_zoom(self, mode: str):
+        self.zoom = mode
+        self._apply_zoom()
+
+    def _apply_zoom(self):
+        if self.item.pixmap().isNull():
+            return
+        if self.zoom == FIT:
+            self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            self.fitInView(self.item, Qt.AspectRatioMode.KeepAspectRatio)
+        else:
+            self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+            self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
+            self.resetTransform()
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        if self.zoom == FIT:
+            self._apply_zoom()
+
+    def drawForeground(self, painter, rect):
+        painter.save()
+        painter.resetTransform()
+        font = QFont(self.font())
+        if self.item.pixmap().isNull():
+            font.setPointSizeF(font.pointSizeF() * 1.2)
+            painter.setFont(font)
+            painter.setPen(QColor("#8a949e"))
+            painter.drawText(self.viewport().rect(), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
+                             self.placeholder)
+        elif self.overlay:
+            font.setBold(True)
+            painter.setFont(font)
+            metrics = painter.fontMetrics()
+            box = metrics.boundingRect(self.overlay).adjusted(-8, -4, 8, 4)
+            box.moveTopLeft(QPoint(10, 10))
+            painter.fillRect(box, QColor(0, 0, 0, 150))
+            painter.setPen(QColor("#f0f0f0"))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, self.overlay)
+        painter.restore()
+
+
+class PreviewPanel(QWidget):
+    """FrameView with its bar: Original | Result, Fit | 100 %, and the frame / time readout."""
+    zoom_changed = Signal(str)
+
+    def __init__(self, reader: FrameReader, parent=None):
+        super().__init__(parent)
+        self.reader = reader
+        self.document = None
+        self.view = FrameView(self)
+        self.shown: tuple | None = None  # (what, path, index) of the frame on screen
+        self.wanted: tuple | None = None  # … and of the one asked for last
+
+        self.original_button = self._button("Original", "Show the source frames (T toggles)")
+        self.result_button = self._button("Result", "Show each segment's chosen take (T toggles)")
+        self.fit_button = self._button("Fit", "Fit the frame to the window (Ctrl+0)")
+        self.actual_button = self._button("100 %", "Show the frame pixel for pixel (Ctrl+1)")
+        for group, buttons in ((QButtonGroup(self), (self.original_button, self.result_button)),
+                               (QButtonGroup(self), (self.fit_button, self.actual_button))):
+            for b in buttons:
+                b.setCheckable(True)
+                group.addButton(b)
+            group.setExclusive(True)
+        self.original_button.setChecked(True)
+        self.fit_button.setChecked(True)
+        self.original_button.clicked.connect(lambda: self.document and self.document.set_show_result(False))
+        self.result_button.clicked.connect(lambda: self.document and self.document.set_show_result(True))
+        self.fit_button.clicked.connect(lambda: self.set_zoom("fit"))
+        self.actual_button.clicked.connect(lambda: self.set_zoom("actual"))
+        self.info = QLabel("", self)
+        self.info.setObjectName("frameInfo")
+
+        self.controls = QHBoxLayout()
+        self.controls.setSpacing(0)
+        bar = QHBoxLayout()
+        bar.setContentsMargins(6, 4, 6, 4)
+        bar.addLayout(self.controls)
+        bar.addSpacing(16)
+        bar.addWidget(self.original_button)
+        bar.addWidget(self.result_button)
+        bar.addSpacing(16)
+        bar.addWidget(self.fit_button)
+        bar.addWidget(self.actual_button)
+        bar.addStretch(1)
+        bar.addWidget(self.info)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(bar)
+        reader.frame_ready.connect(self._on_frame)
+        reader.failed.connect(self._on_failed)
+        self._set_enabled(False)
+
+    def add_control(self, widget):
+        """Put a transport button at the bar's left (the window owns the actions behind them)."""
+        self.controls.addWidget(widget)
+
+    def _button(self, text, tip):
+        b = QToolButton(self)
+        b.setText(text)
+        b.setToolTip(tip)
+        b.setAutoRaise(True)
+        return b
+
+    def _set_enabled(self, on: bool):
+        for b in (self.original_button, self.result_button, self.fit_button, self.actual_button):
+            b.setEnabled(on)
+
+    def set_document(self, document):
+        if self.document is not None:
+            for signal in (self.document.frame_changed, self.document.changed, self.document.view_changed):
+                signal.disconnect(self.refresh)
+        self.document = document
+        self.shown = self.wanted = None
+        if document is None:
+            self.view.clear("Drop a video and its dub here, or File ▸ New from video…")
+            self.info.setText("")
+            self._set_enabled(False)
+            return
+        self._set_enabled(True)
+        self.view.clear("Loading…")
+        document.frame_changed.connect(self.refresh)
+        document.changed.connect(self.refresh)
+        document.view_changed.connect(self.refresh)
+        self.refresh()
+
+    def set_zoom(self, mode: str):
+        (self.fit_button if mode == "fit" else self.actual_button).setChecked(True)
+        self.view.set_zoom(mode)
+        self.zoom_changed.emit(mode)
+
+    def source_for(self, frame: int) -> tuple[str, object, int, str]:
+        """(what, file, index in it, overlay text) for output frame `frame` in the current view."""
+        doc = self.document
+        project = doc.project
+        if doc.show_result:
+            segment = project.segment_at(frame)
+            take = project.takes.get(segment.take_id) if segment is not None and segment.take_id else None
+            if take is not None:
+                return "result", project.take_path(take), frame - take.start, f"RESULT · {take.label}"
+        facts = project.video.facts
+        index = source_index(frame, facts.frame_count or 1, length_policy(project), facts.is_image)
+        label = "RESULT · no take here: original frames" if doc.show_result else "ORIGINAL"
+        return "original", project.video.path, index, label
+
+    def refresh(self, *_):
+        doc = self.document
+        if doc is None:
+            return
+        self.original_button.setChecked(not doc.show_result)
+        self.result_button.setChecked(doc.show_result)
+        self.info.setText(f"{doc.time_text()}  ·  frame {doc.frame} / {max(doc.length - 1, 0)}")
+        what, path, index, label = self.source_for(doc.frame)
+        if doc.project.video.missing and what == "original":
+            self.view.clear(f"Video missing: {path}")
+            return
+        self.view.set_overlay(label)
+        wanted = (what, Path(path), index)
+        if wanted != self.wanted:
+            self.wanted = wanted
+            self.reader.request(("preview", *wanted), path, index)
+
+    def _on_frame(self, key, index, image):
+        if not (isinstance(key, tuple) and key[0] == "preview") or self.document is None:
+            return
+        if key[1:] != self.wanted:
+            return  # an answer to an older request: its successor is on the way
+        self.shown = key[1:]
+        self.view.set_image(image)
+
+    def _on_failed(self, key, message):
+        if isinstance(key, tuple) and key[0] == "preview" and key[1:] == self.wanted:
+            self.shown = self.wanted = None
+            self.view.clear(f"Cannot show this frame: {message}")

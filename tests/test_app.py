@@ -1,0 +1,391 @@
+"""The editor (app/), offscreen with pytest-qt: the vertical slice — new project from a video and
+a dub, speech detection, render in a worker, result in the preview, export — plus cancel, undo /
+redo through the Edit menu, shortcuts, drops, failing workers, autosave recovery.
+
+A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
+in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
+QMessageBox.exec is patched to record the message and answer.
+"""
+import os
+import time
+
+import pytest
+
+pytest.importorskip("pytestqt")
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
+from PySide6.QtGui import QDropEvent  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from core.faces.detect import Detection, FaceDetector  # noqa: E402
+from core.project import MediaFacts, Project, ReplaceSegments, SetProjectSettings  # noqa: E402
+from tests.conftest import ffmpeg  # noqa: E402
+
+FPS, SECONDS, N = 25, 3, 75
+FACE_BOX = (110, 50, 210, 190)
+Button = QMessageBox.StandardButton
+
+
+class BoxDetector(FaceDetector):
+    """Always finds the same face box."""
+    name = "test-box"
+
+    def _detect(self, image):
+        return [Detection(FACE_BOX, 0.99)]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("app_media")
+    video, dub = folder / "clip.mp4", folder / "dub.wav"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=320x240:rate={FPS}:duration={SECONDS}", "-pix_fmt", "yuv420p",
+           "-c:v", "libx264", "-preset", "ultrafast", video)
+    # a tone, on for 0.6 s of every second: loud enough for the renderer, with pauses
+    ffmpeg("-f", "lavfi", "-i", f"sine=frequency=300:sample_rate=16000:duration={SECONDS}",
+           "-af", "volume='if(lt(mod(t,1),0.6),1,0)':eval=frame", dub)
+    return video, dub
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    import torch
+
+    from core.models.wav2lip import GeneratorDims, Wav2Lip
+    from core.weights import save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_weights(Wav2Lip(GeneratorDims(width=0.25)), path)
+    return path
+
+
+class Boxes:
+    """Records every message box; answers with the queued answers, else Discard / Yes / OK."""
+
+    def __init__(self):
+        self.shown = []
+        self.answers = []
+
+    def exec(self, box):
+        self.shown.append((box.icon(), box.text(), box.informativeText()))
+        if self.answers:
+            return self.answers.pop(0)
+        buttons = box.standardButtons()
+        for b in (Button.Discard, Button.Yes, Button.Ok):
+            if buttons & b:
+                return b
+        return Button.Cancel
+
+    def texts(self) -> str:
+        return "\n".join(f"{t} {i}" for _, t, i in self.shown)
+
+
+@pytest.fixture
+def boxes(monkeypatch, tmp_path):
+    monkeypatch.setenv("LIPSMITH_CONFIG", str(tmp_path / "config"))
+    monkeypatch.setenv("LIPSMITH_CACHE", str(tmp_path / "cache"))
+    import core.faces
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    recorder = Boxes()
+    monkeypatch.setattr(QMessageBox, "exec", lambda box: recorder.exec(box))
+    return recorder
+
+
+@pytest.fixture
+def window(qtbot, boxes, tmp_path):
+    from app.main_window import MainWindow
+    from app.settings import Settings
+
+    w = MainWindow(Settings(tmp_path / "config" / "settings.ini"))
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.close()  # while QMessageBox is still patched: an unsaved project asks, and Boxes answers Discard
+    w.deleteLater()
+
+
+def wait_jobs(qtbot, window, timeout=30_000):
+    qtbot.waitUntil(lambda: not window.jobs.active(), timeout=timeout)
+
+
+@pytest.fixture
+def opened(window, qtbot, media, tiny_checkpoint, tmp_path):
+    """A saved project over the synthetic clip: three segments, the tiny generator."""
+    video, dub = media
+    project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "scene.lipsmith", dub_path=dub,
+                          dub_facts=MediaFacts.probe_file(dub, duration=float(SECONDS)))
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 30), project.make_segment(30, 50, "silence"),
+                                              project.make_segment(50, N)]))
+    project.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint)}))
+    project.save()
+    window._set_project(project)
+    wait_jobs(qtbot, window)
+    return window
+
+
+def state(project):
+    return project.segments, dict(project.takes), project.history.index, project.modified
+
+
+# --------------------------------------------------------------------------- the vertical slice
+
+
+def test_new_project_render_preview_and_export(window, qtbot, boxes, media, tiny_checkpoint, tmp_path):
+    video, dub = media
+    window.create_project(video, dub, tmp_path / "job" / "scene")  # the suffix is added
+    wait_jobs(qtbot, window)
+    doc = window.document
+    project = doc.project
+    assert project.path == tmp_path / "job" / "scene.lipsmith" and project.path.is_file()
+    assert project.segments and project.segments[0].start == 0 and project.segments[-1].end == N
+    assert not project.modified and not window.isWindowModified()  # saved after speech detection
+    assert doc.length == N and doc.waveform is not None
+
+    doc.execute(ReplaceSegments(project, [project.make_segment(0, 30), project.make_segment(30, N, "silence")]))
+    doc.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint)}))
+    assert window.isWindowModified() and window.windowTitle().startswith("scene.lipsmith")
+
+    job = window.render_clip()
+    wait_jobs(qtbot, window)
+    assert job.state == "done", job.error
+    assert not boxes.shown
+    (take,) = project.takes.values()
+    assert (take.start, take.end) == (0, N) and project.take_path(take).is_file()
+    assert all(s.take_id == take.id for s in project.segments)  # chosen for every segment it covers
+    assert window.actions["edit.undo"].text().startswith("&Undo Render whole clip")
+
+    # the preview shows the take in Result, the source in Original
+    assert doc.show_result and window.actions["view.result"].isChecked()
+    doc.set_frame(40)
+    qtbot.waitUntil(lambda: window.preview.shown == ("result", project.take_path(take), 40), timeout=10_000)
+    window.actions["view.result"].trigger()
+    assert not doc.show_result
+    qtbot.waitUntil(lambda: window.preview.shown == ("original", video, 40), timeout=10_000)
+
+    out = tmp_path / "out" / "final.mp4"
+    out.parent.mkdir()
+    job = window.export(out, "Fast draft (CRF 23)")
+    wait_jobs(qtbot, window)
+    assert job.state == "done", job.error
+    from core.video import VideoSource
+
+    with VideoSource(out) as result:
+        assert result.frame_count == N and result.has_audio
+    assert job.result.from_takes == N
+    assert project.exports[-1].path == out and window.isWindowModified()
+
+    window.actions["edit.undo"].trigger()  # the whole render is one step
+    assert not project.takes and all(s.take_id is None for s in project.segments)
+    window.actions["edit.redo"].trigger()
+    assert list(project.takes) == [take.id]
+
+
+def test_cancelled_render_leaves_the_project_unchanged(opened, qtbot, monkeypatch):
+    from core.video import VideoWriter
+
+    write = VideoWriter.write
+    monkeypatch.setattr(VideoWriter, "write", lambda self, frame: (time.sleep(0.02), write(self, frame)))
+    window = opened
+    project = window.document.project
+    before = state(project)
+    job = window.render_clip()
+    qtbot.waitUntil(lambda: job.stage == "render" and job.done > 0, timeout=30_000)
+    row = window.jobs_panel.rows[id(job)]
+    assert row.bar.maximum() == N and row.cancel_button.isVisible()
+    row.cancel_button.click()
+    wait_jobs(qtbot, window)
+    assert job.state == "cancelled"
+    assert state(project) == before
+    assert not list(project.cache_dir.glob("*take*"))  # neither a take nor a temp file
+    assert "cancelled" in row.status.text()
+    assert window.isVisible() and "cancelled" in window.statusBar().currentMessage()
+
+
+# --------------------------------------------------------------------------- editing
+
+
+def test_segment_edit_undo_redo_through_the_edit_menu(opened):
+    window = opened
+    project = window.document.project
+    undo, redo = window.actions["edit.undo"], window.actions["edit.redo"]
+    assert not window.isWindowModified()
+    window.document.set_frame(10)
+    assert window.inspector.segment.id == "s1"
+    window.inspector.smooth.setValue(9)
+    window.inspector.smooth.setValue(11)  # a run of steps is one undo step
+    assert project.segment("s1").settings == {"smooth_window": 11}
+    assert window.isWindowModified()
+    assert undo.isEnabled() and undo.text() == "&Undo Segment s1: set smooth_window"
+
+    undo.trigger()
+    assert project.segment("s1").settings == {}
+    assert window.inspector.smooth.value() == 5  # the project's default again
+    assert not window.isWindowModified()
+    assert redo.isEnabled() and redo.text() == "&Redo Segment s1: set smooth_window"
+    redo.trigger()
+    assert project.segment("s1").settings == {"smooth_window": 11}
+    assert window.inspector.smooth.value() == 11
+
+    window.document.set_frame(60)
+    window.actions["edit.split"].trigger()
+    assert [(s.start, s.end) for s in project.segments] == [(0, 30), (30, 50), (50, 60), (60, N)]
+    undo.trigger()
+    assert len(project.segments) == 3
+
+
+def test_shortcuts_move_the_playhead(opened, qtbot, tmp_path):
+    window = opened
+    doc = window.document
+    window.activateWindow()
+    window.timeline.setFocus()
+    keys = [(Qt.Key.Key_Right, Qt.KeyboardModifier.NoModifier, 1),
+            (Qt.Key.Key_Right, Qt.KeyboardModifier.ShiftModifier, 1 + FPS),
+            (Qt.Key.Key_Left, Qt.KeyboardModifier.NoModifier, FPS),
+            (Qt.Key.Key_End, Qt.KeyboardModifier.NoModifier, N - 1),
+            (Qt.Key.Key_Right, Qt.KeyboardModifier.NoModifier, N - 1),  # clamped at the end
+            (Qt.Key.Key_Home, Qt.KeyboardModifier.NoModifier, 0),
+            (Qt.Key.Key_Left, Qt.KeyboardModifier.ShiftModifier, 0)]
+    for key, modifier, frame in keys:
+        qtbot.keyClick(window, key, modifier)
+        assert doc.frame == frame, (key, modifier)
+    assert window.timeline.playheads["ruler"].value() == 0
+
+    # rebinding is data, saved in the settings
+    from app.settings import Settings
+    from app.shortcuts import Shortcuts
+
+    window.shortcuts.bind("play.next_frame", "N")
+    window.shortcuts.apply(window.actions)
+    qtbot.keyClick(window, Qt.Key.Key_N)
+    assert doc.frame == 1
+    assert Shortcuts(Settings(tmp_path / "config" / "settings.ini")).key("play.next_frame") == "N"
+
+    qtbot.keyClick(window, Qt.Key.Key_I)
+    doc.set_frame(20)
+    qtbot.keyClick(window, Qt.Key.Key_O)
+    assert doc.marked_range() == (1, 21)
+
+    # J/K/L and Space drive the transport
+    qtbot.keyClick(window, Qt.Key.Key_L)
+    qtbot.keyClick(window, Qt.Key.Key_L)
+    assert window.transport.speed == 2
+    qtbot.waitUntil(lambda: doc.frame > 22, timeout=5000)
+    qtbot.keyClick(window, Qt.Key.Key_K)
+    assert not window.transport.playing
+    qtbot.keyClick(window, Qt.Key.Key_J)
+    assert window.transport.speed == -1
+    qtbot.keyClick(window, Qt.Key.Key_Space)
+    assert not window.transport.playing
+
+
+def test_timeline_zoom_and_click_to_seek(opened):
+    window = opened
+    timeline = window.timeline
+    x0, x1 = timeline.view_range()
+    window.actions["view.zoom_in"].trigger()
+    y0, y1 = timeline.view_range()
+    assert (y1 - y0) < (x1 - x0)
+    timeline.plots["sync"].vb.clicked.emit(42.6, 1.0)
+    assert window.document.frame == 42 and window.inspector.segment.id == "s2"
+    window.actions["view.zoom_all"].trigger()
+    assert timeline.view_range()[1] >= N
+
+
+# --------------------------------------------------------------------------- errors reach the user
+
+
+def drop(window, *paths):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    event = QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+
+
+def test_dropping_an_unsupported_file_says_so(window, qtbot, boxes, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not media")
+    drop(window, notes)
+    qtbot.waitUntil(lambda: bool(boxes.shown), timeout=5000)
+    icon, text, informative = boxes.shown[0]
+    assert icon == QMessageBox.Icon.Warning
+    assert "cannot use notes.txt" in text and "audio" in informative
+    assert window.document is None and window.isVisible()
+
+
+def test_a_failing_worker_is_reported_and_the_window_lives_on(opened, qtbot, boxes):
+    window = opened
+
+    def broken(progress, cancel):
+        progress(1, 4, "work")
+        raise RuntimeError("kaput")
+
+    job = window.run_job("Broken job", broken)
+    wait_jobs(qtbot, window)
+    assert job.state == "failed"
+    assert boxes.shown[-1][0] == QMessageBox.Icon.Critical
+    assert "Broken job failed" in boxes.shown[-1][1] and "RuntimeError: kaput" in boxes.shown[-1][2]
+
+    # a real failure: the project's generator is the bundled default, and none is installed
+    project = window.document.project
+    window.document.execute(SetProjectSettings(project, {"checkpoint": "generator"}))
+    before = state(project)
+    job = window.render_segment()
+    wait_jobs(qtbot, window)
+    assert job.state == "failed" and "No generator model installed" in boxes.shown[-1][2]
+    assert state(project) == before
+
+    # scoring without a sync expert says so
+    window.actions["render.score"].trigger()
+    wait_jobs(qtbot, window)
+    assert "No sync expert installed" in boxes.shown[-1][2]
+
+    ok = window.run_job("Fine job", lambda progress, cancel: 42)
+    wait_jobs(qtbot, window)
+    assert ok.state == "done" and ok.result == 42 and window.isVisible()
+
+
+# --------------------------------------------------------------------------- closing, recovery
+
+
+def test_unsaved_changes_prompt_and_recovery_offer(opened, qtbot, boxes):
+    window = opened
+    doc = window.document
+    path = doc.project.path
+    window.document.set_frame(10)
+    window.actions["edit.split"].trigger()
+    assert doc.project.modified
+    boxes.answers = [Button.Cancel]
+    window.close()
+    assert window.isVisible() and "Save the changes" in boxes.shown[-1][1]
+
+    window.autosaver.interval = 0  # the timer's next tick writes the autosave
+    window._autosave_tick()
+    from core.project import autosave_path_for
+
+    autosave = autosave_path_for(path)
+    assert autosave.is_file() and "Autosaved" in window.statusBar().currentMessage()
+    os.utime(autosave, (path.stat().st_mtime + 5,) * 2)  # newer than the project file
+    window.set_document(None)  # as if Lipsmith had crashed
+    boxes.answers = [Button.Yes]
+    assert window.open_project(path)
+    assert "has unsaved changes from" in boxes.shown[-1][1]
+    assert len(window.document.project.segments) == 4 and window.isWindowModified()
+    wait_jobs(qtbot, window)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def test_lengths_and_source_frames_follow_the_render_plan():
+    from app.jobs import output_length, source_index
+    from app.timecode import timecode
+    from core.plan import plan_frames
+
+    for policy in ("cut", "loop", "bounce", "pad"):
+        for n_video, seconds, offset in ((20, 1.2, 0), (40, 1.0, 3), (30, 2.0, -5), (7, 0.5, 0)):
+            plan, _ = plan_frames(n_video, FPS, max(seconds + offset / FPS, 0.0), policy)
+            assert output_length(n_video, FPS, seconds, offset, policy) == len(plan), (policy, n_video)
+            assert [source_index(k, n_video, policy) for k in range(len(plan))] == plan.tolist()
+    assert timecode(0, 25) == "0:00.00" and timecode(62 * 25 + 3, 25) == "1:02.03"
+    assert timecode(3600 * 25, 25, frames=False) == "1:00:00"
