@@ -1,0 +1,69 @@
+"""Open the editor on the demo portrait + speech, wait for its jobs, grab the window.
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py dark out.png \
+        [--render [--checkpoint G.safetensors]] [--result]
+"""
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("LIPSMITH_CONFIG", "/tmp/scratch/shot-config")
+os.environ.setdefault("LIPSMITH_CACHE", "/tmp/scratch/shot-cache")
+
+from PySide6.QtWidgets import QApplication
+from app.main_window import MainWindow
+from app.settings import Settings
+from app.theme import apply_theme
+
+theme = sys.argv[1] if len(sys.argv) > 1 else "dark"
+out = sys.argv[2] if len(sys.argv) > 2 else "/tmp/lipsmith_window.png"
+folder = Path("/tmp/scratch/shot"); shutil.rmtree(folder, ignore_errors=True); folder.mkdir(parents=True)
+app = QApplication([])
+settings = Settings(Path(os.environ["LIPSMITH_CONFIG"]) / "settings.ini")
+settings.theme = theme
+apply_theme(app, theme)
+w = MainWindow(settings)
+w.resize(1500, 920)
+w.show()
+demo = Path(__file__).resolve().parents[1] / "resources" / "demo"
+w.create_project(demo / "portrait.png", demo / "speech.wav", folder / "demo.lipsmith")
+t = time.time()
+while time.time() - t < 60:
+    app.processEvents(); time.sleep(0.02)
+    d = w.document
+    if d and d.project.segments and d.waveform is not None and not w.jobs.active() and d.models is not None:
+        break
+d = w.document
+speech = [s for s in d.project.segments if s.kind == "speech"]
+if "--render" in sys.argv:  # a take for the first segment (default: a tiny random-weight generator)
+    from core.project import SetProjectSettings
+    if "--checkpoint" in sys.argv:
+        ckpt = Path(sys.argv[sys.argv.index("--checkpoint") + 1])
+    else:
+        import torch
+        from core.models.wav2lip import GeneratorDims, Wav2Lip
+        from core.weights import save_weights
+        torch.manual_seed(0)
+        ckpt = folder / "tiny.safetensors"
+        save_weights(Wav2Lip(GeneratorDims(width=0.25)), ckpt)
+    d.execute(SetProjectSettings(d.project, {"checkpoint": str(ckpt)}))
+    job = w.render_segment(speech[0].id)
+    t = time.time()
+    while not job.finished and time.time() - t < 120:
+        app.processEvents(); time.sleep(0.02)
+    print("render", job.state, job.error)
+if "--result" in sys.argv:
+    d.set_show_result(True)
+    d.set_frame(speech[0].start + 20)
+else:
+    d.set_show_result(False)
+    d.set_frame((speech[1].start + speech[1].end) // 2 if len(speech) > 1 else 10)
+d.in_point, d.out_point = speech[0].start, speech[0].end
+d.marks_changed.emit()
+for _ in range(100):
+    app.processEvents(); time.sleep(0.02)
+w.grab().save(out)
+print(out, [(s.id, s.start, s.end, s.kind) for s in d.project.segments][:12], d.length)
+w.close()
