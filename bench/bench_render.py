@@ -9,7 +9,7 @@ speech track as the dub. Then, in one run:
    crop + mel, blend, encode (x264 at the render's preset/CRF), as frames/s and as CPU
    ms/frame (all threads and child processes; steadier than wall time on a shared machine);
 3. the full render per generator width (random weights; our defaults otherwise:
-   cut policy, batch 32, CRF 18, preset medium, colour match), with the busy time of
+   cut policy, batch 32, CRF 18, the renderer's x264 preset, colour match), with the busy time of
    each stage measured inside the pipeline, the real-time factor = frames/s ÷ 25, and
    the CPU time per frame, which bounds the frames/s two idle cores could reach.
 
@@ -224,7 +224,7 @@ def main():
     parser.add_argument("--workdir", default="/tmp/lipsmith-bench")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.5])
-    parser.add_argument("--preset", default="medium", help="x264 preset (our default: medium)")
+    parser.add_argument("--preset", default=RenderOptions.preset, help="x264 preset (default: the renderer's)")
     parser.add_argument("--crf", type=int, default=18)
     parser.add_argument("--stage-frames", type=int, default=96)
     parser.add_argument("--profile", action="store_true", help="cProfile the main thread of the width-1 render")

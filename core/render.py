@@ -44,7 +44,7 @@ class RenderOptions:
     blend: BlendSettings = field(default_factory=BlendSettings)
     compile: bool | None = None  # None: compile when the job is long enough to pay for it
     crf: int = 18
-    preset: str = "medium"
+    preset: str = "veryfast"  # see main.py --preset: the encoder was the real-time bottleneck
     allow_silent_dub: bool = False
 
 
