@@ -313,8 +313,11 @@ def test_dropping_an_unsupported_file_says_so(window, qtbot, boxes, tmp_path):
     assert window.document is None and window.isVisible()
 
 
-def test_a_failing_worker_is_reported_and_the_window_lives_on(opened, qtbot, boxes):
+def test_a_failing_worker_is_reported_and_the_window_lives_on(opened, qtbot, boxes, monkeypatch, tmp_path):
+    import core.weights
+
     window = opened
+    monkeypatch.setattr(core.weights, "MANIFEST", tmp_path / "no-models" / "manifest.json")  # nothing bundled
 
     def broken(progress, cancel):
         progress(1, 4, "work")
@@ -326,7 +329,7 @@ def test_a_failing_worker_is_reported_and_the_window_lives_on(opened, qtbot, box
     assert boxes.shown[-1][0] == QMessageBox.Icon.Critical
     assert "Broken job failed" in boxes.shown[-1][1] and "RuntimeError: kaput" in boxes.shown[-1][2]
 
-    # a real failure: the project's generator is the bundled default, and none is installed
+    # a real failure: the project's generator is the bundled default, and none is installed here
     project = window.document.project
     window.document.execute(SetProjectSettings(project, {"checkpoint": "generator"}))
     before = state(project)
