@@ -10,7 +10,6 @@ and a cancelled or failed job leaves the project exactly as it was.
 from __future__ import annotations
 
 import copy
-import hashlib
 import math
 import uuid
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.atomic import sha256_file
 from core.errors import LipsmithError
 from core.hparams import HP
 from core.plan import output_count, source_of
@@ -242,14 +242,6 @@ def render_request(project: Project, start: int, end: int, segment_id: str | Non
                          int(start), int(end), owner, project.cache_dir, what or f"frames {start}–{end}")
 
 
-def _sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def render_take(progress, cancel, request: RenderRequest) -> RenderResult:
     """Render the request's range into a new file in the project's cache folder (atomic: nothing
     is left there when it fails or is cancelled)."""
@@ -270,7 +262,7 @@ def render_take(progress, cancel, request: RenderRequest) -> RenderResult:
     output = request.cache_dir / f"take-{uuid.uuid4().hex[:10]}{TAKE_SUFFIX}"
     report = renderer.render_to(output)
     progress(1, 1, "hash")
-    hashes = {"file": _sha256(output), "video": None, "dub": None}
+    hashes = {"file": sha256_file(output), "video": None, "dub": None}
     return RenderResult(request, output, renderer.range.start, renderer.range.stop, hashes, report.generated,
                         report.no_face_ranges, report.seconds, str(renderer.generator.device))
 

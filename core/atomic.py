@@ -1,4 +1,5 @@
-"""Atomic file writes: a crash or a kill leaves either the old file or the new one, never half."""
+"""File writes that a crash or a kill cannot leave half done, and file hashes."""
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -29,3 +30,11 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -6,7 +6,6 @@ every load, so a truncated or swapped file fails with a clear message instead of
 producing garbage. Official Wav2Lip checkpoints are pickles: they are opened with
 `weights_only=True`, never with full unpickling.
 """
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from core.atomic import atomic_write, atomic_write_text
+from core.atomic import atomic_write, atomic_write_text, sha256_file
 from core.errors import WeightsError
 from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
 from core.models.syncnet import SyncNet, SyncNetDims
@@ -51,14 +50,6 @@ def kind_of(model: torch.nn.Module) -> ModelKind:
         if isinstance(model, kind.model_cls):
             return kind
     raise TypeError(f"not a Lipsmith model: {type(model).__name__}")
-
-
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def sidecar_path(path) -> Path:

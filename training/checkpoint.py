@@ -12,8 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.errors import LipsmithError
-from core.atomic import atomic_write, atomic_write_text
-from core.weights import sha256_file
+from core.atomic import atomic_write, atomic_write_text, sha256_file
 
 
 class ResumeError(LipsmithError):

@@ -6,7 +6,6 @@ Half the samples are in sync, half take the mel of another moment of the same cl
 Validation runs on held-out speakers; the best checkpoint by validation loss is exported
 as `best.safetensors` (loadable by core.weights.load_model).
 """
-import argparse
 import json
 import time
 from pathlib import Path
@@ -220,12 +219,3 @@ def add_parser(sub):
     add_args(p)
     p.set_defaults(run=train)
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="train-expert")
-    add_args(parser)
-    return train(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

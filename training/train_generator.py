@@ -6,7 +6,6 @@ loss_G = (1 − s_w − s_g)·L1 + s_w·E_sync + s_g·L_gen, with s_g = 0.07 und
 and s_w switched from 0 to 0.03 (0.01 without the GAN) once the eval sync loss drops
 below 0.75, as in the paper. The expert sees the lower halves of the 5 generated frames.
 """
-import argparse
 import time
 from pathlib import Path
 
@@ -179,12 +178,3 @@ def add_parser(sub):
     add_args(p)
     p.set_defaults(run=train)
 
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="train-generator")
-    add_args(parser)
-    return train(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
