@@ -151,7 +151,7 @@ def score_render(renderer, report, expert: str):
     try:
         scorer = load_scorer(expert)
     except WeightsError as exc:
-        print(f"note: not scored ({exc.problem})")
+        print(f"note: not scored: no sync expert available ({exc})")
         return
     frame_map = renderer.source[renderer.range.start:renderer.range.stop]
     scores = score_video(report.output, renderer.dub_path, scorer=scorer, track=renderer.track, frame_map=frame_map)
