@@ -130,16 +130,21 @@ def evaluate(model, val_loader, ctx, batches: int, precision: str) -> dict:
     return {"val_loss": loss, "val_accuracy": distributed.mean_across(correct / max(total, 1), ctx)}
 
 
-def train(args) -> int:
+def start_run(args, dataset_cls):
+    """What every trainer sets up first: process group, seed, run folder, log, config, datasets."""
     ctx = distributed.setup(args.device)
     torch.manual_seed(args.seed + ctx.rank)
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    log = Log(run_dir, ctx.main)
     config = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
     data = Path(args.data)
-    train_set = ExpertDataset(data, data / "filelists" / "train.txt", train=True)
-    val_set = ExpertDataset(data, data / "filelists" / "val.txt", train=False)
+    train_set = dataset_cls(data, data / "filelists" / "train.txt", train=True)
+    val_set = dataset_cls(data, data / "filelists" / "val.txt", train=False)
+    return ctx, run_dir, Log(run_dir, ctx.main), config, data, train_set, val_set
+
+
+def train(args) -> int:
+    ctx, run_dir, log, config, data, train_set, val_set = start_run(args, ExpertDataset)
     model = SyncNet(SyncNetDims(width=args.width))
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     step, best = 0, float("inf")

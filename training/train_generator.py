@@ -7,7 +7,6 @@ and s_w switched from 0 to 0.03 (0.01 without the GAN) once the eval sync loss d
 below 0.75, as in the paper. The expert sees the lower halves of the 5 generated frames.
 """
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +19,7 @@ from core.weights import load_model, save_weights
 from training import distributed
 from training.checkpoint import load_training_state, manifest_hash, save_training_state
 from training.datasets import GeneratorDataset
-from training.train_expert import Log, add_common_args, autocast, forever, loader
+from training.train_expert import add_common_args, autocast, forever, loader, start_run
 
 SYNC_SWITCH = 0.75  # eval sync loss under which the sync term is switched on
 
@@ -67,15 +66,7 @@ def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str) -> dict
 
 
 def train(args) -> int:
-    ctx = distributed.setup(args.device)
-    torch.manual_seed(args.seed + ctx.rank)
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = Log(run_dir, ctx.main)
-    config = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
-    data = Path(args.data)
-    train_set = GeneratorDataset(data, data / "filelists" / "train.txt", train=True)
-    val_set = GeneratorDataset(data, data / "filelists" / "val.txt", train=False)
+    ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset)
 
     expert = load_model(args.expert, expect="syncnet", device=ctx.device)
     for p in expert.parameters():
