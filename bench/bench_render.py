@@ -282,7 +282,7 @@ def main():
 
     print(f"\nload average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("summary: " + ", ".join(f"width {w:g}: {f:.1f} frames/s = {f / FPS:.2f}x real time" for w, f in rows)
-          + f"  (target >= 1.0x at width 1)")
+          + "  (target >= 1.0x at width 1)")
 
 
 if __name__ == "__main__":

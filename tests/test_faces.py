@@ -385,8 +385,8 @@ def test_face_alignment_missing_weights_names_files(monkeypatch, tmp_path):
 
 @pytest.mark.slow
 def test_face_alignment_loads_local_files_without_download(monkeypatch, tmp_path):
-    torch = pytest.importorskip("torch")
     pytest.importorskip("face_alignment")
+    import torch
     import torch.hub
     import face_alignment.utils as fa_utils
     from face_alignment.detection.sfd.net_s3fd import s3fd

@@ -10,7 +10,6 @@ with the expert (LSE-C higher / LSE-D lower is better):
 and save, per clip, a sheet of face crops at the dub's loudest frames (open vowels) and
 quietest speech frames (closures), original above rendered, to look at.
 """
-import argparse
 import json
 from pathlib import Path
 

@@ -75,3 +75,17 @@ def json_array(obj) -> np.ndarray:
 
 def from_json_array(a) -> dict:
     return json.loads(str(a[()] if getattr(a, "ndim", 0) == 0 else a))
+
+
+class NpzRecord:
+    """save / load for classes that convert to and from a dict of arrays (no pickle)."""
+
+    def save(self, path) -> None:
+        save_npz_atomic(path, self.to_arrays())
+
+    @classmethod
+    def load(cls, path):
+        arrays = load_npz(path)
+        if arrays is None:
+            raise ValueError(f"{path}: not a readable .npz file")
+        return cls.from_arrays(arrays)

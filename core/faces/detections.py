@@ -9,8 +9,8 @@ import numpy as np
 
 from core.errors import Cancelled
 
-from .cache import (CACHE_FORMAT, cache_path, default_cache_dir, file_fingerprint, from_json_array,
-                    json_array, load_npz, save_npz_atomic)
+from .cache import (CACHE_FORMAT, NpzRecord, cache_path, default_cache_dir, file_fingerprint, from_json_array,
+                    json_array, load_npz)
 from .detect import Detection, get_detector, identity_key
 
 
@@ -59,7 +59,7 @@ def find_scene_cuts(scores, threshold: float = 0.3, ratio: float = 3.0, window: 
 # ----------------------------------------------------------------------- Detections
 
 @dataclass(eq=False)
-class Detections:
+class Detections(NpzRecord):
     """Everything one detection pass produced for one video."""
 
     faces: list  # per frame: list[Detection]
@@ -110,15 +110,6 @@ class Detections:
         return cls(faces, np.asarray(a["cut_scores"], dtype=np.float32), tuple(meta["frame_size"]),
                    meta.get("detector", {}), meta.get("source", ""))
 
-    def save(self, path) -> None:
-        save_npz_atomic(path, self.to_arrays())
-
-    @classmethod
-    def load(cls, path) -> "Detections":
-        a = load_npz(path)
-        if a is None:
-            raise ValueError(f"{path}: not a readable .npz file")
-        return cls.from_arrays(a)
 
 
 # ----------------------------------------------------------------------- detection pass

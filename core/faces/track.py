@@ -28,7 +28,7 @@ import numpy as np
 
 from core.hparams import HP
 
-from .cache import from_json_array, json_array, load_npz, save_npz_atomic
+from .cache import NpzRecord, from_json_array, json_array
 from .detections import Detections, find_scene_cuts
 from .geometry import iou_matrix, padded_box
 
@@ -163,7 +163,7 @@ def smooth_runs(values: np.ndarray, valid: np.ndarray, breaks, window: int, meth
 
 
 @dataclass(eq=False)
-class FaceTrack:
+class FaceTrack(NpzRecord):
     """The chosen face of every frame. Built by `build_track`; stored in the project as .npz.
 
     Stored: raw (gap-filled, unsmoothed) boxes/landmarks, the masks, cuts and parameters;
@@ -281,15 +281,6 @@ class FaceTrack:
                    a["scores"], a["scene_cuts"].tolist(), tuple(meta["frame_size"]),
                    meta["n_faces_seen"], meta["smooth_window"], meta["smooth_method"], meta["params"])
 
-    def save(self, path) -> None:
-        save_npz_atomic(path, self.to_arrays())
-
-    @classmethod
-    def load(cls, path) -> "FaceTrack":
-        a = load_npz(path)
-        if a is None:
-            raise ValueError(f"{path}: not a readable .npz file")
-        return cls.from_arrays(a)
 
 
 def build_track(detections: Detections, face_index: int = 0, smooth_window: int = 5,
