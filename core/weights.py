@@ -7,7 +7,7 @@ producing garbage. Official Wav2Lip checkpoints are pickles: they are opened wit
 `weights_only=True`, never with full unpickling.
 """
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -68,7 +68,7 @@ def save_weights(model: torch.nn.Module, path, *, half: bool = False, metadata: 
         value = value.detach().cpu().contiguous()
         tensors[key] = value.half() if half and value.is_floating_point() else value
     atomic_write(path, lambda tmp: save_file(tensors, tmp))
-    sidecar = {"kind": kind.name, "dims": model.dims.to_dict(), "dtype": "float16" if half else "float32",
+    sidecar = {"kind": kind.name, "dims": asdict(model.dims), "dtype": "float16" if half else "float32",
                "sha256": sha256_file(path), "file": path.name, **(metadata or {})}
     atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=2))
     return sidecar

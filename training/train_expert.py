@@ -8,6 +8,7 @@ as `best.safetensors` (loadable by core.weights.load_model).
 """
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -162,7 +163,7 @@ def train(args) -> int:
     else:
         train_loader = loader(train_set, args, ctx, True)
     val_loader = loader(val_set, args, ctx, False)
-    extra = {"dims": model.dims.to_dict(), "data": manifest_hash(data), "kind": "syncnet"}
+    extra = {"dims": asdict(model.dims), "data": manifest_hash(data), "kind": "syncnet"}
     started, seen, metrics = time.perf_counter(), 0, {}
 
     def checkpoint():

@@ -7,6 +7,7 @@ and s_w switched from 0 to 0.03 (0.01 without the GAN) once the eval sync loss d
 below 0.75, as in the paper. The expert sees the lower halves of the 5 generated frames.
 """
 import time
+from dataclasses import asdict
 
 import torch
 import torch.nn.functional as F
@@ -91,7 +92,7 @@ def train(args) -> int:
     net_g = distributed.wrap(gen, ctx)
     net_d = distributed.wrap(disc, ctx) if disc else None
     train_loader, val_loader = loader(train_set, args, ctx, True), loader(val_set, args, ctx, False)
-    extra = {"dims": gen.dims.to_dict(), "data": manifest_hash(data), "kind": "wav2lip",
+    extra = {"dims": asdict(gen.dims), "data": manifest_hash(data), "kind": "wav2lip",
              "expert": str(args.expert)}
     started, seen, metrics = time.perf_counter(), 0, {}
 

@@ -1,5 +1,5 @@
 """The visual-quality discriminator: real vs generated lower faces, no normalisation layers."""
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -10,9 +10,6 @@ from core.models.blocks import NoNormConv2d, fold_time, lower_half, scaled
 @dataclass(frozen=True)
 class DiscriminatorDims:
     width: float = 1.0
-
-    def to_dict(self):
-        return asdict(self)
 
 
 class QualityDiscriminator(nn.Module):

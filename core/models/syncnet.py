@@ -1,5 +1,5 @@
 """The lip-sync expert: embeds 5 lower-face frames and a 0.2 s mel window into one space."""
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -12,9 +12,6 @@ from core.models.blocks import Conv2d, residual_stack, scaled, speech_encoder
 class SyncNetDims:
     width: float = 1.0
     frames: int = 5  # T, consecutive frames per window
-
-    def to_dict(self):
-        return asdict(self)
 
 
 class SyncNet(nn.Module):

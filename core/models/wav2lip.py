@@ -1,5 +1,5 @@
 """The Wav2Lip generator: a U-Net over a masked face and a reference face, driven by a mel window."""
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -11,9 +11,6 @@ from core.models.blocks import Conv2d, Conv2dTranspose, fold_time, residual_stac
 class GeneratorDims:
     width: float = 1.0  # channel multiplier; 1.0 is the official layout
     img_size: int = 96
-
-    def to_dict(self):
-        return asdict(self)
 
 
 class Wav2Lip(nn.Module):
