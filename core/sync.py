@@ -201,7 +201,7 @@ def score_video(video_path, audio_path=None, scorer: ExpertScorer | None = None,
                                 progress=progress and (lambda d, t: progress(d, t, "detect")))
         seconds = min(video.duration, mel.shape[1] / 80.0)
         n = int(seconds * SCORE_FPS + 1e-6)
-        src = np.array([video.frame_at_time(k / SCORE_FPS) for k in range(n)], dtype=np.int64)
+        src = video.frames_at_rate(SCORE_FPS, n)
         track_index = src if frame_map is None else np.asarray(frame_map)[src]
 
         def frames():

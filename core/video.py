@@ -245,6 +245,11 @@ class VideoSource:
         index = int(np.searchsorted(self.timestamps, t + 1e-6, side="right")) - 1
         return min(max(index, 0), self.frame_count - 1)
 
+    def frames_at_rate(self, fps: float, count: int) -> np.ndarray:
+        """Source frame on screen at each of `count` instants k / fps (resampling to a fixed rate)."""
+        times = np.arange(count) / float(fps) + 1e-6  # same tolerance as frame_at_time
+        return np.clip(np.searchsorted(self.timestamps, times, side="right") - 1, 0, self.frame_count - 1)
+
     # -- lifetime
 
     def close(self):

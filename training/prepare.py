@@ -353,7 +353,7 @@ def process_video(video, out, key: str, params: dict, cache_dir=None, detector=N
                             smooth_window=SMOOTH_WINDOW)
     except MediaError as e:
         return skipped(f"unreadable: {e.problem}")
-    src = np.array([vs.frame_at_time(k / FPS) for k in range(n_out)], dtype=np.int64)
+    src = vs.frames_at_rate(FPS, n_out)
     has = track.has_face[src]
     shot = np.searchsorted(np.asarray(track.scene_cuts, dtype=np.int64), src, side="right")
     runs = face_runs(has, shot, MIN_FRAMES)
