@@ -154,7 +154,8 @@ def score_render(renderer, report, expert: str):
         print(f"note: not scored: no sync expert available ({exc})")
         return
     frame_map = renderer.source[renderer.range.start:renderer.range.stop]
-    scores = score_video(report.output, renderer.dub_path, scorer=scorer, track=renderer.track, frame_map=frame_map)
+    # against the output's own audio track: it is the dub as muxed (offset, range), not the dub file
+    scores = score_video(report.output, scorer=scorer, track=renderer.track, frame_map=frame_map)
     print_scores(scores, "result")
 
 
