@@ -308,25 +308,23 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ document
 
+    def _document_links(self, document: Document) -> list:
+        """The window's (signal, slot) pairs on a document, connected and disconnected together."""
+        return [(document.changed, self._update_actions), (document.frame_changed, self._update_frame_label),
+                (document.marks_changed, self._update_frame_label), (document.marks_changed, self._update_actions),
+                (document.view_changed, self._update_actions), (document.message, self.status)]
+
     def set_document(self, document: Document | None):
         old = self.document
         if old is not None:
-            old.changed.disconnect(self._update_actions)
-            old.frame_changed.disconnect(self._update_frame_label)
-            old.marks_changed.disconnect(self._update_frame_label)
-            old.marks_changed.disconnect(self._update_actions)
-            old.view_changed.disconnect(self._update_actions)
-            old.message.disconnect(self.status)
+            for signal, slot in self._document_links(old):
+                signal.disconnect(slot)
         self.transport.set_document(document)
         self.document = document
         self.autosaver = None
         if document is not None:
-            document.changed.connect(self._update_actions)
-            document.frame_changed.connect(self._update_frame_label)
-            document.marks_changed.connect(self._update_frame_label)
-            document.marks_changed.connect(self._update_actions)
-            document.view_changed.connect(self._update_actions)
-            document.message.connect(self.status)
+            for signal, slot in self._document_links(document):
+                signal.connect(slot)
             self.autosaver = Autosaver(document.project)
             self.autosaver.reset(time.monotonic())
         self.transport.state_changed.connect(self._update_frame_label, Qt.ConnectionType.UniqueConnection)
