@@ -9,7 +9,7 @@ import cv2
 
 from core.audio import mel_window, melspectrogram
 from tests.conftest import speech_like
-from training.datasets import Augment, ExpertDataset, GeneratorDataset
+from training.datasets import Augment, ExpertDataset, GeneratorDataset, StretchDataset
 
 FRAMES = {"s1/long": 60, "s1/mid": 30, "s2/other": 40, "s2/short": 8}
 CROP_H, CROP_W = 110, 90
@@ -81,6 +81,45 @@ def test_expert_windows_by_construction(root):
         assert label.item() == (1.0 if i == j else 0.0)
         if label.item() == 0:
             assert abs(j - i) >= 5
+
+
+def test_stretch_items_by_construction(root):
+    ds = StretchDataset(root, "train", train=False, stretch=8)
+    assert sorted(ds.skipped) == ["s2/short", "s3/missing"]
+    assert ds.n_windows == (60 - 4 - 7) + (30 - 4 - 7) + (40 - 4 - 7)  # K windows must fit
+    for idx in range(0, len(ds), 9):
+        plan = ds.plan(idx)
+        faces, mels = ds[idx]
+        assert faces.shape == (8, 15, 48, 96) and mels.shape == (8, 1, 80, 16)
+        mel = clip_mel(root, plan["key"])
+        for k in range(8):  # window k = frames s+k .. s+k+4, with the mel of frame s+k
+            for t in range(5):
+                left_b = faces[k, 3 * t, 10:40, 5:40].mean().item() * 255
+                assert abs(left_b - blue(plan["start"] + k + t)) < 2
+            np.testing.assert_array_equal(mels[k, 0].numpy(), mel_window(mel, (plan["start"] + k) / 25))
+
+
+def test_stretch_av_offsets_shift_the_audio_only(root):
+    plain = StretchDataset(root, "train", train=False, stretch=8)
+    shifted = StretchDataset(root, "train", train=False, stretch=8, av_offsets={"s1/long": 3})
+    # the shift costs the long clip 3 windows at its end (its audio runs out 3 frames sooner)
+    assert shifted.n_windows == plain.n_windows - 3
+    idx = 4  # a stretch of s1/long (first in the filelist) at the same start in both
+    assert plain.plan(idx)["start"] == shifted.plan(idx)["start"] == 4
+    f0, m0 = plain[idx]
+    f1, m1 = shifted[idx]
+    torch.testing.assert_close(f0, f1)
+    torch.testing.assert_close(m1[:5], m0[3:])  # frame i now goes with the mel of frame i + 3
+
+
+def test_stretch_augmentation_is_one_draw_for_the_whole_stretch(root):
+    ds = StretchDataset(root, "train", stretch=8, epoch_size=50, seed=3,
+                        augment=Augment(brightness=0, contrast=0, saturation=0, scale=0, shift=0, flip=1.0,
+                                        gain_db=0, mel_noise=0))
+    faces, _ = ds[0]
+    # flipped: the right half (dimmer blue) is now on the left, in every window and frame
+    left, right = faces[:, 0::3, 10:40, 5:40].mean(), faces[:, 0::3, 10:40, 56:90].mean()
+    assert left < right
 
 
 def test_expert_labels_are_balanced_and_off_sync_offsets_far(root):

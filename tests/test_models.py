@@ -76,3 +76,26 @@ def test_generator_output_depends_on_audio_and_reference():
     gen(mel, faces).sum().backward()
     assert mel.grad.abs().sum() > 0
     assert faces.grad[:, 3:].abs().sum() > 0  # the reference frame feeds the output
+
+
+def test_offset_losses_reward_matching_offsets_and_punish_others():
+    from core.models.syncnet import offset_losses
+    faces = torch.nn.functional.normalize(torch.eye(16)[None].repeat(2, 1, 1) + 0.01, dim=-1)  # orthogonal windows
+    bce_sync, nce_sync = offset_losses(faces.clone(), faces)
+    shifted = faces.roll(4, dims=1)  # every face window paired with the mel 4 frames off
+    bce_off, nce_off = offset_losses(shifted, faces)
+    assert bce_sync < 0.05 and nce_sync < 0.01
+    assert bce_off > 1.0 and nce_off > 3.0
+
+
+def test_offset_losses_ignore_the_neighbouring_offsets():
+    from core.models.syncnet import offset_losses
+    g = torch.Generator().manual_seed(0)
+    audio = torch.nn.functional.normalize(torch.rand(3, 12, 32, generator=g), dim=-1)
+    # each face window looks like its own mel and, almost as much, the next frame's
+    faces = torch.nn.functional.normalize(audio + 0.9 * audio.roll(-1, dims=1), dim=-1)
+    masked, unmasked = offset_losses(audio, faces, near=1)[1], offset_losses(audio, faces, near=0)[1]
+    assert masked < unmasked - 0.1
+    # with neighbours that look like nothing in particular, the mask changes little
+    plain = torch.nn.functional.normalize(torch.eye(12)[None].repeat(3, 1, 1) + 0.01, dim=-1)
+    assert abs(offset_losses(plain, plain, near=1)[1] - offset_losses(plain, plain, near=0)[1]) < 0.01

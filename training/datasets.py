@@ -4,6 +4,9 @@
 
 * `ExpertDataset`: 5-frame lower-half windows + a 0.2 s mel window, 50 % in sync, 50 % off
   sync (the mel of another start >= 5 frames away), for the SyncNet expert.
+* `StretchDataset`: K consecutive 5-frame windows of one clip with their K mel windows, for
+  the expert's offset-contrastive objective (each face window must pick its own mel among
+  the stretch's other offsets: the hard, nearby negatives that LSE-C measures).
 * `GeneratorDataset`: target window, reference window (another start of the same clip),
   per-frame mels and the window's expert mel, for the Wav2Lip generator.
 
@@ -309,6 +312,83 @@ class ExpertDataset(_WindowDataset):
         mel = self._mel_out(self._mel_at(d["clip"], d["mel_start"]), d["augment"], d["rng"])
         return (torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mel[None]),
                 torch.tensor(d["label"], dtype=torch.float32)), d
+
+
+def read_av_offsets(path) -> dict:
+    """Per-clip audio offsets in frames ({"<source>/<clip>": k}) measured by `python main.py
+    offsets`: the clip's audio leads its picture by k frames, so frame i goes with the mel
+    window of frame i + k."""
+    import json
+    return {str(k): int(v) for k, v in json.loads(Path(path).read_text())["offsets"].items()}
+
+
+class StretchDataset(_WindowDataset):
+    """Items for the expert's offset-contrastive objective: (faces, mels).
+
+    faces (K, 3*T, 48, 96): the lower halves of the windows starting at frames s .. s+K-1 of one
+    clip (layout as ExpertDataset), one augmentation draw for the whole stretch; mels
+    (K, 1, 80, 16): the mel windows of the same starts (shifted by the clip's AV offset, when
+    `av_offsets` gives one). Window k's in-sync mel is mels[k]; mels[j != k] are the same
+    clip's audio |j - k| frames off. Frames are decoded once per clip and kept (uint8, 96x96):
+    the prepared set is small, and decoding JPEGs would otherwise dominate the step.
+    """
+
+    def __init__(self, root, filelist, train: bool = True, stretch: int = 16, syncnet_T: int = HP.syncnet_T,
+                 epoch_size: int | None = None, seed: int = 0, augment: Augment | None = None,
+                 av_offsets: dict | None = None):
+        self.K = int(stretch)
+        self.av_offsets = dict(av_offsets or {})
+        self._frames = {}
+        super().__init__(root, filelist, train, syncnet_T, epoch_size, seed, augment)
+
+    def _shift(self, clip: Clip) -> int:
+        return self.av_offsets.get(clip.key, 0)
+
+    def _valid_starts(self, clip: Clip) -> np.ndarray:
+        windows = np.arange(max(0, clip.frames - self.T + 1))
+        windows = windows[self._mel_fits(clip, windows + self._shift(clip))]
+        if len(windows) < self.K:
+            return np.zeros(0, np.int64)
+        # stretch starts s whose K windows s..s+K-1 are all valid (the valid windows are a range)
+        first = windows[: len(windows) - self.K + 1]
+        return first[windows[self.K - 1:] - first == self.K - 1]
+
+    def _usable(self, starts) -> bool:
+        return len(starts) >= 1
+
+    def frames(self, c: int) -> np.ndarray:
+        """All frames of clip c as (N, 96, 96, 3) uint8 BGR, decoded once."""
+        frames = self._frames.get(c)
+        if frames is None:
+            clip = self.clips[c]
+            frames = np.empty((clip.frames, HP.img_size, HP.img_size, 3), np.uint8)
+            for i in range(clip.frames):
+                path = clip.path / f"{i}.jpg"
+                img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
+                if img is None:
+                    raise OSError(f"cannot read {path}")
+                frames[i] = cv2.resize(img, (HP.img_size, HP.img_size), interpolation=cv2.INTER_AREA)
+            self._frames[c] = frames
+        return frames
+
+    def plan(self, idx: int, entropy=None) -> dict:
+        rng = self._rng(idx, entropy)
+        c, s = self._window(idx, rng)
+        p = self.augment.sample(rng) if self.augment is not None else None
+        return {"clip": c, "key": self.clips[c].key, "start": s, "augment": p, "rng": rng}
+
+    def sample(self, idx: int, entropy=None):
+        d = self.plan(idx, entropy)
+        c, s, p = d["clip"], d["start"], d["augment"]
+        images = self.frames(c)[s:s + self.K + self.T - 1].astype(np.float32) / 255.0
+        if p is not None:
+            images = np.stack([Augment.image(img, p) for img in images])
+        half = HP.img_size // 2
+        lower = images[:, half:].transpose(0, 3, 1, 2)  # (K+T-1, 3, 48, 96)
+        faces = np.stack([lower[k:k + self.T].reshape(self.T * 3, half, HP.img_size) for k in range(self.K)])
+        shift = self._shift(self.clips[c])
+        mels = np.stack([self._mel_out(self._mel_at(c, s + k + shift), p, d["rng"]) for k in range(self.K)])
+        return (torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mels[:, None])), d
 
 
 class GeneratorDataset(_WindowDataset):

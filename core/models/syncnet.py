@@ -48,15 +48,28 @@ def sync_loss(audio_emb: torch.Tensor, face_emb: torch.Tensor, target: torch.Ten
     return F.binary_cross_entropy(sync_probability(audio_emb, face_emb), target.float())
 
 
-def contrastive_loss(audio_emb: torch.Tensor, face_emb: torch.Tensor, groups: torch.Tensor,
-                     scale: float = 10.0) -> torch.Tensor:
-    """InfoNCE over in-sync pairs: each face window must pick its own audio among the other
-    windows of the same clip (`groups` = clip of each pair), and vice versa.
+def offset_losses(audio_emb: torch.Tensor, face_emb: torch.Tensor, scale: float = 10.0,
+                  far: int = 5, near: int = 1) -> tuple:
+    """Losses over stretches of consecutive windows: embeddings (G, K, D), window k of a stretch
+    in sync with mel k, and j frames off with mel k + j.
 
-    Restricting the candidates to one clip matters: across clips, matching voice to face
+    Returns (bce, nce):
+    * bce: the paper's cosine-BCE, balanced, with every pair |j| >= `far` as an off-sync negative;
+    * nce: InfoNCE over offsets, each face window picking its own mel among the stretch's and
+      vice versa; pairs 1..`near` frames off are left out (their 0.2 s mel windows overlap the
+      true one by 80 %, and in-the-wild clips carry a frame or two of AV offset).
+
+    Offsets within one clip are the negatives that matter: across clips, matching voice to face
     identity would solve the task without looking at the lips.
     """
-    logits = scale * audio_emb @ face_emb.T
-    logits = logits.masked_fill(groups[:, None] != groups[None, :], float("-inf"))
-    target = torch.arange(len(logits), device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+    G, K, _ = face_emb.shape
+    cos = torch.einsum("gkd,gjd->gkj", face_emb, audio_emb).clamp(1e-7, 1 - 1e-7)  # (G, face k, mel j)
+    d = (torch.arange(K)[None, :] - torch.arange(K)[:, None]).abs().to(cos.device)
+    diag, off = d == 0, d >= far
+    bce = 0.5 * (-torch.log(cos[:, diag]).mean() - torch.log1p(-cos[:, off]).mean())
+    logits = (scale * cos).masked_fill((d > 0) & (d <= near), float("-inf")).flatten(0, 1)
+    target = torch.arange(K, device=cos.device).repeat(G)
+    per_face = F.cross_entropy(logits, target)
+    per_mel = F.cross_entropy((scale * cos).transpose(1, 2).masked_fill((d > 0) & (d <= near), float("-inf"))
+                              .flatten(0, 1), target)
+    return bce, 0.5 * (per_face + per_mel)
