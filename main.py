@@ -220,9 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_render_parser(sub)
     add_score_parser(sub)
-    from training import bundle, evaluate, prepare, train_expert, train_generator
+    from training import bundle, evaluate, offsets, prepare, train_expert, train_generator
 
-    for module in (prepare, train_expert, train_generator, evaluate, bundle):
+    for module in (prepare, train_expert, offsets, train_generator, evaluate, bundle):
         module.add_parser(sub)
     return parser
 

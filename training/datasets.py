@@ -163,6 +163,25 @@ def scan_clip(root: Path, key: str):
     return Clip(key, path, n, int(info.frames))
 
 
+def read_frame(path: Path) -> np.ndarray:
+    """One prepared crop as 96x96 BGR uint8 (INTER_AREA, like the renderer)."""
+    img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise OSError(f"cannot read {path}")
+    return cv2.resize(img, (HP.img_size, HP.img_size), interpolation=cv2.INTER_AREA)
+
+
+def read_clip_frames(clip: Clip) -> np.ndarray:
+    """All frames of a prepared clip as (N, 96, 96, 3) uint8 BGR."""
+    return np.stack([read_frame(clip.path / f"{i}.jpg") for i in range(clip.frames)])
+
+
+def read_clip_mel(clip: Clip) -> np.ndarray:
+    """The clip's whole mel (80, N)."""
+    audio, _ = sf.read(str(clip.path / "audio.wav"), dtype="float32", always_2d=True)
+    return melspectrogram(audio.mean(axis=1))
+
+
 class _WindowDataset(Dataset):
     """Shared machinery: clips, their valid window starts, the mel cache, loading."""
 
@@ -231,9 +250,7 @@ class _WindowDataset(Dataset):
         """The clip's whole mel (80, N), computed once per clip (per worker process)."""
         mel = self._mels.get(c)
         if mel is None:
-            audio, sr = sf.read(str(self.clips[c].path / "audio.wav"), dtype="float32", always_2d=True)
-            mel = melspectrogram(audio.mean(axis=1))
-            self._mels[c] = mel
+            mel = self._mels[c] = read_clip_mel(self.clips[c])
         return mel
 
     def _mel_at(self, c: int, frame: int) -> np.ndarray:
@@ -247,12 +264,7 @@ class _WindowDataset(Dataset):
         """Frames start..start+T-1 as (T, 96, 96, 3) BGR float32 in [0, 1], augmented with p."""
         out = np.empty((self.T, HP.img_size, HP.img_size, 3), np.float32)
         for t in range(self.T):
-            path = self.clips[c].path / f"{start + t}.jpg"
-            img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
-            if img is None:
-                raise OSError(f"cannot read {path}")
-            img = cv2.resize(img, (HP.img_size, HP.img_size), interpolation=cv2.INTER_AREA)
-            img = img.astype(np.float32) / 255.0
+            img = read_frame(self.clips[c].path / f"{start + t}.jpg").astype(np.float32) / 255.0
             out[t] = Augment.image(img, p) if p is not None else img
         return out
 
@@ -360,15 +372,7 @@ class StretchDataset(_WindowDataset):
         """All frames of clip c as (N, 96, 96, 3) uint8 BGR, decoded once."""
         frames = self._frames.get(c)
         if frames is None:
-            clip = self.clips[c]
-            frames = np.empty((clip.frames, HP.img_size, HP.img_size, 3), np.uint8)
-            for i in range(clip.frames):
-                path = clip.path / f"{i}.jpg"
-                img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
-                if img is None:
-                    raise OSError(f"cannot read {path}")
-                frames[i] = cv2.resize(img, (HP.img_size, HP.img_size), interpolation=cv2.INTER_AREA)
-            self._frames[c] = frames
+            frames = self._frames[c] = read_clip_frames(self.clips[c])
         return frames
 
     def plan(self, idx: int, entropy=None) -> dict:

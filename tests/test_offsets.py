@@ -1,0 +1,56 @@
+"""training/offsets.py: which measured offsets are kept, and the file train-expert reads back."""
+import argparse
+import json
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import soundfile as sf
+
+from tests.conftest import speech_like
+from training import offsets
+from training.datasets import StretchDataset, read_av_offsets
+
+# clip -> (offset the fake scorer reports, its LSE-C), in the order clips are scored (train, then val)
+MEASURED = {"a/sure": (3, 2.5), "a/zero": (0, 4.0), "b/too_far": (11, 3.0), "b/unsure": (2, 0.4)}
+
+
+def make_prepared(root):
+    for n, key in enumerate(MEASURED):
+        (root / key).mkdir(parents=True)
+        for i in range(40):
+            cv2.imwrite(str(root / key / f"{i}.jpg"), np.full((96, 96, 3), 4 * i, np.uint8))
+        sf.write(str(root / key / "audio.wav"), speech_like(40 / 25, seed=n), 16000)
+    (root / "filelists").mkdir()
+    (root / "filelists" / "train.txt").write_text("a/sure\na/zero\nb/too_far\n")
+    (root / "filelists" / "val.txt").write_text("b/unsure\n")
+
+
+def test_offsets_keeps_confident_small_offsets_and_training_reads_them(tmp_path, monkeypatch):
+    make_prepared(tmp_path)
+    scored = []
+
+    def fake_score(scorer, frames, has_face, mel):
+        key = list(MEASURED)[len(scored)]
+        scored.append(key)
+        assert frames.shape == (40, 96, 96, 3) and mel.shape[0] == 80
+        offset, lse_c = MEASURED[key]
+        return SimpleNamespace(offset_frames=offset, lse_c=lse_c)
+
+    monkeypatch.setattr(offsets, "load_scorer", lambda expert: SimpleNamespace(name="fake", frames=5))
+    monkeypatch.setattr(offsets, "score_crops", fake_score)
+    args = argparse.Namespace(data=str(tmp_path), expert="x", output=None, min_confidence=1.0, max_offset=6)
+    assert offsets.run(args) == 0
+
+    written = json.loads((tmp_path / "av_offsets.json").read_text())
+    assert written["offsets"] == {"a/sure": 3, "a/zero": 0}
+    assert written["unsure"] == {"b/too_far": 11, "b/unsure": 2}
+    assert written["confidence"]["b/unsure"] == 0.4 and written["scorer"] == "fake"
+
+    # train-expert --av-offsets: only a/sure is shifted, by 3 frames
+    av = read_av_offsets(tmp_path / "av_offsets.json")
+    shifted = StretchDataset(tmp_path, "train", train=False, stretch=8, av_offsets=av)
+    plain = StretchDataset(tmp_path, "train", train=False, stretch=8)
+    sizes = lambda ds: {c.key: len(s) for c, s in zip(ds.clips, ds.starts)}  # noqa: E731
+    assert sizes(shifted)["a/sure"] == sizes(plain)["a/sure"] - 3
+    assert sizes(shifted)["b/too_far"] == sizes(plain)["b/too_far"]
