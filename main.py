@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-__version__ = "0.1.0"
+from core import __version__
 
 
 def parse_time(text: str) -> float:
@@ -220,6 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_render_parser(sub)
     add_score_parser(sub)
+    doctor = sub.add_parser("doctor", help="check this installation: torch and GPU, ffmpeg, detectors, models, cache")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    doctor.set_defaults(run=cmd_doctor)
     from training import bundle, evaluate, offsets, prepare, train_expert, train_generator
 
     for module in (prepare, train_expert, offsets, train_generator, evaluate, bundle):
@@ -227,11 +230,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_doctor(args) -> int:
+    from core.doctor import FAIL, report, run_checks
+
+    checks = run_checks()
+    print(report(checks, as_json=args.json))
+    return 1 if any(c.status == FAIL for c in checks) else 0
+
+
 def main(argv=None) -> int:
-    if not (sys.argv[1:] if argv is None else argv):  # no command: open the editor
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:  # no command: open the editor
         from app.main import run
 
         return run()
+    if argv == ["--version"]:  # answered before the parser imports torch and the trainers
+        print(f"lipsmith {__version__}")
+        return 0
     from core.errors import Cancelled, LipsmithError
 
     parser = build_parser()

@@ -38,8 +38,12 @@ def proc_status(field: str) -> float:
     return float("nan")
 
 
-def children_peak_mb() -> float:
-    """Largest VmHWM among this process's running children (the ffmpeg encoder)."""
+def ffmpeg_peak_mb() -> float:
+    """Largest VmHWM among this process's running ffmpeg children (encoder, mux pass).
+
+    Only processes that already exec'd ffmpeg count: between fork and exec a child shares
+    (vfork) or copies this process's memory, and its VmHWM then reads as ours (that is how
+    an earlier version of this bench reported a 2 GB "encoder")."""
     peak = 0.0
     for task in Path("/proc/self/task").iterdir():
         try:
@@ -48,6 +52,8 @@ def children_peak_mb() -> float:
             continue
         for pid in pids:
             try:
+                if not Path(f"/proc/{pid}/comm").read_text().startswith("ffmpeg"):
+                    continue
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmHWM:"):
                         peak = max(peak, int(line.split()[1]) / 1024)
@@ -100,24 +106,28 @@ def child(video, dub, checkpoint, cache_dir, output, preset):
 
     torch.set_num_threads(2)
     result = {"after_imports_mb": proc_status("VmRSS")}
-    started = time.perf_counter()
-    renderer = Renderer(video, dub, RenderOptions(checkpoint=checkpoint, cache_dir=cache_dir, preset=preset))
-    result["setup_s"] = time.perf_counter() - started  # audio, mel, model, face detection + tracking
-    result["detect_peak_mb"] = proc_status("VmHWM")
-    result["peak_reset"] = reset_peak()
-
+    # RSS each second from here on, labelled with the stage and its progress
     samples, stop = [], threading.Event()
-    progress = {"done": 0, "total": len(renderer.range)}
+    progress = {"stage": "setup", "done": 0}
     encoder_peak = [0.0]
 
     def sample():
         while not stop.wait(1.0):
-            samples.append((progress["done"], proc_status("VmRSS")))
-            encoder_peak[0] = max(encoder_peak[0], children_peak_mb())
+            samples.append((progress["stage"], progress["done"], proc_status("VmRSS")))
+            encoder_peak[0] = max(encoder_peak[0], ffmpeg_peak_mb())
+
+    def on_progress(done, total, stage="render"):
+        progress.update(stage=stage, done=done)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    renderer.progress = lambda done, total, stage="render": progress.update(done=done)
+    started = time.perf_counter()
+    renderer = Renderer(video, dub, RenderOptions(checkpoint=checkpoint, cache_dir=cache_dir, preset=preset),
+                        progress=on_progress)
+    result["setup_s"] = time.perf_counter() - started  # audio, mel, model, face detection + tracking
+    result["detect_peak_mb"] = proc_status("VmHWM")
+    result["peak_reset"] = reset_peak()
+    progress.update(stage="render", done=0)
     started = time.perf_counter()
     report = renderer.render_to(output)
     result["render_s"] = time.perf_counter() - started
@@ -152,6 +162,7 @@ def measure(workdir: Path, minutes: float, checkpoint: Path, preset: str) -> dic
         sys.exit(f"render of {video.name} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     result = json.loads(line[len("RESULT "):])
     result.update(minutes=minutes, wall_s=wall)
+    (workdir / f"memory_{minutes:g}min.json").write_text(json.dumps(result))  # the RSS samples, to plot
     return result
 
 
@@ -167,10 +178,14 @@ def report(r: dict):
           + ("" if r["peak_reset"] else "  (peak could not be reset: includes detection)"))
     print(f"  peak RSS, whole process      {r['process_peak_mb']:7.0f} MB   (ffmpeg encoder, a separate process: "
           f"{r['ffmpeg_peak_mb']:.0f} MB)")
-    samples = r["samples"]
-    if samples:
-        picks = [samples[min(len(samples) - 1, int(q * len(samples)))] for q in (0.1, 0.25, 0.5, 0.75, 0.99)]
-        print("  RSS during render (frame: MB)  " + "  ".join(f"{done}: {mb:.0f}" for done, mb in picks))
+    if r["samples"]:
+        stage, done, mb = max(r["samples"], key=lambda x: x[2])
+        print(f"  largest RSS sample           {mb:7.0f} MB   ({stage}, frame {done})")
+    for stage in ("detect", "render"):
+        samples = [(done, mb) for s, done, mb in r["samples"] if s == stage]
+        if samples:
+            picks = [samples[min(len(samples) - 1, int(q * len(samples)))] for q in (0.1, 0.25, 0.5, 0.75, 0.99)]
+            print(f"  RSS during {stage} (frame: MB)  " + "  ".join(f"{done}: {mb:.0f}" for done, mb in picks))
 
 
 def main():

@@ -1,0 +1,46 @@
+"""`python main.py doctor` and `--version`."""
+import json
+import subprocess
+import sys
+
+from core import __version__, doctor, weights
+from tests.conftest import REPO
+import main
+
+
+def by_name(checks):
+    return {c.name: c for c in checks}
+
+
+def test_doctor_reports_the_installation(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("LIPSMITH_CACHE", str(tmp_path / "cache"))
+    assert main.main(["doctor", "--json"]) == 0
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)}
+    assert checks["lipsmith"]["detail"].startswith(__version__)
+    assert checks["ffmpeg"]["status"] == "ok" and "ffmpeg version" in checks["ffmpeg"]["detail"]
+    assert checks["face detector"]["status"] == "ok"
+    assert checks["model generator"]["status"] == "ok" and "matches the manifest" in checks["model generator"]["detail"]
+    assert checks["cache"]["status"] == "ok" and str(tmp_path / "cache") in checks["cache"]["detail"]
+
+
+def test_doctor_fails_on_a_tampered_model_and_an_unwritable_cache(tmp_path, monkeypatch):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "g.safetensors").write_bytes(b"not the bundled file")
+    (models / "manifest.json").write_text(json.dumps({"models": {"generator": {
+        "file": "g.safetensors", "sha256": "0" * 64, "kind": "wav2lip", "dims": {"width": 0.5}}}}))
+    monkeypatch.setattr(weights, "MODELS_DIR", models)
+    monkeypatch.setattr(weights, "MANIFEST", models / "manifest.json")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("LIPSMITH_CACHE", str(blocker))  # the cache folder would be inside a file
+    checks = by_name(doctor.run_checks())
+    assert checks["model generator"].status == "fail" and "does NOT match" in checks["model generator"].detail
+    assert checks["cache"].status == "fail" and "LIPSMITH_CACHE" in checks["cache"].detail
+    assert main.main(["doctor"]) == 1
+
+
+def test_version_answers_without_importing_torch():
+    code = "import sys, main; main.main(['--version']); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["lipsmith", __version__, "False"]
