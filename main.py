@@ -240,10 +240,11 @@ def cmd_doctor(args) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    if not argv:  # no command: open the editor
+    if not argv or Path(argv[0]).suffix.lower() == ".lipsmith" or Path(argv[0]).is_file():
+        # no command, or files (a project, or a video and its dub; the desktop entry's %f): the editor
         from app.main import run
 
-        return run()
+        return run([sys.argv[0], *argv])
     if argv == ["--version"]:  # answered before the parser imports torch and the trainers
         print(f"lipsmith {__version__}")
         return 0

@@ -3,10 +3,14 @@ main window, and the files named on the command line (a project, or a video and 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+ICONS = Path(__file__).resolve().parents[1] / "resources" / "icons"
 
 
 def run(argv=None) -> int:
     from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QIcon
     from PySide6.QtWidgets import QApplication
 
     from .main_window import MainWindow
@@ -17,6 +21,10 @@ def run(argv=None) -> int:
     app = QApplication.instance() or QApplication(argv)
     app.setApplicationName("Lipsmith")
     app.setOrganizationName("Lipsmith")
+    icon = QIcon()
+    for png in sorted(ICONS.glob("lipsmith-*.png")):
+        icon.addFile(str(png))
+    app.setWindowIcon(icon)
     settings = Settings()
     apply_theme(app, settings.theme)
     window = MainWindow(settings)

@@ -1,4 +1,4 @@
-"""`python main.py doctor` and `--version`."""
+"""`python main.py doctor`, `--version`, and files on the command line."""
 import json
 import subprocess
 import sys
@@ -44,3 +44,18 @@ def test_version_answers_without_importing_torch():
     code = "import sys, main; main.main(['--version']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert out.split() == ["lipsmith", __version__, "False"]
+
+
+def test_files_on_the_command_line_open_the_editor(tmp_path, monkeypatch):
+    """The desktop entry runs `lipsmith %f`: a project (or media) path opens the editor, not the parser."""
+    import app.main
+
+    opened = []
+    monkeypatch.setattr(app.main, "run", lambda argv: opened.append(argv[1:]) or 0)
+    project = tmp_path / "Scene 12.lipsmith"  # need not exist yet: the editor reports a missing file
+    assert main.main([str(project)]) == 0
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    assert main.main([str(clip), "dub.wav"]) == 0
+    assert opened == [[str(project)], [str(clip), "dub.wav"]]
+    assert main.main(["--version"]) == 0 and len(opened) == 2  # commands still reach the parser
