@@ -183,10 +183,18 @@ def read_clip_mel(clip: Clip) -> np.ndarray:
 
 
 class _WindowDataset(Dataset):
-    """Shared machinery: clips, their valid window starts, the mel cache, loading."""
+    """Shared machinery: clips, their valid window starts, the frame and mel caches, loading.
 
-    def __init__(self, root, filelist, train: bool, T: int, epoch_size, seed: int, augment):
+    Frames are decoded once per clip and kept (uint8, 96x96; ~0.3 GB for our 11k frames per
+    process): decoding JPEGs would otherwise dominate a CPU training step. `av_offsets`
+    ({clip key: k frames}, `read_av_offsets`) pairs frame i with the mel window of frame i + k.
+    """
+
+    def __init__(self, root, filelist, train: bool, T: int, epoch_size, seed: int, augment,
+                 av_offsets: dict | None = None):
         self.root = Path(root)
+        self.av_offsets = dict(av_offsets or {})
+        self._frames, self._mels = {}, {}
         self.train = bool(train)
         self.T = int(T)
         self.seed = int(seed)
@@ -206,7 +214,6 @@ class _WindowDataset(Dataset):
         if not self.clips:
             raise ValueError(f"no usable clips in {filelist} under {self.root} "
                              f"({len(self.skipped)} too short or incomplete)")
-        self._mels = {}
 
     # -- what a subclass decides
     def _valid_starts(self, clip: Clip) -> np.ndarray:
@@ -253,8 +260,19 @@ class _WindowDataset(Dataset):
             mel = self._mels[c] = read_clip_mel(self.clips[c])
         return mel
 
+    def frames(self, c: int) -> np.ndarray:
+        """All frames of clip c as (N, 96, 96, 3) uint8 BGR, decoded once."""
+        frames = self._frames.get(c)
+        if frames is None:
+            frames = self._frames[c] = read_clip_frames(self.clips[c])
+        return frames
+
+    def _shift(self, clip: Clip) -> int:
+        return self.av_offsets.get(clip.key, 0)
+
     def _mel_at(self, c: int, frame: int) -> np.ndarray:
-        start = mel_index(frame / FPS)
+        """The mel window that goes with frame `frame` of clip c (its AV offset applied)."""
+        start = mel_index((frame + self._shift(self.clips[c])) / FPS)
         window = self.mel(c)[:, start:start + HP.mel_step_size]
         if window.shape[1] != HP.mel_step_size:  # _valid_starts guarantees this never happens
             raise IndexError(f"{self.clips[c].key}: no full mel window at frame {frame}")
@@ -262,19 +280,18 @@ class _WindowDataset(Dataset):
 
     def _images(self, c: int, start: int, p) -> np.ndarray:
         """Frames start..start+T-1 as (T, 96, 96, 3) BGR float32 in [0, 1], augmented with p."""
-        out = np.empty((self.T, HP.img_size, HP.img_size, 3), np.float32)
-        for t in range(self.T):
-            img = read_frame(self.clips[c].path / f"{start + t}.jpg").astype(np.float32) / 255.0
-            out[t] = Augment.image(img, p) if p is not None else img
-        return out
+        images = self.frames(c)[start:start + self.T].astype(np.float32) / 255.0
+        return np.stack([Augment.image(img, p) for img in images]) if p is not None else images
 
     def _mel_out(self, mel: np.ndarray, p, rng) -> np.ndarray:
         mel = np.asarray(mel, np.float32)
         return self.augment.mel(mel, p, rng) if p is not None else mel.copy()
 
     def _mel_fits(self, clip: Clip, frame: np.ndarray) -> np.ndarray:
-        idx = (HP.mel_fps * np.asarray(frame) / FPS).astype(np.int64)  # mel_index, vectorised
-        return (np.asarray(frame) >= 0) & (idx + HP.mel_step_size <= clip.mel_frames)
+        """Which frames have a full mel window (after the clip's AV offset)."""
+        frame = np.asarray(frame) + self._shift(clip)
+        idx = (HP.mel_fps * frame / FPS).astype(np.int64)  # mel_index, vectorised
+        return (frame >= 0) & (idx + HP.mel_step_size <= clip.mel_frames)
 
 
 class ExpertDataset(_WindowDataset):
@@ -288,9 +305,9 @@ class ExpertDataset(_WindowDataset):
 
     def __init__(self, root, filelist, train: bool = True, syncnet_T: int = HP.syncnet_T,
                  epoch_size: int | None = None, seed: int = 0, min_offset: int = 5,
-                 augment: Augment | None = None):
+                 augment: Augment | None = None, av_offsets: dict | None = None):
         self.min_offset = int(min_offset)
-        super().__init__(root, filelist, train, syncnet_T, epoch_size, seed, augment)
+        super().__init__(root, filelist, train, syncnet_T, epoch_size, seed, augment, av_offsets)
 
     def _valid_starts(self, clip: Clip) -> np.ndarray:
         starts = np.arange(max(0, clip.frames - self.T + 1))
@@ -339,26 +356,19 @@ class StretchDataset(_WindowDataset):
 
     faces (K, 3*T, 48, 96): the lower halves of the windows starting at frames s .. s+K-1 of one
     clip (layout as ExpertDataset), one augmentation draw for the whole stretch; mels
-    (K, 1, 80, 16): the mel windows of the same starts (shifted by the clip's AV offset, when
-    `av_offsets` gives one). Window k's in-sync mel is mels[k]; mels[j != k] are the same
-    clip's audio |j - k| frames off. Frames are decoded once per clip and kept (uint8, 96x96):
-    the prepared set is small, and decoding JPEGs would otherwise dominate the step.
+    (K, 1, 80, 16): the mel windows of the same starts (with the clip's AV offset). Window k's
+    in-sync mel is mels[k]; mels[j != k] are the same clip's audio |j - k| frames off.
     """
 
     def __init__(self, root, filelist, train: bool = True, stretch: int = 16, syncnet_T: int = HP.syncnet_T,
                  epoch_size: int | None = None, seed: int = 0, augment: Augment | None = None,
                  av_offsets: dict | None = None):
         self.K = int(stretch)
-        self.av_offsets = dict(av_offsets or {})
-        self._frames = {}
-        super().__init__(root, filelist, train, syncnet_T, epoch_size, seed, augment)
-
-    def _shift(self, clip: Clip) -> int:
-        return self.av_offsets.get(clip.key, 0)
+        super().__init__(root, filelist, train, syncnet_T, epoch_size, seed, augment, av_offsets)
 
     def _valid_starts(self, clip: Clip) -> np.ndarray:
         windows = np.arange(max(0, clip.frames - self.T + 1))
-        windows = windows[self._mel_fits(clip, windows + self._shift(clip))]
+        windows = windows[self._mel_fits(clip, windows)]
         if len(windows) < self.K:
             return np.zeros(0, np.int64)
         # stretch starts s whose K windows s..s+K-1 are all valid (the valid windows are a range)
@@ -367,13 +377,6 @@ class StretchDataset(_WindowDataset):
 
     def _usable(self, starts) -> bool:
         return len(starts) >= 1
-
-    def frames(self, c: int) -> np.ndarray:
-        """All frames of clip c as (N, 96, 96, 3) uint8 BGR, decoded once."""
-        frames = self._frames.get(c)
-        if frames is None:
-            frames = self._frames[c] = read_clip_frames(self.clips[c])
-        return frames
 
     def plan(self, idx: int, entropy=None) -> dict:
         rng = self._rng(idx, entropy)
@@ -390,8 +393,7 @@ class StretchDataset(_WindowDataset):
         half = HP.img_size // 2
         lower = images[:, half:].transpose(0, 3, 1, 2)  # (K+T-1, 3, 48, 96)
         faces = np.stack([lower[k:k + self.T].reshape(self.T * 3, half, HP.img_size) for k in range(self.K)])
-        shift = self._shift(self.clips[c])
-        mels = np.stack([self._mel_out(self._mel_at(c, s + k + shift), p, d["rng"]) for k in range(self.K)])
+        mels = np.stack([self._mel_out(self._mel_at(c, s + k), p, d["rng"]) for k in range(self.K)])
         return (torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mels[:, None])), d
 
 
@@ -408,9 +410,9 @@ class GeneratorDataset(_WindowDataset):
 
     def __init__(self, root, filelist, train: bool = True, T: int = HP.syncnet_T,
                  epoch_size: int | None = None, seed: int = 0, frame_mel_offset: int = 0,
-                 augment: Augment | None = None):
+                 augment: Augment | None = None, av_offsets: dict | None = None):
         self.frame_mel_offset = int(frame_mel_offset)
-        super().__init__(root, filelist, train, T, epoch_size, seed, augment)
+        super().__init__(root, filelist, train, T, epoch_size, seed, augment, av_offsets)
 
     def _valid_starts(self, clip: Clip) -> np.ndarray:
         starts = np.arange(max(0, clip.frames - self.T + 1))

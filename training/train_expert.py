@@ -13,7 +13,7 @@ Two objectives:
 Validation (held-out speakers) always reports the paper's figures: off-sync accuracy and
 BCE on 50 % in-sync / 50 % off-sync pairs; the best checkpoint by that loss is exported as
 `best.safetensors` (loadable by core.weights.load_model). `--av-offsets FILE` trains on
-clips shifted by their measured AV offsets (python main.py offsets).
+clips shifted by their measured AV offsets (python main.py offsets), as does train-generator.
 """
 import json
 import time
@@ -48,6 +48,8 @@ def add_common_args(p, default_batch: int):
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
                    help="auto: bf16 mixed precision on GPU, fp32 on CPU")
+    p.add_argument("--av-offsets", help="JSON of per-clip AV offsets (python main.py offsets): train and validate "
+                   "on the corrected clips")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.safetensors")
     p.add_argument("--force", action="store_true", help="resume even if hyper-parameters changed")
 
@@ -126,9 +128,10 @@ def start_run(args, dataset_cls, **train_options):
     run_dir.mkdir(parents=True, exist_ok=True)
     config = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
     data = Path(args.data)
+    offsets = read_av_offsets(args.av_offsets) if args.av_offsets else None
     train_cls = train_options.pop("train_cls", dataset_cls)
-    train_set = train_cls(data, data / "filelists" / "train.txt", train=True, **train_options)
-    val_set = dataset_cls(data, data / "filelists" / "val.txt", train=False)
+    train_set = train_cls(data, data / "filelists" / "train.txt", train=True, av_offsets=offsets, **train_options)
+    val_set = dataset_cls(data, data / "filelists" / "val.txt", train=False, av_offsets=offsets)
     return ctx, run_dir, Log(run_dir, ctx.main), config, data, train_set, val_set
 
 
@@ -157,12 +160,10 @@ def train(args) -> int:
     stretch = args.objective == "offsets"
     options = {}
     if stretch:
-        offsets = read_av_offsets(args.av_offsets) if args.av_offsets else None
-        options = {"train_cls": StretchDataset, "stretch": args.stretch, "av_offsets": offsets,
-                   "epoch_size": 1 << 30}
+        options = {"train_cls": StretchDataset, "stretch": args.stretch, "epoch_size": 1 << 30}
     ctx, run_dir, log, config, data, train_set, val_set = start_run(args, ExpertDataset, **options)
-    val_stretches = StretchDataset(data, data / "filelists" / "val.txt", train=False, stretch=args.stretch) \
-        if stretch else None
+    val_stretches = StretchDataset(data, data / "filelists" / "val.txt", train=False, stretch=args.stretch,
+                                   av_offsets=val_set.av_offsets) if stretch else None
     model = SyncNet(SyncNetDims(width=args.width))
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     step, best = 0, float("inf")
@@ -249,8 +250,6 @@ def add_args(p):
     p.add_argument("--stretch", type=int, default=16, help="windows per stretch (offsets objective); "
                    "the batch holds batch-size / stretch stretches")
     p.add_argument("--nce", type=float, default=1.0, help="weight of the InfoNCE term (offsets objective)")
-    p.add_argument("--av-offsets", help="JSON of per-clip AV offsets (python main.py offsets) to train on "
-                   "corrected clips (offsets objective)")
 
 
 def add_parser(sub):
