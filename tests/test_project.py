@@ -14,7 +14,7 @@ import pytest
 
 import core.project.fileformat as fileformat
 from core.project import (AddTake, Autosaver, ChooseTake, EditError, MediaFacts, MergeSegments, NudgeDub, Project,
-                          ProjectError, RecentProjects, RelinkMedia, RemoveTake, RenameTake, ReplaceSegments,
+                          ProjectError, RecentProjects, RelinkMedia, RemoveTake, RenameSegment, RenameTake, ReplaceSegments,
                           SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment, History,
                           Command, autosave_path_for, recovery_candidate)
 
@@ -81,7 +81,7 @@ def test_round_trip_keeps_everything_and_stores_relative_paths(folder):
     assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None}  # NaN stored as null, not invalid JSON
     assert not q.modified and not q.history.can_undo
     data = json.loads((folder / "scene.lipsmith").read_text())
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 2
     assert data["media"]["video"]["relative"] == "media/clip.mp4"
     assert data["media"]["video"]["absolute"] == str(folder / "media" / "clip.mp4")
     assert data["takes"][0]["file"] == "t1.mkv"
@@ -206,6 +206,11 @@ def _commands():
         ("relink", lambda p: RelinkMedia(p, "dub", write_media(p.folder / "dub2.wav", 1000))),
         ("replace segments", lambda p: ReplaceSegments(p, [p.make_segment(10, 20)])),
         ("scores", lambda p: SetScores(p, {"s2": (1.5, None)})),
+        ("take scores", lambda p: SetScores(p, {"s1": (6.0, None)}, take_scores={
+            "t1": {"lse_c": 6.0, "frame_conf": [1.0, float("nan"), 2.5], "frame_fps": 25.0}})),
+        ("rename segment", lambda p: RenameSegment(p, "s3", "  Marie:\n last line ")),
+        ("dialog settings", lambda p: SetProjectSettings(p, {"length_policy": "bounce", "face_index": 2,
+                                                             "feather": 0.15}, merge=False)),
     ]
 
 
@@ -470,17 +475,19 @@ def test_migration_hook_runs_in_memory_only(folder, monkeypatch):
     path = folder / "scene.lipsmith"
     digest = sha(path)
 
-    def v1_to_v2(data):
+    current = fileformat.SCHEMA_VERSION
+
+    def next_version(data):
         data["threshold"] = 4.25
         return data
 
-    monkeypatch.setattr(fileformat, "SCHEMA_VERSION", 2)
-    monkeypatch.setattr(fileformat, "MIGRATIONS", {1: v1_to_v2})
+    monkeypatch.setattr(fileformat, "SCHEMA_VERSION", current + 1)
+    monkeypatch.setattr(fileformat, "MIGRATIONS", {**fileformat.MIGRATIONS, current: next_version})
     q = Project.load(path)
-    assert q.threshold == 4.25 and q.to_dict()["schema_version"] == 2
+    assert q.threshold == 4.25 and q.to_dict()["schema_version"] == current + 1
     assert sha(path) == digest
     monkeypatch.setattr(fileformat, "MIGRATIONS", {})
-    with pytest.raises(ProjectError, match="no migration from schema version 1"):
+    with pytest.raises(ProjectError, match=f"no migration from schema version {current}"):
         Project.load(path)
 
 
@@ -651,3 +658,111 @@ def test_probe_video_reads_real_media(tmp_path):
     facts = MediaFacts.probe_video(clip)
     assert (facts.frame_count, facts.width, facts.height, facts.fps) == (10, 64, 48, 25.0)
     assert facts.size == clip.stat().st_size and len(facts.fingerprint) == 64
+
+
+# --------------------------------------------------------------------------- names, curves, render reports
+
+
+def test_segment_names_are_one_trimmed_line_kept_by_split_and_saved(folder):
+    p = make_project(folder)
+    p.execute(RenameSegment(p, "s1", "  Jean \t enters\n "))
+    assert p.segment("s1").name == "Jean enters" and p.segment("s1").title == "Jean enters"
+    assert p.segment("s3").title == "s3"  # unnamed: shown by id
+    assert p.history.undo_text == "Rename segment s1 to Jean enters"
+    split = p.execute(SplitSegment(p, "s1", 40))
+    assert p.segment(split.new_id).name == "Jean enters"
+    p.save()
+    assert Project.load(p.path).segment("s1").name == "Jean enters"
+    p.execute(RenameSegment(p, "s1", "   "))  # clearing goes back to the id
+    assert p.segment("s1").name == "" and p.segment("s1").title == "s1"
+    before = state(p)
+    with pytest.raises(EditError, match="at most 80"):
+        RenameSegment(p, "s1", "x" * 81)
+    with pytest.raises(EditError, match="must be text"):
+        RenameSegment(p, "s1", 5)
+    with pytest.raises(EditError, match="no segment"):
+        RenameSegment(p, "s9", "x")
+    assert state(p) == before
+
+
+def test_settings_from_a_dialog_are_separate_steps_and_saved(folder):
+    p = make_project(folder)
+    depth = p.history.index
+    p.execute(SetProjectSettings(p, {"length_policy": "loop"}, merge=False, text="Project settings"))
+    p.execute(SetProjectSettings(p, {"length_policy": "pad"}, merge=False, text="Project settings"))
+    assert p.history.index == depth + 2 and p.history.undo_text == "Project settings"
+    p.undo()
+    assert p.settings["length_policy"] == "loop"
+    p.execute(SetProjectSettings(p, {"device": "mps", "detector": "face-alignment", "face_index": 1,
+                                     "pads": [2, 12, 0, 0], "smooth_window": 0, "feather": 0.2}, merge=False))
+    p.save()
+    q = Project.load(p.path)
+    assert q.settings["device"] == "mps" and q.settings["detector"] == "face-alignment"
+    assert q.settings["face_index"] == 1 and q.settings["pads"] == [2, 12, 0, 0] and q.settings["feather"] == 0.2
+    options = q.render_options("s3")
+    assert options.length_policy == "loop" and options.face_index == 1 and options.smooth_window == 0
+    before = state(p)
+    for bad in ({"length_policy": "stretch"}, {"device": "gpu"}, {"face_index": -1}, {"feather": 0},
+                {"smooth_window": 2.5}):
+        with pytest.raises(EditError):
+            SetProjectSettings(p, bad, merge=False)
+    assert state(p) == before
+
+
+def test_a_schema_1_file_loads_through_the_migration(folder):
+    p = make_project(folder)
+    data = json.loads(p.path.read_text())
+    data["schema_version"] = 1
+    for s in data["segments"]:
+        del s["name"]
+    for t in data["takes"]:
+        del t["report"]
+    old = folder / "old.lipsmith"
+    old.write_text(json.dumps(data))
+    q = Project.load(old)
+    assert [s.name for s in q.segments] == ["", "", ""] and q.takes["t1"].report == {}
+    assert json.loads(old.read_text())["schema_version"] == 1  # reading never rewrites
+
+
+def test_confidence_curve_follows_the_chosen_takes_within_their_segments(folder):
+    import numpy as np
+
+    p = make_project(folder)
+    assert p.confidence_curve() is None  # t1 is chosen for s1 but not scored per frame
+    conf = [float(i % 7) for i in range(120)]  # t1 covers frames 0..100 of s1; a longer curve is clipped
+    conf[10] = float("nan")
+    p.execute(SetScores(p, {"s1": (6.1, None)}, take_scores={"t1": {"frame_conf": np.array(conf),
+                                                                     "frame_fps": 25.0, "lse_c": 6.1}}))
+    take = p.takes["t1"]
+    assert take.scores["frame_conf"][10] is None and take.scores["frame_conf"][3] == 3.0
+    assert take.scores["lse_d"] is None  # the take's older scores stay unless replaced
+    x, y = p.confidence_curve()
+    assert x[0] == 0 and x[99] == 99 and np.isnan(x[100:]).sum() == 0 and np.isnan(y[100])
+    assert y[3] == 3.0 and np.isnan(y[10]) and len(x) == 101
+    p.save()
+    xq, yq = Project.load(p.path).confidence_curve()
+    assert np.array_equal(xq, x) and np.array_equal(np.isnan(yq), np.isnan(y))
+    p.undo()
+    assert p.confidence_curve() is None and "frame_conf" not in p.takes["t1"].scores
+    # a 50 fps project: the scorer's 25 fps values land on every other frame
+    t = replace(take, scores={"frame_conf": [1.0, 2.0, 3.0], "frame_fps": 25.0})
+    x50, y50 = t.confidence_curve(50.0)
+    assert x50.tolist() == [0.0, 2.0, 4.0] and y50.tolist() == [1.0, 2.0, 3.0]
+    with pytest.raises(EditError, match="not a number"):
+        SetScores(p, {}, take_scores={"t1": {"frame_conf": [1.0, "x"]}})
+    with pytest.raises(EditError, match="no take"):
+        SetScores(p, {}, take_scores={"t8": {"frame_conf": [1.0]}})
+
+
+def test_no_face_ranges_come_from_the_chosen_takes_reports(folder):
+    p = make_project(folder)
+    take = p.new_take("s3", "t2.mkv", report={"no_face": [(130, 150), (160, 162), (162, 170), (240, 260)],
+                                              "generated": 80})
+    p.execute(AddTake(p, take, choose=True))
+    assert p.takes[take.id].no_face_ranges == [(130, 150), (160, 162), (162, 170), (240, 260)]
+    # clipped to the segment it serves (s3: 140..250), touching ranges merged
+    assert p.no_face_ranges() == [(140, 150), (160, 170), (240, 250)]
+    p.save()
+    assert Project.load(p.path).no_face_ranges() == [(140, 150), (160, 170), (240, 250)]
+    p.execute(ChooseTake(p, "s3", None))  # the original frames: nothing missing
+    assert p.no_face_ranges() == []

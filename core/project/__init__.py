@@ -24,12 +24,12 @@ Typical use::
     p.save()
 """
 from .commands import (AddTake, ChooseTake, Command, History, MergeSegments, NudgeDub, RelinkMedia, RemoveTake,
-                       RenameTake, ReplaceSegments, SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold,
-                       SplitSegment)
+                       RenameSegment, RenameTake, ReplaceSegments, SetProjectSettings, SetScores, SetSegmentSettings,
+                       SetThreshold, SplitSegment)
 from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
 from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, EditError,
                     ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for, cache_dir_for,
-                    check_segments, normalise_setting)
+                    check_segments, frame_curve, normalise_setting, segment_name)
 from .project import Project
 from .recent import RecentProjects, config_dir
 from .recovery import Autosaver, discard_autosave, recovery_candidate
@@ -37,8 +37,10 @@ from .recovery import Autosaver, discard_autosave, recovery_candidate
 __all__ = [
     "AddTake", "Autosaver", "ChooseTake", "Command", "DEFAULT_SETTINGS", "DEFAULT_THRESHOLD", "EditError",
     "ExportRecord", "History", "MEDIA_KINDS", "MIGRATIONS", "MediaFacts", "MediaRef", "MergeSegments", "NudgeDub",
-    "Project", "ProjectError", "RecentProjects", "RelinkMedia", "RemoveTake", "RenameTake", "ReplaceSegments",
+    "Project", "ProjectError", "RecentProjects", "RelinkMedia", "RemoveTake", "RenameSegment", "RenameTake",
+    "ReplaceSegments",
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
     "SetSegmentSettings", "SetThreshold", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
-    "check_segments", "config_dir", "discard_autosave", "migrate", "normalise_setting", "recovery_candidate",
+    "check_segments", "config_dir", "discard_autosave", "frame_curve", "migrate", "normalise_setting",
+    "recovery_candidate", "segment_name",
 ]

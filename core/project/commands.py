@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from .model import (MEDIA_KINDS, SEGMENT_KEYS, EditError, MediaFacts, MediaRef, Segment, Take, _is_int, _is_number,
-                    _score, check_segments, normalise_setting)
+                    _jsonish, _score, check_segments, frame_curve, normalise_setting, segment_name)
 
 if TYPE_CHECKING:
     from .project import Project
@@ -161,13 +161,35 @@ class ReplaceSegments(Command):
 
 
 class SetScores(Command):
-    """Store a scoring pass: {segment id: (lse_c, lse_d)}, one undo step for all of them."""
+    """Store a scoring pass, one undo step: {segment id: (lse_c, lse_d)}, and optionally what each
+    scored take got, `take_scores` {take id: {"lse_c", "lse_d", "scorer", "frame_conf": [per frame],
+    "frame_fps": rate of frame_conf}} (merged into the take's scores; the curve is what the
+    confidence lane draws)."""
 
-    def __init__(self, project, scores: dict, text: str = "Score segments"):
+    def __init__(self, project, scores: dict, text: str = "Score segments", take_scores: dict | None = None):
         changed = [replace(project.segment(i), lse_c=_score(c, "LSE-C"), lse_d=_score(d, "LSE-D"))
                    for i, (c, d) in scores.items()]
+        takes = None
+        if take_scores:
+            takes = dict(project.takes)
+            for take_id, values in take_scores.items():
+                take = project.take(take_id)
+                if not isinstance(values, dict):
+                    raise EditError(f"take {take_id}: scores must be a mapping, not {type(values).__name__}")
+                values = dict(values)
+                if "frame_conf" in values:
+                    values["frame_conf"] = frame_curve(values["frame_conf"], f"take {take_id}: frame confidence")
+                    rate = values.get("frame_fps")
+                    if rate is not None and (not _is_number(rate) or rate <= 0):
+                        raise EditError(f"take {take_id}: frame_fps must be a rate > 0, not {rate!r}")
+                for key in ("lse_c", "lse_d"):
+                    if key in values:
+                        values[key] = _score(values[key], key.upper().replace("_", "-"))
+                takes[take_id] = replace(take, scores={**take.scores, **_jsonish(values, f"take {take_id} scores")})
         super().__init__(project)
         self._after = {"segments": self._segments_with(*changed)}
+        if takes is not None:
+            self._after["takes"] = takes
         self.text = text
 
 
@@ -233,6 +255,17 @@ class RenameTake(Command):
         self.text = f"Rename {take.label or take_id} to {label.strip()}"
 
 
+class RenameSegment(Command):
+    """Give a segment a name (shown in the timeline and the inspector); "" goes back to its id."""
+
+    def __init__(self, project, segment_id: str, name: str):
+        s = project.segment(segment_id)
+        name = segment_name(name)
+        super().__init__(project)
+        self._after = {"segments": self._segments_with(replace(s, name=name))}
+        self.text = f"Rename segment {s.title} to {name}" if name else f"Clear the name of segment {s.id}"
+
+
 class NudgeDub(Command):
     """Move the dub by `frames` (positive: later). Consecutive nudges merge into one undo step."""
     merge_key = "nudge-dub"
@@ -260,17 +293,19 @@ class SetThreshold(Command):
 
 
 class SetProjectSettings(Command):
-    """Project-wide choices: checkpoint, detector, device, length policy and the segment defaults."""
+    """Project-wide choices: checkpoint, detector, device, length policy and the segment defaults.
+    Consecutive changes of the same keys merge (a spin box's steps), unless `merge=False` (a dialog's
+    OK is a step of its own)."""
 
-    def __init__(self, project, changes: dict):
+    def __init__(self, project, changes: dict, merge: bool = True, text: str | None = None):
         if not changes:
             raise EditError("no setting to change")
         settings = dict(project.settings)
         for key, value in changes.items():
             settings[key] = normalise_setting(key, value, project.folder)
         super().__init__(project, settings=settings)
-        self.text = f"Set {', '.join(sorted(changes))}"
-        self.merge_key = ("settings", tuple(sorted(changes)))
+        self.text = text or f"Set {', '.join(sorted(changes))}"
+        self.merge_key = ("settings", tuple(sorted(changes))) if merge else None
 
 
 class RelinkMedia(Command):

@@ -19,11 +19,24 @@ from core.atomic import atomic_write
 from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, ExportRecord, MediaFacts, MediaRef,
                     ProjectError, Segment, Take, _is_int, _is_number, normalise_setting)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _v1_to_v2(data: dict) -> dict:
+    """Schema 2: segments have a name, takes a render report (the frames without a face)."""
+    for s in data.get("segments") or []:
+        if isinstance(s, dict):
+            s.setdefault("name", "")
+    for t in data.get("takes") or []:
+        if isinstance(t, dict):
+            t.setdefault("report", {})
+    return data
+
 
 # MIGRATIONS[n] turns a schema-n dict into a schema-(n+1) dict (pure: no file access).
 # Add one with every SCHEMA_VERSION bump; loading chains them, the file itself is never rewritten.
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {}
+# (A bump also keeps an older Lipsmith from opening a newer file and dropping what it cannot read.)
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
 
 
 def migrate(data, path=None) -> dict:
@@ -166,7 +179,7 @@ def decode(data: dict, path: Path) -> dict:
             _get(d, "kind", "str", w, "speech"), _get(d, "lse_c", "num?", w, None), _get(d, "lse_d", "num?", w, None),
             {k: normalise_setting(k, v, folder)
              for k, v in _values_in(_get(d, "settings", "dict", w, {}), folder, f"{w}.settings").items()},
-            _get(d, "take_id", "str?", w, None)))
+            _get(d, "take_id", "str?", w, None), _get(d, "name", "str", w, "")))
     takes = []
     for i, d in enumerate(_get(data, "takes", "list", "file", [])):
         w = f"takes[{i}]"
@@ -175,7 +188,7 @@ def decode(data: dict, path: Path) -> dict:
             _get(d, "end", "int", w), _get(d, "file", "str", w),
             _values_in(_get(d, "settings", "dict", w, {}), folder, f"{w}.settings"),
             _get(d, "hashes", "dict", w, {}), _get(d, "scores", "dict", w, {}), _get(d, "created", "str", w, ""),
-            _get(d, "label", "str", w, "")))
+            _get(d, "label", "str", w, ""), _get(d, "report", "dict", w, {})))
     exports = []
     for i, d in enumerate(_get(data, "exports", "list", "file", [])):
         w = f"exports[{i}]"

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
+
 from core.blend import BlendSettings
 from core.errors import LipsmithError
 from core.hparams import HP, LENGTH_POLICIES
@@ -26,6 +28,7 @@ SEGMENT_KINDS = ("speech", "silence")
 CHECKPOINT_SUFFIXES = {".pth", ".pt", ".safetensors", ".ckpt"}
 DEFAULT_THRESHOLD = 5.0  # LSE-C below this marks a segment for attention; calibrate against the expert
 RECENT_LIMIT = 10
+NAME_LIMIT = 80  # characters in a segment's name
 
 
 class ProjectError(LipsmithError):
@@ -132,6 +135,33 @@ def _jsonish(value, what: str):
     raise EditError(f"{what}: {type(value).__name__} values cannot be stored in a project")
 
 
+def segment_name(value) -> str:
+    """A segment's name as stored: one line, trimmed; "" clears it (the id is shown again)."""
+    if not isinstance(value, str):
+        raise EditError(f"a segment's name must be text, not {value!r}")
+    name = " ".join(value.split())
+    if len(name) > NAME_LIMIT:
+        raise EditError(f"a segment's name is at most {NAME_LIMIT} characters ({len(name)} given)")
+    return name
+
+
+def frame_curve(values, what: str = "frame confidence") -> list:
+    """A per-frame curve as stored: floats rounded to 3 decimals, None where there is no value (NaN)."""
+    if isinstance(values, np.ndarray):
+        values = values.tolist()
+    if not isinstance(values, (list, tuple)):
+        raise EditError(f"{what} must be a list of numbers, not {type(values).__name__}")
+    out = []
+    for v in values:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            out.append(None)
+        elif _is_number(v):
+            out.append(round(float(v), 3))
+        else:
+            raise EditError(f"{what}: {v!r} is not a number")
+    return out
+
+
 def _score(value, what: str):
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -195,10 +225,16 @@ class Segment:
     lse_d: float | None = None
     settings: dict = field(default_factory=dict)  # overrides of the project's settings (SEGMENT_KEYS)
     take_id: str | None = None  # the chosen take; None = not rendered (export passes the original)
+    name: str = ""  # the user's name for it ("" : shown by its id)
 
     @property
     def frames(self) -> int:
         return self.end - self.start
+
+    @property
+    def title(self) -> str:
+        """What the editor calls it: its name, else its id."""
+        return self.name or self.id
 
     def within(self, start: int, end: int) -> bool:
         """Whether these frames lie inside [start, end) (e.g. a take's range, so the take can serve it)."""
@@ -218,6 +254,26 @@ class Take:
     scores: dict = field(default_factory=dict)  # e.g. {"lse_c": 7.1, "lse_d": 6.9, "scorer": "expert"}
     created: str = ""  # ISO 8601, UTC
     label: str = ""
+    # what the render reported, e.g. {"no_face": [[a, b], …] (output frames passed through for want of a
+    # face), "generated": n, "seconds": s, "device": "cpu"}
+    report: dict = field(default_factory=dict)
+
+    @property
+    def no_face_ranges(self) -> list[tuple[int, int]]:
+        """Output frames [a, b) the render left as they were (no face found there)."""
+        return [(int(a), int(b)) for a, b in self.report.get("no_face", ())]
+
+    def confidence_curve(self, fps: float):
+        """The per-frame sync confidence stored by scoring, as (output frames, values): the scorer's
+        frames (at its own rate, from the take's first frame) placed on the project's frames;
+        NaN where no face window covered a frame. None when the take was not scored."""
+        values = self.scores.get("frame_conf")
+        if not values:
+            return None
+        rate = float(self.scores.get("frame_fps") or fps)
+        y = np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+        x = self.start + np.arange(y.size) * (fps / rate)
+        return x, y
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
+
 from core.blend import BlendSettings
 from core.errors import LipsmithError
 from core.hparams import HP
@@ -163,6 +165,46 @@ class Project:
             return "unscored"
         return "good" if s.lse_c >= self.threshold else "poor"
 
+    def chosen_runs(self) -> list[tuple[Segment, Take]]:
+        """(segment, its chosen take) for every segment that exports a take, in time order."""
+        return [(s, self.takes[s.take_id]) for s in self.segments if s.take_id in self.takes]
+
+    def confidence_curve(self):
+        """The per-frame sync confidence of what exports: for each segment with a scored chosen take,
+        that take's curve over the segment's frames. (x: output frames, y: LSE-C per frame), NaN
+        between runs and where no face was scored, so a plot breaks there; None when none is scored."""
+        xs, ys = [], []
+        for s, take in self.chosen_runs():
+            curve = take.confidence_curve(self.fps)
+            if curve is None:
+                continue
+            x, y = curve
+            inside = (x >= s.start) & (x < s.end)
+            if inside.any():
+                xs += [x[inside], [x[inside][-1]]]
+                ys += [y[inside], [np.nan]]
+        if not xs:
+            return None
+        return np.concatenate(xs), np.concatenate(ys)
+
+    def no_face_ranges(self) -> list[tuple[int, int]]:
+        """Output frames [a, b) where what exports has no generated mouth because the render found no
+        face there (the chosen takes' reports, within their segments), merged and sorted."""
+        out = []
+        for s, take in self.chosen_runs():
+            for a, b in take.no_face_ranges:
+                a, b = max(a, s.start), min(b, s.end)
+                if a < b:
+                    out.append((a, b))
+        out.sort()
+        merged = []
+        for a, b in out:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+            else:
+                merged.append((a, b))
+        return merged
+
     def make_segment(self, start: int, end: int, kind: str = "speech", **kwargs) -> Segment:
         """A new Segment with a fresh id (for ReplaceSegments after voice activity detection)."""
         return Segment(self.new_segment_id(), start, end, kind, **kwargs)
@@ -212,7 +254,7 @@ class Project:
 
     def new_take(self, segment_id: str, file, *, take_id: str | None = None, settings: dict | None = None,
                  hashes: dict | None = None, scores: dict | None = None, label: str = "",
-                 start: int | None = None, end: int | None = None) -> Take:
+                 start: int | None = None, end: int | None = None, report: dict | None = None) -> Take:
         """A Take for `segment_id` (not yet added: push AddTake). `file` is absolute inside the cache
         folder or relative to it; range defaults to the segment's, settings to its effective settings."""
         s = self.segment(segment_id)
@@ -230,7 +272,7 @@ class Project:
                     s.end if end is None else end, file.as_posix(),
                     _jsonish(self.effective_settings(segment_id) if settings is None else settings, "settings"),
                     _jsonish(hashes or {}, "hashes"), _jsonish(scores or {}, "scores"), _now(),
-                    label or f"Take {number}")
+                    label or f"Take {number}", _jsonish(report or {}, "report"))
 
     def _referenced_paths(self) -> set[str]:
         """Every file the project or its undo history can point at: garbage collection keeps these."""
