@@ -4,7 +4,9 @@ Our checkpoints are `<name>.safetensors` with `<name>.json` beside it holding th
 kind, its dimensions, the file's SHA-256 and training metadata. The SHA-256 is checked on
 every load, so a truncated or swapped file fails with a clear message instead of
 producing garbage. Official Wav2Lip checkpoints are pickles: they are opened with
-`weights_only=True`, never with full unpickling.
+`weights_only=True`, never with full unpickling. The official SyncNet v2 (`syncnet_v2.model`,
+a plain state dict) is recognised by its keys (`netcnnaud.`, `netcnnlip.`, …) and loads
+strictly into core.models.syncnet_v2.
 """
 import json
 from dataclasses import asdict, dataclass
@@ -18,6 +20,7 @@ from core.atomic import atomic_write, atomic_write_text, sha256_file
 from core.errors import WeightsError
 from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
 from core.models.syncnet import SyncNet, SyncNetDims
+from core.models.syncnet_v2 import SyncNetV2, SyncNetV2Dims
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 
 MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
@@ -32,6 +35,7 @@ class ModelKind:
     first_conv: str  # key of the first conv weight: its out-channels give the width
     first_channels: int  # out-channels of that conv at width 1
     signature: str  # a key prefix only this kind has
+    scalable: bool = True  # has a channel-width multiplier (official-only trees do not)
 
 
 KINDS = {
@@ -41,6 +45,7 @@ KINDS = {
         ModelKind("syncnet", SyncNet, SyncNetDims, "face_encoder.0.conv_block.0.weight", 32, "face_encoder.0."),
         ModelKind("discriminator", QualityDiscriminator, DiscriminatorDims,
                   "face_encoder_blocks.0.0.conv_block.0.weight", 32, "binary_pred."),
+        ModelKind("syncnet_v2", SyncNetV2, SyncNetV2Dims, "netcnnlip.0.weight", 96, "netcnnaud.", scalable=False),
     )
 }
 
@@ -90,7 +95,8 @@ def read_sidecar(path) -> dict:
 def load_model(path, expect: str | None = None, device="cpu", check_sha: bool = True) -> torch.nn.Module:
     """Build and load a model from our safetensors or an official `.pth`, in eval mode.
 
-    `expect` ("wav2lip", "syncnet", "discriminator") refuses a checkpoint of another kind.
+    `expect` ("wav2lip", "syncnet", "discriminator", "syncnet_v2") refuses a checkpoint of
+    another kind. Anything but `.safetensors` is read as an official checkpoint (`.pth`, `.model`).
     """
     path, manifest_sha = resolve(path)
     if path.suffix == ".safetensors":
@@ -130,15 +136,30 @@ def _load_official(path: Path, expect) -> torch.nn.Module:
     state = {k.removeprefix("module."): v for k, v in state.items()}
     kind = detect_kind(path, state)
     _check_expected(path, kind, expect)
+    if not kind.scalable:
+        return _build(path, kind, kind.dims_cls(), _with_batch_counters(kind, state))
     width = state[kind.first_conv].shape[0] / kind.first_channels
     return _build(path, kind, kind.dims_cls(width=width), state)
 
 
 def detect_kind(path, state: dict) -> ModelKind:
     for kind in KINDS.values():
-        if any(k.startswith(kind.signature) for k in state) and kind.first_conv in state:
+        if any(k.startswith(kind.signature) for k in state):
+            if kind.first_conv not in state:
+                raise WeightsError(path, f"looks like a {kind.name} checkpoint but lacks {kind.first_conv} "
+                                         "(truncated or edited state dict)")
             return kind
-    raise WeightsError(path, "is not a Wav2Lip, SyncNet or discriminator checkpoint (unknown keys)")
+    raise WeightsError(path, "is not a Wav2Lip, SyncNet, SyncNet v2 or discriminator checkpoint (unknown keys)")
+
+
+def _with_batch_counters(kind: ModelKind, state: dict) -> dict:
+    """BatchNorm's `num_batches_tracked` appeared in PyTorch 0.4.1; files saved before it lack the
+    counters. They only matter in training: fill each missing one (beside a `running_var`) with 0."""
+    filled = dict(state)
+    for key in state:
+        if key.endswith(".running_var"):
+            filled.setdefault(key.removesuffix("running_var") + "num_batches_tracked", torch.zeros((), dtype=torch.long))
+    return filled
 
 
 def _check_expected(path, kind: ModelKind, expect):
@@ -148,17 +169,20 @@ def _check_expected(path, kind: ModelKind, expect):
 
 def _build(path, kind: ModelKind, dims, state: dict) -> torch.nn.Module:
     model = kind.model_cls(dims)
+    what = f"a {kind.name} (width {dims.width})" if kind.scalable else f"a {kind.name}"
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise WeightsError(path, f"keys do not match a {kind.name} (width {dims.width}): "
+        raise WeightsError(path, f"keys do not match {what}: "
                                  f"{len(missing)} missing (e.g. {missing[:2]}), "
                                  f"{len(unexpected)} unexpected (e.g. {unexpected[:2]})")
     for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise WeightsError(path, f"{key} is a {type(value).__name__}, not a tensor")
         if value.shape != expected[key].shape:
-            raise WeightsError(path, f"{key} has shape {tuple(value.shape)}, a {kind.name} of width "
-                                     f"{dims.width} needs {tuple(expected[key].shape)}")
+            raise WeightsError(path, f"{key} has shape {tuple(value.shape)}, {what} needs "
+                                     f"{tuple(expected[key].shape)}")
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
     return model
 
