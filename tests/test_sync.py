@@ -1,9 +1,12 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
+from core.faces.track import FaceTrack
 from core.models.syncnet import SyncNet, SyncNetDims
-from core.sync import MAX_SHIFT, ExpertScorer, lse_scores, score_crops
+from core.sync import MAX_SHIFT, ExpertScorer, lse_scores, score_crops, score_video
+from tests.conftest import ffmpeg, speech_like
 
 
 def random_unit(n, d=32, seed=0):
@@ -68,3 +71,61 @@ def test_expert_scorer_end_to_end_shapes():
     assert np.isnan(scores.frame_conf[:2]).all() and np.isnan(scores.frame_conf[28:]).all()  # no window centred there
     with pytest.raises(ValueError, match="at least 5 frames"):
         score_crops(scorer, crops[:3], np.ones(3, bool), mel)
+
+
+def reference_evaluation(face, audio):
+    """The official SyncNet evaluation's numbers, written out as plain loops: audio windows past
+    the W face windows are zero vectors, distances as torch's pairwise_distance, mean per shift,
+    per-frame confidence from the clip median, scipy-style median filter (zero-padded ends)."""
+    W, D = face.shape
+    dist = np.zeros((W, 2 * MAX_SHIFT + 1))
+    for i in range(W):
+        for j in range(2 * MAX_SHIFT + 1):
+            k = i + j - MAX_SHIFT
+            a = audio[k] if 0 <= k < W else np.zeros(D)
+            dist[i, j] = F.pairwise_distance(torch.tensor(face[i:i + 1]), torch.tensor(a[None])).item()
+    mean = dist.mean(axis=0)
+    j = int(np.argmin(mean))
+    conf = np.median(mean) - dist[:, j]
+    filtered = np.array([np.median([conf[i + d] if 0 <= i + d < W else 0.0 for d in range(-4, 5)])
+                         for i in range(W)])
+    return {"lse_d": mean[j], "lse_c": np.median(mean) - mean[j], "av_offset": MAX_SHIFT - j,
+            "per_offset": mean, "frame_conf": filtered}
+
+
+@pytest.mark.parametrize("lag", [0, 4, -7])
+def test_reference_mode_reproduces_the_official_evaluation(lag):
+    rng = np.random.default_rng(lag + 20)
+    n_frames = 70
+    W = n_frames - 5  # the reference's window count
+    audio = rng.normal(0, 4, (n_frames, 24))  # unnormalised, as SyncNet v2's embeddings are
+    face = np.stack([audio[i + lag] if 0 <= i + lag < n_frames else rng.normal(0, 4, 24) for i in range(W)])
+    face += rng.normal(0, 0.5, face.shape)
+    ref = reference_evaluation(face, audio)
+    scores = lse_scores(face, audio, np.ones(W, bool), "v2", n_frames, reference=True)
+    assert scores.lse_d == pytest.approx(ref["lse_d"], rel=1e-9)
+    assert scores.lse_c == pytest.approx(ref["lse_c"], rel=1e-9)
+    np.testing.assert_allclose(scores.per_offset, ref["per_offset"], rtol=1e-9)
+    assert scores.offset_frames == lag == -ref["av_offset"]  # our sign: positive = the audio lags
+    np.testing.assert_allclose(scores.frame_conf[2:2 + W], ref["frame_conf"], rtol=1e-9, atol=1e-9)
+    assert np.isnan(scores.frame_conf[:2]).all() and np.isnan(scores.frame_conf[2 + W:]).all()
+    # the default protocol on the same embeddings differs (normalised, no zero padding)
+    default = lse_scores(face, audio, np.ones(W, bool), "ours", n_frames)
+    assert default.offset_frames == lag and default.lse_d != pytest.approx(scores.lse_d)
+
+
+def test_score_video_with_our_expert_on_a_synthetic_clip(tmp_path):
+    import soundfile as sf
+
+    wav, video = tmp_path / "voice.wav", tmp_path / "clip.mp4"
+    sf.write(str(wav), speech_like(0.8, seed=4), 16000)
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=0.8", "-i", wav,
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", video)
+    n = 20
+    track = FaceTrack(np.tile([40.0, 20.0, 120.0, 110.0], (n, 1)), None, np.ones(n, bool), np.zeros(n, bool),
+                      np.ones(n), [], (160, 120))
+    torch.manual_seed(0)
+    scorer = ExpertScorer(SyncNet(SyncNetDims(width=0.125)), "ours-random", batch_size=8)
+    scores = score_video(video, wav, scorer=scorer, track=track)
+    assert scores.scorer == "ours-random" and np.isfinite(scores.lse_d)
+    assert scores.windows == len(scores.frame_conf) - 4
