@@ -96,7 +96,8 @@ def add_render_parser(sub):
                    help="torch.compile the generator (default: only for long CPU jobs)")
     p.add_argument("--cache-dir", help="face detection cache folder")
     p.add_argument("--allow-silent", action="store_true", help="render even when the dub is silent")
-    p.add_argument("--expert", default="expert", help="sync expert used to score the result")
+    p.add_argument("--expert", default="expert",
+                   help="sync expert used to score the result (ours, lipsync_expert.pth or syncnet_v2.model)")
     p.add_argument("--no-score", action="store_true", help="skip scoring the result")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_render)
@@ -163,7 +164,9 @@ def add_score_parser(sub):
     p = sub.add_parser("score", help="lip-sync confidence (LSE-D / LSE-C), AV offset and per-segment verdicts")
     p.add_argument("video")
     p.add_argument("dub", nargs="?", help="audio to score against (default: the video's own track)")
-    p.add_argument("--expert", default="expert", help="sync expert: bundled name, .safetensors or lipsync_expert.pth")
+    p.add_argument("--expert", default="expert",
+                   help="sync expert: bundled name, .safetensors, lipsync_expert.pth, or the official "
+                        "syncnet_v2.model (the paper's LSE-D/LSE-C protocol)")
     p.add_argument("--segments", action="store_true", help="also score each speech segment of the audio")
     p.add_argument("--threshold", type=float, default=1.0, help="segment LSE-C below this is 'weak' (default 1.0)")
     p.add_argument("--json", action="store_true", help="print JSON for tools")
@@ -190,8 +193,10 @@ def segment_table(scores, audio_path, threshold: float) -> list:
 
 
 def print_scores(scores, label: str):
+    # offset sign: positive = the audio lags the video; syncnet_python prints the opposite sign
+    reference = f", syncnet_python's AV offset {-scores.offset_frames:+d}" if scores.scorer.startswith("syncnet_v2") else ""
     print(f"{label}: LSE-D {scores.lse_d:.3f}  LSE-C {scores.lse_c:.3f}  AV offset {scores.offset_frames:+d} frames "
-          f"({scores.offset_ms:+.0f} ms)  [{scores.scorer}, {scores.windows} windows]")
+          f"({scores.offset_ms:+.0f} ms)  [scorer {scores.scorer}, {scores.windows} windows{reference}]")
 
 
 def cmd_score(args) -> int:
