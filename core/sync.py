@@ -14,7 +14,7 @@ Two scorers, one interface (each crops its own input from (frame, face box) and 
 own audio features from the 16 kHz waveform):
 
 * `ExpertScorer`, our SyncNet expert (or an official `lipsync_expert.pth`): 96×96 crop of the
-  padded face box, lower half, RGB order as trained; mel windows; embeddings L2-normalised;
+  padded face box, lower half, BGR as the frames come (as Wav2Lip trains); mel windows; embeddings L2-normalised;
   shifts past the ends of the audio are left out (NaN); per-frame median over offsets.
 * `SyncNetV2Scorer`, the official SyncNet v2 (`syncnet_v2.model`), with the reference protocol
   so numbers are comparable with the paper: 224×224 BGR crops around the median-smoothed face
