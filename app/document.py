@@ -1,5 +1,6 @@
 """`Document`: the open project as the widgets see it — the Project, the playhead, in/out marks,
-the dub's waveform, which models are installed — with signals when any of it changes.
+the dub's and the video's own waveforms, which models are installed, the face track the mask
+overlay draws — with signals when any of it changes.
 
 Every edit goes through `execute` (a core.project command; an EditError becomes a `message`
 for the status bar and nothing changes). The project's History listener turns pushes, undos,
@@ -20,7 +21,8 @@ class Document(QObject):
     frame_changed = Signal(int)
     marks_changed = Signal()
     models_changed = Signal()
-    view_changed = Signal()  # original / result
+    view_changed = Signal()  # original / result, mask overlay on / off
+    media_changed = Signal()  # the original audio's waveform or the face track arrived
     message = Signal(str)  # one line for the status bar
 
     def __init__(self, project: Project, waveform: Waveform | None = None, parent=None):
@@ -31,6 +33,12 @@ class Document(QObject):
         self.in_point: int | None = None
         self.out_point: int | None = None
         self.show_result = False
+        self.show_mask = False
+        # the video's own audio: None until read; `original_state` says why there is none
+        self.original_waveform: Waveform | None = None
+        self.original_state = "loading"  # "loading", "ready", "none" (no audio track), "failed"
+        self.track = None  # core.faces.FaceTrack for the mask overlay (app.jobs.face_track)
+        self.track_key = None  # the TrackRequest.key it was built for
         self.models: dict | None = None  # {"generator": problem or None, "expert": ...}; None: not checked yet
         self._length = project_length(project)
         self._closed = False
@@ -83,6 +91,20 @@ class Document(QObject):
     def set_waveform(self, waveform: Waveform | None):
         self.waveform = waveform
         self.changed.emit()
+
+    def set_original_waveform(self, waveform: Waveform | None, state: str | None = None):
+        self.original_waveform = waveform
+        self.original_state = state or ("ready" if waveform is not None else "none")
+        self.media_changed.emit()
+
+    def set_track(self, track, key):
+        self.track, self.track_key = track, key
+        self.media_changed.emit()
+
+    def set_show_mask(self, on: bool):
+        if on != self.show_mask:
+            self.show_mask = on
+            self.view_changed.emit()
 
     def set_models(self, models: dict | None):
         self.models = models

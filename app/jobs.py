@@ -277,8 +277,10 @@ def commit_render(project: Project, result: RenderResult):
         take_id = project.new_take_id()
         hashes = dict(result.hashes, video=project.video.facts.fingerprint,
                       dub=project.dub.facts.fingerprint if project.dub else None)
+        report = {"no_face": [list(r) for r in result.no_face_ranges], "generated": result.generated,
+                  "seconds": round(result.seconds, 2), "device": result.device}
         take = project.new_take(req.segment_id, result.file, take_id=take_id, settings=req.settings, hashes=hashes,
-                                start=result.start, end=result.end)
+                                start=result.start, end=result.end, report=report)
         covered = [s.id for s in project.segments if s.within(take.start, take.end)]
         parts = [lambda: AddTake(project, take)] + [lambda sid=sid: ChooseTake(project, sid, take.id) for sid in covered]
         return project.execute(Batch(project, parts, f"Render {req.what} ({take.label})"))
@@ -434,6 +436,7 @@ class ScoreRequest:
     expert: str
     fps: float
     rows: dict = field(default_factory=dict)  # take file → [(segment id, start s, end s) within the take]
+    take_ids: dict = field(default_factory=dict)  # take file → take id
 
 
 def score_request(project: Project, expert: str = "expert") -> ScoreRequest:
@@ -444,7 +447,9 @@ def score_request(project: Project, expert: str = "expert") -> ScoreRequest:
         if s.kind != "speech" or not s.take_id:
             continue
         take = project.takes[s.take_id]
-        request.rows.setdefault(project.take_path(take), []).append(
+        path = project.take_path(take)
+        request.take_ids[path] = take.id
+        request.rows.setdefault(path, []).append(
             (s.id, (s.start - take.start) / project.fps, (s.end - take.start) / project.fps))
     return request
 
@@ -453,7 +458,8 @@ NO_EXPERT = "No sync expert installed"
 
 
 def score_takes(progress, cancel, request: ScoreRequest) -> dict:
-    """{segment id: (LSE-C, None)} from the expert, and the scorer's name under "scorer"."""
+    """{"scores": {segment id: (LSE-C, None)}, "takes": {take id: the take's LSE-C, LSE-D and per-frame
+    confidence curve}, "scorer": the scorer's name}."""
     from core.errors import WeightsError
     from core.sync import load_scorer, score_video
 
@@ -464,16 +470,74 @@ def score_takes(progress, cancel, request: ScoreRequest) -> dict:
     if not request.rows:
         raise UserError("Nothing to score yet: render the clip or a segment first (segments are scored on "
                         "their chosen takes).")
-    out, total = {}, len(request.rows)
+    out, curves, total = {}, {}, len(request.rows)
     for n, (take, rows) in enumerate(request.rows.items()):
         scores = score_video(take, None, scorer=scorer, cancel=cancel,
                              progress=lambda d, t, s="score": progress(d, t, f"{s} {n + 1}/{total}"))
         for segment_id, a, b in rows:
             c = scores.segment_confidence(a, b)
             out[segment_id] = (c if math.isfinite(c) else None, None)
-    return {"scores": out, "scorer": scorer.name}
+        take_id = request.take_ids.get(take)
+        if take_id is not None:
+            curves[take_id] = {"lse_c": scores.lse_c, "lse_d": scores.lse_d, "scorer": scorer.name,
+                               "frame_conf": np.asarray(scores.frame_conf, dtype=np.float64),
+                               "frame_fps": float(scores.frame_fps)}
+    return {"scores": out, "takes": curves, "scorer": scorer.name}
 
 
 def commit_scores(project: Project, result: dict):
+    """Segment confidences and each scored take's curve, as one undo step (what was removed meanwhile
+    is skipped)."""
     scores = {sid: v for sid, v in result["scores"].items() if any(s.id == sid for s in project.segments)}
-    return project.execute(SetScores(project, scores, text=f"Score segments ({result['scorer']})"))
+    takes = {tid: v for tid, v in result.get("takes", {}).items() if tid in project.takes}
+    return project.execute(SetScores(project, scores, text=f"Score segments ({result['scorer']})",
+                                     take_scores=takes))
+
+
+# --------------------------------------------------------------------------- the original audio, the face track
+
+
+def load_original_audio(progress, cancel, video) -> Waveform | None:
+    """The video's own audio as a waveform (for the timeline's Original lane); None when it has none."""
+    from core.audio import load_audio
+    from core.errors import MediaError
+
+    progress(0, 1, "audio")
+    try:
+        audio = load_audio(video)
+    except MediaError as e:
+        if "no audio stream" in e.problem or "empty" in e.problem:
+            return None
+        raise
+    progress(1, 1, "audio")
+    return make_waveform(audio)
+
+
+@dataclass
+class TrackRequest:
+    video: Path
+    detector: str
+    face_index: int | None
+    smooth_window: int
+    detection_cache: str | None = None
+
+    @property
+    def key(self) -> tuple:
+        return (self.video, self.detector, self.face_index, self.smooth_window)
+
+
+def track_request(project: Project) -> TrackRequest:
+    s = project.settings
+    return TrackRequest(project.video.path, s["detector"], s["face_index"], s["smooth_window"])
+
+
+def face_track(progress, cancel, request: TrackRequest):
+    """The face the renderer would dub in every source frame (core.faces.FaceTrack): the mask overlay
+    draws it. Detections come from the per-video cache when a render made them; else this detects."""
+    from core.faces import get_detector, track_video
+    from core.video import VideoSource
+
+    with VideoSource(request.video) as source:
+        return track_video(source, detector=get_detector(request.detector), cache_dir=request.detection_cache,
+                           face_index=request.face_index, smooth_window=request.smooth_window,
+                           progress=lambda d, t: progress(d, t, "detect"), cancel=cancel)
