@@ -1,10 +1,16 @@
 """The timeline: a time ruler with the playhead, then lanes sharing one time axis (in frames):
 
-  Dub     the dub's waveform (placed at the dub offset)
-  Sync    one bar per segment, as tall as its confidence (LSE-C) and coloured by its verdict
-          against the threshold — the horizontal line, which can be dragged (an undoable edit);
-          unscored speech is grey at full height, silence low and dark
-  Takes   rendered takes over the frames they cover; the chosen ones highlighted
+  (ruler)   time; red marks under it where what exports has no face (the renders' reports)
+  Video     thumbnails of the source frames, decoded in a background thread (app.thumbnails)
+  Original  the video's own audio
+  Dub       the dub's waveform (placed at the dub offset)
+  Sync      one bar per segment, as tall as its confidence (LSE-C) and coloured by its verdict
+            against the threshold — the horizontal line, which can be dragged (an undoable edit);
+            unscored speech is grey at full height, silence low and dark; over the bars the
+            per-frame confidence curve of each segment's chosen take (stored when it was scored);
+            segment names at their start. Double-click a segment to rename it.
+  Takes     rendered takes over the frames they cover; the chosen ones highlighted; red ticks
+            where their render found no face
 
 Click or drag anywhere to move the playhead; Ctrl+wheel zooms around the pointer, the wheel
 scrolls, and so does the scroll bar. Built on pyqtgraph (one PlotItem per lane, x-linked).
@@ -15,12 +21,15 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QScrollBar, QVBoxLayout, QWidget
 
 from core.project import SetThreshold
 
+from .jobs import length_policy, source_index
 from .theme import DARK, Colours
+from .thumbnails import Thumbnails
 from .timecode import timecode
 
 AXIS_WIDTH = 34
@@ -28,7 +37,11 @@ LABEL_WIDTH = 64
 MIN_SPAN = 12  # frames visible at the deepest zoom
 ZOOM_STEP = 1.5
 MAX_TAKE_ROWS = 3
-LANES = {"ruler": 34, "dub": 78, "sync": 92, "takes": 46}
+LANES = {"ruler": 40, "thumbs": 46, "original": 50, "dub": 58, "sync": 96, "takes": 46}
+LABELS = {"ruler": "", "thumbs": "Video", "original": "Original", "dub": "Dub", "sync": "Sync", "takes": "Takes"}
+THUMB_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500,
+               600, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000, 15000, 20000, 30000, 50000, 100000)
+NAME_CHAR_PX = 7  # rough width of a label character, to hide names that do not fit their segment
 
 
 class TimeAxis(pg.AxisItem):
@@ -58,6 +71,7 @@ class TimeAxis(pg.AxisItem):
 class LaneBox(pg.ViewBox):
     """A lane's view: no built-in pan/zoom; clicks, drags and wheel turns become signals."""
     clicked = Signal(float, float)  # x, y in data coordinates
+    double_clicked = Signal(float, float)
     dragged = Signal(float, bool)  # x, finished
     wheel_zoom = Signal(float, float)  # factor, around x
     wheel_scroll = Signal(float)  # steps (positive: later)
@@ -81,7 +95,7 @@ class LaneBox(pg.ViewBox):
     def mouseClickEvent(self, ev):
         if ev.button() == Qt.MouseButton.LeftButton:
             p = self.mapSceneToView(ev.scenePos())
-            self.clicked.emit(p.x(), p.y())
+            (self.double_clicked if ev.double() else self.clicked).emit(p.x(), p.y())
             ev.accept()
         else:
             ev.ignore()
@@ -122,8 +136,48 @@ def stack_rows(ranges, max_rows: int = MAX_TAKE_ROWS) -> list[int]:
     return rows
 
 
+def thumb_step(frames_per_thumb: float) -> int:
+    """Frames between thumbnails: the first step on a fixed ladder at least `frames_per_thumb`, so
+    that scrolling (and zooming back) asks for frames already in the cache."""
+    return next((s for s in THUMB_STEPS if s >= frames_per_thumb), THUMB_STEPS[-1])
+
+
+class ThumbStrip(pg.GraphicsObject):
+    """Paints cached thumbnails at their slots: (output frame, source frame) pairs `step` frames
+    apart, each image at its own aspect from its frame on (the lane's y runs 0..1 downwards)."""
+
+    def __init__(self, thumbnails: Thumbnails):
+        super().__init__()
+        self.thumbnails = thumbnails
+        self.slots: list[tuple[int, int]] = []
+        self.step = 1
+        self.thumb_frames = 1.0  # a thumbnail's width in frames at the current zoom
+        self.length = 1
+        self.placeholder = QColor("#2a3745")
+
+    def set_slots(self, slots, step: int, thumb_frames: float, length: int):
+        self.prepareGeometryChange()
+        self.slots, self.step, self.thumb_frames, self.length = list(slots), step, thumb_frames, max(1, length)
+        self.update()
+
+    def boundingRect(self):
+        return QRectF(0, 0, float(self.length), 1.0)
+
+    def paint(self, painter, *args):
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        width = min(self.thumb_frames, float(self.step))
+        for frame, index in self.slots:
+            target = QRectF(float(frame), 0.04, width, 0.92)
+            image = self.thumbnails.image(index)
+            if image is None:
+                painter.fillRect(target, self.placeholder)
+            else:
+                painter.drawImage(target, image)
+
+
 class Timeline(QWidget):
     seek_requested = Signal(int)
+    rename_requested = Signal(str)  # segment id (double-click in the sync lane)
 
     def __init__(self, colours: Colours = DARK, parent=None):
         super().__init__(parent)
@@ -159,11 +213,11 @@ class Timeline(QWidget):
             if name != "sync":
                 left.setStyle(showValues=False, tickLength=0)
                 left.setTicks([[], []])
-            label = self.glw.addLabel("" if name == "ruler" else name.capitalize(), row=row, col=0,
-                                      justify="left")
+            label = self.glw.addLabel(LABELS[name], row=row, col=0, justify="left")
             self.labels[name] = label
             self.glw.ci.layout.setRowFixedHeight(row, height)
             box.clicked.connect(lambda x, y, name=name: self._on_click(name, x, y))
+            box.double_clicked.connect(lambda x, y, name=name: self._on_double_click(name, x, y))
             box.dragged.connect(self._on_drag)
             box.wheel_zoom.connect(self.zoom)
             box.wheel_scroll.connect(self._on_wheel_scroll)
@@ -175,19 +229,44 @@ class Timeline(QWidget):
         self.glw.ci.layout.setColumnFixedWidth(0, LABEL_WIDTH)
         self.plots["ruler"].setYRange(0, 1, padding=0)
         self.plots["dub"].setYRange(-1.05, 1.05, padding=0)
+        self.plots["original"].setYRange(-1.05, 1.05, padding=0)
         self.plots["takes"].setYRange(0, 1, padding=0)
+        self.plots["thumbs"].invertY(True)  # images draw upright
+        self.plots["thumbs"].setYRange(0, 1, padding=0)
         self.plots["ruler"].vb.sigXRangeChanged.connect(self._on_range_changed)
+        self.plots["thumbs"].vb.sigResized.connect(self._update_thumbs)
 
+        self.thumbnails = Thumbnails(parent=self)
+        self.thumbnails.ready.connect(self._on_thumb)
+        self.thumb_strip = ThumbStrip(self.thumbnails)
+        self.plots["thumbs"].addItem(self.thumb_strip)
+        self._thumb_update_pending = False
         self.wave = pg.PlotDataItem()
         self.wave.setDownsampling(auto=True, method="peak")
         self.wave.setClipToView(True)
         self.plots["dub"].addItem(self.wave)
+        self.original_wave = pg.PlotDataItem()
+        self.original_wave.setDownsampling(auto=True, method="peak")
+        self.original_wave.setClipToView(True)
+        self.plots["original"].addItem(self.original_wave)
+        self.original_note = pg.TextItem("", anchor=(0, 0.5))
+        self.plots["original"].addItem(self.original_note)
         self.bars = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
         self.plots["sync"].addItem(self.bars)
+        self.curve = pg.PlotDataItem(connect="finite")
+        self.curve.setZValue(5)
+        self.plots["sync"].addItem(self.curve)
+        self.name_labels: list[tuple[pg.TextItem, object]] = []
+        self.no_face_bars = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
+        self.no_face_bars.setZValue(15)
+        self.plots["ruler"].addItem(self.no_face_bars)
+        self.take_no_face = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
+        self.take_no_face.setZValue(3)
         self.selection = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
         self.plots["sync"].addItem(self.selection)
         self.take_bars = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
         self.plots["takes"].addItem(self.take_bars)
+        self.plots["takes"].addItem(self.take_no_face)
         self.take_labels: list[pg.TextItem] = []
         self.threshold = pg.InfiniteLine(pos=5.0, angle=0, movable=True, label="threshold {value:.1f}",
                                          labelOpts={"position": 0.98, "anchors": [(1, 1), (1, 1)]})
@@ -196,7 +275,7 @@ class Timeline(QWidget):
         self.threshold.sigPositionChangeFinished.connect(self._threshold_done)
         self.plots["sync"].addItem(self.threshold)
         self.regions = {}
-        for name in ("ruler", "dub", "sync", "takes"):
+        for name in LANES:
             region = pg.LinearRegionItem(values=(0, 0), movable=False)
             region.setZValue(-5)
             region.hide()
@@ -210,6 +289,8 @@ class Timeline(QWidget):
             self.playheads[name] = line
         self.playheads["ruler"].sigDragged.connect(lambda line: self._seek(line.value()))
         self._segments_shown = None
+        self._curve_shown = None
+        self._original_key = None
         self.set_colours(colours)
         self.setMinimumHeight(sum(LANES.values()) + 40)
         self.set_document(None)
@@ -232,6 +313,11 @@ class Timeline(QWidget):
         self.threshold.setHoverPen(pg.mkPen(colours.threshold, width=3))
         self.threshold.label.setColor(colours.threshold)
         self.wave.setPen(pg.mkPen(colours.waveform, width=1))
+        self.original_wave.setPen(pg.mkPen(colours.original, width=1))
+        self.original_note.setColor(colours.text)
+        self.curve.setPen(pg.mkPen(colours.curve, width=1.6))
+        self.thumb_strip.placeholder = QColor(colours.silence)
+        self.plots["thumbs"].vb.setBackgroundColor(colours.background)
         inout = pg.mkColor(colours.inout)
         inout.setAlpha(60)
         for region in self.regions.values():
@@ -241,6 +327,7 @@ class Timeline(QWidget):
         for name, label in self.labels.items():
             label.setAttr("color", colours.text)
             label.setText(label.text)
+        self._original_key = None
         self.refresh()
 
     # -- document
@@ -251,14 +338,19 @@ class Timeline(QWidget):
             self.document.frame_changed.disconnect(self._on_frame)
             self.document.marks_changed.disconnect(self._on_marks)
             self.document.models_changed.disconnect(self._on_models)
+            self.document.media_changed.disconnect(self._draw_original)
         self.document = document
         self._segments_shown = None
+        self._original_key = None
+        self.thumbnails.set_source(None if document is None or document.project.video.missing
+                                   else document.project.video.path)
         if document is not None:
             self.axis.fps = document.fps
             document.changed.connect(self.refresh)
             document.frame_changed.connect(self._on_frame)
             document.marks_changed.connect(self._on_marks)
             document.models_changed.connect(self._on_models)
+            document.media_changed.connect(self._draw_original)
         self.setEnabled(document is not None)
         self.refresh()
         self.zoom_all()
@@ -277,16 +369,26 @@ class Timeline(QWidget):
         if doc is None:
             self._wave_key = None
             self.wave.setData([], [])
+            self.original_wave.setData([], [])
+            self.original_note.setText("")
+            self.curve.setData([], [])
+            self._curve_shown = None
             self.bars.setOpts(x0=[], x1=[], y0=[], height=[], brushes=None, pens=None)
             self.selection.setOpts(x0=[], x1=[], y0=[], height=[])
+            self._set_names([])
             self._set_takes([])
+            self._draw_no_face()
+            self.thumb_strip.set_slots([], 1, 1.0, 1)
             self.threshold.hide()
             return
         self.threshold.show()
         self._draw_waveform()
+        self._draw_original()
         self._draw_segments()
         self._draw_takes()
+        self._draw_no_face()
         self._update_range_bar()
+        self._update_thumbs()
 
     def _draw_waveform(self):
         doc = self.document
@@ -301,13 +403,41 @@ class Timeline(QWidget):
         x = np.arange(w.lo.size) / w.rate * doc.fps + doc.project.dub_offset
         self.wave.setData(np.repeat(x, 2), np.stack([w.lo, w.hi], axis=1).ravel())
 
+    def _draw_original(self, *_):
+        """The video's own audio at source time (its first frame at frame 0)."""
+        doc = self.document
+        if doc is None:
+            return
+        w = doc.original_waveform
+        key = (id(w), doc.original_state, doc.fps)
+        if key == self._original_key:
+            return
+        self._original_key = key
+        note = {"loading": "reading the video's audio…", "none": "the video has no audio track",
+                "failed": "the video's audio could not be read"}.get(doc.original_state, "")
+        self.original_note.setText(note)
+        self.original_note.setPos(2, 0)
+        if w is None or w.lo.size == 0:
+            self.original_wave.setData([], [])
+            return
+        x = np.arange(w.lo.size) / w.rate * doc.fps
+        self.original_wave.setData(np.repeat(x, 2), np.stack([w.lo, w.hi], axis=1).ravel())
+
     def _y_max(self) -> float:
         project = self.document.project
         scores = [s.lse_c for s in project.segments if s.lse_c is not None]
+        curve = self._curve_shown
+        if curve is not None and np.isfinite(curve[1]).any():
+            scores.append(float(np.nanmax(curve[1])))
         return max([10.0, project.threshold * 1.25, *(1.15 * v for v in scores)])
 
     def _draw_segments(self):
         project = self.document.project
+        self._curve_shown = project.confidence_curve()
+        if self._curve_shown is None:
+            self.curve.setData([], [])
+        else:
+            self.curve.setData(*self._curve_shown)
         top = self._y_max()
         self.plots["sync"].setYRange(0, top, padding=0)
         self.threshold.setBounds((0, top))
@@ -324,6 +454,35 @@ class Timeline(QWidget):
                           pens=[pg.mkPen(self.c.lane, width=2)] * len(segments) or None)
         self._recolour()
         self._draw_selection()
+        self._set_names([s for s in segments if s.kind == "speech" or s.name], top)
+
+    def _set_names(self, segments, top: float = 1.0):
+        for item, _ in self.name_labels:
+            self.plots["sync"].removeItem(item)
+        self.name_labels = []
+        for s in segments[:400]:
+            item = pg.TextItem(s.title, color=self.c.text, anchor=(0, 0))
+            item.setPos(s.start, top)
+            item.setZValue(8)
+            self.plots["sync"].addItem(item)
+            self.name_labels.append((item, s))
+        self._fit_names()
+
+    def _fit_names(self):
+        """Show a segment's name only where it fits inside the segment at this zoom."""
+        if not self.name_labels:
+            return
+        x0, x1 = self.view_range()
+        px = self.plots["sync"].vb.width() / max(x1 - x0, 1e-9)
+        for item, s in self.name_labels:
+            item.setVisible(s.frames * px >= NAME_CHAR_PX * len(s.title) + 10)
+
+    def _draw_no_face(self):
+        ranges = self.document.project.no_face_ranges() if self.document is not None else []
+        self._no_face_shown = ranges
+        self.no_face_bars.setOpts(x0=[a for a, _ in ranges], x1=[b for _, b in ranges], y0=[0.0] * len(ranges),
+                                  height=[0.28] * len(ranges), brush=pg.mkBrush(self.c.no_face),
+                                  pen=pg.mkPen(self.c.no_face, width=1))
 
     def _recolour(self, *_):
         if self.document is None or not self._segments_shown:
@@ -371,6 +530,10 @@ class Timeline(QWidget):
             text.setPos(take.start, row + 0.5)
             self.plots["takes"].addItem(text)
             self.take_labels.append(text)
+        marks = [(a, b, row) for take, row in zip(takes, rows) for a, b in take.no_face_ranges]
+        self.take_no_face.setOpts(x0=[a for a, _, _ in marks], x1=[b for _, b, _ in marks],
+                                  y0=[r + 0.1 for _, _, r in marks], height=[0.16] * len(marks),
+                                  brush=pg.mkBrush(self.c.no_face), pen=pg.mkPen(self.c.no_face))
 
     # -- playhead, marks, models
 
@@ -437,6 +600,48 @@ class Timeline(QWidget):
 
     def _on_range_changed(self, *_):
         self._update_range_bar()
+        self._fit_names()
+        self._update_thumbs()
+
+    # -- thumbnails
+
+    def thumb_slots(self) -> tuple[list[tuple[int, int]], int, float]:
+        """([(output frame, source frame)] in view, step, a thumbnail's width in frames) for the lane's
+        current width and zoom; the source frames follow the length policy, as the preview does."""
+        doc = self.document
+        if doc is None or doc.project.video.missing:
+            return [], 1, 1.0
+        facts = doc.project.video.facts
+        vb = self.plots["thumbs"].vb
+        x0, x1 = self.view_range()
+        lane_px = max(vb.width(), 1.0)
+        height_px = max(vb.height(), 8.0) * 0.92
+        aspect = (facts.width or 16) / (facts.height or 9)
+        thumb_frames = height_px * aspect * (x1 - x0) / lane_px
+        step = thumb_step(max(thumb_frames, 1.0))
+        first = max(0, int(math.floor(max(x0, 0) / step)) * step)
+        last = min(self.length, int(math.floor(x1)) + 1)
+        n_video, policy = facts.frame_count or 1, length_policy(doc.project)
+        slots = [(k, source_index(k, n_video, policy, facts.is_image)) for k in range(first, last, step)]
+        return slots, step, thumb_frames
+
+    def _update_thumbs(self, *_):
+        """Coalesced: a burst of range changes (a drag, a zoom) asks the worker once, after it."""
+        if not self._thumb_update_pending:
+            self._thumb_update_pending = True
+            QTimer.singleShot(0, self._do_update_thumbs)
+
+    def _do_update_thumbs(self):
+        self._thumb_update_pending = False
+        slots, step, thumb_frames = self.thumb_slots()
+        self.thumb_strip.set_slots(slots, step, thumb_frames, self.length)
+        self.thumbnails.request([index for _, index in slots])
+
+    def _on_thumb(self, index: int):
+        self.thumb_strip.update()
+
+    def shutdown(self):
+        self.thumbnails.shutdown()
 
     def _update_range_bar(self):
         x0, x1 = self.view_range()
@@ -462,6 +667,13 @@ class Timeline(QWidget):
     def _on_click(self, lane: str, x: float, y: float):
         self._seek(x)
 
+    def _on_double_click(self, lane: str, x: float, y: float):
+        self._seek(x)
+        if lane == "sync" and self.document is not None:
+            s = self.document.project.segment_at(int(math.floor(x)))
+            if s is not None:
+                self.rename_requested.emit(s.id)
+
     def _on_drag(self, x: float, finished: bool):
         self._seek(x)
 
@@ -483,14 +695,39 @@ class Timeline(QWidget):
             s = doc.project.segment_at(frame)
             if s is not None:
                 score = "not scored" if s.lse_c is None else f"LSE-C {s.lse_c:.2f}"
-                tip = (f"{s.id} · {s.kind} · {timecode(s.start, doc.fps)}–{timecode(s.end, doc.fps)} · {score} · "
+                tip = (f"{s.title} · {s.kind} · {timecode(s.start, doc.fps)}–{timecode(s.end, doc.fps)} · {score} · "
                        f"{doc.project.verdict(s)}")
+                at = self.curve_value(frame)
+                if at is not None:
+                    tip += f" · here {at:.2f}"
+                tip += " (double-click to rename)"
         elif lane == "takes":
             hits = [t for t, row in getattr(self, "_takes_shown", []) if t.start <= frame < t.end
                     and row <= y < row + 1]
             if hits:
                 t = hits[0]
                 tip = f"{t.label} · frames {t.start}–{t.end} · {t.created}"
+                missing = sum(b - a for a, b in t.no_face_ranges)
+                if missing:
+                    tip += f" · no face in {missing} frames"
         else:
             tip = f"{timecode(frame, doc.fps)} · frame {frame}"
+            hit = next(((a, b) for a, b in getattr(self, "_no_face_shown", []) if a <= frame < b), None)
+            if hit is not None:
+                tip += (f" · no face found in frames {hit[0]}–{hit[1] - 1}: the result shows the original "
+                        "frames there")
         box.setToolTip(tip)
+
+    def curve_value(self, frame: int) -> float | None:
+        """The per-frame confidence drawn at `frame` (the nearest curve point), None where there is none."""
+        curve = self._curve_shown
+        if curve is None:
+            return None
+        x, y = curve
+        i = int(np.searchsorted(x, frame))
+        best = None
+        for j in (i - 1, i):
+            if 0 <= j < len(x) and np.isfinite(y[j]) and abs(x[j] - frame) < 1.0:
+                if best is None or abs(x[j] - frame) < abs(x[best] - frame):
+                    best = j
+        return None if best is None else float(y[best])

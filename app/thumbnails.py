@@ -1,0 +1,184 @@
+"""Video thumbnails for the timeline, decoded in their own thread and cached.
+
+`Thumbnails.request(indices)` replaces whatever is still waiting (the latest view wins: a fast
+zoom or scroll decodes only what it will show); frames already cached are never decoded again.
+Close indices are read in one forward pass of the decoder, far ones by seeking. Each image comes
+back as `ready(index)`; `image(index)` then returns it. Nothing here ever blocks the UI thread.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import cv2
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtGui import QImage
+
+from .frames import to_qimage
+
+THUMB_HEIGHT = 72  # pixels: drawn smaller, sharp on high-DPI screens
+CACHE_LIMIT = 3000  # thumbnails kept (≈ 128 × 72 × 3 bytes each: ~80 MB at most)
+FORWARD_GAP = 48  # decode forward instead of seeking when the next wanted frame is this close
+
+
+def scaled(frame, height: int = THUMB_HEIGHT):
+    h, w = frame.shape[:2]
+    width = max(1, round(w * height / h))
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+
+
+class _Decoder(QObject):
+    ready = Signal(object, int, QImage)  # path, index, image
+    failed = Signal(object, str)
+
+    def __init__(self, owner: "Thumbnails"):
+        super().__init__()
+        self._owner = owner
+        self._source = None
+        self._running = None  # (next index, frames iterator) of the open forward pass
+
+    def _close(self):
+        if self._running is not None:
+            self._running[1].close()
+            self._running = None
+        if self._source is not None:
+            self._source.close()
+            self._source = None
+
+    def _frame(self, index: int):
+        if self._source.is_image:
+            return self._source.read(0)
+        index = min(max(index, 0), self._source.frame_count - 1)
+        if self._running is not None and self._running[0] <= index <= self._running[0] + FORWARD_GAP:
+            for i, frame in self._running[1]:
+                if i >= index:
+                    self._running = (i + 1, self._running[1])
+                    return frame
+        if self._running is not None:
+            self._running[1].close()
+        frames = self._source.frames(index)
+        i, frame = next(frames)
+        self._running = (i + 1, frames)
+        return frame
+
+    @Slot()
+    def serve(self):
+        from core.video import VideoSource
+
+        while True:
+            job = self._owner._next()
+            if job is None:
+                return
+            path, index, height = job
+            try:
+                if self._source is None or self._source.path != path:
+                    self._close()
+                    self._source = VideoSource(path)
+                image = to_qimage(scaled(self._frame(index), height))
+            except Exception as e:  # noqa: BLE001 - a bad file leaves the lane empty, never crashes
+                self._close()
+                self.failed.emit(path, str(e))
+                self._owner._drop(path)
+                return
+            self.ready.emit(path, index, image)
+
+    @Slot()
+    def close(self):
+        self._close()
+
+
+class Thumbnails(QObject):
+    """Thumbnails of one video at a fixed height: request, cache, `ready(index)`."""
+    ready = Signal(int)
+    failed = Signal(str)
+    _wake = Signal()
+    _stop = Signal()
+
+    def __init__(self, height: int = THUMB_HEIGHT, limit: int = CACHE_LIMIT, parent=None):
+        super().__init__(parent)
+        self.height = height
+        self.limit = limit
+        self.path: Path | None = None
+        self.decoded = 0  # frames decoded so far (tests and the cache's effect)
+        self._cache: OrderedDict[int, QImage] = OrderedDict()
+        self._lock = threading.Lock()
+        self._pending: list[int] = []
+        self._thread = QThread()
+        self._thread.setObjectName("thumbnails")
+        self._decoder = _Decoder(self)
+        self._decoder.moveToThread(self._thread)
+        self._wake.connect(self._decoder.serve)
+        self._stop.connect(self._decoder.close)
+        self._decoder.ready.connect(self._on_ready)
+        self._decoder.failed.connect(self._on_failed)
+        self._thread.start()
+
+    def set_source(self, path):
+        """Thumbnails of another video (None: none); the cache starts over."""
+        path = Path(path) if path is not None else None
+        if path == self.path:
+            return
+        with self._lock:
+            self.path = path
+            self._pending = []
+        self._cache.clear()
+
+    def image(self, index: int) -> QImage | None:
+        image = self._cache.get(index)
+        if image is not None:
+            self._cache.move_to_end(index)
+        return image
+
+    def request(self, indices):
+        """Decode these source frames (those not cached yet), in order; replaces the last request."""
+        if self.path is None:
+            return
+        wanted = sorted({int(i) for i in indices if int(i) not in self._cache})
+        with self._lock:
+            self._pending = wanted
+        if wanted:
+            self._wake.emit()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    # -- the decoder's side (its thread)
+
+    def _next(self):
+        with self._lock:
+            if self.path is None or not self._pending:
+                return None
+            return self.path, self._pending.pop(0), self.height
+
+    def _drop(self, path):
+        with self._lock:
+            if self.path == path:
+                self._pending = []
+
+    # -- back on the UI thread
+
+    @Slot(object, int, QImage)
+    def _on_ready(self, path, index, image):
+        if path != self.path:
+            return  # decoded for a video no longer shown
+        self.decoded += 1
+        self._cache[index] = image
+        self._cache.move_to_end(index)
+        while len(self._cache) > self.limit:
+            self._cache.popitem(last=False)
+        self.ready.emit(index)
+
+    @Slot(object, str)
+    def _on_failed(self, path, message):
+        if path == self.path:
+            self.failed.emit(message)
+
+    def shutdown(self):
+        if self._thread.isRunning():
+            with self._lock:
+                self._pending = []
+            self._stop.emit()
+            self._thread.quit()
+            self._thread.wait(3000)
