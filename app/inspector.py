@@ -1,16 +1,18 @@
-"""The inspector: the segment under the playhead — its range, kind and confidence, its render
-settings (overrides of the project's: smoothing, pads, feather), Re-render, and its takes.
+"""The inspector: the segment under the playhead — its name, range, kind and confidence, its
+render settings (overrides of the project's: smoothing, pads, feather), Re-render, and its
+takes — and the dub's offset with the nudge buttons (the window's actions: Alt+←/→ one frame,
+Alt+Shift+←/→ one second).
 
-Every change is a command (SetSegmentSettings; a spin box's run of steps merges into one undo
-step; ChooseTake), so the Edit menu undoes it.
+Every change is a command (RenameSegment; SetSegmentSettings, a spin box's run of steps merging
+into one undo step; ChooseTake; NudgeDub), so the Edit menu undoes it.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget,
+from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
-from core.project import ChooseTake, SetSegmentSettings
+from core.project import ChooseTake, RenameSegment, SetSegmentSettings
 
 from .timecode import timecode
 
@@ -30,6 +32,12 @@ class Inspector(QWidget):
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.15)
         self.title.setFont(font)
+        self.name = QLineEdit(self)
+        self.name.setPlaceholderText("Name this segment")
+        self.name.setToolTip("The segment's name in the timeline (Enter applies; empty: its id). F2 or a "
+                             "double-click on the segment in the timeline edits it too.")
+        self.name.setMaxLength(80)
+        self.name.editingFinished.connect(self._rename)
         self.range_label = QLabel("", self)
         self.confidence_label = QLabel("", self)
         self.confidence_label.setWordWrap(True)
@@ -92,15 +100,30 @@ class Inspector(QWidget):
         takes_layout.addWidget(self.takes)
         takes_layout.addLayout(buttons)
 
+        dub = QGroupBox("Dub", self)
+        self.offset_label = QLabel("", self)
+        self.dub_controls = QHBoxLayout()
+        self.dub_controls.setSpacing(2)
+        dub_layout = QVBoxLayout(dub)
+        dub_layout.addWidget(self.offset_label)
+        dub_layout.addLayout(self.dub_controls)
+        self.dub_box = dub
+
         layout = QVBoxLayout(self)
         layout.addWidget(self.title)
+        layout.addWidget(self.name)
         layout.addWidget(self.range_label)
         layout.addWidget(self.confidence_label)
         layout.addWidget(self.hint)
         layout.addWidget(settings)
         layout.addWidget(self.render_button)
         layout.addWidget(takes, 1)
+        layout.addWidget(dub)
         self.set_document(None)
+
+    def add_dub_control(self, widget):
+        """A nudge button (the window owns the actions behind them)."""
+        self.dub_controls.addWidget(widget)
 
     def set_document(self, document):
         if self.document is not None:
@@ -121,15 +144,20 @@ class Inspector(QWidget):
         project = doc.project if doc is not None else None
         # rebuild only when what is shown changed (segments and takes are replaced, never mutated)
         key = (id(segment), segment, id(project.takes) if project else None, project.threshold if project else None,
-               doc.models if doc else None)
+               doc.models if doc else None, project.dub_offset if project else None,
+               tuple((k, str(v)) for k, v in project.settings.items()) if project else None)
         if key == self._shown_key:
             return
         self._shown_key = key
         self.segment = segment
+        self._show_dub()
         enabled = segment is not None
-        for w in (self.smooth, self.feather, self.reset_button, self.render_button, self.takes,
+        for w in (self.name, self.smooth, self.feather, self.reset_button, self.render_button, self.takes,
                   self.original_button, *self.pads):
             w.setEnabled(enabled)
+        if not self.name.hasFocus() or segment is None:
+            self.name.setText(segment.name if segment is not None else "")
+            self.name.setPlaceholderText(f"Name segment {segment.id}" if segment is not None else "")
         if segment is None:
             self.title.setText("No segment" if doc is None or doc.project.segments else "No segments yet")
             self.range_label.setText("")
@@ -141,7 +169,8 @@ class Inspector(QWidget):
             self._update_buttons()
             return
         fps = doc.fps
-        self.title.setText(f"Segment {segment.id} · {segment.kind}")
+        self.title.setText(f"{segment.title} · {segment.kind}" if segment.name
+                           else f"Segment {segment.id} · {segment.kind}")
         self.range_label.setText(f"{timecode(segment.start, fps)} – {timecode(segment.end, fps)}  "
                                  f"({segment.frames} frames)")
         verdict = project.verdict(segment)
@@ -187,6 +216,12 @@ class Inspector(QWidget):
                      take.created.replace("T", " ")[:16]]
             if score is not None:
                 parts.append(f"LSE-C {score:.2f}")
+            missing = sum(b - a for a, b in take.no_face_ranges)
+            if missing:
+                parts.append(f"no face in {missing} frames")
+            offset = take.settings.get("dub_offset_frames")
+            if offset is not None and offset != project.dub_offset:
+                parts.append(f"rendered with the dub at {offset:+d} (now {project.dub_offset:+d})")
             item = QListWidgetItem("  ·  ".join(parts))
             item.setData(Qt.ItemDataRole.UserRole, take.id)
             if chosen:
@@ -207,7 +242,29 @@ class Inspector(QWidget):
         self.use_button.setEnabled(bool(take_id) and segment is not None and take_id != segment.take_id)
         self.original_button.setEnabled(segment is not None and segment.take_id is not None)
 
+    def _show_dub(self):
+        doc = self.document
+        project = doc.project if doc is not None else None
+        has_dub = project is not None and project.dub is not None
+        self.dub_box.setEnabled(has_dub)
+        if not has_dub:
+            self.offset_label.setText("No dub" if project is not None else "")
+            return
+        frames = project.dub_offset
+        when = "later" if frames > 0 else "earlier"
+        self.offset_label.setText(f"Offset {frames:+d} frames ({frames / project.fps:+.3f} s)"
+                                  + (f": the dub plays {when} than recorded" if frames else ": as recorded"))
+
     # -- editing
+
+    def _rename(self):
+        if self.segment is None or self.document is None:
+            return
+        name = self.name.text()
+        if " ".join(name.split()) == self.segment.name:
+            return
+        project, sid = self.document.project, self.segment.id
+        self.document.execute(lambda: RenameSegment(project, sid, name))
 
     def _set(self, changes: dict):
         if self.segment is None or self.document is None:

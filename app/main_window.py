@@ -5,7 +5,10 @@ inspector and jobs docks — and the flows that tie them to the project:
   open          recovery offer for a newer autosave, relink of moved media, dub waveform (job)
   render        whole clip, in–out, or the segment under the playhead (job) → a take, chosen
   export        original frames + chosen takes + dub → MP4 (job) → an export record
-  score         the chosen takes with the sync expert (job) → segment confidence
+  score         the chosen takes with the sync expert (job) → segment confidence and per-frame curves
+  settings      Project ▸ Settings… (app.project_settings) → one undoable SetProjectSettings
+  nudge, name   the dub by a frame or a second (NudgeDub), a segment's name (RenameSegment)
+  media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay
 
 Long work always runs as a Job (app.workers); its failure becomes a message box, its result is
 applied on this thread as undoable commands. Autosave ticks every few seconds (core.project's
@@ -19,12 +22,13 @@ from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QScrollArea, QSplitter,
-                               QStyle, QToolButton)
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow,
+                               QScrollArea, QSplitter, QStyle, QToolButton)
 
 from core.errors import LipsmithError
-from core.project import (SUFFIX, Autosaver, EditError, MergeSegments, Project, ProjectError, RecentProjects,
-                          RelinkMedia, SetProjectSettings, SplitSegment, discard_autosave, recovery_candidate)
+from core.project import (SUFFIX, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError, RecentProjects,
+                          RelinkMedia, RenameSegment, SetProjectSettings, SplitSegment, discard_autosave,
+                          recovery_candidate)
 
 from . import dialogs, jobs
 from .document import Document
@@ -34,6 +38,7 @@ from .inspector import Inspector
 from .jobs_panel import JobsPanel
 from .playback import Transport
 from .preview import PreviewPanel
+from .project_settings import ProjectSettingsDialog
 from .settings import Settings
 from .shortcuts import SHORTCUTS, Shortcuts, ShortcutsDialog
 from .theme import apply_theme, colours
@@ -60,6 +65,9 @@ class MainWindow(QMainWindow):
 
         self.preview = PreviewPanel(self.reader, self)
         self.timeline = Timeline(self.colours, self)
+        self.timeline.rename_requested.connect(self.rename_segment)
+        self._track_job: Job | None = None
+        self._track_failed = None  # the settings key a face track last failed for
         splitter = QSplitter(Qt.Orientation.Vertical, self)
         splitter.addWidget(self.preview)
         splitter.addWidget(self.timeline)
@@ -89,6 +97,9 @@ class MainWindow(QMainWindow):
         self.apply_shortcuts()
         for name in ("play.start", "play.prev_frame", "play.toggle", "play.next_frame", "play.end"):
             self.preview.add_control(self._tool_button(name))
+        for name, text in (("edit.nudge_earlier_second", "−1 s"), ("edit.nudge_earlier", "−1 frame"),
+                           ("edit.nudge_later", "+1 frame"), ("edit.nudge_later_second", "+1 s")):
+            self.inspector.add_dub_control(self._text_button(name, text))
 
         self.setAcceptDrops(True)
         self.autosave_timer = QTimer(self)
@@ -127,6 +138,17 @@ class MainWindow(QMainWindow):
         button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         return button
 
+    def _text_button(self, name: str, text: str) -> QToolButton:
+        """A button for an action, with short text of its own (the action keeps its menu text)."""
+        action = self.actions[name]
+        button = QToolButton(self)
+        button.setText(text)
+        button.setToolTip(f"{action.toolTip()} ({self.shortcuts.key(name) or 'no key'})")
+        button.clicked.connect(action.trigger)
+        action.changed.connect(lambda: button.setEnabled(action.isEnabled()))
+        button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        return button
+
     def _dock(self, title, widget, name) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)
@@ -162,6 +184,12 @@ class MainWindow(QMainWindow):
         a("edit.redo", "&Redo", lambda: self.document and self.document.redo())
         a("edit.split", "&Split Segment at Playhead", self.split_segment)
         a("edit.merge_next", "&Merge with Next Segment", self.merge_next)
+        a("edit.rename", "Re&name Segment…", self.rename_segment)
+        a("edit.nudge_earlier", "Nudge Dub 1 Frame &Earlier", lambda: self.nudge_dub(-1))
+        a("edit.nudge_later", "Nudge Dub 1 Frame &Later", lambda: self.nudge_dub(1))
+        a("edit.nudge_earlier_second", "Nudge Dub 1 Second Earlier", lambda: self.nudge_dub(-self._second()))
+        a("edit.nudge_later_second", "Nudge Dub 1 Second Later", lambda: self.nudge_dub(self._second()))
+        a("project.settings", "&Settings…", self.project_settings_dialog)
         a("play.toggle", "&Play / Pause", self.transport.toggle)
         a("play.reverse", "Shuttle &Backwards", self.transport.reverse)
         a("play.stop", "S&top", self.transport.stop)
@@ -184,6 +212,7 @@ class MainWindow(QMainWindow):
         a("view.result", "Show &Result", lambda on: self.document and self.document.set_show_result(on), True)
         a("view.fit", "Preview: &Fit", lambda: self.preview.set_zoom("fit"))
         a("view.actual", "Preview: &100 %", lambda: self.preview.set_zoom("actual"))
+        a("view.mask", "Preview: &Mask Overlay", lambda on: self.document and self.document.set_show_mask(on), True)
         a("view.zoom_in", "Timeline: Zoom &In", self.timeline.zoom_in)
         a("view.zoom_out", "Timeline: Zoom &Out", self.timeline.zoom_out)
         a("view.zoom_all", "Timeline: Show &All", self.timeline.zoom_all)
@@ -214,7 +243,12 @@ class MainWindow(QMainWindow):
         m.addAction(self.actions["file.quit"])
 
         m = bar.addMenu("&Edit")
-        for name in ("edit.undo", "edit.redo", None, "edit.split", "edit.merge_next"):
+        for name in ("edit.undo", "edit.redo", None, "edit.split", "edit.merge_next", "edit.rename"):
+            m.addSeparator() if name is None else m.addAction(self.actions[name])
+
+        m = bar.addMenu("Pro&ject")
+        for name in ("project.settings", "render.checkpoint", None, "edit.nudge_earlier", "edit.nudge_later",
+                     "edit.nudge_earlier_second", "edit.nudge_later_second"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&Playback")
@@ -229,7 +263,7 @@ class MainWindow(QMainWindow):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&View")
-        for name in ("view.result", "view.fit", "view.actual", None, "view.zoom_in", "view.zoom_out",
+        for name in ("view.result", "view.fit", "view.actual", "view.mask", None, "view.zoom_in", "view.zoom_out",
                      "view.zoom_all", None):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
         m.addAction(self.inspector_dock.toggleViewAction())
@@ -263,7 +297,8 @@ class MainWindow(QMainWindow):
                      "play.back_second", "play.forward_second", "play.start", "play.end", "mark.in", "mark.out",
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
                      "render.checkpoint", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
-                     "view.zoom_all"):
+                     "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.nudge_earlier",
+                     "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second"):
             self.actions[name].setEnabled(has)
         undo, redo = self.actions["edit.undo"], self.actions["edit.redo"]
         history = project.history if has else None
@@ -273,8 +308,14 @@ class MainWindow(QMainWindow):
         redo.setText(f"&Redo {history.redo_text}" if history and history.can_redo else "&Redo")
         if has:
             segments = bool(project.segments)
-            for name in ("render.clip", "render.range", "render.segment", "edit.split", "edit.merge_next"):
+            for name in ("render.clip", "render.range", "render.segment", "edit.split", "edit.merge_next",
+                         "edit.rename"):
                 self.actions[name].setEnabled(segments and project.dub is not None)
+            for name in ("edit.nudge_earlier", "edit.nudge_later", "edit.nudge_earlier_second",
+                         "edit.nudge_later_second"):
+                self.actions[name].setEnabled(project.dub is not None)
+            self.actions["view.mask"].setEnabled(not project.video.missing)
+            self.actions["view.mask"].setChecked(doc.show_mask)
             self.actions["render.range"].setText("Render In–Out &Range" if doc.marked_range()
                                                  else "Render In–Out &Range (no marks: whole clip)")
             self.actions["view.result"].setChecked(doc.show_result)
@@ -312,7 +353,8 @@ class MainWindow(QMainWindow):
         """The window's (signal, slot) pairs on a document, connected and disconnected together."""
         return [(document.changed, self._update_actions), (document.frame_changed, self._update_frame_label),
                 (document.marks_changed, self._update_frame_label), (document.marks_changed, self._update_actions),
-                (document.view_changed, self._update_actions), (document.message, self.status)]
+                (document.view_changed, self._update_actions), (document.message, self.status),
+                (document.view_changed, self._ensure_track), (document.changed, self._ensure_track)]
 
     def set_document(self, document: Document | None):
         old = self.document
@@ -339,12 +381,90 @@ class MainWindow(QMainWindow):
 
     def _set_project(self, project: Project, waveform=None):
         self.jobs.cancel_all()  # their results belong to the project being closed
+        self._track_job = None
+        self._track_failed = None
         self.set_document(Document(project, waveform, self))
+        doc = self.document
         if waveform is None and project.dub is not None and not project.dub.missing:
-            doc = self.document
             self.run_job("Read the dub", jobs.load_dub, project.dub.path, quiet=True, report=False,
                          on_success=lambda info: doc is self.document and doc.set_waveform(info.waveform))
+        self.load_original_audio()
         self.check_models()
+
+    def load_original_audio(self) -> Job | None:
+        """The video's own audio for the timeline's Original lane (a quiet job; none is fine)."""
+        doc = self.document
+        if doc is None or doc.project.video.missing or doc.project.video.facts.is_image:
+            if doc is not None:
+                doc.set_original_waveform(None, "none")
+            return None
+        job = self.run_job("Read the video's audio", jobs.load_original_audio, doc.project.video.path, quiet=True,
+                           report=False,
+                           on_success=lambda w: doc is self.document and doc.set_original_waveform(w))
+        job.failed.connect(lambda *_: doc is self.document and doc.set_original_waveform(None, "failed"))
+        return job
+
+    def _ensure_track(self, *_):
+        """With the mask overlay on, get the face track the project's settings describe (a job: from
+        the detection cache when a render made one, else it detects); a settings change rebuilds it."""
+        doc = self.document
+        if doc is None or not doc.show_mask or doc.project.video.missing:
+            return None
+        request = jobs.track_request(doc.project)
+        if doc.track_key == request.key or self._track_failed == request.key:
+            return None  # there, or it failed for these settings (reported once; change them to retry)
+        running = self._track_job
+        if running is not None and not running.finished and getattr(running, "key", None) == request.key:
+            return running
+        if running is not None and not running.finished:
+            running.cancel()
+
+        def done(track):
+            if doc is self.document:
+                doc.set_track(track, request.key)
+
+        job = self.run_job("Find the face", jobs.face_track, request, heavy=True, on_success=done)
+        job.failed.connect(lambda *_: setattr(self, "_track_failed", request.key))
+        job.key = request.key
+        self._track_job = job
+        return job
+
+    def _second(self) -> int:
+        return max(1, int(round(self.document.fps))) if self.document is not None else 25
+
+    def nudge_dub(self, frames: int):
+        """Move the dub by `frames` (undoable; a run of nudges is one undo step)."""
+        doc = self.document
+        if doc is None or doc.project.dub is None:
+            return
+        if doc.execute(lambda: NudgeDub(doc.project, int(frames))):
+            offset = doc.project.dub_offset
+            self.status(f"Dub offset {offset:+d} frames ({offset / doc.fps:+.3f} s); re-render to lip-sync to it")
+
+    def rename_segment(self, segment_id: str | None = None):
+        doc = self.document
+        if doc is None:
+            return
+        s = doc.project.segment(segment_id) if isinstance(segment_id, str) else doc.selected_segment()
+        if s is None:
+            self.status("No segment under the playhead")
+            return
+        name, ok = QInputDialog.getText(self, "Rename segment", f"Name of segment {s.id} "
+                                        f"({doc.time_text(s.start)}–{doc.time_text(s.end)}); empty: its id",
+                                        QLineEdit.EchoMode.Normal, s.name)
+        if ok and " ".join(name.split()) != s.name:
+            doc.execute(lambda: RenameSegment(doc.project, s.id, name))
+
+    def project_settings_dialog(self):
+        doc = self.document
+        if doc is None:
+            return None
+        dialog = ProjectSettingsDialog(doc, self)
+        before = doc.project.settings["checkpoint"]
+        accepted = dialog.exec()
+        if accepted and doc.project.settings["checkpoint"] != before:
+            self.check_models()
+        return accepted
 
     def check_models(self):
         doc = self.document
@@ -799,6 +919,7 @@ class MainWindow(QMainWindow):
         self.jobs.cancel_all()
         self.jobs.wait_all(10_000)
         self.reader.shutdown()
+        self.timeline.shutdown()
         self.settings.set_window_state(self.saveGeometry(), self.saveState())
         self.settings.sync()
         event.accept()

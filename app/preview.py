@@ -1,20 +1,28 @@
-"""The frame preview: the frame under the playhead, original or result, fit or 100 %.
+"""The frame preview: the frame under the playhead, original or result, fit or 100 %, and the
+mask overlay.
 
 "Result" shows the chosen take of the segment under the playhead (its frame k − take.start);
-where a segment has no take the original frame is shown, and the overlay says so. Frames are
-decoded by app.frames.FrameReader, off the UI thread.
+where a segment has no take the original frame is shown, and the overlay says so; so it does
+where the take's render found no face. "Mask" draws, over the frame, the face box the renderer
+crops (detected face + pads, dashed: the detected box) and the feathered blend mask the mouth
+is pasted through (app.overlay, from the document's face track and the segment's settings).
+Frames are decoded by app.frames.FrameReader, off the UI thread.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QPoint, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
-from PySide6.QtWidgets import (QButtonGroup, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QHBoxLayout, QLabel,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap, QTransform
+from PySide6.QtWidgets import (QButtonGroup, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView,
+                               QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget)
 
 from .frames import FrameReader
 from .jobs import length_policy, source_index
+from .overlay import MaskOverlay, mask_overlay
+
+MASK_RGB = (64, 220, 255)  # the mask's tint
 
 FIT, ACTUAL = "fit", "actual"
 
@@ -36,6 +44,39 @@ class FrameView(QGraphicsView):
         self.zoom = FIT
         self.overlay = ""
         self.placeholder = "Drop a video and its dub here, or File ▸ New from video…"
+        self.mask_item = QGraphicsPixmapItem(self.item)
+        self.mask_item.setTransformationMode(Qt.TransformationMode.SmoothTransformation)
+        self.crop_item = QGraphicsRectItem(self.item)
+        self.face_item = QGraphicsRectItem(self.item)
+        self.mask_shown: MaskOverlay | None = None
+        self.set_mask(None)
+
+    def set_mask(self, overlay: MaskOverlay | None):
+        """Draw `overlay` (image coordinates) over the frame; None hides it."""
+        self.mask_shown = overlay
+        for item in (self.mask_item, self.crop_item, self.face_item):
+            item.setVisible(overlay is not None)
+        if overlay is None:
+            return
+        x1, y1, x2, y2 = overlay.crop_box
+        rgba = np.zeros((*overlay.mask.shape, 4), np.uint8)
+        rgba[..., 0], rgba[..., 1], rgba[..., 2] = MASK_RGB
+        rgba[..., 3] = np.clip(overlay.mask * 170, 0, 255).astype(np.uint8)
+        h, w = rgba.shape[:2]
+        image = QImage(rgba.data, w, h, w * 4, QImage.Format.Format_RGBA8888).copy()
+        self.mask_item.setPixmap(QPixmap.fromImage(image))
+        self.mask_item.setPos(x1, y1)
+        self.mask_item.setTransform(QTransform.fromScale((x2 - x1) / w, (y2 - y1) / h))
+        colour = QColor(*MASK_RGB)
+        pen = QPen(colour, 2)
+        pen.setCosmetic(True)
+        self.crop_item.setPen(pen)
+        self.crop_item.setRect(QRectF(x1, y1, x2 - x1, y2 - y1))
+        dashed = QPen(QColor(255, 255, 255, 190), 1, Qt.PenStyle.DashLine)
+        dashed.setCosmetic(True)
+        self.face_item.setPen(dashed)
+        fx1, fy1, fx2, fy2 = overlay.face_box
+        self.face_item.setRect(QRectF(fx1, fy1, fx2 - fx1, fy2 - fy1))
 
     def set_image(self, image):
         first = self.item.pixmap().isNull()
@@ -116,6 +157,9 @@ class PreviewPanel(QWidget):
         self.result_button = self._button("Result", "Show each segment's chosen take (T toggles)")
         self.fit_button = self._button("Fit", "Fit the frame to the window (Ctrl+0)")
         self.actual_button = self._button("100 %", "Show the frame pixel for pixel (Ctrl+1)")
+        self.mask_button = self._button("Mask", "Draw the face box and the blend mask over the frame (M)")
+        self.mask_button.setCheckable(True)
+        self.mask_button.clicked.connect(lambda on: self.document and self.document.set_show_mask(on))
         for group, buttons in ((QButtonGroup(self), (self.original_button, self.result_button)),
                                (QButtonGroup(self), (self.fit_button, self.actual_button))):
             for b in buttons:
@@ -142,6 +186,8 @@ class PreviewPanel(QWidget):
         bar.addSpacing(16)
         bar.addWidget(self.fit_button)
         bar.addWidget(self.actual_button)
+        bar.addSpacing(16)
+        bar.addWidget(self.mask_button)
         bar.addStretch(1)
         bar.addWidget(self.info)
         layout = QVBoxLayout(self)
@@ -165,17 +211,20 @@ class PreviewPanel(QWidget):
         return b
 
     def _set_enabled(self, on: bool):
-        for b in (self.original_button, self.result_button, self.fit_button, self.actual_button):
+        for b in (self.original_button, self.result_button, self.fit_button, self.actual_button, self.mask_button):
             b.setEnabled(on)
 
     def set_document(self, document):
         if self.document is not None:
-            for signal in (self.document.frame_changed, self.document.changed, self.document.view_changed):
+            for signal in (self.document.frame_changed, self.document.changed, self.document.view_changed,
+                           self.document.media_changed):
                 signal.disconnect(self.refresh)
         self.document = document
         self.shown = self.wanted = None
         if document is None:
             self.view.clear("Drop a video and its dub here, or File ▸ New from video…")
+            self.view.set_mask(None)
+            self.mask_button.setChecked(False)
             self.info.setText("")
             self._set_enabled(False)
             return
@@ -184,6 +233,7 @@ class PreviewPanel(QWidget):
         document.frame_changed.connect(self.refresh)
         document.changed.connect(self.refresh)
         document.view_changed.connect(self.refresh)
+        document.media_changed.connect(self.refresh)
         self.refresh()
 
     def set_zoom(self, mode: str):
@@ -212,15 +262,52 @@ class PreviewPanel(QWidget):
         self.original_button.setChecked(not doc.show_result)
         self.result_button.setChecked(doc.show_result)
         self.info.setText(f"{doc.time_text()}  ·  frame {doc.frame} / {max(doc.length - 1, 0)}")
+        self.mask_button.setChecked(doc.show_mask)
         what, path, index, label = self.source_for(doc.frame)
         if doc.project.video.missing and what == "original":
             self.view.clear(f"Video missing: {path}")
             return
+        if what == "result" and any(a <= doc.frame < b for a, b in doc.project.no_face_ranges()):
+            label += " · no face found here: original frame"
+        label += self._mask_note()
         self.view.set_overlay(label)
         wanted = (what, Path(path), index)
         if wanted != self.wanted:
             self.wanted = wanted
             self.reader.request(("preview", *wanted), path, index)
+
+    def source_frame(self, frame: int) -> int:
+        """The source frame shown at output frame `frame` (a take's frames have the source's geometry)."""
+        facts = self.document.project.video.facts
+        return source_index(frame, facts.frame_count or 1, length_policy(self.document.project), facts.is_image)
+
+    def _mask_note(self) -> str:
+        """Update the mask overlay for the current frame; the words the overlay adds."""
+        doc = self.document
+        if not doc.show_mask:
+            self.view.set_mask(None)
+            return ""
+        if doc.track is None:
+            self.view.set_mask(None)
+            return " · MASK: finding the face…"
+        s = doc.selected_segment()
+        settings = doc.project.effective_settings(s.id if s else None)
+        track = doc.track
+        if track.smooth_window != int(settings["smooth_window"]):  # a segment's own smoothing
+            track = self._smoothed(int(settings["smooth_window"]))
+        overlay = mask_overlay(track, self.source_frame(doc.frame), settings)
+        self.view.set_mask(overlay)
+        if overlay is None:
+            return " · MASK: no face in this frame (left as it is)"
+        return " · MASK" + (" (face box filled in over a gap)" if overlay.interpolated else "")
+
+    def _smoothed(self, window: int):
+        doc = self.document
+        cache = getattr(self, "_smoothing_cache", None)
+        if cache is None or cache[0] is not doc.track or cache[1] != window:
+            cache = (doc.track, window, doc.track.with_smoothing(window))
+            self._smoothing_cache = cache
+        return cache[2]
 
     def _on_frame(self, key, index, image):
         if not (isinstance(key, tuple) and key[0] == "preview") or self.document is None:

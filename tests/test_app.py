@@ -1,6 +1,8 @@
 """The editor (app/), offscreen with pytest-qt: the vertical slice — new project from a video and
 a dub, speech detection, render in a worker, result in the preview, export — plus cancel, undo /
-redo through the Edit menu, shortcuts, drops, failing workers, autosave recovery.
+redo through the Edit menu, shortcuts, drops, failing workers, autosave recovery; the project
+settings dialog, dub nudges, segment names, the thumbnail / original-audio / confidence-curve
+lanes, the mask overlay and the no-face markers.
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -37,8 +39,10 @@ class BoxDetector(FaceDetector):
 def media(tmp_path_factory):
     folder = tmp_path_factory.mktemp("app_media")
     video, dub = folder / "clip.mp4", folder / "dub.wav"
-    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=320x240:rate={FPS}:duration={SECONDS}", "-pix_fmt", "yuv420p",
-           "-c:v", "libx264", "-preset", "ultrafast", video)
+    # the clip has its own audio (a 500 Hz tone at half scale) for the timeline's Original lane
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=320x240:rate={FPS}:duration={SECONDS}",
+           "-f", "lavfi", "-i", f"sine=frequency=500:sample_rate=16000:duration={SECONDS}", "-af", "volume=0.5",
+           "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", video)
     # a tone, on for 0.6 s of every second: loud enough for the renderer, with pauses
     ffmpeg("-f", "lavfi", "-i", f"sine=frequency=300:sample_rate=16000:duration={SECONDS}",
            "-af", "volume='if(lt(mod(t,1),0.6),1,0)':eval=frame", dub)
@@ -392,3 +396,304 @@ def test_lengths_and_source_frames_follow_the_render_plan():
             assert [source_index(k, n_video, policy) for k in range(len(plan))] == plan.tolist()
     assert timecode(0, 25) == "0:00.00" and timecode(62 * 25 + 3, 25) == "1:02.03"
     assert timecode(3600 * 25, 25, frames=False) == "1:00:00"
+
+
+# --------------------------------------------------------------------------- project settings, nudge, names
+
+
+def test_project_settings_dialog_ok_writes_the_project_and_undo_restores(opened, monkeypatch):
+    from app.project_settings import ProjectSettingsDialog
+    from core.project import Project as P
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    before = dict(project.settings)
+    assert window.actions["project.settings"] in window.menuBar().actions()[2].menu().actions()  # Project menu
+
+    def fill_and_ok(dialog):
+        dialog.length_policy.setCurrentIndex(dialog.length_policy.findData("pad"))
+        dialog.detector.setCurrentIndex(dialog.detector.findData("face-alignment"))
+        dialog.face.setValue(1)
+        dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
+        dialog.pads[1].setValue(14)
+        dialog.smooth.setValue(0)
+        dialog.fractions["feather"].setValue(0.2)
+        dialog.color_match.setChecked(False)
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(ProjectSettingsDialog, "exec", fill_and_ok)
+    window.actions["project.settings"].trigger()
+    s = project.settings
+    assert (s["length_policy"], s["detector"], s["face_index"], s["device"]) == ("pad", "face-alignment", 1, "cpu")
+    assert s["pads"] == [0, 14, 0, 0] and s["smooth_window"] == 0 and s["feather"] == 0.2
+    assert s["color_match"] is False and s["checkpoint"] == before["checkpoint"]
+    assert window.actions["edit.undo"].text() == "&Undo Project settings" and window.isWindowModified()
+    assert doc.selected_segment().id == "s1" and window.inspector.smooth.value() == 0  # the new default shows
+    window.save()
+    assert P.load(project.path).settings == s  # in the .lipsmith file
+
+    window.actions["edit.undo"].trigger()  # the whole dialog is one step
+    assert project.settings == before and window.inspector.smooth.value() == 5
+    assert window.isWindowModified()  # undone past the save
+
+    # a value the project refuses: named in the dialog, which stays open; nothing changes
+    dialog = ProjectSettingsDialog(doc, window)
+    dialog.device.setEditText("gpu")
+    dialog.accept()
+    assert dialog.result() != dialog.DialogCode.Accepted and "device must be" in dialog.error.text()
+    assert project.settings == before
+    # OK with nothing changed adds no undo step
+    depth = project.history.index
+    dialog = ProjectSettingsDialog(doc, window)
+    dialog.accept()
+    assert project.history.index == depth and dialog.result() == dialog.DialogCode.Accepted
+
+
+def test_nudge_the_dub_by_frames_and_seconds_then_undo(opened, qtbot):
+    window = opened
+    doc = window.document
+    project = doc.project
+    window.activateWindow()
+    window.timeline.setFocus()
+    x_before = window.timeline.wave.getData()[0][0]
+    qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    assert project.dub_offset == 2 and doc.frame == 0  # Alt+arrows nudge, they do not move the playhead
+    assert window.actions["edit.undo"].text() == "&Undo Nudge dub +2 frames"  # one merged step
+    assert "+2 frames" in window.inspector.offset_label.text()
+    assert window.timeline.wave.getData()[0][0] == pytest.approx(x_before + 2)  # the dub lane moved
+    window.actions["edit.undo"].trigger()
+    assert project.dub_offset == 0 and "+0 frames" in window.inspector.offset_label.text()
+    assert window.timeline.wave.getData()[0][0] == pytest.approx(x_before)
+
+    buttons = {b.text(): b for b in window.inspector.findChildren(type(window.preview.mask_button))}
+    buttons["+1 s"].click()
+    assert project.dub_offset == FPS
+    buttons["−1 frame"].click()
+    assert project.dub_offset == FPS - 1
+    qtbot.keyClick(window, Qt.Key.Key_Left, Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert project.dub_offset == -1
+    window.actions["edit.undo"].trigger()
+    assert project.dub_offset == 0 and not window.isWindowModified()
+
+
+def test_rename_a_segment_in_the_inspector_and_by_double_click(opened, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    doc.set_frame(10)
+    window.inspector.name.setText("  Opening   line ")
+    window.inspector.name.editingFinished.emit()
+    assert project.segment("s1").name == "Opening line"
+    assert window.inspector.title.text().startswith("Opening line")
+    labels = {item.toPlainText(): item for item, _ in window.timeline.name_labels}
+    assert "Opening line" in labels and labels["Opening line"].pos().x() == 0
+    window.actions["edit.undo"].trigger()
+    assert project.segment("s1").name == "" and window.inspector.name.text() == ""
+
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getText",
+                        lambda parent, title, label, mode, text: (asked.append(text), ("Reply", True))[1])
+    window.timeline.plots["sync"].vb.double_clicked.emit(60.4, 1.0)
+    assert project.segment("s3").name == "Reply" and doc.frame == 60
+    assert window.actions["edit.undo"].text() == "&Undo Rename segment s3 to Reply"
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a: ("Reply 2", False))  # Cancel: nothing changes
+    window.actions["edit.rename"].trigger()
+    assert project.segment("s3").name == "Reply"
+
+
+# --------------------------------------------------------------------------- lanes
+
+
+def qimage_array(image):
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    image = image.convertToFormat(QImage.Format.Format_BGR888)
+    h, w, stride = image.height(), image.width(), image.bytesPerLine()
+    return np.frombuffer(image.constBits(), np.uint8, h * stride).reshape(h, stride)[:, :w * 3].reshape(h, w, 3)
+
+
+def test_thumbnail_worker_delivers_images_for_the_right_frames(qtbot, media):
+    import numpy as np
+
+    from app.thumbnails import Thumbnails, scaled
+    from core.video import VideoSource
+
+    video, _ = media
+    thumbs = Thumbnails(height=48)
+    try:
+        delivered = []
+        thumbs.ready.connect(delivered.append)
+        thumbs.set_source(video)
+        thumbs.request([70, 0, 35, 36])
+        qtbot.waitUntil(lambda: len(delivered) == 4, timeout=20_000)
+        assert sorted(delivered) == [0, 35, 36, 70] and thumbs.decoded == 4
+        with VideoSource(video) as source:
+            truth = {i: scaled(source.read(i), 48).astype(np.float32) for i in (0, 35, 70)}
+        for i in (0, 35, 70):
+            got = qimage_array(thumbs.image(i)).astype(np.float32)
+            assert got.shape == truth[i].shape == (48, 64, 3)
+            errors = {j: float(np.abs(got - t).mean()) for j, t in truth.items()}
+            assert errors[i] < 2.0 and all(errors[i] < e for j, e in errors.items() if j != i), (i, errors)
+        thumbs.request([0, 35, 70])  # cached: nothing is decoded again
+        qtbot.wait(200)
+        assert thumbs.decoded == 4 and thumbs.pending() == 0
+    finally:
+        thumbs.shutdown()
+
+
+def test_thumbnail_lane_fills_its_slots_in_the_background(opened, qtbot):
+    timeline = opened.timeline
+    qtbot.waitUntil(lambda: bool(timeline.thumb_strip.slots), timeout=5000)
+    slots = timeline.thumb_strip.slots
+    assert slots[0] == (0, 0) and all(b[0] - a[0] == timeline.thumb_strip.step for a, b in zip(slots, slots[1:]))
+    qtbot.waitUntil(lambda: all(timeline.thumbnails.image(i) is not None for _, i in slots), timeout=20_000)
+    timeline.zoom(0.2, around=40)  # zoomed in: thumbnails closer together, the ones in view asked for
+    qtbot.waitUntil(lambda: timeline.thumb_strip.step < slots[1][0] - slots[0][0], timeout=5000)
+    x0, x1 = timeline.view_range()
+    assert all(x0 - timeline.thumb_strip.step <= k <= x1 for k, _ in timeline.thumb_strip.slots)
+    qtbot.waitUntil(lambda: all(timeline.thumbnails.image(i) is not None for _, i in timeline.thumb_strip.slots),
+                    timeout=20_000)
+
+
+def test_original_audio_lane_has_the_videos_samples(opened, qtbot, tmp_path):
+    import numpy as np
+
+    from app import jobs
+
+    window = opened
+    doc = window.document
+    qtbot.waitUntil(lambda: doc.original_state != "loading", timeout=10_000)
+    w = doc.original_waveform
+    assert doc.original_state == "ready" and w.duration == pytest.approx(SECONDS, abs=0.1)
+    assert 0.05 < float(w.hi.max()) < 0.075  # the clip's tone (lavfi: 1/8 scale) halved, not the dub's 1/8
+    x, y = window.timeline.original_wave.getData()
+    assert x.size > 100 and float(np.max(y)) == pytest.approx(float(w.hi.max()))
+    assert x[-1] == pytest.approx(SECONDS * FPS, abs=1.0) and x[0] == 0
+    assert window.timeline.original_note.toPlainText() == ""
+
+    silent = tmp_path / "silent.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.4", "-pix_fmt", "yuv420p", silent)
+    assert jobs.load_original_audio(lambda *a: None, lambda: False, silent) is None
+    doc.set_original_waveform(None, "none")
+    assert window.timeline.original_wave.getData()[0] is None or window.timeline.original_wave.getData()[0].size == 0
+    assert "no audio" in window.timeline.original_note.toPlainText()
+
+
+def add_take(project, segment_id, start, end, **kwargs):
+    from core.project import AddTake
+
+    take_id = project.new_take_id()
+    take = project.new_take(segment_id, project.take_file_for(take_id), take_id=take_id, start=start, end=end,
+                            **kwargs)
+    project.execute(AddTake(project, take, choose=True))
+    return take
+
+
+def test_confidence_lane_draws_the_planted_frame_conf(opened):
+    import numpy as np
+
+    from app import jobs
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    take = add_take(project, "s1", 0, 30)
+    planted = 3.0 + 4.0 * np.sin(np.arange(30) / 4.0) ** 2
+    planted[7] = np.nan  # a frame no face window covered
+    result = {"scores": {"s1": (5.5, None)}, "scorer": "test-expert",
+              "takes": {take.id: {"frame_conf": planted, "frame_fps": float(FPS), "lse_c": 5.5, "lse_d": 7.0,
+                                  "scorer": "test-expert"}}}
+    jobs.commit_scores(project, result)  # as the scoring job's result is applied
+    assert project.takes[take.id].scores["scorer"] == "test-expert"
+    x, y = window.timeline.curve.getData()
+    finite = np.isfinite(y)
+    assert x[finite].tolist() == [float(i) for i in range(30) if i != 7]
+    assert np.allclose(y[finite], np.round(planted[np.isfinite(planted)], 3))
+    assert window.timeline.curve_value(12) == pytest.approx(planted[12], abs=1e-3)
+    assert window.timeline.curve_value(7) is None and window.timeline.curve_value(40) is None
+    assert project.segment("s1").lse_c == 5.5
+    assert window.timeline.plots["sync"].vb.viewRange()[1][1] >= np.nanmax(planted)  # the curve fits the lane
+    window.actions["edit.undo"].trigger()
+    x, y = window.timeline.curve.getData()
+    assert x is None or len(x) == 0
+
+
+# --------------------------------------------------------------------------- mask overlay, no-face markers
+
+
+def test_mask_overlay_draws_the_renderers_box_and_mask(opened, qtbot):
+    import numpy as np
+
+    from app.overlay import mask_overlay
+    from core.project import SetSegmentSettings
+
+    window = opened
+    doc = window.document
+    doc.set_frame(12)
+    window.actions["view.mask"].trigger()
+    assert doc.show_mask and window.preview.mask_button.isChecked()
+    wait_jobs(qtbot, window)
+    assert doc.track is not None and doc.track.has_face.all()  # the stub detector's box in every frame
+    view = window.preview.view
+    shown = view.mask_shown
+    expected = doc.track.crop_box(12, (0, 10, 0, 0))
+    assert shown.crop_box == tuple(expected) and view.mask_item.isVisible() and view.crop_item.isVisible()
+    assert shown.mask.shape == (96, 96) and shown.mask.max() > 0.5 and shown.mask[:40].max() == 0  # lower face only
+    assert "MASK" in view.overlay
+    ref = mask_overlay(doc.track, 12, doc.project.effective_settings("s1"))
+    assert np.array_equal(ref.mask, shown.mask)
+
+    doc.execute(SetSegmentSettings(doc.project, "s1", {"pads": [0, 30, 5, 5], "feather": 0.3}))
+    assert view.mask_shown.crop_box == tuple(doc.track.crop_box(12, (0, 30, 5, 5)))
+    assert not np.array_equal(view.mask_shown.mask, shown.mask)  # a softer feather
+    window.actions["view.mask"].trigger()
+    assert not doc.show_mask and not view.mask_item.isVisible() and "MASK" not in view.overlay
+
+
+def test_frames_without_a_face_are_marked_on_the_timeline_and_in_the_preview(opened, qtbot):
+    from app import jobs
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    file = project.take_file_for("t-render")
+    file.write_bytes(b"not really a video")
+    request = jobs.render_request(project, 0, 30, "s1", "segment s1")
+    result = jobs.RenderResult(request, file, 0, 30, {"file": "x"}, 22, [(5, 10), (20, 23)], 1.0, "cpu")
+    jobs.commit_render(project, result)  # as the render job's result is applied
+    (take,) = project.takes.values()
+    assert take.report["no_face"] == [[5, 10], [20, 23]] and take.no_face_ranges == [(5, 10), (20, 23)]
+    opts = window.timeline.no_face_bars.opts
+    assert list(opts["x0"]) == [5, 20] and list(opts["x1"]) == [10, 23]
+    assert list(window.timeline.take_no_face.opts["x0"]) == [5, 20]
+    doc.set_show_result(True)
+    doc.set_frame(6)
+    assert "no face found here" in window.preview.view.overlay
+    doc.set_frame(12)
+    assert "no face found" not in window.preview.view.overlay
+    window.actions["edit.undo"].trigger()  # the render undone: no markers
+    assert len(window.timeline.no_face_bars.opts["x0"]) == 0
+
+
+def test_many_qt_calls_cannot_exhaust_nones_reference_count():
+    """PySide6 6.12 on Python 3.11 loses a reference to None per void call (see app.__init__): the editor
+    must survive far more calls than None had references, as a long session makes."""
+    import sys
+
+    import app
+    from PySide6.QtCore import QObject
+
+    probe = QObject()
+    start = sys.getrefcount(None)
+    for _ in range(50_000):
+        probe.setObjectName("x")
+    assert sys.getrefcount(None) > 1_000_000 or sys.getrefcount(None) >= start - 10
+    assert app.SINGLETONS_GUARDED == (sys.version_info < (3, 12) and start > 1 << 39)
