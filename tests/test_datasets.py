@@ -89,7 +89,8 @@ def test_stretch_items_by_construction(root):
     assert ds.n_windows == (60 - 4 - 7) + (30 - 4 - 7) + (40 - 4 - 7)  # K windows must fit
     for idx in range(0, len(ds), 9):
         plan = ds.plan(idx)
-        faces, mels = ds[idx]
+        faces, mels, loudness = ds[idx]
+        assert loudness.shape == (8, 5)
         assert faces.shape == (8, 15, 48, 96) and mels.shape == (8, 1, 80, 16)
         mel = clip_mel(root, plan["key"])
         for k in range(8):  # window k = frames s+k .. s+k+4, with the mel of frame s+k
@@ -106,17 +107,30 @@ def test_stretch_av_offsets_shift_the_audio_only(root):
     assert shifted.n_windows == plain.n_windows - 3
     idx = 4  # a stretch of s1/long (first in the filelist) at the same start in both
     assert plain.plan(idx)["start"] == shifted.plan(idx)["start"] == 4
-    f0, m0 = plain[idx]
-    f1, m1 = shifted[idx]
+    f0, m0, l0 = plain[idx]
+    f1, m1, l1 = shifted[idx]
     torch.testing.assert_close(f0, f1)
     torch.testing.assert_close(m1[:5], m0[3:])  # frame i now goes with the mel of frame i + 3
+    # the loudness follows the audio: z-scored over a (slightly shorter) clip, so compare shapes over time
+    assert np.corrcoef(l1[:5, 0].numpy(), l0[3:, 0].numpy())[0, 1] > 0.95
+
+
+def test_stretch_loudness_follows_the_audio_envelope(root):
+    ds = StretchDataset(root, "train", train=False, stretch=8)
+    c = 0
+    loud = ds.loudness(c)
+    assert abs(loud.mean()) < 1e-4 and abs(loud.std() - 1) < 1e-3  # z-scored over the clip
+    # speech_like() is shaped by a 3 Hz syllable envelope: loud frames where it peaks, quiet at its zeros
+    t = (np.arange(len(loud)) + 0.5) / 25
+    envelope = np.clip(np.sin(2 * np.pi * 3 * t), 0, None)
+    assert np.corrcoef(loud, envelope)[0, 1] > 0.7
 
 
 def test_stretch_augmentation_is_one_draw_for_the_whole_stretch(root):
     ds = StretchDataset(root, "train", stretch=8, epoch_size=50, seed=3,
                         augment=Augment(brightness=0, contrast=0, saturation=0, scale=0, shift=0, flip=1.0,
                                         gain_db=0, mel_noise=0))
-    faces, _ = ds[0]
+    faces, _, _ = ds[0]
     # flipped: the right half (dimmer blue) is now on the left, in every window and frame
     left, right = faces[:, 0::3, 10:40, 5:40].mean(), faces[:, 0::3, 10:40, 56:90].mean()
     assert left < right

@@ -352,18 +352,20 @@ def read_av_offsets(path) -> dict:
 
 
 class StretchDataset(_WindowDataset):
-    """Items for the expert's offset-contrastive objective: (faces, mels).
+    """Items for the expert's offset-contrastive objective: (faces, mels, loudness).
 
     faces (K, 3*T, 48, 96): the lower halves of the windows starting at frames s .. s+K-1 of one
     clip (layout as ExpertDataset), one augmentation draw for the whole stretch; mels
     (K, 1, 80, 16): the mel windows of the same starts (with the clip's AV offset). Window k's
     in-sync mel is mels[k]; mels[j != k] are the same clip's audio |j - k| frames off.
+    loudness (K, T): `loudness()` of each window's frames.
     """
 
     def __init__(self, root, filelist, train: bool = True, stretch: int = 16, syncnet_T: int = HP.syncnet_T,
                  epoch_size: int | None = None, seed: int = 0, augment: Augment | None = None,
                  av_offsets: dict | None = None):
         self.K = int(stretch)
+        self._loudness = {}
         super().__init__(root, filelist, train, syncnet_T, epoch_size, seed, augment, av_offsets)
 
     def _valid_starts(self, clip: Clip) -> np.ndarray:
@@ -394,7 +396,33 @@ class StretchDataset(_WindowDataset):
         lower = images[:, half:].transpose(0, 3, 1, 2)  # (K+T-1, 3, 48, 96)
         faces = np.stack([lower[k:k + self.T].reshape(self.T * 3, half, HP.img_size) for k in range(self.K)])
         mels = np.stack([self._mel_out(self._mel_at(c, s + k), p, d["rng"]) for k in range(self.K)])
-        return (torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mels[:, None])), d
+        loud = self.loudness(c)[s:s + self.K + self.T - 1]
+        loudness = np.stack([loud[k:k + self.T] for k in range(self.K)])
+        return (torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mels[:, None]),
+                torch.from_numpy(loudness)), d
+
+    def loudness(self, c: int) -> np.ndarray:
+        """Per-frame loudness of clip c's audio (with its AV offset): the mean normalised mel over
+        the frame's 40 ms, z-scored over the clip, 0 where the audio has ended. An auxiliary
+        target for the face encoder: an open mouth goes with a loud frame, so predicting it
+        teaches the encoder to look at the lips, which the sync objectives alone can take
+        thousands of steps to discover."""
+        if c in self._loudness:
+            return self._loudness[c]
+        mel = self.mel(c).mean(axis=0)
+        clip = self.clips[c]
+        per_frame = HP.mel_fps / FPS
+        out = np.zeros(clip.frames, np.float32)
+        for i in range(clip.frames):
+            a = int(per_frame * (i + self._shift(clip)))
+            b = int(per_frame * (i + 1 + self._shift(clip)))
+            if 0 <= a and b <= len(mel) and b > a:
+                out[i] = mel[a:b].mean()
+        valid = out != 0
+        if valid.sum() > 1:
+            out[valid] = (out[valid] - out[valid].mean()) / max(float(out[valid].std()), 1e-3)
+        self._loudness[c] = out
+        return out
 
 
 class GeneratorDataset(_WindowDataset):
