@@ -228,9 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check this installation: torch and GPU, ffmpeg, detectors, models, cache")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.set_defaults(run=cmd_doctor)
-    from training import bundle, evaluate, offsets, prepare, train_expert, train_generator
+    from training import adapt, bundle, evaluate, offsets, prepare, train_expert, train_generator
 
-    for module in (prepare, train_expert, offsets, train_generator, evaluate, bundle):
+    for module in (prepare, train_expert, offsets, train_generator, adapt, evaluate, bundle):
         module.add_parser(sub)
     return parser
 

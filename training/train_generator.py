@@ -2,6 +2,8 @@
 
     python main.py train-generator --data PREPARED --expert EXPERT.safetensors --run runs/gen [--gan]
 
+Without --expert there is no sync term (L1, + GAN): speaker adaptation's fallback.
+
 loss_G = (1 − s_w − s_g)·L1 + s_w·E_sync + s_g·L_gen, with s_g = 0.07 under --gan (else 0)
 and s_w switched from 0 to 0.03 (0.01 without the GAN) once the eval sync loss drops
 below 0.75, as in the paper. The expert sees the lower halves of the 5 generated frames.
@@ -58,20 +60,21 @@ def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str) -> dict
             out = gen(batch["mels"], generator_input(batch["target"], batch["reference"]))
         out = out.float()
         l1s.append(F.l1_loss(out, batch["target"]).item())
-        sync, prob = expert_sync_loss(expert, out, batch["sync_mel"])
-        syncs.append(sync.item())
-        probs.append(prob.item())
+        if expert is not None:
+            sync, prob = expert_sync_loss(expert, out, batch["sync_mel"])
+            syncs.append(sync.item())
+            probs.append(prob.item())
     gen.train()
-    mean = lambda xs: distributed.mean_across(sum(xs) / max(len(xs), 1), ctx)  # noqa: E731
+    mean = lambda xs: distributed.mean_across(sum(xs) / len(xs), ctx) if xs else float("nan")  # noqa: E731
     return {"val_l1": mean(l1s), "val_sync_loss": mean(syncs), "val_sync_prob": mean(probs)}
 
 
 def train(args) -> int:
     ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset)
 
-    expert = load_model(args.expert, expect="syncnet", device=ctx.device)
-    for p in expert.parameters():
-        p.requires_grad_(False)
+    expert = load_model(args.expert, expect="syncnet", device=ctx.device) if args.expert else None
+    if expert is not None:
+        expert.requires_grad_(False)
     gen = Wav2Lip(GeneratorDims(width=args.width))
     if args.init:
         gen.load_state_dict(load_model(args.init, expect="wav2lip").state_dict())
@@ -160,7 +163,8 @@ def adversarial_term(net_d, fake):
 
 def add_args(p):
     add_common_args(p, default_batch=16)
-    p.add_argument("--expert", required=True, help="trained expert (.safetensors or lipsync_expert.pth)")
+    p.add_argument("--expert", help="trained expert (.safetensors or lipsync_expert.pth) for the sync loss; "
+                   "without one the generator learns from L1 (+ GAN) alone")
     p.add_argument("--gan", action="store_true", help="add the visual-quality discriminator (s_g = 0.07)")
     p.add_argument("--init", help="start from these generator weights (fine-tuning)")
 

@@ -1,0 +1,121 @@
+"""Speaker adaptation: fine-tune the generator on one clip's own frames and audio.
+
+    python main.py adapt VIDEO [-o OUT.safetensors] [--minutes 5] [--expert expert]
+
+The original footage is in-sync training data for exactly the face being dubbed. The clip is
+prepared like the training set (`training/prepare.py`: 25 fps face crops, 16 kHz audio) in a
+temporary folder, then the generator (the bundled one unless --base) is fine-tuned on it with
+`train-generator` (L1 + the frozen expert's sync loss once it is low enough, as in the paper;
+L1 alone when no expert is available). Validation runs on the same clip: this is fitting one
+speaker, not generalising.
+
+The result goes to -o, or beside the video as `<video stem>.adapted.safetensors` (never
+over a bundled model); `render --checkpoint OUT` and the editor use it like any generator.
+Its sidecar records the base model, the clip and the steps.
+"""
+import argparse
+import tempfile
+from pathlib import Path
+
+from core.atomic import sha256_file
+from core.errors import FaceError, LipsmithError, WeightsError
+from core.weights import MODELS_DIR, load_model, read_manifest, read_sidecar, resolve, save_weights
+from training import prepare, train_generator
+
+KEY = "adapt/clip"
+
+
+def default_output(video) -> Path:
+    video = Path(video)
+    return video.with_name(f"{video.stem}.adapted.safetensors")
+
+
+def check_output(output: Path, video: Path):
+    """Adapted weights never replace a bundled model or the clip, and the folder must take a file."""
+    from core.video import check_writable
+
+    if output.resolve().parent == MODELS_DIR.resolve():
+        raise WeightsError(output, "adapted weights are never written into the bundled models folder; choose -o")
+    if output.suffix != ".safetensors":
+        raise WeightsError(output, "the output must be a .safetensors file")
+    check_writable(output, protect=(video,))
+
+
+def prepare_clip(video, folder: Path, cache_dir=None) -> int:
+    """The clip in training layout under `folder` (filelists: all of it, for train and val); its frame count."""
+    from core.faces import get_detector
+
+    detector = get_detector()
+    record = prepare.process_video(video, folder, KEY, prepare._params(detector.identity()),
+                                   cache_dir=cache_dir, detector=detector)
+    if record["status"] != "ok":
+        raise FaceError(video, f"cannot adapt to this clip: {record['reason']}")
+    keys = [f"adapt/{part}" for part in record["parts"]]
+    (folder / "filelists").mkdir(exist_ok=True)
+    for name in ("train", "val"):
+        (folder / "filelists" / f"{name}.txt").write_text("".join(k + "\n" for k in keys))
+    return int(record["frames"])
+
+
+def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, steps=100_000,
+          batch_size=8, lr=1e-4, device="auto", cache_dir=None) -> dict:
+    video = Path(video)
+    if not video.is_file():
+        raise LipsmithError(video, "no such file")
+    output = Path(output) if output else default_output(video)
+    check_output(output, video)
+    base_path, _ = resolve(base)
+    width = read_sidecar(base_path).get("dims", {}).get("width", 1.0) if base_path.suffix == ".safetensors" else 1.0
+    expert_path = None
+    if expert:
+        try:
+            expert_path = resolve(expert)[0]
+        except WeightsError:
+            if expert != "expert" or "expert" in read_manifest():
+                raise  # a named expert that is missing is an error; no bundled one is not
+    with tempfile.TemporaryDirectory(prefix="lipsmith-adapt-") as tmp:
+        data = Path(tmp) / "data"
+        frames = prepare_clip(video, data, cache_dir)
+        run = Path(tmp) / "run"
+        args = argparse.Namespace(
+            data=str(data), run_dir=str(run), width=width, batch_size=batch_size, lr=lr, steps=steps,
+            max_minutes=minutes, eval_every=max(10, min(200, steps // 5)), eval_batches=4, log_every=25,
+            workers=0, seed=0, device=device, precision="auto", av_offsets=None, resume=False, force=False,
+            expert=str(expert_path) if expert_path else None, gan=False, init=str(base_path))
+        train_generator.train(args)
+        trained = run / ("best.safetensors" if (run / "best.safetensors").is_file() else "final.safetensors")
+        side = read_sidecar(trained)
+        model = load_model(trained, expect="wav2lip")
+        save_weights(model, output, half=True, metadata={
+            "adapted_from": {"file": base_path.name, "sha256": sha256_file(base_path)},
+            "clip": {"file": video.name, "sha256": sha256_file(video), "frames": frames},
+            "expert": expert_path.name if expert_path else None,
+            "step": side.get("step"), "metrics": side.get("metrics")})
+    return {"output": str(output), "frames": frames, "expert": expert_path.name if expert_path else None,
+            "step": side.get("step"), **(side.get("metrics") or {})}
+
+
+def run(args) -> int:
+    result = adapt(args.video, args.output, base=args.base, expert=args.expert, minutes=args.minutes,
+                   steps=args.steps, batch_size=args.batch_size, lr=args.lr, device=args.device,
+                   cache_dir=args.cache_dir)
+    sync = "" if result["expert"] else " (no expert: L1 only)"
+    print(f"adapted on {result['frames']} frames for {result['step']} steps{sync}: "
+          f"L1 on the clip {result.get('val_l1', float('nan')):.4f}"
+          f" -> {result['output']}")
+    return 0
+
+
+def add_parser(sub):
+    p = sub.add_parser("adapt", help="fine-tune the generator on a clip's own frames and audio (speaker adaptation)")
+    p.add_argument("video", help="the original footage (in sync with its own audio)")
+    p.add_argument("-o", "--output", help="adapted weights (.safetensors; default: beside the video)")
+    p.add_argument("--base", default="generator", help="generator to start from (default: the bundled one)")
+    p.add_argument("--expert", default="expert", help="sync expert for the sync loss (default: the bundled one, if any)")
+    p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
+    p.add_argument("--steps", type=int, default=100_000, help="stop after this many steps")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", help="face detection cache folder")
+    p.set_defaults(run=run)
