@@ -36,7 +36,7 @@ class Document(QObject):
         self.show_mask = False
         # the video's own audio: None until read; `original_state` says why there is none
         self.original_waveform: Waveform | None = None
-        self.original_state = "loading"  # "loading", "ready", "none" (no audio track), "failed"
+        self.original_state = "loading"  # "loading", "ready", "none" (no audio track), "still", "missing", "failed"
         self.track = None  # core.faces.FaceTrack for the mask overlay (app.jobs.face_track)
         self.track_key = None  # the TrackRequest.key it was built for
         self.models: dict | None = None  # {"generator": problem or None, "expert": ...}; None: not checked yet

@@ -110,6 +110,7 @@ class Inspector(QWidget):
         self.dub_box = dub
 
         layout = QVBoxLayout(self)
+        layout.addWidget(dub)
         layout.addWidget(self.title)
         layout.addWidget(self.name)
         layout.addWidget(self.range_label)
@@ -117,8 +118,10 @@ class Inspector(QWidget):
         layout.addWidget(self.hint)
         layout.addWidget(settings)
         layout.addWidget(self.render_button)
-        layout.addWidget(takes, 1)
-        layout.addWidget(dub)
+        self.takes.setMinimumHeight(90)
+        self.takes.setMaximumHeight(180)
+        layout.addWidget(takes)
+        layout.addStretch(1)
         self.set_document(None)
 
     def add_dub_control(self, widget):

@@ -396,7 +396,7 @@ class MainWindow(QMainWindow):
         doc = self.document
         if doc is None or doc.project.video.missing or doc.project.video.facts.is_image:
             if doc is not None:
-                doc.set_original_waveform(None, "none")
+                doc.set_original_waveform(None, "still" if doc.project.video.facts.is_image else "missing")
             return None
         job = self.run_job("Read the video's audio", jobs.load_original_audio, doc.project.video.path, quiet=True,
                            report=False,

@@ -414,6 +414,7 @@ class Timeline(QWidget):
             return
         self._original_key = key
         note = {"loading": "reading the video's audio…", "none": "the video has no audio track",
+                "still": "a still image: no audio of its own", "missing": "the video is missing",
                 "failed": "the video's audio could not be read"}.get(doc.original_state, "")
         self.original_note.setText(note)
         self.original_note.setPos(2, 0)
