@@ -1,7 +1,10 @@
 """Open the editor on the demo portrait + speech, wait for its jobs, grab the window.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py dark out.png \
-        [--render [--checkpoint G.safetensors]] [--result]
+        [--render [--checkpoint G.safetensors]] [--result] [--mask] [--video V --dub D]
+
+--mask turns the preview's mask overlay on (the face track job runs first); --video/--dub use
+other media than the bundled demo portrait and speech.
 """
 import os
 import shutil
@@ -28,12 +31,14 @@ w = MainWindow(settings)
 w.resize(1500, 920)
 w.show()
 demo = Path(__file__).resolve().parents[1] / "resources" / "demo"
-w.create_project(demo / "portrait.png", demo / "speech.wav", folder / "demo.lipsmith")
+arg = lambda name, default: Path(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default  # noqa: E731
+w.create_project(arg("--video", demo / "portrait.png"), arg("--dub", demo / "speech.wav"), folder / "demo.lipsmith")
 t = time.time()
 while time.time() - t < 60:
     app.processEvents(); time.sleep(0.02)
     d = w.document
-    if d and d.project.segments and d.waveform is not None and not w.jobs.active() and d.models is not None:
+    if (d and d.project.segments and d.waveform is not None and not w.jobs.active() and d.models is not None
+            and d.original_state != "loading"):
         break
 d = w.document
 speech = [s for s in d.project.segments if s.kind == "speech"]
@@ -62,6 +67,17 @@ else:
     d.set_frame((speech[1].start + speech[1].end) // 2 if len(speech) > 1 else 10)
 d.in_point, d.out_point = speech[0].start, speech[0].end
 d.marks_changed.emit()
+if "--mask" in sys.argv:
+    d.set_show_mask(True)
+    t = time.time()
+    while (d.track is None or w.jobs.active()) and time.time() - t < 120:
+        app.processEvents(); time.sleep(0.02)
+    print("mask", d.track is not None)
+t = time.time()
+while time.time() - t < 30:  # the thumbnails in view
+    app.processEvents(); time.sleep(0.02)
+    if all(w.timeline.thumbnails.image(i) is not None for _, i in w.timeline.thumb_strip.slots):
+        break
 for _ in range(100):
     app.processEvents(); time.sleep(0.02)
 w.grab().save(out)
