@@ -12,12 +12,16 @@ Modules, from the bottom up (each small, one concern):
   theme         qdarkstyle dark / light, and the matching colours for pyqtgraph
   document      `Document`: the open Project, the playhead, in/out marks, change signals
   frames        `FrameReader`: decodes preview frames in its own thread (latest request wins)
+  thumbnails    `Thumbnails`: the timeline's video thumbnails, decoded in their own thread, cached
+  overlay       the mask overlay's crop box and blend mask for one frame (Qt-free)
   playback      `Transport`: play / pause / J-K-L shuttle, and the dub's audio when QtMultimedia has an output
-  preview       the frame view (original / result, fit / 100 %)
-  timeline      ruler + playhead, dub waveform, sync-confidence lane with threshold, takes lane
+  preview       the frame view (original / result, fit / 100 %, mask overlay)
+  timeline      ruler + playhead, thumbnails, original audio, dub waveform, sync lane (threshold, per-frame
+                confidence curve, segment names), takes lane, no-face marks
   inspector     the segment under the playhead: confidence, settings, re-render, takes
   jobs_panel    running and finished jobs with progress, ETA and cancel
   dialogs       message boxes, the export dialog
+  project_settings  Project ▸ Settings… (length policy, detector, face, device, segment defaults)
   main_window   `MainWindow`: menus, actions, drag and drop, autosave, recovery, the job flows
   main          `run(argv)`: QApplication, theme, window
 """
