@@ -31,5 +31,10 @@ scored=$("$bin" score "$out/demo.mp4" --json >/dev/null 2>&1 && echo scored || e
 size=$(stat -c %s "$out/demo.mp4" 2>/dev/null || stat -f %z "$out/demo.mp4")
 [ "$size" -gt 10000 ] || { echo "FAIL: demo.mp4 is $size bytes"; exit 1; }
 echo "demo render: $(echo "$t1 - $t0" | bc) s, demo.mp4 $size bytes, $scored"
+# the editor: starts offscreen (no display needed) and is still running when stopped after 20 s
+rc=0
+QT_QPA_PLATFORM=offscreen timeout 20 "$bin" >"$out/editor.log" 2>&1 || rc=$?
+[ "$rc" -eq 124 ] || { echo "FAIL: the editor exited with $rc:"; tail -5 "$out/editor.log"; exit 1; }
+echo "editor: started and ran until stopped"
 echo "bundle size: $(du -sh "$folder" | cut -f1) ($folder)"
 echo "smoke test passed"
