@@ -91,6 +91,20 @@ class _Decoder(QObject):
         self._sources.clear()
 
 
+def start_decoder_thread(owner, decoder, name: str) -> QThread:
+    """Run `decoder` (serve/close slots, ready/failed signals) in its own QThread, wired to
+    `owner`'s _wake/_stop signals and _on_ready/_on_failed slots; returns the started thread."""
+    thread = QThread()
+    thread.setObjectName(name)
+    decoder.moveToThread(thread)
+    owner._wake.connect(decoder.serve)
+    owner._stop.connect(decoder.close)
+    decoder.ready.connect(owner._on_ready)
+    decoder.failed.connect(owner._on_failed)
+    thread.start()
+    return thread
+
+
 class FrameReader(QObject):
     frame_ready = Signal(object, int, QImage)  # key, index in its file, image
     failed = Signal(object, str)
@@ -101,15 +115,8 @@ class FrameReader(QObject):
         super().__init__(parent)
         self._lock = threading.Lock()
         self._pending = None
-        self._thread = QThread()
-        self._thread.setObjectName("frame reader")
         self._decoder = _Decoder(self)
-        self._decoder.moveToThread(self._thread)
-        self._wake.connect(self._decoder.serve)
-        self._stop.connect(self._decoder.close)
-        self._decoder.ready.connect(self._on_ready)
-        self._decoder.failed.connect(self._on_failed)
-        self._thread.start()
+        self._thread = start_decoder_thread(self, self._decoder, "frame reader")
 
     def request(self, key, path, index: int):
         """Decode frame `index` of `path`; `key` comes back with it (e.g. which view asked)."""

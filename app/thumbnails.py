@@ -12,10 +12,10 @@ from collections import OrderedDict
 from pathlib import Path
 
 import cv2
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
-from .frames import to_qimage
+from .frames import start_decoder_thread, to_qimage
 
 THUMB_HEIGHT = 72  # pixels: drawn smaller, sharp on high-DPI screens
 CACHE_LIMIT = 3000  # thumbnails kept (≈ 128 × 72 × 3 bytes each: ~80 MB at most)
@@ -104,15 +104,8 @@ class Thumbnails(QObject):
         self._cache: OrderedDict[int, QImage] = OrderedDict()
         self._lock = threading.Lock()
         self._pending: list[int] = []
-        self._thread = QThread()
-        self._thread.setObjectName("thumbnails")
         self._decoder = _Decoder(self)
-        self._decoder.moveToThread(self._thread)
-        self._wake.connect(self._decoder.serve)
-        self._stop.connect(self._decoder.close)
-        self._decoder.ready.connect(self._on_ready)
-        self._decoder.failed.connect(self._on_failed)
-        self._thread.start()
+        self._thread = start_decoder_thread(self, self._decoder, "thumbnails")
 
     def set_source(self, path):
         """Thumbnails of another video (None: none); the cache starts over."""

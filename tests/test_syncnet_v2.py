@@ -13,6 +13,7 @@ from core.models.syncnet_v2 import SyncNetV2
 from core.sync import (SyncNetV2Scorer, load_scorer, score_video, syncnet_v2_crop, syncnet_v2_crop_box)
 from core.weights import load_model
 from tests.conftest import ffmpeg, speech_like
+from tests.test_weights import randomise
 
 # a sample of the official file's keys and shapes (BN, ReLU and pooling layers take indices)
 OFFICIAL = {
@@ -31,17 +32,7 @@ OFFICIAL = {
 
 
 def random_official_state(seed=0, counters=True) -> dict:
-    torch.manual_seed(seed)
-    model = SyncNetV2()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.normal_(0, 0.05)
-        for name, buf in model.named_buffers():
-            if "running_var" in name:
-                buf.uniform_(0.5, 1.5)
-            elif "running_mean" in name:
-                buf.normal_(0, 0.1)
-    state = model.state_dict()
+    state = randomise(SyncNetV2(), seed).state_dict()
     if not counters:  # files saved before PyTorch 0.4.1 have no num_batches_tracked
         state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     return state

@@ -10,14 +10,17 @@ from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.weights import load_model, read_sidecar, save_weights
 
 
-def randomise(model):
-    torch.manual_seed(1)
+def randomise(model, seed=1):
+    """Random weights and BatchNorm statistics (so a load that drops any of them shows)."""
+    torch.manual_seed(seed)
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0, 0.05)
         for name, buf in model.named_buffers():
             if "running_var" in name:
                 buf.uniform_(0.5, 1.5)
+            elif "running_mean" in name:
+                buf.normal_(0, 0.1)
     return model
 
 
