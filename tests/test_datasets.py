@@ -119,7 +119,7 @@ def test_stretch_loudness_follows_the_audio_envelope(root):
     ds = StretchDataset(root, "train", train=False, stretch=8)
     c = 0
     loud = ds.loudness(c)
-    assert abs(loud.mean()) < 1e-4 and abs(loud.std() - 1) < 1e-3  # z-scored over the clip
+    assert abs(np.nanmean(loud)) < 1e-4 and abs(np.nanstd(loud) - 1) < 1e-3  # z-scored over the clip
     # speech_like() is shaped by a 3 Hz syllable envelope: loud frames where it peaks, quiet at its zeros
     t = (np.arange(len(loud)) + 0.5) / 25
     envelope = np.clip(np.sin(2 * np.pi * 3 * t), 0, None)
@@ -264,3 +264,22 @@ def test_augment_image_identity_and_scale():
     shifted = Augment.image(square, dict(ident, dx=0.05))
     cols = np.flatnonzero(shifted[48, :, 0] > 0.5)
     assert cols.min() in (42, 43) and cols.max() in (61, 62)  # moved right by ~4.8 px
+
+
+def test_stretch_aperture_target_from_the_measured_file(root):
+    with pytest.raises(FileNotFoundError, match="lip_aperture.py"):
+        StretchDataset(root, "train", train=False, stretch=8, aux="aperture")
+    rng = np.random.default_rng(0)
+    measured = {"s1/long": rng.uniform(0, 0.5, 60).astype(np.float32)}
+    measured["s1/long"][7] = np.nan  # no mesh in that frame
+    np.savez(root / "lip_aperture.npz", **measured)
+    try:
+        ds = StretchDataset(root, "train", train=False, stretch=8, aux="aperture")
+        target = ds.aux_target(0)  # s1/long: z-scored, the gap kept
+        assert np.isnan(target[7]) and abs(np.nanmean(target)) < 1e-4
+        np.testing.assert_allclose(np.argsort(target[:7]), np.argsort(measured["s1/long"][:7]))
+        assert np.isnan(ds.aux_target(1)).all()  # s1/mid was not measured: no target at all
+        _, _, aux = ds[0]
+        np.testing.assert_array_equal(aux[0].numpy(), target[0:5])
+    finally:
+        (root / "lip_aperture.npz").unlink()

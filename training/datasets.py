@@ -352,20 +352,32 @@ def read_av_offsets(path) -> dict:
 
 
 class StretchDataset(_WindowDataset):
-    """Items for the expert's offset-contrastive objective: (faces, mels, loudness).
+    """Items for the expert's offset-contrastive objective: (faces, mels, aux).
 
     faces (K, 3*T, 48, 96): the lower halves of the windows starting at frames s .. s+K-1 of one
     clip (layout as ExpertDataset), one augmentation draw for the whole stretch; mels
     (K, 1, 80, 16): the mel windows of the same starts (with the clip's AV offset). Window k's
     in-sync mel is mels[k]; mels[j != k] are the same clip's audio |j - k| frames off.
-    loudness (K, T): `loudness()` of each window's frames.
+    aux (K, T): the auxiliary per-frame target of each window's frames, z-scored per clip, NaN
+    where unknown: `loudness()` of the audio, or the lip aperture that MediaPipe measured
+    (`training/lip_aperture.py`, DATA/lip_aperture.npz) with aux="aperture".
     """
 
     def __init__(self, root, filelist, train: bool = True, stretch: int = 16, syncnet_T: int = HP.syncnet_T,
                  epoch_size: int | None = None, seed: int = 0, augment: Augment | None = None,
-                 av_offsets: dict | None = None):
+                 av_offsets: dict | None = None, aux: str = "loudness"):
         self.K = int(stretch)
+        self.aux = aux
         self._loudness = {}
+        self._aperture = None
+        if aux == "aperture":
+            path = Path(root) / "lip_aperture.npz"
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found: run training/lip_aperture.py on the prepared data first")
+            with np.load(path) as f:
+                self._aperture = {key: zscored(f[key]) for key in f.files}
+        elif aux != "loudness":
+            raise ValueError(f"unknown auxiliary target {aux!r} (loudness or aperture)")
         super().__init__(root, filelist, train, syncnet_T, epoch_size, seed, augment, av_offsets)
 
     def _valid_starts(self, clip: Clip) -> np.ndarray:
@@ -396,14 +408,22 @@ class StretchDataset(_WindowDataset):
         lower = images[:, half:].transpose(0, 3, 1, 2)  # (K+T-1, 3, 48, 96)
         faces = np.stack([lower[k:k + self.T].reshape(self.T * 3, half, HP.img_size) for k in range(self.K)])
         mels = np.stack([self._mel_out(self._mel_at(c, s + k), p, d["rng"]) for k in range(self.K)])
-        loud = self.loudness(c)[s:s + self.K + self.T - 1]
-        loudness = np.stack([loud[k:k + self.T] for k in range(self.K)])
+        per_frame = self.aux_target(c)[s:s + self.K + self.T - 1]
+        aux = np.stack([per_frame[k:k + self.T] for k in range(self.K)])
         return (torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mels[:, None]),
-                torch.from_numpy(loudness)), d
+                torch.from_numpy(aux)), d
+
+    def aux_target(self, c: int) -> np.ndarray:
+        if self._aperture is None:
+            return self.loudness(c)
+        target = self._aperture.get(self.clips[c].key)
+        if target is None or len(target) != self.clips[c].frames:
+            return np.full(self.clips[c].frames, np.nan, np.float32)  # not measured: no target
+        return target
 
     def loudness(self, c: int) -> np.ndarray:
         """Per-frame loudness of clip c's audio (with its AV offset): the mean normalised mel over
-        the frame's 40 ms, z-scored over the clip, 0 where the audio has ended. An auxiliary
+        the frame's 40 ms, z-scored over the clip, NaN where the audio has ended. An auxiliary
         target for the face encoder: an open mouth goes with a loud frame, so predicting it
         teaches the encoder to look at the lips, which the sync objectives alone can take
         thousands of steps to discover."""
@@ -418,11 +438,18 @@ class StretchDataset(_WindowDataset):
             b = int(per_frame * (i + 1 + self._shift(clip)))
             if 0 <= a and b <= len(mel) and b > a:
                 out[i] = mel[a:b].mean()
-        valid = out != 0
-        if valid.sum() > 1:
-            out[valid] = (out[valid] - out[valid].mean()) / max(float(out[valid].std()), 1e-3)
-        self._loudness[c] = out
+        out[out == 0] = np.nan
+        self._loudness[c] = out = zscored(out)
         return out
+
+
+def zscored(x: np.ndarray) -> np.ndarray:
+    """(x - mean) / std over the finite values (NaN stays NaN), float32."""
+    x = np.asarray(x, np.float32).copy()
+    ok = np.isfinite(x)
+    if ok.sum() > 1:
+        x[ok] = (x[ok] - x[ok].mean()) / max(float(x[ok].std()), 1e-3)
+    return x
 
 
 class GeneratorDataset(_WindowDataset):

@@ -8,10 +8,11 @@ Two objectives:
 * `--objective offsets` (default): batches of stretches of K consecutive windows; the same
   cosine-BCE (pairs >= 5 frames off as negatives) plus InfoNCE over the stretch's offsets.
   Each step then contrasts every window with its nearby offsets, which is what LSE-C and the
-  AV offset measure. A training-only head also has the face embedding predict its frames'
-  loudness (--loudness), which points the face encoder at the lips: with our 8 minutes of
-  data the paper's objective stayed at chance for 500 steps, and the offset objective alone
-  for 600 (notes on issue 3).
+  AV offset measure. A training-only head also has the face embedding predict a per-frame
+  target (--aux): the audio's loudness, or the lip aperture measured by MediaPipe Face Mesh
+  (training/lip_aperture.py), which points the face encoder at the lips: with our 8 minutes
+  of data the paper's objective stayed at chance for 500 steps, and the offset objective
+  alone for 600 (notes on issue 3).
 Validation (held-out speakers) always reports the paper's figures: off-sync accuracy and
 BCE on 50 % in-sync / 50 % off-sync pairs; the best checkpoint by that loss is exported as
 `best.safetensors` (loadable by core.weights.load_model). `--av-offsets FILE` trains on
@@ -164,14 +165,14 @@ def train(args) -> int:
     stretch = args.objective == "offsets"
     options = {}
     if stretch:
-        options = {"train_cls": StretchDataset, "stretch": args.stretch, "epoch_size": 1 << 30}
+        options = {"train_cls": StretchDataset, "stretch": args.stretch, "epoch_size": 1 << 30, "aux": args.aux}
     ctx, run_dir, log, config, data, train_set, val_set = start_run(args, ExpertDataset, **options)
     val_stretches = StretchDataset(data, data / "filelists" / "val.txt", train=False, stretch=args.stretch,
                                    av_offsets=val_set.av_offsets) if stretch else None
     model = SyncNet(SyncNetDims(width=args.width))
-    # training-only head: the face embedding predicts its frames' loudness (StretchDataset.loudness)
-    loudness_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
-    models = {"expert": model, **({"loudness_head": loudness_head} if stretch and args.loudness else {})}
+    # training-only head: the face embedding predicts its frames' auxiliary target (StretchDataset)
+    aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
+    models = {"expert": model, **({"aux_head": aux_head} if stretch and args.aux_weight else {})}
     optimiser = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=args.lr)
     step, best = 0, float("inf")
     last = run_dir / "last.safetensors"
@@ -207,17 +208,20 @@ def train(args) -> int:
             break
         batch = [t.to(ctx.device) for t in batch]
         if stretch:
-            faces, mels, loudness = batch
+            faces, mels, aux = batch
             G, K = faces.shape[:2]
             with autocast(ctx, args.precision):
                 audio_emb, face_emb = net(mels.flatten(0, 1), faces.flatten(0, 1))
             bce, nce = offset_losses(audio_emb.float().view(G, K, -1), face_emb.float().view(G, K, -1))
             loss = bce + args.nce * nce
             parts = {"bce": bce.item(), "nce": nce.item()}
-            if args.loudness:
-                loud = F.mse_loss(loudness_head(face_emb.float()), loudness.flatten(0, 1))
-                loss = loss + args.loudness * loud
-                parts["loudness"] = loud.item()
+            if args.aux_weight:
+                target = aux.flatten(0, 1)
+                known = torch.isfinite(target)
+                aux_loss = F.mse_loss(aux_head(face_emb.float())[known], target[known]) if known.any() \
+                    else torch.zeros((), device=target.device)
+                loss = loss + args.aux_weight * aux_loss
+                parts[args.aux] = aux_loss.item()
         else:
             faces, mel, label = batch
             with autocast(ctx, args.precision):
@@ -261,9 +265,10 @@ def add_args(p):
     p.add_argument("--stretch", type=int, default=16, help="windows per stretch (offsets objective); "
                    "the batch holds batch-size / stretch stretches")
     p.add_argument("--nce", type=float, default=1.0, help="weight of the InfoNCE term (offsets objective)")
-    p.add_argument("--loudness", type=float, default=1.0,
-                   help="weight of the auxiliary loss: the face embedding predicts its 5 frames' loudness "
-                        "(offsets objective; 0: off)")
+    p.add_argument("--aux", choices=["loudness", "aperture"], default="loudness",
+                   help="auxiliary per-frame target the face embedding predicts (offsets objective): the audio's "
+                        "loudness, or the lip aperture of DATA/lip_aperture.npz (training/lip_aperture.py)")
+    p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary loss (0: off)")
 
 
 def add_parser(sub):
