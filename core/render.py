@@ -7,6 +7,7 @@ Output frame k is shown at k / fps; its mel window starts at int(80 · k / fps) 
 dub, exactly as the reference maps frames to audio. Which source frame feeds output
 frame k depends on the length policy when dub and video differ.
 """
+import contextlib
 import queue
 import threading
 import time
@@ -150,6 +151,20 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> tuple:
+    """(model, autocast): the model in eval mode with BatchNorm folded into its convs (in place),
+    channels-last on `device`, and the mixed precision the device runs fastest: bf16 on CPUs
+    with native bf16, fp16 on CUDA, none elsewhere (a no-op context)."""
+    with torch.no_grad():
+        model = fold_batchnorm(model.eval())
+    model = model.to(device).to(memory_format=torch.channels_last)
+    if device.type == "cuda":
+        return model, torch.autocast("cuda", dtype=torch.float16)
+    if device.type == "cpu" and cpu_supports_bf16():
+        return model, torch.autocast("cpu", dtype=torch.bfloat16)
+    return model, contextlib.nullcontext()
+
+
 class FaceGenerator:
     """Runs the generator on batches of 96×96 BGR crops, with the fastest settings the device has:
     inference mode, BatchNorm folded into the convs and channels-last everywhere, bf16 autocast
@@ -160,15 +175,7 @@ class FaceGenerator:
                  compile_model: bool = False):
         self.device = device
         self.batch_size = batch_size
-        with torch.no_grad():
-            model = fold_batchnorm(model.eval())
-        self.model = model.to(device).to(memory_format=torch.channels_last)
-        if device.type == "cuda":
-            self.autocast = torch.autocast("cuda", dtype=torch.float16)
-        elif device.type == "cpu" and cpu_supports_bf16():
-            self.autocast = torch.autocast("cpu", dtype=torch.bfloat16)
-        else:
-            self.autocast = None
+        self.model, self.autocast = prepare_for_inference(model, device)
         if compile_model:
             self.model = torch.compile(self.model, dynamic=False)
 
@@ -195,12 +202,8 @@ class FaceGenerator:
         masked[:, :, faces.shape[2] // 2:] = 0  # the generator redraws the lower half
         x = torch.cat([masked, faces], dim=1).contiguous(memory_format=torch.channels_last)
         mel = torch.from_numpy(np.ascontiguousarray(mels)).to(self.device).unsqueeze(1)
-        with torch.inference_mode():
-            if self.autocast is not None:
-                with self.autocast:
-                    pred = self.model(mel, x)
-            else:
-                pred = self.model(mel, x)
+        with torch.inference_mode(), self.autocast:
+            pred = self.model(mel, x)
         pred = pred.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
         return pred.permute(0, 2, 3, 1).cpu().numpy()
 

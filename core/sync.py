@@ -26,6 +26,7 @@ own audio features from the 16 kHz waveform):
 Sign of the offset: `SyncScores.offset_frames` is positive when the audio lags the video, for
 every scorer. The reference SyncNet prints "AV offset" = 15 − argmin index = −offset_frames.
 """
+import copy
 from dataclasses import dataclass, field
 
 import cv2
@@ -39,7 +40,7 @@ from core.faces.geometry import padded_box
 from core.hparams import HP
 from core.models.syncnet import SyncNet
 from core.models.syncnet_v2 import SyncNetV2
-from core.render import source_frames
+from core.render import prepare_for_inference, source_frames
 from core.video import VideoSource
 from core.weights import kind_of, load_model, resolve
 
@@ -81,15 +82,17 @@ class SyncScores:
 
 
 class ExpertScorer:
-    """Embeds faces and audio with our SyncNet expert (or any model with its interface)."""
+    """Embeds faces and audio with our SyncNet expert (or any model with its interface), on a
+    copy prepared like the generator (BatchNorm folded, channels-last, bf16/fp16 autocast
+    where the device has it: normalised embeddings move by ~1e-3, scoring runs 3x faster)."""
 
     reference_protocol = False  # lse_scores' default protocol
     track_smoothing = None  # the face track as given (the renderer's smoothing)
     size = 96
 
     def __init__(self, expert: torch.nn.Module, name: str, device="cpu", batch_size: int = 64):
-        self.expert, self.name = expert.to(device).eval(), name
-        self.device, self.batch_size = torch.device(device), batch_size
+        self.name, self.device, self.batch_size = name, torch.device(device), batch_size
+        self.expert, self.autocast = prepare_for_inference(copy.deepcopy(expert), self.device)
         self.frames = expert.dims.frames
         self.blank = np.zeros((self.size // 2, self.size, 3), np.uint8)
 
@@ -112,7 +115,9 @@ class ExpertScorer:
         for start in range(0, max(n_windows, 0), self.batch_size):
             idx = np.arange(start, min(start + self.batch_size, n_windows))[:, None] + np.arange(self.frames)
             windows = torch.from_numpy(halves[idx].reshape(len(idx), -1, *halves.shape[2:])).to(self.device)
-            out.append(self.expert.face_encoder(windows).flatten(1))
+            with self.autocast:
+                out.append(self.expert.face_encoder(windows.contiguous(memory_format=torch.channels_last))
+                           .flatten(1).float())
         return _stacked(out)
 
     @torch.inference_mode()
@@ -125,7 +130,8 @@ class ExpertScorer:
         for start in range(0, n_frames, self.batch_size):
             times = np.arange(start, min(start + self.batch_size, n_frames)) / SCORE_FPS
             windows = np.stack([mel_window(mel, t) for t in times])[:, None]
-            out.append(self.expert.audio_encoder(torch.from_numpy(windows).to(self.device)).flatten(1))
+            with self.autocast:
+                out.append(self.expert.audio_encoder(torch.from_numpy(windows).to(self.device)).flatten(1).float())
         return _stacked(out)
 
 
