@@ -218,7 +218,10 @@ def train(args) -> int:
             if args.aux_weight:
                 target = aux.flatten(0, 1)
                 known = torch.isfinite(target)
-                aux_loss = F.mse_loss(aux_head(face_emb.float())[known], target[known]) if known.any() \
+                # the embedding is a unit vector: scaled by sqrt(D) its coordinates have unit
+                # variance, so the head does not need to grow its weights ~sqrt(D)x first
+                predicted = aux_head(face_emb.float() * face_emb.shape[1] ** 0.5)
+                aux_loss = F.mse_loss(predicted[known], target[known]) if known.any() \
                     else torch.zeros((), device=target.device)
                 loss = loss + args.aux_weight * aux_loss
                 parts[args.aux] = aux_loss.item()
