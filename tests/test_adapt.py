@@ -1,15 +1,19 @@
 """`python main.py adapt`: fine-tune on a clip's own footage, write beside it, render with it."""
+import argparse
 import json
+import tempfile
 
 import pytest
 import torch
 
-from core.errors import WeightsError
+from core.errors import Cancelled, WeightsError
+from core.faces.detect import Detection, FaceDetector
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.render import RenderOptions, render
 from core.video import VideoSource
 from core.weights import MODELS_DIR, load_model, save_weights
-from training import adapt
+from tests.conftest import ffmpeg
+from training import adapt, train_generator
 
 
 @pytest.fixture
@@ -51,3 +55,76 @@ def test_adapt_refuses_the_bundled_folder_and_a_missing_named_expert(tmp_path, b
         adapt.adapt(clip, tmp_path / "x.safetensors", base=str(base), expert=str(tmp_path / "no-expert.safetensors"))
     with pytest.raises(WeightsError, match="must be a .safetensors"):
         adapt.adapt(clip, clip, base=str(base))  # never over the clip (nor any other non-weights file)
+
+
+# --------------------------------------------------------------------------- progress and cancel (the editor's job)
+
+
+class BoxDetector(FaceDetector):
+    """The synthetic clip has no face: a fixed box stands in for RetinaFace (as in test_app)."""
+    name = "test-box"
+
+    def _detect(self, image):
+        return [Detection((110, 50, 210, 190), 0.99)]
+
+
+@pytest.fixture
+def clip(tmp_path, monkeypatch):
+    import core.faces
+
+    monkeypatch.setenv("LIPSMITH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    video = tmp_path / "speaker.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25:duration=3",
+           "-f", "lavfi", "-i", "sine=frequency=300:sample_rate=16000:duration=3",
+           "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", video)
+    return video
+
+
+def generator_args(data, run, base, steps=50):
+    return argparse.Namespace(
+        data=str(data), run_dir=str(run), width=0.25, batch_size=2, lr=1e-4, steps=steps, max_minutes=0,
+        eval_every=1000, eval_batches=1, log_every=1000, workers=0, seed=0, device="cpu", precision="auto",
+        av_offsets=None, resume=False, force=False, expert=None, gan=False, init=str(base))
+
+
+def test_train_generator_reports_each_step_and_cancel_raises_between_steps(clip, tmp_path, base):
+    data = tmp_path / "data"
+    assert adapt.prepare_clip(clip, data) > 50
+    calls = []
+    with pytest.raises(Cancelled):
+        train_generator.train(generator_args(data, tmp_path / "run", base), progress=lambda s, t: calls.append((s, t)),
+                              cancel=lambda: len(calls) >= 2)
+    assert calls == [(1, 50), (2, 50)]  # polled before each step: the third never ran
+    assert not list((tmp_path / "run").glob("*.safetensors"))  # no export, no checkpoint: nothing half-done
+    # the command line's call is unchanged: no callbacks, runs to its step cap
+    assert train_generator.train(generator_args(data, tmp_path / "run2", base, steps=2)) == 0
+    assert (tmp_path / "run2" / "final.safetensors").is_file()
+
+
+def test_adapt_cancelled_while_training_writes_nothing_and_removes_its_temp_folder(clip, tmp_path, base, monkeypatch):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    stages = []
+
+    def progress(done, total, stage):
+        stages.append((stage, done, total))
+
+    cancel = lambda: any(s == "train" and d > 0 for s, d, _ in stages)  # noqa: E731 - after the first step
+    with pytest.raises(Cancelled):
+        adapt.adapt(clip, base=str(base), expert=None, steps=1000, minutes=0, batch_size=2, progress=progress,
+                    cancel=cancel)
+    assert {"detect", "train"} <= {s for s, _, _ in stages}
+    assert all(0 <= d <= t for _, d, t in stages)
+    assert not list(tmp_path.glob("speaker.adapted*"))  # neither the weights nor their sidecar
+    assert not list(temp.iterdir())  # the prepared clip and the run folder are gone
+
+
+def test_adapt_with_progress_runs_to_the_end(clip, tmp_path, base):
+    stages = []
+    result = adapt.adapt(clip, base=str(base), expert=None, steps=2, batch_size=2,
+                         progress=lambda d, t, s: stages.append((s, d, t)), cancel=lambda: False)
+    assert result["step"] == 2 and (tmp_path / "speaker.adapted.safetensors").is_file()
+    assert ("train", 1000, 1000) in stages or ("save", 1000, 1000) in stages
+    assert [s for s, _, _ in stages].index("detect") < [s for s, _, _ in stages].index("train")

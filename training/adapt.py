@@ -12,17 +12,26 @@ speaker, not generalising.
 The result goes to -o, or beside the video as `<video stem>.adapted.safetensors` (never
 over a bundled model); `render --checkpoint OUT` and the editor use it like any generator.
 Its sidecar records the base model, the clip and the steps.
+
+From code (the editor's Render ▸ Adapt to Speaker…), `adapt(..., progress, cancel)` reports
+`progress(done, total, stage)`: "detect" (frames of face detection, the only long part of
+preparing), then "train" in thousandths of the budget — the larger of steps/--steps and
+elapsed/--minutes, so the rate gives an ETA either way. `cancel()` is polled between frames and
+steps; it raises core.errors.Cancelled, and the temporary folder goes with it: nothing is
+written at the output.
 """
 import argparse
 import tempfile
+import time
 from pathlib import Path
 
 from core.atomic import sha256_file
-from core.errors import FaceError, LipsmithError, WeightsError
+from core.errors import Cancelled, FaceError, LipsmithError, MediaError, WeightsError
 from core.weights import MODELS_DIR, load_model, read_manifest, read_sidecar, resolve, save_weights
 from training import prepare, train_generator
 
 KEY = "adapt/clip"
+TRAIN_UNITS = 1000  # the "train" stage's progress total (thousandths of the budget)
 
 
 def default_output(video) -> Path:
@@ -41,11 +50,15 @@ def check_output(output: Path, video: Path):
     check_writable(output, protect=(video,))
 
 
-def prepare_clip(video, folder: Path, cache_dir=None) -> int:
-    """The clip in training layout under `folder` (filelists: all of it, for train and val); its frame count."""
+def prepare_clip(video, folder: Path, cache_dir=None, progress=None, cancel=None) -> int:
+    """The clip in training layout under `folder` (filelists: all of it, for train and val); its frame count.
+    With `progress` or `cancel`, the faces are detected first in a pass that reports and stops
+    (`progress(done, total)`; into the detection cache, where preparing then finds them)."""
     from core.faces import get_detector
 
     detector = get_detector()
+    if progress is not None or cancel is not None:
+        _detect(video, detector, cache_dir, progress, cancel)
     record = prepare.process_video(video, folder, KEY, prepare._params(detector.identity()),
                                    cache_dir=cache_dir, detector=detector)
     if record["status"] != "ok":
@@ -57,9 +70,23 @@ def prepare_clip(video, folder: Path, cache_dir=None) -> int:
     return int(record["frames"])
 
 
+def _detect(video, detector, cache_dir, progress, cancel):
+    from core.faces.detections import detect_video
+    from core.video import VideoSource
+
+    try:
+        source = VideoSource(video)
+    except MediaError:
+        return  # preparing says what is wrong with the file
+    with source:
+        if not source.is_image:
+            detect_video(source, detector, cache_dir=cache_dir, progress=progress, cancel=cancel)
+
+
 def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, steps=100_000,
-          batch_size=8, lr=1e-4, device="auto", cache_dir=None) -> dict:
+          batch_size=8, lr=1e-4, device="auto", cache_dir=None, progress=None, cancel=None) -> dict:
     video = Path(video)
+    report = progress or (lambda done, total, stage: None)
     if not video.is_file():
         raise LipsmithError(video, "no such file")
     output = Path(output) if output else default_output(video)
@@ -75,14 +102,27 @@ def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, st
                 raise  # a named expert that is missing is an error; no bundled one is not
     with tempfile.TemporaryDirectory(prefix="lipsmith-adapt-") as tmp:
         data = Path(tmp) / "data"
-        frames = prepare_clip(video, data, cache_dir)
+        detect = (lambda d, t: report(d, t, "detect")) if progress is not None else None
+        frames = prepare_clip(video, data, cache_dir, progress=detect, cancel=cancel)
+        if cancel is not None and cancel():
+            raise Cancelled("adaptation cancelled")
         run = Path(tmp) / "run"
         args = argparse.Namespace(
             data=str(data), run_dir=str(run), width=width, batch_size=batch_size, lr=lr, steps=steps,
             max_minutes=minutes, eval_every=max(10, min(200, steps // 5)), eval_batches=4, log_every=25,
             workers=0, seed=0, device=device, precision="auto", av_offsets=None, resume=False, force=False,
             expert=str(expert_path) if expert_path else None, gan=False, init=str(base_path))
-        train_generator.train(args)
+        started = time.perf_counter()
+
+        def trained_steps(step, total):
+            parts = [step / total] if total else []
+            if minutes:
+                parts.append((time.perf_counter() - started) / (60 * minutes))
+            report(min(TRAIN_UNITS, int(TRAIN_UNITS * max(parts, default=0.0))), TRAIN_UNITS, "train")
+
+        report(0, TRAIN_UNITS, "train")
+        train_generator.train(args, progress=trained_steps if progress is not None else None, cancel=cancel)
+        report(TRAIN_UNITS, TRAIN_UNITS, "save")
         trained = run / ("best.safetensors" if (run / "best.safetensors").is_file() else "final.safetensors")
         side = read_sidecar(trained)
         model = load_model(trained, expect="wav2lip")

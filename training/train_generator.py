@@ -7,6 +7,11 @@ Without --expert there is no sync term (L1, + GAN): speaker adaptation's fallbac
 loss_G = (1 − s_w − s_g)·L1 + s_w·E_sync + s_g·L_gen, with s_g = 0.07 under --gan (else 0)
 and s_w switched from 0 to 0.03 (0.01 without the GAN) once the eval sync loss drops
 below 0.75, as in the paper. The expert sees the lower halves of the 5 generated frames.
+
+Called from code (speaker adaptation in the editor), `train(args, progress, cancel)` reports each
+step as `progress(step, total)` (total: the --steps cap, or None without one; --max-minutes may end
+it sooner) and polls `cancel()` before each step: when it returns true, core.errors.Cancelled is
+raised between steps, after the last complete checkpoint (every file written is written whole).
 """
 import time
 from dataclasses import asdict
@@ -14,6 +19,7 @@ from dataclasses import asdict
 import torch
 import torch.nn.functional as F
 
+from core.errors import Cancelled
 from core.models.blocks import lower_half
 from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
 from core.models.syncnet import sync_loss, sync_probability
@@ -69,7 +75,7 @@ def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str) -> dict
     return {"val_l1": mean(l1s), "val_sync_loss": mean(syncs), "val_sync_prob": mean(probs)}
 
 
-def train(args) -> int:
+def train(args, progress=None, cancel=None) -> int:
     ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset)
 
     expert = load_model(args.expert, expect="syncnet", device=ctx.device) if args.expert else None
@@ -107,9 +113,13 @@ def train(args) -> int:
         save_weights(gen, run_dir / name, metadata={"step": step, "metrics": metrics, "data": extra["data"],
                                                     "gan": bool(args.gan)})
 
+    total = args.steps or None
     for batch in forever(train_loader):
         if step >= args.steps or (args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes):
             break
+        if cancel is not None and cancel():
+            distributed.teardown()
+            raise Cancelled("training cancelled")
         batch = {k: v.to(ctx.device) for k, v in batch.items()}
         target = batch["target"]
         s_w, s_g = weights_for(args, sync_on)
@@ -132,6 +142,8 @@ def train(args) -> int:
             opt_d.step()
         step += 1
         seen += target.shape[0] * ctx.world
+        if progress is not None:
+            progress(step, total)
         if step % args.log_every == 0:
             log(step=step, l1=l1.item(), sync=sync.item(), gan=adversarial.item(),
                 samples_per_s=seen / (time.perf_counter() - started))
