@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 import core.project.fileformat as fileformat
-from core.project import (AddTake, Autosaver, ChooseTake, EditError, MediaFacts, MergeSegments, NudgeDub, Project,
+from core.project import (AddAdaptedModel, AddTake, Autosaver, ChooseTake, EditError, MediaFacts, MergeSegments, NudgeDub, Project,
                           ProjectError, RecentProjects, RelinkMedia, RemoveTake, RenameSegment, RenameTake, ReplaceSegments,
                           SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment, History,
-                          Command, autosave_path_for, recovery_candidate)
+                          Command, RelinkAdaptedModel, autosave_path_for, recovery_candidate)
 
 FACTS = MediaFacts(size=None, fingerprint=None, duration=10.0, fps=25.0, frame_count=250, width=640, height=360)
 
@@ -81,7 +81,7 @@ def test_round_trip_keeps_everything_and_stores_relative_paths(folder):
     assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None}  # NaN stored as null, not invalid JSON
     assert not q.modified and not q.history.can_undo
     data = json.loads((folder / "scene.lipsmith").read_text())
-    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 2
+    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 3
     assert data["media"]["video"]["relative"] == "media/clip.mp4"
     assert data["media"]["video"]["absolute"] == str(folder / "media" / "clip.mp4")
     assert data["takes"][0]["file"] == "t1.mkv"
@@ -211,6 +211,8 @@ def _commands():
         ("rename segment", lambda p: RenameSegment(p, "s3", "  Marie:\n last line ")),
         ("dialog settings", lambda p: SetProjectSettings(p, {"length_policy": "bounce", "face_index": 2,
                                                              "feather": 0.15}, merge=False)),
+        ("adapted model", lambda p: AddAdaptedModel(p, write_media(p.folder / "scene.adapted.safetensors", 500),
+                                                    info={"step": 3, "val_l1": 0.05}, use=True)),
     ]
 
 
@@ -766,3 +768,100 @@ def test_no_face_ranges_come_from_the_chosen_takes_reports(folder):
     assert Project.load(p.path).no_face_ranges() == [(140, 150), (160, 170), (240, 250)]
     p.execute(ChooseTake(p, "s3", None))  # the original frames: nothing missing
     assert p.no_face_ranges() == []
+
+
+# --------------------------------------------------------------------------- speaker-adapted models
+
+
+def test_adapted_model_is_recorded_undone_redone_saved_and_offered_per_segment(folder, tmp_path):
+    p = make_project(folder)
+    before = state(p)
+    weights = write_media(folder / "scene.adapted.safetensors", 500)
+    command = p.execute(AddAdaptedModel(p, weights, info={"step": 40, "frames": 250, "val_l1": 0.04}))
+    assert command.text == "Add adapted model scene.adapted.safetensors" and p.modified
+    [model] = p.adapted_models
+    assert model.path == weights and model.info["step"] == 40 and not model.missing and model.created
+    assert p.settings["checkpoint"] == "generator"  # recorded, not used (use=False)
+    assert p.adapted_model(weights) == model and p.adapted_model(folder / "other.safetensors") is None
+    p.undo()
+    assert p.adapted_models == () and state(p) == before and not p.modified
+    p.redo()
+    assert p.adapted_models == (model,)
+    # a segment re-renders with it: its effective settings (what a take records) name the file
+    p.execute(SetSegmentSettings(p, "s3", {"checkpoint": str(weights)}))
+    assert p.effective_settings("s3")["checkpoint"] == weights and p.render_options("s3").checkpoint == str(weights)
+    assert p.effective_settings("s1")["checkpoint"] == "generator"
+    p.save()
+    data = json.loads(p.path.read_text())
+    assert data["adapted_models"][0]["path"]["relative"] == "scene.adapted.safetensors"
+    q = Project.load(p.path)
+    assert q.adapted_models == p.adapted_models and state(q) == state(p)
+    # the whole folder moves: the relative link finds the model in its new place
+    moved = tmp_path / "moved"
+    shutil.move(str(folder), str(moved))
+    r = Project.load(moved / "scene.lipsmith")
+    assert r.adapted_models[0].path == moved / "scene.adapted.safetensors" and not r.missing_adapted_models()
+    assert r.segment("s3").settings["checkpoint"] == moved / "scene.adapted.safetensors"
+
+
+def test_adapting_again_replaces_the_record_and_use_sets_the_generator_in_one_step(folder):
+    p = make_project(folder)
+    weights = write_media(folder / "me.safetensors", 500)
+    p.execute(AddAdaptedModel(p, weights, label="  first  run ", info={"step": 10}))
+    assert p.adapted_models[0].label == "first run" and p.adapted_models[0].title == "first run"
+    steps = p.history.index
+    p.execute(AddAdaptedModel(p, weights, info={"step": 20}, use=True))
+    assert len(p.adapted_models) == 1 and p.adapted_models[0].info == {"step": 20}
+    assert p.settings["checkpoint"] == weights and p.history.index == steps + 1
+    assert "and use it" in p.history.undo_text
+    p.undo()
+    assert p.settings["checkpoint"] == "generator" and p.adapted_models[0].info == {"step": 10}
+    with pytest.raises(EditError, match="file not found"):
+        AddAdaptedModel(p, folder / "nope.safetensors")
+    with pytest.raises(EditError, match=".safetensors file"):
+        AddAdaptedModel(p, folder / "media" / "clip.mp4")
+    with pytest.raises(EditError, match="cannot be stored"):
+        AddAdaptedModel(p, weights, info={"x": object()})
+
+
+def test_a_missing_adapted_model_is_reported_and_relinked_with_the_settings_that_chose_it(folder, tmp_path):
+    p = make_project(folder)
+    weights = write_media(folder / "scene.adapted.safetensors", 500)
+    p.execute(AddAdaptedModel(p, weights, use=True))
+    p.execute(SetSegmentSettings(p, "s3", {"checkpoint": str(weights)}))
+    p.save()
+    elsewhere = tmp_path / "models" / "scene.adapted.safetensors"
+    elsewhere.parent.mkdir()
+    shutil.move(str(weights), str(elsewhere))
+    q = Project.load(p.path)
+    assert [m.path for m in q.missing_adapted_models()] == [weights]  # known at its last place
+    assert not q.missing_media()
+    before = state(q)
+    q.execute(RelinkAdaptedModel(q, weights, elsewhere))
+    assert not q.missing_adapted_models() and q.adapted_models[0].path == elsewhere
+    assert q.settings["checkpoint"] == elsewhere and q.segment("s3").settings["checkpoint"] == elsewhere
+    assert q.segment("s1").settings.get("checkpoint") is None
+    q.undo()
+    assert state(q) == before
+    q.redo()
+    q.save()
+    assert Project.load(q.path).adapted_models[0].path == elsewhere
+    with pytest.raises(EditError, match="not one of the project's adapted models"):
+        RelinkAdaptedModel(q, folder / "other.safetensors", elsewhere)
+    with pytest.raises(EditError, match="file not found"):
+        RelinkAdaptedModel(q, elsewhere, tmp_path / "gone.safetensors")
+
+
+def test_a_schema_2_file_loads_with_no_adapted_models(folder):
+    p = make_project(folder)
+    data = json.loads(p.path.read_text())
+    data["schema_version"] = 2
+    del data["adapted_models"]
+    old = folder / "old.lipsmith"
+    old.write_text(json.dumps(data))
+    assert Project.load(old).adapted_models == ()
+    data["schema_version"] = 3
+    data["adapted_models"] = [{"path": 5}]
+    old.write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match=r"adapted_models\[0\]\.path"):
+        Project.load(old)

@@ -3,7 +3,7 @@
 No Qt in here: the editor (app/) wraps it, and it is tested without a display. Modules, in
 reading order:
 
-  model       settings and their validation; MediaFacts, MediaRef, Segment, Take, ExportRecord
+  model       settings and their validation; MediaFacts, MediaRef, Segment, Take, ExportRecord, AdaptedModel
   project     Project: state, lookups, save/load, relink helpers, the takes cache
   commands    every edit as a Command with do()/undo()/merge(), kept in a History
   fileformat  JSON encode/decode, schema migrations, atomic writes
@@ -23,22 +23,22 @@ Typical use::
     p.undo()
     p.save()
 """
-from .commands import (AddTake, ChooseTake, Command, History, MergeSegments, NudgeDub, RelinkMedia, RemoveTake,
-                       RenameSegment, RenameTake, ReplaceSegments, SetProjectSettings, SetScores, SetSegmentSettings,
-                       SetThreshold, SplitSegment)
+from .commands import (AddAdaptedModel, AddTake, ChooseTake, Command, History, MergeSegments, NudgeDub,
+                       RelinkAdaptedModel, RelinkMedia, RemoveTake, RenameSegment, RenameTake, ReplaceSegments,
+                       SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment)
 from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
-from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, EditError,
-                    ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for, cache_dir_for,
-                    check_segments, frame_curve, normalise_setting, segment_name)
+from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, AdaptedModel,
+                    EditError, ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for,
+                    cache_dir_for, check_segments, frame_curve, normalise_setting, segment_name)
 from .project import Project
 from .recent import RecentProjects, config_dir
 from .recovery import Autosaver, discard_autosave, recovery_candidate
 
 __all__ = [
-    "AddTake", "Autosaver", "ChooseTake", "Command", "DEFAULT_SETTINGS", "DEFAULT_THRESHOLD", "EditError",
-    "ExportRecord", "History", "MEDIA_KINDS", "MIGRATIONS", "MediaFacts", "MediaRef", "MergeSegments", "NudgeDub",
-    "Project", "ProjectError", "RecentProjects", "RelinkMedia", "RemoveTake", "RenameSegment", "RenameTake",
-    "ReplaceSegments",
+    "AdaptedModel", "AddAdaptedModel", "AddTake", "Autosaver", "ChooseTake", "Command", "DEFAULT_SETTINGS",
+    "DEFAULT_THRESHOLD", "EditError", "ExportRecord", "History", "MEDIA_KINDS", "MIGRATIONS", "MediaFacts", "MediaRef",
+    "MergeSegments", "NudgeDub", "Project", "ProjectError", "RecentProjects", "RelinkAdaptedModel", "RelinkMedia",
+    "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
     "SetSegmentSettings", "SetThreshold", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
     "check_segments", "config_dir", "discard_autosave", "frame_curve", "migrate", "normalise_setting",

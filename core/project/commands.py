@@ -13,8 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .model import (MEDIA_KINDS, SEGMENT_KEYS, EditError, MediaFacts, MediaRef, Segment, Take, _is_int, _is_number,
-                    _jsonish, _score, check_segments, frame_curve, normalise_setting, segment_name)
+from .model import (MEDIA_KINDS, SEGMENT_KEYS, AdaptedModel, EditError, MediaFacts, MediaRef, Segment, Take, _is_int,
+                    _is_number, _jsonish, _key, _now, _score, check_segments, frame_curve, normalise_setting,
+                    segment_name)
 
 if TYPE_CHECKING:
     from .project import Project
@@ -330,6 +331,58 @@ class RelinkMedia(Command):
                 facts = old.facts
         super().__init__(project, media={**project.media, kind: MediaRef(path, facts)})
         self.text = f"{'Relink' if old else 'Set'} {kind} to {path.name}"
+
+
+class AddAdaptedModel(Command):
+    """Record a speaker-adapted generator (a .safetensors file made from this project's video) as a
+    model choice; recording the same file again replaces its record. `use=True` also makes it the
+    project's generator, in the same undo step. The file itself is never touched."""
+
+    def __init__(self, project, path, label: str = "", info: dict | None = None, use: bool = False):
+        path = Path(os.path.abspath(path))
+        if path.suffix.lower() != ".safetensors":
+            raise EditError(f"{path.name}: an adapted model is a .safetensors file")
+        if not path.is_file():
+            raise EditError(f"{path}: file not found")
+        if not isinstance(label, str):
+            raise EditError(f"a model's label must be text, not {label!r}")
+        model = AdaptedModel(path, " ".join(label.split()), _now(), _jsonish(info or {}, "adapted model info"))
+        models = [m for m in project.adapted_models if _key(m.path) != _key(path)] + [model]
+        super().__init__(project, adapted_models=tuple(models))
+        if use:
+            self._after["settings"] = {**project.settings, "checkpoint": normalise_setting("checkpoint", path)}
+        self.path = path
+        self.text = f"Add adapted model {model.title}" + (" and use it" if use else "")
+
+
+class RelinkAdaptedModel(Command):
+    """Point a recorded adapted model at the file's new place (it was moved); the project's and the
+    segments' settings that chose it follow. Takes keep what they were rendered with."""
+
+    def __init__(self, project, old_path, new_path):
+        model = project.adapted_model(old_path)
+        if model is None:
+            raise EditError(f"{Path(old_path).name} is not one of the project's adapted models")
+        new_path = Path(os.path.abspath(new_path))
+        if not new_path.is_file():
+            raise EditError(f"{new_path}: file not found")
+        if new_path.suffix.lower() != ".safetensors":
+            raise EditError(f"{new_path.name}: an adapted model is a .safetensors file")
+        if project.adapted_model(new_path) is not None and _key(new_path) != _key(model.path):
+            raise EditError(f"{new_path.name} is already one of the project's adapted models")
+        old = _key(model.path)
+
+        def follow(settings: dict) -> dict:
+            value = settings.get("checkpoint")
+            return {**settings, "checkpoint": new_path} if isinstance(value, Path) and _key(value) == old else settings
+
+        models = tuple(replace(m, path=new_path) if m is model else m for m in project.adapted_models)
+        super().__init__(project, adapted_models=models, settings=follow(project.settings))
+        changed = [replace(s, settings=follow(s.settings)) for s in project.segments
+                   if follow(s.settings) is not s.settings]
+        if changed:
+            self._after["segments"] = self._segments_with(*changed)
+        self.text = f"Relink adapted model {model.title} to {new_path.name}"
 
 
 # --------------------------------------------------------------------------- history

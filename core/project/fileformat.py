@@ -16,10 +16,10 @@ from typing import Callable
 
 from core.atomic import atomic_write
 
-from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, ExportRecord, MediaFacts, MediaRef,
-                    ProjectError, Segment, Take, _is_int, _is_number, normalise_setting)
+from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, AdaptedModel, ExportRecord, MediaFacts,
+                    MediaRef, ProjectError, Segment, Take, _is_int, _is_number, normalise_setting)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _v1_to_v2(data: dict) -> dict:
@@ -33,10 +33,16 @@ def _v1_to_v2(data: dict) -> dict:
     return data
 
 
+def _v2_to_v3(data: dict) -> dict:
+    """Schema 3: the speaker-adapted models made for the project."""
+    data.setdefault("adapted_models", [])
+    return data
+
+
 # MIGRATIONS[n] turns a schema-n dict into a schema-(n+1) dict (pure: no file access).
 # Add one with every SCHEMA_VERSION bump; loading chains them, the file itself is never rewritten.
 # (A bump also keeps an older Lipsmith from opening a newer file and dropping what it cannot read.)
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def migrate(data, path=None) -> dict:
@@ -124,6 +130,8 @@ def encode(p, folder: Path | None) -> dict:
                   for t in p.takes.values()],
         "exports": [{"path": _link_out(e.path, folder), "time": e.time, "preset": e.preset,
                      "choices": e.choices, "info": _values_out(e.info, folder)} for e in p.exports],
+        "adapted_models": [{"path": _link_out(m.path, folder), "label": m.label, "created": m.created,
+                            "info": _values_out(m.info, folder)} for m in p.adapted_models],
         "next_ids": dict(p._next),
     }
 
@@ -196,6 +204,12 @@ def decode(data: dict, path: Path) -> dict:
             _link_in(_get(d, "path", "dict", w), folder, f"{w}.path")[0], _get(d, "time", "str", w, ""),
             _get(d, "preset", "str", w, ""), _get(d, "choices", "dict", w, {}),
             _values_in(_get(d, "info", "dict", w, {}), folder, f"{w}.info")))
+    adapted = []
+    for i, d in enumerate(_get(data, "adapted_models", "list", "file", [])):
+        w = f"adapted_models[{i}]"
+        adapted.append(AdaptedModel(
+            _link_in(_get(d, "path", "dict", w), folder, f"{w}.path")[0], _get(d, "label", "str", w, ""),
+            _get(d, "created", "str", w, ""), _values_in(_get(d, "info", "dict", w, {}), folder, f"{w}.info")))
     settings = _values_in(_get(data, "settings", "dict", "file", {}), folder, "settings")
     unknown = set(settings) - set(DEFAULT_SETTINGS)
     if unknown:
@@ -204,7 +218,7 @@ def decode(data: dict, path: Path) -> dict:
         video=media["video"], path=path, dub=media.get("dub"),
         dub_offset=_get(data, "dub_offset_frames", "int", "file", 0), settings=settings,
         threshold=_get(data, "threshold", "num", "file", DEFAULT_THRESHOLD), segments=segments, takes=takes,
-        exports=exports, created=_get(data, "created", "str", "file", None),
+        exports=exports, adapted_models=adapted, created=_get(data, "created", "str", "file", None),
         next_ids={k: v for k, v in _get(data, "next_ids", "dict", "file", {}).items() if _is_int(v)})
 
 

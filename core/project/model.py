@@ -277,6 +277,24 @@ class Take:
 
 
 @dataclass(frozen=True)
+class AdaptedModel:
+    """A generator fine-tuned on this project's video (speaker adaptation): a model choice for renders.
+    `info`: what the adaptation reported (base model, frames, steps, L1 on the clip, seconds…)."""
+    path: Path  # absolute: the .safetensors file (its sidecar beside it)
+    label: str = ""
+    created: str = ""  # ISO 8601, UTC
+    info: dict = field(default_factory=dict)
+
+    @property
+    def missing(self) -> bool:
+        return not self.path.is_file()
+
+    @property
+    def title(self) -> str:
+        return self.label or self.path.name
+
+
+@dataclass(frozen=True)
 class ExportRecord:
     path: Path
     time: str  # ISO 8601, UTC

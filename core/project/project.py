@@ -19,9 +19,9 @@ from core.hparams import HP
 
 from . import fileformat
 from .commands import Command, History, RelinkMedia
-from .model import (CACHE_SUFFIX, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SUFFIX, EditError, ExportRecord,
-                    MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now, autosave_path_for,
-                    cache_dir_for, check_segments, normalise_setting)
+from .model import (CACHE_SUFFIX, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SUFFIX, AdaptedModel, EditError,
+                    ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now,
+                    autosave_path_for, cache_dir_for, check_segments, normalise_setting)
 
 
 class Project:
@@ -34,7 +34,8 @@ class Project:
 
     def __init__(self, video: MediaRef, *, path=None, dub: MediaRef | None = None, dub_offset: int = 0,
                  settings: dict | None = None, threshold: float = DEFAULT_THRESHOLD, segments=(), takes=(),
-                 exports=(), created: str | None = None, next_ids: dict | None = None, history_limit: int = 200):
+                 exports=(), adapted_models=(), created: str | None = None, next_ids: dict | None = None,
+                 history_limit: int = 200):
         self.path = None if path is None else Path(os.path.abspath(path))
         self.media: dict[str, MediaRef] = {"video": video}
         if dub is not None:
@@ -48,6 +49,8 @@ class Project:
         self.takes: dict[str, Take] = {t.id: t for t in takes}
         check_segments(self.segments, self.takes)
         self.exports: list[ExportRecord] = list(exports)
+        # generators fine-tuned on this project's video (AddAdaptedModel), oldest first
+        self.adapted_models: tuple[AdaptedModel, ...] = tuple(adapted_models)
         self.created = created or _now()
         self._next = {"segment": 1, "take": 1, **(next_ids or {})}
         for prefix, kind, ids in (("s", "segment", [s.id for s in self.segments]), ("t", "take", self.takes)):
@@ -205,6 +208,11 @@ class Project:
                 merged.append((a, b))
         return merged
 
+    def adapted_model(self, path) -> AdaptedModel | None:
+        """The recorded adapted model at `path`, else None."""
+        key = _key(path)
+        return next((m for m in self.adapted_models if _key(m.path) == key), None)
+
     def make_segment(self, start: int, end: int, kind: str = "speech", **kwargs) -> Segment:
         """A new Segment with a fresh id (for ReplaceSegments after voice activity detection)."""
         return Segment(self.new_segment_id(), start, end, kind, **kwargs)
@@ -281,6 +289,7 @@ class Project:
             takes.extend(command.referenced_takes())
         keep = {_key(self.cache_dir / t.file) for t in takes} if self.cache_dir else set()
         keep |= {_key(m.path) for m in self.media.values()}
+        keep |= {_key(m.path) for m in self.adapted_models}
 
         def paths_in(value):
             if isinstance(value, Path):
@@ -330,6 +339,10 @@ class Project:
 
     def missing_media(self) -> list[str]:
         return [kind for kind in MEDIA_KINDS if kind in self.media and self.media[kind].missing]
+
+    def missing_adapted_models(self) -> list[AdaptedModel]:
+        """Recorded adapted models whose file is not there (moved or deleted): relink with RelinkAdaptedModel."""
+        return [m for m in self.adapted_models if m.missing]
 
     def find_moved(self, kind: str, folders=(), max_depth: int = 4) -> Path | None:
         """Look for a moved media file by name and size (and fingerprint, when known) in the project's
