@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import (QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel,
-                               QLineEdit, QMessageBox, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout,
+                               QWidget)
 
 from .jobs import EXPORT_PRESETS
 
@@ -99,3 +100,55 @@ class ExportDialog(QDialog):
 
     def values(self) -> tuple[Path, str]:
         return Path(self.path.text()).expanduser(), self.preset.currentText()
+
+
+class AdaptDialog(QDialog):
+    """Render ▸ Adapt to Speaker…: the time budget, where the adapted weights go, and whether the
+    project should render with them from now on."""
+
+    def __init__(self, default_path: Path, summary: str, minutes: float = 5.0, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Adapt to speaker")
+        self.minutes = QDoubleSpinBox(self)
+        self.minutes.setRange(0.5, 600.0)
+        self.minutes.setDecimals(1)
+        self.minutes.setSingleStep(1.0)
+        self.minutes.setSuffix(" min")
+        self.minutes.setValue(float(minutes))
+        self.minutes.setToolTip("Training time budget (face detection of the clip comes first and is not counted)")
+        self.path = QLineEdit(str(default_path), self)
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.path, 1)
+        row.addWidget(browse)
+        holder = QWidget(self)
+        holder.setLayout(row)
+        self.use = QCheckBox("Render with it from now on (the project's generator)", self)
+        self.use.setToolTip("Otherwise choose it per segment in the inspector's Model, or in Project ▸ Settings")
+        form = QFormLayout()
+        form.addRow("Time budget", self.minutes)
+        form.addRow("Save weights to", holder)
+        form.addRow(self.use)
+        note = QLabel(summary, self)
+        note.setObjectName("hint")
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Adapt")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(note)
+        layout.addWidget(buttons)
+        self.resize(560, self.sizeHint().height())
+
+    def _browse(self):
+        path, _ = QFileDialog.getSaveFileName(self, "Save the adapted model to", self.path.text(),
+                                              "Generator weights (*.safetensors)")
+        if path:
+            self.path.setText(path if path.endswith(".safetensors") else path + ".safetensors")
+
+    def values(self) -> tuple[Path, float, bool]:
+        return Path(self.path.text().strip()).expanduser(), float(self.minutes.value()), self.use.isChecked()

@@ -1,5 +1,6 @@
 """The inspector: the segment under the playhead — its name, range, kind and confidence, its
-render settings (overrides of the project's: smoothing, pads, feather), Re-render, and its
+render settings (overrides of the project's: model — the bundled generator or a speaker-adapted
+one —, smoothing, pads, feather), Re-render, and its
 takes — and the dub's offset with the nudge buttons (the window's actions: Alt+←/→ one frame,
 Alt+Shift+←/→ one second).
 
@@ -9,11 +10,12 @@ into one undo step; ChooseTake; NudgeDub), so the Edit menu undoes it.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
                                QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from core.project import ChooseTake, RenameSegment, SetSegmentSettings
 
+from .jobs import checkpoint_key, model_choices
 from .timecode import timecode
 
 PAD_NAMES = ("top", "bottom", "left", "right")
@@ -45,6 +47,10 @@ class Inspector(QWidget):
         self.hint.setObjectName("hint")
         self.hint.setWordWrap(True)
 
+        self.model = QComboBox(self)
+        self.model.setToolTip("The generator this segment renders with: the project's, the bundled one, or a "
+                              "model adapted to the speaker (Render ▸ Adapt to Speaker…)")
+        self.model.activated.connect(self._choose_model)
         self.smooth = QSpinBox(self)
         self.smooth.setRange(0, 99)
         self.smooth.setSuffix(" frames")
@@ -74,6 +80,7 @@ class Inspector(QWidget):
 
         settings = QGroupBox("Render settings", self)
         form = QFormLayout(settings)
+        form.addRow("Model", self.model)
         form.addRow("Smoothing", self.smooth)
         form.addRow("Pads (T B L R)", pads_row)
         form.addRow("Feather", self.feather)
@@ -148,14 +155,15 @@ class Inspector(QWidget):
         # rebuild only when what is shown changed (segments and takes are replaced, never mutated)
         key = (id(segment), segment, id(project.takes) if project else None, project.threshold if project else None,
                doc.models if doc else None, project.dub_offset if project else None,
-               tuple((k, str(v)) for k, v in project.settings.items()) if project else None)
+               tuple((k, str(v)) for k, v in project.settings.items()) if project else None,
+               project.adapted_models if project else None)
         if key == self._shown_key:
             return
         self._shown_key = key
         self.segment = segment
         self._show_dub()
         enabled = segment is not None
-        for w in (self.name, self.smooth, self.feather, self.reset_button, self.render_button, self.takes,
+        for w in (self.name, self.model, self.smooth, self.feather, self.reset_button, self.render_button, self.takes,
                   self.original_button, *self.pads):
             w.setEnabled(enabled)
         if not self.name.hasFocus() or segment is None:
@@ -168,6 +176,7 @@ class Inspector(QWidget):
             self.hint.setText("" if doc is None else "Speech detection marks the segments; the inspector shows "
                                                       "the one under the playhead.")
             self.overridden.setText("")
+            self.model.clear()
             self.takes.clear()
             self._update_buttons()
             return
@@ -193,6 +202,7 @@ class Inspector(QWidget):
         self.hint.setText(" ".join(hints))
         settings = project.effective_settings(segment.id)
         self._fill(settings)
+        self._fill_models(project, segment)
         own = sorted(segment.settings)
         self.overridden.setText(f"Overrides the project: {', '.join(own)}" if own else "Project defaults")
         self.reset_button.setEnabled(bool(own))
@@ -208,6 +218,35 @@ class Inspector(QWidget):
             spin.setValue(int(value))
         for w in widgets:
             w.blockSignals(False)
+
+    def _fill_models(self, project, segment):
+        """The project's default first (no override), then every model the segment could render with."""
+        own = segment.settings.get("checkpoint")
+        default = project.settings["checkpoint"]
+        self.model.blockSignals(True)
+        self.model.clear()
+        choices = model_choices(project, own, default)
+        default_text = next((t for t, v in choices if checkpoint_key(v) == checkpoint_key(str(default))), str(default))
+        self.model.addItem(f"Project default: {default_text}", "")
+        for text, value in choices:
+            self.model.addItem(text, value)
+        index = 0
+        if own is not None:
+            index = next((i for i in range(1, self.model.count())
+                          if checkpoint_key(self.model.itemData(i)) == checkpoint_key(str(own))), 0)
+        self.model.setCurrentIndex(index)
+        self.model.blockSignals(False)
+
+    def _choose_model(self, index: int):
+        if self.segment is None or self.document is None:
+            return
+        value = self.model.itemData(index)
+        if not value:
+            if "checkpoint" in self.segment.settings:
+                project, sid = self.document.project, self.segment.id
+                self.document.execute(lambda: SetSegmentSettings(project, sid, reset=["checkpoint"]))
+            return
+        self._set({"checkpoint": value})
 
     def _fill_takes(self, segment):
         project = self.document.project

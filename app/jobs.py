@@ -1,5 +1,5 @@
 """The bodies of the editor's long jobs, Qt-free: probe media, detect segments, render a take,
-export, score, check which models are installed.
+export, score, adapt the generator to the speaker, check which models are installed.
 
 Each body takes `progress(done, total, stage)` and `cancel()` first and runs in a worker thread
 (app.workers). None of them touches the Project: the UI thread takes a *request* (a snapshot of
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from core.atomic import sha256_file
 from core.errors import LipsmithError
 from core.hparams import HP
 from core.plan import output_count, source_of
-from core.project import AddTake, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments, SetScores
+from core.project import (AddAdaptedModel, AddTake, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments,
+                          SetScores, normalise_setting)
 
 TAKE_SUFFIX = ".mkv"
 TAKE_CRF, TAKE_PRESET = 0, "veryfast"  # takes are intermediates: lossless H.264, re-encoded once at export
@@ -541,3 +543,103 @@ def face_track(progress, cancel, request: TrackRequest):
         return track_video(source, detector=get_detector(request.detector), cache_dir=request.detection_cache,
                            face_index=request.face_index, smooth_window=request.smooth_window,
                            progress=lambda d, t: progress(d, t, "detect"), cancel=cancel)
+
+
+# --------------------------------------------------------------------------- speaker adaptation
+
+ADAPTED_SUFFIX = ".adapted.safetensors"
+
+
+def default_adapted_output(project: Project) -> Path:
+    """`<project stem>.adapted.safetensors` beside the project file (beside the video while it is
+    unsaved); `-2`, `-3`… when that file is there already, so an earlier model is never replaced."""
+    anchor = project.path or project.video.path
+    first = anchor.with_name(anchor.stem + ADAPTED_SUFFIX)
+    candidate, n = first, 2
+    while candidate.exists() or project.adapted_model(candidate) is not None:
+        candidate = anchor.with_name(f"{anchor.stem}.adapted-{n}.safetensors")
+        n += 1
+    return candidate
+
+
+def checkpoint_key(value) -> str:
+    """A checkpoint setting as comparable text: a bundled name as it is, a file as its absolute path."""
+    value = normalise_setting("checkpoint", value) if value else value
+    return os.path.normcase(str(value)) if isinstance(value, Path) else value
+
+
+def model_choices(project: Project, *current) -> list[tuple[str, str]]:
+    """(text, checkpoint) for a model menu: the bundled generator, the project's adapted models
+    (newest first), and any `current` value that is neither (a file chosen by hand)."""
+    out = [("Bundled generator", "generator")]
+    for m in reversed(project.adapted_models):
+        steps = m.info.get("steps")
+        detail = f"adapted, {steps} steps" if steps else "adapted"
+        out.append((f"{m.title} ({detail}{', missing' if m.missing else ''})", str(m.path)))
+    known = {checkpoint_key(v) for _, v in out}
+    for value in current:
+        if value is not None and checkpoint_key(value) not in known:
+            known.add(checkpoint_key(value))
+            out.append((Path(value).name if not isinstance(value, str) else value, str(value)))
+    return out
+
+
+@dataclass
+class AdaptRequest:
+    video: Path
+    output: Path
+    base: str  # the project's generator: what the adaptation starts from
+    minutes: float
+    steps: int
+    expert: str | None
+    device: str
+    batch_size: int = 8
+    detection_cache: str | None = None
+
+
+@dataclass
+class AdaptResult:
+    request: AdaptRequest
+    output: Path
+    info: dict  # what the project records: base, frames, steps, L1 on the clip, seconds
+
+
+def adapt_request(project: Project, output=None, minutes: float = 5.0, steps: int = 100_000,
+                  expert: str | None = "expert") -> AdaptRequest:
+    """Snapshot for fine-tuning the project's generator on the project's own video and its audio."""
+    video = project.video
+    if video.missing:
+        raise EditError(f"the video {video.path.name} is missing: relink it first")
+    if video.facts.is_image:
+        raise EditError("the video is a still image: adaptation learns from a video with its own speech")
+    if not minutes or minutes <= 0:
+        raise EditError(f"the time budget must be more than 0 minutes, not {minutes!r}")
+    output = Path(output).expanduser() if output else default_adapted_output(project)
+    if not output.is_absolute():
+        output = (project.folder or Path.cwd()) / output
+    if output.suffix != ".safetensors":
+        raise EditError(f"{output.name}: adapted weights are saved as a .safetensors file")
+    return AdaptRequest(video.path, output, str(project.settings["checkpoint"]), float(minutes), int(steps), expert,
+                        project.settings["device"])
+
+
+def adapt_speaker(progress, cancel, request: AdaptRequest) -> AdaptResult:
+    """training.adapt on the project's video: faces detected, then the generator fine-tuned for the
+    time budget; the weights are written at the output only when it completes (a cancel leaves nothing)."""
+    import time
+
+    from training.adapt import adapt
+
+    started = time.perf_counter()
+    result = adapt(request.video, request.output, base=request.base, expert=request.expert, minutes=request.minutes,
+                   steps=request.steps, batch_size=request.batch_size, device=request.device,
+                   cache_dir=request.detection_cache, progress=progress, cancel=cancel)
+    info = {"base": request.base, "frames": result["frames"], "steps": result["step"], "expert": result["expert"],
+            "val_l1": result.get("val_l1"), "minutes": request.minutes,
+            "seconds": round(time.perf_counter() - started, 1)}
+    return AdaptResult(request, Path(result["output"]), info)
+
+
+def commit_adapt(project: Project, result: AdaptResult, use: bool = False) -> AddAdaptedModel:
+    """Record the adapted model in the project (one undo step; `use`: also make it the project's generator)."""
+    return project.execute(AddAdaptedModel(project, result.output, info=result.info, use=use))

@@ -6,6 +6,8 @@ inspector and jobs docks — and the flows that tie them to the project:
   render        whole clip, in–out, or the segment under the playhead (job) → a take, chosen
   export        original frames + chosen takes + dub → MP4 (job) → an export record
   score         the chosen takes with the sync expert (job) → segment confidence and per-frame curves
+  adapt         Render ▸ Adapt to Speaker…: the generator fine-tuned on the project's video (job) → an
+                adapted model recorded in the project (AddAdaptedModel), a model choice for renders
   settings      Project ▸ Settings… (app.project_settings) → one undoable SetProjectSettings
   nudge, name   the dub by a frame or a second (NudgeDub), a segment's name (RenameSegment)
   media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay
@@ -27,8 +29,8 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDia
 
 from core.errors import LipsmithError
 from core.project import (SUFFIX, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError, RecentProjects,
-                          RelinkMedia, RenameSegment, SetProjectSettings, SplitSegment, discard_autosave,
-                          recovery_candidate)
+                          RelinkAdaptedModel, RelinkMedia, RenameSegment, SetProjectSettings, SplitSegment,
+                          discard_autosave, recovery_candidate)
 
 from . import dialogs, jobs
 from .document import Document
@@ -48,6 +50,7 @@ from .workers import Job, JobManager
 APP_NAME = "Lipsmith"
 AUTOSAVE_TICK_MS = 5000
 CHECKPOINT_FILTER = "Generator checkpoints (*.safetensors *.pth *.pt *.ckpt)"
+ADAPTED_FILTER = "Adapted generator weights (*.safetensors)"
 
 
 class MainWindow(QMainWindow):
@@ -209,6 +212,7 @@ class MainWindow(QMainWindow):
         a("render.detect", "&Detect Segments Again", self.detect_segments)
         a("render.score", "Sc&ore Chosen Takes", self.score)
         a("render.checkpoint", "&Generator Model…", self.choose_checkpoint)
+        a("render.adapt", "&Adapt to Speaker…", self.adapt_dialog)
         a("view.result", "Show &Result", lambda on: self.document and self.document.set_show_result(on), True)
         a("view.fit", "Preview: &Fit", lambda: self.preview.set_zoom("fit"))
         a("view.actual", "Preview: &100 %", lambda: self.preview.set_zoom("actual"))
@@ -259,7 +263,7 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&Render")
         for name in ("render.segment", "render.range", "render.clip", None, "render.detect", "render.score",
-                     None, "render.checkpoint"):
+                     None, "render.adapt", "render.checkpoint"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&View")
@@ -296,7 +300,7 @@ class MainWindow(QMainWindow):
                      "play.reverse", "play.stop", "play.forward", "play.prev_frame", "play.next_frame",
                      "play.back_second", "play.forward_second", "play.start", "play.end", "mark.in", "mark.out",
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
-                     "render.checkpoint", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
+                     "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
                      "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.nudge_earlier",
                      "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second"):
             self.actions[name].setEnabled(has)
@@ -315,6 +319,7 @@ class MainWindow(QMainWindow):
                          "edit.nudge_later_second"):
                 self.actions[name].setEnabled(project.dub is not None)
             self.actions["view.mask"].setEnabled(not project.video.missing)
+            self.actions["render.adapt"].setEnabled(not project.video.missing and not project.video.facts.is_image)
             self.actions["view.mask"].setChecked(doc.show_mask)
             self.actions["render.range"].setText("Render In–Out &Range" if doc.marked_range()
                                                  else "Render In–Out &Range (no marks: whole clip)")
@@ -601,7 +606,9 @@ class MainWindow(QMainWindow):
         return True
 
     def _relink_missing(self, project: Project):
-        """Moved media: look beside the project first, then ask (relinking is an undoable edit)."""
+        """Moved media and adapted models: look beside the project first, then ask (relinking is an
+        undoable edit)."""
+        self._relink_adapted(project)
         if not project.missing_media():
             return
         for kind, found in project.locate_missing().items():
@@ -621,6 +628,27 @@ class MainWindow(QMainWindow):
                     project.relink(kind, path)
                 except EditError as e:
                     dialogs.warning(self, "Missing media", str(e))
+
+    def _relink_adapted(self, project: Project):
+        for model in project.missing_adapted_models():
+            beside = project.folder / model.path.name if project.folder else None
+            if beside is not None and beside.is_file():
+                try:
+                    project.execute(RelinkAdaptedModel(project, model.path, beside))
+                    continue
+                except EditError:
+                    pass
+            if not dialogs.ask(self, "Missing adapted model",
+                               f"The adapted model {model.path.name} is not at {model.path.parent}.",
+                               informative="Locate it now? (Otherwise renders that use it fail until it is back.)"):
+                continue
+            path, _ = QFileDialog.getOpenFileName(self, f"Locate {model.path.name}", str(project.folder or ""),
+                                                  ADAPTED_FILTER)
+            if path:
+                try:
+                    project.execute(RelinkAdaptedModel(project, model.path, path))
+                except EditError as e:
+                    dialogs.warning(self, "Missing adapted model", str(e))
 
     def save(self) -> bool:
         doc = self.document
@@ -848,6 +876,53 @@ class MainWindow(QMainWindow):
             self.settings.set_last_dir("models", path)
             if doc.execute(lambda: SetProjectSettings(doc.project, {"checkpoint": path})):
                 self.check_models()
+
+    def adapt_dialog(self):
+        """Render ▸ Adapt to Speaker…: ask for the time budget and the output, then run the job."""
+        doc = self.document
+        if doc is None:
+            return None
+        project = doc.project
+        summary = (f"Fine-tunes the project's generator ({Path(str(project.settings['checkpoint'])).name}) on "
+                   f"{project.video.path.name}'s own frames and audio, after detecting its faces. The result is "
+                   "added to the model choices (inspector ▸ Model, Project ▸ Settings); Cancel in the Jobs panel "
+                   "leaves no file and the project as it was.")
+        dialog = dialogs.AdaptDialog(jobs.default_adapted_output(project), summary, parent=self)
+        if not dialog.exec():
+            return None
+        output, minutes, use = dialog.values()
+        if output.exists() and not dialogs.ask(self, "Replace the file?", f"{output.name} exists already.",
+                                               informative="Adapting writes over it when it finishes."):
+            return None
+        return self.adapt_speaker(output, minutes, use)
+
+    def adapt_speaker(self, output=None, minutes: float = 5.0, use: bool = False, steps: int = 100_000,
+                      expert: str | None = "expert") -> Job | None:
+        """Fine-tune the generator on the project's video (a heavy job); on success the model is recorded
+        in the project (one undo step) and, with `use`, becomes its generator."""
+        doc = self.document
+        if doc is None:
+            return None
+        try:
+            request = jobs.adapt_request(doc.project, output, minutes, steps, expert)
+        except EditError as e:
+            dialogs.warning(self, "Cannot adapt", str(e))
+            return None
+
+        def done(result: jobs.AdaptResult):
+            if doc is not self.document:
+                self.status(f"Adapted model saved to {result.output} (its project was closed: not recorded)", 10000)
+                return
+            jobs.commit_adapt(doc.project, result, use)
+            if use:
+                self.check_models()
+            l1 = result.info.get("val_l1")
+            fit = f", L1 on the clip {l1:.4f}" if isinstance(l1, float) else ""
+            self.status(f"Adapted to the speaker: {result.info['steps']} steps on {result.info['frames']} frames"
+                        f"{fit} → {result.output.name}", 10000)
+
+        return self.run_job(f"Adapt to speaker ({request.minutes:g} min)", jobs.adapt_speaker, request, heavy=True,
+                            on_success=done)
 
     def export_dialog(self):
         doc = self.document

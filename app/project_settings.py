@@ -1,5 +1,6 @@
-"""Project ▸ Settings…: the project-wide render choices — length policy, face detector, which
-face, device — and the defaults every segment starts from (pads, smoothing, mask feather and
+"""Project ▸ Settings…: the project-wide render choices — generator (the bundled one, a
+speaker-adapted one, a file chosen with Render ▸ Generator Model…), length policy, face detector,
+which face, device — and the defaults every segment starts from (pads, smoothing, mask feather and
 size, colour match). OK applies the changed ones as one undoable SetProjectSettings; a value the
 project refuses is named in the dialog, which then stays open.
 """
@@ -10,6 +11,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from core.hparams import LENGTH_POLICIES
 from core.project import EditError, SetProjectSettings
+
+from .jobs import checkpoint_key, model_choices
 
 _LENGTH_WORDS = {
     "cut": "Cut to the shorter of video and dub",
@@ -46,6 +49,14 @@ class ProjectSettingsDialog(QDialog):
         project = document.project
         s = self.initial = dict(project.settings)
 
+        self.generator = QComboBox(self)
+        for text, value in model_choices(project, s["checkpoint"]):
+            self.generator.addItem(text, value)
+        self.generator.setCurrentIndex(next(i for i in range(self.generator.count())
+                                            if checkpoint_key(self.generator.itemData(i))
+                                            == checkpoint_key(s["checkpoint"])))
+        self.generator.setToolTip("The generator renders use unless a segment chooses another (inspector ▸ Model); "
+                                  "Render ▸ Adapt to Speaker… adds one fine-tuned on this video")
         self.length_policy = _combo(self, LENGTH_TEXT, s["length_policy"])
         self.length_policy.setToolTip("What a render does when the dub and the video differ in length")
         if project.video.facts.is_image:
@@ -95,6 +106,7 @@ class ProjectSettingsDialog(QDialog):
 
         clip = QGroupBox("Whole clip", self)
         form = QFormLayout(clip)
+        form.addRow("Generator", self.generator)
         form.addRow("Length policy", self.length_policy)
         form.addRow("Face detector", self.detector)
         form.addRow("Which face", self.face)
@@ -134,6 +146,7 @@ class ProjectSettingsDialog(QDialog):
         face = self.face.value()
         initial_face = self.initial["face_index"]
         return {
+            "checkpoint": self.generator.currentData(),
             "length_policy": self.length_policy.currentData(),
             "detector": self.detector.currentData(),
             # 0 and None both mean the main face: keep whichever the project had
@@ -146,7 +159,8 @@ class ProjectSettingsDialog(QDialog):
         }
 
     def changes(self) -> dict:
-        return {k: v for k, v in self.values().items() if v != self.initial[k]}
+        same = {"checkpoint": lambda a, b: checkpoint_key(a) == checkpoint_key(b)}
+        return {k: v for k, v in self.values().items() if not same.get(k, lambda a, b: a == b)(v, self.initial[k])}
 
     def accept(self):
         changes = self.changes()

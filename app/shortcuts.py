@@ -48,6 +48,7 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "render.detect": ("", "Detect speech segments again"),
     "render.score": ("", "Score the chosen takes"),
     "render.checkpoint": ("", "Choose the generator model"),
+    "render.adapt": ("", "Fine-tune the generator on this video's speaker"),
     "view.result": ("T", "Show original / result"),
     "view.fit": ("Ctrl+0", "Preview: fit to window"),
     "view.actual": ("Ctrl+1", "Preview: 100 %"),

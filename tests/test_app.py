@@ -697,3 +697,99 @@ def test_many_qt_calls_cannot_exhaust_nones_reference_count():
         probe.setObjectName("x")
     assert sys.getrefcount(None) > 1_000_000 or sys.getrefcount(None) >= start - 10
     assert app.SINGLETONS_GUARDED == (sys.version_info < (3, 12) and start > 1 << 39)
+
+
+# --------------------------------------------------------------------------- speaker adaptation
+
+
+def test_adapt_to_speaker_job_adds_a_model_choice_a_segment_renders_with(opened, qtbot, monkeypatch, tmp_path):
+    from app import dialogs
+    from app.project_settings import ProjectSettingsDialog
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    out = tmp_path / "scene.adapted.safetensors"  # beside the project file by default
+    assert window.actions["render.adapt"] in window.menuBar().actions()[4].menu().actions()  # Render menu
+    seen = {}
+    monkeypatch.setattr(dialogs.AdaptDialog, "exec", lambda d: seen.update(values=d.values()) or 0)
+    assert window.actions["render.adapt"].isEnabled()
+    window.actions["render.adapt"].trigger()  # the dialog, cancelled: nothing runs
+    assert seen["values"] == (out, 5.0, False) and not window.jobs.active()
+
+    job = window.adapt_speaker(minutes=5, steps=2, expert=None)
+    stages = []
+    job.progress.connect(lambda d, t, s: stages.append(s))
+    wait_jobs(qtbot, window, timeout=180_000)
+    assert job.state == "done", job.error
+    assert {"train"} <= set(stages) and out.is_file() and out.with_suffix(".json").is_file()
+    [model] = project.adapted_models
+    assert model.path == out and model.info["steps"] == 2 and model.info["frames"] > 50
+    assert window.actions["edit.undo"].text() == "&Undo Add adapted model scene.adapted.safetensors"
+    assert project.settings["checkpoint"] != out  # recorded as a choice, not made the project's generator
+    assert ProjectSettingsDialog(doc, window).generator.findData(str(out)) >= 0
+
+    # the inspector offers it for the segment under the playhead; a re-render uses it
+    doc.set_frame(0)
+    combo = window.inspector.model
+    index = combo.findData(str(out))
+    assert index > 0 and "adapted" in combo.itemText(index) and combo.currentIndex() == 0  # project default
+    combo.setCurrentIndex(index)
+    combo.activated.emit(index)
+    assert project.segment("s1").settings["checkpoint"] == out
+    job = window.render_segment("s1")
+    wait_jobs(qtbot, window, timeout=60_000)
+    assert job.state == "done", job.error
+    take = project.takes[project.segment("s1").take_id]
+    assert take.settings["checkpoint"] == out and project.take_path(take).is_file()
+    # back to the project's default: the override goes (an undoable step)
+    combo.activated.emit(0)
+    assert "checkpoint" not in project.segment("s1").settings
+    window.actions["edit.undo"].trigger()
+    assert project.segment("s1").settings["checkpoint"] == out
+
+
+def test_cancelling_adaptation_leaves_no_file_and_the_project_unchanged(opened, qtbot, monkeypatch, tmp_path):
+    import tempfile
+
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    window = opened
+    project = window.document.project
+    before = state(project), project.adapted_models, dict(project.settings)
+    job = window.adapt_speaker(minutes=5, use=True, expert=None)  # 100,000 steps: only the budget ends it
+    qtbot.waitUntil(lambda: job.stage == "train" and job.done > 0, timeout=120_000)
+    row = window.jobs_panel.rows[id(job)]
+    assert row.bar.maximum() == 1000 and row.cancel_button.isVisible()
+    row.cancel_button.click()
+    wait_jobs(qtbot, window, timeout=60_000)
+    assert job.state == "cancelled"
+    assert (state(project), project.adapted_models, dict(project.settings)) == before
+    assert not list(tmp_path.glob("scene.adapted*")) and not list(temp.iterdir())
+    assert "cancelled" in window.statusBar().currentMessage()
+
+
+def test_a_missing_adapted_model_is_reported_on_open_and_relinked(opened, qtbot, boxes, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QFileDialog
+
+    from core.project import AddAdaptedModel, SetSegmentSettings
+
+    window = opened
+    project = window.document.project
+    weights = tmp_path / "scene.adapted.safetensors"
+    weights.write_bytes(b"weights")
+    project.execute(AddAdaptedModel(project, weights))
+    project.execute(SetSegmentSettings(project, "s3", {"checkpoint": str(weights)}))
+    window.save()
+    moved = tmp_path / "models" / "speaker.safetensors"
+    moved.parent.mkdir()
+    weights.rename(moved)
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(moved), ""))
+    assert window.open_project(project.path)
+    wait_jobs(qtbot, window)
+    assert "adapted model scene.adapted.safetensors is not at" in boxes.texts()
+    reopened = window.document.project
+    assert reopened.adapted_models[0].path == moved and not reopened.missing_adapted_models()
+    assert reopened.segment("s3").settings["checkpoint"] == moved
+    assert reopened.modified  # the relink is an edit to save (and undo)
