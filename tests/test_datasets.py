@@ -30,16 +30,21 @@ def frame_image(i):
     return img
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("prepared")
-    for n, (key, frames) in enumerate(FRAMES.items()):
+def build_prepared(root, frames_per_clip=FRAMES):
+    """A prepared layout of synthetic clips (frame i's JPEG encodes i) with speech-like audio."""
+    for n, (key, frames) in enumerate(frames_per_clip.items()):
         folder = root / key
         folder.mkdir(parents=True)
         for i in range(frames):
             cv2.imwrite(str(folder / f"{i}.jpg"), frame_image(i), [cv2.IMWRITE_JPEG_QUALITY, 100])
         sf.write(str(folder / "audio.wav"), speech_like(frames / 25, seed=n), 16000, subtype="PCM_16")
     (root / "filelists").mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    root = build_prepared(tmp_path_factory.mktemp("prepared"))
     (root / "filelists" / "train.txt").write_text("".join(f"{k}\n" for k in FRAMES) + "s3/missing\n")
     return root
 

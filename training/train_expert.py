@@ -172,7 +172,9 @@ def train(args) -> int:
     model = SyncNet(SyncNetDims(width=args.width))
     # training-only head: the face embedding predicts its frames' auxiliary target (StretchDataset)
     aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
-    models = {"expert": model, **({"aux_head": aux_head} if stretch and args.aux_weight else {})}
+    audio_aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
+    models = {"expert": model, **({"aux_head": aux_head} if stretch and args.aux_weight else {}),
+              **({"audio_aux_head": audio_aux_head} if stretch and args.aux_weight and args.aux_from == "both" else {})}
     optimiser = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=args.lr)
     step, best = 0, float("inf")
     last = run_dir / "last.safetensors"
@@ -220,9 +222,10 @@ def train(args) -> int:
                 known = torch.isfinite(target)
                 # the embedding is a unit vector: scaled by sqrt(D) its coordinates have unit
                 # variance, so the head does not need to grow its weights ~sqrt(D)x first
-                predicted = aux_head(face_emb.float() * face_emb.shape[1] ** 0.5)
-                aux_loss = F.mse_loss(predicted[known], target[known]) if known.any() \
-                    else torch.zeros((), device=target.device)
+                scale = face_emb.shape[1] ** 0.5
+                heads = [(aux_head, face_emb)] + ([(audio_aux_head, audio_emb)] if args.aux_from == "both" else [])
+                aux_loss = sum(F.mse_loss(head(emb.float() * scale)[known], target[known]) for head, emb in heads) \
+                    if known.any() else torch.zeros((), device=target.device)
                 loss = loss + args.aux_weight * aux_loss
                 parts[args.aux] = aux_loss.item()
         else:
@@ -272,6 +275,9 @@ def add_args(p):
                    help="auxiliary per-frame target the face embedding predicts (offsets objective): the audio's "
                         "loudness, or the lip aperture of DATA/lip_aperture.npz (training/lip_aperture.py)")
     p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary loss (0: off)")
+    p.add_argument("--aux-from", choices=["face", "both"], default="face",
+                   help="which embeddings predict the auxiliary target: the face's, or the audio's as well (so both "
+                        "share a 'mouth opening over time' subspace)")
 
 
 def add_parser(sub):
