@@ -60,6 +60,35 @@ def ask(parent, title: str, text: str, informative: str = "") -> bool:
                    buttons=Button.Yes | Button.No, default=Button.Yes) == Button.Yes
 
 
+def _with_browse(dialog: QDialog, line: QLineEdit, browse) -> QWidget:
+    """`line` with a Browse… button beside it (which calls `browse`), as one form field."""
+    button = QPushButton("Browse…", dialog)
+    button.clicked.connect(browse)
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    row.addWidget(line, 1)
+    row.addWidget(button)
+    holder = QWidget(dialog)
+    holder.setLayout(row)
+    return holder
+
+
+def _lay_out(dialog: QDialog, form: QFormLayout, summary: str, ok_text: str):
+    """The dialogs' common frame: the form, a wrapped hint, then OK (named `ok_text`) / Cancel."""
+    note = QLabel(summary, dialog)
+    note.setObjectName("hint")
+    note.setWordWrap(True)
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, dialog)
+    buttons.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    layout = QVBoxLayout(dialog)
+    layout.addLayout(form)
+    layout.addWidget(note)
+    layout.addWidget(buttons)
+    dialog.resize(560, dialog.sizeHint().height())
+
+
 class ExportDialog(QDialog):
     """Where to write the MP4, and with which preset."""
 
@@ -67,31 +96,13 @@ class ExportDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.path = QLineEdit(str(default_path), self)
-        browse = QPushButton("Browse…", self)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
-        holder = QWidget(self)
-        holder.setLayout(row)
+        holder = _with_browse(self, self.path, self._browse)
         self.preset = QComboBox(self)
         self.preset.addItems(list(EXPORT_PRESETS))
         form = QFormLayout()
         form.addRow("File", holder)
         form.addRow("Preset", self.preset)
-        note = QLabel(summary, self)
-        note.setObjectName("hint")
-        note.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(note)
-        layout.addWidget(buttons)
-        self.resize(560, self.sizeHint().height())
+        _lay_out(self, form, summary, "Export")
 
     def _browse(self):
         path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(), "MP4 video (*.mp4)")
@@ -117,32 +128,14 @@ class AdaptDialog(QDialog):
         self.minutes.setValue(float(minutes))
         self.minutes.setToolTip("Training time budget (face detection of the clip comes first and is not counted)")
         self.path = QLineEdit(str(default_path), self)
-        browse = QPushButton("Browse…", self)
-        browse.clicked.connect(self._browse)
-        row = QHBoxLayout()
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.path, 1)
-        row.addWidget(browse)
-        holder = QWidget(self)
-        holder.setLayout(row)
+        holder = _with_browse(self, self.path, self._browse)
         self.use = QCheckBox("Render with it from now on (the project's generator)", self)
         self.use.setToolTip("Otherwise choose it per segment in the inspector's Model, or in Project ▸ Settings")
         form = QFormLayout()
         form.addRow("Time budget", self.minutes)
         form.addRow("Save weights to", holder)
         form.addRow(self.use)
-        note = QLabel(summary, self)
-        note.setObjectName("hint")
-        note.setWordWrap(True)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self)
-        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Adapt")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(note)
-        layout.addWidget(buttons)
-        self.resize(560, self.sizeHint().height())
+        _lay_out(self, form, summary, "Adapt")
 
     def _browse(self):
         path, _ = QFileDialog.getSaveFileName(self, "Save the adapted model to", self.path.text(),

@@ -113,15 +113,20 @@ def _cache() -> Check:
 
 
 def _qt() -> Check:
+    """PySide6's presence and version, read from its metadata: core never imports Qt (the
+    editor's start, and the installers' smoke test, prove the libraries load)."""
+    from importlib import metadata, util
+
+    if util.find_spec("PySide6") is None:
+        return Check("Qt", FAIL, "PySide6 is not installed: the editor cannot start (the CLI can)")
     try:
-        import PySide6
-        from PySide6 import QtCore  # noqa: F401 - the import is the check
-    except ImportError as exc:
-        return Check("Qt", FAIL, f"PySide6 unusable: {exc}")
-    display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
-    return Check("Qt", OK if display or sys.platform in ("win32", "darwin") else WARN,
-                 f"PySide6 {PySide6.__version__}" + ("" if display or sys.platform in ("win32", "darwin")
-                                                      else "; no display: the editor needs one (the CLI does not)"))
+        version = metadata.version("PySide6-Essentials")
+    except metadata.PackageNotFoundError:
+        version = metadata.version("PySide6")
+    windowed = sys.platform in ("win32", "darwin") or any(
+        os.environ.get(v) for v in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"))
+    return Check("Qt", OK if windowed else WARN,
+                 f"PySide6 {version}" + ("" if windowed else "; no display: the editor needs one (the CLI does not)"))
 
 
 def run_checks() -> list:
