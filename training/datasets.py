@@ -32,6 +32,7 @@ with its draws (the tests check items against them by construction).
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -347,7 +348,6 @@ def read_av_offsets(path) -> dict:
     """Per-clip audio offsets in frames ({"<source>/<clip>": k}) measured by `python main.py
     offsets`: the clip's audio leads its picture by k frames, so frame i goes with the mel
     window of frame i + k."""
-    import json
     return {str(k): int(v) for k, v in json.loads(Path(path).read_text())["offsets"].items()}
 
 
