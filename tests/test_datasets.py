@@ -1,6 +1,8 @@
 """training/datasets.py on a synthetic prepared layout: every frame's JPEG encodes its index
 (blue level) and its side (left half brighter), so windows, flips and channel order can be
 checked by construction."""
+import json
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -288,3 +290,38 @@ def test_stretch_aperture_target_from_the_measured_file(root):
         np.testing.assert_array_equal(aux[0].numpy(), target[0:5])
     finally:
         (root / "lip_aperture.npz").unlink()
+
+
+def test_augment_mel_warp_and_band_mask():
+    aug = Augment(mel_noise=0.0)
+    assert "warp" not in aug.sample(np.random.default_rng(0))  # off by default: the draws stay as they were
+    mel = np.full((80, 16), -4.0, np.float32)
+    mel[40] = 2.0  # one formant-like band
+    warped = aug.mel(mel, {"gain_db": 0.0, "warp": 0.8}, np.random.default_rng(0))
+    assert int(np.argmax(warped[:, 0])) == 50  # bin b takes bin 0.8 b: the band moves up to 40 / 0.8
+    unwarped = aug.mel(mel, {"gain_db": 0.0, "warp": 1.0}, np.random.default_rng(0))
+    np.testing.assert_array_equal(unwarped, mel)
+    masked = aug.mel(mel, {"gain_db": 0.0, "mask": (38, 5)}, np.random.default_rng(0))
+    np.testing.assert_allclose(masked[38:43], mel.mean(), atol=1e-6)
+    np.testing.assert_array_equal(masked[:38], mel[:38])
+    draws = [Augment(mel_warp=0.1, freq_mask=12).sample(np.random.default_rng(s)) for s in range(200)]
+    assert all(0.9 <= d["warp"] <= 1.1 and 0 <= d["mask"][1] <= 12 and sum(d["mask"]) <= 80 for d in draws)
+
+
+def test_balance_speakers_weights_speakers_by_the_square_root_of_their_windows(root):
+    ds = StretchDataset(root, "train", train=True, stretch=4, epoch_size=4000)
+    # no manifest here: speakers as prepare names them (each clip is its own speaker)
+    ds.balance_speakers()
+    windows = np.array([len(s) for s in ds.starts], float)
+    np.testing.assert_allclose(ds.clip_weights, np.sqrt(windows) / np.sqrt(windows).sum())
+    speakers = {"s1/long": "one", "s1/mid": "one", "s2/other": "two", "s2/short": "two"}
+    (root / "manifest.json").write_text(json.dumps({"clips": {k: {"speaker": v} for k, v in speakers.items()}}))
+    try:
+        ds.balance_speakers()
+        one, two = windows[0] + windows[1], windows[2] + windows[3]
+        expected = windows / np.sqrt([one, one, two, two])
+        np.testing.assert_allclose(ds.clip_weights, expected / expected.sum())
+        drawn = np.bincount([ds.plan(i, entropy=i)["clip"] for i in range(3000)], minlength=4) / 3000
+        np.testing.assert_allclose(drawn, ds.clip_weights, atol=0.03)
+    finally:
+        (root / "manifest.json").unlink()

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from tests.conftest import speech_like
 from training import offsets
-from training.datasets import StretchDataset, read_av_offsets
+from training.datasets import StretchDataset, frame_loudness, read_av_offsets, read_clip_mel, scan_clip
 
 # clip -> (offset the fake scorer reports, its LSE-C), in the order clips are scored (train, then val)
 MEASURED = {"a/sure": (3, 2.5), "a/zero": (0, 4.0), "b/too_far": (11, 3.0), "b/unsure": (2, 0.4)}
@@ -39,7 +39,7 @@ def test_offsets_keeps_confident_small_offsets_and_training_reads_them(tmp_path,
 
     monkeypatch.setattr(offsets, "load_scorer", lambda expert: SimpleNamespace(name="fake", frames=5))
     monkeypatch.setattr(offsets, "score_crops", fake_score)
-    args = argparse.Namespace(data=str(tmp_path), expert="x", output=None, min_confidence=1.0, max_offset=6)
+    args = argparse.Namespace(data=str(tmp_path), expert="x", output=None, min_confidence=1.0, max_offset=6, from_aperture=False)
     assert offsets.run(args) == 0
 
     written = json.loads((tmp_path / "av_offsets.json").read_text())
@@ -54,3 +54,25 @@ def test_offsets_keeps_confident_small_offsets_and_training_reads_them(tmp_path,
     sizes = lambda ds: {c.key: len(s) for c, s in zip(ds.clips, ds.starts)}  # noqa: E731
     assert sizes(shifted)["a/sure"] == sizes(plain)["a/sure"] - 3
     assert sizes(shifted)["b/too_far"] == sizes(plain)["b/too_far"]
+
+
+def test_offsets_from_aperture_finds_the_lag_of_the_lips_against_the_loudness(tmp_path, capsys):
+    make_prepared(tmp_path)
+    rng = np.random.default_rng(0)
+    loud = {key: frame_loudness(read_clip_mel(scan_clip(tmp_path, key)), 40) for key in MEASURED}
+    shifted = np.full(40, np.nan, np.float32)
+    shifted[:-3] = loud["a/sure"][3:]  # the lips open 3 frames before the voice is heard: audio late by 3
+    apertures = {"a/sure": shifted + rng.normal(0, 0.05, 40).astype(np.float32),
+                 "a/zero": loud["a/zero"] + rng.normal(0, 0.05, 40).astype(np.float32),
+                 "b/too_far": rng.normal(0, 1, 40).astype(np.float32)}  # no relation: unsure or lag 0
+    np.savez(tmp_path / "lip_aperture.npz", **apertures)
+    args = argparse.Namespace(data=str(tmp_path), expert=None, output=None, from_aperture=True, max_offset=4,
+                              min_r=0.3, min_gain=0.1)
+    assert offsets.run(args) == 0
+    written = json.loads((tmp_path / "av_offsets.json").read_text())
+    assert written["offsets"]["a/sure"] == 3 and written["offsets"]["a/zero"] == 0
+    assert written["offsets"].get("b/too_far", 0) == 0  # never shifted on a weak correlation
+    assert "b/unsure" not in written["offsets"] and "b/unsure" not in written["unsure"]  # not measured
+    assert written["confidence"]["a/sure"] > 0.9 and written["scorer"] == "aperture-loudness"
+    # the shift puts the voice back under the lips: the dataset pairs frame i with audio of frame i + 3
+    assert read_av_offsets(tmp_path / "av_offsets.json")["a/sure"] == 3

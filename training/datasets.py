@@ -46,6 +46,7 @@ from torch.utils.data import Dataset
 
 from core.audio import mel_index, melspectrogram
 from core.hparams import HP
+from training.prepare import speaker_of
 
 FPS = 25
 _FRAME = re.compile(r"^(\d+)\.jpg$")
@@ -75,13 +76,23 @@ class Augment:
     flip: float = 0.5  # probability of a horizontal flip
     gain_db: float = 6.0  # uniform in [-g, g]
     mel_noise: float = 0.05  # std of Gaussian noise on the normalised mel (range 8)
+    # speaker-invariance for the audio encoder (off by default; the expert turns them on):
+    mel_warp: float = 0.0  # vocal-tract-length warp: mel bin b takes bin b * a, a in [1 - w, 1 + w]
+    freq_mask: int = 0  # SpecAugment: one band of up to this many mel bins set to the window's mean
 
     def sample(self, rng: np.random.Generator) -> dict:
         u = lambda a: float(rng.uniform(-a, a))
-        return {"brightness": 1 + u(self.brightness), "contrast": 1 + u(self.contrast),
+        draw = {"brightness": 1 + u(self.brightness), "contrast": 1 + u(self.contrast),
                 "saturation": 1 + u(self.saturation), "scale": 1 + u(self.scale),
                 "dx": u(self.shift), "dy": u(self.shift), "flip": bool(rng.random() < self.flip),
                 "gain_db": u(self.gain_db)}
+        # drawn only when enabled, so the default draws (and their streams) stay as they were
+        if self.mel_warp:
+            draw["warp"] = 1 + u(self.mel_warp)
+        if self.freq_mask:
+            width = int(rng.integers(0, self.freq_mask + 1))
+            draw["mask"] = (int(rng.integers(0, HP.num_mels - width + 1)), width)
+        return draw
 
     @staticmethod
     def image(img: np.ndarray, p: dict) -> np.ndarray:
@@ -104,8 +115,20 @@ class Augment:
         return np.clip(img, 0.0, 1.0).astype(np.float32)
 
     def mel(self, mel: np.ndarray, p: dict, rng: np.random.Generator) -> np.ndarray:
-        """Gain (as an additive shift of the normalised mel, see the class doc) and noise."""
+        """Warp and mask (when drawn), gain (as an additive shift of the normalised mel, see the
+        class doc) and noise."""
         top = HP.max_abs_value
+        if p.get("warp", 1.0) != 1.0:  # a shorter/longer vocal tract moves formants up/down
+            bins = np.arange(len(mel), dtype=np.float64)
+            src = np.clip(bins * p["warp"], 0, len(mel) - 1)
+            lo = np.floor(src).astype(int)
+            hi = np.minimum(lo + 1, len(mel) - 1)
+            frac = (src - lo)[:, None].astype(np.float32)
+            mel = mel[lo] * (1 - frac) + mel[hi] * frac
+        if p.get("mask", (0, 0))[1]:
+            start, width = p["mask"]
+            mel = mel.copy()
+            mel[start:start + width] = mel.mean()
         shift = 2 * top * p["gain_db"] / -HP.min_level_db  # 8 * g / 100
         out = mel + np.float32(shift)
         if shift > 0:
@@ -164,6 +187,13 @@ def scan_clip(root: Path, key: str):
     return Clip(key, path, n, int(info.frames))
 
 
+def clip_speakers(root: Path, keys: list) -> list:
+    """Each clip's speaker as the prepared manifest records it, else as prepare would name it."""
+    manifest = Path(root) / "manifest.json"
+    clips = json.loads(manifest.read_text(encoding="utf-8")).get("clips", {}) if manifest.is_file() else {}
+    return [clips.get(key, {}).get("speaker") or speaker_of(key) for key in keys]
+
+
 def read_frame(path: Path) -> np.ndarray:
     """One prepared crop as 96x96 BGR uint8 (INTER_AREA, like the renderer)."""
     img = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
@@ -203,6 +233,7 @@ class _WindowDataset(Dataset):
         self.epoch_size = None if epoch_size is None else int(epoch_size)
         self.augment = (Augment() if augment is None else augment) if train else None
         self.clips, self.starts, self.skipped = [], [], []
+        self.clip_weights = None  # random draws by window; see balance_speakers()
         for key in read_filelist(self.root, filelist):
             clip = scan_clip(self.root, key)
             starts = self._valid_starts(clip) if clip is not None else np.zeros(0, np.int64)
@@ -249,9 +280,25 @@ class _WindowDataset(Dataset):
         """(clip number, start frame) of item idx."""
         if not 0 <= idx < len(self):
             raise IndexError(idx)
+        if self.epoch_size is not None and self.clip_weights is not None:
+            c = int(rng.choice(len(self.clips), p=self.clip_weights))
+            return c, int(self.starts[c][rng.integers(len(self.starts[c]))])
         w = int(rng.integers(self.n_windows)) if self.epoch_size is not None else idx
         c = int(np.searchsorted(self._offsets, w, side="right")) - 1
         return c, int(self.starts[c][w - self._offsets[c]])
+
+    def balance_speakers(self) -> None:
+        """Random draws (epoch_size) weight each speaker by the square root of its windows
+        instead of by its windows: one speaker with 40 clips (GRID s1 is a third of our
+        training frames) no longer dominates what the audio encoder hears, yet its extra
+        material still counts. Within a speaker, clips are drawn by their windows."""
+        speakers = clip_speakers(self.root, [clip.key for clip in self.clips])
+        windows = np.array([len(s) for s in self.starts], np.float64)
+        total = {}
+        for speaker, n in zip(speakers, windows):
+            total[speaker] = total.get(speaker, 0.0) + n
+        weights = np.array([n / np.sqrt(total[speaker]) for speaker, n in zip(speakers, windows)])
+        self.clip_weights = weights / weights.sum()
 
     # -- loading
     def mel(self, c: int) -> np.ndarray:
@@ -346,8 +393,8 @@ class ExpertDataset(_WindowDataset):
 
 def read_av_offsets(path) -> dict:
     """Per-clip audio offsets in frames ({"<source>/<clip>": k}) measured by `python main.py
-    offsets`: the clip's audio leads its picture by k frames, so frame i goes with the mel
-    window of frame i + k."""
+    offsets`: the clip's audio is k frames late (the sound of frame i is heard at frame i + k),
+    so frame i goes with the mel window of frame i + k (core.sync's offset sign)."""
     return {str(k): int(v) for k, v in json.loads(Path(path).read_text())["offsets"].items()}
 
 
@@ -427,20 +474,23 @@ class StretchDataset(_WindowDataset):
         target for the face encoder: an open mouth goes with a loud frame, so predicting it
         teaches the encoder to look at the lips, which the sync objectives alone can take
         thousands of steps to discover."""
-        if c in self._loudness:
-            return self._loudness[c]
-        mel = self.mel(c).mean(axis=0)
-        clip = self.clips[c]
-        per_frame = HP.mel_fps / FPS
-        out = np.zeros(clip.frames, np.float32)
-        for i in range(clip.frames):
-            a = int(per_frame * (i + self._shift(clip)))
-            b = int(per_frame * (i + 1 + self._shift(clip)))
-            if 0 <= a and b <= len(mel) and b > a:
-                out[i] = mel[a:b].mean()
-        out[out == 0] = np.nan
-        self._loudness[c] = out = zscored(out)
-        return out
+        if c not in self._loudness:
+            clip = self.clips[c]
+            self._loudness[c] = zscored(frame_loudness(self.mel(c), clip.frames, self._shift(clip)))
+        return self._loudness[c]
+
+
+def frame_loudness(mel: np.ndarray, frames: int, shift: int = 0) -> np.ndarray:
+    """Mean normalised mel over each 25 fps frame's 40 ms (frame i taking the audio of frame
+    i + shift), NaN where there is no audio."""
+    energy = mel.mean(axis=0)
+    per_frame = HP.mel_fps / FPS
+    out = np.full(frames, np.nan, np.float32)
+    for i in range(frames):
+        a, b = int(per_frame * (i + shift)), int(per_frame * (i + 1 + shift))
+        if 0 <= a and b <= len(energy) and b > a:
+            out[i] = energy[a:b].mean()
+    return out
 
 
 def zscored(x: np.ndarray) -> np.ndarray:

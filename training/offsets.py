@@ -1,6 +1,8 @@
-"""Measure each prepared clip's audio-video offset with a trained expert (data cleaning).
+"""Measure each prepared clip's audio-video offset (data cleaning), with a trained expert or,
+before there is one, from the lips' opening against the audio's loudness.
 
     python main.py offsets --data PREPARED --expert runs/expert/best.safetensors -o PREPARED/av_offsets.json
+    python main.py offsets --data PREPARED --from-aperture     # needs PREPARED/lip_aperture.npz
 
 In-the-wild footage carries a few frames of AV offset (LRS2 itself was sync-corrected with
 SyncNet before Wav2Lip was trained on it). Each clip is scored with the paper's protocol
@@ -8,13 +10,21 @@ SyncNet before Wav2Lip was trained on it). Each clip is scored with the paper's 
 (LSE-C >= --min-confidence) and small enough to be a recording offset rather than a
 mistake (|offset| <= --max-offset); other clips are listed as unsure and left unshifted.
 `train-expert --av-offsets FILE` (and the generator) then train on the corrected clips.
+
+`--from-aperture` bootstraps the first expert: the mouth opens as the voice gets loud, so the
+lag that maximises the correlation of the lip aperture (training/lip_aperture.py, MediaPipe)
+with the per-frame loudness is the clip's offset. It is kept where that correlation is
+clearly better than at lag 0 (by --min-gain) and good in itself (>= --min-r); measured on our
+data, GRID clips come out at 0 and several in-the-wild clips at +2..+3 frames.
 """
 import json
 from pathlib import Path
 
+import numpy as np
+
 from core.atomic import atomic_write_text
 from core.sync import load_scorer, score_crops
-from training.datasets import read_clip_frames, read_clip_mel, read_filelist, scan_clip
+from training.datasets import frame_loudness, read_clip_frames, read_clip_mel, read_filelist, scan_clip, zscored
 
 
 def measure(data: Path, expert, min_confidence: float, max_offset: int, filelists=("train", "val")) -> dict:
@@ -36,9 +46,56 @@ def measure(data: Path, expert, min_confidence: float, max_offset: int, filelist
     return result
 
 
+def lagged_correlations(aperture: np.ndarray, loudness: np.ndarray, max_offset: int) -> np.ndarray:
+    """r(aperture[i], loudness[i + k]) for k = -max_offset..max_offset (NaN where too few frames)."""
+    out = np.full(2 * max_offset + 1, np.nan)
+    for n, k in enumerate(range(-max_offset, max_offset + 1)):
+        a = aperture[max(0, -k):len(aperture) - max(0, k)]
+        b = loudness[max(0, k):len(loudness) - max(0, -k)]
+        ok = np.isfinite(a) & np.isfinite(b)
+        if ok.sum() >= 20 and a[ok].std() > 0 and b[ok].std() > 0:
+            out[n] = np.corrcoef(a[ok], b[ok])[0, 1]
+    return out
+
+
+def measure_from_aperture(data: Path, max_offset: int, min_r: float, min_gain: float,
+                          filelists=("train", "val")) -> dict:
+    path = data / "lip_aperture.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run training/lip_aperture.py on the prepared data first")
+    result = {"scorer": "aperture-loudness", "min_r": min_r, "min_gain": min_gain, "max_offset": max_offset,
+              "offsets": {}, "unsure": {}, "confidence": {}}
+    with np.load(path) as apertures:
+        keys = [key for name in filelists for key in read_filelist(data, name)]
+        for n, key in enumerate(keys, 1):
+            clip = scan_clip(data, key)
+            if clip is None or key not in apertures.files or len(apertures[key]) != clip.frames:
+                continue
+            r = lagged_correlations(zscored(apertures[key]), frame_loudness(read_clip_mel(clip), clip.frames),
+                                    max_offset)
+            if not np.isfinite(r).any():
+                continue
+            best = int(np.nanargmax(r))
+            offset, at_zero = best - max_offset, r[max_offset]
+            result["confidence"][key] = round(float(r[best]), 3)
+            # lag 0 stays unless another lag is clearly better; a weak best lag is not trusted
+            if offset == 0 or (r[best] >= min_r and (not np.isfinite(at_zero) or r[best] - at_zero >= min_gain)):
+                result["offsets"][key] = offset
+            else:
+                result["unsure"][key] = offset
+            print(f"[{n}/{len(keys)}] {key}: best lag {offset:+d} (r {r[best]:.2f}, at 0: {at_zero:.2f})"
+                  f"{'' if key in result['offsets'] else '  (unsure: left unshifted)'}", flush=True)
+    return result
+
+
 def run(args) -> int:
     data = Path(args.data)
-    result = measure(data, args.expert, args.min_confidence, args.max_offset)
+    if args.from_aperture:
+        result = measure_from_aperture(data, args.max_offset, args.min_r, args.min_gain)
+    elif args.expert:
+        result = measure(data, args.expert, args.min_confidence, args.max_offset)
+    else:
+        raise SystemExit("offsets: give --expert CHECKPOINT, or --from-aperture")
     out = Path(args.output or data / "av_offsets.json")
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     shifted = sum(1 for v in result["offsets"].values() if v)
@@ -49,7 +106,12 @@ def run(args) -> int:
 def add_parser(sub):
     p = sub.add_parser("offsets", help="measure each prepared clip's AV offset with a trained expert")
     p.add_argument("--data", required=True, help="prepared dataset root")
-    p.add_argument("--expert", required=True, help="expert checkpoint (ours or lipsync_expert.pth)")
+    p.add_argument("--expert", help="expert checkpoint (ours or lipsync_expert.pth)")
+    p.add_argument("--from-aperture", action="store_true",
+                   help="no expert yet: the lag of best lip-aperture/loudness correlation (DATA/lip_aperture.npz)")
+    p.add_argument("--min-r", type=float, default=0.3, help="--from-aperture: weakest correlation trusted")
+    p.add_argument("--min-gain", type=float, default=0.1,
+                   help="--from-aperture: how much better than lag 0 a lag must correlate to be applied")
     p.add_argument("-o", "--output", help="JSON to write (default: DATA/av_offsets.json)")
     p.add_argument("--min-confidence", type=float, default=1.0, help="LSE-C under which a clip is left unshifted")
     p.add_argument("--max-offset", type=int, default=6, help="larger offsets are treated as unsure")

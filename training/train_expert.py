@@ -33,7 +33,7 @@ from core.models.syncnet import SyncNet, SyncNetDims, offset_losses, sync_loss, 
 from core.weights import save_weights
 from training import distributed
 from training.checkpoint import load_training_state, manifest_hash, save_training_state
-from training.datasets import ExpertDataset, StretchDataset, read_av_offsets
+from training.datasets import Augment, ExpertDataset, StretchDataset, read_av_offsets
 
 
 def add_common_args(p, default_batch: int):
@@ -166,7 +166,12 @@ def train(args) -> int:
     options = {}
     if stretch:
         options = {"train_cls": StretchDataset, "stretch": args.stretch, "epoch_size": 1 << 30, "aux": args.aux}
+    options["augment"] = Augment(mel_warp=args.mel_warp, freq_mask=args.freq_mask)
     ctx, run_dir, log, config, data, train_set, val_set = start_run(args, ExpertDataset, **options)
+    if args.balance_speakers:
+        if train_set.epoch_size is None:
+            raise SystemExit("train-expert: --balance-speakers needs the offsets objective (random draws)")
+        train_set.balance_speakers()
     val_stretches = StretchDataset(data, data / "filelists" / "val.txt", train=False, stretch=args.stretch,
                                    av_offsets=val_set.av_offsets) if stretch else None
     model = SyncNet(SyncNetDims(width=args.width))
@@ -175,7 +180,8 @@ def train(args) -> int:
     audio_aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
     models = {"expert": model, **({"aux_head": aux_head} if stretch and args.aux_weight else {}),
               **({"audio_aux_head": audio_aux_head} if stretch and args.aux_weight and args.aux_from == "both" else {})}
-    optimiser = torch.optim.Adam([p for m in models.values() for p in m.parameters()], lr=args.lr)
+    optimiser = torch.optim.AdamW([p for m in models.values() for p in m.parameters()], lr=args.lr,
+                                  weight_decay=args.weight_decay)
     step, best = 0, float("inf")
     last = run_dir / "last.safetensors"
     if args.resume and last.is_file():
@@ -278,6 +284,13 @@ def add_args(p):
     p.add_argument("--aux-from", choices=["face", "both"], default="face",
                    help="which embeddings predict the auxiliary target: the face's, or the audio's as well (so both "
                         "share a 'mouth opening over time' subspace)")
+    # against memorising 30 training voices: the audio encoder must hear new speakers
+    p.add_argument("--mel-warp", type=float, default=0.0,
+                   help="vocal-tract-length augmentation: warp the mel axis by a factor in [1 - w, 1 + w]")
+    p.add_argument("--freq-mask", type=int, default=0, help="SpecAugment: mask one band of up to N mel bins")
+    p.add_argument("--balance-speakers", action="store_true",
+                   help="draw speakers by the square root of their material (offsets objective)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
 
 
 def add_parser(sub):
