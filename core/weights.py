@@ -16,7 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from core.atomic import atomic_write, atomic_write_text, sha256_file
+from core.atomic import atomic_files, sha256_file
 from core.errors import WeightsError
 from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
 from core.models.syncnet import SyncNet, SyncNetDims
@@ -72,10 +72,11 @@ def save_weights(model: torch.nn.Module, path, *, half: bool = False, metadata: 
     for key, value in model.state_dict().items():
         value = value.detach().cpu().contiguous()
         tensors[key] = value.half() if half and value.is_floating_point() else value
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
-    sidecar = {"kind": kind.name, "dims": asdict(model.dims), "dtype": "float16" if half else "float32",
-               "sha256": sha256_file(path), "file": path.name, **(metadata or {})}
-    atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=2))
+    with atomic_files(path, sidecar_path(path)) as (tmp, tmp_side):  # both whole, or both as they were
+        save_file(tensors, tmp)
+        sidecar = {"kind": kind.name, "dims": asdict(model.dims), "dtype": "float16" if half else "float32",
+                   "sha256": sha256_file(tmp), "file": path.name, **(metadata or {})}
+        Path(tmp_side).write_text(json.dumps(sidecar, indent=2), encoding="utf-8")
     return sidecar
 
 

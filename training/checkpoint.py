@@ -3,20 +3,68 @@
 The sidecar records what a resume must agree with: dimensions, hyper-parameters and the
 hash of the data manifest. A resume with different hyper-parameters is refused unless
 forced, because it would silently continue a different experiment.
+
+A checkpoint and its sidecar are replaced together (core.atomic.atomic_files): a full disk,
+an error or a Ctrl-C while saving leaves the previous pair whole and loadable. Write errors
+come out as WriteError, one line naming the file and saying why (disk full, read-only).
 """
+import contextlib
+import errno
 import hashlib
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from core.atomic import atomic_files, sha256_file
 from core.errors import LipsmithError
-from core.atomic import atomic_write, atomic_write_text, sha256_file
 
 
 class ResumeError(LipsmithError):
     """A checkpoint that cannot continue this run."""
+
+
+class WriteError(LipsmithError):
+    """A run folder or checkpoint that cannot be written (read-only, disk full, ...)."""
+
+
+def why_not_written(exc: BaseException) -> str:
+    """What a failed write means for a user: disk full, read-only, or the system's words."""
+    code = getattr(exc, "errno", None)
+    text = str(exc)
+    if code == errno.ENOSPC or "os error 28" in text or "No space left" in text:  # safetensors: SafetensorError
+        return "the disk is full (no space left on device)"
+    if code is not None and code == getattr(errno, "EDQUOT", None):
+        return "the disk quota is exceeded"
+    if code in (errno.EROFS, errno.EACCES, errno.EPERM) or "os error 30" in text or "os error 13" in text:
+        return "not writable (read-only or permission denied)"
+    return getattr(exc, "strerror", None) or text
+
+
+@contextlib.contextmanager
+def writing(path, what: str = "cannot write", note: str = ""):
+    """Turn a failed write under this block into a WriteError naming `path`:
+    "<path>: <what>: <why>[; <note>]"."""
+    try:
+        yield
+    except (OSError, SafetensorError) as exc:
+        raise WriteError(path, f"{what}: {why_not_written(exc)}" + (f"; {note}" if note else "")) from exc
+
+
+def check_run_dir(run_dir) -> Path:
+    """Create the run folder and make sure a file can be written in it, before any training:
+    a read-only or missing-permission folder fails at once with its name, not after an epoch."""
+    run_dir = Path(run_dir)
+    with writing(run_dir, "cannot write the run folder"):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=run_dir)
+        os.close(fd)
+        os.unlink(probe)
+    return run_dir
 
 
 def manifest_hash(data_root) -> str:
@@ -72,10 +120,16 @@ def save_training_state(path, *, models: dict, optimizers: dict, step: int, conf
     for name, opt in optimizers.items():
         _flatten(f"optim.{name}", opt.state_dict(), tensors, layout)
     _flatten("rng.torch", torch.get_rng_state(), tensors, layout)
-    atomic_write(path, lambda tmp: save_file(tensors, tmp))
-    sidecar = {"step": step, "config": config, "metrics": metrics, "layout": layout,
-               "sha256": sha256_file(path), **(extra or {})}
-    atomic_write_text(path.with_suffix(".json"), json.dumps(sidecar, indent=1))
+    with writing(path, "checkpoint not saved", "the previous checkpoint, if any, is unchanged"), \
+            atomic_files(path, path.with_suffix(".json")) as (tmp, tmp_side):
+        save_file(tensors, tmp)
+        sidecar = {"step": step, "config": config, "metrics": metrics, "layout": layout,
+                   "sha256": sha256_file(tmp), **(extra or {})}
+        _write_text(tmp_side, json.dumps(sidecar, indent=1))
+
+
+def _write_text(path, text: str) -> None:
+    Path(path).write_text(text, encoding="utf-8")
 
 
 def load_training_state(path, *, models: dict, optimizers: dict, config: dict, force: bool = False) -> dict:
