@@ -39,3 +39,15 @@ def speech_like(seconds=2.0, sr=16000, seed=0):
     t = np.arange(int(seconds * sr)) / sr
     envelope = np.clip(np.sin(2 * np.pi * 3 * t), 0, None)
     return (0.3 * envelope * rng.standard_normal(t.size)).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory):
+    """A tiny synthetic prepared dataset for the trainers: two training clips of speaker a,
+    one validation clip of speaker b (tests.test_datasets.build_prepared). Read-only for tests."""
+    from tests.test_datasets import build_prepared
+
+    root = build_prepared(tmp_path_factory.mktemp("prepared"), {"a/one": 60, "a/two": 50, "b/three": 55})
+    (root / "filelists" / "train.txt").write_text("a/one\na/two\n")
+    (root / "filelists" / "val.txt").write_text("b/three\n")
+    return root

@@ -6,15 +6,11 @@ import pytest
 
 import main
 from core.weights import load_model
-from tests.test_datasets import build_prepared
 
 
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = build_prepared(tmp_path_factory.mktemp("prepared"), {"a/one": 60, "a/two": 50, "b/three": 55})
-    (root / "filelists" / "train.txt").write_text("a/one\na/two\n")
-    (root / "filelists" / "val.txt").write_text("b/three\n")
-    return root
+@pytest.fixture
+def data(tiny_prepared):  # tests/conftest.py
+    return tiny_prepared
 
 
 def train(data, run, *extra):

@@ -55,6 +55,19 @@ def mean_across(value: float, ctx: Context) -> float:
     return float(t.item()) / ctx.world
 
 
+def average_gradients(params, ctx: Context) -> None:
+    """Average the gradients of parameters that DDP does not hold (training-only heads used
+    outside the wrapped model) over all ranks, so they stay identical everywhere. A parameter
+    without a gradient on this rank takes part as zeros: every rank makes the same calls."""
+    if ctx.world == 1:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)
+        p.grad /= ctx.world
+
+
 def teardown():
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -1,6 +1,7 @@
 """Train the lip-sync expert (SyncNet): cosine-BCE on 5-frame lower halves vs 0.2 s of mel.
 
     python main.py train-expert --data PREPARED --run runs/expert [--width 0.5] [--max-minutes 30]
+    torchrun --nproc-per-node N main.py train-expert --data PREPARED --run-dir runs/expert ...   (N GPUs/processes)
 
 Two objectives:
 * `--objective paper`: the paper's. Half the samples are in sync, half take the mel of
@@ -17,8 +18,19 @@ Validation (held-out speakers) always reports the paper's figures: off-sync accu
 BCE on 50 % in-sync / 50 % off-sync pairs; the best checkpoint by that loss is exported as
 `best.safetensors` (loadable by core.weights.load_model). `--av-offsets FILE` trains on
 clips shifted by their measured AV offsets (python main.py offsets), as does train-generator.
+
+Data and resume (both trainers): the training items are a function of (--seed, rank, world
+size, step) alone (DrawSampler), not of any process's random state, and RUN/last.safetensors
+holds the models, the optimisers and the torch RNG. So `--resume` continues exactly: N steps
+in one go and N/2 steps then a resume to N end with the same weights (tests/
+test_trainer_robustness.py), whatever the evaluation schedule, the --workers count or the
+device, as long as the computation itself is deterministic (CPU; cuDNN may not be). Ctrl-C
+stops between file writes: RUN/last.safetensors stays the last complete checkpoint (exit
+130); a run folder that cannot be written, or a full disk, stops with one line naming the
+file (exit 1), the previous checkpoint untouched.
 """
 import json
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -26,20 +38,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from core.models.blocks import scaled
 from core.models.syncnet import SyncNet, SyncNetDims, offset_losses, sync_loss, sync_probability
 from core.weights import save_weights
 from training import distributed
-from training.checkpoint import load_training_state, manifest_hash, save_training_state
+from training.checkpoint import check_run_dir, load_training_state, manifest_hash, save_training_state, writing
 from training.datasets import Augment, ExpertDataset, StretchDataset, read_av_offsets
 
 
 def add_common_args(p, default_batch: int):
     """Options every trainer shares."""
     p.add_argument("--data", required=True, help="prepared dataset root (python main.py prepare)")
-    p.add_argument("--run", dest="run_dir", required=True, help="folder for checkpoints and logs")
+    p.add_argument("--run", "--run-dir", dest="run_dir", required=True,
+                   help="folder for checkpoints and logs (under torchrun spell it --run-dir: torchrun's own "
+                        "parser takes --run for an ambiguous abbreviation of its --run-path)")
     p.add_argument("--width", type=float, default=0.5, help="channel width multiplier (1.0 = official size)")
     p.add_argument("--batch-size", type=int, default=default_batch)
     p.add_argument("--lr", type=float, default=1e-4)
@@ -59,28 +73,65 @@ def add_common_args(p, default_batch: int):
     p.add_argument("--force", action="store_true", help="resume even if hyper-parameters changed")
 
 
-def loader(dataset, args, ctx, train: bool):
-    """Training: shuffled (per rank under DDP). Validation: one fixed random order, so every
-    evaluation sees the same windows and its figures compare across steps."""
-    if not train:
-        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed + 1)).tolist()
-        sampler = order[ctx.rank::ctx.world]
-    elif ctx.world > 1:
-        sampler = DistributedSampler(dataset, num_replicas=ctx.world, rank=ctx.rank, shuffle=True, seed=args.seed)
-    else:
-        sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(args.seed))
-    return DataLoader(dataset, batch_size=args.batch_size, sampler=sampler, num_workers=args.workers,
-                      drop_last=train, persistent_workers=args.workers > 0 and train,
-                      pin_memory=ctx.device.type == "cuda")
+class DrawSampler(Sampler):
+    """The endless training stream as a function of the step, so that a resume continues it.
+
+    Item i of this rank's stream is item g = i * world + rank of one global stream (the ranks
+    split every step's items between them); it yields (index, entropy): the index walks a fresh
+    permutation of the windows each pass (seeded by (seed, pass); `shuffle=False`, for datasets
+    that draw their windows at random, just counts), and the entropy, a hash of (seed, g), feeds
+    the item's random draws (training/datasets.py: label, other window, augmentation) instead
+    of the loading process's torch RNG. `start`: the first item of this rank (step * batch)."""
+
+    def __init__(self, n: int, seed: int, rank: int = 0, world: int = 1, start: int = 0, shuffle: bool = True):
+        self.n, self.seed, self.rank, self.world = int(n), int(seed) % (1 << 63), int(rank), int(world)
+        self.start, self.shuffle = int(start), bool(shuffle)
+
+    def __iter__(self):
+        i, order, current = self.start, None, -1
+        while True:
+            g = i * self.world + self.rank
+            if self.shuffle:
+                rounds, at = divmod(g, self.n)
+                if rounds != current:
+                    order, current = np.random.default_rng([self.seed, rounds]).permutation(self.n), rounds
+                index = int(order[at])
+            else:
+                index = g % self.n
+            yield index, int(np.random.SeedSequence([self.seed, g]).generate_state(1, np.uint64)[0] >> 2)
+            i += 1
 
 
-def forever(data_loader):
-    epoch = 0
-    while True:
-        if isinstance(data_loader.sampler, DistributedSampler):
-            data_loader.sampler.set_epoch(epoch)
-        yield from data_loader
-        epoch += 1
+class Drawn(Dataset):
+    """A training dataset indexed by DrawSampler's (index, entropy) pairs."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key):
+        index, entropy = key
+        return self.dataset.sample(index, entropy)[0]
+
+
+def train_loader(dataset, args, ctx, batch: int, start_step: int) -> DataLoader:
+    """Batches of `batch` items from DrawSampler, starting at step `start_step` (a resume's)."""
+    sampler = DrawSampler(len(dataset), args.seed, ctx.rank, ctx.world, start=start_step * batch,
+                          shuffle=getattr(dataset, "epoch_size", None) is None)
+    return DataLoader(Drawn(dataset), batch_size=batch, sampler=sampler, num_workers=args.workers,
+                      pin_memory=ctx.device.type == "cuda", generator=torch.Generator().manual_seed(args.seed))
+
+
+def loader(dataset, args, ctx):
+    """Validation: one fixed random order, so every evaluation sees the same windows and its
+    figures compare across steps. Its own generator: iterating it draws nothing from the
+    torch RNG, so evaluating does not change the training."""
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(args.seed + 1)).tolist()
+    return DataLoader(dataset, batch_size=args.batch_size, sampler=order[ctx.rank::ctx.world],
+                      num_workers=args.workers, pin_memory=ctx.device.type == "cuda",
+                      generator=torch.Generator().manual_seed(args.seed))
 
 
 def autocast(ctx, precision: str):
@@ -99,7 +150,7 @@ class Log:
     def __call__(self, **record):
         if not self.main:
             return
-        with open(self.path, "a") as f:
+        with writing(self.path, "cannot write the log"), open(self.path, "a") as f:
             f.write(json.dumps(record) + "\n")
         print("  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in record.items()),
               flush=True)
@@ -126,11 +177,12 @@ def evaluate(model, val_loader, ctx, batches: int, precision: str) -> dict:
 
 def start_run(args, dataset_cls, **train_options):
     """What every trainer sets up first: process group, seed, run folder, log, config, datasets
-    (`train_options` go to the training set; train_cls: another class for it)."""
+    (`train_options` go to the training set; train_cls: another class for it). Every rank
+    seeds torch alike (the same initial weights, training-only heads included); the ranks'
+    data differ through DrawSampler."""
+    run_dir = check_run_dir(args.run_dir)  # fail at once on a read-only folder, not at the first save
     ctx = distributed.setup(args.device)
-    torch.manual_seed(args.seed + ctx.rank)
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(args.seed)
     config = {k: v for k, v in vars(args).items() if k not in ("run", "command")}
     data = Path(args.data)
     offsets = read_av_offsets(args.av_offsets) if args.av_offsets else None
@@ -163,6 +215,8 @@ def evaluate_offsets(model, val_set, ctx, stretches: int, batch: int, precision:
 
 def train(args) -> int:
     stretch = args.objective == "offsets"
+    if stretch and args.stretch <= 5:  # no pair >= 5 frames apart: the BCE term would be NaN, and the weights
+        raise ValueError(f"--stretch {args.stretch}: the offsets objective needs at least 6 windows per stretch")
     options = {}
     if stretch:
         options = {"train_cls": StretchDataset, "stretch": args.stretch, "epoch_size": 1 << 30, "aux": args.aux}
@@ -190,19 +244,22 @@ def train(args) -> int:
         step, best = side["step"], side["metrics"].get("best_val_loss", float("inf"))
         log(event="resume", step=step)
     net = distributed.wrap(model, ctx)
-    if stretch:  # batch = stretches; the dataset draws them at random (seeded per process)
-        groups = max(1, args.batch_size // args.stretch)
-        train_loader = DataLoader(train_set, batch_size=groups, num_workers=args.workers,
-                                  persistent_workers=args.workers > 0)
-    else:
-        train_loader = loader(train_set, args, ctx, True)
-    val_loader = loader(val_set, args, ctx, False)
+    head_params = [p for name, m in models.items() if name != "expert" for p in m.parameters()]  # outside DDP
+    # offsets: a batch is batch-size / stretch stretches, each drawn at random by the dataset
+    batches = iter(train_loader(train_set, args, ctx, max(1, args.batch_size // args.stretch) if stretch
+                                else args.batch_size, step))
+    val_loader = loader(val_set, args, ctx)
     extra = {"dims": asdict(model.dims), "data": manifest_hash(data), "kind": "syncnet"}
     started, seen, metrics = time.perf_counter(), 0, {}
 
     def checkpoint():
         save_training_state(last, models=models, optimizers={"expert": optimiser}, step=step,
                             config=config, metrics={**metrics, "best_val_loss": best}, extra=extra)
+
+    def export_best():
+        with writing(run_dir / "best.safetensors", "best weights not saved"):
+            save_weights(model, run_dir / "best.safetensors", metadata={"step": step, "metrics": metrics,
+                                                                         "data": extra["data"]})
 
     def validate():
         result = {"step": step, **evaluate(net, val_loader, ctx, args.eval_batches, args.precision)}
@@ -211,10 +268,9 @@ def train(args) -> int:
         return result
 
     net.train()
-    for batch in forever(train_loader):
-        if step >= args.steps or (args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes):
-            break
-        batch = [t.to(ctx.device) for t in batch]
+    # the stop test comes before the next batch is drawn: nothing is drawn that a resume would redo
+    while step < args.steps and not (args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes):
+        batch = [t.to(ctx.device) for t in next(batches)]
         if stretch:
             faces, mels, aux = batch
             G, K = faces.shape[:2]
@@ -242,6 +298,7 @@ def train(args) -> int:
             parts = {}
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(head_params, ctx)  # DDP averages the expert's; the heads are not in it
         optimiser.step()
         step += 1
         seen += len(faces.flatten(0, 1) if stretch else faces) * ctx.world
@@ -253,8 +310,7 @@ def train(args) -> int:
             if ctx.main:
                 if metrics["val_loss"] < best:
                     best = metrics["val_loss"]
-                    save_weights(model, run_dir / "best.safetensors", metadata={"step": step, "metrics": metrics,
-                                                                                 "data": extra["data"]})
+                    export_best()
                 checkpoint()
     if metrics.get("step") != step:  # every rank evaluates: the metric is all-reduced
         metrics = validate()
@@ -262,11 +318,31 @@ def train(args) -> int:
     if ctx.main:
         if metrics["val_loss"] < best:
             best = metrics["val_loss"]
-            save_weights(model, run_dir / "best.safetensors", metadata={"step": step, "metrics": metrics,
-                                                                         "data": extra["data"]})
+            export_best()
         checkpoint()
     distributed.teardown()
     return 0
+
+
+def command(train_fn):
+    """The CLI entry of a trainer: Ctrl-C ends it with exit 130 and a line saying which
+    checkpoint stays (main.py's generic "nothing was written" would be wrong here); the
+    process group is left in every case. Called from code, train() itself raises as usual."""
+    def run(args) -> int:
+        try:
+            return train_fn(args)
+        except KeyboardInterrupt:
+            last = Path(args.run_dir) / "last.safetensors"
+            try:
+                step = json.loads(last.with_suffix(".json").read_text())["step"]
+                kept = f"{last} (step {step}) is the last checkpoint; --resume continues from it"
+            except (OSError, ValueError, KeyError):
+                kept = f"no checkpoint was written yet ({last})"
+            print(f"interrupted: {kept}", file=sys.stderr)
+            return 130
+        finally:
+            distributed.teardown()
+    return run
 
 
 def add_args(p):
@@ -296,5 +372,5 @@ def add_args(p):
 def add_parser(sub):
     p = sub.add_parser("train-expert", help="train the lip-sync expert (SyncNet) on a prepared dataset")
     add_args(p)
-    p.set_defaults(run=train)
+    p.set_defaults(run=command(train))
 

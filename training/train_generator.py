@@ -12,6 +12,7 @@ Called from code (speaker adaptation in the editor), `train(args, progress, canc
 step as `progress(step, total)` (total: the --steps cap, or None without one; --max-minutes may end
 it sooner) and polls `cancel()` before each step: when it returns true, core.errors.Cancelled is
 raised between steps, after the last complete checkpoint (every file written is written whole).
+Resume, Ctrl-C and write errors behave as train_expert's docstring says (--resume continues exactly).
 """
 import time
 from dataclasses import asdict
@@ -26,9 +27,9 @@ from core.models.syncnet import sync_loss, sync_probability
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.weights import load_model, save_weights
 from training import distributed
-from training.checkpoint import load_training_state, manifest_hash, save_training_state
+from training.checkpoint import load_training_state, manifest_hash, save_training_state, writing
 from training.datasets import GeneratorDataset
-from training.train_expert import add_common_args, autocast, forever, loader, start_run
+from training.train_expert import add_common_args, autocast, command, loader, start_run, train_loader
 
 SYNC_SWITCH = 0.75  # eval sync loss under which the sync term is switched on
 
@@ -100,7 +101,8 @@ def train(args, progress=None, cancel=None) -> int:
         log(event="resume", step=step)
     net_g = distributed.wrap(gen, ctx)
     net_d = distributed.wrap(disc, ctx) if disc else None
-    train_loader, val_loader = loader(train_set, args, ctx, True), loader(val_set, args, ctx, False)
+    batches = iter(train_loader(train_set, args, ctx, args.batch_size, step))
+    val_loader = loader(val_set, args, ctx)
     extra = {"dims": asdict(gen.dims), "data": manifest_hash(data), "kind": "wav2lip",
              "expert": str(args.expert)}
     started, seen, metrics = time.perf_counter(), 0, {}
@@ -110,17 +112,17 @@ def train(args, progress=None, cancel=None) -> int:
                             metrics={**metrics, "best": best, "sync_on": sync_on}, extra=extra)
 
     def export(name):
-        save_weights(gen, run_dir / name, metadata={"step": step, "metrics": metrics, "data": extra["data"],
-                                                    "gan": bool(args.gan)})
+        with writing(run_dir / name, "weights not saved"):
+            save_weights(gen, run_dir / name, metadata={"step": step, "metrics": metrics, "data": extra["data"],
+                                                        "gan": bool(args.gan)})
 
     total = args.steps or None
-    for batch in forever(train_loader):
-        if step >= args.steps or (args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes):
-            break
+    # the stop test comes before the next batch is drawn: nothing is drawn that a resume would redo
+    while step < args.steps and not (args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes):
         if cancel is not None and cancel():
             distributed.teardown()
             raise Cancelled("training cancelled")
-        batch = {k: v.to(ctx.device) for k, v in batch.items()}
+        batch = {k: v.to(ctx.device) for k, v in next(batches).items()}
         target = batch["target"]
         s_w, s_g = weights_for(args, sync_on)
         with autocast(ctx, args.precision):
@@ -184,5 +186,5 @@ def add_args(p):
 def add_parser(sub):
     p = sub.add_parser("train-generator", help="train the Wav2Lip generator against a frozen expert")
     add_args(p)
-    p.set_defaults(run=train)
+    p.set_defaults(run=command(train))
 
