@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QVBoxLayout,
-                               QWidget)
+                               QFormLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton,
+                               QVBoxLayout, QWidget)
 
 from .jobs import EXPORT_PRESETS
 
@@ -58,6 +58,13 @@ def ask_recover(parent, name: str, when: str) -> bool:
 def ask(parent, title: str, text: str, informative: str = "") -> bool:
     return message(parent, Icon.Question, title, text, informative=informative,
                    buttons=Button.Yes | Button.No, default=Button.Yes) == Button.Yes
+
+
+def choose(parent, title: str, text: str, items) -> int | None:
+    """Which of `items` (texts) the user picks from a list; None when cancelled."""
+    items = list(items)
+    picked, ok = QInputDialog.getItem(parent, title, text, items, 0, False)
+    return items.index(picked) if ok and picked in items else None
 
 
 def _with_browse(dialog: QDialog, line: QLineEdit, browse) -> QWidget:

@@ -10,8 +10,8 @@ into one undo step; ChooseTake; NudgeDub), so the Edit menu undoes it.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QListWidget,
-                               QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
 
 from core.project import ChooseTake, RenameSegment, SetSegmentSettings
 
@@ -34,6 +34,7 @@ class Inspector(QWidget):
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 1.15)
         self.title.setFont(font)
+        self.title.setWordWrap(True)  # a long name wraps rather than widening the dock
         self.name = QLineEdit(self)
         self.name.setPlaceholderText("Name this segment")
         self.name.setToolTip("The segment's name in the timeline (Enter applies; empty: its id). F2 or a "
@@ -41,6 +42,7 @@ class Inspector(QWidget):
         self.name.setMaxLength(80)
         self.name.editingFinished.connect(self._rename)
         self.range_label = QLabel("", self)
+        self.range_label.setWordWrap(True)
         self.confidence_label = QLabel("", self)
         self.confidence_label.setWordWrap(True)
         self.hint = QLabel("", self)
@@ -49,7 +51,8 @@ class Inspector(QWidget):
 
         self.model = QComboBox(self)
         self.model.setToolTip("The generator this segment renders with: the project's, the bundled one, or a "
-                              "model adapted to the speaker (Render ▸ Adapt to Speaker…)")
+                              "model adapted to the speaker (Render ▸ Adapt to Speaker…; Render ▸ Remove Adapted "
+                              "Model… forgets one)")
         self.model.activated.connect(self._choose_model)
         self.smooth = QSpinBox(self)
         self.smooth.setRange(0, 99)
@@ -57,15 +60,16 @@ class Inspector(QWidget):
         self.smooth.setToolTip("Face box smoothing window (0: off)")
         self.smooth.valueChanged.connect(lambda v: self._set({"smooth_window": int(v)}))
         self.pads = []
-        pads_row = QHBoxLayout()
+        pads_row = QGridLayout()  # two by two, each named: the dock stays narrow enough beside the preview
         pads_row.setSpacing(4)
-        for name in PAD_NAMES:
+        for n, name in enumerate(PAD_NAMES):
             spin = QSpinBox(self)
             spin.setRange(-100, 200)
             spin.setToolTip(f"Pixels added at the face box's {name}")
             spin.valueChanged.connect(lambda _: self._set({"pads": [s.value() for s in self.pads]}))
             self.pads.append(spin)
-            pads_row.addWidget(spin)
+            spin.setPrefix(f"{name[0].upper()} ")
+            pads_row.addWidget(spin, n // 2, n % 2)
         self.feather = QDoubleSpinBox(self)
         self.feather.setRange(0.01, 1.0)
         self.feather.setSingleStep(0.01)
@@ -82,7 +86,7 @@ class Inspector(QWidget):
         form = QFormLayout(settings)
         form.addRow("Model", self.model)
         form.addRow("Smoothing", self.smooth)
-        form.addRow("Pads (T B L R)", pads_row)
+        form.addRow("Pads", pads_row)
         form.addRow("Feather", self.feather)
         form.addRow(self.overridden)
         form.addRow(self.reset_button)
@@ -93,6 +97,7 @@ class Inspector(QWidget):
 
         takes = QGroupBox("Takes", self)
         self.takes = QListWidget(self)
+        self.takes.setWordWrap(True)
         self.takes.itemDoubleClicked.connect(lambda item: self._choose(item.data(Qt.ItemDataRole.UserRole)))
         self.takes.currentItemChanged.connect(lambda *_: self._update_buttons())
         self.use_button = QPushButton("Use take", self)
@@ -109,6 +114,7 @@ class Inspector(QWidget):
 
         dub = QGroupBox("Dub", self)
         self.offset_label = QLabel("", self)
+        self.offset_label.setWordWrap(True)
         self.dub_controls = QHBoxLayout()
         self.dub_controls.setSpacing(2)
         dub_layout = QVBoxLayout(dub)
@@ -265,6 +271,7 @@ class Inspector(QWidget):
             if offset is not None and offset != project.dub_offset:
                 parts.append(f"rendered with the dub at {offset:+d} (now {project.dub_offset:+d})")
             item = QListWidgetItem("  ·  ".join(parts))
+            item.setToolTip(item.text())  # the whole line, should the list be narrower than it
             item.setData(Qt.ItemDataRole.UserRole, take.id)
             if chosen:
                 font = item.font()
@@ -272,7 +279,10 @@ class Inspector(QWidget):
                 item.setFont(font)
             self.takes.addItem(item)
         if not self.takes.count():
-            item = QListWidgetItem("No takes yet: Re-render (Ctrl+R) makes one")
+            made = sum(t.segment_id == segment.id for t in project.takes.values())
+            item = QListWidgetItem(f"{made} take(s) of this segment no longer fit it (the dub or the segment moved): "
+                                   "Re-render (Ctrl+R) makes one" if made else "No takes yet: Re-render (Ctrl+R) makes one")
+            item.setToolTip(item.text())
             item.setFlags(Qt.ItemFlag.NoItemFlags)
             self.takes.addItem(item)
         self._update_buttons()

@@ -270,8 +270,10 @@ def render_take(progress, cancel, request: RenderRequest) -> RenderResult:
 
 
 def commit_render(project: Project, result: RenderResult):
-    """Add the rendered take and choose it for every segment it covers: one undo step.
-    The file is deleted again if the project can no longer take it (its segment was removed)."""
+    """Add the rendered take and choose it for every segment it covers: one undo step. Should the dub
+    have been nudged while it rendered, the take is added but chosen nowhere (its mouth follows the old
+    timing: see core.project.NudgeDub). The file is deleted again if the project can no longer take it
+    (its segment was removed)."""
     from .commands import Batch
 
     req = result.request
@@ -283,7 +285,8 @@ def commit_render(project: Project, result: RenderResult):
                   "seconds": round(result.seconds, 2), "device": result.device}
         take = project.new_take(req.segment_id, result.file, take_id=take_id, settings=req.settings, hashes=hashes,
                                 start=result.start, end=result.end, report=report)
-        covered = [s.id for s in project.segments if s.within(take.start, take.end)]
+        in_sync = req.dub_offset == project.dub_offset
+        covered = [s.id for s in project.segments if in_sync and s.within(take.start, take.end)]
         parts = [lambda: AddTake(project, take)] + [lambda sid=sid: ChooseTake(project, sid, take.id) for sid in covered]
         return project.execute(Batch(project, parts, f"Render {req.what} ({take.label})"))
     except EditError:
@@ -439,6 +442,7 @@ class ScoreRequest:
     fps: float
     rows: dict = field(default_factory=dict)  # take file → [(segment id, start s, end s) within the take]
     take_ids: dict = field(default_factory=dict)  # take file → take id
+    segments: dict = field(default_factory=dict)  # segment id → (take id, start, end) as scored
 
 
 def score_request(project: Project, expert: str = "expert") -> ScoreRequest:
@@ -451,6 +455,7 @@ def score_request(project: Project, expert: str = "expert") -> ScoreRequest:
         take = project.takes[s.take_id]
         path = project.take_path(take)
         request.take_ids[path] = take.id
+        request.segments[s.id] = (take.id, s.start, s.end)
         request.rows.setdefault(path, []).append(
             (s.id, (s.start - take.start) / project.fps, (s.end - take.start) / project.fps))
     return request
@@ -461,7 +466,8 @@ NO_EXPERT = "No sync expert installed"
 
 def score_takes(progress, cancel, request: ScoreRequest) -> dict:
     """{"scores": {segment id: (LSE-C, None)}, "takes": {take id: the take's LSE-C, LSE-D and per-frame
-    confidence curve}, "scorer": the scorer's name}."""
+    confidence curve}, "scorer": the scorer's name, "segments": {segment id: (take id, start, end) as
+    scored}}."""
     from core.errors import WeightsError
     from core.sync import load_scorer, score_video
 
@@ -484,13 +490,16 @@ def score_takes(progress, cancel, request: ScoreRequest) -> dict:
             curves[take_id] = {"lse_c": scores.lse_c, "lse_d": scores.lse_d, "scorer": scorer.name,
                                "frame_conf": np.asarray(scores.frame_conf, dtype=np.float64),
                                "frame_fps": float(scores.frame_fps)}
-    return {"scores": out, "takes": curves, "scorer": scorer.name}
+    return {"scores": out, "takes": curves, "scorer": scorer.name, "segments": dict(request.segments)}
 
 
 def commit_scores(project: Project, result: dict):
-    """Segment confidences and each scored take's curve, as one undo step (what was removed meanwhile
-    is skipped)."""
-    scores = {sid: v for sid, v in result["scores"].items() if any(s.id == sid for s in project.segments)}
+    """Segment confidences and each scored take's curve, as one undo step. What was removed meanwhile
+    is skipped, and so is a segment that moved or changed takes meanwhile (a dub nudge, a new render):
+    its score would describe frames it no longer exports."""
+    scored = result.get("segments") or {}
+    now = {s.id: (s.take_id, s.start, s.end) for s in project.segments}
+    scores = {sid: v for sid, v in result["scores"].items() if sid in now and scored.get(sid, now[sid]) == now[sid]}
     takes = {tid: v for tid, v in result.get("takes", {}).items() if tid in project.takes}
     return project.execute(SetScores(project, scores, text=f"Score segments ({result['scorer']})",
                                      take_scores=takes))
@@ -593,6 +602,7 @@ class AdaptRequest:
     steps: int
     expert: str | None
     device: str
+    detector: str = "retinaface"  # the project's face detector (its detections are cached per detector)
     batch_size: int = 8
     detection_cache: str | None = None
 
@@ -620,12 +630,12 @@ def adapt_request(project: Project, output=None, minutes: float = 5.0, steps: in
     if output.suffix != ".safetensors":
         raise EditError(f"{output.name}: adapted weights are saved as a .safetensors file")
     return AdaptRequest(video.path, output, str(project.settings["checkpoint"]), float(minutes), int(steps), expert,
-                        project.settings["device"])
+                        project.settings["device"], project.settings["detector"])
 
 
 def adapt_speaker(progress, cancel, request: AdaptRequest) -> AdaptResult:
-    """training.adapt on the project's video: faces detected, then the generator fine-tuned for the
-    time budget; the weights are written at the output only when it completes (a cancel leaves nothing)."""
+    """training.adapt on the project's video: faces detected (with the project's detector, as its renders
+    find them), then the generator fine-tuned for the time budget; the weights are written at the output only when it completes (a cancel leaves nothing)."""
     import time
 
     from training.adapt import adapt
@@ -633,7 +643,7 @@ def adapt_speaker(progress, cancel, request: AdaptRequest) -> AdaptResult:
     started = time.perf_counter()
     result = adapt(request.video, request.output, base=request.base, expert=request.expert, minutes=request.minutes,
                    steps=request.steps, batch_size=request.batch_size, device=request.device,
-                   cache_dir=request.detection_cache, progress=progress, cancel=cancel)
+                   detector=request.detector, cache_dir=request.detection_cache, progress=progress, cancel=cancel)
     info = {"base": request.base, "frames": result["frames"], "steps": result["step"], "expert": result["expert"],
             "val_l1": result.get("val_l1"), "minutes": request.minutes,
             "seconds": round(time.perf_counter() - started, 1)}

@@ -6,10 +6,13 @@ inspector and jobs docks — and the flows that tie them to the project:
   render        whole clip, in–out, or the segment under the playhead (job) → a take, chosen
   export        original frames + chosen takes + dub → MP4 (job) → an export record
   score         the chosen takes with the sync expert (job) → segment confidence and per-frame curves
-  adapt         Render ▸ Adapt to Speaker…: the generator fine-tuned on the project's video (job) → an
-                adapted model recorded in the project (AddAdaptedModel), a model choice for renders
+  adapt         Render ▸ Adapt to Speaker…: the generator fine-tuned on the project's video, its faces found
+                with the project's detector (job) → an adapted model recorded in the project
+                (AddAdaptedModel), a model choice for renders; Remove Adapted Model… forgets one
+                (RemoveAdaptedModel: what chose it falls back to the bundled generator / the project's)
   settings      Project ▸ Settings… (app.project_settings) → one undoable SetProjectSettings
-  nudge, name   the dub by a frame or a second (NudgeDub), a segment's name (RenameSegment)
+  nudge, name   the dub by a frame or a second, its segments with it (NudgeDub: takes rendered for the old
+                timing are no longer chosen), a segment's name (RenameSegment)
   media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay
 
 Long work always runs as a Job (app.workers); its failure becomes a message box, its result is
@@ -29,8 +32,8 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDia
 
 from core.errors import LipsmithError
 from core.project import (SUFFIX, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError, RecentProjects,
-                          RelinkAdaptedModel, RelinkMedia, RenameSegment, SetProjectSettings, SplitSegment,
-                          discard_autosave, recovery_candidate)
+                          RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RenameSegment, SetProjectSettings,
+                          SplitSegment, discard_autosave, recovery_candidate)
 
 from . import dialogs, jobs
 from .document import Document
@@ -116,7 +119,25 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        self._layout_docks = state is None  # first shown without a saved layout: see showEvent
         self.set_document(None)
+
+    def _fit_inspector_width(self):
+        """The inspector's dock is never narrower than its content (its texts wrap; the buttons and
+        fields set it): with no horizontal scrolling, a narrower dock would cut widgets off. Known
+        once the style sheet has sized them (shown; a theme change)."""
+        scroll = self.inspector_dock.widget()
+        scroll.setMinimumWidth(self.inspector.minimumSizeHint().width()
+                               + scroll.verticalScrollBar().sizeHint().width() + 12)  # + the style's frame
+
+    def showEvent(self, event):
+        super().showEvent(event)
+        self._fit_inspector_width()
+        if self._layout_docks:  # once the docks have their sizes: the inspector (its takes list at the
+            self._layout_docks = False  # bottom) gets the room, the jobs list needs little until something runs
+            QTimer.singleShot(0, lambda: self.resizeDocks([self.inspector_dock, self.jobs_dock],
+                                                          [max(self.height() - 200, 300), 140],
+                                                          Qt.Orientation.Vertical))
 
     def _tool_button(self, name: str) -> QToolButton:
         icons = {"play.start": "SP_MediaSkipBackward", "play.prev_frame": "SP_MediaSeekBackward",
@@ -213,6 +234,7 @@ class MainWindow(QMainWindow):
         a("render.score", "Sc&ore Chosen Takes", self.score)
         a("render.checkpoint", "&Generator Model…", self.choose_checkpoint)
         a("render.adapt", "&Adapt to Speaker…", self.adapt_dialog)
+        a("render.remove_adapted", "Remo&ve Adapted Model…", self.remove_adapted_model)
         a("view.result", "Show &Result", lambda on: self.document and self.document.set_show_result(on), True)
         a("view.fit", "Preview: &Fit", lambda: self.preview.set_zoom("fit"))
         a("view.actual", "Preview: &100 %", lambda: self.preview.set_zoom("actual"))
@@ -251,8 +273,8 @@ class MainWindow(QMainWindow):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("Pro&ject")
-        for name in ("project.settings", "render.checkpoint", None, "edit.nudge_earlier", "edit.nudge_later",
-                     "edit.nudge_earlier_second", "edit.nudge_later_second"):
+        for name in ("project.settings", "render.checkpoint", "render.remove_adapted", None, "edit.nudge_earlier",
+                     "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&Playback")
@@ -263,7 +285,7 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&Render")
         for name in ("render.segment", "render.range", "render.clip", None, "render.detect", "render.score",
-                     None, "render.adapt", "render.checkpoint"):
+                     None, "render.adapt", "render.remove_adapted", "render.checkpoint"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&View")
@@ -302,7 +324,8 @@ class MainWindow(QMainWindow):
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
                      "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.nudge_earlier",
-                     "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second"):
+                     "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second",
+                     "render.remove_adapted"):
             self.actions[name].setEnabled(has)
         undo, redo = self.actions["edit.undo"], self.actions["edit.redo"]
         history = project.history if has else None
@@ -320,6 +343,7 @@ class MainWindow(QMainWindow):
                 self.actions[name].setEnabled(project.dub is not None)
             self.actions["view.mask"].setEnabled(not project.video.missing)
             self.actions["render.adapt"].setEnabled(not project.video.missing and not project.video.facts.is_image)
+            self.actions["render.remove_adapted"].setEnabled(bool(project.adapted_models))
             self.actions["view.mask"].setChecked(doc.show_mask)
             self.actions["render.range"].setText("Render In–Out &Range" if doc.marked_range()
                                                  else "Render In–Out &Range (no marks: whole clip)")
@@ -443,8 +467,19 @@ class MainWindow(QMainWindow):
         if doc is None or doc.project.dub is None:
             return
         if doc.execute(lambda: NudgeDub(doc.project, int(frames))):
+            history = doc.project.history
+            # the run of nudges this one joined (or started) is the top step: what it did to the takes
+            top = history.commands[history.index - 1] if history.can_undo else None
+            run = top if isinstance(top, NudgeDub) else None
             offset = doc.project.dub_offset
-            self.status(f"Dub offset {offset:+d} frames ({offset / doc.fps:+.3f} s); re-render to lip-sync to it")
+            text = f"Dub offset {offset:+d} frames ({offset / doc.fps:+.3f} s); segments moved with it"
+            stale = len(run.unchosen) if run is not None else 0
+            if stale:
+                text += (f"; {stale} segment(s) show the original frames: their takes were rendered for the old "
+                         "timing (re-render to lip-sync to the new one)")
+            else:
+                text += "; re-render to lip-sync to it"
+            self.status(text, 10000)
 
     def rename_segment(self, segment_id: str | None = None):
         doc = self.document
@@ -820,6 +855,11 @@ class MainWindow(QMainWindow):
                 Path(result.file).unlink(missing_ok=True)
                 return
             jobs.commit_render(doc.project, result)
+            if request.dub_offset != doc.project.dub_offset:
+                self.status(f"Rendered {what} for the dub at {request.dub_offset:+d} frames, but it was nudged "
+                            f"to {doc.project.dub_offset:+d} meanwhile: the take is kept, not chosen (re-render)",
+                            10000)
+                return
             doc.set_show_result(True)
             note = ""
             if result.no_face_ranges:
@@ -884,7 +924,8 @@ class MainWindow(QMainWindow):
             return None
         project = doc.project
         summary = (f"Fine-tunes the project's generator ({Path(str(project.settings['checkpoint'])).name}) on "
-                   f"{project.video.path.name}'s own frames and audio, after detecting its faces. The result is "
+                   f"{project.video.path.name}'s own frames and audio, after detecting its faces with the project's "
+                   f"detector ({project.settings['detector']}). The result is "
                    "added to the model choices (inspector ▸ Model, Project ▸ Settings); Cancel in the Jobs panel "
                    "leaves no file and the project as it was.")
         dialog = dialogs.AdaptDialog(jobs.default_adapted_output(project), summary, parent=self)
@@ -923,6 +964,41 @@ class MainWindow(QMainWindow):
 
         return self.run_job(f"Adapt to speaker ({request.minutes:g} min)", jobs.adapt_speaker, request, heavy=True,
                             on_success=done)
+
+    def remove_adapted_model(self, path=None):
+        """Render ▸ Remove Adapted Model…: pick one of the project's adapted models (or pass its `path`)
+        and forget it, one undoable step. What chose it renders with the default model from now on;
+        takes keep their record of what rendered them; the file stays on disk."""
+        doc = self.document
+        if doc is None:
+            return None
+        project = doc.project
+        models = list(reversed(project.adapted_models))  # newest first, as the model menus list them
+        if not models:
+            self.status("The project has no adapted models")
+            return None
+        if path is None:
+            index = dialogs.choose(self, "Remove adapted model",
+                                   "Forget which adapted model? Segments that use it go back to the project's "
+                                   "generator; its file stays on disk.",
+                                   [f"{m.title}  —  {m.path.parent}" + ("  (missing)" if m.missing else "")
+                                    for m in models])
+            if index is None:
+                return None
+            path = models[index].path
+        command = doc.execute(lambda: RemoveAdaptedModel(project, path))
+        if command is None:
+            return None
+        falls = []
+        if command.was_generator:
+            falls.append("the project's generator is the bundled one again")
+        if command.segment_ids:
+            falls.append(f"{len(command.segment_ids)} segment(s) use the project's generator")
+        self.status(f"Removed {command.path.name} from the project (the file is still in {command.path.parent})"
+                    + (f"; {', '.join(falls)}" if falls else ""), 10000)
+        if command.was_generator:
+            self.check_models()
+        return command
 
     def export_dialog(self):
         doc = self.document
@@ -969,6 +1045,7 @@ class MainWindow(QMainWindow):
         self.settings.theme = "light" if on else "dark"
         self.colours = apply_theme(QApplication.instance(), self.settings.theme)
         self.timeline.set_colours(self.colours)
+        self._fit_inspector_width()
 
     def shortcuts_dialog(self):
         if ShortcutsDialog(self.shortcuts, self).exec():

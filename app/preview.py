@@ -27,6 +27,42 @@ MASK_RGB = (64, 220, 255)  # the mask's tint
 FIT, ACTUAL = "fit", "actual"
 
 
+class InfoLabel(QLabel):
+    """The time and frame under the playhead; only the time where the bar is too narrow for both (the
+    status bar shows them too), rather than the text cut off mid-word."""
+
+    def __init__(self, parent=None):
+        super().__init__("", parent)
+        self._full = self._short = ""
+
+    def set_texts(self, full: str, short: str = ""):
+        self._full, self._short = full, short or full
+        self.setToolTip(full)
+        self._fit()
+        self.updateGeometry()
+
+    def _fit(self):
+        fits = self.fontMetrics().horizontalAdvance(self._full) <= self.contentsRect().width()
+        text = self._full if fits else self._short
+        if text != self.text():
+            self.setText(text)
+
+    def resizeEvent(self, event):
+        super().resizeEvent(event)
+        self._fit()
+
+    def _for(self, hint, text: str):
+        metrics = self.fontMetrics()
+        hint.setWidth(hint.width() - metrics.horizontalAdvance(self.text()) + metrics.horizontalAdvance(text))
+        return hint
+
+    def sizeHint(self):
+        return self._for(super().sizeHint(), self._full)
+
+    def minimumSizeHint(self):
+        return self._for(super().minimumSizeHint(), self._short)
+
+
 class FrameView(QGraphicsView):
     """A pixmap in a scene: fit-to-window or 1:1 (scrollable), with a text overlay in a corner."""
 
@@ -172,7 +208,7 @@ class PreviewPanel(QWidget):
         self.result_button.clicked.connect(lambda: self.document and self.document.set_show_result(True))
         self.fit_button.clicked.connect(lambda: self.set_zoom("fit"))
         self.actual_button.clicked.connect(lambda: self.set_zoom("actual"))
-        self.info = QLabel("", self)
+        self.info = InfoLabel(self)
         self.info.setObjectName("frameInfo")
 
         self.controls = QHBoxLayout()
@@ -225,7 +261,7 @@ class PreviewPanel(QWidget):
             self.view.clear("Drop a video and its dub here, or File ▸ New from video…")
             self.view.set_mask(None)
             self.mask_button.setChecked(False)
-            self.info.setText("")
+            self.info.set_texts("")
             self._set_enabled(False)
             return
         self._set_enabled(True)
@@ -261,7 +297,7 @@ class PreviewPanel(QWidget):
             return
         self.original_button.setChecked(not doc.show_result)
         self.result_button.setChecked(doc.show_result)
-        self.info.setText(f"{doc.time_text()}  ·  frame {doc.frame} / {max(doc.length - 1, 0)}")
+        self.info.set_texts(f"{doc.time_text()}  ·  frame {doc.frame} / {max(doc.length - 1, 0)}", doc.time_text())
         self.mask_button.setChecked(doc.show_mask)
         what, path, index, label = self.source_for(doc.frame)
         if doc.project.video.missing and what == "original":

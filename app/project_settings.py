@@ -56,7 +56,8 @@ class ProjectSettingsDialog(QDialog):
                                             if checkpoint_key(self.generator.itemData(i))
                                             == checkpoint_key(s["checkpoint"])))
         self.generator.setToolTip("The generator renders use unless a segment chooses another (inspector ▸ Model); "
-                                  "Render ▸ Adapt to Speaker… adds one fine-tuned on this video")
+                                  "Render ▸ Adapt to Speaker… adds one fine-tuned on this video, Render ▸ Remove "
+                                  "Adapted Model… forgets one")
         self.length_policy = _combo(self, LENGTH_TEXT, s["length_policy"])
         self.length_policy.setToolTip("What a render does when the dub and the video differ in length")
         if project.video.facts.is_image:

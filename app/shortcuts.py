@@ -49,6 +49,7 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "render.score": ("", "Score the chosen takes"),
     "render.checkpoint": ("", "Choose the generator model"),
     "render.adapt": ("", "Fine-tune the generator on this video's speaker"),
+    "render.remove_adapted": ("", "Remove a speaker-adapted model from the project (its file stays)"),
     "view.result": ("T", "Show original / result"),
     "view.fit": ("Ctrl+0", "Preview: fit to window"),
     "view.actual": ("Ctrl+1", "Preview: 100 %"),

@@ -1,8 +1,9 @@
 """The editor (app/), offscreen with pytest-qt: the vertical slice — new project from a video and
 a dub, speech detection, render in a worker, result in the preview, export — plus cancel, undo /
 redo through the Edit menu, shortcuts, drops, failing workers, autosave recovery; the project
-settings dialog, dub nudges, segment names, the thumbnail / original-audio / confidence-curve
-lanes, the mask overlay and the no-face markers.
+settings dialog, dub nudges (the segments move, takes for the old timing stop being chosen),
+segment names, the thumbnail / original-audio / confidence-curve lanes, the mask overlay and the
+no-face markers; speaker adaptation (with the project's face detector) and removing adapted models.
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -481,6 +482,72 @@ def test_nudge_the_dub_by_frames_and_seconds_then_undo(opened, qtbot):
     assert project.dub_offset == 0 and not window.isWindowModified()
 
 
+def test_nudging_moves_the_segments_and_stops_exporting_takes_rendered_for_the_old_timing(opened, qtbot):
+    from app import jobs
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    take = add_take(project, "s1", 0, 30)  # rendered with the dub at 0, chosen for s1 [0, 30)
+    assert jobs.export_runs(project, N)[0] == (0, 30, project.take_path(take), 0)
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
+    assert project.dub_offset == 2
+    assert [(s.start, s.end, s.kind) for s in project.segments] == [(0, 2, "silence"), (2, 32, "speech"),
+                                                                    (32, 52, "silence"), (52, 75, "speech")]
+    assert list(window.timeline.bars.opts["x0"]) == [0, 2, 32, 52]  # the timeline shows them moved
+    assert project.segment("s1").take_id is None and project.takes[take.id] == take
+    assert all(run[2] is None for run in jobs.export_runs(project, N))  # the export shows the original frames
+    assert "1 segment(s) show the original frames" in window.statusBar().currentMessage()
+    doc.set_frame(10)
+    assert "no longer fit it" in window.inspector.takes.item(0).text()
+    window.actions["edit.undo"].trigger()  # one step: offset, segments and the take choice come back
+    assert project.dub_offset == 0 and project.segment("s1").take_id == take.id
+    assert [(s.start, s.end) for s in project.segments] == [(0, 30), (30, 50), (50, 75)]
+    assert "✓" in window.inspector.takes.item(0).text()
+
+
+def test_a_render_or_scoring_that_finishes_after_a_nudge_does_not_pass_for_the_new_timing(opened):
+    from app import jobs
+    from core.project import NudgeDub
+
+    project = opened.document.project
+    take = add_take(project, "s3", 50, N)
+    scoring = jobs.score_request(project)
+    assert scoring.segments == {"s3": (take.id, 50, N)}
+    request = jobs.render_request(project, 0, 30, "s1", "segment s1")
+    project.execute(NudgeDub(project, 1))  # while both jobs run
+    file = project.take_file_for("t-render")
+    file.write_bytes(b"not really a video")
+    jobs.commit_render(project, jobs.RenderResult(request, file, 0, 30, {"file": "x"}, 30, [], 1.0, "cpu"))
+    [rendered] = [t for t in project.takes.values() if t.id != take.id]
+    assert rendered.settings["dub_offset_frames"] == 0 and rendered.file == "t-render.mkv"
+    assert project.segment("s1").take_id is None  # kept, but not chosen: it follows the old timing
+    result = {"scores": {"s3": (7.5, None)}, "scorer": "test", "segments": scoring.segments,
+              "takes": {take.id: {"lse_c": 7.5}}}
+    jobs.commit_scores(project, result)
+    assert project.segment("s3").lse_c is None  # s3 moved and lost its take: not this score's segment now
+    assert project.takes[take.id].scores["lse_c"] == 7.5  # the take's own score still holds
+
+
+def test_at_the_smallest_window_size_nothing_is_cut_off(opened, qtbot):
+    window = opened
+    window.resize(window.minimumSize())
+    qtbot.waitUntil(lambda: window.width() == window.minimumWidth())
+    qtbot.wait(50)
+    scroll = window.inspector_dock.widget()
+    # no horizontal scrolling in the inspector: its content must fit the dock's width, which cannot be
+    # dragged narrower than that
+    assert window.inspector.width() <= scroll.viewport().width()
+    assert scroll.minimumWidth() > window.inspector.minimumSizeHint().width()
+    info = window.preview.info  # the time and frame: shortened to the time, never cut mid-text
+    assert info.fontMetrics().horizontalAdvance(info.text()) <= info.contentsRect().width()
+    assert info.text().startswith(window.document.time_text())
+    window.resize(1600, 900)
+    qtbot.waitUntil(lambda: "frame" in info.text())
+
+
 def test_rename_a_segment_in_the_inspector_and_by_double_click(opened, qtbot, monkeypatch):
     from PySide6.QtWidgets import QInputDialog
 
@@ -768,6 +835,80 @@ def test_cancelling_adaptation_leaves_no_file_and_the_project_unchanged(opened, 
     assert (state(project), project.adapted_models, dict(project.settings)) == before
     assert not list(tmp_path.glob("scene.adapted*")) and not list(temp.iterdir())
     assert "cancelled" in window.statusBar().currentMessage()
+
+
+def test_remove_an_adapted_model_from_the_menus_undoably(opened, qtbot, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QInputDialog
+
+    from core.project import AddAdaptedModel, SetSegmentSettings
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    action = window.actions["render.remove_adapted"]
+    menus = window.menuBar().actions()
+    assert action in menus[2].menu().actions() and action in menus[4].menu().actions()  # Project, Render
+    assert not action.isEnabled()  # no adapted models yet
+    weights = tmp_path / "scene.adapted.safetensors"
+    weights.write_bytes(b"weights")
+    older = tmp_path / "older.adapted.safetensors"
+    older.write_bytes(b"older")
+    project.execute(AddAdaptedModel(project, older))
+    project.execute(AddAdaptedModel(project, weights, label="Marie", use=True))
+    project.execute(SetSegmentSettings(project, "s3", {"checkpoint": str(weights)}))
+    assert action.isEnabled()
+    doc.set_frame(60)  # s3
+    assert window.inspector.model.findData(str(weights)) > 0
+    asked = []
+
+    def pick(parent, title, text, items, current, editable):
+        asked.append(list(items))
+        return items[0], True  # the newest first: Marie
+
+    monkeypatch.setattr(QInputDialog, "getItem", pick)
+    action.trigger()
+    assert asked[0][0].startswith("Marie") and asked[0][1].startswith("older.adapted.safetensors")
+    assert [m.path for m in project.adapted_models] == [older] and weights.is_file()
+    assert project.settings["checkpoint"] == "generator" and "checkpoint" not in project.segment("s3").settings
+    assert window.actions["edit.undo"].text() == "&Undo Remove adapted model Marie"
+    assert "Removed scene.adapted.safetensors" in window.statusBar().currentMessage()
+    assert window.inspector.model.findData(str(weights)) < 0  # no longer offered
+    window.actions["edit.undo"].trigger()
+    assert len(project.adapted_models) == 2 and project.settings["checkpoint"] == weights
+    assert project.segment("s3").settings["checkpoint"] == weights
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *a: ("", False))  # cancelled: nothing changes
+    depth = project.history.index
+    action.trigger()
+    assert project.history.index == depth and len(project.adapted_models) == 2
+
+
+def test_adaptation_finds_faces_with_the_projects_detector(opened, monkeypatch):
+    import core.faces
+    import training.prepare
+    from app import jobs
+
+    window = opened
+    project = window.document.project
+    project.execute(SetProjectSettings(project, {"detector": "face-alignment"}))
+    request = jobs.adapt_request(project, minutes=1, steps=1, expert=None)
+    assert request.detector == "face-alignment"
+    asked = []
+
+    def detector(name="retinaface", **params):
+        asked.append(name)
+        return BoxDetector()
+
+    class Stop(Exception):
+        pass
+
+    def stop(*args, **kwargs):
+        raise Stop  # enough: the clip's faces were found with the detector asked for
+
+    monkeypatch.setattr(core.faces, "get_detector", detector)
+    monkeypatch.setattr(training.prepare, "process_video", stop)
+    with pytest.raises(Stop):
+        jobs.adapt_speaker(lambda *a: None, lambda: False, request)
+    assert asked == ["face-alignment"]
 
 
 def test_a_missing_adapted_model_is_reported_on_open_and_relinked(opened, qtbot, boxes, monkeypatch, tmp_path):

@@ -16,7 +16,7 @@ import core.project.fileformat as fileformat
 from core.project import (AddAdaptedModel, AddTake, Autosaver, ChooseTake, EditError, MediaFacts, MergeSegments, NudgeDub, Project,
                           ProjectError, RecentProjects, RelinkMedia, RemoveTake, RenameSegment, RenameTake, ReplaceSegments,
                           SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment, History,
-                          Command, RelinkAdaptedModel, autosave_path_for, recovery_candidate)
+                          Command, RelinkAdaptedModel, RemoveAdaptedModel, autosave_path_for, recovery_candidate)
 
 FACTS = MediaFacts(size=None, fingerprint=None, duration=10.0, fps=25.0, frame_count=250, width=640, height=360)
 
@@ -311,6 +311,86 @@ def test_consecutive_nudges_merge_and_cancel_out(folder):
     assert p.history.index == depth + 2
 
 
+def spans(p: Project) -> list:
+    return [(s.id, s.start, s.end, s.kind, s.take_id) for s in p.segments]
+
+
+def test_nudging_the_dub_moves_its_segments_and_drops_takes_rendered_for_the_old_timing(folder):
+    p = make_project(folder)  # s1 [0, 100) speech with take t1, s2 [100, 140) silence, s3 [140, 250) speech
+    assert p.output_frames() == 238  # cut: the 9.5 s dub is shorter than the 250-frame video
+    before, depth = state(p), p.history.index
+    t1 = p.takes["t1"]
+    for _ in range(4):
+        p.execute(NudgeDub(p, 1))
+    assert p.dub_offset == 4 and p.history.index == depth + 1 and p.history.undo_text == "Nudge dub +4 frames"
+    assert p.output_frames() == 242
+    filler = p.segments[0].id
+    # every segment 4 frames later, clamped to the output; the dub has not started in [0, 4): silence
+    assert spans(p) == [(filler, 0, 4, "silence", None), ("s1", 4, 104, "speech", None),
+                        ("s2", 104, 144, "silence", None), ("s3", 144, 242, "speech", None)]
+    # t1 was rendered for the dub at 0: not exported as if in sync any more, but kept as it was
+    assert p.takes["t1"] == t1 and t1.settings["dub_offset_frames"] == 0
+    assert p.chosen_runs() == [] and p.confidence_curve() is None
+    assert [p.segment(i).lse_c for i in ("s1", "s3")] == [None, None]  # they scored the old timing
+    assert p.verdict("s3") == "unscored"
+    top = p.history.commands[p.history.index - 1]
+    assert top.unchosen == ("s1",) and top.removed == ()
+    p.undo()
+    assert state(p) == before and not p.modified  # offset, ranges, scores, the chosen take: all back
+    p.redo()
+    after = state(p)
+    p.save()
+    assert state(Project.load(p.path)) == after
+
+    # a take rendered at the new timing is chosen; nudging back to 0 (a separate step) finds t1 again
+    take = p.new_take("s1", "t-at-4.mkv")
+    assert take.settings["dub_offset_frames"] == 4 and (take.start, take.end) == (4, 104)
+    p.execute(AddTake(p, take, choose=True))
+    p.execute(NudgeDub(p, -4))
+    assert spans(p) == [("s1", 0, 100, "speech", "t1"), ("s2", 100, 140, "silence", None),
+                        ("s3", 140, 238, "speech", None)]
+    top = p.history.commands[p.history.index - 1]
+    assert top.removed == (filler,) and top.unchosen == ()
+    p.execute(NudgeDub(p, 4))  # merged with the -4: back where the step began, so no edit at all
+    assert p.dub_offset == 4 and p.segment("s1").take_id == take.id and p.history.undo_text.startswith("Add")
+
+
+def test_a_run_of_nudges_is_worked_out_from_where_it_began(folder):
+    p = make_project(folder)
+    before, depth = state(p), p.history.index
+    p.execute(NudgeDub(p, -60))  # the dub ends at 178: s3 [80, 178), cut short
+    assert spans(p)[-1] == ("s3", 80, 178, "speech", None)
+    p.execute(NudgeDub(p, -50))  # s1 [-110, -10) leaves the output
+    top = p.history.commands[p.history.index - 1]
+    assert p.history.index == depth + 1 and top.removed == ("s1",) and top.unchosen == ("s1",)
+    assert spans(p) == [("s2", 0, 30, "silence", None), ("s3", 30, p.output_frames(), "speech", None)]
+    p.execute(NudgeDub(p, 110))  # back to 0 in the same run: nothing clamped away is lost
+    assert state(p) == before and p.history.index == depth and not p.modified
+    # far later: the dub starts after the video's end, all of it silence
+    p.execute(NudgeDub(p, 300))
+    assert [(s.start, s.end, s.kind) for s in p.segments] == [(0, 250, "silence")]
+    p.undo()
+    assert state(p) == before
+
+
+def test_dub_longer_than_the_video_brings_undetected_dub_into_the_edge_segments(folder):
+    p = make_project(folder)
+    dub = p.dub
+    p.execute(RelinkMedia(p, "dub", dub.path, replace(dub.facts, duration=12.0)))  # 300 frames: cut at 250
+    assert p.output_frames() == 250
+    p.execute(NudgeDub(p, -10))  # dub frames 250–260 come into view, never detected: they join s3
+    assert spans(p) == [("s1", 0, 90, "speech", None), ("s2", 90, 130, "silence", None),
+                        ("s3", 130, 250, "speech", None)]
+    p.undo()
+    p.execute(NudgeDub(p, 10))
+    assert [(s.start, s.end, s.kind) for s in p.segments] == [(0, 10, "silence"), (10, 110, "speech"),
+                                                                (110, 150, "silence"), (150, 250, "speech")]
+    # custom ranges that did not cover the timeline move without any filling
+    p.execute(ReplaceSegments(p, [p.make_segment(20, 40), p.make_segment(240, 250)]))
+    p.execute(NudgeDub(p, 5))
+    assert [(s.start, s.end) for s in p.segments] == [(25, 45), (245, 250)]
+
+
 def test_no_merge_across_the_saved_state(folder):
     p = make_project(folder)
     p.execute(NudgeDub(p, 1))
@@ -392,16 +472,18 @@ def test_effective_settings_and_render_options(folder):
     p.execute(NudgeDub(p, 5))
     s = p.effective_settings("s3")
     assert s["checkpoint"] == folder / "adapted" / "me.safetensors" and s["feather"] == 0.2
-    assert (s["start_frame"], s["end_frame"], s["smooth_window"]) == (140, 250, 5)
+    # the segments moved with the dub (s3 ends where the 9.5 s dub does now: 9.7 s)
+    assert (s["start_frame"], s["end_frame"], s["smooth_window"]) == (145, 242, 5)
     options = p.render_options("s1", batch_size=8)
     assert options.pads == (0, 20, 0, 0) and options.smooth_window == 9 and options.batch_size == 8
-    assert (options.start_frame, options.end_frame) == (0, 100)
+    assert (options.start_frame, options.end_frame) == (5, 105)
     assert options.dub_offset_s == pytest.approx(5 / 25.0)
     assert options.checkpoint == "generator"
     assert p.render_options("s3").blend.feather == 0.2
     p.save()
     data = json.loads(p.path.read_text())
-    assert data["segments"][2]["settings"]["checkpoint"]["relative"] == "adapted/me.safetensors"
+    s3 = next(d for d in data["segments"] if d["id"] == "s3")
+    assert s3["settings"]["checkpoint"]["relative"] == "adapted/me.safetensors"
 
 
 # --------------------------------------------------------------------------- damaged files
@@ -850,6 +932,42 @@ def test_a_missing_adapted_model_is_reported_and_relinked_with_the_settings_that
         RelinkAdaptedModel(q, folder / "other.safetensors", elsewhere)
     with pytest.raises(EditError, match="file not found"):
         RelinkAdaptedModel(q, elsewhere, tmp_path / "gone.safetensors")
+
+
+def test_removing_an_adapted_model_falls_back_for_future_renders_and_takes_keep_their_record(folder):
+    p = make_project(folder)
+    weights = write_media(folder / "scene.adapted.safetensors", 500)
+    other = write_media(folder / "other.adapted.safetensors", 400, seed=1)
+    p.execute(AddAdaptedModel(p, other, label="other"))
+    p.execute(AddAdaptedModel(p, weights, label="Marie", use=True))
+    p.execute(SetSegmentSettings(p, "s3", {"checkpoint": str(weights), "feather": 0.2}))
+    p.execute(SetSegmentSettings(p, "s2", {"checkpoint": str(other)}))
+    take = p.new_take("s3", "t-marie.mkv")
+    assert take.settings["checkpoint"] == weights
+    p.execute(AddTake(p, take, choose=True))
+    p.save()
+    before = state(p)
+    command = p.execute(RemoveAdaptedModel(p, weights))
+    assert command.text == "Remove adapted model Marie" and p.history.undo_text == command.text
+    assert command.was_generator and command.segment_ids == ("s3",) and command.path == weights
+    assert [m.path for m in p.adapted_models] == [other]
+    assert p.settings["checkpoint"] == "generator"  # the project's generator: the bundled one again
+    assert p.segment("s3").settings == {"feather": 0.2}  # its override went: it renders with the project's
+    assert p.effective_settings("s3")["checkpoint"] == "generator"
+    assert p.segment("s2").settings["checkpoint"] == other  # another model's choice stays
+    assert p.takes[take.id] == take and p.segment("s3").take_id == take.id  # the take keeps its record
+    assert weights.is_file()  # the file is not touched
+    p.undo()
+    assert state(p) == before and not p.modified
+    p.redo()
+    after = state(p)
+    p.save()
+    assert state(Project.load(p.path)) == after
+    with pytest.raises(EditError, match="not one of the project's adapted models"):
+        RemoveAdaptedModel(p, weights)
+    # a model that nothing chose: only its record goes
+    command = p.execute(RemoveAdaptedModel(p, str(other)))
+    assert not command.was_generator and command.segment_ids == ("s2",) and p.adapted_models == ()
 
 
 def test_a_schema_2_file_loads_with_no_adapted_models(folder):

@@ -50,13 +50,14 @@ def check_output(output: Path, video: Path):
     check_writable(output, protect=(video,))
 
 
-def prepare_clip(video, folder: Path, cache_dir=None, progress=None, cancel=None) -> int:
+def prepare_clip(video, folder: Path, cache_dir=None, progress=None, cancel=None, detector="retinaface") -> int:
     """The clip in training layout under `folder` (filelists: all of it, for train and val); its frame count.
     With `progress` or `cancel`, the faces are detected first in a pass that reports and stops
-    (`progress(done, total)`; into the detection cache, where preparing then finds them)."""
+    (`progress(done, total)`; into the detection cache, where preparing then finds them).
+    `detector`: the face detector's name (core.faces.get_detector), e.g. the editor project's choice."""
     from core.faces import get_detector
 
-    detector = get_detector()
+    detector = get_detector(detector)
     if progress is not None or cancel is not None:
         _detect(video, detector, cache_dir, progress, cancel)
     record = prepare.process_video(video, folder, KEY, prepare._params(detector.identity()),
@@ -84,7 +85,8 @@ def _detect(video, detector, cache_dir, progress, cancel):
 
 
 def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, steps=100_000,
-          batch_size=8, lr=1e-4, device="auto", cache_dir=None, progress=None, cancel=None) -> dict:
+          batch_size=8, lr=1e-4, device="auto", cache_dir=None, progress=None, cancel=None,
+          detector="retinaface") -> dict:
     video = Path(video)
     report = progress or (lambda done, total, stage: None)
     if not video.is_file():
@@ -103,7 +105,7 @@ def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, st
     with tempfile.TemporaryDirectory(prefix="lipsmith-adapt-") as tmp:
         data = Path(tmp) / "data"
         detect = (lambda d, t: report(d, t, "detect")) if progress is not None else None
-        frames = prepare_clip(video, data, cache_dir, progress=detect, cancel=cancel)
+        frames = prepare_clip(video, data, cache_dir, progress=detect, cancel=cancel, detector=detector)
         if cancel is not None and cancel():
             raise Cancelled("adaptation cancelled")
         run = Path(tmp) / "run"

@@ -24,8 +24,8 @@ Typical use::
     p.save()
 """
 from .commands import (AddAdaptedModel, AddTake, ChooseTake, Command, History, MergeSegments, NudgeDub,
-                       RelinkAdaptedModel, RelinkMedia, RemoveTake, RenameSegment, RenameTake, ReplaceSegments,
-                       SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment)
+                       RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RemoveTake, RenameSegment, RenameTake,
+                       ReplaceSegments, SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment)
 from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
 from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, AdaptedModel,
                     EditError, ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for,
@@ -38,7 +38,7 @@ __all__ = [
     "AdaptedModel", "AddAdaptedModel", "AddTake", "Autosaver", "ChooseTake", "Command", "DEFAULT_SETTINGS",
     "DEFAULT_THRESHOLD", "EditError", "ExportRecord", "History", "MEDIA_KINDS", "MIGRATIONS", "MediaFacts", "MediaRef",
     "MergeSegments", "NudgeDub", "Project", "ProjectError", "RecentProjects", "RelinkAdaptedModel", "RelinkMedia",
-    "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
+    "RemoveAdaptedModel", "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
     "SetSegmentSettings", "SetThreshold", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
     "check_segments", "config_dir", "discard_autosave", "frame_curve", "migrate", "normalise_setting",

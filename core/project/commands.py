@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from .model import (MEDIA_KINDS, SEGMENT_KEYS, AdaptedModel, EditError, MediaFacts, MediaRef, Segment, Take, _is_int,
-                    _is_number, _jsonish, _key, _now, _score, check_segments, frame_curve, normalise_setting,
-                    segment_name)
+from .model import (DEFAULT_SETTINGS, MEDIA_KINDS, SEGMENT_KEYS, AdaptedModel, EditError, MediaFacts, MediaRef,
+                    Segment, Take, _is_int, _is_number, _jsonish, _key, _now, _score, check_segments, frame_curve,
+                    normalise_setting, segment_name)
 
 if TYPE_CHECKING:
     from .project import Project
@@ -268,18 +268,120 @@ class RenameSegment(Command):
 
 
 class NudgeDub(Command):
-    """Move the dub by `frames` (positive: later). Consecutive nudges merge into one undo step."""
+    """Move the dub by `frames` (positive: later), and its segments with it. Consecutive nudges merge
+    into one undo step; undo restores the offset, every segment and every take choice exactly.
+
+    Segments are the dub's speech and silence stretches, so each one moves by the same frames,
+    clamped to the output (`Project.output_frames` at the new offset). A segment pushed entirely out
+    of it is removed (its takes stay in the project; undo brings it back). Where segments covered
+    the timeline from its first frame (and to its last), they still do: frames before the dub starts
+    or after it ends become silence (joining a silent neighbour), and dub that moved into view from
+    beyond the edge, never detected, joins the segment next to it, or is a speech segment of its own
+    when none is left (Detect Segments Again refines it).
+    A run of nudges is always worked out from the positions before the run, so nudging out and back
+    loses nothing at the edges and a run that ends where it began is no edit at all.
+
+    Takes: a take's frames were generated for the dub where it was (its settings record
+    `dub_offset_frames`); after a nudge its mouth no longer matches the audio, and exporting it would
+    pass off out-of-sync frames as lip-synced. So a moved segment keeps or gets a take only if one
+    covers its new frames and was rendered with the dub at the new offset (nudging back to a rendered
+    offset finds that render again); otherwise it has none and exports the original frames until it
+    is re-rendered. Takes themselves are never changed or removed: they keep their frames, settings
+    and scores, listed as rendered at another offset. A moved segment's LSE-C/LSE-D are cleared
+    (they scored its old frames against the old timing): it is unscored until scored again.
+    `unchosen` and `removed` name the segments that lost their take or left the output.
+    """
     merge_key = "nudge-dub"
 
     def __init__(self, project, frames: int):
         if not _is_int(frames):
             raise EditError(f"the dub moves by whole frames, not {frames!r}")
-        super().__init__(project, dub_offset=project.dub_offset + frames)
+        super().__init__(project)
+        self._filler_ids: list[str] = []  # ids of silence segments the edges needed (kept across merges)
+        self._after = self._moved(project.dub_offset, project.segments, project.dub_offset + frames)
 
     @property
     def text(self) -> str:
         before = self._before["dub_offset"] if self._before else self.project.dub_offset
         return f"Nudge dub {self._after['dub_offset'] - before:+d} frames"
+
+    def merge(self, other: Command) -> bool:
+        if type(other) is not type(self) or self._before is None:
+            return False
+        # worked out again from the state before the run, not from the last step's result (which may
+        # have clamped a segment away at an edge), and applied: the project shows the merged step
+        base = self._before
+        self._after = self._moved(base["dub_offset"], base["segments"], other._after["dub_offset"])
+        self.project._apply(self._after)
+        return True
+
+    def _moved(self, offset: int, segments: tuple, new_offset: int) -> dict:
+        """The state with the dub at `new_offset`, from `segments` as they were with it at `offset`."""
+        shift = new_offset - offset
+        self.unchosen, self.removed = (), ()
+        if shift == 0:
+            return {"dub_offset": new_offset, "segments": tuple(segments)}
+        project = self.project
+        old_end, end = project.output_frames(offset), project.output_frames(new_offset)
+        limit = end if end is not None else float("inf")
+        moved = []
+        for s in segments:
+            a, b = max(s.start + shift, 0), min(s.end + shift, limit)
+            if a < b:
+                moved.append(replace(s, start=a, end=b, lse_c=None, lse_d=None))
+        fillers = iter(self._filler_ids)
+
+        def filler(a: int, b: int, kind: str = "silence") -> Segment:
+            sid = next(fillers, None)
+            if sid is None:
+                sid = project.new_segment_id()
+                self._filler_ids.append(sid)
+            return Segment(sid, a, b, kind)
+
+        # where the dub plays in the output now: before `starts` and from `stops` on, it is silent
+        starts = max(new_offset, 0) if end is None else min(max(new_offset, 0), end)
+        dub_seconds = project.dub_seconds(new_offset)
+        stops = end if end is None or dub_seconds is None else min(max(int(round(dub_seconds * project.fps)),
+                                                                        starts), end)
+        from_first = bool(segments) and segments[0].start == 0  # they covered the timeline from its start
+        to_last = bool(segments) and None not in (end, old_end) and segments[-1].end >= old_end  # … to its end
+        if not moved:
+            if from_first and end:  # all of it moved out: silence, and dub never detected (speech, to render)
+                moved = [filler(a, b, kind) for a, b, kind in
+                         ((0, starts, "silence"), (starts, stops, "speech"), (stops, end, "silence")) if a < b]
+        else:
+            if from_first:
+                head = moved[0].start
+                quiet = min(starts, head)
+                if quiet < head:  # dub from before the old first frame: joins the segment after it
+                    moved[0] = replace(moved[0], start=quiet)
+                if quiet > 0:
+                    if moved[0].kind == "silence":
+                        moved[0] = replace(moved[0], start=0)
+                    else:
+                        moved.insert(0, filler(0, quiet))
+            if to_last:
+                tail = moved[-1].end
+                quiet = max(stops, tail)
+                if tail < quiet:  # dub from after the old last frame: joins the segment before it
+                    moved[-1] = replace(moved[-1], end=quiet)
+                if quiet < end:
+                    if moved[-1].kind == "silence":
+                        moved[-1] = replace(moved[-1], end=end)
+                    else:
+                        moved.append(filler(quiet, end))
+        in_sync = [t for t in project.takes.values() if t.settings.get("dub_offset_frames") == new_offset]
+        before = {s.id: s.take_id for s in segments}
+        out = []
+        for s in moved:
+            fits = [t.id for t in in_sync if s.within(t.start, t.end)]
+            keep = before.get(s.id)
+            out.append(replace(s, take_id=keep if keep in fits else (fits[-1] if fits else None)))
+        check_segments(out, project.takes)
+        kept = {s.id: s.take_id for s in out}
+        self.removed = tuple(sid for sid in before if sid not in kept)
+        self.unchosen = tuple(sid for sid, take in before.items() if take is not None and kept.get(sid) is None)
+        return {"dub_offset": new_offset, "segments": tuple(out)}
 
 
 class SetThreshold(Command):
@@ -383,6 +485,39 @@ class RelinkAdaptedModel(Command):
         if changed:
             self._after["segments"] = self._segments_with(*changed)
         self.text = f"Relink adapted model {model.title} to {new_path.name}"
+
+
+class RemoveAdaptedModel(Command):
+    """Forget a recorded adapted model: it is no longer offered as a model choice. What chose it falls
+    back for future renders: the project's generator, if it was this model, goes back to the bundled
+    one, and segments that chose it lose that override (they render with the project's generator).
+    Takes are not touched: their settings keep the record of the model that rendered them, and a
+    chosen take stays chosen (its frames are what they are). The file itself is left where it is
+    (delete it by hand if it is no longer wanted); undo brings back the record and every choice."""
+
+    def __init__(self, project, path):
+        model = project.adapted_model(path)
+        if model is None:
+            raise EditError(f"{Path(path).name} is not one of the project's adapted models")
+        key = _key(model.path)
+
+        def chose(settings: dict) -> bool:
+            value = settings.get("checkpoint")
+            return isinstance(value, Path) and _key(value) == key
+
+        settings = project.settings
+        self.was_generator = chose(settings)
+        if self.was_generator:
+            settings = {**settings, "checkpoint": DEFAULT_SETTINGS["checkpoint"]}
+        super().__init__(project, adapted_models=tuple(m for m in project.adapted_models if m is not model),
+                         settings=settings)
+        changed = [replace(s, settings={k: v for k, v in s.settings.items() if k != "checkpoint"})
+                   for s in project.segments if chose(s.settings)]
+        if changed:
+            self._after["segments"] = self._segments_with(*changed)
+        self.path = model.path
+        self.segment_ids = tuple(s.id for s in changed)  # the segments that chose it
+        self.text = f"Remove adapted model {model.title}"
 
 
 # --------------------------------------------------------------------------- history

@@ -16,6 +16,7 @@ import numpy as np
 from core.blend import BlendSettings
 from core.errors import LipsmithError
 from core.hparams import HP
+from core.plan import output_count
 
 from . import fileformat
 from .commands import Command, History, RelinkMedia
@@ -95,6 +96,27 @@ class Project:
     @property
     def fps(self) -> float:
         return self.video.facts.fps or HP.fps
+
+    def output_frames(self, dub_offset: int | None = None) -> int | None:
+        """Frames in the output with the dub at `dub_offset` (default: where it is), as the renderer plans
+        them (core.plan, under the length policy; a still follows the dub). None while the video's frame
+        count is unknown."""
+        facts = self.video.facts
+        if not facts.frame_count and not facts.is_image:
+            return None
+        n_video = max(1, int(facts.frame_count or 1))
+        dub_seconds = self.dub_seconds(dub_offset)
+        if dub_seconds is None:
+            return n_video
+        policy = "loop" if facts.is_image else self.settings["length_policy"]
+        return output_count(n_video, self.fps, dub_seconds, policy)
+
+    def dub_seconds(self, dub_offset: int | None = None) -> float | None:
+        """Where the dub ends on the output's clock (its length plus the offset, ≥ 0); None when unknown."""
+        if self.dub is None or self.dub.facts.duration is None:
+            return None
+        offset = self.dub_offset if dub_offset is None else dub_offset
+        return max(float(self.dub.facts.duration) + offset / self.fps, 0.0)
 
     # -- change tracking
 
