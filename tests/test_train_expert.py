@@ -43,3 +43,26 @@ def test_resume_continues_from_the_checkpoint_and_refuses_changed_settings(data,
     assert train(data, run, "--steps", "6", "--resume", "--lr", "1e-3") == 1  # another experiment
     assert "lr" in capsys.readouterr().err
     assert json.loads((run / "last.json").read_text())["step"] == 4  # the refused run changed nothing
+
+
+def test_face_warmup_then_frozen_face_encoder(data, tmp_path):
+    """--face-warmup 2 --freeze-face: the face encoder learns for 2 steps (aux loss only), then
+    stays exactly as it was (BatchNorm statistics included) while the audio encoder trains."""
+    from safetensors.torch import load_file
+
+    def weights(run):
+        return load_file(str(run / "last.safetensors"))
+
+    run = tmp_path / "run"
+    base = ["--face-warmup", "2", "--freeze-face", "--aux-from", "both", "--eval-every", "100"]
+    assert train(data, run, "--steps", "2", *base) == 0
+    after_warmup = weights(run)
+    assert train(data, run, "--steps", "4", "--resume", *base) == 0
+    after = weights(run)
+    face = [k for k in after if "face_encoder" in k and "optim" not in k]
+    audio = [k for k in after if "audio_encoder" in k and "optim" not in k and k.endswith("weight")]
+    assert face and audio
+    assert all((after[k] == after_warmup[k]).all() for k in face)
+    assert any(not (after[k] == after_warmup[k]).all() for k in audio)
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert all("loudness" in r for r in log if "loss" in r)

@@ -234,8 +234,11 @@ def train(args) -> int:
     audio_aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
     models = {"expert": model, **({"aux_head": aux_head} if stretch and args.aux_weight else {}),
               **({"audio_aux_head": audio_aux_head} if stretch and args.aux_weight and args.aux_from == "both" else {})}
-    optimiser = torch.optim.AdamW([p for m in models.values() for p in m.parameters()], lr=args.lr,
-                                  weight_decay=args.weight_decay)
+    # group 0, the face encoder, is the one --freeze-face stops (lr 0 also stops AdamW's decay)
+    others = [p for name, m in models.items() for p in (m.audio_encoder.parameters() if name == "expert"
+                                                         else m.parameters())]
+    optimiser = torch.optim.AdamW([{"params": list(model.face_encoder.parameters())}, {"params": others}],
+                                  lr=args.lr, weight_decay=args.weight_decay)
     step, best = 0, float("inf")
     last = run_dir / "last.safetensors"
     if args.resume and last.is_file():
@@ -267,9 +270,18 @@ def train(args) -> int:
             result.update(evaluate_offsets(net, val_stretches, ctx, args.eval_batches * 4, 8, args.precision))
         return result
 
-    net.train()
+    def set_phase():
+        """--face-warmup / --freeze-face: a function of the step alone, so a resume lands in the same phase."""
+        frozen = args.freeze_face and step >= args.face_warmup
+        optimiser.param_groups[0]["lr"] = 0.0 if frozen else args.lr
+        net.train()
+        if frozen:  # fixed BatchNorm statistics too: the audio encoder learns against a still target
+            model.face_encoder.eval()
+        return step < args.face_warmup
+
     # the stop test comes before the next batch is drawn: nothing is drawn that a resume would redo
     while step < args.steps and not (args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes):
+        warming_up = set_phase()
         batch = [t.to(ctx.device) for t in next(batches)]
         if stretch:
             faces, mels, aux = batch
@@ -277,7 +289,8 @@ def train(args) -> int:
             with autocast(ctx, args.precision):
                 audio_emb, face_emb = net(mels.flatten(0, 1), faces.flatten(0, 1))
             bce, nce = offset_losses(audio_emb.float().view(G, K, -1), face_emb.float().view(G, K, -1))
-            loss = bce + args.nce * nce
+            # warm-up: the auxiliary target alone (kept in the graph at weight 0 for DDP's gradient sync)
+            loss = (0.0 if warming_up else 1.0) * (bce + args.nce * nce)
             parts = {"bce": bce.item(), "nce": nce.item()}
             if args.aux_weight:
                 target = aux.flatten(0, 1)
@@ -367,6 +380,11 @@ def add_args(p):
     p.add_argument("--balance-speakers", action="store_true",
                    help="draw speakers by the square root of their material (offsets objective)")
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
+    p.add_argument("--face-warmup", type=int, default=0,
+                   help="first N steps: the auxiliary loss only (the face encoder learns to see the lips first)")
+    p.add_argument("--freeze-face", action="store_true",
+                   help="after the warm-up, keep the face encoder fixed: the audio encoder learns to match what it "
+                        "sees, and the pair cannot co-adapt to memorise the training clips")
 
 
 def add_parser(sub):
