@@ -326,6 +326,13 @@ class _WindowDataset(Dataset):
             raise IndexError(f"{self.clips[c].key}: no full mel window at frame {frame}")
         return window
 
+    def shifted_mels(self, c: int, frame: int, max_shift: int) -> tuple:
+        """(shifts, (S, 1, 80, 16) windows): the mel windows of frame + s for s in −max_shift..max_shift
+        that lie inside clip c's audio (AV offset applied), for offset-based measures."""
+        shifts = np.arange(-max_shift, max_shift + 1)
+        shifts = shifts[self._mel_fits(self.clips[c], frame + shifts)]
+        return shifts, np.stack([self._mel_at(c, frame + int(s)) for s in shifts])[:, None].astype(np.float32)
+
     def _images(self, c: int, start: int, p) -> np.ndarray:
         """Frames start..start+T-1 as (T, 96, 96, 3) BGR float32 in [0, 1], augmented with p."""
         images = self.frames(c)[start:start + self.T].astype(np.float32) / 255.0

@@ -17,6 +17,7 @@ Resume, Ctrl-C and write errors behave as train_expert's docstring says (--resum
 import time
 from dataclasses import asdict
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -25,6 +26,7 @@ from core.models.blocks import lower_half
 from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
 from core.models.syncnet import sync_loss, sync_probability
 from core.models.wav2lip import GeneratorDims, Wav2Lip
+from core.sync import MAX_SHIFT
 from core.weights import load_model, save_weights
 from training import distributed
 from training.checkpoint import load_training_state, manifest_hash, save_training_state, writing
@@ -76,6 +78,30 @@ def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str) -> dict
     return {"val_l1": mean(l1s), "val_sync_loss": mean(syncs), "val_sync_prob": mean(probs)}
 
 
+@torch.no_grad()
+def evaluate_lse_c(gen, expert, val_set, ctx, windows: int, precision: str) -> dict:
+    """The expert's LSE-C of generated validation windows, per window: the median over the
+    audio offsets −15..+15 (those inside the clip) of the face–audio distance, minus the
+    distance at the best offset (core.sync's protocol on one window); beside it the same for
+    the real frames, the ceiling. A generator that lip-syncs brings the first towards the second."""
+    gen.eval()
+    found = {"val_lse_c": [], "val_lse_c_real": []}
+    order = np.random.default_rng(0).permutation(len(val_set))[:windows][ctx.rank::ctx.world]
+    for idx in order:
+        item, draw = val_set.sample(int(idx))
+        mels = torch.from_numpy(val_set.shifted_mels(draw["clip"], draw["start"], MAX_SHIFT)[1]).to(ctx.device)
+        target = item["target"][None].to(ctx.device)
+        with autocast(ctx, precision):
+            fake = gen(item["mels"][None].to(ctx.device), generator_input(target, item["reference"][None].to(ctx.device)))
+            audio = F.normalize(expert.audio_encoder(mels).flatten(1).float(), dim=1)
+            for name, frames in (("val_lse_c", fake.float()), ("val_lse_c_real", target)):
+                face = F.normalize(expert.face_encoder(lower_half(frames).flatten(1, 2)).flatten(1).float(), dim=1)
+                dist = (face - audio).norm(dim=1)
+                found[name].append((dist.median() - dist.min()).item())
+    gen.train()
+    return {k: distributed.mean_across(float(np.mean(v)) if v else float("nan"), ctx) for k, v in found.items()}
+
+
 def train(args, progress=None, cancel=None) -> int:
     ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset)
 
@@ -116,6 +142,12 @@ def train(args, progress=None, cancel=None) -> int:
             save_weights(gen, run_dir / name, metadata={"step": step, "metrics": metrics, "data": extra["data"],
                                                         "gan": bool(args.gan)})
 
+    def validate():
+        found = {"step": step, **evaluate(net_g, expert, val_loader, ctx, args.eval_batches, args.precision)}
+        if expert is not None:
+            found.update(evaluate_lse_c(gen, expert, val_set, ctx, 4 * args.eval_batches, args.precision))
+        return found
+
     total = args.steps or None
     # the stop test comes before the next batch is drawn: nothing is drawn that a resume would redo
     while step < args.steps and not (args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes):
@@ -150,8 +182,8 @@ def train(args, progress=None, cancel=None) -> int:
             log(step=step, l1=l1.item(), sync=sync.item(), gan=adversarial.item(),
                 samples_per_s=seen / (time.perf_counter() - started))
         if step % args.eval_every == 0:
-            metrics = {"step": step, **evaluate(net_g, expert, val_loader, ctx, args.eval_batches, args.precision)}
-            sync_on = sync_on or metrics["val_sync_loss"] < SYNC_SWITCH
+            metrics = validate()
+            sync_on = sync_on or metrics["val_sync_loss"] < args.sync_switch
             log(**metrics, sync_on=sync_on)
             if ctx.main:
                 score = metrics["val_l1"] + (metrics["val_sync_loss"] if sync_on else 0.0)
@@ -160,7 +192,7 @@ def train(args, progress=None, cancel=None) -> int:
                     export("best.safetensors")
                 checkpoint()
     if metrics.get("step") != step:  # every rank evaluates: the metric is all-reduced
-        metrics = {"step": step, **evaluate(net_g, expert, val_loader, ctx, args.eval_batches, args.precision)}
+        metrics = validate()
         log(**metrics)
     if ctx.main:
         export("final.safetensors")
@@ -181,6 +213,9 @@ def add_args(p):
                    "without one the generator learns from L1 (+ GAN) alone")
     p.add_argument("--gan", action="store_true", help="add the visual-quality discriminator (s_g = 0.07)")
     p.add_argument("--init", help="start from these generator weights (fine-tuning)")
+    p.add_argument("--sync-switch", type=float, default=SYNC_SWITCH,
+                   help="eval sync loss under which the sync term switches on (the paper's 0.75; a large value "
+                        "turns it on from the first step, e.g. when fine-tuning a generator already trained with it)")
 
 
 def add_parser(sub):
