@@ -66,3 +66,20 @@ def test_face_warmup_then_frozen_face_encoder(data, tmp_path):
     assert any(not (after[k] == after_warmup[k]).all() for k in audio)
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert all("loudness" in r for r in log if "loss" in r)
+
+
+def test_init_face_with_freeze_keeps_the_given_face_encoder(data, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from core.models.syncnet import SyncNet, SyncNetDims
+    from core.weights import save_weights
+
+    torch.manual_seed(1)
+    given = SyncNet(SyncNetDims(width=0.125))
+    save_weights(given, tmp_path / "seen.safetensors")
+    run = tmp_path / "run"
+    assert train(data, run, "--steps", "2", "--init-face", str(tmp_path / "seen.safetensors"), "--freeze-face") == 0
+    after = load_file(str(run / "last.safetensors"))
+    for name, value in given.face_encoder.state_dict().items():
+        assert torch.equal(after[f"model.expert/face_encoder.{name}"], value), name

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from core.models.blocks import scaled
 from core.models.syncnet import SyncNet, SyncNetDims, offset_losses, sync_loss, sync_probability
-from core.weights import save_weights
+from core.weights import load_model, save_weights
 from training import distributed
 from training.checkpoint import check_run_dir, load_training_state, manifest_hash, save_training_state, writing
 from training.datasets import Augment, ExpertDataset, StretchDataset, read_av_offsets
@@ -229,6 +229,8 @@ def train(args) -> int:
     val_stretches = StretchDataset(data, data / "filelists" / "val.txt", train=False, stretch=args.stretch,
                                    av_offsets=val_set.av_offsets) if stretch else None
     model = SyncNet(SyncNetDims(width=args.width))
+    if args.init_face:  # a face encoder that already sees the lips (same width)
+        model.face_encoder.load_state_dict(load_model(args.init_face, expect="syncnet").face_encoder.state_dict())
     # training-only head: the face embedding predicts its frames' auxiliary target (StretchDataset)
     aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
     audio_aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
@@ -382,6 +384,8 @@ def add_args(p):
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--face-warmup", type=int, default=0,
                    help="first N steps: the auxiliary loss only (the face encoder learns to see the lips first)")
+    p.add_argument("--init-face", help="start the face encoder from this expert's (e.g. a run whose face encoder "
+                   "learnt the lips but whose audio side memorised; with --freeze-face)")
     p.add_argument("--freeze-face", action="store_true",
                    help="after the warm-up, keep the face encoder fixed: the audio encoder learns to match what it "
                         "sees, and the pair cannot co-adapt to memorise the training clips")
