@@ -162,13 +162,15 @@ def train(args, progress=None, cancel=None) -> int:
         fake = fake.float()
         l1 = F.l1_loss(fake, target)
         sync = expert_sync_loss(expert, fake, batch["sync_mel"])[0] if s_w > 0 else torch.zeros((), device=fake.device)
-        adversarial = adversarial_term(net_d, fake) if net_d is not None else torch.zeros((), device=fake.device)
+        adversarial = adversarial_term(net_d, fake, ctx, args.precision) if net_d is not None \
+            else torch.zeros((), device=fake.device)
         loss = (1 - s_w - s_g) * l1 + s_w * sync + s_g * adversarial
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         opt_g.step()
         if net_d is not None:
-            real_pred, fake_pred = net_d(target), net_d(fake.detach())
+            with autocast(ctx, args.precision):
+                real_pred, fake_pred = net_d(target).float(), net_d(fake.detach()).float()
             d_loss = F.binary_cross_entropy(real_pred, torch.ones_like(real_pred)) + \
                 F.binary_cross_entropy(fake_pred, torch.zeros_like(fake_pred))
             opt_d.zero_grad(set_to_none=True)
@@ -201,9 +203,13 @@ def train(args, progress=None, cancel=None) -> int:
     return 0
 
 
-def adversarial_term(net_d, fake):
-    """The generator's adversarial term: BCE of D(fake) against 'real', through the (maybe DDP) D."""
-    pred = net_d(fake)
+def adversarial_term(net_d, fake, ctx, precision):
+    """The generator's adversarial term: BCE of D(fake) against 'real', through the (maybe DDP) D.
+    D runs under the trainer's autocast (its 3 passes a step cost more than the generator's in
+    fp32 on CPU); the BCE stays in fp32, outside it (unsafe under autocast)."""
+    with autocast(ctx, precision):
+        pred = net_d(fake)
+    pred = pred.float()
     return F.binary_cross_entropy(pred, torch.ones_like(pred))
 
 
