@@ -27,6 +27,7 @@ Sign of the offset: `SyncScores.offset_frames` is positive when the audio lags t
 every scorer. The reference SyncNet prints "AV offset" = 15 − argmin index = −offset_frames.
 """
 import copy
+import warnings
 from dataclasses import dataclass, field
 
 import cv2
@@ -272,24 +273,28 @@ def lse_scores(face_emb: np.ndarray, audio_emb: np.ndarray, valid: np.ndarray, s
             lo, hi = max(0, -shift), min(n_windows, len(audio) - shift)
             if hi > lo:
                 dist[lo:hi, o] = np.linalg.norm(face[lo:hi] - audio[lo + shift:hi + shift], axis=1)
-    usable = dist[valid]
-    if usable.size == 0:
+    # an offset that reaches past the audio for every usable window has no mean: it takes no part
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nanmean of an all-NaN column
+        per_offset = np.nanmean(dist[valid], axis=0) if valid.any() else np.full(len(shifts), np.nan)
+    if not np.isfinite(per_offset).any():  # no face, or no audio under any face
         nan = float("nan")
         return SyncScores(nan, nan, 0, np.full(len(shifts), np.nan), np.full(n_frames, np.nan), scorer, 0)
-    per_offset = np.nanmean(usable, axis=0)
-    best = int(np.argmin(per_offset))
+    best = int(np.nanargmin(per_offset))
     if reference:
         conf = np.median(per_offset) - dist[:, best]
         conf[~valid] = np.nan
         conf = nan_median_filter(conf, MEDIAN_KERNEL, pad_value=0.0)
     else:
-        conf = np.nanmedian(dist, axis=1) - dist[:, best]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # windows with no audio at any offset: NaN
+            conf = np.nanmedian(dist, axis=1) - dist[:, best]
         conf = nan_median_filter(conf, MEDIAN_KERNEL)
     conf[~valid] = np.nan
     frame_conf = np.full(n_frames, np.nan)
     half = (n_frames - n_windows) // 2  # window i covers i..i+T−1: its value belongs to its centre frame
     frame_conf[half:half + n_windows] = conf
-    return SyncScores(lse_d=float(per_offset.min()), lse_c=float(np.median(per_offset) - per_offset.min()),
+    return SyncScores(lse_d=float(per_offset[best]), lse_c=float(np.nanmedian(per_offset) - per_offset[best]),
                       offset_frames=int(shifts[best]), per_offset=per_offset, frame_conf=frame_conf,
                       scorer=scorer, windows=int(valid.sum()))
 

@@ -129,3 +129,16 @@ def test_score_video_with_our_expert_on_a_synthetic_clip(tmp_path):
     scores = score_video(video, wav, scorer=scorer, track=track)
     assert scores.scorer == "ours-random" and np.isfinite(scores.lse_d)
     assert scores.windows == len(scores.frame_conf) - 4
+
+
+def test_offsets_past_the_audio_take_no_part_and_no_audio_under_faces_is_nan():
+    rng = np.random.default_rng(0)
+    face = rng.normal(size=(40, 8))
+    audio = face[:12] + 0.05 * rng.normal(size=(12, 8))  # audio ends under window 12: long shifts have no mean
+    valid = np.zeros(40, bool)
+    valid[:4] = True  # the faces are only where the audio reaches +8 frames at most
+    s = lse_scores(face, audio, valid, "t", 44)
+    assert np.isnan(s.per_offset).any() and np.isfinite(s.lse_d) and np.isfinite(s.lse_c)
+    assert s.offset_frames == 0 and s.lse_c > 0
+    gone = lse_scores(face, audio[:0], np.ones(40, bool), "t", 44)  # no audio at all
+    assert np.isnan(gone.lse_c) and gone.windows == 0
