@@ -83,3 +83,16 @@ def test_init_face_with_freeze_keeps_the_given_face_encoder(data, tmp_path):
     after = load_file(str(run / "last.safetensors"))
     for name, value in given.face_encoder.state_dict().items():
         assert torch.equal(after[f"model.expert/face_encoder.{name}"], value), name
+
+
+def test_init_face_from_a_training_checkpoint(data, tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    assert train(data, tmp_path / "a", "--steps", "2") == 0
+    source = load_file(str(tmp_path / "a" / "last.safetensors"))
+    assert train(data, tmp_path / "b", "--steps", "1", "--init-face", str(tmp_path / "a" / "last.safetensors"),
+                 "--freeze-face") == 0
+    after = load_file(str(tmp_path / "b" / "last.safetensors"))
+    face = [k for k in source if k.startswith("model.expert/face_encoder.")]
+    assert face and all(torch.equal(after[k], source[k]) for k in face)

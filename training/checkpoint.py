@@ -154,6 +154,18 @@ def load_training_state(path, *, models: dict, optimizers: dict, config: dict, f
     return sidecar
 
 
+def load_model_state(path, name: str) -> dict:
+    """One model's state dict out of a training checkpoint (SHA-256 checked), e.g. a run's
+    last.safetensors, whose best.safetensors may be an earlier step."""
+    path = Path(path)
+    sidecar = json.loads(path.with_suffix(".json").read_text())
+    if sha256_file(path) != sidecar["sha256"]:
+        raise ResumeError(path, "SHA-256 does not match its sidecar: the checkpoint is damaged")
+    if f"model.{name}" not in sidecar.get("layout", {}):
+        raise ResumeError(path, f"holds no model '{name}'")
+    return _unflatten(f"model.{name}", load_file(str(path)), sidecar["layout"])
+
+
 # settings that may change between a run and its resume without changing the experiment
 RESUMABLE_CHANGES = {"steps", "max_minutes", "eval_every", "save_every", "workers", "run_dir", "resume", "force",
                      "log_every", "device"}

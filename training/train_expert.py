@@ -44,7 +44,8 @@ from core.models.blocks import scaled
 from core.models.syncnet import SyncNet, SyncNetDims, offset_losses, sync_loss, sync_probability
 from core.weights import load_model, save_weights
 from training import distributed
-from training.checkpoint import check_run_dir, load_training_state, manifest_hash, save_training_state, writing
+from training.checkpoint import (check_run_dir, load_model_state, load_training_state, manifest_hash,
+                                 save_training_state, writing)
 from training.datasets import Augment, ExpertDataset, StretchDataset, read_av_offsets
 
 
@@ -213,6 +214,15 @@ def evaluate_offsets(model, val_set, ctx, stretches: int, batch: int, precision:
     return {"val_offset_accuracy": distributed.mean_across(hits / max(total, 1), ctx)}
 
 
+def face_encoder_state(path) -> dict:
+    """The face encoder of an exported expert, or of a training checkpoint (RUN/last.safetensors)."""
+    sidecar = json.loads(Path(path).with_suffix(".json").read_text()) if Path(path).with_suffix(".json").is_file() else {}
+    if "layout" not in sidecar:
+        return load_model(path, expect="syncnet").face_encoder.state_dict()
+    prefix = "face_encoder."
+    return {k[len(prefix):]: v for k, v in load_model_state(path, "expert").items() if k.startswith(prefix)}
+
+
 def train(args) -> int:
     stretch = args.objective == "offsets"
     if stretch and args.stretch <= 5:  # no pair >= 5 frames apart: the BCE term would be NaN, and the weights
@@ -230,7 +240,7 @@ def train(args) -> int:
                                    av_offsets=val_set.av_offsets) if stretch else None
     model = SyncNet(SyncNetDims(width=args.width))
     if args.init_face:  # a face encoder that already sees the lips (same width)
-        model.face_encoder.load_state_dict(load_model(args.init_face, expect="syncnet").face_encoder.state_dict())
+        model.face_encoder.load_state_dict(face_encoder_state(args.init_face))
     # training-only head: the face embedding predicts its frames' auxiliary target (StretchDataset)
     aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
     audio_aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
@@ -384,8 +394,9 @@ def add_args(p):
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--face-warmup", type=int, default=0,
                    help="first N steps: the auxiliary loss only (the face encoder learns to see the lips first)")
-    p.add_argument("--init-face", help="start the face encoder from this expert's (e.g. a run whose face encoder "
-                   "learnt the lips but whose audio side memorised; with --freeze-face)")
+    p.add_argument("--init-face", help="start the face encoder from this expert's, exported or a run's "
+                   "last.safetensors (e.g. a run whose face encoder learnt the lips but whose audio side "
+                   "memorised; with --freeze-face)")
     p.add_argument("--freeze-face", action="store_true",
                    help="after the warm-up, keep the face encoder fixed: the audio encoder learns to match what it "
                         "sees, and the pair cannot co-adapt to memorise the training clips")
