@@ -53,3 +53,17 @@ def test_shifted_mels_are_the_windows_of_the_shifted_frames(tiny_prepared):
     for s, mel in zip(shifts, mels):
         np.testing.assert_array_equal(mel[0], ds._mel_at(0, 3 + int(s)))
     assert 3 + shifts[-1] + 5 <= ds.clips[0].frames + 1  # inside the audio
+
+
+def test_best_weights_follow_the_switch_to_the_sync_score(tiny_prepared, tmp_path, monkeypatch):
+    """Before the switch best.safetensors is chosen by L1, after it by L1 + sync loss, which is
+    never under an L1 alone: the first evaluation after the switch must become the best."""
+    from training import train_generator
+
+    sync_losses = iter([5.0, 0.5])  # step 2: above the switch; step 4: below it
+    monkeypatch.setattr(train_generator, "evaluate", lambda *a: {"val_l1": 0.3, "val_sync_loss": next(sync_losses),
+                                                                 "val_sync_prob": 0.5})
+    monkeypatch.setattr(train_generator, "evaluate_lse_c", lambda *a: {})
+    expert = expert_file(tmp_path)
+    assert run(tiny_prepared, tmp_path / "run", "--expert", str(expert), "--sync-switch", "1", "--steps", "4") == 0
+    assert json.loads((tmp_path / "run" / "best.json").read_text())["step"] == 4

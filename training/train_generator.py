@@ -185,7 +185,8 @@ def train(args, progress=None, cancel=None) -> int:
                 samples_per_s=seen / (time.perf_counter() - started))
         if step % args.eval_every == 0:
             metrics = validate()
-            sync_on = sync_on or metrics["val_sync_loss"] < args.sync_switch
+            if not sync_on and metrics["val_sync_loss"] < args.sync_switch:
+                sync_on, best = True, float("inf")  # the score below changes meaning: L1 alone -> L1 + sync
             log(**metrics, sync_on=sync_on)
             if ctx.main:
                 score = metrics["val_l1"] + (metrics["val_sync_loss"] if sync_on else 0.0)
