@@ -168,7 +168,9 @@ def add_score_parser(sub):
                    help="sync expert: bundled name, .safetensors, lipsync_expert.pth, or the official "
                         "syncnet_v2.model (the paper's LSE-D/LSE-C protocol)")
     p.add_argument("--segments", action="store_true", help="also score each speech segment of the audio")
-    p.add_argument("--threshold", type=float, default=1.0, help="segment LSE-C below this is 'weak' (default 1.0)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="segment LSE-C below this is 'weak' (default: the scorer's own, 0.035 for our expert, "
+                        "1.0 for syncnet_v2: their scales differ)")
     p.add_argument("--json", action="store_true", help="print JSON for tools")
     p.add_argument("--cache-dir", help="face detection cache folder")
     p.add_argument("--face", type=int, default=None, help="which face when several are visible")
@@ -204,17 +206,19 @@ def cmd_score(args) -> int:
 
     from core.sync import load_scorer, score_video
 
-    scores = score_video(args.video, args.dub, scorer=load_scorer(args.expert), cache_dir=args.cache_dir,
-                         face_index=args.face)
+    scorer = load_scorer(args.expert)
+    scores = score_video(args.video, args.dub, scorer=scorer, cache_dir=args.cache_dir, face_index=args.face)
     result = scores.to_dict()
     if args.segments:
-        result["segments"] = segment_table(scores, args.dub or args.video, args.threshold)
+        threshold = scorer.weak_below if args.threshold is None else args.threshold
+        result["threshold"] = threshold
+        result["segments"] = segment_table(scores, args.dub or args.video, threshold)
     if args.json:
         print(json.dumps(result, indent=1))
         return 0
     print_scores(scores, Path(args.video).name)
     for row in result.get("segments", []):
-        conf = "   -  " if row["lse_c"] is None else f"{row['lse_c']:6.2f}"
+        conf = "   -  " if row["lse_c"] is None else f"{row['lse_c']:6.3f}"
         print(f"  {row['start_s']:7.2f}-{row['end_s']:7.2f} s  {row['kind']:<7}  LSE-C {conf}  {row['verdict']}")
     return 0
 

@@ -90,6 +90,10 @@ class ExpertScorer:
     reference_protocol = False  # lse_scores' default protocol
     track_smoothing = None  # the face track as given (the renderer's smoothing)
     size = 96
+    # segment LSE-C under which a verdict says "weak", on this scorer's scale (distances of unit
+    # vectors, 0..2): the bundled expert gives held-out clips 0.0485 on average with their own
+    # audio and 0.0251 with a foreign track (resources/models/MODEL_CARD.md); midway
+    weak_below = 0.035
 
     def __init__(self, expert: torch.nn.Module, name: str, device="cpu", batch_size: int = 64):
         self.name, self.device, self.batch_size = name, torch.device(device), batch_size
@@ -178,6 +182,7 @@ class SyncNetV2Scorer:
 
     reference_protocol = True  # unnormalised embeddings, zero-padded shifts (lse_scores)
     track_smoothing = V2_SMOOTHING
+    weak_below = 1.0  # the official scale (LSE-C of real LRS2 video ~7); not measured here
 
     def __init__(self, model: SyncNetV2, name: str, device="cpu", batch_size: int = 16):
         self.model, self.name = model.to(device).eval(), name

@@ -107,3 +107,21 @@ def test_confidence_drops_where_a_spliced_foreign_track_starts(scorer, cache):
     print(f"drop on {np.mean(drops > 0):.0%} of {len(drops)} clips, mean drop {drops.mean():.4f}")
     assert len(drops) >= 6
     assert drops.mean() > 0 and np.mean(drops > 0) >= 2 / 3
+
+
+def test_score_cli_verdicts_use_the_scorers_own_threshold(capsys, tmp_path):
+    """`score --segments` judges segments on the expert's scale (0.035, not the official 1.0):
+    a held-out clip's speech is 'ok' with its own audio and 'weak' under a foreign track."""
+    import json
+
+    import main
+
+    def verdicts(*dub):
+        assert main.main(["score", str(DATA / "video-retalking/face_3.mp4"), *map(str, dub), "--segments", "--json",
+                          "--cache-dir", str(tmp_path)]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["threshold"] == 0.035
+        return [row["verdict"] for row in result["segments"] if row["kind"] == "speech" and row["lse_c"] is not None]
+
+    assert verdicts() == ["ok"]
+    assert verdicts(DATA / DUBS[0]) == ["weak"]
