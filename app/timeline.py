@@ -25,7 +25,7 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QScrollBar, QVBoxLayout, QWidget
 
-from core.project import SetThreshold
+from core.project import DEFAULT_THRESHOLD, SetThreshold
 
 from .jobs import length_policy, source_index
 from .theme import DARK, Colours
@@ -268,7 +268,7 @@ class Timeline(QWidget):
         self.plots["takes"].addItem(self.take_bars)
         self.plots["takes"].addItem(self.take_no_face)
         self.take_labels: list[pg.TextItem] = []
-        self.threshold = pg.InfiniteLine(pos=5.0, angle=0, movable=True, label="threshold {value:.1f}",
+        self.threshold = pg.InfiniteLine(pos=DEFAULT_THRESHOLD, angle=0, movable=True, label="threshold {value:.3g}",
                                          labelOpts={"position": 0.98, "anchors": [(1, 1), (1, 1)]})
         self.threshold.setZValue(10)
         self.threshold.sigPositionChanged.connect(self._recolour)
@@ -430,7 +430,7 @@ class Timeline(QWidget):
         curve = self._curve_shown
         if curve is not None and np.isfinite(curve[1]).any():
             scores.append(float(np.nanmax(curve[1])))
-        return max([10.0, project.threshold * 1.25, *(1.15 * v for v in scores)])
+        return max([2 * project.threshold, *(1.15 * v for v in scores)])  # any scorer's scale
 
     def _draw_segments(self):
         project = self.document.project
@@ -682,7 +682,7 @@ class Timeline(QWidget):
         doc = self.document
         if doc is None:
             return
-        value = round(float(self.threshold.value()), 2)
+        value = float(f"{float(self.threshold.value()):.3g}")  # 3 significant digits: the scale is the scorer's
         if abs(value - doc.project.threshold) > 1e-9:
             doc.execute(lambda: SetThreshold(doc.project, value))
 

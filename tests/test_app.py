@@ -934,3 +934,23 @@ def test_a_missing_adapted_model_is_reported_on_open_and_relinked(opened, qtbot,
     assert reopened.adapted_models[0].path == moved and not reopened.missing_adapted_models()
     assert reopened.segment("s3").settings["checkpoint"] == moved
     assert reopened.modified  # the relink is an edit to save (and undo)
+
+
+def test_sync_lane_follows_the_scorers_scale(opened):
+    """The bundled expert's LSE-C is ~0.02-0.1: the lane's range and the threshold line follow
+    the project's threshold and scores, and a dragged threshold keeps 3 significant digits
+    (rounding to 2 decimals would turn 0.0412 into 0.04)."""
+    from core.project import DEFAULT_THRESHOLD, SetScores
+
+    timeline, project = opened.timeline, opened.document.project
+    seg = [s.id for s in project.segments if s.kind == "speech"]
+    project_exec = opened.document.execute
+    project_exec(lambda: SetScores(project, {seg[0]: (0.06, 1.08), seg[1]: (0.02, 1.12)}))
+    timeline._draw_segments()
+    assert timeline.threshold.value() == pytest.approx(DEFAULT_THRESHOLD)
+    top = timeline.plots["sync"].vb.viewRange()[1][1]
+    assert 0.06 < top < 0.1  # not the official 0-10 scale, where these bars would be invisible
+    assert [project.verdict(s) for s in seg] == ["good", "poor"]
+    timeline.threshold.setValue(0.0412)
+    timeline._threshold_done()
+    assert project.threshold == pytest.approx(0.0412)

@@ -459,6 +459,9 @@ def test_history_limit_makes_the_saved_state_unreachable():
 
 def test_verdict_follows_the_threshold(folder):
     p = make_project(folder)
+    # the default is on the bundled expert's scale (0.035): these official-scale scores all pass it
+    assert [p.verdict(s) for s in p.segments] == ["good", "silence", "good"]
+    p.execute(SetThreshold(p, 5.0))
     assert [p.verdict(s) for s in p.segments] == ["good", "silence", "poor"]
     p.execute(SetThreshold(p, 7.0))
     assert p.verdict("s1") == "poor"
