@@ -132,12 +132,18 @@ def _write_text(path, text: str) -> None:
     Path(path).write_text(text, encoding="utf-8")
 
 
-def load_training_state(path, *, models: dict, optimizers: dict, config: dict, force: bool = False) -> dict:
-    """Restore models, optimisers and RNG from `path`; returns the sidecar (step, metrics, …)."""
-    path = Path(path)
+def checked_sidecar(path: Path) -> dict:
+    """A training checkpoint's sidecar, once the file's SHA-256 matches the one it records."""
     sidecar = json.loads(path.with_suffix(".json").read_text())
     if sha256_file(path) != sidecar["sha256"]:
         raise ResumeError(path, "SHA-256 does not match its sidecar: the checkpoint is damaged")
+    return sidecar
+
+
+def load_training_state(path, *, models: dict, optimizers: dict, config: dict, force: bool = False) -> dict:
+    """Restore models, optimisers and RNG from `path`; returns the sidecar (step, metrics, …)."""
+    path = Path(path)
+    sidecar = checked_sidecar(path)
     changed = {k: (sidecar["config"].get(k), v) for k, v in config.items()
                if k not in RESUMABLE_CHANGES and sidecar["config"].get(k) != v}
     if changed and not force:
@@ -158,9 +164,7 @@ def load_model_state(path, name: str) -> dict:
     """One model's state dict out of a training checkpoint (SHA-256 checked), e.g. a run's
     last.safetensors, whose best.safetensors may be an earlier step."""
     path = Path(path)
-    sidecar = json.loads(path.with_suffix(".json").read_text())
-    if sha256_file(path) != sidecar["sha256"]:
-        raise ResumeError(path, "SHA-256 does not match its sidecar: the checkpoint is damaged")
+    sidecar = checked_sidecar(path)
     if f"model.{name}" not in sidecar.get("layout", {}):
         raise ResumeError(path, f"holds no model '{name}'")
     return _unflatten(f"model.{name}", load_file(str(path)), sidecar["layout"])
