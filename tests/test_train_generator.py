@@ -67,3 +67,13 @@ def test_best_weights_follow_the_switch_to_the_sync_score(tiny_prepared, tmp_pat
     expert = expert_file(tmp_path)
     assert run(tiny_prepared, tmp_path / "run", "--expert", str(expert), "--sync-switch", "1", "--steps", "4") == 0
     assert json.loads((tmp_path / "run" / "best.json").read_text())["step"] == 4
+
+
+def test_sync_weight_defaults_to_the_papers_and_can_be_lowered():
+    from types import SimpleNamespace
+
+    from training.train_generator import weights_for
+    assert weights_for(SimpleNamespace(gan=True, sync_weight=None), sync_on=True) == (0.03, 0.07)
+    assert weights_for(SimpleNamespace(gan=False, sync_weight=None), sync_on=True) == (0.01, 0.0)
+    assert weights_for(SimpleNamespace(gan=True, sync_weight=0.01), sync_on=True) == (0.01, 0.07)
+    assert weights_for(SimpleNamespace(gan=True, sync_weight=0.01), sync_on=False) == (0.0, 0.07)

@@ -53,7 +53,8 @@ def expert_sync_loss(expert, generated: torch.Tensor, sync_mel: torch.Tensor) ->
 
 def weights_for(args, sync_on: bool) -> tuple:
     s_g = 0.07 if args.gan else 0.0
-    s_w = (0.03 if args.gan else 0.01) if sync_on else 0.0
+    paper_s_w = 0.03 if args.gan else 0.01
+    s_w = (paper_s_w if args.sync_weight is None else args.sync_weight) if sync_on else 0.0
     return s_w, s_g
 
 
@@ -223,6 +224,9 @@ def add_args(p):
     p.add_argument("--sync-switch", type=float, default=SYNC_SWITCH,
                    help="eval sync loss under which the sync term switches on (the paper's 0.75; a large value "
                         "turns it on from the first step, e.g. when fine-tuning a generator already trained with it)")
+    p.add_argument("--sync-weight", type=float,
+                   help="s_w once the sync term is on (default: the paper's 0.03 with --gan, 0.01 without); "
+                        "lower it when a weak expert is exploited (colour blotches on the lips)")
 
 
 def add_parser(sub):
