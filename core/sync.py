@@ -42,6 +42,7 @@ from core.hparams import HP
 from core.models.syncnet import SyncNet
 from core.models.syncnet_v2 import SyncNetV2
 from core.render import prepare_for_inference, source_frames
+from core.sync_scale import EXPERT_WEAK_BELOW
 from core.video import VideoSource
 from core.weights import kind_of, load_model, resolve
 
@@ -90,10 +91,7 @@ class ExpertScorer:
     reference_protocol = False  # lse_scores' default protocol
     track_smoothing = None  # the face track as given (the renderer's smoothing)
     size = 96
-    # segment LSE-C under which a verdict says "weak", on this scorer's scale (distances of unit
-    # vectors, 0..2): the bundled expert gives held-out clips 0.0485 on average with their own
-    # audio and 0.0251 with a foreign track (resources/models/MODEL_CARD.md); midway
-    weak_below = 0.035
+    weak_below = EXPERT_WEAK_BELOW  # segment LSE-C under which a verdict says "weak", on this scorer's scale
 
     def __init__(self, expert: torch.nn.Module, name: str, device="cpu", batch_size: int = 64):
         self.name, self.device, self.batch_size = name, torch.device(device), batch_size

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import core.project.fileformat as fileformat
-from core.project import (AddAdaptedModel, AddTake, Autosaver, ChooseTake, EditError, MediaFacts, MergeSegments, NudgeDub, Project,
+from core.project import (DEFAULT_THRESHOLD, AddAdaptedModel, AddTake, Autosaver, ChooseTake, EditError, MediaFacts, MergeSegments, NudgeDub, Project,
                           ProjectError, RecentProjects, RelinkMedia, RemoveTake, RenameSegment, RenameTake, ReplaceSegments,
                           SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment, History,
                           Command, RelinkAdaptedModel, RemoveAdaptedModel, autosave_path_for, recovery_candidate)
@@ -81,7 +81,7 @@ def test_round_trip_keeps_everything_and_stores_relative_paths(folder):
     assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None}  # NaN stored as null, not invalid JSON
     assert not q.modified and not q.history.can_undo
     data = json.loads((folder / "scene.lipsmith").read_text())
-    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 3
+    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 4
     assert data["media"]["video"]["relative"] == "media/clip.mp4"
     assert data["media"]["video"]["absolute"] == str(folder / "media" / "clip.mp4")
     assert data["takes"][0]["file"] == "t1.mkv"
@@ -986,3 +986,39 @@ def test_a_schema_2_file_loads_with_no_adapted_models(folder):
     old.write_text(json.dumps(data))
     with pytest.raises(ProjectError, match=r"adapted_models\[0\]\.path"):
         Project.load(old)
+
+
+def test_a_schema_3_threshold_off_the_experts_scale_opens_as_its_default(folder):
+    """Before schema 4 a project could store a threshold on the official SyncNet's scale (the old
+    default 5.0), which no score of the expert (at most 2: distances of unit vectors) reaches: every
+    segment read weak. Opening it gives the expert's default; a threshold on its scale is kept."""
+    p = make_project(folder)
+    p.execute(SetScores(p, {"s1": (0.05, 1.08), "s3": (0.02, 1.12)}))  # the expert's scale
+    p.save()
+    data = json.loads(p.path.read_text())
+    data["schema_version"] = 3
+    old = folder / "old.lipsmith"
+    for stored, opened in ((5.0, DEFAULT_THRESHOLD), (2.5, DEFAULT_THRESHOLD), (2.0, 2.0), (0.05, 0.05)):
+        data["threshold"] = stored
+        old.write_text(json.dumps(data))
+        digest = sha(old)
+        q = Project.load(old)
+        assert q.threshold == opened, stored
+        assert not q.modified and not q.history.can_undo and sha(old) == digest  # a reading, not an edit
+    data["threshold"] = 5.0
+    old.write_text(json.dumps(data))
+    q = Project.load(old)
+    assert [q.verdict(s) for s in q.segments] == ["good", "silence", "poor"]
+    q.execute(SetThreshold(q, 0.06))
+    q.undo()  # back to what it opened with, never to the old scale's value
+    assert q.threshold == DEFAULT_THRESHOLD
+    q.save()
+    saved = json.loads(old.read_text())
+    assert saved["schema_version"] == 4 and saved["threshold"] == DEFAULT_THRESHOLD
+    # a schema-4 file is on the expert's scale already: its threshold is read as it is
+    saved["threshold"] = 3.0
+    old.write_text(json.dumps(saved))
+    assert Project.load(old).threshold == 3.0
+    # an autosave is read the same way
+    autosave_path_for(old).write_text(json.dumps(data))
+    assert Project.recover(old).threshold == DEFAULT_THRESHOLD

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Callable
 
 from core.atomic import atomic_write
+from core.sync_scale import EXPERT_LSE_C_LIMIT
 
 from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, AdaptedModel, ExportRecord, MediaFacts,
                     MediaRef, ProjectError, Segment, Take, _is_int, _is_number, normalise_setting)
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _v1_to_v2(data: dict) -> dict:
@@ -39,10 +40,20 @@ def _v2_to_v3(data: dict) -> dict:
     return data
 
 
+def _v3_to_v4(data: dict) -> dict:
+    """Schema 4: the threshold is on the LSE-C scale of the expert the editor scores with. Files
+    saved before could hold one set on the official SyncNet's scale (the old default 5.0, on a 0-10
+    lane): a value no expert score can reach, which made every segment weak. It becomes the default."""
+    threshold = data.get("threshold")
+    if _is_number(threshold) and threshold > EXPERT_LSE_C_LIMIT:
+        data["threshold"] = DEFAULT_THRESHOLD
+    return data
+
+
 # MIGRATIONS[n] turns a schema-n dict into a schema-(n+1) dict (pure: no file access).
 # Add one with every SCHEMA_VERSION bump; loading chains them, the file itself is never rewritten.
 # (A bump also keeps an older Lipsmith from opening a newer file and dropping what it cannot read.)
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def migrate(data, path=None) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 from core.blend import BlendSettings
 from core.errors import LipsmithError
 from core.hparams import HP, LENGTH_POLICIES
+from core.sync_scale import EXPERT_WEAK_BELOW
 
 SUFFIX = ".lipsmith"
 AUTOSAVE_SUFFIX = ".autosave"  # name.lipsmith.autosave
@@ -26,10 +27,9 @@ CACHE_SUFFIX = "-cache"  # name.lipsmith-cache/
 MEDIA_KINDS = ("video", "dub")
 SEGMENT_KINDS = ("speech", "silence")
 CHECKPOINT_SUFFIXES = {".pth", ".pt", ".safetensors", ".ckpt"}
-# LSE-C below this marks a segment for attention, on the bundled expert's scale (unit-vector
-# distances): held-out clips score 0.0485 with their own audio, 0.0251 with a foreign track
-# (resources/models/MODEL_CARD.md). The official SyncNet's scale is ~100x larger: drag the line.
-DEFAULT_THRESHOLD = 0.035
+# LSE-C below this marks a segment for attention, on the scale of the expert the editor scores with
+# (core.sync_scale). The official SyncNet's scale is ~100x larger: drag the line.
+DEFAULT_THRESHOLD = EXPERT_WEAK_BELOW
 RECENT_LIMIT = 10
 NAME_LIMIT = 80  # characters in a segment's name
 
