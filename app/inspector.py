@@ -195,7 +195,7 @@ class Inspector(QWidget):
         if segment.lse_c is None:
             conf = "Confidence: not scored"
         else:
-            conf = f"Confidence: LSE-C {segment.lse_c:.2f} — {verdict} (threshold {project.threshold:g})"
+            conf = f"Confidence: LSE-C {segment.lse_c:.3g} — {verdict} (threshold {project.threshold:g})"
             if segment.lse_d is not None:
                 conf += f", LSE-D {segment.lse_d:.2f}"
         self.confidence_label.setText(conf)
@@ -263,7 +263,7 @@ class Inspector(QWidget):
             parts = [("✓ " if chosen else "   ") + take.label, f"frames {take.start}–{take.end}",
                      take.created.replace("T", " ")[:16]]
             if score is not None:
-                parts.append(f"LSE-C {score:.2f}")
+                parts.append(f"LSE-C {score:.3g}")
             missing = sum(b - a for a, b in take.no_face_ranges)
             if missing:
                 parts.append(f"no face in {missing} frames")

@@ -695,12 +695,12 @@ class Timeline(QWidget):
         if lane == "sync":
             s = doc.project.segment_at(frame)
             if s is not None:
-                score = "not scored" if s.lse_c is None else f"LSE-C {s.lse_c:.2f}"
+                score = "not scored" if s.lse_c is None else f"LSE-C {s.lse_c:.3g}"
                 tip = (f"{s.title} · {s.kind} · {timecode(s.start, doc.fps)}–{timecode(s.end, doc.fps)} · {score} · "
                        f"{doc.project.verdict(s)}")
                 at = self.curve_value(frame)
                 if at is not None:
-                    tip += f" · here {at:.2f}"
+                    tip += f" · here {at:.3g}"
                 tip += " (double-click to rename)"
         elif lane == "takes":
             hits = [t for t, row in getattr(self, "_takes_shown", []) if t.start <= frame < t.end
