@@ -373,19 +373,21 @@ def _face_box(track, i: int):
 
 
 def score_video(video_path, audio_path=None, scorer: Scorer | None = None, track=None,
-                frame_map=None, cache_dir=None, face_index=None, progress=None, cancel=None) -> SyncScores:
+                frame_map=None, cache_dir=None, face_index=None, progress=None, cancel=None,
+                detector=None) -> SyncScores:
     """LSE scores of a video against its own audio or `audio_path`, at 25-fps timing.
 
     `track` (a FaceTrack) and `frame_map` (video frame → track frame) let a rendered output
     reuse its source's face track instead of detecting faces again. A scorer that smooths
     boxes its own way (SyncNet v2: 13-frame median) gets the track re-smoothed, not re-detected.
+    Without a track, `detector` finds the faces (core.faces.track_video: None is RetinaFace).
     """
     scorer = scorer or load_scorer()
     with VideoSource(video_path) as video:
         wave = load_audio(audio_path or video_path)
         features = scorer.audio_features(wave)
         if track is None:
-            track = track_video(video, cache_dir=cache_dir, face_index=face_index, cancel=cancel,
+            track = track_video(video, detector, cache_dir=cache_dir, face_index=face_index, cancel=cancel,
                                 progress=progress and (lambda d, t: progress(d, t, "detect")))
         if scorer.track_smoothing:
             track = track.with_smoothing(*scorer.track_smoothing)
