@@ -13,11 +13,14 @@ from core.project import Command
 
 
 class Batch(Command):
-    """One undo step made of commands built by `factories` (callables returning a Command)."""
+    """One undo step made of commands built by `factories` (callables returning a Command).
+    A later Batch with the same `merge_key` joins this step while it is the latest one (History
+    merges into the top step only, and never into a saved one)."""
 
-    def __init__(self, project, factories: Iterable[Callable[[], Command]], text: str):
+    def __init__(self, project, factories: Iterable[Callable[[], Command]], text: str, merge_key=None):
         super().__init__(project)
         self.text = text
+        self.merge_key = merge_key
         self._factories = list(factories)
         self._parts: list[Command] = []
 
@@ -42,6 +45,12 @@ class Batch(Command):
     def undo(self):
         for part in reversed(self._parts):
             part.undo()
+
+    def merge(self, other: Command) -> bool:
+        if type(other) is not Batch or self.merge_key is None or other.merge_key != self.merge_key:
+            return False
+        self._parts.extend(other._parts)  # done already: History does a command before merging it
+        return True
 
     @property
     def obsolete(self) -> bool:

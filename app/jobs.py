@@ -269,11 +269,16 @@ def render_take(progress, cancel, request: RenderRequest) -> RenderResult:
                         report.no_face_ranges, report.seconds, str(renderer.generator.device))
 
 
-def commit_render(project: Project, result: RenderResult):
+def render_step(take_id: str) -> tuple:
+    """The merge key of the undo step that added a rendered take (its scores may join it)."""
+    return ("render", take_id)
+
+
+def commit_render(project: Project, result: RenderResult) -> str:
     """Add the rendered take and choose it for every segment it covers: one undo step. Should the dub
     have been nudged while it rendered, the take is added but chosen nowhere (its mouth follows the old
     timing: see core.project.NudgeDub). The file is deleted again if the project can no longer take it
-    (its segment was removed)."""
+    (its segment was removed). Returns the take's id."""
     from .commands import Batch
 
     req = result.request
@@ -288,7 +293,8 @@ def commit_render(project: Project, result: RenderResult):
         in_sync = req.dub_offset == project.dub_offset
         covered = [s.id for s in project.segments if in_sync and s.within(take.start, take.end)]
         parts = [lambda: AddTake(project, take)] + [lambda sid=sid: ChooseTake(project, sid, take.id) for sid in covered]
-        return project.execute(Batch(project, parts, f"Render {req.what} ({take.label})"))
+        project.execute(Batch(project, parts, f"Render {req.what} ({take.label})", merge_key=render_step(take.id)))
+        return take.id
     except EditError:
         Path(result.file).unlink(missing_ok=True)
         raise
@@ -440,17 +446,21 @@ def commit_export(project: Project, result: ExportResult):
 class ScoreRequest:
     expert: str
     fps: float
+    detector: str  # the project's face detector: the faces in a take are found as its render found them
+    render: str | None = None  # the take a render just made, when only its segments are scored
     rows: dict = field(default_factory=dict)  # take file → [(segment id, start s, end s) within the take]
     take_ids: dict = field(default_factory=dict)  # take file → take id
     segments: dict = field(default_factory=dict)  # segment id → (take id, start, end) as scored
 
 
-def score_request(project: Project, expert: str = "expert") -> ScoreRequest:
-    """Score each speech segment's chosen take (the result the segment exports with). Empty when
-    nothing is rendered: the job then says so, after checking the expert is there at all."""
-    request = ScoreRequest(expert, project.fps)
+def score_request(project: Project, expert: str = "expert", render: str | None = None) -> ScoreRequest:
+    """Score each speech segment's chosen take (the result the segment exports with); with `render`
+    (the id of the take a render just made), only the segments that export that take, and their
+    scores join the render's undo step (commit_scores). Empty when nothing is rendered: the job then
+    says so, after checking the expert is there at all."""
+    request = ScoreRequest(expert, project.fps, project.settings["detector"], render)
     for s in project.segments:
-        if s.kind != "speech" or not s.take_id:
+        if s.kind != "speech" or not s.take_id or (render is not None and s.take_id != render):
             continue
         take = project.takes[s.take_id]
         path = project.take_path(take)
@@ -467,8 +477,9 @@ NO_EXPERT = "No sync expert installed"
 def score_takes(progress, cancel, request: ScoreRequest) -> dict:
     """{"scores": {segment id: (LSE-C, None)}, "takes": {take id: the take's LSE-C, LSE-D and per-frame
     confidence curve}, "scorer": the scorer's name, "segments": {segment id: (take id, start, end) as
-    scored}}."""
+    scored}, "render": the request's}."""
     from core.errors import WeightsError
+    from core.faces import get_detector
     from core.sync import load_scorer, score_video
 
     try:
@@ -478,9 +489,10 @@ def score_takes(progress, cancel, request: ScoreRequest) -> dict:
     if not request.rows:
         raise UserError("Nothing to score yet: render the clip or a segment first (segments are scored on "
                         "their chosen takes).")
+    detector = get_detector(request.detector)
     out, curves, total = {}, {}, len(request.rows)
     for n, (take, rows) in enumerate(request.rows.items()):
-        scores = score_video(take, None, scorer=scorer, cancel=cancel,
+        scores = score_video(take, None, scorer=scorer, cancel=cancel, detector=detector,
                              progress=lambda d, t, s="score": progress(d, t, f"{s} {n + 1}/{total}"))
         for segment_id, a, b in rows:
             c = scores.segment_confidence(a, b)
@@ -490,19 +502,27 @@ def score_takes(progress, cancel, request: ScoreRequest) -> dict:
             curves[take_id] = {"lse_c": scores.lse_c, "lse_d": scores.lse_d, "scorer": scorer.name,
                                "frame_conf": np.asarray(scores.frame_conf, dtype=np.float64),
                                "frame_fps": float(scores.frame_fps)}
-    return {"scores": out, "takes": curves, "scorer": scorer.name, "segments": dict(request.segments)}
+    return {"scores": out, "takes": curves, "scorer": scorer.name, "segments": dict(request.segments),
+            "render": request.render}
 
 
 def commit_scores(project: Project, result: dict):
     """Segment confidences and each scored take's curve, as one undo step. What was removed meanwhile
     is skipped, and so is a segment that moved or changed takes meanwhile (a dub nudge, a new render):
-    its score would describe frames it no longer exports."""
+    its score would describe frames it no longer exports. A render's scores join its step while it is
+    the latest (one undo takes back the render and what it measured), else they are a step of their own."""
+    from .commands import Batch
+
     scored = result.get("segments") or {}
     now = {s.id: (s.take_id, s.start, s.end) for s in project.segments}
     scores = {sid: v for sid, v in result["scores"].items() if sid in now and scored.get(sid, now[sid]) == now[sid]}
     takes = {tid: v for tid, v in result.get("takes", {}).items() if tid in project.takes}
-    return project.execute(SetScores(project, scores, text=f"Score segments ({result['scorer']})",
-                                     take_scores=takes))
+    text = f"Score segments ({result['scorer']})"
+    render = result.get("render")
+    if render is None:
+        return project.execute(SetScores(project, scores, text=text, take_scores=takes))
+    return project.execute(Batch(project, [lambda: SetScores(project, scores, text=text, take_scores=takes)], text,
+                                 merge_key=render_step(render)))
 
 
 # --------------------------------------------------------------------------- the original audio, the face track

@@ -3,7 +3,8 @@ inspector and jobs docks — and the flows that tie them to the project:
 
   new project   video + dub → probe (job) → saved project → speech segments (job)
   open          recovery offer for a newer autosave, relink of moved media, dub waveform (job)
-  render        whole clip, in–out, or the segment under the playhead (job) → a take, chosen
+  render        whole clip, in–out, or the segment under the playhead (job) → a take, chosen → its
+                segments scored (job, when the sync expert is installed), in the render's undo step
   export        original frames + chosen takes + dub → MP4 (job) → an export record
   score         the chosen takes with the sync expert (job) → segment confidence and per-frame curves
   adapt         Render ▸ Adapt to Speaker…: the generator fine-tuned on the project's video, its faces found
@@ -854,7 +855,7 @@ class MainWindow(QMainWindow):
             if doc is not self.document:  # the project was closed meanwhile: nothing refers to the file
                 Path(result.file).unlink(missing_ok=True)
                 return
-            jobs.commit_render(doc.project, result)
+            take_id = jobs.commit_render(doc.project, result)
             if request.dub_offset != doc.project.dub_offset:
                 self.status(f"Rendered {what} for the dub at {request.dub_offset:+d} frames, but it was nudged "
                             f"to {doc.project.dub_offset:+d} meanwhile: the take is kept, not chosen (re-render)",
@@ -865,6 +866,10 @@ class MainWindow(QMainWindow):
             if result.no_face_ranges:
                 missing = sum(b - a for a, b in result.no_face_ranges)
                 note = f"; no face in {missing} frames (left as they were)"
+            if (doc.models or {}).get("expert"):
+                note += "; not scored: no sync expert installed"
+            elif self.score(take_id, what) is not None:
+                note += "; scoring it…"
             self.status(f"Rendered {what}: {result.generated} frames lip-synced in {result.seconds:.1f} s on "
                         f"{result.device}{note}", 10000)
 
@@ -893,18 +898,35 @@ class MainWindow(QMainWindow):
             return None
         return self._render(s.start, s.end, s.id, f"segment {s.id}")
 
-    def score(self):
+    def score(self, render: str | None = None, what: str = "chosen takes") -> Job | None:
+        """Score the chosen takes with the sync expert (a heavy job): every speech segment's, or after a
+        render only the segments that export its take (`render`), their scores joining its undo step;
+        nothing when those are silence. A render's scoring reports a failure in the status bar: nobody
+        asked for it."""
         doc = self.document
         if doc is None:
             return None
-        request = jobs.score_request(doc.project)
+        request = jobs.score_request(doc.project, render=render)
+        if render is not None and not request.rows:
+            return None
 
         def done(result):
             if doc is self.document:
                 jobs.commit_scores(doc.project, result)
-                self.status(f"Scored {len(result['scores'])} segments with {result['scorer']}")
+                self.status(self._scored_text(doc.project, result), 10000)
 
-        return self.run_job("Score chosen takes", jobs.score_takes, request, heavy=True, on_success=done)
+        return self.run_job(f"Score {what}", jobs.score_takes, request, heavy=True, report=render is None,
+                            on_success=done)
+
+    @staticmethod
+    def _scored_text(project: Project, result: dict) -> str:
+        """How many segments were scored, and which of them read weak (below the threshold)."""
+        scored = [s for s in project.segments if s.id in result["scores"] and s.lse_c is not None]
+        weak = [s.title for s in scored if project.verdict(s) == "poor"]
+        text = f"Scored {len(scored)} segment(s) with {result['scorer']}"
+        if weak:
+            text += f"; weak (LSE-C below {project.threshold:g}): {', '.join(weak)}"
+        return text
 
     def choose_checkpoint(self):
         doc = self.document

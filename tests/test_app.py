@@ -3,7 +3,8 @@ a dub, speech detection, render in a worker, result in the preview, export — p
 redo through the Edit menu, shortcuts, drops, failing workers, autosave recovery; the project
 settings dialog, dub nudges (the segments move, takes for the old timing stop being chosen),
 segment names, the thumbnail / original-audio / confidence-curve lanes, the mask overlay and the
-no-face markers; speaker adaptation (with the project's face detector) and removing adapted models.
+no-face markers; speaker adaptation (with the project's face detector) and removing adapted models;
+the scoring a render queues (its segments only, in its undo step; none without a sync expert).
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -954,3 +955,122 @@ def test_sync_lane_follows_the_scorers_scale(opened):
     timeline.threshold.setValue(0.0412)
     timeline._threshold_done()
     assert project.threshold == pytest.approx(0.0412)
+
+
+# --------------------------------------------------------------------------- scores after a render
+
+
+def test_a_render_scores_the_segments_it_chose_in_the_same_undo_step(opened, qtbot, boxes):
+    """With the bundled expert installed, a finished render queues the scoring of its segments (only
+    those: s3's take is never rendered, so scoring it too would fail the job); the Sync lane, its
+    curve and the inspector show the score; one undo takes back the render and its score."""
+    import numpy as np
+    import pyqtgraph as pg
+
+    from app.timeline import verdict_colour
+    from core.project import SetScores
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    timeline = window.timeline
+    assert doc.models == {"generator": None, "expert": None}
+    add_take(project, "s3", 50, N)  # chosen, with no file behind it
+    project.execute(SetScores(project, {"s3": (0.05, 1.1)}))
+    doc.set_frame(10)
+    colour = lambda i: timeline.bars.opts["brushes"][i].color().name()  # noqa: E731
+    assert colour(0) == pg.mkColor(timeline.c.unscored).name()
+
+    job = window.render_segment("s1")
+    wait_jobs(qtbot, window, timeout=120_000)
+    assert job.state == "done", job.error
+    [scoring] = [j for j in window.jobs.jobs if j.title.startswith("Score")]
+    assert scoring.title == "Score segment s1" and scoring.state == "done", scoring.error
+    assert not boxes.shown
+    s1 = project.segment("s1")
+    take = project.takes[s1.take_id]
+    assert s1.lse_c is not None and np.isfinite(s1.lse_c)
+    assert take.scores["scorer"].startswith("lipsmith-expert") and take.scores["frame_conf"]
+    assert project.segment("s3").lse_c == 0.05  # not rendered: not scored again
+    assert window.statusBar().currentMessage().startswith("Scored 1 segment(s) with lipsmith-expert")
+
+    top = timeline._y_max()
+    assert timeline.bars.opts["height"][0] == pytest.approx(max(s1.lse_c, top * 0.02))
+    assert colour(0) == pg.mkColor(verdict_colour(s1, project.threshold, timeline.c)).name()
+    x, y = timeline.curve.getData()
+    assert np.isfinite(y).any() and 0 <= x[np.isfinite(y)].min() and x[np.isfinite(y)].max() < 30
+    assert f"LSE-C {s1.lse_c:.3g} — {project.verdict(s1)}" in window.inspector.confidence_label.text()
+    assert f"LSE-C {take.scores['lse_c']:.3g}" in window.inspector.takes.item(0).text()
+
+    assert window.actions["edit.undo"].text() == f"&Undo Render segment s1 ({take.label})"
+    window.actions["edit.undo"].trigger()
+    s1 = project.segment("s1")
+    assert s1.take_id is None and s1.lse_c is None and take.id not in project.takes
+    assert colour(0) == pg.mkColor(timeline.c.unscored).name()
+    assert window.inspector.confidence_label.text() == "Confidence: not scored"
+    window.actions["edit.redo"].trigger()
+    assert project.segment("s1").lse_c is not None and project.takes[take.id].scores == take.scores
+
+
+def test_with_no_sync_expert_a_render_is_not_scored(opened, qtbot, boxes, monkeypatch, tmp_path):
+    import core.weights
+
+    window = opened
+    project = window.document.project
+    monkeypatch.setattr(core.weights, "MANIFEST", tmp_path / "no-models" / "manifest.json")  # nothing bundled
+    window.check_models()
+    wait_jobs(qtbot, window)
+    assert window.document.models["expert"] and window.document.models["generator"] is None
+    job = window.render_segment("s1")
+    wait_jobs(qtbot, window, timeout=60_000)
+    assert job.state == "done", job.error
+    assert [j.title for j in window.jobs.jobs if j.title.startswith("Score")] == []
+    assert project.segment("s1").take_id is not None and project.segment("s1").lse_c is None
+    assert "not scored: no sync expert installed" in window.statusBar().currentMessage()
+    assert not boxes.shown
+
+
+def test_a_renders_scores_join_its_undo_step_unless_an_edit_came_between(opened):
+    from app import jobs
+    from core.project import NudgeDub, RenameSegment
+
+    project = opened.document.project
+
+    def commit(request):  # as the render job's result is applied
+        file = project.take_file_for(f"t-render-{len(project.takes)}")
+        file.write_bytes(b"not really a video")
+        return jobs.commit_render(project, jobs.RenderResult(request, file, request.start, request.end, {"file": "x"},
+                                                             request.end - request.start, [], 1.0, "cpu"))
+
+    def render(segment_id, start, end):
+        return commit(jobs.render_request(project, start, end, segment_id, f"segment {segment_id}"))
+
+    def scored(request, value):  # the scoring job's result
+        return {"scores": {sid: (value, None) for sid in request.segments}, "scorer": "test",
+                "segments": request.segments, "takes": {request.render: {"lse_c": value}}, "render": request.render}
+
+    add_take(project, "s3", 50, N)
+    first = render("s1", 0, 30)
+    request = jobs.score_request(project, render=first)
+    assert request.segments == {"s1": (first, 0, 30)}  # s3's chosen take is not this render's
+    depth = project.history.index
+    jobs.commit_scores(project, scored(request, 0.05))
+    assert project.history.index == depth and project.segment("s1").lse_c == 0.05  # joined the render's step
+    project.undo()
+    assert project.segment("s1").lse_c is None and first not in project.takes
+    project.redo()
+    assert project.segment("s1").lse_c == 0.05 and project.takes[first].scores["lse_c"] == 0.05
+
+    second = render("s3", 50, N)
+    request = jobs.score_request(project, render=second)
+    project.execute(RenameSegment(project, "s1", "Hello"))  # while it was being scored
+    jobs.commit_scores(project, scored(request, 0.02))
+    assert project.history.undo_text == "Score segments (test)"  # a step of its own
+    project.undo()
+    assert project.segment("s3").lse_c is None and project.segment("s3").take_id == second
+    assert project.segment("s1").name == "Hello"
+
+    request = jobs.render_request(project, 0, 30, "s1", "segment s1")
+    project.execute(NudgeDub(project, 1))  # while it renders: the take is kept, chosen nowhere
+    late = commit(request)
+    assert late in project.takes and not jobs.score_request(project, render=late).rows  # nothing to score
