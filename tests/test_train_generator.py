@@ -77,3 +77,16 @@ def test_sync_weight_defaults_to_the_papers_and_can_be_lowered():
     assert weights_for(SimpleNamespace(gan=False, sync_weight=None), sync_on=True) == (0.01, 0.0)
     assert weights_for(SimpleNamespace(gan=True, sync_weight=0.01), sync_on=True) == (0.01, 0.07)
     assert weights_for(SimpleNamespace(gan=True, sync_weight=0.01), sync_on=False) == (0.0, 0.07)
+
+
+def test_grey_keeps_luma_and_drops_colour():
+    from training.train_generator import grey
+    frames = torch.rand(2, 5, 3, 8, 8)
+    out = grey(frames)
+    assert out.shape == frames.shape
+    assert torch.equal(out[:, :, 0], out[:, :, 2])  # the same value in every channel
+    expected = 0.114 * frames[:, :, 0] + 0.587 * frames[:, :, 1] + 0.299 * frames[:, :, 2]
+    assert torch.allclose(out[:, :, 1], expected)
+    pure_blue, pure_red = torch.zeros(1, 3, 1, 1), torch.zeros(1, 3, 1, 1)
+    pure_blue[0, 0], pure_red[0, 2] = 1, 1
+    assert grey(pure_blue).mean() < grey(pure_red).mean()  # BGR order: red weighs more than blue

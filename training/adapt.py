@@ -114,7 +114,7 @@ def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, st
             max_minutes=minutes, eval_every=max(10, min(200, steps // 5)), eval_batches=4, log_every=25,
             workers=0, seed=0, device=device, precision="auto", av_offsets=None, resume=False, force=False,
             expert=str(expert_path) if expert_path else None, gan=False, init=str(base_path),
-            sync_switch=train_generator.SYNC_SWITCH, sync_weight=None)
+            sync_switch=train_generator.SYNC_SWITCH, sync_weight=None, sync_grey=False)
         started = time.perf_counter()
 
         def trained_steps(step, total):

@@ -43,6 +43,12 @@ def generator_input(target: torch.Tensor, reference: torch.Tensor) -> torch.Tens
     return torch.cat([masked, reference], dim=2)
 
 
+def grey(frames: torch.Tensor) -> torch.Tensor:
+    """(…, 3, H, W) BGR → its luma (Rec. 601) in all three channels."""
+    luma = (frames * frames.new_tensor([0.114, 0.587, 0.299])[:, None, None]).sum(-3, keepdim=True)
+    return luma.expand_as(frames)
+
+
 def expert_sync_loss(expert, generated: torch.Tensor, sync_mel: torch.Tensor) -> tuple:
     """BCE of the frozen expert against 'in sync' for generated windows (B, T, 3, 96, 96); also P(sync)."""
     faces = lower_half(generated).flatten(1, 2)  # (B, T·3, 48, 96), frame-major like the expert's input
@@ -162,7 +168,8 @@ def train(args, progress=None, cancel=None) -> int:
             fake = net_g(batch["mels"], generator_input(target, batch["reference"]))
         fake = fake.float()
         l1 = F.l1_loss(fake, target)
-        sync = expert_sync_loss(expert, fake, batch["sync_mel"])[0] if s_w > 0 else torch.zeros((), device=fake.device)
+        judged = grey(fake) if args.sync_grey else fake
+        sync = expert_sync_loss(expert, judged, batch["sync_mel"])[0] if s_w > 0 else torch.zeros((), device=fake.device)
         adversarial = adversarial_term(net_d, fake, ctx, args.precision) if net_d is not None \
             else torch.zeros((), device=fake.device)
         loss = (1 - s_w - s_g) * l1 + s_w * sync + s_g * adversarial
@@ -227,6 +234,9 @@ def add_args(p):
     p.add_argument("--sync-weight", type=float,
                    help="s_w once the sync term is on (default: the paper's 0.03 with --gan, 0.01 without); "
                         "lower it when a weak expert is exploited (colour blotches on the lips)")
+    p.add_argument("--sync-grey", action="store_true",
+                   help="the sync loss shows the expert the generated frames in grey, so the generator cannot "
+                        "please a weak expert with colour (validation still scores the colour output)")
 
 
 def add_parser(sub):
