@@ -25,7 +25,7 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QScrollBar, QVBoxLayout, QWidget
 
-from core.project import DEFAULT_THRESHOLD, SetThreshold
+from core.project import DEFAULT_THRESHOLD, SetThreshold, verdict
 
 from .jobs import length_policy, source_index
 from .theme import DARK, Colours
@@ -114,11 +114,8 @@ class LaneBox(pg.ViewBox):
 
 
 def verdict_colour(segment, threshold: float, c: Colours) -> str:
-    if segment.kind == "silence":
-        return c.silence
-    if segment.lse_c is None:
-        return c.unscored
-    return c.good if segment.lse_c >= threshold else c.poor
+    """The project's verdict as a colour, for a threshold that may be the line's while it is dragged."""
+    return {"silence": c.silence, "unscored": c.unscored, "good": c.good, "poor": c.poor}[verdict(segment, threshold)]
 
 
 def stack_rows(ranges, max_rows: int = MAX_TAKE_ROWS) -> list[int]:

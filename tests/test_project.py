@@ -469,6 +469,16 @@ def test_verdict_follows_the_threshold(folder):
     assert p.verdict("s1") == "unscored"
 
 
+def test_weak_segments_are_the_speech_scored_below_the_threshold_in_time_order(folder):
+    p = make_project(folder)  # s1 6.5, s2 silence, s3 3.0
+    assert p.weak_segments() == []
+    p.execute(SetThreshold(p, 7.0))
+    assert [s.id for s in p.weak_segments()] == ["s1", "s3"]
+    p.execute(SplitSegment(p, "s3", 200))  # the halves' scores are unknown: not weak, unscored
+    assert [s.id for s in p.weak_segments()] == ["s1"]
+    assert [p.verdict(s) for s in p.segments] == ["poor", "silence", "unscored", "unscored"]
+
+
 def test_effective_settings_and_render_options(folder):
     p = make_project(folder)
     p.execute(SetSegmentSettings(p, "s3", {"checkpoint": folder / "adapted" / "me.safetensors", "feather": 0.2}))

@@ -3,7 +3,8 @@
 No Qt in here: the editor (app/) wraps it, and it is tested without a display. Modules, in
 reading order:
 
-  model       settings and their validation; MediaFacts, MediaRef, Segment, Take, ExportRecord, AdaptedModel
+  model       settings and their validation; MediaFacts, MediaRef, Segment (and its verdict), Take,
+              ExportRecord, AdaptedModel
   project     Project: state, lookups, save/load, relink helpers, the takes cache
   commands    every edit as a Command with do()/undo()/merge(), kept in a History
   fileformat  JSON encode/decode, schema migrations, atomic writes
@@ -29,7 +30,7 @@ from .commands import (AddAdaptedModel, AddTake, ChooseTake, Command, History, M
 from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
 from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, AdaptedModel,
                     EditError, ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for,
-                    cache_dir_for, check_segments, frame_curve, normalise_setting, segment_name)
+                    cache_dir_for, check_segments, frame_curve, normalise_setting, segment_name, verdict)
 from .project import Project
 from .recent import RecentProjects, config_dir
 from .recovery import Autosaver, discard_autosave, recovery_candidate
@@ -42,5 +43,5 @@ __all__ = [
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
     "SetSegmentSettings", "SetThreshold", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
     "check_segments", "config_dir", "discard_autosave", "frame_curve", "migrate", "normalise_setting",
-    "recovery_candidate", "segment_name",
+    "recovery_candidate", "segment_name", "verdict",
 ]

@@ -244,6 +244,16 @@ class Segment:
         return start <= self.start and self.end <= end
 
 
+def verdict(segment: Segment, threshold: float) -> str:
+    """"silence", "unscored", "good" (LSE-C ≥ threshold) or "poor" (weak: worth another look). The one
+    rule: the project's verdicts and the Sync lane's colours while its threshold line is dragged."""
+    if segment.kind == "silence":
+        return "silence"
+    if segment.lse_c is None:
+        return "unscored"
+    return "good" if segment.lse_c >= threshold else "poor"
+
+
 @dataclass(frozen=True)
 class Take:
     """One render of a frame range. `file` is relative to the project's cache folder."""

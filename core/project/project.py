@@ -22,7 +22,7 @@ from . import fileformat
 from .commands import Command, History, RelinkMedia
 from .model import (CACHE_SUFFIX, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SUFFIX, AdaptedModel, EditError,
                     ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now,
-                    autosave_path_for, cache_dir_for, check_segments, normalise_setting)
+                    autosave_path_for, cache_dir_for, check_segments, normalise_setting, verdict)
 
 
 class Project:
@@ -183,12 +183,11 @@ class Project:
 
     def verdict(self, segment: Segment | str) -> str:
         """"silence", "unscored", "good" (LSE-C ≥ threshold) or "poor"; follows the threshold, never stored."""
-        s = self.segment(segment) if isinstance(segment, str) else segment
-        if s.kind == "silence":
-            return "silence"
-        if s.lse_c is None:
-            return "unscored"
-        return "good" if s.lse_c >= self.threshold else "poor"
+        return verdict(self.segment(segment) if isinstance(segment, str) else segment, self.threshold)
+
+    def weak_segments(self) -> list[Segment]:
+        """Speech segments scored below the threshold ("poor"), in time order."""
+        return [s for s in self.segments if self.verdict(s) == "poor"]
 
     def chosen_runs(self) -> list[tuple[Segment, Take]]:
         """(segment, its chosen take) for every segment that exports a take, in time order."""
