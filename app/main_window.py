@@ -1,5 +1,5 @@
 """`MainWindow`: the editor's frame — menus and actions, the preview over the timeline, the
-inspector and jobs docks — and the flows that tie them to the project:
+inspector, jobs and weak segments docks — and the flows that tie them to the project:
 
   new project   video + dub → probe (job) → saved project → speech segments (job)
   open          recovery offer for a newer autosave, relink of moved media, dub waveform (job)
@@ -15,6 +15,8 @@ inspector and jobs docks — and the flows that tie them to the project:
   nudge, name   the dub by a frame or a second, its segments with it (NudgeDub: takes rendered for the old
                 timing are no longer chosen), a segment's name (RenameSegment)
   media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay
+  weak          the Weak Segments dock lists the speech scored below the threshold; Playback ▸ Next /
+                Previous Weak Segment move the playhead to their starts
 
 Long work always runs as a Job (app.workers); its failure becomes a message box, its result is
 applied on this thread as undoable commands. Autosave ticks every few seconds (core.project's
@@ -49,9 +51,11 @@ from .settings import Settings
 from .shortcuts import SHORTCUTS, Shortcuts, ShortcutsDialog
 from .theme import apply_theme, colours
 from .timeline import Timeline
+from .weak_segments import WeakSegmentsPanel
 from .workers import Job, JobManager
 
 APP_NAME = "Lipsmith"
+WEAK_TITLE = "Weak Segments"
 AUTOSAVE_TICK_MS = 5000
 CHECKPOINT_FILTER = "Generator checkpoints (*.safetensors *.pth *.pt *.ckpt)"
 ADAPTED_FILTER = "Adapted generator weights (*.safetensors)"
@@ -93,6 +97,12 @@ class MainWindow(QMainWindow):
         self.inspector_dock = self._dock("Inspector", scroll, "inspector")
         self.jobs_panel = JobsPanel(self.jobs, self)
         self.jobs_dock = self._dock("Jobs", self.jobs_panel, "jobs")
+        self.weak_panel = WeakSegmentsPanel(self)
+        self.weak_dock = self._dock(WEAK_TITLE, self.weak_panel, "weak")
+        self.tabifyDockWidget(self.jobs_dock, self.weak_dock)  # a third dock below would squeeze the inspector
+        self.jobs_dock.raise_()
+        self.weak_panel.count_changed.connect(
+            lambda n: self.weak_dock.setWindowTitle(f"{WEAK_TITLE} ({n})" if n else WEAK_TITLE))
 
         self.frame_label = QLabel("", self)
         self.frame_label.setObjectName("frameInfo")
@@ -135,7 +145,7 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         self._fit_inspector_width()
         if self._layout_docks:  # once the docks have their sizes: the inspector (its takes list at the
-            self._layout_docks = False  # bottom) gets the room, the jobs list needs little until something runs
+            self._layout_docks = False  # bottom) gets the room, the jobs / weak segments tabs a few rows
             QTimer.singleShot(0, lambda: self.resizeDocks([self.inspector_dock, self.jobs_dock],
                                                           [max(self.height() - 200, 300), 140],
                                                           Qt.Orientation.Vertical))
@@ -225,6 +235,8 @@ class MainWindow(QMainWindow):
         a("play.forward_second", "Forward One Second", lambda: self._step_seconds(1))
         a("play.start", "Go to Start", lambda: self._goto(0))
         a("play.end", "Go to End", lambda: self._goto(None))
+        a("play.next_weak", "Next &Weak Segment", lambda: self.goto_weak(1))
+        a("play.prev_weak", "Previous Wea&k Segment", lambda: self.goto_weak(-1))
         a("mark.in", "Mark &In", lambda: self.document and self.document.mark_in())
         a("mark.out", "Mark &Out", lambda: self.document and self.document.mark_out())
         a("mark.clear", "&Clear In and Out", lambda: self.document and self.document.clear_marks())
@@ -281,7 +293,7 @@ class MainWindow(QMainWindow):
         m = bar.addMenu("&Playback")
         for name in ("play.toggle", "play.reverse", "play.stop", "play.forward", None, "play.prev_frame",
                      "play.next_frame", "play.back_second", "play.forward_second", "play.start", "play.end", None,
-                     "mark.in", "mark.out", "mark.clear"):
+                     "play.next_weak", "play.prev_weak", None, "mark.in", "mark.out", "mark.clear"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&Render")
@@ -295,6 +307,7 @@ class MainWindow(QMainWindow):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
         m.addAction(self.inspector_dock.toggleViewAction())
         m.addAction(self.jobs_dock.toggleViewAction())
+        m.addAction(self.weak_dock.toggleViewAction())
         m.addSeparator()
         m.addAction(self.actions["view.light"])
 
@@ -321,7 +334,8 @@ class MainWindow(QMainWindow):
         project = doc.project if has else None
         for name in ("file.save", "file.save_as", "file.export", "edit.split", "edit.merge_next", "play.toggle",
                      "play.reverse", "play.stop", "play.forward", "play.prev_frame", "play.next_frame",
-                     "play.back_second", "play.forward_second", "play.start", "play.end", "mark.in", "mark.out",
+                     "play.back_second", "play.forward_second", "play.start", "play.end", "play.next_weak",
+                     "play.prev_weak", "mark.in", "mark.out",
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
                      "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.nudge_earlier",
@@ -403,6 +417,7 @@ class MainWindow(QMainWindow):
         self.preview.set_document(document)
         self.timeline.set_document(document)
         self.inspector.set_document(document)
+        self.weak_panel.set_document(document)
         self._update_actions()
         self._update_frame_label()
         if old is not None:
@@ -529,6 +544,26 @@ class MainWindow(QMainWindow):
             self.transport.stop()
             self.document.set_frame(self.document.length - 1 if frame is None else frame)
 
+    def goto_weak(self, step: int):
+        """The playhead to the start of the next (`step` 1) or previous (-1) weak segment; inside a weak
+        segment, "previous" is its own start first, as with markers."""
+        doc = self.document
+        if doc is None:
+            return
+        weak = doc.project.weak_segments()
+        if step > 0:
+            target = next((s for s in weak if s.start > doc.frame), None)
+        else:
+            target = next((s for s in reversed(weak) if s.start < doc.frame), None)
+        if target is None:
+            where = "after" if step > 0 else "before"
+            self.status(f"No weak segment {where} the playhead" if weak else
+                        f"No weak segments: no scored speech is below LSE-C {doc.project.threshold:g}")
+            return
+        self._goto(target.start)
+        self.status(f"Weak segment {weak.index(target) + 1} of {len(weak)}: {target.title}, "
+                    f"LSE-C {target.lse_c:.3g} (threshold {doc.project.threshold:g})")
+
     # ------------------------------------------------------------------ jobs
 
     def run_job(self, title: str, fn, *args, heavy: bool = False, quiet: bool = False, on_success=None,
@@ -540,6 +575,8 @@ class MainWindow(QMainWindow):
             job.succeeded.connect(lambda result: self._guard(title, on_success, result))
         job.failed.connect(lambda message, details: self._job_failed(title, message, details, report))
         job.cancelled.connect(lambda: self.status(f"{title}: cancelled; nothing was changed"))
+        if not quiet:
+            self.jobs_dock.raise_()  # its progress in view, should the weak segments' tab be in front
         return self.jobs.submit(job)
 
     def _guard(self, title, fn, *args):
@@ -914,6 +951,8 @@ class MainWindow(QMainWindow):
             if doc is self.document:
                 jobs.commit_scores(doc.project, result)
                 self.status(self._scored_text(doc.project, result), 10000)
+                if doc.project.weak_segments():
+                    self.weak_dock.raise_()
 
         return self.run_job(f"Score {what}", jobs.score_takes, request, heavy=True, report=render is None,
                             on_success=done)

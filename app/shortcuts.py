@@ -39,6 +39,8 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "play.forward_second": ("Shift+Right", "One second on"),
     "play.start": ("Home", "Go to the start"),
     "play.end": ("End", "Go to the end"),
+    "play.next_weak": ("Alt+Down", "Go to the next weak segment (LSE-C below the threshold)"),
+    "play.prev_weak": ("Alt+Up", "Go to the previous weak segment"),
     "mark.in": ("I", "Mark in"),
     "mark.out": ("O", "Mark out"),
     "mark.clear": ("Alt+X", "Clear in and out"),

@@ -4,7 +4,8 @@ redo through the Edit menu, shortcuts, drops, failing workers, autosave recovery
 settings dialog, dub nudges (the segments move, takes for the old timing stop being chosen),
 segment names, the thumbnail / original-audio / confidence-curve lanes, the mask overlay and the
 no-face markers; speaker adaptation (with the project's face detector) and removing adapted models;
-the scoring a render queues (its segments only, in its undo step; none without a sync expert).
+the scoring a render queues (its segments only, in its undo step; none without a sync expert); the
+weak segments list and the shortcuts that walk it.
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -955,6 +956,126 @@ def test_sync_lane_follows_the_scorers_scale(opened):
     timeline.threshold.setValue(0.0412)
     timeline._threshold_done()
     assert project.threshold == pytest.approx(0.0412)
+
+
+# --------------------------------------------------------------------------- the weak segments list
+
+
+def score_a_scene(doc):
+    """Speech a-b-d-e around a silence c, scored on both sides of the default threshold (0.035):
+    a and d weak (d the weaker: the list is in time order, not by score), b good, e not scored."""
+    from core.project import SetScores
+
+    project = doc.project
+    doc.execute(ReplaceSegments(project, [project.make_segment(0, 15), project.make_segment(15, 30),
+                                          project.make_segment(30, 50, "silence"), project.make_segment(50, 62),
+                                          project.make_segment(62, N)]))
+    a, b, _, d, e = (s.id for s in project.segments)
+    doc.execute(SetScores(project, {a: (0.0213, None), b: (0.06, None), d: (0.0104, None)}))
+    return a, b, d, e
+
+
+def weak_rows(window):
+    tree = window.weak_panel.list
+    return [tuple(tree.topLevelItem(i).text(c) for c in range(3)) for i in range(tree.topLevelItemCount())]
+
+
+def test_weak_segments_list_follows_scores_threshold_undo_and_segment_edits(opened):
+    from core.project import MergeSegments, SetScores, SplitSegment
+
+    window = opened
+    doc, timeline = window.document, window.timeline
+    assert weak_rows(window) == [] and window.weak_dock.windowTitle() == "Weak Segments"
+    a, b, d, e = score_a_scene(doc)
+    # time order, timecodes as the app writes them, LSE-C to 3 significant digits
+    assert weak_rows(window) == [(a, "0:00.00–0:00.15", "0.0213"), (d, "0:02.00–0:02.12", "0.0104")]
+    assert window.weak_dock.windowTitle() == "Weak Segments (2)"
+    assert window.weak_panel.summary.text() == ("2 of 3 scored speech segment(s) below LSE-C 0.035.\n"
+                                                "1 speech segment(s) not scored yet.")
+
+    timeline.threshold.setValue(0.07)  # dragged above b's 0.06, as the Sync lane's line commits it
+    timeline._threshold_done()
+    assert [r[0] for r in weak_rows(window)] == [a, b, d]
+    window.actions["edit.undo"].trigger()
+    assert [r[0] for r in weak_rows(window)] == [a, d]
+    window.actions["edit.redo"].trigger()
+    assert [r[0] for r in weak_rows(window)] == [a, b, d]
+    window.actions["edit.undo"].trigger()
+
+    doc.execute(SetScores(doc.project, {e: (0.02, None)}))  # scores land
+    assert [r[0] for r in weak_rows(window)] == [a, d, e]
+    assert "not scored" not in window.weak_panel.summary.text()
+    doc.execute(SplitSegment(doc.project, a, 7))  # its halves are not scored: not weak
+    assert [r[0] for r in weak_rows(window)] == [d, e]
+    doc.execute(MergeSegments(doc.project, [d, e]))  # one weak segment, over both ranges
+    assert weak_rows(window) == [(d, "0:02.00–0:03.00", f"{(0.0104 * 12 + 0.02 * 13) / 25:.3g}")]
+    window.actions["edit.undo"].trigger()
+    window.actions["edit.undo"].trigger()
+    assert [r[0] for r in weak_rows(window)] == [a, d, e]
+
+
+def test_a_weak_segment_is_reached_by_click_enter_and_the_next_previous_shortcuts(opened, qtbot):
+    from app.shortcuts import ShortcutsDialog
+
+    window = opened
+    doc, tree = window.document, window.weak_panel.list
+    a, b, d, e = score_a_scene(doc)
+    window.weak_dock.raise_()
+
+    row_d = tree.topLevelItem(1)
+    qtbot.mouseClick(tree.viewport(), Qt.MouseButton.LeftButton, pos=tree.visualItemRect(row_d).center())
+    assert doc.frame == 50 and window.inspector.segment.id == d and tree.currentItem() is row_d
+    tree.setCurrentItem(tree.topLevelItem(0))
+    qtbot.keyClick(tree, Qt.Key.Key_Return)
+    assert doc.frame == 0 and window.inspector.segment.id == a
+    doc.set_frame(20)  # b is not weak: no row stands for it
+    assert tree.currentItem() is None
+
+    window.activateWindow()
+    window.timeline.setFocus()
+    alt = Qt.KeyboardModifier.AltModifier
+    qtbot.keyClick(window, Qt.Key.Key_Down, alt)  # next weak: from b to d
+    assert doc.frame == 50 and tree.currentItem() is row_d
+    assert window.statusBar().currentMessage().startswith(f"Weak segment 2 of 2: {d}, LSE-C 0.0104")
+    qtbot.keyClick(window, Qt.Key.Key_Down, alt)  # none after d: it stays
+    assert doc.frame == 50 and "No weak segment after the playhead" in window.statusBar().currentMessage()
+    doc.set_frame(55)
+    qtbot.keyClick(window, Qt.Key.Key_Up, alt)  # inside d: its own start first, then a's
+    assert doc.frame == 50
+    qtbot.keyClick(window, Qt.Key.Key_Up, alt)
+    assert doc.frame == 0
+
+    # rebindable data, listed in Help ▸ Keyboard Shortcuts, clashing with no other key
+    assert window.shortcuts.key("play.next_weak") == "Alt+Down" and not window.shortcuts.conflicts()
+    assert {"play.next_weak", "play.prev_weak"} <= set(ShortcutsDialog(window.shortcuts, window).edits)
+    toggle = window.weak_dock.toggleViewAction()
+    view = next(m for m in window.menuBar().actions() if m.text() == "&View").menu()
+    assert toggle in view.actions() and toggle.isChecked() and window.weak_dock.isVisible()
+    toggle.trigger()
+    assert not window.weak_dock.isVisible() and not toggle.isChecked()
+
+
+def test_weak_scores_from_the_scoring_job_bring_the_list_to_the_front_and_a_job_brings_back_jobs(
+        opened, qtbot, monkeypatch):
+    """The list shares its place with the Jobs panel (a tab each): scoring that finds weak segments
+    shows them; the next job shows its progress."""
+    from app import jobs
+
+    def in_front(dock):  # a tab behind another is "visible" to Qt, with nothing of it on screen
+        return not dock.visibleRegion().isEmpty()
+
+    window = opened
+    scores = {"s1": (0.02, None), "s3": (0.05, None)}
+    monkeypatch.setattr(jobs, "score_takes", lambda progress, cancel, request: {"scores": scores, "scorer": "test"})
+    assert window.tabifiedDockWidgets(window.jobs_dock) == [window.weak_dock]
+    assert in_front(window.jobs_dock) and not in_front(window.weak_dock)
+    window.score()
+    wait_jobs(qtbot, window)
+    assert weak_rows(window) == [("s1", "0:00.00–0:01.05", "0.02")]
+    qtbot.waitUntil(lambda: in_front(window.weak_dock) and not in_front(window.jobs_dock))
+    window.run_job("Another job", lambda progress, cancel: None)
+    qtbot.waitUntil(lambda: in_front(window.jobs_dock) and not in_front(window.weak_dock))
+    wait_jobs(qtbot, window)
 
 
 # --------------------------------------------------------------------------- scores after a render

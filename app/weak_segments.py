@@ -1,0 +1,130 @@
+"""The weak segments panel: the speech segments scored below the project's threshold (the Sync
+lane's red bars), in time order — name, in–out timecodes, LSE-C, how many takes it has — and a
+line for the speech not scored yet.
+
+A click (or Enter) on a row moves the playhead to that segment's start, which selects it; the row
+of the segment under the playhead is highlighted. Playback ▸ Next / Previous Weak Segment (the
+window's actions) walk the same list. It follows the document's `changed`: scores landing, the
+threshold, undo / redo, splits, merges and new segments all arrive that way.
+"""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+
+from .timecode import timecode
+
+COLUMNS = ("Segment", "In–Out", "LSE-C", "Takes")
+START = Qt.ItemDataRole.UserRole  # a row's segment start frame
+
+
+class WeakSegmentsPanel(QWidget):
+    count_changed = Signal(int)  # weak segments listed (the dock's title shows it)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.document = None
+        self._shown = None  # the rows and summary on screen: rebuilt only when they change
+        self.list = QTreeWidget(self)
+        self.list.setHeaderLabels(COLUMNS)
+        self.list.setRootIsDecorated(False)
+        self.list.setUniformRowHeights(True)
+        self.list.setAllColumnsShowFocus(True)
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        header = self.list.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # a long name elides, the numbers stay
+        for column in range(1, len(COLUMNS)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.list.itemClicked.connect(self._go)
+        self.list.itemActivated.connect(self._go)  # Enter, or a double-click
+        self.summary = QLabel("", self)
+        self.summary.setObjectName("hint")
+        self.summary.setWordWrap(True)
+        self.summary.setToolTip("A render scores the segments it renders (with the sync expert installed); "
+                                "Render ▸ Score Chosen Takes scores every rendered one again.")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.list, 1)
+        layout.addWidget(self.summary)
+        self.set_document(None)
+
+    def set_document(self, document):
+        if self.document is not None:
+            self.document.changed.disconnect(self.refresh)
+            self.document.frame_changed.disconnect(self._follow_playhead)
+        self.document = document
+        self._shown = None
+        if document is not None:
+            document.changed.connect(self.refresh)
+            document.frame_changed.connect(self._follow_playhead)
+        self.refresh()
+
+    # -- showing
+
+    def refresh(self, *_):
+        project = self.document.project if self.document is not None else None
+        weak = project.weak_segments() if project is not None else []
+        rows = [self._row(project, s) for s in weak]
+        summary = summary_text(project) if project is not None else ""
+        if (rows, summary) == self._shown:
+            return
+        self._shown = (rows, summary)
+        self.list.clear()
+        for start, texts, tip in rows:
+            item = QTreeWidgetItem(list(texts))
+            item.setData(0, START, start)
+            for column in range(len(COLUMNS)):
+                item.setToolTip(column, tip)
+            for column in (2, 3):
+                item.setTextAlignment(column, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.list.addTopLevelItem(item)
+        self.summary.setText(summary)
+        self.count_changed.emit(len(rows))
+        self._follow_playhead()
+
+    def _row(self, project, s) -> tuple:
+        """(start frame, the columns' texts, tooltip) of a weak segment's row."""
+        fps = project.fps
+        span = f"{timecode(s.start, fps)}–{timecode(s.end, fps)}"
+        takes = len(project.takes_for(s.id))
+        tip = (f"{s.title} · {span} · LSE-C {s.lse_c:.3g} (threshold {project.threshold:g}) · {takes} take(s)"
+               " — click to go to its start")
+        return s.start, (s.title, span, f"{s.lse_c:.3g}", str(takes)), tip
+
+    def _follow_playhead(self, *_):
+        """Highlight the row of the segment under the playhead; none when that one is not weak. Only
+        when that changes: during playback this runs every frame, and the list may be scrolled."""
+        doc = self.document
+        segment = doc.selected_segment() if doc is not None else None
+        items = (self.list.topLevelItem(i) for i in range(self.list.topLevelItemCount()))
+        item = next((it for it in items if segment is not None and it.data(0, START) == segment.start), None)
+        if item is self.list.currentItem():
+            return
+        self.list.setCurrentItem(item)
+        if item is None:
+            self.list.clearSelection()
+        else:
+            self.list.scrollToItem(item)
+
+    # -- going there
+
+    def _go(self, item: QTreeWidgetItem, *_):
+        if self.document is not None:
+            self.document.set_frame(item.data(0, START))
+
+
+def summary_text(project) -> str:
+    """How the speech segments stand: how many are weak of those scored, how many are not scored yet."""
+    verdicts = [project.verdict(s) for s in project.segments if s.kind == "speech"]
+    if not verdicts:
+        return "No speech segments yet."
+    weak, unscored = verdicts.count("poor"), verdicts.count("unscored")
+    scored = len(verdicts) - unscored
+    lines = []
+    if scored:
+        lines.append(f"{weak} of {scored} scored speech segment(s) below LSE-C {project.threshold:g}." if weak
+                     else f"All {scored} scored speech segment(s) reach LSE-C {project.threshold:g}.")
+    if unscored:
+        lines.append(f"{unscored} speech segment(s) not scored yet.")
+    return "\n".join(lines)
