@@ -325,3 +325,27 @@ def test_balance_speakers_weights_speakers_by_the_square_root_of_their_windows(r
         np.testing.assert_allclose(drawn, ds.clip_weights, atol=0.03)
     finally:
         (root / "manifest.json").unlink()
+
+
+def test_unpaired_audio_comes_from_elsewhere_in_the_same_clip(root):
+    plain = GeneratorDataset(root, "train", train=False)
+    ds = GeneratorDataset(root, "train", train=False, unpaired=True)
+    far_enough = 0
+    for idx in range(0, len(ds), 7):
+        plan, item = ds.plan(idx), ds[idx]
+        before = plain.plan(idx)
+        assert {k: plan[k] for k in ("clip", "start", "reference_start")} == \
+            {k: before[k] for k in ("clip", "start", "reference_start")}  # the usual draws are untouched
+        i, j = plan["start"], plan["unpaired_start"]
+        starts = ds.starts[plan["clip"]]
+        assert j in starts and j != i
+        if (np.abs(starts - i) >= ds.UNPAIRED_GAP).any():  # the clip allows a second away: it is
+            assert abs(j - i) >= ds.UNPAIRED_GAP
+            far_enough += 1
+        mel = clip_mel(root, plan["key"])
+        assert item["unpaired_mels"].shape == (5, 1, 80, 16)
+        for k in range(5):
+            np.testing.assert_array_equal(item["unpaired_mels"][k, 0].numpy(), mel_window(mel, (j + k) / 25))
+        np.testing.assert_array_equal(item["unpaired_sync_mel"][0].numpy(), mel_window(mel, j / 25))
+        assert "unpaired_mels" not in plain[idx]
+    assert far_enough > 0

@@ -90,3 +90,21 @@ def test_grey_keeps_luma_and_drops_colour():
     pure_blue, pure_red = torch.zeros(1, 3, 1, 1), torch.zeros(1, 3, 1, 1)
     pure_blue[0, 0], pure_red[0, 2] = 1, 1
     assert grey(pure_blue).mean() < grey(pure_red).mean()  # BGR order: red weighs more than blue
+
+
+def test_unpaired_sync_term_is_trained_and_validated(tiny_prepared, tmp_path):
+    expert = expert_file(tmp_path)
+    assert run(tiny_prepared, tmp_path / "u", "--expert", str(expert), "--sync-switch", "inf",
+               "--unpaired-sync", "0.05", "--sync-grey") == 0
+    log = log_of(tmp_path / "u")
+    steps = [r for r in log if "l1" in r]
+    evals = [r for r in log if "val_l1" in r]
+    assert steps[0]["sync"] > 0  # inf: the sync term is on from the first step, not the first evaluation
+    assert all(r["unpaired"] > 0 for r in steps)
+    assert evals and all(np.isfinite(r["val_unpaired_sync_loss"]) for r in evals)
+
+
+def test_unpaired_sync_needs_an_expert(tiny_prepared, tmp_path):
+    import pytest
+    with pytest.raises(SystemExit, match="--unpaired-sync needs --expert"):
+        run(tiny_prepared, tmp_path / "n", "--unpaired-sync", "0.05")

@@ -518,12 +518,19 @@ class GeneratorDataset(_WindowDataset):
     `frame_mel_offset` shifts the per-frame windows: 0 (default) is the engine's inference
     mapping (core.render: frame i <- mel_window(i / fps)); the reference trainer used -2,
     i.e. windows centred on the frame, while its inference used 0.
+
+    With `unpaired` set, items also hold unpaired_mels (T, 1, 80, 16) and unpaired_sync_mel
+    (1, 80, 16): the audio of another start of the same clip, at least UNPAIRED_GAP frames away
+    where the clip allows. There is no true frame for that audio; the trainer asks only the
+    expert whether the mouth generated for it matches it.
     """
+    UNPAIRED_GAP = 25  # frames (1 s): far enough that the speech differs from the target's
 
     def __init__(self, root, filelist, train: bool = True, T: int = HP.syncnet_T,
                  epoch_size: int | None = None, seed: int = 0, frame_mel_offset: int = 0,
-                 augment: Augment | None = None, av_offsets: dict | None = None):
+                 augment: Augment | None = None, av_offsets: dict | None = None, unpaired: bool = False):
         self.frame_mel_offset = int(frame_mel_offset)
+        self.unpaired = bool(unpaired)
         super().__init__(root, filelist, train, T, epoch_size, seed, augment, av_offsets)
 
     def _valid_starts(self, clip: Clip) -> np.ndarray:
@@ -541,8 +548,13 @@ class GeneratorDataset(_WindowDataset):
         others = starts[starts != i]
         r = int(others[rng.integers(len(others))])
         p = self.augment.sample(rng) if self.augment is not None else None
-        return {"clip": c, "key": self.clips[c].key, "start": i, "reference_start": r,
-                "augment": p, "rng": rng}
+        draws = {"clip": c, "key": self.clips[c].key, "start": i, "reference_start": r,
+                 "augment": p, "rng": rng}
+        if self.unpaired:  # drawn last: the other draws stay as they were without it
+            far = starts[np.abs(starts - i) >= self.UNPAIRED_GAP]
+            pool = far if len(far) else others
+            draws["unpaired_start"] = int(pool[rng.integers(len(pool))])
+        return draws
 
     def sample(self, idx: int, entropy=None):
         """(item dict, draws) of item idx."""
@@ -550,9 +562,17 @@ class GeneratorDataset(_WindowDataset):
         c, i, p, rng = d["clip"], d["start"], d["augment"], d["rng"]
         target = self._images(c, i, p).transpose(0, 3, 1, 2)
         reference = self._images(c, d["reference_start"], p).transpose(0, 3, 1, 2)
-        mels = np.stack([self._mel_out(self._mel_at(c, i + k + self.frame_mel_offset), p, rng)
-                         for k in range(self.T)])[:, None]
-        sync_mel = self._mel_out(self._mel_at(c, i), p, rng)[None]
-        return {"target": torch.from_numpy(np.ascontiguousarray(target)),
+        mels, sync_mel = self._window_mels(c, i, p, rng)
+        item = {"target": torch.from_numpy(np.ascontiguousarray(target)),
                 "reference": torch.from_numpy(np.ascontiguousarray(reference)),
-                "mels": torch.from_numpy(mels), "sync_mel": torch.from_numpy(sync_mel)}, d
+                "mels": mels, "sync_mel": sync_mel}
+        if "unpaired_start" in d:
+            item["unpaired_mels"], item["unpaired_sync_mel"] = self._window_mels(c, d["unpaired_start"], p, rng)
+        return item, d
+
+    def _window_mels(self, c: int, start: int, p, rng) -> tuple:
+        """The generator's per-frame mel windows (T, 1, 80, 16) and the expert's (1, 80, 16) for
+        the window at `start`."""
+        mels = np.stack([self._mel_out(self._mel_at(c, start + k + self.frame_mel_offset), p, rng)
+                         for k in range(self.T)])[:, None]
+        return torch.from_numpy(mels), torch.from_numpy(self._mel_out(self._mel_at(c, start), p, rng)[None])

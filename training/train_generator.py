@@ -14,6 +14,7 @@ it sooner) and polls `cancel()` before each step: when it returns true, core.err
 raised between steps, after the last complete checkpoint (every file written is written whole).
 Resume, Ctrl-C and write errors behave as train_expert's docstring says (--resume continues exactly).
 """
+import math
 import time
 from dataclasses import asdict
 
@@ -57,6 +58,17 @@ def expert_sync_loss(expert, generated: torch.Tensor, sync_mel: torch.Tensor) ->
     return sync_loss(audio_emb, face_emb, target), sync_probability(audio_emb, face_emb).mean()
 
 
+def unpaired_sync_loss(gen, expert, batch: dict, ctx, precision: str, grey_frames: bool) -> torch.Tensor:
+    """The expert's sync loss for the mouth generated to the batch's unpaired audio (another
+    stretch of the same clip): no frame shows that mouth, so only the expert can judge it. On one
+    clip (speaker adaptation) the generator can otherwise recall each frame's true mouth from the
+    upper half and stop listening; this term fails such a generator."""
+    with autocast(ctx, precision):
+        fake = gen(batch["unpaired_mels"], generator_input(batch["target"], batch["reference"]))
+    fake = fake.float()
+    return expert_sync_loss(expert, grey(fake) if grey_frames else fake, batch["unpaired_sync_mel"])[0]
+
+
 def weights_for(args, sync_on: bool) -> tuple:
     s_g = 0.07 if args.gan else 0.0
     paper_s_w = 0.03 if args.gan else 0.01
@@ -67,7 +79,7 @@ def weights_for(args, sync_on: bool) -> tuple:
 @torch.no_grad()
 def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str) -> dict:
     gen.eval()
-    l1s, syncs, probs = [], [], []
+    l1s, syncs, probs, unpaired = [], [], [], []
     for n, batch in enumerate(val_loader):
         if n == batches:
             break
@@ -80,9 +92,14 @@ def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str) -> dict
             sync, prob = expert_sync_loss(expert, out, batch["sync_mel"])
             syncs.append(sync.item())
             probs.append(prob.item())
+            if "unpaired_mels" in batch:
+                unpaired.append(unpaired_sync_loss(gen, expert, batch, ctx, precision, grey_frames=False).item())
     gen.train()
     mean = lambda xs: distributed.mean_across(sum(xs) / len(xs), ctx) if xs else float("nan")  # noqa: E731
-    return {"val_l1": mean(l1s), "val_sync_loss": mean(syncs), "val_sync_prob": mean(probs)}
+    found = {"val_l1": mean(l1s), "val_sync_loss": mean(syncs), "val_sync_prob": mean(probs)}
+    if unpaired:
+        found["val_unpaired_sync_loss"] = mean(unpaired)
+    return found
 
 
 @torch.no_grad()
@@ -110,7 +127,11 @@ def evaluate_lse_c(gen, expert, val_set, ctx, windows: int, precision: str) -> d
 
 
 def train(args, progress=None, cancel=None) -> int:
-    ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset)
+    if args.unpaired_sync and not args.expert:
+        raise SystemExit("train-generator: --unpaired-sync needs --expert (only the expert judges unpaired windows)")
+    ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset,
+                                                                    unpaired=args.unpaired_sync > 0)
+    val_set.unpaired = train_set.unpaired
 
     expert = load_model(args.expert, expect="syncnet", device=ctx.device) if args.expert else None
     if expert is not None:
@@ -125,7 +146,8 @@ def train(args, progress=None, cancel=None) -> int:
     models = {"generator": gen, **({"discriminator": disc} if disc else {})}
     optimisers = {"generator": opt_g, **({"discriminator": opt_d} if opt_d else {})}
 
-    step, best, sync_on = 0, float("inf"), False
+    step, best = 0, float("inf")
+    sync_on = expert is not None and math.isinf(args.sync_switch)  # inf: on from the first step
     last = run_dir / "last.safetensors"
     if args.resume and last.is_file():
         side = load_training_state(last, models=models, optimizers=optimisers, config=config, force=args.force)
@@ -173,6 +195,10 @@ def train(args, progress=None, cancel=None) -> int:
         adversarial = adversarial_term(net_d, fake, ctx, args.precision) if net_d is not None \
             else torch.zeros((), device=fake.device)
         loss = (1 - s_w - s_g) * l1 + s_w * sync + s_g * adversarial
+        unpaired = torch.zeros((), device=fake.device)
+        if args.unpaired_sync:
+            unpaired = unpaired_sync_loss(net_g, expert, batch, ctx, args.precision, args.sync_grey)
+            loss = loss + args.unpaired_sync * unpaired
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         opt_g.step()
@@ -189,7 +215,7 @@ def train(args, progress=None, cancel=None) -> int:
         if progress is not None:
             progress(step, total)
         if step % args.log_every == 0:
-            log(step=step, l1=l1.item(), sync=sync.item(), gan=adversarial.item(),
+            log(step=step, l1=l1.item(), sync=sync.item(), gan=adversarial.item(), unpaired=unpaired.item(),
                 samples_per_s=seen / (time.perf_counter() - started))
         if step % args.eval_every == 0:
             metrics = validate()
@@ -197,7 +223,8 @@ def train(args, progress=None, cancel=None) -> int:
                 sync_on, best = True, float("inf")  # the score below changes meaning: L1 alone -> L1 + sync
             log(**metrics, sync_on=sync_on)
             if ctx.main:
-                score = metrics["val_l1"] + (metrics["val_sync_loss"] if sync_on else 0.0)
+                score = metrics["val_l1"] + (metrics["val_sync_loss"] if sync_on else 0.0) + \
+                    (metrics["val_unpaired_sync_loss"] if args.unpaired_sync else 0.0)
                 if score < best:
                     best = score
                     export("best.safetensors")
@@ -230,10 +257,15 @@ def add_args(p):
     p.add_argument("--init", help="start from these generator weights (fine-tuning)")
     p.add_argument("--sync-switch", type=float, default=SYNC_SWITCH,
                    help="eval sync loss under which the sync term switches on (the paper's 0.75; a large value "
-                        "turns it on from the first step, e.g. when fine-tuning a generator already trained with it)")
+                        "turns it on at the first evaluation, inf from the first step, e.g. when fine-tuning a "
+                        "generator already trained with it)")
     p.add_argument("--sync-weight", type=float,
                    help="s_w once the sync term is on (default: the paper's 0.03 with --gan, 0.01 without); "
                         "lower it when a weak expert is exploited (colour blotches on the lips)")
+    p.add_argument("--unpaired-sync", type=float, default=0.0,
+                   help="weight of the expert's sync loss on mouths generated to audio from elsewhere in the "
+                        "same clip (no true frame exists for them); keeps a generator fine-tuned on one clip "
+                        "(speaker adaptation) listening to the audio instead of recalling each frame's mouth")
     p.add_argument("--sync-grey", action="store_true",
                    help="the sync loss shows the expert the generated frames in grey, so the generator cannot "
                         "please a weak expert with colour (validation still scores the colour output)")
