@@ -1,7 +1,10 @@
 """Open the editor on the demo portrait + speech, wait for its jobs, grab the window.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py dark out.png \
-        [--render [--checkpoint G.safetensors]] [--result] [--mask] [--video V --dub D]
+        [--render [--checkpoint G]] [--result] [--mask] [--video V --dub D]
+
+--render renders the whole clip (with the bundled generator unless --checkpoint names another)
+and waits for the scoring that follows a render, so the Sync lane shows the scores.
 
 --mask turns the preview's mask overlay on (the face track job runs first); --video/--dub use
 other media than the bundled demo portrait and speech.
@@ -42,23 +45,16 @@ while time.time() - t < 60:
         break
 d = w.document
 speech = [s for s in d.project.segments if s.kind == "speech"]
-if "--render" in sys.argv:  # a take for the first segment (default: a tiny random-weight generator)
+if "--render" in sys.argv:  # the whole clip, then the scoring job a render queues by itself
     from core.project import SetProjectSettings
-    if "--checkpoint" in sys.argv:
-        ckpt = Path(sys.argv[sys.argv.index("--checkpoint") + 1])
-    else:
-        import torch
-        from core.models.wav2lip import GeneratorDims, Wav2Lip
-        from core.weights import save_weights
-        torch.manual_seed(0)
-        ckpt = folder / "tiny.safetensors"
-        save_weights(Wav2Lip(GeneratorDims(width=0.25)), ckpt)
-    d.execute(SetProjectSettings(d.project, {"checkpoint": str(ckpt)}))
-    job = w.render_segment(speech[0].id)
+    ckpt = sys.argv[sys.argv.index("--checkpoint") + 1] if "--checkpoint" in sys.argv else "generator"
+    d.execute(SetProjectSettings(d.project, {"checkpoint": ckpt}))
+    job = w.render_clip()
     t = time.time()
-    while not job.finished and time.time() - t < 120:
+    while (not job.finished or w.jobs.active()) and time.time() - t < 600:
         app.processEvents(); time.sleep(0.02)
-    print("render", job.state, job.error)
+    print(f"render and scoring took {time.time() - t:.0f} s; still running: {[j.title for j in w.jobs.active()]}")
+    print("render", job.state, job.error, "scores", [(s.id, s.lse_c) for s in d.project.segments if s.kind == "speech"])
 if "--result" in sys.argv:
     d.set_show_result(True)
     d.set_frame(speech[0].start + 20)
@@ -81,5 +77,6 @@ while time.time() - t < 30:  # the thumbnails in view
 for _ in range(100):
     app.processEvents(); time.sleep(0.02)
 w.grab().save(out)
+w.save()  # closing a modified project would wait on the save-changes question
 print(out, [(s.id, s.start, s.end, s.kind) for s in d.project.segments][:12], d.length)
 w.close()
