@@ -2,7 +2,10 @@
 
 A timer moves the playhead by wall-clock time × speed (frames the preview cannot decode in time
 are skipped, never queued). At 1× forwards the dub plays through QtMultimedia, when it is there
-and an audio output exists; the picture then follows the audio's clock.
+and an audio output exists; the picture then follows the audio's clock. Played from before the
+dub's start (a dub nudged later), the audio starts when the playhead reaches it; a playhead moved
+by something else while playing (a click in the timeline, a weak segment) plays on from there,
+the audio with it.
 """
 from __future__ import annotations
 
@@ -73,10 +76,19 @@ class Transport(QObject):
         self._origin = (0.0, 0)  # (time, frame) when the current speed began
         self._audio = _Audio()
         self._audio_offset = 0.0
+        self._audio_waiting = False  # at 1×, the playhead not yet at the dub's start
+        self._ticking = False  # the playhead moving by the transport's own hand
 
     def set_document(self, document):
         self.stop()
+        if self.document is not None:
+            try:
+                self.document.frame_changed.disconnect(self._on_frame_changed)
+            except (RuntimeError, TypeError):  # already gone
+                pass
         self.document = document
+        if document is not None:
+            document.frame_changed.connect(self._on_frame_changed)
 
     @property
     def playing(self) -> bool:
@@ -91,13 +103,27 @@ class Transport(QObject):
         self.speed = speed
         self._origin = (time.monotonic(), doc.frame)
         self._audio.stop()
-        dub = doc.project.dub
-        if speed == 1 and dub is not None and not dub.missing:
-            seconds = (doc.frame - doc.project.dub_offset) / doc.fps
-            self._audio.play(dub.path, seconds)
-            self._audio_offset = doc.project.dub_offset / doc.fps
+        self._start_audio()
         self._timer.start()
         self.state_changed.emit()
+
+    def _start_audio(self):
+        """At 1× forwards, the dub from the playhead's time; before the dub's start, wait for it."""
+        doc = self.document
+        dub = doc.project.dub
+        self._audio_waiting = self.speed == 1 and dub is not None and not dub.missing
+        if self._audio_waiting and doc.frame >= doc.project.dub_offset:
+            self._audio_waiting = False
+            self._audio.play(dub.path, (doc.frame - doc.project.dub_offset) / doc.fps)
+            self._audio_offset = doc.project.dub_offset / doc.fps
+
+    def _on_frame_changed(self, frame: int):
+        """The playhead moved by another hand while playing: play on from there, the audio too."""
+        if self._ticking or not self.speed:
+            return
+        self._origin = (time.monotonic(), frame)
+        self._audio.stop()
+        self._start_audio()
 
     def stop(self):
         self._timer.stop()
@@ -128,7 +154,13 @@ class Transport(QObject):
         else:
             t0, f0 = self._origin
             target = f0 + int((time.monotonic() - t0) * doc.fps * self.speed)
-        doc.set_frame(target)
+        self._ticking = True
+        try:
+            doc.set_frame(target)
+        finally:
+            self._ticking = False
+        if self._audio_waiting and doc.frame >= doc.project.dub_offset:
+            self._start_audio()
         if (self.speed > 0 and target >= doc.length - 1) or (self.speed < 0 and target <= 0):
             self.stop()
 

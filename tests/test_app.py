@@ -5,7 +5,8 @@ settings dialog, dub nudges (the segments move, takes for the old timing stop be
 segment names, the thumbnail / original-audio / confidence-curve lanes, the mask overlay and the
 no-face markers; speaker adaptation (with the project's face detector) and removing adapted models;
 the scoring a render queues (its segments only, in its undo step; none without a sync expert); the
-weak segments list and the shortcuts that walk it.
+weak segments list and the shortcuts that walk it; the dub's audio (a fake player) following a
+click in the timeline while playing, and starting where a dub nudged later begins.
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -284,6 +285,64 @@ def test_shortcuts_move_the_playhead(opened, qtbot, tmp_path):
     qtbot.keyClick(window, Qt.Key.Key_Space)
     assert not window.transport.playing
 
+
+
+class FakePlayer:
+    """Stands in for QMediaPlayer offscreen (no sound device): records seeks and plays; its clock
+    stands still unless a test moves it."""
+    class PlaybackState:
+        StoppedState, PlayingState, PausedState = range(3)
+
+    def __init__(self):
+        self.state, self.ms, self.seeks = self.PlaybackState.StoppedState, 0, []
+
+    def setSource(self, url):
+        self.source = url.toLocalFile()
+
+    def setPosition(self, ms):
+        self.ms = ms
+        self.seeks.append(ms)
+
+    def play(self):
+        self.state = self.PlaybackState.PlayingState
+
+    def pause(self):
+        self.state = self.PlaybackState.PausedState
+
+    def position(self):
+        return self.ms
+
+    def playbackState(self):
+        return self.state
+
+
+def test_the_dub_follows_a_seek_while_playing_and_starts_where_a_nudged_dub_begins(opened, qtbot):
+    window = opened
+    doc, transport = window.document, window.transport
+    player = transport._audio.player = FakePlayer()
+
+    transport.play()
+    assert player.seeks == [0] and player.state == player.PlaybackState.PlayingState
+    player.ms = 400  # the audio clock moves the picture
+    qtbot.waitUntil(lambda: doc.frame == 10, timeout=2000)
+    # a click in the timeline while playing: the audio jumps there and the picture stays there
+    window.timeline.plots["sync"].vb.clicked.emit(50.3, 1.0)
+    assert doc.frame == 50 and player.seeks[-1] == 2000 and player.state == player.PlaybackState.PlayingState
+    qtbot.wait(100)
+    assert doc.frame == 50 and transport.playing
+    transport.stop()
+    assert player.state == player.PlaybackState.PausedState
+
+    # the dub nudged 10 frames later, played from frame 0: silent until the playhead reaches the dub
+    window.nudge_dub(10)
+    doc.set_frame(0)
+    player.seeks.clear()
+    transport.play()
+    assert player.seeks == [] and player.state == player.PlaybackState.PausedState
+    qtbot.waitUntil(lambda: bool(player.seeks), timeout=3000)
+    assert doc.frame >= 10 and player.seeks[0] == (doc.frame - 10) * 1000 // FPS
+    assert player.state == player.PlaybackState.PlayingState
+    transport.stop()
 
 def test_timeline_zoom_and_click_to_seek(opened):
     window = opened
