@@ -8,12 +8,33 @@ redos and saves into `changed`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from PySide6.QtCore import QObject, Signal
 
-from core.project import Command, EditError, Project, Segment
+from core.project import Command, EditError, Project, Segment, Take
 
 from .jobs import Waveform, project_length
 from .timecode import timecode
+
+
+@dataclass(frozen=True)
+class Compare:
+    """Two takes of one segment the preview flips between: a view, never an edit (no undo step)."""
+    segment_id: str
+    a: str  # take ids
+    b: str
+    side: str = "A"  # the one the preview shows: "A" or "B"
+
+    @property
+    def shown(self) -> str:
+        return self.a if self.side == "A" else self.b
+
+
+def take_caption(side: str, take: Take) -> str:
+    """"A · Take 2 · LSE-C 5.5": which side, which take, and its score when it has one."""
+    score = take.scores.get("lse_c")
+    return f"{side} · {take.label}" + (f" · LSE-C {score:.3g}" if score is not None else "")
 
 
 class Document(QObject):
@@ -21,7 +42,7 @@ class Document(QObject):
     frame_changed = Signal(int)
     marks_changed = Signal()
     models_changed = Signal()
-    view_changed = Signal()  # original / result, mask overlay on / off
+    view_changed = Signal()  # original / result, mask overlay on / off, takes compared
     media_changed = Signal()  # the original audio's waveform or the face track arrived
     message = Signal(str)  # one line for the status bar
 
@@ -34,6 +55,7 @@ class Document(QObject):
         self.out_point: int | None = None
         self.show_result = False
         self.show_mask = False
+        self.compare: Compare | None = None
         # the video's own audio: None until read; `original_state` says why there is none
         self.original_waveform: Waveform | None = None
         self.original_state = "loading"  # "loading", "ready", "none" (no audio track), "still", "missing", "failed"
@@ -65,6 +87,7 @@ class Document(QObject):
         self._length = project_length(self.project)
         if self.frame >= self._length:
             self.set_frame(self._length - 1)
+        self._end_stale_compare()
         self.changed.emit()
 
     def notify(self):
@@ -110,12 +133,46 @@ class Document(QObject):
         self.models = models
         self.models_changed.emit()
 
+    # -- comparing two takes
+
+    def start_compare(self, segment_id: str, a: str, b: str):
+        """Show take `a` of the segment, ready to flip to `b`; the result view, so leaving shows the chosen take."""
+        self.compare = Compare(segment_id, a, b)
+        self.show_result = True
+        self.view_changed.emit()
+
+    def show_compare_side(self, side: str):
+        if self.compare is not None and side != self.compare.side:
+            self.compare = replace(self.compare, side=side)
+            self.view_changed.emit()
+
+    def flip_compare(self):
+        if self.compare is not None:
+            self.show_compare_side("B" if self.compare.side == "A" else "A")
+
+    def stop_compare(self):
+        if self.compare is not None:
+            self.compare = None
+            self.view_changed.emit()
+
+    def _end_stale_compare(self):
+        """Stop comparing once the playhead leaves the segment, or an edit (undo, split, nudge) leaves a take
+        unable to serve it."""
+        c = self.compare
+        if c is None:
+            return
+        segment = self.selected_segment()
+        if (segment is None or segment.id != c.segment_id
+                or not {c.a, c.b} <= {t.id for t in self.project.takes_for(segment.id)}):
+            self.stop_compare()
+
     # -- playhead and marks
 
     def set_frame(self, frame: int):
         frame = int(min(max(int(round(frame)), 0), max(self.length - 1, 0)))
         if frame != self.frame:
             self.frame = frame
+            self._end_stale_compare()
             self.frame_changed.emit(frame)
 
     def step(self, frames: int):

@@ -252,6 +252,7 @@ class MainWindow(QMainWindow):
         a("view.fit", "Preview: &Fit", lambda: self.preview.set_zoom("fit"))
         a("view.actual", "Preview: &100 %", lambda: self.preview.set_zoom("actual"))
         a("view.mask", "Preview: &Mask Overlay", lambda on: self.document and self.document.set_show_mask(on), True)
+        a("view.compare_flip", "Preview: Flip Takes A/B", lambda: self.document and self.document.flip_compare())
         a("view.zoom_in", "Timeline: Zoom &In", self.timeline.zoom_in)
         a("view.zoom_out", "Timeline: Zoom &Out", self.timeline.zoom_out)
         a("view.zoom_all", "Timeline: Show &All", self.timeline.zoom_all)
