@@ -4,17 +4,24 @@ one —, smoothing, pads, feather), Re-render, and its
 takes — and the dub's offset with the nudge buttons (the window's actions: Alt+←/→ one frame,
 Alt+Shift+←/→ one second).
 
+Compare A/B puts two takes of the segment side by side in time: A the chosen take, B the one
+selected in the list; the preview shows one, the A | B buttons (or the window's flip key, the
+backslash by default) switch at the same frame, "Choose shown take" makes the one on screen
+the chosen take. Comparing is a view (Document.compare): only choosing is an edit.
+
 Every change is a command (RenameSegment; SetSegmentSettings, a spin box's run of steps merging
 into one undo step; ChooseTake; NudgeDub), so the Edit menu undoes it.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
-                               QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox,
+                               QToolButton, QVBoxLayout, QWidget)
 
 from core.project import ChooseTake, RenameSegment, SetSegmentSettings
 
+from .document import take_caption
 from .jobs import checkpoint_key, model_choices
 from .timecode import timecode
 
@@ -111,6 +118,7 @@ class Inspector(QWidget):
         takes_layout = QVBoxLayout(takes)
         takes_layout.addWidget(self.takes)
         takes_layout.addLayout(buttons)
+        takes_layout.addWidget(self._build_compare())
 
         dub = QGroupBox("Dub", self)
         self.offset_label = QLabel("", self)
@@ -137,18 +145,53 @@ class Inspector(QWidget):
         layout.addStretch(1)
         self.set_document(None)
 
+    def _build_compare(self) -> QWidget:
+        """Compare A/B (a toggle), and while comparing: which side the preview shows, and choosing it."""
+        self.compare_button = QPushButton("Compare A/B", self)
+        self.compare_button.setCheckable(True)
+        self.compare_button.setToolTip("Flip the preview between two takes at the same frame: A the chosen take, "
+                                       "B the one selected in the list. Changes nothing in the project.")
+        self.compare_button.clicked.connect(self._toggle_compare)
+        self.side_buttons = {}
+        sides = QButtonGroup(self)
+        for side in ("A", "B"):
+            button = QToolButton(self)
+            button.setCheckable(True)
+            button.setToolTip("Show this take in the preview (the flip key, backslash by default, switches; "
+                              "Help ▸ Keyboard Shortcuts rebinds it)")
+            button.clicked.connect(lambda _=False, side=side: self.document and self.document.show_compare_side(side))
+            sides.addButton(button)
+            self.side_buttons[side] = button
+        self.choose_shown_button = QPushButton("Choose shown take", self)
+        self.choose_shown_button.setToolTip("Make the take on screen the segment's chosen take (one undo step)")
+        self.choose_shown_button.clicked.connect(lambda: self._choose(self.document.compare.shown))
+        self.compare_row = QWidget(self)
+        row = QGridLayout(self.compare_row)  # the two sides over the button: the dock stays narrow
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.side_buttons["A"], 0, 0)
+        row.addWidget(self.side_buttons["B"], 0, 1)
+        row.addWidget(self.choose_shown_button, 1, 0, 1, 2)
+        box = QWidget(self)
+        layout = QVBoxLayout(box)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.compare_button)
+        layout.addWidget(self.compare_row)
+        return box
+
     def add_dub_control(self, widget):
         """A nudge button (the window owns the actions behind them)."""
         self.dub_controls.addWidget(widget)
 
     def set_document(self, document):
         if self.document is not None:
-            for signal in (self.document.changed, self.document.frame_changed, self.document.models_changed):
+            for signal in (self.document.changed, self.document.frame_changed, self.document.models_changed,
+                           self.document.view_changed):
                 signal.disconnect(self.refresh)
         self.document = document
         self._shown_key = None
         if document is not None:
-            for signal in (document.changed, document.frame_changed, document.models_changed):
+            for signal in (document.changed, document.frame_changed, document.models_changed,
+                           document.view_changed):
                 signal.connect(self.refresh)
         self.refresh()
 
@@ -162,7 +205,7 @@ class Inspector(QWidget):
         key = (id(segment), segment, id(project.takes) if project else None, project.threshold if project else None,
                doc.models if doc else None, project.dub_offset if project else None,
                tuple((k, str(v)) for k, v in project.settings.items()) if project else None,
-               project.adapted_models if project else None)
+               project.adapted_models if project else None, doc.compare if doc else None)
         if key == self._shown_key:
             return
         self._shown_key = key
@@ -293,6 +336,20 @@ class Inspector(QWidget):
         segment = self.segment
         self.use_button.setEnabled(bool(take_id) and segment is not None and take_id != segment.take_id)
         self.original_button.setEnabled(segment is not None and segment.take_id is not None)
+        self._show_compare()
+
+    def _show_compare(self):
+        doc, segment = self.document, self.segment
+        compare = doc.compare if doc is not None else None
+        self.compare_button.setEnabled(segment is not None and len(doc.project.takes_for(segment.id)) >= 2)
+        self.compare_button.setChecked(compare is not None)
+        self.compare_row.setVisible(compare is not None)
+        if compare is None:
+            return
+        for side, button in self.side_buttons.items():
+            button.setText(take_caption(side, doc.project.takes[compare.a if side == "A" else compare.b]))
+            button.setChecked(side == compare.side)
+        self.choose_shown_button.setEnabled(compare.shown != segment.take_id)
 
     def _show_dub(self):
         doc = self.document
@@ -329,6 +386,25 @@ class Inspector(QWidget):
             return
         project, sid, keys = self.document.project, self.segment.id, list(self.segment.settings)
         self.document.execute(lambda: SetSegmentSettings(project, sid, reset=keys))
+
+    def _toggle_compare(self, on: bool):
+        if self.segment is None or self.document is None:
+            return
+        if on:
+            self.document.start_compare(self.segment.id, *self._compare_pair())
+        else:
+            self.document.stop_compare()
+
+    def _compare_pair(self) -> tuple[str, str]:
+        """A: the chosen take (else the newest other); B: the one selected in the list (else the newest other)."""
+        ids = [t.id for t in reversed(self.document.project.takes_for(self.segment.id))]  # newest first
+        item = self.takes.currentItem()
+        selected = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        a = self.segment.take_id if self.segment.take_id in ids else None
+        b = selected if selected in ids and selected != a else None
+        a = a or next(i for i in ids if i != b)
+        b = b or next(i for i in ids if i != a)
+        return a, b
 
     def _choose_current(self):
         item = self.takes.currentItem()

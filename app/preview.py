@@ -3,7 +3,8 @@ mask overlay.
 
 "Result" shows the chosen take of the segment under the playhead (its frame k − take.start);
 where a segment has no take the original frame is shown, and the overlay says so; so it does
-where the take's render found no face. "Mask" draws, over the frame, the face box the renderer
+where the take's render found no face. While the document compares two takes of a segment
+(Document.compare), that segment shows take A or B instead, and the overlay names it. "Mask" draws, over the frame, the face box the renderer
 crops (detected face + pads, dashed: the detected box) and the feathered blend mask the mouth
 is pasted through (app.overlay, from the document's face track and the segment's settings).
 Frames are decoded by app.frames.FrameReader, off the UI thread.
@@ -18,6 +19,7 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap, QTrans
 from PySide6.QtWidgets import (QButtonGroup, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView,
                                QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget)
 
+from .document import take_caption
 from .frames import FrameReader
 from .jobs import length_policy, source_index
 from .overlay import MaskOverlay, mask_overlay
@@ -282,6 +284,9 @@ class PreviewPanel(QWidget):
         doc = self.document
         project = doc.project
         if doc.show_result:
+            take = self._compared_take(frame)
+            if take is not None:
+                return "result", project.take_path(take), frame - take.start, take_caption(doc.compare.side, take)
             segment = project.segment_at(frame)
             take = project.takes.get(segment.take_id) if segment is not None and segment.take_id else None
             if take is not None:
@@ -303,7 +308,7 @@ class PreviewPanel(QWidget):
         if doc.project.video.missing and what == "original":
             self.view.clear(f"Video missing: {path}")
             return
-        if what == "result" and any(a <= doc.frame < b for a, b in doc.project.no_face_ranges()):
+        if what == "result" and self._no_face_at(doc.frame):
             label += " · no face found here: original frame"
         label += self._mask_note()
         self.view.set_overlay(label)
@@ -311,6 +316,20 @@ class PreviewPanel(QWidget):
         if wanted != self.wanted:
             self.wanted = wanted
             self.reader.request(("preview", *wanted), path, index)
+
+    def _compared_take(self, frame: int):
+        """The compared take on screen at `frame`, or None where the document compares none there."""
+        compare = self.document.compare
+        segment = self.document.project.segment_at(frame)
+        if compare is None or segment is None or segment.id != compare.segment_id:
+            return None
+        return self.document.project.takes[compare.shown]
+
+    def _no_face_at(self, frame: int) -> bool:
+        """Whether the take on screen left `frame` as it was (its render found no face there)."""
+        compared = self._compared_take(frame)
+        ranges = compared.no_face_ranges if compared is not None else self.document.project.no_face_ranges()
+        return any(a <= frame < b for a, b in ranges)
 
     def source_frame(self, frame: int) -> int:
         """The source frame shown at output frame `frame` (a take's frames have the source's geometry)."""

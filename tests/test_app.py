@@ -6,7 +6,8 @@ segment names, the thumbnail / original-audio / confidence-curve lanes, the mask
 no-face markers; speaker adaptation (with the project's face detector) and removing adapted models;
 the scoring a render queues (its segments only, in its undo step; none without a sync expert); the
 weak segments list and the shortcuts that walk it; the dub's audio (a fake player) following a
-click in the timeline while playing, and starting where a dub nudged later begins.
+click in the timeline while playing, and starting where a dub nudged later begins; comparing two
+takes A/B (flipping at the same frame, choosing the shown one in one undo step).
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -1254,3 +1255,172 @@ def test_a_renders_scores_join_its_undo_step_unless_an_edit_came_between(opened)
     project.execute(NudgeDub(project, 1))  # while it renders: the take is kept, chosen nowhere
     late = commit(request)
     assert late in project.takes and not jobs.score_request(project, render=late).rows  # nothing to score
+
+
+# --------------------------------------------------------------------------- compare takes A/B
+
+
+def rendered_take(project, segment_id, pattern, **kwargs):
+    """A take of the segment with a real video file: a lavfi pattern at the clip's size, one per take."""
+    s = project.segment(segment_id)
+    take_id = project.new_take_id()
+    file = project.take_file_for(take_id)
+    ffmpeg("-f", "lavfi", "-i", f"{pattern}=size=320x240:rate={FPS}", "-frames:v", str(s.frames),
+           "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", file)
+    from core.project import AddTake
+
+    project.execute(AddTake(project, project.new_take(segment_id, file, take_id=take_id, **kwargs), choose=True))
+    return project.takes[take_id]
+
+
+def shown_pixels(window):
+    import numpy as np
+    from PySide6.QtGui import QImage
+
+    image = window.preview.view.item.pixmap().toImage().convertToFormat(QImage.Format.Format_BGR888)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, :image.width() * 3].reshape(image.height(), image.width(), 3).copy()
+
+
+def take_pixels(project, take, frame):
+    from core.video import VideoSource
+
+    with VideoSource(project.take_path(take)) as source:
+        return source.read(frame - take.start)
+
+
+def test_compare_two_takes_flips_at_the_same_frame_and_chooses_one_in_one_undo_step(opened, qtbot):
+    import numpy as np
+
+    window = opened
+    doc, inspector, preview = window.document, window.inspector, window.preview
+    project = doc.project
+    doc.set_frame(12)
+    assert not inspector.compare_button.isEnabled()  # no takes yet
+    first = rendered_take(project, "s1", "smptebars", scores={"lse_c": 5.5}, report={"no_face": [[10, 14]]})
+    assert not inspector.compare_button.isEnabled()  # one take: nothing to compare
+    second = rendered_take(project, "s1", "testsrc2")
+    assert project.segment("s1").take_id == second.id and inspector.compare_button.isEnabled()
+    assert not inspector.compare_row.isVisible()
+    steps = project.history.index
+    project.save()
+
+    # A: the chosen take, B: the one selected in the list
+    row = next(i for i in range(inspector.takes.count())
+               if inspector.takes.item(i).data(Qt.ItemDataRole.UserRole) == first.id)
+    inspector.takes.setCurrentRow(row)
+    qtbot.mouseClick(inspector.compare_button, Qt.MouseButton.LeftButton)
+    assert doc.compare.a == second.id and doc.compare.b == first.id and doc.show_result
+    assert inspector.compare_row.isVisible() and inspector.side_buttons["A"].isChecked()
+    assert inspector.side_buttons["A"].text() == "A · Take 2"
+    assert inspector.side_buttons["B"].text() == "B · Take 1 · LSE-C 5.5"
+    assert not inspector.choose_shown_button.isEnabled()  # A is the chosen take already
+    qtbot.waitUntil(lambda: preview.shown == ("result", project.take_path(second), 12), timeout=10_000)
+    a_pixels = shown_pixels(window)
+    assert np.abs(a_pixels.astype(int) - take_pixels(project, second, 12)).mean() < 2
+    assert preview.view.overlay.startswith("A · Take 2") and "no face" not in preview.view.overlay
+
+    window.activateWindow()
+    window.timeline.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_Backslash)  # the flip key
+    assert doc.compare.side == "B" and inspector.side_buttons["B"].isChecked()
+    qtbot.waitUntil(lambda: preview.shown == ("result", project.take_path(first), 12), timeout=10_000)
+    b_pixels = shown_pixels(window)
+    assert np.abs(b_pixels.astype(int) - take_pixels(project, first, 12)).mean() < 2
+    assert np.abs(b_pixels.astype(int) - a_pixels).mean() > 20  # another picture, not the same one again
+    assert preview.view.overlay.startswith("B · Take 1 · LSE-C 5.5")
+    assert "no face found here" in preview.view.overlay  # B's own report, not the chosen take's
+    qtbot.mouseClick(inspector.side_buttons["A"], Qt.MouseButton.LeftButton)
+    assert doc.compare.side == "A"
+    qtbot.keyClick(window, Qt.Key.Key_Backslash)
+    assert doc.compare.side == "B"
+    assert project.history.index == steps and not project.modified  # flipping is no edit
+
+    # choosing the shown take is one undo step; comparing goes on, now with B chosen
+    qtbot.mouseClick(inspector.choose_shown_button, Qt.MouseButton.LeftButton)
+    assert project.segment("s1").take_id == first.id and project.history.index == steps + 1
+    assert doc.compare is not None and not inspector.choose_shown_button.isEnabled()
+
+    # leaving compare shows the chosen take
+    qtbot.mouseClick(inspector.compare_button, Qt.MouseButton.LeftButton)
+    assert doc.compare is None and not inspector.compare_row.isVisible() and doc.show_result
+    assert preview.view.overlay.startswith(f"RESULT · {first.label}")
+    window.actions["edit.undo"].trigger()
+    assert project.segment("s1").take_id == second.id
+    qtbot.waitUntil(lambda: preview.shown == ("result", project.take_path(second), 12), timeout=10_000)
+
+    # leaving the segment ends the compare; so does an undo that takes a compared take away
+    inspector.compare_button.click()
+    doc.set_frame(55)
+    assert doc.compare is None and not inspector.compare_button.isChecked()
+    doc.set_frame(12)
+    inspector.compare_button.click()
+    window.actions["edit.undo"].trigger()  # the second take's AddTake
+    assert doc.compare is None
+
+
+# --------------------------------------------------------------------------- smoothing a take
+
+
+def render_s1(window, qtbot):
+    job = window.render_segment("s1")
+    wait_jobs(qtbot, window, timeout=120_000)
+    assert job.state == "done", job.error
+    return window.document.project.segment("s1").take_id
+
+
+def test_smoothing_a_segments_take_adds_a_chosen_scored_take_that_undo_takes_back(opened, qtbot, boxes,
+                                                                                   monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    from core.video import VideoSource
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    assert not window.actions["render.smooth"].isEnabled()  # nothing rendered yet
+    rendered = render_s1(window, qtbot)
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getInt", lambda *args: (asked.append(args[3]), (3, True))[1])
+
+    doc.set_frame(60)  # s3: not rendered
+    assert window.actions["render.smooth"].isEnabled()
+    window.actions["render.smooth"].trigger()
+    assert "no chosen take" in boxes.texts() and not asked
+    doc.set_frame(10)
+    window.actions["render.smooth"].trigger()
+    wait_jobs(qtbot, window, timeout=120_000)
+    [job] = [j for j in window.jobs.jobs if j.title.startswith("Smooth")]
+    assert job.state == "done", job.error and asked == [5]  # offered 5 frames, 3 asked for
+
+    s1 = project.segment("s1")
+    smoothed = project.takes[s1.take_id]
+    assert [t.id for t in project.takes_for("s1")] == [rendered, smoothed.id]
+    assert smoothed.settings["smoothed_from"] == rendered and smoothed.settings["window"] == 3
+    with VideoSource(project.take_path(rendered)) as before, VideoSource(project.take_path(smoothed)) as after:
+        assert after.frame_count == before.frame_count == 30 and after.has_audio
+    [scoring] = [j for j in window.jobs.jobs if j.title == "Score smoothed segment s1's take"]
+    assert scoring.state == "done", scoring.error
+    assert s1.lse_c is not None and project.takes[smoothed.id].scores["lse_c"] is not None
+
+    assert window.actions["edit.undo"].text() == f"&Undo Smooth segment s1's take over 3 frames ({smoothed.label})"
+    window.actions["edit.undo"].trigger()  # the take and its score: one step
+    assert smoothed.id not in project.takes and project.segment("s1").take_id == rendered
+    assert project.segment("s1").lse_c == project.takes[rendered].scores["lse_c"]
+
+
+def test_cancelled_smoothing_leaves_the_project_unchanged(opened, qtbot, monkeypatch):
+    from core.video import VideoWriter
+
+    window = opened
+    project = window.document.project
+    render_s1(window, qtbot)
+    before, files = state(project), sorted(project.cache_dir.iterdir())
+    write = VideoWriter.write
+    monkeypatch.setattr(VideoWriter, "write", lambda self, frame: (time.sleep(0.05), write(self, frame)))
+    job = window.smooth_take("s1")
+    qtbot.waitUntil(lambda: job.stage == "smooth" and job.done > 0, timeout=30_000)
+    window.jobs_panel.rows[id(job)].cancel_button.click()
+    wait_jobs(qtbot, window)
+    assert job.state == "cancelled"
+    assert state(project) == before and sorted(project.cache_dir.iterdir()) == files
