@@ -1,5 +1,5 @@
 """The bodies of the editor's long jobs, Qt-free: probe media, detect segments, render a take,
-export, score, adapt the generator to the speaker, check which models are installed.
+smooth a take's mouth, export, score, adapt the generator to the speaker, check which models are installed.
 
 Each body takes `progress(done, total, stage)` and `cancel()` first and runs in a worker thread
 (app.workers). None of them touches the Project: the UI thread takes a *request* (a snapshot of
@@ -294,6 +294,99 @@ def commit_render(project: Project, result: RenderResult) -> str:
         covered = [s.id for s in project.segments if in_sync and s.within(take.start, take.end)]
         parts = [lambda: AddTake(project, take)] + [lambda sid=sid: ChooseTake(project, sid, take.id) for sid in covered]
         project.execute(Batch(project, parts, f"Render {req.what} ({take.label})", merge_key=render_step(take.id)))
+        return take.id
+    except EditError:
+        Path(result.file).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------- smooth a take
+
+
+@dataclass
+class SmoothRequest:
+    take: Path  # the file of the segment's chosen take
+    take_id: str
+    segment_id: str
+    start: int  # the take's output frames
+    end: int
+    window: int  # frames averaged (odd)
+    settings: dict  # the take's: the face track and mask its render used
+    track: TrackRequest
+    n_video: int
+    is_image: bool
+    dub_offset: int
+    cache_dir: Path
+    what: str  # "segment s3's take"
+
+
+@dataclass
+class SmoothResult:
+    request: SmoothRequest
+    file: Path
+    hashes: dict
+
+
+def smooth_request(project: Project, segment_id: str, window: int) -> SmoothRequest:
+    """Snapshot for smoothing the mouth of `segment_id`'s chosen take over `window` frames."""
+    s = project.segment(segment_id)
+    if not s.take_id:
+        raise EditError(f"segment {s.title} has no chosen take to smooth: render it first")
+    if window < 3 or window % 2 == 0:
+        raise EditError(f"the smoothing window must be an odd number of frames, 3 or more, not {window}")
+    take = project.takes[s.take_id]
+    path = project.take_path(take)
+    if not path.is_file():
+        raise EditError(f"the take file {path.name} is missing: re-render segment {s.title}")
+    # the face and mask as the take's render found them (the project's settings fill in what it lacks)
+    settings = copy.deepcopy({**project.settings, "dub_offset_frames": project.dub_offset, **take.settings})
+    track = TrackRequest(project.video.path, settings["detector"], settings["face_index"], settings["smooth_window"])
+    video = project.video.facts
+    return SmoothRequest(path, take.id, s.id, take.start, take.end, int(window), settings, track,
+                         video.frame_count or 1, video.is_image, int(settings["dub_offset_frames"]),
+                         project.cache_dir, f"segment {s.title}'s take")
+
+
+def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
+    """Average the take's mouth over the request's window into a new file in the cache folder
+    (core.smooth; atomic: nothing is left there when it fails or is cancelled)."""
+    from core.smooth import mouth_regions, smooth_video
+
+    from .overlay import blend_settings
+
+    track = face_track(progress, cancel, request.track)
+    frames = range(request.start, request.end)
+    policy = request.settings["length_policy"]
+    regions = mouth_regions(track, [source_index(k, request.n_video, policy, request.is_image) for k in frames],
+                            request.settings["pads"])
+    # frames before a late dub were never generated (core.render): nothing to steady there
+    regions = [None if k < request.dub_offset else r for k, r in zip(frames, regions)]
+    output = request.cache_dir / f"take-{uuid.uuid4().hex[:10]}{TAKE_SUFFIX}"
+    smooth_video(request.take, output, regions, request.window, blend_settings(request.settings), crf=TAKE_CRF,
+                 preset=TAKE_PRESET, progress=lambda d, t: progress(d, t, "smooth"), cancel=cancel)
+    progress(1, 1, "hash")
+    return SmoothResult(request, output, {"file": sha256_file(output), "video": None, "dub": None})
+
+
+def commit_smooth(project: Project, result: SmoothResult) -> str:
+    """Add the smoothed take to the segment and choose it there: one undo step (scores join it, as a
+    render's). It is added but not chosen when the dub was nudged meanwhile (see commit_render); the
+    file is deleted again when the project can no longer take it. Returns the take's id."""
+    from .commands import Batch
+
+    req = result.request
+    try:
+        source = project.take(req.take_id)
+        settings = dict(req.settings, smoothed_from=req.take_id, window=req.window)
+        hashes = dict(result.hashes, video=project.video.facts.fingerprint,
+                      dub=project.dub.facts.fingerprint if project.dub else None)
+        take = project.new_take(req.segment_id, result.file, settings=settings, hashes=hashes, start=req.start,
+                                end=req.end, report=source.report)
+        parts = [lambda: AddTake(project, take)]
+        if req.dub_offset == project.dub_offset:
+            parts.append(lambda: ChooseTake(project, req.segment_id, take.id))
+        project.execute(Batch(project, parts, f"Smooth {req.what} over {req.window} frames ({take.label})",
+                              merge_key=render_step(take.id)))
         return take.id
     except EditError:
         Path(result.file).unlink(missing_ok=True)

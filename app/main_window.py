@@ -59,6 +59,7 @@ WEAK_TITLE = "Weak Segments"
 AUTOSAVE_TICK_MS = 5000
 CHECKPOINT_FILTER = "Generator checkpoints (*.safetensors *.pth *.pt *.ckpt)"
 ADAPTED_FILTER = "Adapted generator weights (*.safetensors)"
+SMOOTH_WINDOW = 5  # frames Render ▸ Smooth Segment's Take… offers to average a take's mouth over
 
 
 class MainWindow(QMainWindow):
@@ -243,6 +244,7 @@ class MainWindow(QMainWindow):
         a("render.clip", "Render &Whole Clip", self.render_clip)
         a("render.range", "Render In–Out &Range", self.render_range)
         a("render.segment", "Re-render &Segment", self.render_segment)
+        a("render.smooth", "S&mooth Segment's Take…", self.smooth_dialog)
         a("render.detect", "&Detect Segments Again", self.detect_segments)
         a("render.score", "Sc&ore Chosen Takes", self.score)
         a("render.checkpoint", "&Generator Model…", self.choose_checkpoint)
@@ -298,8 +300,8 @@ class MainWindow(QMainWindow):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&Render")
-        for name in ("render.segment", "render.range", "render.clip", None, "render.detect", "render.score",
-                     None, "render.adapt", "render.remove_adapted", "render.checkpoint"):
+        for name in ("render.segment", "render.smooth", "render.range", "render.clip", None, "render.detect",
+                     "render.score", None, "render.adapt", "render.remove_adapted", "render.checkpoint"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&View")
@@ -341,7 +343,7 @@ class MainWindow(QMainWindow):
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
                      "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.nudge_earlier",
                      "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second",
-                     "render.remove_adapted"):
+                     "render.remove_adapted", "render.smooth"):
             self.actions[name].setEnabled(has)
         undo, redo = self.actions["edit.undo"], self.actions["edit.redo"]
         history = project.history if has else None
@@ -360,6 +362,8 @@ class MainWindow(QMainWindow):
             self.actions["view.mask"].setEnabled(not project.video.missing)
             self.actions["render.adapt"].setEnabled(not project.video.missing and not project.video.facts.is_image)
             self.actions["render.remove_adapted"].setEnabled(bool(project.adapted_models))
+            # which segment is the playhead's is known only when it is triggered: it says so there
+            self.actions["render.smooth"].setEnabled(any(s.take_id for s in project.segments))
             self.actions["view.mask"].setChecked(doc.show_mask)
             self.actions["render.range"].setText("Render In–Out &Range" if doc.marked_range()
                                                  else "Render In–Out &Range (no marks: whole clip)")
@@ -904,14 +908,17 @@ class MainWindow(QMainWindow):
             if result.no_face_ranges:
                 missing = sum(b - a for a, b in result.no_face_ranges)
                 note = f"; no face in {missing} frames (left as they were)"
-            if (doc.models or {}).get("expert"):
-                note += "; not scored: no sync expert installed"
-            elif self.score(take_id, what) is not None:
-                note += "; scoring it…"
+            note += self._score_new_take(doc, take_id, what)
             self.status(f"Rendered {what}: {result.generated} frames lip-synced in {result.seconds:.1f} s on "
                         f"{result.device}{note}", 10000)
 
         return self.run_job(f"Render {what}", jobs.render_take, request, heavy=True, on_success=done)
+
+    def _score_new_take(self, doc: Document, take_id: str, what: str) -> str:
+        """Queue the scoring of the segments a new take was chosen for; what the status bar adds."""
+        if (doc.models or {}).get("expert"):
+            return "; not scored: no sync expert installed"
+        return "; scoring it…" if self.score(take_id, what) is not None else ""
 
     def render_clip(self):
         doc = self.document
@@ -935,6 +942,49 @@ class MainWindow(QMainWindow):
             self.status("No segment under the playhead")
             return None
         return self._render(s.start, s.end, s.id, f"segment {s.id}")
+
+    def smooth_dialog(self):
+        """Render ▸ Smooth Segment's Take…: ask how many frames to average, then run the job."""
+        doc = self.document
+        if doc is None:
+            return None
+        s = doc.selected_segment()
+        if s is None or not s.take_id:
+            dialogs.warning(self, "Cannot smooth", "The segment under the playhead has no chosen take to smooth."
+                            if s is not None else "No segment under the playhead.",
+                            informative="Render it first (Render ▸ Re-render Segment), or move the playhead.")
+            return None
+        window, ok = QInputDialog.getInt(self, "Smooth segment's take",
+                                         f"Average the mouth of segment {s.title}'s take over (odd) frames:",
+                                         SMOOTH_WINDOW, 3, 25, 2)
+        return self.smooth_take(s.id, window) if ok else None
+
+    def smooth_take(self, segment_id: str, window: int = SMOOTH_WINDOW) -> Job | None:
+        """Smooth the mouth of a segment's chosen take into a new take, chosen and then scored as a render's."""
+        doc = self.document
+        if doc is None:
+            return None
+        try:
+            request = jobs.smooth_request(doc.project, segment_id, window)
+        except EditError as e:
+            dialogs.warning(self, "Cannot smooth", str(e))
+            return None
+        what = f"smoothed {request.what}"
+
+        def done(result: jobs.SmoothResult):
+            if doc is not self.document:  # the project was closed meanwhile: nothing refers to the file
+                Path(result.file).unlink(missing_ok=True)
+                return
+            take_id = jobs.commit_smooth(doc.project, result)
+            if doc.project.segment(segment_id).take_id != take_id:
+                self.status(f"Smoothed {request.what}, but the dub was nudged meanwhile: the take is kept, not "
+                            "chosen", 10000)
+                return
+            doc.set_show_result(True)
+            self.status(f"Smoothed {request.what} over {window} frames{self._score_new_take(doc, take_id, what)}",
+                        10000)
+
+        return self.run_job(f"Smooth {request.what}", jobs.smooth_take, request, heavy=True, on_success=done)
 
     def score(self, render: str | None = None, what: str = "chosen takes") -> Job | None:
         """Score the chosen takes with the sync expert (a heavy job): every speech segment's, or after a

@@ -45,6 +45,7 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "mark.out": ("O", "Mark out"),
     "mark.clear": ("Alt+X", "Clear in and out"),
     "render.segment": ("Ctrl+R", "Re-render the selected segment"),
+    "render.smooth": ("Ctrl+Shift+M", "Smooth the mouth of the selected segment's take over a few frames"),
     "render.range": ("Ctrl+Shift+R", "Render in–out (or the whole clip)"),
     "render.clip": ("", "Render the whole clip"),
     "render.detect": ("", "Detect speech segments again"),

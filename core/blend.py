@@ -53,6 +53,23 @@ def lower_face_mask(box, landmarks=None, settings: BlendSettings = BlendSettings
     return mask * fade_rows[:, None] * fade_cols[None, :]
 
 
+def crop_mask(box, landmarks, size, settings: BlendSettings = BlendSettings()) -> np.ndarray:
+    """`lower_face_mask` of the int `box` at the generated crop's `size` (w, h): frame landmarks
+    are moved into the crop's coordinates first."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    gw, gh = size
+    if landmarks is not None:
+        landmarks = (np.asarray(landmarks, np.float32) - (x1, y1)) * (gw / (x2 - x1), gh / (y2 - y1))
+    return lower_face_mask((0, 0, gw, gh), landmarks, settings)
+
+
+def paste_weight(box, landmarks, size, settings: BlendSettings = BlendSettings()) -> np.ndarray:
+    """The (h, w) weight `composite` pastes a crop of `size` through at the int `box`: its crop mask
+    scaled onto the box."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    return cv2.resize(crop_mask(box, landmarks, size, settings), (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
+
+
 def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Shift `patch`'s per-channel mean (in Lab) to `target`'s inside `mask` (both BGR uint8)."""
     weight = mask[..., None]
@@ -80,9 +97,7 @@ def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
         return frame
     gh, gw = generated.shape[:2]
     original = frame[y1:y2, x1:x2]
-    if landmarks is not None:  # into the generated crop's coordinates
-        landmarks = (np.asarray(landmarks, np.float32) - (x1, y1)) * (gw / w, gh / h)
-    small_mask = lower_face_mask((0, 0, gw, gh), landmarks, settings)
+    small_mask = crop_mask(box, landmarks, (gw, gh), settings)
     if settings.color_match:
         small_original = cv2.resize(original, (gw, gh), interpolation=cv2.INTER_AREA)
         generated = match_colour(generated, small_original, small_mask)
