@@ -274,6 +274,13 @@ def render_step(take_id: str) -> tuple:
     return ("render", take_id)
 
 
+def take_hashes(project: Project, made_from: dict) -> dict:
+    """What a take file was made from (`made_from`: its models' hashes) and the media's fingerprints,
+    so a take whose inputs changed is recognised as stale."""
+    return dict(made_from, video=project.video.facts.fingerprint,
+                dub=project.dub.facts.fingerprint if project.dub else None)
+
+
 def commit_render(project: Project, result: RenderResult) -> str:
     """Add the rendered take and choose it for every segment it covers: one undo step. Should the dub
     have been nudged while it rendered, the take is added but chosen nowhere (its mouth follows the old
@@ -284,8 +291,7 @@ def commit_render(project: Project, result: RenderResult) -> str:
     req = result.request
     try:
         take_id = project.new_take_id()
-        hashes = dict(result.hashes, video=project.video.facts.fingerprint,
-                      dub=project.dub.facts.fingerprint if project.dub else None)
+        hashes = take_hashes(project, result.hashes)
         report = {"no_face": [list(r) for r in result.no_face_ranges], "generated": result.generated,
                   "seconds": round(result.seconds, 2), "device": result.device}
         take = project.new_take(req.segment_id, result.file, take_id=take_id, settings=req.settings, hashes=hashes,
@@ -378,8 +384,7 @@ def commit_smooth(project: Project, result: SmoothResult) -> str:
     try:
         source = project.take(req.take_id)
         settings = dict(req.settings, smoothed_from=req.take_id, window=req.window)
-        hashes = dict(result.hashes, video=project.video.facts.fingerprint,
-                      dub=project.dub.facts.fingerprint if project.dub else None)
+        hashes = take_hashes(project, result.hashes)
         take = project.new_take(req.segment_id, result.file, settings=settings, hashes=hashes, start=req.start,
                                 end=req.end, report=source.report)
         parts = [lambda: AddTake(project, take)]
