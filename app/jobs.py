@@ -281,29 +281,35 @@ def take_hashes(project: Project, made_from: dict) -> dict:
                 dub=project.dub.facts.fingerprint if project.dub else None)
 
 
+def add_take(project: Project, file, segment_id: str, what: str, choose_for: list, **fields) -> str:
+    """Add a take of `segment_id` made in `file` (`fields`: Project.new_take's) and choose it for the
+    segments `choose_for`: one undo step, "`what` (Take N)", that its scores may join (render_step).
+    The file is deleted again if the project can no longer take it. Returns the take's id."""
+    from .commands import Batch
+
+    try:
+        take = project.new_take(segment_id, file, **fields)
+        parts = [lambda: AddTake(project, take)] + [lambda sid=sid: ChooseTake(project, sid, take.id)
+                                                    for sid in choose_for]
+        project.execute(Batch(project, parts, f"{what} ({take.label})", merge_key=render_step(take.id)))
+        return take.id
+    except EditError:
+        Path(file).unlink(missing_ok=True)
+        raise
+
+
 def commit_render(project: Project, result: RenderResult) -> str:
     """Add the rendered take and choose it for every segment it covers: one undo step. Should the dub
     have been nudged while it rendered, the take is added but chosen nowhere (its mouth follows the old
     timing: see core.project.NudgeDub). The file is deleted again if the project can no longer take it
     (its segment was removed). Returns the take's id."""
-    from .commands import Batch
-
     req = result.request
-    try:
-        take_id = project.new_take_id()
-        hashes = take_hashes(project, result.hashes)
-        report = {"no_face": [list(r) for r in result.no_face_ranges], "generated": result.generated,
-                  "seconds": round(result.seconds, 2), "device": result.device}
-        take = project.new_take(req.segment_id, result.file, take_id=take_id, settings=req.settings, hashes=hashes,
-                                start=result.start, end=result.end, report=report)
-        in_sync = req.dub_offset == project.dub_offset
-        covered = [s.id for s in project.segments if in_sync and s.within(take.start, take.end)]
-        parts = [lambda: AddTake(project, take)] + [lambda sid=sid: ChooseTake(project, sid, take.id) for sid in covered]
-        project.execute(Batch(project, parts, f"Render {req.what} ({take.label})", merge_key=render_step(take.id)))
-        return take.id
-    except EditError:
-        Path(result.file).unlink(missing_ok=True)
-        raise
+    in_sync = req.dub_offset == project.dub_offset
+    covered = [s.id for s in project.segments if in_sync and s.within(result.start, result.end)]
+    report = {"no_face": [list(r) for r in result.no_face_ranges], "generated": result.generated,
+              "seconds": round(result.seconds, 2), "device": result.device}
+    return add_take(project, result.file, req.segment_id, f"Render {req.what}", covered, settings=req.settings,
+                    hashes=take_hashes(project, result.hashes), start=result.start, end=result.end, report=report)
 
 
 # --------------------------------------------------------------------------- smooth a take
@@ -378,24 +384,16 @@ def commit_smooth(project: Project, result: SmoothResult) -> str:
     """Add the smoothed take to the segment and choose it there: one undo step (scores join it, as a
     render's). It is added but not chosen when the dub was nudged meanwhile (see commit_render); the
     file is deleted again when the project can no longer take it. Returns the take's id."""
-    from .commands import Batch
-
     req = result.request
     try:
         source = project.take(req.take_id)
-        settings = dict(req.settings, smoothed_from=req.take_id, window=req.window)
-        hashes = take_hashes(project, result.hashes)
-        take = project.new_take(req.segment_id, result.file, settings=settings, hashes=hashes, start=req.start,
-                                end=req.end, report=source.report)
-        parts = [lambda: AddTake(project, take)]
-        if req.dub_offset == project.dub_offset:
-            parts.append(lambda: ChooseTake(project, req.segment_id, take.id))
-        project.execute(Batch(project, parts, f"Smooth {req.what} over {req.window} frames ({take.label})",
-                              merge_key=render_step(take.id)))
-        return take.id
     except EditError:
         Path(result.file).unlink(missing_ok=True)
         raise
+    chosen = [req.segment_id] if req.dub_offset == project.dub_offset else []
+    return add_take(project, result.file, req.segment_id, f"Smooth {req.what} over {req.window} frames", chosen,
+                    settings=dict(req.settings, smoothed_from=req.take_id, window=req.window),
+                    hashes=take_hashes(project, result.hashes), start=req.start, end=req.end, report=source.report)
 
 
 # --------------------------------------------------------------------------- export
