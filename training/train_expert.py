@@ -176,11 +176,11 @@ def evaluate(model, val_loader, ctx, batches: int, precision: str) -> dict:
     return {"val_loss": loss, "val_accuracy": distributed.mean_across(correct / max(total, 1), ctx)}
 
 
-def start_run(args, dataset_cls, **train_options):
+def start_run(args, dataset_cls, both: dict | None = None, **train_options):
     """What every trainer sets up first: process group, seed, run folder, log, config, datasets
-    (`train_options` go to the training set; train_cls: another class for it). Every rank
-    seeds torch alike (the same initial weights, training-only heads included); the ranks'
-    data differ through DrawSampler."""
+    (`both`: options for the training and the validation set; `train_options` for the training set
+    alone; train_cls: another class for it). Every rank seeds torch alike (the same initial
+    weights, training-only heads included); the ranks' data differ through DrawSampler."""
     run_dir = check_run_dir(args.run_dir)  # fail at once on a read-only folder, not at the first save
     ctx = distributed.setup(args.device)
     torch.manual_seed(args.seed)
@@ -188,8 +188,10 @@ def start_run(args, dataset_cls, **train_options):
     data = Path(args.data)
     offsets = read_av_offsets(args.av_offsets) if args.av_offsets else None
     train_cls = train_options.pop("train_cls", dataset_cls)
-    train_set = train_cls(data, data / "filelists" / "train.txt", train=True, av_offsets=offsets, **train_options)
-    val_set = dataset_cls(data, data / "filelists" / "val.txt", train=False, av_offsets=offsets)
+    both = both or {}
+    train_set = train_cls(data, data / "filelists" / "train.txt", train=True, av_offsets=offsets, **both,
+                          **train_options)
+    val_set = dataset_cls(data, data / "filelists" / "val.txt", train=False, av_offsets=offsets, **both)
     return ctx, run_dir, Log(run_dir, ctx.main), config, data, train_set, val_set
 
 

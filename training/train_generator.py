@@ -129,9 +129,8 @@ def evaluate_lse_c(gen, expert, val_set, ctx, windows: int, precision: str) -> d
 def train(args, progress=None, cancel=None) -> int:
     if args.unpaired_sync and not args.expert:
         raise SystemExit("train-generator: --unpaired-sync needs --expert (only the expert judges unpaired windows)")
-    ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset,
-                                                                    unpaired=args.unpaired_sync > 0)
-    val_set.unpaired = train_set.unpaired
+    ctx, run_dir, log, config, data, train_set, val_set = start_run(
+        args, GeneratorDataset, both={"unpaired": args.unpaired_sync > 0})
 
     expert = load_model(args.expert, expect="syncnet", device=ctx.device) if args.expert else None
     if expert is not None:
