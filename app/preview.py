@@ -4,9 +4,10 @@ mask overlay.
 "Result" shows the chosen take of the segment under the playhead (its frame k − take.start);
 where a segment has no take the original frame is shown, and the overlay says so; so it does
 where the take's render found no face. While the document compares two takes of a segment
-(Document.compare), that segment shows take A or B instead, and the overlay names it. "Mask" draws, over the frame, the face box the renderer
-crops (detected face + pads, dashed: the detected box) and the feathered blend mask the mouth
-is pasted through (app.overlay, from the document's face track and the segment's settings).
+(Document.compare), that segment shows take A or B instead, and the overlay names it. "Mask"
+draws, over the frame, the face box the renderer crops (detected face + pads, dashed: the
+detected box) and the feathered blend mask the mouth is pasted through (app.overlay, from the
+document's face track and the segment's settings).
 Frames are decoded by app.frames.FrameReader, off the UI thread.
 """
 from __future__ import annotations
