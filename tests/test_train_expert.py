@@ -24,7 +24,7 @@ def test_each_objective_trains_and_writes_loadable_weights(data, tmp_path, objec
     assert train(data, tmp_path / "run", "--steps", "3", *objective) == 0
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log if "loss" in r] == [1, 2, 3]
-    assert any("val_accuracy" in r for r in log)
+    assert any("val_accuracy" in r and 0.0 <= r["val_auc"] <= 1.0 for r in log)
     if objective[1] == "offsets":
         assert all("bce" in r and "nce" in r and "loudness" in r for r in log if "loss" in r)
         assert any("val_offset_accuracy" in r for r in log)
@@ -96,3 +96,19 @@ def test_init_face_from_a_training_checkpoint(data, tmp_path):
     after = load_file(str(tmp_path / "b" / "last.safetensors"))
     face = [k for k in source if k.startswith("model.expert/face_encoder.")]
     assert face and all(torch.equal(after[k], source[k]) for k in face)
+
+
+def test_roc_auc_counts_in_sync_pairs_ranked_above_off_sync_ones():
+    import math
+
+    import torch
+
+    from training.train_expert import roc_auc
+    labels = torch.tensor([1.0, 1.0, 0.0, 0.0])
+    assert roc_auc(torch.tensor([0.9, 0.8, 0.2, 0.1]), labels) == 1.0
+    assert roc_auc(torch.tensor([0.1, 0.2, 0.8, 0.9]), labels) == 0.0
+    # pairs (pos, neg): (0.9, 0.5) above, (0.9, 0.3) above, (0.3, 0.5) below, (0.3, 0.3) a tie
+    assert roc_auc(torch.tensor([0.9, 0.3, 0.5, 0.3]), labels) == 2.5 / 4
+    # calibration does not matter: every probability under 0.5 (accuracy 50 %), ranking perfect
+    assert roc_auc(torch.tensor([0.4, 0.45, 0.1, 0.2]), labels) == 1.0
+    assert math.isnan(roc_auc(torch.tensor([0.4, 0.3]), torch.tensor([1.0, 1.0])))
