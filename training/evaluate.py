@@ -9,14 +9,24 @@ with the expert (LSE-C higher / LSE-D lower is better):
   rendered our generator's output against the foreign track
 and save, per clip, a sheet of face crops at the dub's loudest frames (open vowels) and
 quietest speech frames (closures), original above rendered, to look at.
+
+The generator was trained to please that same expert, so its LSE-C may flatter it. With
+`--aperture-python PY` (an interpreter with MediaPipe, see training/lip_aperture.py) the three
+are also judged by something that owes nothing to our models: the correlation between the lip
+aperture that MediaPipe Face Mesh measures in each frame and the loudness of the audio heard
+with it (a mouth that follows speech opens on loud frames and closes on quiet ones).
 """
 import json
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from core.audio import load_audio, melspectrogram
+from core.hparams import HP
 from core.render import RenderOptions, Renderer
 from core.sync import load_scorer, score_video
 from core.video import VideoSource
@@ -24,12 +34,39 @@ from core.video import VideoSource
 DEFAULT_DUBS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dubs"
 
 
+def frame_loudness(mel: np.ndarray, fps: float, frames: int) -> np.ndarray:
+    """Mean log-mel energy of the audio heard during each of `frames` video frames."""
+    energy = mel.mean(axis=0)
+    edges = np.minimum((np.arange(frames + 1) * HP.mel_fps / fps).astype(int), len(energy) - 1)
+    return np.array([energy[a:max(b, a + 1)].mean() for a, b in zip(edges[:-1], edges[1:])])
+
+
+def aperture_loudness_r(aperture: np.ndarray, loudness: np.ndarray) -> float:
+    """Pearson r between per-frame lip aperture and loudness over the frames with a face mesh
+    (NaN if fewer than 10, or either is constant)."""
+    n = min(len(aperture), len(loudness))
+    aperture, loudness = aperture[:n], loudness[:n]
+    keep = np.isfinite(aperture)
+    if keep.sum() < 10 or np.std(aperture[keep]) == 0 or np.std(loudness[keep]) == 0:
+        return float("nan")
+    return float(np.corrcoef(aperture[keep], loudness[keep])[0, 1])
+
+
+def measure_apertures(python: str, videos: list) -> list:
+    """Per-frame lip apertures of each video, measured by training/lip_aperture.py under `python`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "apertures.npz"
+        subprocess.run([python, "-m", "training.lip_aperture", "--videos", *map(str, videos), "-o", str(out)],
+                       check=True, cwd=Path(__file__).resolve().parents[1], stdout=sys.stderr)
+        with np.load(out) as found:
+            return [found[str(n)] for n in range(len(videos))]
+
+
 def contact_sheet(original_path, rendered_path, track, source_index, dub_mel, fps, path, n=4):
     """Face crops at the n loudest and n quietest voiced frames: original row above rendered row."""
-    energy = dub_mel.mean(axis=0)
     with VideoSource(rendered_path) as rendered:
         frames = rendered.frame_count
-    per_frame = np.array([energy[min(int(80 * k / fps), len(energy) - 1)] for k in range(frames)])
+    per_frame = frame_loudness(dub_mel, fps, frames)
     voiced = np.flatnonzero(per_frame > np.percentile(per_frame, 40))
     order = voiced[np.argsort(per_frame[voiced])]
     picks = list(order[-n:][::-1]) + list(order[:n])
@@ -54,7 +91,7 @@ def evaluate(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scorer = load_scorer(args.expert)
-    results = []
+    results, heard = [], []  # heard: what the aperture judge needs of each clip
     for n, key in enumerate(clips[: args.max_clips or None]):
         source = manifest[key]["source"]
         dub = dubs[n % len(dubs)]
@@ -65,24 +102,50 @@ def evaluate(args) -> int:
         own = score_video(source, scorer=scorer, track=renderer.track)
         unsynced = score_video(source, dub, scorer=scorer, track=renderer.track)
         after = score_video(rendered, dub, scorer=scorer, track=renderer.track, frame_map=renderer.source)
-        contact_sheet(source, rendered, renderer.track, renderer.source, melspectrogram(load_audio(dub)),
-                      renderer.fps, out / f"{name}.png")
+        dub_mel = melspectrogram(load_audio(dub))
+        contact_sheet(source, rendered, renderer.track, renderer.source, dub_mel, renderer.fps, out / f"{name}.png")
         row = {"clip": key, "dub": dub.name, "own": own.to_dict(), "unsynced": unsynced.to_dict(),
                "rendered": after.to_dict()}
         results.append(row)
-        print(f"{key:<42} own LSE-C {own.lse_c:5.2f}  unsynced {unsynced.lse_c:5.2f}  rendered {after.lse_c:5.2f}"
-              f"   (LSE-D {own.lse_d:5.2f} / {unsynced.lse_d:5.2f} / {after.lse_d:5.2f})", flush=True)
+        heard.append((source, rendered, np.asarray(renderer.source), melspectrogram(load_audio(source)), dub_mel,
+                      renderer.fps))
+        print(f"{key:<42} own LSE-C {own.lse_c:.4f}  unsynced {unsynced.lse_c:.4f}  rendered {after.lse_c:.4f}"
+              f"   (LSE-D {own.lse_d:.3f} / {unsynced.lse_d:.3f} / {after.lse_d:.3f})", flush=True)
     better = sum(r["rendered"]["lse_c"] > r["unsynced"]["lse_c"] for r in results)
     summary = {
         "clips": len(results), "rendered_beats_unsynced": better,
         "mean": {k: {m: float(np.nanmean([r[k][m] for r in results])) for m in ("lse_c", "lse_d")}
                  for k in ("own", "unsynced", "rendered")},
         "generator": str(args.generator), "expert": str(args.expert), "results": results}
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
     means = summary["mean"]
-    print(f"\nmean LSE-C  own {means['own']['lse_c']:.2f}  unsynced {means['unsynced']['lse_c']:.2f}  "
-          f"rendered {means['rendered']['lse_c']:.2f};  rendered > unsynced on {better}/{len(results)} clips")
+    print(f"\nmean LSE-C  own {means['own']['lse_c']:.4f}  unsynced {means['unsynced']['lse_c']:.4f}  "
+          f"rendered {means['rendered']['lse_c']:.4f};  rendered > unsynced on {better}/{len(results)} clips")
+    if args.aperture_python:
+        summary["aperture_r"] = aperture_judge(args.aperture_python, results, heard)
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return 0
+
+
+def aperture_judge(python: str, results: list, heard: list) -> dict:
+    """MediaPipe's lip aperture against loudness, per clip (own audio / the dub under the original
+    frames / the dub under the rendered frames), added to each result row; returns the means."""
+    videos = [v for source, rendered, *_ in heard for v in (source, rendered)]
+    apertures = measure_apertures(python, videos)
+    for n, (row, (_, _, source_index, own_mel, dub_mel, fps)) in enumerate(zip(results, heard)):
+        source_ap, rendered_ap = apertures[2 * n], apertures[2 * n + 1]
+        dub_loud = frame_loudness(dub_mel, fps, len(source_index))
+        unsynced_ap = source_ap[np.minimum(source_index, len(source_ap) - 1)]
+        row["aperture_r"] = {"own": aperture_loudness_r(source_ap, frame_loudness(own_mel, fps, len(source_ap))),
+                             "unsynced": aperture_loudness_r(unsynced_ap, dub_loud),
+                             "rendered": aperture_loudness_r(rendered_ap, dub_loud)}
+        r = row["aperture_r"]
+        print(f"{row['clip']:<42} aperture-loudness r  own {r['own']:+.2f}  unsynced {r['unsynced']:+.2f}  "
+              f"rendered {r['rendered']:+.2f}")
+    means = {k: float(np.nanmean([row["aperture_r"][k] for row in results])) for k in ("own", "unsynced", "rendered")}
+    better = sum(row["aperture_r"]["rendered"] > row["aperture_r"]["unsynced"] for row in results)
+    print(f"\nmean aperture-loudness r  own {means['own']:+.3f}  unsynced {means['unsynced']:+.3f}  "
+          f"rendered {means['rendered']:+.3f};  rendered > unsynced on {better}/{len(results)} clips")
+    return {"mean": means, "rendered_beats_unsynced": better}
 
 
 def add_args(p):
@@ -93,6 +156,8 @@ def add_args(p):
     p.add_argument("--out", required=True)
     p.add_argument("--max-clips", type=int, default=0)
     p.add_argument("--cache-dir")
+    p.add_argument("--aperture-python", help="a Python with mediapipe 0.10.14 (training/lip_aperture.py): also "
+                   "judge lip-sync by MediaPipe's lip aperture against loudness, independent of our expert")
 
 
 def add_parser(sub):

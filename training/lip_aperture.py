@@ -1,11 +1,14 @@
 """Lip aperture of every prepared frame, measured by MediaPipe Face Mesh (a training-time teacher).
 
     <venv with mediapipe==0.10.14>/bin/python -m training.lip_aperture --data PREPARED
+    <venv with mediapipe==0.10.14>/bin/python -m training.lip_aperture --videos A.mp4 B.mp4 -o OUT.npz
 
 Writes PREPARED/lip_aperture.npz: one float32 array per clip key, the inner-lip gap (landmarks
 13 and 14) over the mouth width (61 and 291) for frame i, NaN where no face mesh was found.
 `train-expert --aux aperture` makes the face embedding predict it: a clean, visual version of
-"the mouth is open", which points the expert's face encoder at the lips.
+"the mouth is open", which points the expert's face encoder at the lips. With --videos it
+measures whole video frames instead (arrays "0", "1", ... in the order given): `evaluate
+--aperture-python` uses it as a judge of lip-sync that owes nothing to our own expert.
 
 Why a separate interpreter: mediapipe 0.10.14 is the last release whose wheel ships the face
 mesh model (later ones download it), and it pins numpy < 2 and protobuf < 5, so it lives in
@@ -61,16 +64,47 @@ def measure(data: Path) -> dict:
     return out
 
 
+def measure_videos(paths) -> dict:
+    import mediapipe as mp
+
+    out = {}
+    for n, path in enumerate(paths):
+        video = cv2.VideoCapture(str(path))
+        if not video.isOpened():
+            raise SystemExit(f"lip_aperture: {path}: cannot open the video")
+        values = []
+        with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1) as mesh:
+            while True:
+                ok, frame = video.read()
+                if not ok:
+                    break
+                values.append(aperture(mesh, frame))
+        video.release()
+        out[str(n)] = np.asarray(values, np.float32)
+        print(f"[{n + 1}/{len(paths)}] {path}: {len(values)} frames", flush=True)
+    return out
+
+
+def save(result: dict, path: Path):
+    tmp = path.with_name(path.stem + ".tmp.npz")  # np.savez appends .npz to other names
+    np.savez(tmp, **result)
+    os.replace(tmp, path)
+    print(f"wrote {path} ({len(result)} arrays)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="prepared dataset root")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", help="prepared dataset root")
+    source.add_argument("--videos", nargs="+", help="video files, measured frame by frame")
+    parser.add_argument("-o", "--output", help="the .npz to write with --videos")
     args = parser.parse_args(argv)
-    data = Path(args.data)
-    result = measure(data)
-    tmp = data / "lip_aperture.tmp.npz"
-    np.savez(tmp, **result)
-    os.replace(tmp, data / "lip_aperture.npz")
-    print(f"wrote {data / 'lip_aperture.npz'} ({len(result)} clips)")
+    if args.videos:
+        if not args.output:
+            parser.error("--videos needs -o OUT.npz")
+        save(measure_videos(args.videos), Path(args.output))
+    else:
+        save(measure(Path(args.data)), Path(args.data) / "lip_aperture.npz")
     return 0
 
 
