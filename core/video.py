@@ -17,6 +17,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 
 from core.errors import MediaError
 from core.ffmpeg import ffmpeg_exe
@@ -29,6 +30,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 # byte offsets and then stamp the next frames wrongly (seen: 3 frames off), so those
 # are decoded from the start instead.
 SEEKABLE_FORMATS = {"mov", "mp4", "matroska", "webm", "avi"}
+# swscale's fast default YUV -> RGB rounds every pixel ~1 level dark; with the encoder's matching
+# flags (VideoWriter) a re-encoded frame keeps its colours within a level
+_EXACT_COLOUR = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
 
 # --------------------------------------------------------------------------- reading
 
@@ -224,7 +228,7 @@ class VideoSource:
     def _to_bgr(self, frame) -> np.ndarray:
         # Fixed output size: a stream that changes resolution mid-way still gives equal frames.
         width, height = self._coded_size
-        image = frame.to_ndarray(format="bgr24", width=width, height=height)
+        image = frame.to_ndarray(format="bgr24", width=width, height=height, interpolation=_EXACT_COLOUR)
         if self.rotation:
             image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))  # rot90 turns counter-clockwise
         return image
@@ -353,7 +357,9 @@ class VideoWriter:
             raise
 
     def _start_encoder(self, crf, preset):
-        vf = "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+        # accurate_rnd + full_chroma_int: swscale's fast default path darkens every frame by ~2
+        # levels (blue most), which would show on the untouched pixels of a re-encoded shot.
+        vf = "scale=out_color_matrix=bt709:out_range=tv:flags=accurate_rnd+full_chroma_int,format=yuv420p"
         if (self.out_width, self.out_height) != (self.width, self.height):
             vf = f"crop={self.out_width}:{self.out_height}:0:0," + vf
         cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostats", "-y",

@@ -289,6 +289,26 @@ def test_writer_round_trip(tmp_path, src, audio_seconds):
         assert rms(0.2, 0.9) > 0.05 and rms(1.1, 1.9) < 1e-3
 
 
+def test_writer_and_source_keep_colours_within_a_level(tmp_path):
+    """Untouched pixels of a re-encoded shot must not drift: flat patches (greys, primaries, skin)
+    through VideoWriter (BT.709, 4:2:0) and back through VideoSource. swscale's fast default
+    rounding made every patch ~2 levels darker (3 at worst) on the way in and ~0.7 on the way out."""
+    colours = [(128, 128, 128), (30, 30, 30), (220, 220, 220), (40, 40, 200), (40, 200, 40), (200, 40, 40),
+               (77, 117, 144), (92, 101, 193)]  # BGR; the last two: skin, an orange suit
+    image = np.zeros((64, 32 * len(colours), 3), np.uint8)
+    for i, colour in enumerate(colours):
+        image[:, 32 * i:32 * (i + 1)] = colour
+    out = tmp_path / "patches.mp4"
+    with VideoWriter(out, image.shape[1], image.shape[0], FPS, crf=0, preset="ultrafast") as writer:
+        for _ in range(3):
+            writer.write(image)
+    with VideoSource(out) as video:
+        back = video.read(1).astype(int)
+    error = np.array([back[24:40, 32 * i + 12:32 * i + 20].mean(axis=(0, 1)) - c for i, c in enumerate(colours)])
+    assert np.abs(error).max() <= 1.0
+    assert np.abs(error.mean(axis=0)).max() < 0.5  # no overall shift
+
+
 @pytest.mark.parametrize("offset", [0.5, -0.5])
 def test_writer_audio_offset(tmp_path, offset):
     dub = wav(tmp_path / "dub.wav", 2.0, tone_seconds=1.0)  # tone 0-1 s, then silence
