@@ -8,7 +8,9 @@ with the expert (LSE-C higher / LSE-D lower is better):
   unsynced the original frames against the foreign track (what the editor starts from)
   rendered our generator's output against the foreign track
 and save, per clip, a sheet of face crops at the dub's loudest frames (open vowels) and
-quietest speech frames (closures), original above rendered, to look at.
+quietest speech frames (closures), original above rendered, to look at. With --adapt-minutes
+the generator is first adapted to each clip's speaker on its own footage (what an editor does
+with Render ▸ Adapt to Speaker), so speaker adaptation is measured on held-out speakers too.
 
 The generator was trained to please that same expert, so its LSE-C may flatter it. With
 `--aperture-python PY` (an interpreter with MediaPipe, see training/lip_aperture.py) the three
@@ -30,6 +32,7 @@ from core.hparams import HP
 from core.render import RenderOptions, Renderer
 from core.sync import load_scorer, score_video
 from core.video import VideoSource
+from training.adapt import adapt
 
 DEFAULT_DUBS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dubs"
 
@@ -96,7 +99,12 @@ def evaluate(args) -> int:
         source = manifest[key]["source"]
         dub = dubs[n % len(dubs)]
         name = key.replace("/", "__")
-        renderer = Renderer(source, dub, RenderOptions(checkpoint=args.generator, cache_dir=args.cache_dir))
+        generator = args.generator
+        if args.adapt_minutes:  # speaker adaptation on the clip's own footage first, as an editor would
+            generator = out / f"{name}.adapted.safetensors"
+            adapt(source, output=generator, base=args.generator, expert=args.expert, minutes=args.adapt_minutes,
+                  cache_dir=args.cache_dir)
+        renderer = Renderer(source, dub, RenderOptions(checkpoint=str(generator), cache_dir=args.cache_dir))
         rendered = out / f"{name}.mp4"
         renderer.render_to(rendered)
         own = score_video(source, scorer=scorer, track=renderer.track)
@@ -116,7 +124,8 @@ def evaluate(args) -> int:
         "clips": len(results), "rendered_beats_unsynced": better,
         "mean": {k: {m: float(np.nanmean([r[k][m] for r in results])) for m in ("lse_c", "lse_d")}
                  for k in ("own", "unsynced", "rendered")},
-        "generator": str(args.generator), "expert": str(args.expert), "results": results}
+        "generator": str(args.generator), "adapt_minutes": args.adapt_minutes, "expert": str(args.expert),
+        "results": results}
     means = summary["mean"]
     print(f"\nmean LSE-C  own {means['own']['lse_c']:.4f}  unsynced {means['unsynced']['lse_c']:.4f}  "
           f"rendered {means['rendered']['lse_c']:.4f};  rendered > unsynced on {better}/{len(results)} clips")
@@ -154,7 +163,10 @@ def add_args(p):
     p.add_argument("--expert", default="expert")
     p.add_argument("--dubs", default=str(DEFAULT_DUBS), help="folder of foreign speech tracks")
     p.add_argument("--out", required=True)
-    p.add_argument("--max-clips", type=int, default=0)
+    p.add_argument("--max-clips", type=int, default=0, help="the first N validation clips only")
+    p.add_argument("--adapt-minutes", type=float, default=0.0,
+                   help="adapt the generator to each clip's speaker (python main.py adapt) for this long before "
+                        "rendering it; compare with a run without")
     p.add_argument("--cache-dir")
     p.add_argument("--aperture-python", help="a Python with mediapipe 0.10.14 (training/lip_aperture.py): also "
                    "judge lip-sync by MediaPipe's lip aperture against loudness, independent of our expert")
