@@ -3,7 +3,7 @@
 Wav2Lip regenerates the whole 96×96 crop, but only its lower half carries new
 information; pasting the full crop leaves a rectangle (a blurrier face, a colour step).
 We paste through a feathered ellipse over the mouth and jaw instead, optionally
-matching the patch's colour to the original skin first.
+matching the patch's colour to the original first (see match_colour).
 """
 from dataclasses import dataclass
 
@@ -53,14 +53,30 @@ def lower_face_mask(box, landmarks=None, settings: BlendSettings = BlendSettings
     return mask * fade_rows[:, None] * fade_cols[None, :]
 
 
-def crop_mask(box, landmarks, size, settings: BlendSettings = BlendSettings()) -> np.ndarray:
-    """`lower_face_mask` of the int `box` at the generated crop's `size` (w, h): frame landmarks
-    are moved into the crop's coordinates first."""
+def crop_landmarks(box, landmarks, size):
+    """Frame landmarks moved into the coordinates of the crop of `size` (w, h) taken at the int `box`."""
+    if landmarks is None:
+        return None
     x1, y1, x2, y2 = (int(v) for v in box)
     gw, gh = size
-    if landmarks is not None:
-        landmarks = (np.asarray(landmarks, np.float32) - (x1, y1)) * (gw / (x2 - x1), gh / (y2 - y1))
-    return lower_face_mask((0, 0, gw, gh), landmarks, settings)
+    return (np.asarray(landmarks, np.float32) - (x1, y1)) * (gw / (x2 - x1), gh / (y2 - y1))
+
+
+def crop_mask(box, landmarks, size, settings: BlendSettings = BlendSettings()) -> np.ndarray:
+    """`lower_face_mask` of the int `box` at the generated crop's `size` (w, h)."""
+    return lower_face_mask((0, 0, *size), crop_landmarks(box, landmarks, size), settings)
+
+
+def lips_mask(size, landmarks=None) -> np.ndarray:
+    """Hard ellipse (h, w) float32 over the lips and the mouth opening of a crop of `size` (w, h)
+    (landmarks in the crop's coordinates): where the generator is meant to change the face."""
+    w, h = size
+    cx, cy = mouth_centre((0, 0, w, h), landmarks)
+    cy = min(max(cy, 0.6 * h), 0.85 * h)
+    mask = np.zeros((h, w), np.float32)
+    cv2.ellipse(mask, (int(round(cx)), int(round(cy))), (max(1, int(0.22 * w)), max(1, int(0.12 * h))),
+                0, 0, 360, 1.0, -1)
+    return mask
 
 
 def paste_weight(box, landmarks, size, settings: BlendSettings = BlendSettings()) -> np.ndarray:
@@ -70,17 +86,28 @@ def paste_weight(box, landmarks, size, settings: BlendSettings = BlendSettings()
     return cv2.resize(crop_mask(box, landmarks, size, settings), (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
 
 
-def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Shift `patch`'s per-channel mean (in Lab) to `target`'s inside `mask` (both BGR uint8)."""
-    weight = mask[..., None]
-    total = float(weight.sum())
-    if total < 1.0:
+def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray, lips: np.ndarray) -> np.ndarray:
+    """Give the generated `patch` the original `target`'s colour (both BGR uint8, same size).
+
+    Around the lips, inside `mask`, the original is the truth: a smooth Lab correction (the
+    local difference, blurred) takes its shading, so the jaw's shadows and the skin tone carry
+    on without a seam. Across the `lips` that correction is interpolated from around them, so
+    the generated opening keeps its lightness; there the colour is the original's, blurred,
+    under the generated lightness: the generator's lips drift purple or teal where its sync
+    loss judged luma alone, a real mouth keeps the colours it has.
+    """
+    size = min(patch.shape[:2])
+    support = (mask > 0.05).astype(np.float32) * (1.0 - lips)
+    weight = cv2.GaussianBlur(support, (0, 0), 0.1 * size)
+    if float(support.sum()) < 1.0:
         return patch
     lab_patch = cv2.cvtColor(patch, cv2.COLOR_BGR2LAB).astype(np.float32)
     lab_target = cv2.cvtColor(target, cv2.COLOR_BGR2LAB).astype(np.float32)
-    shift = ((lab_target - lab_patch) * weight).sum(axis=(0, 1)) / total
-    shifted = np.clip(lab_patch + shift, 0, 255).astype(np.uint8)
-    return cv2.cvtColor(shifted, cv2.COLOR_LAB2BGR)
+    difference = cv2.GaussianBlur((lab_target - lab_patch) * support[..., None], (0, 0), 0.1 * size)
+    matched = lab_patch + difference / np.maximum(weight, 1e-3)[..., None]
+    inner = cv2.GaussianBlur(lips, (0, 0), 0.04 * size)[..., None]
+    matched[..., 1:] += inner * (cv2.GaussianBlur(lab_target[..., 1:], (0, 0), 0.05 * size) - matched[..., 1:])
+    return cv2.cvtColor(np.clip(matched, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
 
 def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
@@ -100,7 +127,8 @@ def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
     small_mask = crop_mask(box, landmarks, (gw, gh), settings)
     if settings.color_match:
         small_original = cv2.resize(original, (gw, gh), interpolation=cv2.INTER_AREA)
-        generated = match_colour(generated, small_original, small_mask)
+        lips = lips_mask((gw, gh), crop_landmarks(box, landmarks, (gw, gh)))
+        generated = match_colour(generated, small_original, small_mask, lips)
     patch = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     weight = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
     base = original.astype(np.float32)

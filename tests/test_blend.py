@@ -1,6 +1,8 @@
 import numpy as np
 
-from core.blend import BlendSettings, composite, lower_face_mask, match_colour
+import cv2
+
+from core.blend import BlendSettings, composite, lips_mask, lower_face_mask, match_colour
 
 
 def test_mask_covers_mouth_and_spares_the_eyes():
@@ -33,12 +35,42 @@ def test_composite_changes_only_the_masked_region():
     assert not changed[60:110].any()  # the upper half of the crop untouched
 
 
-def test_colour_match_moves_the_patch_towards_the_skin():
-    target = np.full((50, 50, 3), (60, 110, 190), np.uint8)  # skin-ish BGR
-    patch = np.full((50, 50, 3), (90, 140, 220), np.uint8)
-    mask = np.ones((50, 50), np.float32)
-    matched = match_colour(patch, target, mask)
-    assert np.abs(matched.astype(int) - target).mean() < np.abs(patch.astype(int) - target).mean() / 4
+def lab(image):
+    return cv2.cvtColor(image, cv2.COLOR_BGR2LAB).astype(float)
+
+
+def test_colour_match_takes_the_originals_shading_around_the_lips():
+    # the original: skin lit from the right (a shadow on the left of the jaw); the patch: flat, paler
+    ramp = np.linspace(0.6, 1.0, 96)[None, :, None]
+    target = np.clip(np.array([60, 110, 190])[None, None] * ramp, 0, 255).astype(np.uint8).repeat(96, axis=0)
+    patch = np.full((96, 96, 3), (120, 160, 225), np.uint8)
+    mask = lower_face_mask((0, 0, 96, 96))
+    lips = lips_mask((96, 96))
+    matched = match_colour(patch, target, mask, lips)
+    skin = (mask > 0.5) & (lips == 0)
+    before, after = (np.abs(lab(x) - lab(target))[skin].mean() for x in (patch, matched))
+    assert after < before / 4
+    # the shadow carries on across the pasted jaw (no seam): the jaw's left side stays darker than
+    # its right by as much as in the original (a single colour shift would leave the patch flat)
+    left, right = (skin & (np.arange(96) < 30)[None]), (skin & (np.arange(96) >= 66)[None])
+    darker = lambda x: lab(x)[right][:, 0].mean() - lab(x)[left][:, 0].mean()
+    assert abs(darker(matched) - darker(target)) < 0.3 * darker(target)
+
+
+def test_colour_match_keeps_the_generated_opening_and_the_originals_lip_colour():
+    skin, red_lips = (70, 120, 200), (70, 60, 170)  # BGR
+    target = np.full((96, 96, 3), skin, np.uint8)
+    cv2.ellipse(target, (48, 72), (16, 6), 0, 0, 360, red_lips, -1)  # closed red lips
+    patch = np.full((96, 96, 3), skin, np.uint8)
+    cv2.ellipse(patch, (48, 72), (16, 9), 0, 0, 360, (90, 30, 70), -1)  # an open, purple mouth
+    mask, lips = lower_face_mask((0, 0, 96, 96)), lips_mask((96, 96))
+    matched = lab(match_colour(patch, target, mask, lips))
+    centre = (slice(70, 75), slice(42, 55))
+    assert abs(matched[centre][..., 0].mean() - lab(patch)[centre][..., 0].mean()) < 8  # still open, as dark
+    hue = lambda x: np.degrees(np.arctan2(x[..., 2] - 128, x[..., 1] - 128)).mean()
+    # purple has a blue (negative b) hue; the result takes the original mouth's red, not the patch's purple
+    assert abs(hue(matched[centre]) - hue(lab(target)[centre])) < 15
+    assert abs(hue(lab(patch)[centre]) - hue(lab(target)[centre])) > 30
 
 
 def test_degenerate_box_is_left_alone():
