@@ -106,7 +106,7 @@ def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray, lips: 
     difference = cv2.GaussianBlur((lab_target - lab_patch) * support[..., None], (0, 0), 0.1 * size)
     matched = lab_patch + difference / np.maximum(weight, 1e-3)[..., None]
     inner = cv2.GaussianBlur(lips, (0, 0), 0.04 * size)[..., None]
-    matched[..., 1:] += inner * (cv2.GaussianBlur(lab_target[..., 1:], (0, 0), 0.05 * size) - matched[..., 1:])
+    matched[..., 1:] += inner * (cv2.GaussianBlur(lab_target[..., 1:], (0, 0), 0.02 * size) - matched[..., 1:])
     return cv2.cvtColor(np.clip(matched, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
 
