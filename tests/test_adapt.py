@@ -129,3 +129,42 @@ def test_adapt_with_progress_runs_to_the_end(clip, tmp_path, base):
     assert result["step"] == 2 and (tmp_path / "speaker.adapted.safetensors").is_file()
     assert ("train", 1000, 1000) in stages or ("save", 1000, 1000) in stages
     assert [s for s, _, _ in stages].index("detect") < [s for s, _, _ in stages].index("train")
+
+
+@pytest.fixture
+def expert(tmp_path):
+    from core.models.syncnet import SyncNet, SyncNetDims
+
+    torch.manual_seed(1)
+    path = tmp_path / "expert.safetensors"
+    save_weights(SyncNet(SyncNetDims(width=0.125)), path)
+    return path
+
+
+def test_adapt_expert_minutes_adapts_the_experts_audio_side_and_the_generator_learns_from_it(
+        clip, tmp_path, base, expert):
+    stages = []
+    result = adapt.adapt(clip, base=str(base), expert=str(expert), steps=2, batch_size=2, expert_minutes=0.01,
+                         progress=lambda d, t, s: stages.append(s), cancel=lambda: False)
+    adapted_expert = tmp_path / "speaker.adapted.expert.safetensors"
+    assert result["expert_output"] == str(adapted_expert) and result["expert"] == adapted_expert.name
+    order = [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s]
+    assert order[:3] == ["detect", "adapt expert", "train"]
+    before, after = (load_model(p, expect="syncnet").state_dict() for p in (expert, adapted_expert))
+    moved = lambda k: not torch.allclose(before[k].float(), after[k].float(), atol=1e-3)  # noqa: E731
+    assert not any(moved(k) for k in before if k.startswith("face_encoder."))  # it sees the lips already
+    assert any(moved(k) for k in before if k.startswith("audio_encoder.") and before[k].is_floating_point())
+    side = json.loads(adapted_expert.with_suffix(".json").read_text())
+    assert side["adapted_from"]["file"] == "expert.safetensors" and side["clip"]["file"] == "speaker.mp4"
+    generator_side = json.loads((tmp_path / "speaker.adapted.json").read_text())
+    assert generator_side["expert"] == adapted_expert.name  # the generator's sync teacher was the adapted one
+
+
+def test_adapt_cancelled_while_adapting_the_expert_writes_nothing(clip, tmp_path, base, expert):
+    stages = []
+    with pytest.raises(Cancelled):
+        adapt.adapt(clip, base=str(base), expert=str(expert), steps=2, batch_size=2, expert_minutes=5,
+                    progress=lambda d, t, s: stages.append((s, d)),
+                    cancel=lambda: any(s == "adapt expert" and d > 0 for s, d in stages))
+    assert "train" not in {s for s, _ in stages}
+    assert not list(tmp_path.glob("speaker.adapted*"))

@@ -1,6 +1,6 @@
 """Speaker adaptation: fine-tune the generator on one clip's own frames and audio.
 
-    python main.py adapt VIDEO [-o OUT.safetensors] [--minutes 5] [--expert expert]
+    python main.py adapt VIDEO [-o OUT.safetensors] [--minutes 5] [--expert expert] [--expert-minutes 2]
 
 The original footage is in-sync training data for exactly the face being dubbed. The clip is
 prepared like the training set (`training/prepare.py`: 25 fps face crops, 16 kHz audio) in a
@@ -11,14 +11,19 @@ which keeps the generator listening to the audio rather than recalling each fram
 from the face above it (L1 alone when no expert is available). Validation runs on the same clip:
 this is fitting one speaker, not generalising.
 
+With --expert-minutes the expert is adapted first (its audio encoder learns this voice against
+its face encoder, which stays fixed) and the generator trains against that teacher; the adapted
+expert is saved beside the output as `<stem>.expert.safetensors`. Scoring keeps the bundled
+expert, so takes stay comparable.
+
 The result goes to -o, or beside the video as `<video stem>.adapted.safetensors` (never
 over a bundled model); `render --checkpoint OUT` and the editor use it like any generator.
 Its sidecar records the base model, the clip and the steps.
 
 From code (the editor's Render ▸ Adapt to Speaker…), `adapt(..., progress, cancel)` reports
 `progress(done, total, stage)`: "detect" (frames of face detection, the only long part of
-preparing), then "train" in thousandths of the budget — the larger of steps/--steps and
-elapsed/--minutes, so the rate gives an ETA either way. `cancel()` is polled between frames and
+preparing), then "adapt expert" (with expert_minutes) and "train" in thousandths of each
+budget — the larger of steps/--steps and elapsed/--minutes, so the rate gives an ETA either way. `cancel()` is polled between frames and
 steps; it raises core.errors.Cancelled, and the temporary folder goes with it: nothing is
 written at the output.
 """
@@ -31,7 +36,7 @@ from pathlib import Path
 from core.atomic import sha256_file
 from core.errors import Cancelled, FaceError, LipsmithError, MediaError, WeightsError
 from core.weights import MODELS_DIR, load_model, read_manifest, read_sidecar, resolve, save_weights
-from training import prepare, train_generator
+from training import prepare, train_expert, train_generator
 
 KEY = "adapt/clip"
 TRAIN_UNITS = 1000  # the "train" stage's progress total (thousandths of the budget)
@@ -43,6 +48,7 @@ TRAIN_UNITS = 1000  # the "train" stage's progress total (thousandths of the bud
 # sharper lips that open on loud frames (the defaults).
 UNPAIRED_SYNC = 0.01
 LR = 5e-5
+EXPERT_LR = 1e-4  # the expert's own adaptation (--expert-minutes): its audio encoder, batch 96
 
 
 def default_output(video) -> Path:
@@ -95,9 +101,46 @@ def _detect(video, detector, cache_dir, progress, cancel):
             detect_video(source, detector, cache_dir=cache_dir, progress=progress, cancel=cancel)
 
 
+def adapted_expert_output(output: Path) -> Path:
+    """Where the adapted expert goes beside the adapted generator: `<stem>.expert.safetensors`."""
+    return output.with_name(f"{output.stem}.expert.safetensors")
+
+
+def budget_progress(report, stage: str, minutes: float):
+    """A trainer's progress(step, total) as `report` thousandths of a stage: the larger of steps/total
+    and elapsed/minutes, so the rate gives an ETA whichever ends the stage."""
+    started = time.perf_counter()
+
+    def progress(step, total):
+        parts = [step / total] if total else []
+        if minutes:
+            parts.append((time.perf_counter() - started) / (60 * minutes))
+        report(min(TRAIN_UNITS, int(TRAIN_UNITS * max(parts, default=0.0))), TRAIN_UNITS, stage)
+
+    report(0, TRAIN_UNITS, stage)
+    return progress
+
+
+def adapt_expert(data: Path, run: Path, expert_path: Path, minutes: float, device: str, progress, cancel) -> Path:
+    """Fine-tune the expert on the prepared clip: its audio encoder learns this voice against the
+    face encoder, which stays as it is (it already sees the lips; one clip would not teach it more).
+    Returns the trained weights (best on the clip's windows)."""
+    parser = argparse.ArgumentParser()
+    train_expert.add_args(parser)
+    width = read_sidecar(expert_path).get("dims", {}).get("width", 1.0)
+    args = parser.parse_args([
+        "--data", str(data), "--run", str(run), "--init", str(expert_path), "--width", str(width), "--freeze-face",
+        "--aux-weight", "0", "--batch-size", "96", "--lr", str(EXPERT_LR), "--max-minutes", str(minutes),
+        "--eval-every", "25", "--eval-batches", "2", "--log-every", "25", "--workers", "0", "--device", device])
+    train_expert.train(args, progress=progress, cancel=cancel)
+    return run / ("best.safetensors" if (run / "best.safetensors").is_file() else "final.safetensors")
+
+
 def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, steps=100_000,
           batch_size=8, lr=LR, device="auto", cache_dir=None, progress=None, cancel=None,
-          detector="retinaface") -> dict:
+          detector="retinaface", expert_minutes=0.0) -> dict:
+    """`expert_minutes` > 0: first adapt the expert to the clip for that long (its own budget) and
+    train the generator against it; it is saved beside the output (adapted_expert_output)."""
     video = Path(video)
     report = progress or (lambda done, total, stage: None)
     if not video.is_file():
@@ -119,6 +162,12 @@ def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, st
         frames = prepare_clip(video, data, cache_dir, progress=detect, cancel=cancel, detector=detector)
         if cancel is not None and cancel():
             raise Cancelled("adaptation cancelled")
+        base_expert = expert_path
+        if expert_minutes and expert_path is not None:
+            check_output(adapted_expert_output(output), video)
+            expert_path = adapt_expert(data, Path(tmp) / "expert", expert_path, expert_minutes, device,
+                                       budget_progress(report, "adapt expert", expert_minutes) if progress else None,
+                                       cancel)
         run = Path(tmp) / "run"
         args = argparse.Namespace(
             data=str(data), run_dir=str(run), width=width, batch_size=batch_size, lr=lr, steps=steps,
@@ -127,37 +176,40 @@ def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, st
             expert=str(expert_path) if expert_path else None, gan=False, init=str(base_path),
             sync_switch=math.inf, sync_weight=None, sync_grey=True,
             unpaired_sync=UNPAIRED_SYNC if expert_path else 0.0)
-        started = time.perf_counter()
-
-        def trained_steps(step, total):
-            parts = [step / total] if total else []
-            if minutes:
-                parts.append((time.perf_counter() - started) / (60 * minutes))
-            report(min(TRAIN_UNITS, int(TRAIN_UNITS * max(parts, default=0.0))), TRAIN_UNITS, "train")
-
-        report(0, TRAIN_UNITS, "train")
-        train_generator.train(args, progress=trained_steps if progress is not None else None, cancel=cancel)
+        train_generator.train(args, progress=budget_progress(report, "train", minutes) if progress else None,
+                              cancel=cancel)
         report(TRAIN_UNITS, TRAIN_UNITS, "save")
+        expert_output = None
+        if expert_path is not base_expert:  # saved only now: a cancelled adaptation leaves no file at all
+            expert_output = adapted_expert_output(output)
+            expert_side = read_sidecar(expert_path)
+            save_weights(load_model(expert_path, expect="syncnet"), expert_output, half=True, metadata={
+                "adapted_from": {"file": base_expert.name, "sha256": sha256_file(base_expert)},
+                "clip": {"file": video.name, "sha256": sha256_file(video), "frames": frames},
+                "step": expert_side.get("step"), "metrics": expert_side.get("metrics")})
         trained = run / ("best.safetensors" if (run / "best.safetensors").is_file() else "final.safetensors")
         side = read_sidecar(trained)
         model = load_model(trained, expect="wav2lip")
         save_weights(model, output, half=True, metadata={
             "adapted_from": {"file": base_path.name, "sha256": sha256_file(base_path)},
             "clip": {"file": video.name, "sha256": sha256_file(video), "frames": frames},
-            "expert": expert_path.name if expert_path else None,
+            "expert": (expert_output or expert_path).name if expert_path else None,
             "step": side.get("step"), "metrics": side.get("metrics")})
-    return {"output": str(output), "frames": frames, "expert": expert_path.name if expert_path else None,
+    return {"output": str(output), "frames": frames, "expert": (expert_output or expert_path).name if expert_path
+            else None, "expert_output": str(expert_output) if expert_output else None,
             "step": side.get("step"), **(side.get("metrics") or {})}
 
 
 def run(args) -> int:
     result = adapt(args.video, args.output, base=args.base, expert=args.expert, minutes=args.minutes,
                    steps=args.steps, batch_size=args.batch_size, lr=args.lr, device=args.device,
-                   cache_dir=args.cache_dir)
+                   cache_dir=args.cache_dir, expert_minutes=args.expert_minutes)
     sync = "" if result["expert"] else " (no expert: L1 only)"
     print(f"adapted on {result['frames']} frames for {result['step']} steps{sync}: "
           f"L1 on the clip {result.get('val_l1', float('nan')):.4f}"
           f" -> {result['output']}")
+    if result["expert_output"]:
+        print(f"adapted expert (the generator's sync teacher) -> {result['expert_output']}")
     return 0
 
 
@@ -168,6 +220,9 @@ def add_parser(sub):
     p.add_argument("--base", default="generator", help="generator to start from (default: the bundled one)")
     p.add_argument("--expert", default="expert", help="sync expert for the sync loss (default: the bundled one, if any)")
     p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
+    p.add_argument("--expert-minutes", type=float, default=0.0,
+                   help="first adapt the expert to the clip for this long (0: off), then train the generator against "
+                        "it; saved beside the output as <stem>.expert.safetensors")
     p.add_argument("--steps", type=int, default=100_000, help="stop after this many steps")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR:g})")

@@ -40,6 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from core.errors import Cancelled
 from core.models.blocks import scaled
 from core.models.syncnet import SyncNet, SyncNetDims, offset_losses, sync_loss, sync_probability
 from core.weights import load_model, save_weights
@@ -242,7 +243,9 @@ def face_encoder_state(path) -> dict:
     return {k[len(prefix):]: v for k, v in load_model_state(path, "expert").items() if k.startswith(prefix)}
 
 
-def train(args) -> int:
+def train(args, progress=None, cancel=None) -> int:
+    """progress(step, total) after each step, cancel() polled before each (raises Cancelled between
+    steps), as train_generator.train: speaker adaptation runs it from the editor."""
     stretch = args.objective == "offsets"
     if stretch and args.stretch <= 5:  # no pair >= 5 frames apart: the BCE term would be NaN, and the weights
         raise ValueError(f"--stretch {args.stretch}: the offsets objective needs at least 6 windows per stretch")
@@ -258,6 +261,12 @@ def train(args) -> int:
     val_stretches = StretchDataset(data, data / "filelists" / "val.txt", train=False, stretch=args.stretch,
                                    av_offsets=val_set.av_offsets) if stretch else None
     model = SyncNet(SyncNetDims(width=args.width))
+    if args.init:  # fine-tuning a trained expert (speaker adaptation)
+        trained = load_model(args.init, expect="syncnet")
+        if trained.dims != model.dims:
+            raise ValueError(f"--init {args.init}: an expert of width {trained.dims.width:g}; give --width "
+                             f"{trained.dims.width:g}, not {args.width:g}")
+        model.load_state_dict(trained.state_dict())
     if args.init_face:  # a face encoder that already sees the lips (same width)
         model.face_encoder.load_state_dict(face_encoder_state(args.init_face))
     # training-only head: the face embedding predicts its frames' auxiliary target (StretchDataset)
@@ -312,6 +321,9 @@ def train(args) -> int:
 
     # the stop test comes before the next batch is drawn: nothing is drawn that a resume would redo
     while step < args.steps and not (args.max_minutes and time.perf_counter() - started > 60 * args.max_minutes):
+        if cancel is not None and cancel():
+            distributed.teardown()
+            raise Cancelled("training cancelled")
         warming_up = set_phase()
         batch = [t.to(ctx.device) for t in next(batches)]
         if stretch:
@@ -346,6 +358,8 @@ def train(args) -> int:
         optimiser.step()
         step += 1
         seen += len(faces.flatten(0, 1) if stretch else faces) * ctx.world
+        if progress is not None:
+            progress(step, args.steps or None)
         if step % args.log_every == 0:
             log(step=step, loss=loss.item(), **parts, samples_per_s=seen / (time.perf_counter() - started))
         if step % args.eval_every == 0:
@@ -413,6 +427,7 @@ def add_args(p):
     p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
     p.add_argument("--face-warmup", type=int, default=0,
                    help="first N steps: the auxiliary loss only (the face encoder learns to see the lips first)")
+    p.add_argument("--init", help="start from this trained expert, whole (fine-tuning; same width)")
     p.add_argument("--init-face", help="start the face encoder from this expert's, exported or a run's "
                    "last.safetensors (e.g. a run whose face encoder learnt the lips but whose audio side "
                    "memorised; with --freeze-face)")
