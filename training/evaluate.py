@@ -103,7 +103,7 @@ def evaluate(args) -> int:
         if args.adapt_minutes:  # speaker adaptation on the clip's own footage first, as an editor would
             generator = out / f"{name}.adapted.safetensors"
             adapt(source, output=generator, base=args.generator, expert=args.expert, minutes=args.adapt_minutes,
-                  cache_dir=args.cache_dir)
+                  cache_dir=args.cache_dir, expert_minutes=args.adapt_expert_minutes)
         renderer = Renderer(source, dub, RenderOptions(checkpoint=str(generator), cache_dir=args.cache_dir))
         rendered = out / f"{name}.mp4"
         renderer.render_to(rendered)
@@ -124,7 +124,8 @@ def evaluate(args) -> int:
         "clips": len(results), "rendered_beats_unsynced": better,
         "mean": {k: {m: float(np.nanmean([r[k][m] for r in results])) for m in ("lse_c", "lse_d")}
                  for k in ("own", "unsynced", "rendered")},
-        "generator": str(args.generator), "adapt_minutes": args.adapt_minutes, "expert": str(args.expert),
+        "generator": str(args.generator), "adapt_minutes": args.adapt_minutes,
+        "adapt_expert_minutes": args.adapt_expert_minutes, "expert": str(args.expert),
         "results": results}
     means = summary["mean"]
     print(f"\nmean LSE-C  own {means['own']['lse_c']:.4f}  unsynced {means['unsynced']['lse_c']:.4f}  "
@@ -167,6 +168,9 @@ def add_args(p):
     p.add_argument("--adapt-minutes", type=float, default=0.0,
                    help="adapt the generator to each clip's speaker (python main.py adapt) for this long before "
                         "rendering it; compare with a run without")
+    p.add_argument("--adapt-expert-minutes", type=float, default=0.0,
+                   help="with --adapt-minutes: adapt the expert to the clip first for this long (adapt --expert-minutes); "
+                        "the scores still come from --expert")
     p.add_argument("--cache-dir")
     p.add_argument("--aperture-python", help="a Python with mediapipe 0.10.14 (training/lip_aperture.py): also "
                    "judge lip-sync by MediaPipe's lip aperture against loudness, independent of our expert")
