@@ -95,9 +95,13 @@ def evaluate(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scorer = load_scorer(args.expert)
     results, heard = [], []  # heard: what the aperture judge needs of each clip
-    for n, key in enumerate(clips[: args.max_clips or None]):
+    chosen = [key for key in clips if not args.clips or key in args.clips][: args.max_clips or None]
+    unknown = set(args.clips or ()) - set(clips)
+    if unknown:
+        raise SystemExit(f"evaluate: not validation clips of {data}: {', '.join(sorted(unknown))}")
+    for key in chosen:
         source = manifest[key]["source"]
-        dub = dubs[n % len(dubs)]
+        dub = dubs[clips.index(key) % len(dubs)]  # each clip keeps its dub whichever clips are chosen
         name = key.replace("/", "__")
         generator = args.generator
         if args.adapt_minutes:  # speaker adaptation on the clip's own footage first, as an editor would
@@ -165,6 +169,7 @@ def add_args(p):
     p.add_argument("--dubs", default=str(DEFAULT_DUBS), help="folder of foreign speech tracks")
     p.add_argument("--out", required=True)
     p.add_argument("--max-clips", type=int, default=0, help="the first N validation clips only")
+    p.add_argument("--clips", nargs="+", help="these validation clips only (keys of the val filelist)")
     p.add_argument("--adapt-minutes", type=float, default=0.0,
                    help="adapt the generator to each clip's speaker (python main.py adapt) for this long before "
                         "rendering it; compare with a run without")
