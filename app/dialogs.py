@@ -121,8 +121,8 @@ class ExportDialog(QDialog):
 
 
 class AdaptDialog(QDialog):
-    """Render ▸ Adapt to Speaker…: the time budget, where the adapted weights go, and whether the
-    project should render with them from now on."""
+    """Render ▸ Adapt to Speaker…: the time budget, whether to adapt the expert first, where the
+    adapted weights go, and whether the project should render with them from now on."""
 
     def __init__(self, default_path: Path, summary: str, minutes: float = 5.0, parent=None):
         super().__init__(parent)
@@ -136,10 +136,21 @@ class AdaptDialog(QDialog):
         self.minutes.setToolTip("Training time budget (face detection of the clip comes first and is not counted)")
         self.path = QLineEdit(str(default_path), self)
         holder = _with_browse(self, self.path, self._browse)
+        self.expert_minutes = QDoubleSpinBox(self)
+        self.expert_minutes.setRange(0.0, 600.0)
+        self.expert_minutes.setDecimals(1)
+        self.expert_minutes.setSingleStep(1.0)
+        self.expert_minutes.setSuffix(" min")
+        self.expert_minutes.setSpecialValueText("off")
+        self.expert_minutes.setToolTip(
+            "First teach the sync expert this voice for this long, then train the generator against it (its own "
+            "budget, before the generator's). Saved beside the weights as <name>.expert.safetensors; scores keep "
+            "using the bundled expert, so takes stay comparable")
         self.use = QCheckBox("Render with it from now on (the project's generator)", self)
         self.use.setToolTip("Otherwise choose it per segment in the inspector's Model, or in Project ▸ Settings")
         form = QFormLayout()
         form.addRow("Time budget", self.minutes)
+        form.addRow("Adapt the expert first", self.expert_minutes)
         form.addRow("Save weights to", holder)
         form.addRow(self.use)
         _lay_out(self, form, summary, "Adapt")
@@ -150,5 +161,7 @@ class AdaptDialog(QDialog):
         if path:
             self.path.setText(path if path.endswith(".safetensors") else path + ".safetensors")
 
-    def values(self) -> tuple[Path, float, bool]:
-        return Path(self.path.text().strip()).expanduser(), float(self.minutes.value()), self.use.isChecked()
+    def values(self) -> tuple[Path, float, bool, float]:
+        """(output, generator minutes, use it from now on, expert minutes: 0 is off)."""
+        return (Path(self.path.text().strip()).expanduser(), float(self.minutes.value()), self.use.isChecked(),
+                float(self.expert_minutes.value()))

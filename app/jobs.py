@@ -721,6 +721,7 @@ class AdaptRequest:
     detector: str = "retinaface"  # the project's face detector (its detections are cached per detector)
     batch_size: int = 8
     detection_cache: str | None = None
+    expert_minutes: float = 0.0  # > 0: adapt the expert to the clip first, the generator learns against it
 
 
 @dataclass
@@ -731,7 +732,7 @@ class AdaptResult:
 
 
 def adapt_request(project: Project, output=None, minutes: float = 5.0, steps: int = 100_000,
-                  expert: str | None = "expert") -> AdaptRequest:
+                  expert: str | None = "expert", expert_minutes: float = 0.0) -> AdaptRequest:
     """Snapshot for fine-tuning the project's generator on the project's own video and its audio."""
     video = project.video
     if video.missing:
@@ -745,8 +746,11 @@ def adapt_request(project: Project, output=None, minutes: float = 5.0, steps: in
         output = (project.folder or Path.cwd()) / output
     if output.suffix != ".safetensors":
         raise EditError(f"{output.name}: adapted weights are saved as a .safetensors file")
+    if expert_minutes < 0:
+        raise EditError(f"the expert's time budget cannot be negative ({expert_minutes!r})")
     return AdaptRequest(video.path, output, str(project.settings["checkpoint"]), float(minutes), int(steps), expert,
-                        project.settings["device"], project.settings["detector"])
+                        project.settings["device"], project.settings["detector"],
+                        expert_minutes=float(expert_minutes) if expert else 0.0)
 
 
 def adapt_speaker(progress, cancel, request: AdaptRequest) -> AdaptResult:
@@ -759,10 +763,13 @@ def adapt_speaker(progress, cancel, request: AdaptRequest) -> AdaptResult:
     started = time.perf_counter()
     result = adapt(request.video, request.output, base=request.base, expert=request.expert, minutes=request.minutes,
                    steps=request.steps, batch_size=request.batch_size, device=request.device,
-                   detector=request.detector, cache_dir=request.detection_cache, progress=progress, cancel=cancel)
+                   detector=request.detector, cache_dir=request.detection_cache, progress=progress, cancel=cancel,
+                   expert_minutes=request.expert_minutes)
     info = {"base": request.base, "frames": result["frames"], "steps": result["step"], "expert": result["expert"],
             "val_l1": result.get("val_l1"), "minutes": request.minutes,
             "seconds": round(time.perf_counter() - started, 1)}
+    if result.get("expert_output"):
+        info.update(expert_minutes=request.expert_minutes, expert_output=result["expert_output"])
     return AdaptResult(request, Path(result["output"]), info)
 
 

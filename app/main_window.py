@@ -1043,21 +1043,26 @@ class MainWindow(QMainWindow):
         dialog = dialogs.AdaptDialog(jobs.default_adapted_output(project), summary, parent=self)
         if not dialog.exec():
             return None
-        output, minutes, use = dialog.values()
-        if output.exists() and not dialogs.ask(self, "Replace the file?", f"{output.name} exists already.",
-                                               informative="Adapting writes over it when it finishes."):
+        output, minutes, use, expert_minutes = dialog.values()
+        from training.adapt import adapted_expert_output
+
+        existing = [p.name for p in (output, adapted_expert_output(output) if expert_minutes else None)
+                    if p is not None and p.exists()]
+        if existing and not dialogs.ask(self, "Replace the file?" if len(existing) == 1 else "Replace the files?",
+                                        f"{' and '.join(existing)} {'exists' if len(existing) == 1 else 'exist'} already.",
+                                        informative="Adapting writes over them when it finishes."):
             return None
-        return self.adapt_speaker(output, minutes, use)
+        return self.adapt_speaker(output, minutes, use, expert_minutes=expert_minutes)
 
     def adapt_speaker(self, output=None, minutes: float = 5.0, use: bool = False, steps: int = 100_000,
-                      expert: str | None = "expert") -> Job | None:
+                      expert: str | None = "expert", expert_minutes: float = 0.0) -> Job | None:
         """Fine-tune the generator on the project's video (a heavy job); on success the model is recorded
         in the project (one undo step) and, with `use`, becomes its generator."""
         doc = self.document
         if doc is None:
             return None
         try:
-            request = jobs.adapt_request(doc.project, output, minutes, steps, expert)
+            request = jobs.adapt_request(doc.project, output, minutes, steps, expert, expert_minutes)
         except EditError as e:
             dialogs.warning(self, "Cannot adapt", str(e))
             return None
@@ -1074,7 +1079,8 @@ class MainWindow(QMainWindow):
             self.status(f"Adapted to the speaker: {result.info['steps']} steps on {result.info['frames']} frames"
                         f"{fit} → {result.output.name}", 10000)
 
-        return self.run_job(f"Adapt to speaker ({request.minutes:g} min)", jobs.adapt_speaker, request, heavy=True,
+        budget = f"{request.minutes:g} min" + (f" + expert {request.expert_minutes:g} min" if request.expert_minutes else "")
+        return self.run_job(f"Adapt to speaker ({budget})", jobs.adapt_speaker, request, heavy=True,
                             on_success=done)
 
     def remove_adapted_model(self, path=None):

@@ -25,7 +25,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from core.faces.detect import Detection, FaceDetector  # noqa: E402
-from core.project import MediaFacts, Project, ReplaceSegments, SetProjectSettings  # noqa: E402
+from core.project import EditError, MediaFacts, Project, ReplaceSegments, SetProjectSettings  # noqa: E402
 from tests.conftest import ffmpeg  # noqa: E402
 
 FPS, SECONDS, N = 25, 3, 75
@@ -845,7 +845,7 @@ def test_adapt_to_speaker_job_adds_a_model_choice_a_segment_renders_with(opened,
     monkeypatch.setattr(dialogs.AdaptDialog, "exec", lambda d: seen.update(values=d.values()) or 0)
     assert window.actions["render.adapt"].isEnabled()
     window.actions["render.adapt"].trigger()  # the dialog, cancelled: nothing runs
-    assert seen["values"] == (out, 5.0, False) and not window.jobs.active()
+    assert seen["values"] == (out, 5.0, False, 0.0) and not window.jobs.active()  # the expert's adaptation: off
 
     job = window.adapt_speaker(minutes=5, steps=2, expert=None)
     stages = []
@@ -943,6 +943,28 @@ def test_remove_an_adapted_model_from_the_menus_undoably(opened, qtbot, monkeypa
     depth = project.history.index
     action.trigger()
     assert project.history.index == depth and len(project.adapted_models) == 2
+
+
+def test_adapting_the_expert_too_reaches_training_and_is_recorded(opened, monkeypatch, tmp_path):
+    import training.adapt
+    from app import jobs
+
+    project = opened.document.project
+    with pytest.raises(EditError, match="negative"):
+        jobs.adapt_request(project, minutes=1, expert_minutes=-1)
+    assert jobs.adapt_request(project, minutes=1, expert=None, expert_minutes=2).expert_minutes == 0  # no expert
+    request = jobs.adapt_request(project, minutes=1, expert_minutes=2)
+    called = {}
+
+    def adapt(video, output, **kwargs):
+        called.update(kwargs)
+        return {"output": str(output), "frames": 75, "step": 9, "expert": "scene.adapted.expert.safetensors",
+                "expert_output": str(tmp_path / "scene.adapted.expert.safetensors")}
+
+    monkeypatch.setattr(training.adapt, "adapt", adapt)
+    result = jobs.adapt_speaker(lambda *a: None, lambda: False, request)
+    assert called["expert_minutes"] == 2 and called["minutes"] == 1
+    assert result.info["expert_minutes"] == 2 and result.info["expert_output"].endswith(".expert.safetensors")
 
 
 def test_adaptation_finds_faces_with_the_projects_detector(opened, monkeypatch):
