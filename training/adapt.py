@@ -23,9 +23,9 @@ Its sidecar records the base model, the clip and the steps.
 From code (the editor's Render ▸ Adapt to Speaker…), `adapt(..., progress, cancel)` reports
 `progress(done, total, stage)`: "detect" (frames of face detection, the only long part of
 preparing), then "adapt expert" (with expert_minutes) and "train" in thousandths of each
-budget — the larger of steps/--steps and elapsed/--minutes, so the rate gives an ETA either way. `cancel()` is polled between frames and
-steps; it raises core.errors.Cancelled, and the temporary folder goes with it: nothing is
-written at the output.
+budget — the larger of steps/--steps and elapsed/--minutes, so the rate gives an ETA either
+way. `cancel()` is polled between frames and steps; it raises core.errors.Cancelled, and the
+temporary folder goes with it: nothing is written at the output.
 """
 import argparse
 import math
@@ -39,7 +39,7 @@ from core.weights import MODELS_DIR, load_model, read_manifest, read_sidecar, re
 from training import prepare, train_expert, train_generator
 
 KEY = "adapt/clip"
-TRAIN_UNITS = 1000  # the "train" stage's progress total (thousandths of the budget)
+TRAIN_UNITS = 1000  # a training stage's progress total (thousandths of its budget)
 # Weight of the sync loss on mouths generated to audio from elsewhere in the clip. Fine-tuned on its
 # own footage alone, the generator learns to recall each frame's mouth and stops following the audio;
 # with 0.05 it painted static red lips that fool the expert. Measured on held-out video-retalking/face_1

@@ -95,10 +95,10 @@ def evaluate(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scorer = load_scorer(args.expert)
     results, heard = [], []  # heard: what the aperture judge needs of each clip
-    chosen = [key for key in clips if not args.clips or key in args.clips][: args.max_clips or None]
     unknown = set(args.clips or ()) - set(clips)
     if unknown:
         raise SystemExit(f"evaluate: not validation clips of {data}: {', '.join(sorted(unknown))}")
+    chosen = [key for key in clips if not args.clips or key in args.clips][: args.max_clips or None]
     for key in chosen:
         source = manifest[key]["source"]
         dub = dubs[clips.index(key) % len(dubs)]  # each clip keeps its dub whichever clips are chosen

@@ -15,8 +15,9 @@ Two objectives:
   of data the paper's objective stayed at chance for 500 steps, and the offset objective
   alone for 600 (notes on issue 3).
 Validation (held-out speakers) always reports the paper's figures: off-sync accuracy and
-BCE on 50 % in-sync / 50 % off-sync pairs, and beside them the ROC AUC of the same pairs; the best checkpoint by that loss is exported as
-`best.safetensors` (loadable by core.weights.load_model). `--av-offsets FILE` trains on
+BCE on 50 % in-sync / 50 % off-sync pairs, and beside them the ROC AUC of the same pairs; the
+best checkpoint by that loss is exported as `best.safetensors` (loadable by
+core.weights.load_model). `--av-offsets FILE` trains on
 clips shifted by their measured AV offsets (python main.py offsets), as does train-generator.
 
 Data and resume (both trainers): the training items are a function of (--seed, rank, world
