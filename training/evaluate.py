@@ -119,8 +119,9 @@ def evaluate(args) -> int:
         row = {"clip": key, "dub": dub.name, "own": own.to_dict(), "unsynced": unsynced.to_dict(),
                "rendered": after.to_dict()}
         results.append(row)
-        heard.append((source, rendered, np.asarray(renderer.source), melspectrogram(load_audio(source)), dub_mel,
-                      renderer.fps))
+        if args.aperture_python:  # the judge alone needs the clip's own audio decoded again
+            heard.append((source, rendered, np.asarray(renderer.source), melspectrogram(load_audio(source)), dub_mel,
+                          renderer.fps))
         print(f"{key:<42} own LSE-C {own.lse_c:.4f}  unsynced {unsynced.lse_c:.4f}  rendered {after.lse_c:.4f}"
               f"   (LSE-D {own.lse_d:.3f} / {unsynced.lse_d:.3f} / {after.lse_d:.3f})", flush=True)
     better = sum(r["rendered"]["lse_c"] > r["unsynced"]["lse_c"] for r in results)
