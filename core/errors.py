@@ -23,5 +23,9 @@ class FaceError(LipsmithError):
     """No usable face where one is needed."""
 
 
+class SetupError(LipsmithError):
+    """This installation or machine cannot do what was asked: a device it lacks, a tool that is missing."""
+
+
 class Cancelled(Exception):
     """The user cancelled a long job; raised between frames when its `cancel()` returns true."""

@@ -20,7 +20,7 @@ import torch
 
 from core.audio import is_silent, load_audio, mel_windows, melspectrogram
 from core.blend import BlendSettings, composite
-from core.errors import Cancelled, FaceError, MediaError
+from core.errors import Cancelled, FaceError, MediaError, SetupError
 from core.hparams import HP
 from core.plan import plan_frames
 from core.video import VideoSource, VideoWriter
@@ -116,13 +116,16 @@ def source_frames(video: VideoSource, indices, block: int = 32):
 
 
 def select_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """`auto`: CUDA, else Apple MPS, else the CPU. A named device must be one this machine has:
+    torch would accept the name and fail later, with a traceback, on the first tensor sent there."""
+    cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    mps = ["mps"] if torch.backends.mps.is_available() else []
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    available = ["cpu", *cuda, *mps]
+    if ("cuda:0" if name == "cuda" else name) not in available:
+        raise SetupError(None, f"device {name!r} is not available here; available: {', '.join(available)}")
+    return torch.device(name)
 
 
 def cpu_supports_bf16() -> bool:
