@@ -44,31 +44,3 @@ def _drop_opencv_qt_paths():
 
 
 _drop_opencv_qt_paths()
-
-
-def _guard_singleton_refcounts():
-    """PySide6 6.12.0 on Python 3.11 (where None, True and False are still reference-counted, unlike
-    3.12+) drops a reference to None on every call of a method returning void (setEnabled, setText,
-    …): after a few thousand such calls None's count reaches zero and the interpreter aborts
-    ("none_dealloc: deallocating None"), mid-session or at exit. Measured here on a probe object;
-    where it happens, give the three singletons a count no session can exhaust — what Python 3.12
-    does by making them immortal. Remove once the pinned PySide6 is fixed."""
-    import ctypes
-    import sys
-
-    if sys.version_info >= (3, 12):
-        return False
-    from PySide6.QtCore import QObject
-
-    probe = QObject()
-    before = sys.getrefcount(None)
-    for _ in range(16):
-        probe.setObjectName("probe")
-    if sys.getrefcount(None) >= before - 8:
-        return False  # this PySide6 keeps its counts right
-    for singleton in (None, True, False):
-        ctypes.c_ssize_t.from_address(id(singleton)).value += 1 << 40
-    return True
-
-
-SINGLETONS_GUARDED = _guard_singleton_refcounts()
