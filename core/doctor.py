@@ -40,14 +40,18 @@ def _torch() -> Check:
 
 
 def _ffmpeg() -> Check:
+    from core.errors import SetupError
     from core.ffmpeg import ffmpeg_exe
 
     try:
         exe = ffmpeg_exe()
+    except SetupError as exc:
+        return Check("ffmpeg", FAIL, str(exc))
+    try:
         first = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True,
                                timeout=20).stdout.splitlines()
     except (OSError, subprocess.SubprocessError) as exc:
-        return Check("ffmpeg", FAIL, f"not usable: {exc} (set LIPSMITH_FFMPEG to an ffmpeg binary)")
+        return Check("ffmpeg", FAIL, f"{exe} not usable: {exc} (set LIPSMITH_FFMPEG to an ffmpeg binary)")
     version = first[0] if first else "unknown version"
     return Check("ffmpeg", OK, f"{exe} ({version})")
 
@@ -76,9 +80,13 @@ def _detectors() -> list:
 
 def _models() -> list:
     from core.atomic import sha256_file
+    from core.errors import WeightsError
     from core.weights import MODELS_DIR, read_manifest
 
-    manifest = read_manifest()
+    try:
+        manifest = read_manifest()
+    except WeightsError as exc:
+        return [Check("bundled models", FAIL, str(exc))]
     if not manifest:
         return [Check("bundled models", FAIL, f"no manifest in {MODELS_DIR}")]
     checks = []
@@ -89,8 +97,9 @@ def _models() -> list:
             continue
         digest = sha256_file(path)
         good = digest == entry["sha256"]
+        width = entry.get("dims", {}).get("width")  # the manifest requires only file and sha256
         checks.append(Check(f"model {name}", OK if good else FAIL,
-                            f"{path.name}, {path.stat().st_size / 1e6:.1f} MB, width {entry['dims'].get('width')}, "
+                            f"{path.name}, {path.stat().st_size / 1e6:.1f} MB, width {width}, "
                             f"SHA-256 {'matches the manifest' if good else f'{digest[:16]}… does NOT match the manifest'}"))
     if "expert" not in manifest:
         checks.append(Check("model expert", WARN, "no bundled expert: sync scores need --expert FILE"))

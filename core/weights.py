@@ -9,6 +9,9 @@ a plain state dict) is recognised by its keys (`netcnnaud.`, `netcnnlip.`, …) 
 strictly into core.models.syncnet_v2.
 """
 import json
+import pickle
+import pickletools
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -129,8 +132,15 @@ def _load_ours(path: Path, expect, check_sha, manifest_sha=None) -> torch.nn.Mod
 def _load_official(path: Path, expect) -> torch.nn.Module:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # pickle errors, zip errors, truncated files all land here
-        raise WeightsError(path, f"not a loadable PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
+    except pickle.UnpicklingError:
+        # torch's own message here advises weights_only=False, which would run whatever code the file holds
+        if _laid_out_like_torch_save(path):
+            raise WeightsError(path, "is not a plain checkpoint: besides tensors it holds Python objects that need "
+                                     "pickle to load, and pickle can run code, so it is refused for safety") from None
+        raise WeightsError(path, "not a loadable PyTorch checkpoint (neither a zip archive nor a pickle)") from None
+    except Exception as exc:  # zip errors, truncated files
+        detail = ": ".join([type(exc).__name__, *str(exc).strip().splitlines()[:1]])  # torch's first line
+        raise WeightsError(path, f"not a loadable PyTorch checkpoint ({detail})") from exc
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not state:
         raise WeightsError(path, "holds no state_dict")
@@ -141,6 +151,21 @@ def _load_official(path: Path, expect) -> torch.nn.Module:
         return _build(path, kind, kind.dims_cls(), _with_batch_counters(kind, state))
     width = state[kind.first_conv].shape[0] / kind.first_channels
     return _build(path, kind, kind.dims_cls(width=width), state)
+
+
+def _laid_out_like_torch_save(path: Path) -> bool:
+    """Whether the file is a zip archive (torch.save since 1.6) or starts with a well-formed pickle
+    (before 1.6), read with pickletools, which runs nothing: a refused file that is neither is no
+    checkpoint at all (a saved error page, say), not an unsafe one."""
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as f:
+        try:
+            for _ in pickletools.genops(f):  # stops at the first pickle's end: the format's magic number
+                pass
+        except ValueError:
+            return False
+    return True
 
 
 def detect_kind(path, state: dict) -> ModelKind:
@@ -192,9 +217,25 @@ def _build(path, kind: ModelKind, dims, state: dict) -> torch.nn.Module:
 
 
 def read_manifest() -> dict:
+    """The bundled models, name → {"file", "sha256", …}; empty when none are bundled."""
     if not MANIFEST.is_file():
         return {}
-    return json.loads(MANIFEST.read_text()).get("models", {})
+    try:
+        manifest = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WeightsError(MANIFEST, f"the bundled-model manifest is unreadable ({exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise WeightsError(MANIFEST, f"the bundled-model manifest is not valid JSON ({exc})") from exc
+    models = manifest.get("models") if isinstance(manifest, dict) else None
+    if not isinstance(models, dict):
+        raise WeightsError(MANIFEST, 'the bundled-model manifest has no "models" table')
+    for name, entry in models.items():
+        if not isinstance(entry, dict):
+            raise WeightsError(MANIFEST, f"the bundled-model manifest's {name} is not a table")
+        for key in ("file", "sha256"):
+            if not isinstance(entry.get(key), str):
+                raise WeightsError(MANIFEST, f'the bundled-model manifest\'s {name} has no "{key}"')
+    return models
 
 
 def resolve(name_or_path) -> tuple[Path, str | None]:

@@ -40,6 +40,36 @@ def test_doctor_fails_on_a_tampered_model_and_an_unwritable_cache(tmp_path, monk
     assert main.main(["doctor"]) == 1
 
 
+def test_a_damaged_manifest_is_named_by_doctor_and_the_cli(tmp_path, monkeypatch, capsys):
+    models = tmp_path / "models"
+    models.mkdir()
+    manifest = models / "manifest.json"
+    manifest.write_text('{"models": {"generator": ')  # cut off mid-write
+    monkeypatch.setattr(weights, "MODELS_DIR", models)
+    monkeypatch.setattr(weights, "MANIFEST", manifest)
+    monkeypatch.setenv("LIPSMITH_CACHE", str(tmp_path / "cache"))
+    check = by_name(doctor.run_checks())["bundled models"]
+    assert check.status == "fail" and str(manifest) in check.detail and "not valid JSON" in check.detail
+    assert "crashed" not in check.detail
+    capsys.readouterr()
+    assert main.main(["score", str(tmp_path / "clip.mp4")]) == 1  # the expert is looked up first
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {manifest}: ") and "not valid JSON" in err[0], err
+
+
+def test_doctor_names_a_lipsmith_ffmpeg_pointing_nowhere(tmp_path, monkeypatch):
+    from core.ffmpeg import ffmpeg_exe
+
+    missing = tmp_path / "no-ffmpeg"
+    monkeypatch.setenv("LIPSMITH_FFMPEG", str(missing))
+    ffmpeg_exe.cache_clear()
+    try:
+        check = doctor._ffmpeg()
+    finally:
+        ffmpeg_exe.cache_clear()  # later tests find the real binary again
+    assert check.status == "fail" and "LIPSMITH_FFMPEG" in check.detail and str(missing) in check.detail
+
+
 def test_version_answers_without_importing_torch():
     code = "import sys, main; main.main(['--version']); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout

@@ -3,11 +3,19 @@ import json
 import pytest
 import torch
 
+from core import weights
 from core.errors import WeightsError
 from core.models.discriminator import QualityDiscriminator
 from core.models.syncnet import SyncNet, SyncNetDims
 from core.models.wav2lip import GeneratorDims, Wav2Lip
-from core.weights import load_model, read_sidecar, save_weights
+from core.weights import load_model, read_manifest, read_sidecar, resolve, save_weights
+
+
+class TrainingState:
+    """What a training script might pickle beside its weights: an object of its own class."""
+
+    def __init__(self):
+        self.step = 3
 
 
 def randomise(model, seed=1):
@@ -118,6 +126,48 @@ def test_pickled_code_is_never_executed(tmp_path):
     with pytest.raises(WeightsError):
         load_model(path)
     assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_a_checkpoint_needing_pickle_is_refused_in_one_plain_line(tmp_path, zip_format):
+    path = tmp_path / "custom.pth"
+    torch.save({"state_dict": SyncNet(SyncNetDims(width=0.25)).state_dict(), "state": TrainingState()}, path,
+               _use_new_zipfile_serialization=zip_format)
+    with pytest.raises(WeightsError) as refused:
+        load_model(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: is not a plain checkpoint") and "refused for safety" in message
+    assert "pickle" in message and "\n" not in message
+    assert "weights_only" not in message  # never the unsafe way round
+
+
+def test_a_page_saved_as_pth_is_not_called_unsafe(tmp_path):
+    """A download that saved an error page: not a checkpoint at all, and no torch advice either."""
+    path = tmp_path / "wav2lip.pth"
+    path.write_text("<!DOCTYPE html><html><body>Not Found</body></html>")
+    with pytest.raises(WeightsError) as refused:
+        load_model(path)
+    message = str(refused.value)
+    assert message.startswith(f"{path}: not a loadable PyTorch checkpoint"), message
+    assert "safety" not in message and "weights_only" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize("text, problem", [
+    ('{"models": {"generator": {"file": "g.safetensors",', "not valid JSON"),
+    ('["generator"]', "no \"models\" table"),
+    ('{"models": {"generator": {"sha256": "00"}}}', "generator has no \"file\""),
+    ('{"models": {"generator": "g.safetensors"}}', "generator is not a table"),
+])
+def test_a_damaged_manifest_is_named(tmp_path, monkeypatch, text, problem):
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(text)
+    monkeypatch.setattr(weights, "MODELS_DIR", tmp_path)
+    monkeypatch.setattr(weights, "MANIFEST", manifest)
+    with pytest.raises(WeightsError) as refused:
+        read_manifest()
+    assert str(refused.value).startswith(f"{manifest}: ") and problem in str(refused.value), str(refused.value)
+    with pytest.raises(WeightsError, match="manifest.json"):
+        resolve("generator")
 
 
 def test_missing_files(tmp_path):
