@@ -96,6 +96,8 @@ def add_render_parser(sub):
                    help="torch.compile the generator (default: only for long CPU jobs)")
     p.add_argument("--cache-dir", help="face detection cache folder")
     p.add_argument("--allow-silent", action="store_true", help="render even when the dub is silent")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse a damaged or truncated video instead of warning and rendering what decodes")
     p.add_argument("--expert", default="expert",
                    help="sync expert used to score the result (ours, lipsync_expert.pth or syncnet_v2.model)")
     p.add_argument("--no-score", action="store_true", help="skip scoring the result")
@@ -124,7 +126,7 @@ def cmd_render(args) -> int:
         detector=args.detector, detector_weights=args.face_weights, cache_dir=args.cache_dir,
         batch_size=args.batch_size, dub_offset_s=args.dub_offset,
         blend=BlendSettings(feather=args.feather, color_match=not args.no_color_match), compile=args.compile,
-        crf=args.crf, preset=args.preset, allow_silent_dub=args.allow_silent)
+        crf=args.crf, preset=args.preset, allow_silent_dub=args.allow_silent, strict=args.strict)
     bar = ProgressBar(args.quiet)
     try:
         renderer = Renderer(args.video, args.dub, options, progress=bar)

@@ -24,6 +24,8 @@ def load_audio(path, sr: int = HP.sample_rate) -> np.ndarray:
     NaN/inf samples (seen in some TTS output) become 0 so the mel stays finite.
     """
     path = Path(path)
+    if path.is_dir():
+        raise MediaError(path, "is a folder, not an audio file")
     if not path.is_file():
         raise MediaError(path, "file not found")
     cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),

@@ -39,3 +39,20 @@ def plan_frames(n_video: int, fps: float, dub_seconds: float, policy: str):
     k = np.arange(output_count(n_video, fps, dub_seconds, policy))
     n_dub = max(1, int(round(dub_seconds * fps)))
     return np.asarray(source_of(k, n_video, policy), dtype=np.int64), k < n_dub
+
+
+def conform(timestamps, fps: float, count: int) -> np.ndarray:
+    """Source frame for each of `count` frames at a constant `fps`, from the source's own clock.
+
+    Frame k of the constant-rate timeline takes the source frame whose timestamp is nearest
+    to k / fps (the earlier one on a tie), so none is more than half a source frame off the
+    source's clock: frames repeat where the source runs slower and drop where it runs faster.
+    `timestamps` are the source frames' seconds, sorted, from 0.
+    """
+    timestamps = np.asarray(timestamps, dtype=np.float64)
+    times = np.arange(count) / float(fps)
+    after = np.minimum(np.searchsorted(timestamps, times, side="left"), len(timestamps) - 1)
+    before = np.maximum(after - 1, 0)
+    # 1 µs: a tie computed in floating point must still go to the earlier frame
+    nearer_before = np.abs(times - timestamps[before]) <= np.abs(timestamps[after] - times) + 1e-6
+    return np.where(nearer_before, before, after).astype(np.int64)

@@ -47,6 +47,7 @@ class RenderOptions:
     crf: int = 18
     preset: str = "veryfast"  # see main.py --preset: the encoder was the real-time bottleneck
     allow_silent_dub: bool = False
+    strict: bool = False  # a damaged or truncated source is an error, not a warning
 
 
 @dataclass
@@ -91,16 +92,21 @@ def source_frames(video: VideoSource, indices, block: int = 32):
     while i < len(indices):
         j = i + 1
         step = 1 if j >= len(indices) or indices[j] >= indices[i] else -1
-        while j < len(indices) and 0 <= (indices[j] - indices[j - 1]) * step <= 1:
+        # a forward run may skip frames (a VFR source conformed to a slower rate): decoding
+        # through a short gap costs less than seeking again
+        longest_step = block if step > 0 else 1
+        while j < len(indices) and 0 <= (indices[j] - indices[j - 1]) * step <= longest_step:
             j += 1
         run = indices[i:j]
         if step > 0:
             frames = video.frames(int(run[0]), int(run[-1]) + 1)
             current_index, current = next(frames)
-            for want in run:
+            for n, want in enumerate(run):
                 while current_index < want:
                     current_index, current = next(frames)
-                yield current.copy() if want == run[-1] else current
+                # a frame wanted again next (pad's held last frame, a VFR conform's repeats) goes out
+                # as a copy first: the renderer blends each output frame in place
+                yield current.copy() if n + 1 < len(run) and run[n + 1] == want else current
             frames.close()
         else:  # a descending run: decode it block by block, each block forwards, yield in run order
             for lo in range(0, len(run), block):
@@ -261,7 +267,7 @@ class Renderer:
         self.options = options
         self.progress = progress or (lambda done, total, stage="render": None)
         self.cancel = cancel or (lambda: False)
-        self.video = VideoSource(video_path)
+        self.video = VideoSource(video_path, strict=options.strict)
         self.dub_path = Path(dub_path)
         audio = load_audio(dub_path)
         if audio.size < HP.sample_rate * HP.mel_step_size / HP.mel_fps:
@@ -272,7 +278,10 @@ class Renderer:
         self.fps = self.video.fps
         dub_seconds = audio.size / HP.sample_rate + options.dub_offset_s
         policy = "loop" if self.video.is_image else options.length_policy  # a still follows the dub
-        self.source, self.with_dub = plan_frames(self.video.frame_count, self.fps, max(dub_seconds, 0.0), policy)
+        # planned on the source's constant-rate timeline: a VFR source is conformed on its timestamps
+        timeline = self.video.timeline
+        plan, self.with_dub = plan_frames(len(timeline), self.fps, max(dub_seconds, 0.0), policy)
+        self.source = timeline[plan]
         before_dub = np.arange(len(self.source)) / self.fps < options.dub_offset_s
         self.with_dub &= ~before_dub  # a late dub leaves the first frames untouched
         stop = len(self.source) if options.end_frame is None else min(options.end_frame, len(self.source))

@@ -3,8 +3,9 @@
 
 Frames are BGR uint8 arrays (H, W, 3) in display orientation, the layout OpenCV and
 the face/blend code expect. Frame timing always comes from packet timestamps, never
-from the header's nominal rate, which is wrong on some files (variable frame rate,
-or simply mislabelled: a clip said to be 30 fps may really run at 22).
+from the header's rate, which is wrong on some files. A variable-frame-rate file is
+conformed to a constant rate on its timestamps (`VideoSource.timeline`), as an editor
+conforms it; only then is the header's (nominal) rate used, for that constant rate.
 """
 import logging
 import os
@@ -22,6 +23,7 @@ from av.video.reformatter import Interpolation
 from core.errors import MediaError
 from core.ffmpeg import ffmpeg_exe
 from core.hparams import HP
+from core.plan import conform
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,17 @@ class VideoSource:
 
     Nothing but the timestamp table stays in memory; each `frames()` call opens its own
     demuxer, so several readers (preview, render) can walk the same source at once.
+
+    `fps` is the constant rate the source plays at and `timeline` the source frame shown
+    at each frame k / fps of it: one to one for a constant-rate file, conformed for a
+    variable-rate one (`vfr`). A damaged or truncated file is warned about, once per
+    problem and naming the file, or refused with MediaError when `strict`.
     """
 
-    def __init__(self, path):
+    def __init__(self, path, strict: bool = False):
         self.path = Path(path)
+        self.strict = strict
+        self._reported = set()
         if not self.path.exists():
             raise MediaError(self.path, "file not found")
         if self.path.is_dir():
@@ -59,7 +68,13 @@ class VideoSource:
         else:
             self._open_video()
         self.frame_count = len(self.timestamps)
-        self.duration = self.frame_count / self.fps
+        if self.vfr:
+            # the last frame stays up as long as the one before it
+            self.duration = float(self.timestamps[-1] + self.timestamps[-1] - self.timestamps[-2])
+            self.timeline = conform(self.timestamps, self.fps, int(round(self.duration * self.fps)))
+        else:
+            self.duration = self.frame_count / self.fps
+            self.timeline = np.arange(self.frame_count)
 
     # -- opening
 
@@ -74,6 +89,7 @@ class VideoSource:
         self.height, self.width = self._image.shape[:2]
         self.rotation = 0
         self.fps = HP.fps  # a still renders as a static clip at the training rate
+        self.vfr = False
         self.timestamps = np.zeros(1, dtype=np.float64)
         self.has_audio = False
 
@@ -94,6 +110,7 @@ class VideoSource:
             self._seekable = bool(SEEKABLE_FORMATS & set(container.format.name.split(",")))
             pts, keys = self._scan_packets(container, stream)
             rate = stream.average_rate or stream.guessed_rate
+            nominal = stream.base_rate  # ffmpeg's r_frame_rate: the rate all timestamps fit, e.g. a camera's 30
 
         # Sorted PTS: packets arrive in decode order, frames are shown in PTS order.
         self._pts = np.sort(np.asarray(pts, dtype=np.int64))
@@ -103,6 +120,16 @@ class VideoSource:
         span = self.timestamps[-1]
         # Average rate over the real timestamps; (n-1)/span is exact for constant-rate files.
         self.fps = (len(pts) - 1) / span if len(pts) > 1 and span > 0 else float(rate or HP.fps)
+        # Variable: a constant rate would put some frame more than half a frame off its timestamp.
+        drift = np.abs(self.timestamps - np.arange(len(pts)) / self.fps).max()
+        self.vfr = bool(drift > 0.5 / self.fps)
+        if self.vfr:
+            steps = np.diff(self.timestamps)
+            steps = steps[steps > 0]  # a repeated timestamp is one frame shown twice over
+            self.fps = _conform_rate(steps, nominal)
+            log.warning("%s: variable frame rate (%.4g to %.4g fps); conformed to a constant %.4g fps on its "
+                        "timestamps, repeating or dropping frames", self.path, 1 / steps.max(), 1 / steps.min(),
+                        self.fps)
 
         self._coded_size = (first.width, first.height)
         rotation = getattr(first, "rotation", 0)  # display matrix, counter-clockwise degrees
@@ -114,11 +141,12 @@ class VideoSource:
 
     def _scan_packets(self, container, stream):
         """PTS of every frame and of every keyframe, from a demux pass (no decoding)."""
-        pts, keys = [], []
+        pts, keys, packets = [], [], 0
         try:
             for packet in container.demux(stream):
                 if not packet.size:
                     continue  # the flush packet at the end
+                packets += 1
                 t = packet.pts if packet.pts is not None else packet.dts
                 if t is None:
                     raise MediaError(self.path, "has no frame timestamps (a raw stream?); remux it into MP4")
@@ -129,10 +157,21 @@ class VideoSource:
                 if not getattr(packet, "is_discard", False):
                     pts.append(t)
         except av.FFmpegError as e:
-            log.warning("%s: stopped reading packets (%s); using the %d frames before", self.path, _reason(e), len(pts))
+            self._damaged(f"stopped reading packets ({_reason(e)}); using the {len(pts)} frames before")
         if not pts:
             raise MediaError(self.path, "has no video frames (truncated or damaged?)")
+        if packets < stream.frames:  # an MP4 whose index survived the cut promises frames that are gone
+            self._damaged(f"the container promises {stream.frames} frames but only {packets} are there; "
+                          "the file may be truncated")
         return pts, keys
+
+    def _damaged(self, problem: str):
+        """A damaged or truncated file: MediaError when strict, else a warning (once per problem)."""
+        if self.strict:
+            raise MediaError(self.path, problem)
+        if problem not in self._reported:  # detection and render each decode the file: say it once
+            self._reported.add(problem)
+            log.warning("%s: %s", self.path, problem)
 
     def _first_frame(self):
         """Decode one frame: proves the stream decodes and gives size and rotation."""
@@ -171,18 +210,20 @@ class VideoSource:
             for index, frame in decoded:
                 if index < nxt:
                     continue  # before `start` (decoded from the keyframe), or a duplicate PTS
-                if index >= stop:
+                if nxt >= stop:
                     break
                 image = self._to_bgr(frame)
-                while nxt < index:  # missing frames: hold the previous (or this) picture
+                while nxt < min(index, stop):  # missing frames: hold the previous (or this) picture
                     yield nxt, (last if last is not None else image).copy()
                     nxt += 1
+                if index >= stop:
+                    break
                 yield index, image
                 nxt, last = index + 1, image
         finally:
             decoded.close()  # closes the file now, not whenever the generator is collected
         if nxt < stop and last is not None:
-            log.warning("%s: decoding ended at frame %d of %d; holding the last frame", self.path, nxt, stop)
+            self._damaged(f"decoding ended at frame {nxt} of {self.frame_count}; holding the last frame")
             for index in range(nxt, stop):
                 yield index, last.copy()
 
@@ -205,7 +246,7 @@ class VideoSource:
                 stream.codec_context.thread_type = "AUTO"
                 if seek_to is not None:
                     container.seek(seek_to, stream=stream, backward=True)
-                decoded = ((self._index_of(f), f) for f in _decode_tolerant(container, stream))
+                decoded = ((self._index_of(f), f) for f in self._decode_tolerant(container, stream))
                 first = next(decoded, None)
                 if seek_to is None or (first is not None and first[0] <= start):
                     if first is not None:
@@ -218,6 +259,26 @@ class VideoSource:
             earlier = self._key_pts[self._key_pts < seek_to]
             seek_to = int(earlier[-back]) if len(earlier) >= back else None
             back *= 2
+
+    def _decode_tolerant(self, container, stream):
+        """Decode packet by packet, skipping packets the decoder rejects (damaged data)."""
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                return  # the last (empty) packet has already flushed the decoder
+            except av.FFmpegError as e:  # the file ends in damaged data: keep what decodes
+                self._damaged(f"stopped reading packets ({_reason(e)})")
+                packet = None
+            try:
+                yield from packet.decode() if packet is not None else stream.codec_context.decode(None)
+            except av.FFmpegError as e:
+                seconds = None if packet.pts is None else float((packet.pts - int(self._pts[0])) * self._time_base)
+                self._damaged(f"skipping a damaged packet at {seconds:.3f} s ({_reason(e)})" if seconds is not None
+                              else f"skipping a damaged packet ({_reason(e)})")
+            if packet is None:
+                return
 
     def _index_of(self, frame) -> int:
         t = frame.pts if frame.pts is not None else frame.dts
@@ -272,23 +333,15 @@ class VideoSource:
                 f"{self.fps:.3f} fps, rotation {self.rotation})")
 
 
-def _decode_tolerant(container, stream):
-    """Decode packet by packet, skipping packets the decoder rejects (damaged data)."""
-    packets = container.demux(stream)
-    while True:
-        try:
-            packet = next(packets)
-        except StopIteration:
-            return  # the last (empty) packet has already flushed the decoder
-        except av.FFmpegError as e:  # the file ends in damaged data: keep what decodes
-            log.warning("stopped reading packets (%s)", _reason(e))
-            packet = None
-        try:
-            yield from packet.decode() if packet is not None else stream.codec_context.decode(None)
-        except av.FFmpegError as e:
-            log.warning("skipping a damaged packet at pts %s (%s)", getattr(packet, "pts", None), _reason(e))
-        if packet is None:
-            return
+def _conform_rate(steps, nominal) -> float:
+    """The constant rate a variable-rate clip is conformed to: its nominal rate, as an editor
+    would (a phone's 30 fps clip that slows to 15 in low light stays 30, nothing dropped), not
+    the average (18.75 fps for 25 then 12.5, a rate nobody shot at). A nominal rate outside
+    the clip's own frame steps is not believed; then the commonest step, the median, sets it."""
+    slowest, fastest = 1 / steps.max(), 1 / steps.min()
+    if nominal and 0.99 * slowest <= nominal <= 1.01 * fastest:
+        return float(nominal)
+    return float(1 / np.median(steps))
 
 
 def _reason(error) -> str:

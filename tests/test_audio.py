@@ -89,6 +89,13 @@ def test_errors_name_the_file(tmp_path):
         load_audio(silent_video)
 
 
+def test_a_folder_is_not_an_audio_file(tmp_path):
+    folder = tmp_path / "dub.wav"  # a folder named like audio: the name does not decide
+    folder.mkdir()
+    with pytest.raises(MediaError, match="dub.wav: is a folder, not an audio file"):
+        load_audio(folder)
+
+
 def test_silence_detection():
     assert is_silent(np.zeros(1600, np.float32))
     assert is_silent(np.full(1600, 1e-4, np.float32))

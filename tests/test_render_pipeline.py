@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from core.audio import load_audio, mel_windows, melspectrogram
-from core.errors import Cancelled
+from core.errors import Cancelled, MediaError
 from core.faces.detect import Detection, FaceDetector, RetinaFaceDetector
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.plan import plan_frames
@@ -162,6 +162,60 @@ def test_output_follows_the_plan_of_each_length_policy(clips, tiny_generator, tm
     assert shown == plan.tolist()
     if policy in ("loop", "bounce") and dub_seconds > n_video / FPS:
         assert shown[n_video] == (0 if policy == "loop" else n_video - 2)
+
+
+# --------------------------------------------------------------------------- source timing
+
+
+def test_variable_frame_rate_source_stays_on_its_own_clock(clips, tmp_path, caplog):
+    from tests.conftest import ffmpeg
+
+    # 25 frames at 25 fps, then 10 at 12.5 fps (1.84 s): planned from the frame count at the
+    # average rate (19.3 fps) frame 24 would come 0.28 s late.
+    video = tmp_path / "vfr.mp4"
+    ffmpeg("-i", clips(35), "-vf", "setpts='if(lt(N,25),N,2*N-24)/(25*TB)'", "-fps_mode", "vfr",
+           "-c:v", "libx264", "-preset", "ultrafast", "-qp", "0", video)
+    with VideoSource(video) as source:
+        shown_at = source.timestamps
+    assert set(np.round(np.diff(shown_at), 6)) == {0.04, 0.08}
+    dub = write_wav(tmp_path / "dub.wav", speech_like(2.0))
+    with caplog.at_level("WARNING", logger="core.video"):
+        renderer = Renderer(video, dub, options(tmp_path), generator=RecordingGenerator())
+    assert any(r.getMessage().startswith(f"{video}: variable frame rate") for r in caplog.records)
+    assert renderer.fps == FPS and len(renderer.source) == 46  # the nominal rate, over the source's 1.84 s
+    indices, frames, _ = walk(renderer)
+    shown = np.array([source_index(frame) for frame in frames])
+    np.testing.assert_array_equal(shown, renderer.source)
+    error = np.abs(np.asarray(indices) / renderer.fps - shown_at[shown])
+    assert error[:25].max() < 1e-6 and error.max() <= 0.04 + 1e-6  # within half a source frame
+    output = tmp_path / "out.mp4"
+    Renderer(video, dub, options(tmp_path), generator=RecordingGenerator()).render_to(output)
+    with VideoSource(output) as out:
+        assert out.frame_count == 46 and not out.vfr and out.fps == pytest.approx(FPS)
+        assert [source_index(frame) for _, frame in out.frames()] == shown.tolist()
+
+
+def test_constant_rate_source_plans_one_output_frame_per_source_frame(clips, tmp_path):
+    dub = write_wav(tmp_path / "dub.wav", speech_like(1.0))
+    renderer = Renderer(clips(30), dub, options(tmp_path, length_policy="pad"), generator=RecordingGenerator())
+    plan, with_dub = plan_frames(30, FPS, 1.0, "pad")
+    np.testing.assert_array_equal(renderer.source, plan)
+    np.testing.assert_array_equal(renderer.with_dub, with_dub)
+    assert renderer.fps == FPS
+
+
+def test_strict_refuses_a_truncated_source(clips, tmp_path, capsys):
+    from main import main
+
+    data = clips(30).read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])  # faststart: the index survives, half the frames do not
+    dub = write_wav(tmp_path / "dub.wav", speech_like(1.0))
+    with pytest.raises(MediaError, match="promises 30 frames but only .* the file may be truncated"):
+        Renderer(cut, dub, options(tmp_path, strict=True), generator=RecordingGenerator())
+    assert main(["render", str(cut), str(dub), "-o", str(tmp_path / "out.mp4"), "--strict", "-q"]) == 1
+    assert f"error: {cut}: the container promises 30 frames" in capsys.readouterr().err
+    assert not (tmp_path / "out.mp4").exists()
 
 
 # --------------------------------------------------------------------------- frame range
@@ -329,6 +383,27 @@ def test_bounce_decodes_backward_runs_in_order_across_blocks():
         frames = list(source_frames(CountingVideo(), plan, block=8))
         assert [int(f[0, 0, 0]) for f in frames] == plan.tolist()
         assert len({id(f) for f in frames}) == len(frames)  # each output frame its own array (blended in place)
+
+
+def test_conformed_runs_decode_once_and_repeat_frames_as_separate_arrays():
+    from core.render import source_frames
+
+    class CountingVideo:
+        is_image = False
+        opened = 0
+
+        def frames(self, start, stop):
+            self.opened += 1
+            for i in range(start, stop):
+                yield i, np.full((2, 2, 3), i, np.uint8)
+
+    # a VFR source conformed to a constant rate repeats frames where it is slow and skips where fast
+    plan = np.array([0, 1, 1, 2, 2, 3, 5, 7, 9, 10, 10, 11])
+    video = CountingVideo()
+    frames = list(source_frames(video, plan))
+    assert [int(f[0, 0, 0]) for f in frames] == plan.tolist()
+    assert len({id(f) for f in frames}) == len(frames)  # each output frame its own array (blended in place)
+    assert video.opened == 1  # one forward decode, not a seek at every skip
 
 
 def test_folding_batchnorm_keeps_the_generator_output():

@@ -1,4 +1,5 @@
 """VideoSource (streamed PyAV reading) and VideoWriter (ffmpeg pipe) on small synthetic clips."""
+import logging
 import os
 import shutil
 import subprocess
@@ -152,10 +153,52 @@ def test_variable_frame_rate_keeps_true_timestamps(tmp_path, src):
     with VideoSource(path) as video:
         assert video.frame_count == 30
         np.testing.assert_allclose(video.timestamps, expected, atol=1e-6)
-        assert video.fps == pytest.approx(29 / expected[-1])
+        assert video.fps == 25  # variable: conformed to the header's nominal rate, not the average
         assert video.frame_at_time(0.5) == 10 and video.frame_at_time(0.6) == 11
         index, frame = next(video.frames(start=21))
         assert index == 21 and frame_id(frame) == 21
+
+
+def packet_intervals(path):
+    """Seconds between consecutive frames, straight from the demuxer (what ffprobe shows)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        pts = sorted(p.pts for p in container.demux(stream) if p.size)
+    return set(np.round(np.diff(pts) * float(stream.time_base), 6))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_variable_frame_rate_is_conformed_to_its_nominal_rate(tmp_path, src, caplog, suffix):
+    # 2 s at 25 fps, then 2 s at 12.5 fps: the average (18.75 fps) would drift 0.7 s off the source's clock.
+    path = encode(tmp_path / f"vfr{suffix}", src, "-fps_mode", "vfr", audio=False,
+                  vf="setpts='if(lt(N,50),N,2*N-50)/(25*TB)'")
+    assert packet_intervals(path) == {0.04, 0.08}
+    with caplog.at_level(logging.WARNING, logger="core.video"), VideoSource(path) as video:
+        assert video.frame_count == N and video.vfr
+        assert video.fps == 25 and video.duration == pytest.approx(4.0)
+        assert len(video.timeline) == 100
+        shown_at = video.timestamps[video.timeline]
+        error = np.abs(np.arange(100) / 25 - shown_at)
+        assert error[:50].max() < 1e-6  # the 25 fps part: one output frame per source frame
+        assert error.max() <= 0.04 + 1e-6  # within half a source frame everywhere
+        assert np.all(np.diff(video.timeline) >= 0)
+        assert [frame_id(video.read(int(i))) for i in video.timeline[48:56]] == [48, 49, 50, 50, 51, 51, 52, 52]
+    warnings = [r.getMessage() for r in caplog.records if "variable frame rate" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{path}:") and "25 fps" in warnings[0]
+
+
+@pytest.mark.parametrize("name, rate", [("clip.mkv", "30000/1001"), ("clip.mp4", "25")])
+def test_constant_rate_files_keep_their_frames_one_to_one(tmp_path, src, caplog, name, rate):
+    # Matroska keeps milliseconds: 29.97 fps there steps 33 or 34 ms, and is still constant-rate.
+    path = tmp_path / name
+    run_ffmpeg("-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{W}x{H}", "-framerate", rate, "-i", "-",
+               "-c:v", "libx264", "-preset", "veryfast", path, stdin=src.tobytes())
+    with caplog.at_level(logging.WARNING, logger="core.video"), VideoSource(path) as video:
+        assert not video.vfr
+        np.testing.assert_array_equal(video.timeline, np.arange(N))
+        assert video.fps == pytest.approx((N - 1) / video.timestamps[-1], abs=1e-12)
+        assert video.duration == pytest.approx(N / video.fps)
+    assert not caplog.records
 
 
 @pytest.mark.parametrize("degrees", [90, 180, 270])
@@ -240,7 +283,28 @@ def test_truncated_faststart_mp4_opens_what_is_there(tmp_path, clip):
         assert [i for i, _ in video.frames()] == list(range(video.frame_count))
 
 
-def test_damaged_middle_still_yields_every_frame(tmp_path, clip):
+def test_truncated_faststart_mp4_is_reported_and_refused_when_strict(tmp_path, clip, caplog):
+    faststart = tmp_path / "fs.mp4"
+    run_ffmpeg("-i", clip, "-c", "copy", "-movflags", "+faststart", faststart)
+    data = faststart.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with caplog.at_level(logging.WARNING, logger="core.video"), VideoSource(cut) as video:
+        found = video.frame_count
+    # (the B-frames lost with the tail also leave gaps in the timestamps: warned about as VFR)
+    assert [r.getMessage() for r in caplog.records].count(
+        f"{cut}: the container promises {N} frames but only {found} are there; the file may be truncated") == 1
+    with pytest.raises(MediaError, match=f"promises {N} frames but only {found}") as err:
+        VideoSource(cut, strict=True)
+    assert err.value.path == cut
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="core.video"), VideoSource(faststart, strict=True) as whole:
+        assert whole.frame_count == N  # a whole file keeps its promise
+    assert not caplog.records
+
+
+def damaged_copy(tmp_path, clip):
+    """The clip, faststart, with random bytes over an eighth of it from the middle on."""
     faststart = tmp_path / "fs.mp4"
     run_ffmpeg("-i", clip, "-c", "copy", "-movflags", "+faststart", faststart)
     data = bytearray(faststart.read_bytes())
@@ -248,12 +312,31 @@ def test_damaged_middle_still_yields_every_frame(tmp_path, clip):
     data[n // 2:n // 2 + n // 8] = np.random.default_rng(0).integers(0, 256, n // 8, dtype=np.uint8).tobytes()
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(bytes(data))
-    with VideoSource(damaged) as video:
+    return damaged
+
+
+def test_damaged_middle_still_yields_every_frame(tmp_path, clip):
+    with VideoSource(damaged_copy(tmp_path, clip)) as video:
         assert video.frame_count == N
         ids = [(i, frame_id(f)) for i, f in video.frames()]
         assert [i for i, _ in ids] == list(range(N))  # held frames fill what did not decode
         assert [k for i, k in ids[60:]] == list(range(60, N))  # right again from a later keyframe
         assert frame_id(video.read(60)) == 60
+
+
+def test_damaged_packets_are_reported_once_naming_the_file(tmp_path, clip, caplog):
+    damaged = damaged_copy(tmp_path, clip)
+    with caplog.at_level(logging.WARNING, logger="core.video"), VideoSource(damaged) as video:
+        for _ in range(2):  # detection and render each decode the whole file
+            assert sum(1 for _ in video.frames()) == N
+        video.read(40)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages and all(m.startswith(f"{damaged}: ") and "damaged" in m for m in messages)
+    assert len(set(messages)) == len(messages)  # each damaged packet once
+    with VideoSource(damaged, strict=True) as video, pytest.raises(MediaError, match="damaged") as err:
+        for _ in video.frames():
+            pass
+    assert err.value.path == damaged
 
 
 # --------------------------------------------------------------------------- writing
@@ -433,13 +516,17 @@ def test_writer_checks_the_audio_input(tmp_path, src):
 
 @pytest.mark.data
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is absent")
-def test_header_rate_is_not_trusted():
-    # Its header says 30 fps; the packets say 135 frames over ~6.1 s, mixing 30 and 15 fps steps.
+def test_real_variable_rate_clip_is_conformed_to_its_nominal_rate():
+    # Its header says 30 fps; the packets say 135 frames over ~6.1 s, mixing 30 and 15 fps steps
+    # (22.1 fps on average): it plays at 30 fps, the 15 fps stretches showing each frame twice.
     with VideoSource(DATA / "video-retalking" / "face_1.mp4") as video:
         assert video.frame_count == 135
-        assert video.fps == pytest.approx(22.1, abs=0.3)
-        assert video.duration == pytest.approx(6.1, abs=0.1)
         assert len(set(np.round(np.diff(video.timestamps), 4))) > 1  # really variable
+        assert video.vfr and video.fps == 30
+        assert video.duration == pytest.approx(6.1, abs=0.1)
+        assert len(video.timeline) == round(video.duration * 30)
+        error = np.abs(np.arange(len(video.timeline)) / 30 - video.timestamps[video.timeline])
+        assert error.max() <= 1 / 30 + 1e-6  # half a 15 fps frame
         frames = [f for _, f in video.frames(stop=101)]
         np.testing.assert_array_equal(video.read(100), frames[100])
 
