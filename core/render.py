@@ -300,10 +300,17 @@ class Renderer:
         if isinstance(detector, str):
             params = {"weights_dir": self.options.detector_weights} if self.options.detector_weights else {}
             detector = get_detector(detector, **params)
+        used = self.source[np.asarray(self.range)]  # the source frames this job shows: only they need faces
         track = track_video(self.video, detector=detector, cache_dir=self.options.cache_dir,
                             face_index=self.options.face_index, smooth_window=self.options.smooth_window,
-                            progress=lambda d, t: self.progress(d, t, "detect"), cancel=self.cancel)
+                            progress=lambda d, t: self.progress(d, t, "detect"), cancel=self.cancel,
+                            frames=range(int(used.min()), int(used.max()) + 1))
         if not track.has_face.any():
+            choices = track.params["face_choices"]
+            if choices:  # faces were found, but fewer than face_index + 1 in every shot
+                raise FaceError(self.video.path, f"there is no face {self.options.face_index}: "
+                                f"{choices} face{'s' if choices > 1 else ''} found, so the face index "
+                                f"must be one of {', '.join(map(str, range(choices)))}")
             raise FaceError(self.video.path, "no face found in any frame")
         return track
 

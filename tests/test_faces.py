@@ -6,6 +6,7 @@ runs on frames of real clips from ../shared/data (tests marked `data`, skipped w
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import cv2
@@ -18,6 +19,7 @@ from core.faces import (Cancelled, Detection, Detections, FaceAlignmentDetector,
                         detect_frames, detect_video, face_alignment_expected_files,
                         file_fingerprint, find_scene_cuts, get_detector, padded_box,
                         track_video)
+from core.faces.track import context_frames
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
@@ -69,8 +71,38 @@ class FakeSource:
         self.frame_count = len(frames)
         self.height, self.width = frames[0].shape[:2]
 
+        self.decoded = []  # indices of the frames handed out, in order
+
     def frames(self, start=0, stop=None):
-        yield from enumerate(self._frames[start:stop], start)
+        for i, frame in enumerate(self._frames[start:stop], start):
+            self.decoded.append(i)
+            yield i, frame
+
+
+def stamped_frames(n, cut_at=None):
+    """plain_frames with each frame's index stamped in its first pixel (see StampDetector); from
+    `cut_at` on, another colour (a scene cut)."""
+    frames = plain_frames(n)
+    if cut_at is not None:
+        frames[cut_at:] = plain_frames(n - cut_at, color=(200, 60, 30), seed=1)
+    for i, frame in enumerate(frames):
+        frame[0, 0] = (i % 256, i // 256, 0)
+    return frames
+
+
+class StampDetector:
+    """Returns plan[i] for the frame stamped i, whatever order frames come in; `seen` lists them."""
+
+    def __init__(self, plan):
+        self.plan, self.seen = plan, []
+
+    def identity(self):
+        return {"name": "stamp"}
+
+    def detect(self, frame):
+        i = int(frame[0, 0, 0]) + 256 * int(frame[0, 0, 1])
+        self.seen.append(i)
+        return [Detection(box, 0.99) for box in self.plan[i]]
 
 
 def first_frame(rel, index=0):
@@ -325,24 +357,193 @@ def test_fingerprint_samples_start_middle_end(tmp_path):
         assert file_fingerprint(b) != fa, pos
 
 
-def test_progress_and_cancel_write_nothing(tmp_path):
+def test_progress_counts_every_frame():
     frames, plan = plain_frames(10), [[BIG]] * 10
     seen = []
     detect_frames(frames, PlanDetector(plan), progress=lambda a, b: seen.append((a, b)))
     assert seen == [(i, 10) for i in range(1, 11)]
-    calls = []
 
-    def cancel():
-        calls.append(1)
-        return len(calls) > 3
 
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_unreadable_cache_entry_is_a_miss_named_in_a_warning_and_rewritten(tmp_path, caplog, damage):
+    frames, plan = plain_frames(6), [[BIG]] * 6
     src = FakeSource(_video_file(tmp_path), frames)
-    d = PlanDetector(plan)
-    with pytest.raises(Cancelled):
-        detect_video(src, d, cache_dir=tmp_path / "cache", cancel=cancel)
-    assert d.calls == 3
     cache = tmp_path / "cache"
-    assert not cache.exists() or not any(cache.iterdir())
+    detect_video(src, PlanDetector(plan), cache_dir=cache)
+    (entry,) = cache.glob("*.npz")
+    data = bytearray(entry.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:
+        for pos in range(len(data) // 3, len(data) // 3 + 8):
+            data[pos] ^= 0xFF
+    entry.write_bytes(bytes(data))
+    d = PlanDetector(plan)
+    with caplog.at_level(logging.WARNING, logger="core.faces"):
+        dets = detect_video(src, d, cache_dir=cache)
+    assert d.calls == 6 and len(dets) == 6
+    assert any(str(entry) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert [len(f) for f in Detections.load(entry).faces] == [1] * 6  # rewritten whole
+    assert not list(cache.glob("*.tmp"))
+    caplog.clear()
+    d = PlanDetector(plan)
+    detect_video(src, d, cache_dir=cache)
+    assert d.calls == 0 and not caplog.records
+
+
+def drifting(n, gaps=()):
+    """A face sliding right half a pixel a frame, absent in the `gaps` frames."""
+    return [[] if i in gaps else [(100.0 + i / 2, 60.0, 200.0 + i / 2, 190.0)] for i in range(n)]
+
+
+def test_range_detection_touches_only_the_range_and_its_context(tmp_path):
+    n, wanted = 200, range(100, 120)
+    frames, plan = stamped_frames(n, cut_at=110), drifting(200, gaps=(104, 105, 150))
+    src = FakeSource(_video_file(tmp_path), frames)
+    d = StampDetector(plan)
+    part = track_video(src, d, cache_dir=tmp_path / "cache", frames=wanted, smooth_window=5)
+    margin = context_frames(smooth_window=5, max_fill_gap=3)
+    assert 2 <= margin <= 25
+    assert d.seen == list(range(wanted.start - margin, wanted.stop + margin))
+    # the frame before the first one is decoded only for its histogram (the first cut score)
+    assert src.decoded == list(range(wanted.start - margin - 1, wanted.stop + margin))
+    whole = track_video(FakeSource(src.path, frames), StampDetector(plan), use_cache=False, smooth_window=5)
+    assert len(part) == len(whole) == n and part.scene_cuts == whole.scene_cuts == [110]
+    np.testing.assert_array_equal(part.boxes[wanted], whole.boxes[wanted])
+    np.testing.assert_array_equal(part.has_face[wanted], whole.has_face[wanted])
+    assert not part.has_face[:wanted.start - margin].any() and not part.has_face[wanted.stop + margin:].any()
+
+
+def assert_same_detections(a, b):
+    assert len(a) == len(b) and a.detected.all() and b.detected.all()
+    assert [[d.box for d in f] for f in a.faces] == [[d.box for d in f] for f in b.faces]
+    np.testing.assert_array_equal(a.cut_scores, b.cut_scores)
+
+
+def test_cancelled_detection_is_kept_and_the_next_run_completes_it(tmp_path):
+    n = 40
+    frames, plan = stamped_frames(n, cut_at=12), drifting(n, gaps=(20,))
+    src = FakeSource(_video_file(tmp_path), frames)
+    cache = tmp_path / "cache"
+    d = StampDetector(plan)
+    with pytest.raises(Cancelled):
+        detect_video(src, d, cache_dir=cache, cancel=lambda: len(d.seen) >= 15)
+    assert d.seen == list(range(15))
+    (entry,) = cache.glob("*.npz")
+    kept = Detections.load(entry)
+    assert kept.detected.tolist() == [True] * 15 + [False] * 25
+    seen = []
+    d = StampDetector(plan)
+    resumed = detect_video(src, d, cache_dir=cache, progress=lambda a, b: seen.append((a, b)))
+    assert d.seen == list(range(15, 40)) and seen[-1] == (25, 25)
+    fresh = detect_video(FakeSource(src.path, frames), StampDetector(plan), use_cache=False)
+    assert_same_detections(resumed, fresh)
+    assert_same_detections(Detections.load(entry), fresh)
+
+
+def test_whole_clip_job_reuses_cached_ranges_and_detects_only_the_gaps(tmp_path):
+    n = 60
+    frames, plan = stamped_frames(n, cut_at=30), drifting(n)
+    path, cache = _video_file(tmp_path), tmp_path / "cache"
+    for wanted in (range(10, 20), range(30, 40)):
+        d = StampDetector(plan)
+        part = detect_video(FakeSource(path, frames), d, cache_dir=cache, frames=wanted)
+        assert d.seen == list(wanted) and part.detected[wanted].all()
+    cached = Detections.load(next(cache.glob("*.npz")))
+    assert np.flatnonzero(cached.detected).tolist() == [*range(10, 20), *range(30, 40)]  # grown by ranges
+    assert cached.cut_scores[30] > 0.3  # the cut at a range's first frame is scored against frame 29
+    d = StampDetector(plan)
+    whole = detect_video(FakeSource(path, frames), d, cache_dir=cache)
+    assert d.seen == [*range(0, 10), *range(20, 30), *range(40, 60)]
+    fresh = detect_video(FakeSource(path, frames), StampDetector(plan), use_cache=False)
+    assert_same_detections(whole, fresh)
+    assert build_track(whole).scene_cuts == build_track(fresh).scene_cuts == [30]
+
+
+def test_partial_detections_are_saved_while_detecting(tmp_path, monkeypatch):
+    """A job killed outright (no chance to save on the way out) still leaves what it found
+    up to the last periodic save."""
+    import core.faces.detections as detections_module
+
+    monkeypatch.setattr(detections_module, "SAVE_EVERY", 4)
+    n, cache = 12, tmp_path / "cache"
+    frames = stamped_frames(n)
+    on_disk = []
+
+    class Peeking(StampDetector):
+        def detect(self, frame):
+            files = list(cache.glob("*.npz"))
+            on_disk.append(int(Detections.load(files[0]).detected.sum()) if files else 0)
+            return super().detect(frame)
+
+    detect_video(FakeSource(_video_file(tmp_path), frames), Peeking([[BIG]] * n), cache_dir=cache)
+    assert on_disk == [0] * 4 + [4] * 4 + [8] * 4
+
+
+# ----------------------------------------------------------------------------- the renderer's detection
+
+class CountingDetector(FaceDetector):
+    """Finds `boxes` in every frame; counts its calls."""
+
+    name = "test-counting"
+
+    def __init__(self, boxes):
+        super().__init__()
+        self.boxes, self.calls = boxes, 0
+
+    def _detect(self, image):
+        self.calls += 1
+        return [Detection(b, 0.99) for b in self.boxes]
+
+
+class InvertingGenerator:
+    batch_size = 8
+    device = "cpu"
+
+    def __call__(self, crops, mels):
+        return 255 - crops
+
+
+@pytest.fixture
+def clip_and_dub(tmp_path):
+    import soundfile
+
+    from core.video import VideoWriter
+    from tests.conftest import speech_like
+
+    video, dub = tmp_path / "clip.mp4", tmp_path / "dub.wav"
+    with VideoWriter(video, W, H, 25, crf=0, preset="ultrafast") as writer:
+        for frame in plain_frames(60):
+            writer.write(frame)
+    soundfile.write(dub, speech_like(2.4), 16000)
+    return video, dub
+
+
+def test_range_render_detects_only_its_range_and_context(clip_and_dub, tmp_path):
+    from core.render import RenderOptions, Renderer
+
+    video, dub = clip_and_dub
+    detector = CountingDetector([BIG])
+    options = RenderOptions(detector=detector, cache_dir=str(tmp_path / "cache"), start_frame=20, end_frame=30)
+    renderer = Renderer(video, dub, options, generator=InvertingGenerator())
+    margin = context_frames(smooth_window=options.smooth_window, max_fill_gap=3)
+    assert detector.calls == 10 + 2 * margin
+    assert renderer.track.has_face[20:30].all() and not renderer.track.has_face[:20 - margin].any()
+    Renderer(video, dub, RenderOptions(detector=detector, cache_dir=str(tmp_path / "cache")),
+             generator=InvertingGenerator())
+    assert detector.calls == 60  # the whole clip: only the frames not detected yet
+
+
+def test_missing_face_index_says_how_many_faces_there_are(clip_and_dub, tmp_path):
+    from core.errors import FaceError
+    from core.render import RenderOptions, Renderer
+
+    video, dub = clip_and_dub
+    options = RenderOptions(detector=CountingDetector([BIG, SMALL]), cache_dir=str(tmp_path / "cache"), face_index=5)
+    with pytest.raises(FaceError) as err:
+        Renderer(video, dub, options, generator=InvertingGenerator())
+    message = str(err.value)
+    assert str(video) in message and "2 faces" in message and "0, 1" in message and "no face found" not in message
 
 
 # ----------------------------------------------------------------------------- storage

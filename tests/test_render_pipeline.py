@@ -308,14 +308,16 @@ def test_cancel_mid_render_raises_and_leaves_no_output(clips, tmp_path):
     assert threading.active_count() <= threads_before
 
 
-def test_cancel_during_detection_caches_nothing(clips, tmp_path):
+def test_cancel_during_detection_keeps_what_it_found(clips, tmp_path):
     detector = BoxDetector()
     cancel = lambda: detector.calls >= 5
+    dub = write_wav(tmp_path / "dub.wav", speech_like(1.2))
     with pytest.raises(Cancelled):
-        Renderer(clips(30), write_wav(tmp_path / "dub.wav", speech_like(1.2)),
-                 options(tmp_path, detector=detector), cancel=cancel, generator=RecordingGenerator())
+        Renderer(clips(30), dub, options(tmp_path, detector=detector), cancel=cancel, generator=RecordingGenerator())
     assert detector.calls == 5
-    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
+    assert not list((tmp_path / "cache").glob("*.tmp"))
+    Renderer(clips(30), dub, options(tmp_path, detector=detector), generator=RecordingGenerator())
+    assert detector.calls == 30  # the next render detected only the 25 frames left
 
 
 # --------------------------------------------------------------------------- detection cache

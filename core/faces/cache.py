@@ -3,12 +3,14 @@
 Key = content fingerprint of the video file (size + SHA-256 of its first, middle and last
 MiB) + a digest of the detector identity (name, parameters, weights id) + the cache format.
 Files are written atomically (temp file in the same folder, fsync, rename), so a crash or
-a cancelled job never leaves a half-written entry that a later run would trust.
+a cancelled job never leaves a half-written entry that a later run would trust; an entry
+damaged some other way (a disk error, a copy cut short) is a miss, logged with its name.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -17,8 +19,10 @@ import numpy as np
 from core.atomic import atomic_write
 from core.errors import MediaError
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: detections of frame ranges, with the mask of the frames detected
 CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -59,12 +63,24 @@ def save_npz_atomic(path, arrays: dict) -> None:
     atomic_write(path, write)
 
 
-def load_npz(path) -> dict | None:
-    """All arrays of an .npz (pickle refused), or None if it is missing or unreadable."""
+def load_npz(path) -> dict:
+    """All arrays of an .npz (pickle refused)."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def read_cache_entry(path, from_arrays):
+    """`from_arrays(arrays)` of the cache entry at `path`; None when there is none, or when it
+    cannot be read (damaged, truncated, written by other code), which is logged naming the file:
+    the caller detects again and its save replaces the entry."""
+    path = Path(path)
+    if not path.exists():
+        return None
     try:
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError):
+        return from_arrays(load_npz(path))
+    except Exception as e:  # noqa: BLE001 - an entry is disposable: whatever broke it, detecting again mends it
+        log.warning("%s: unreadable face-detection cache entry (%s: %s); detecting the faces again",
+                    path, type(e).__name__, e)
         return None
 
 
@@ -85,7 +101,4 @@ class NpzRecord:
 
     @classmethod
     def load(cls, path):
-        arrays = load_npz(path)
-        if arrays is None:
-            raise ValueError(f"{path}: not a readable .npz file")
-        return cls.from_arrays(arrays)
+        return cls.from_arrays(load_npz(path))

@@ -1,6 +1,12 @@
-"""Raw per-frame detections of a whole video (+ scene-cut scores), and the pass that makes them."""
+"""Raw per-frame detections of a video (+ scene-cut scores), and the pass that makes them.
+
+Detection is incremental: a job detects only the frames it needs that no earlier job detected
+(with the same detector), and the cache entry grows by each job's frame ranges, saved as it
+goes, so a cancelled or killed job's work is kept for the next one.
+"""
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass, field
 
@@ -10,13 +16,14 @@ import numpy as np
 from core.errors import Cancelled
 
 from .cache import (CACHE_FORMAT, NpzRecord, cache_path, default_cache_dir, file_fingerprint, from_json_array,
-                    json_array, load_npz)
+                    json_array, read_cache_entry)
 from .detect import Detection, get_detector, identity_key
 
 
 # ----------------------------------------------------------------------- scene-cut scores
 
 CUT_THUMB_SIDE = 160
+CUT_WINDOW = 12  # frames on either side whose scores a cut must stand out from
 _HIST_BINS = (16, 4, 4)  # H, S, V
 
 
@@ -39,11 +46,12 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(max(0.0, 1.0 - min(bc, 1.0))))
 
 
-def find_scene_cuts(scores, threshold: float = 0.3, ratio: float = 3.0, window: int = 12) -> list:
+def find_scene_cuts(scores, threshold: float = 0.3, ratio: float = 3.0, window: int = CUT_WINDOW) -> list:
     """Frame indices that start a new shot: the cut score is >= `threshold` and >= `ratio` times
     the median score of the `window` frames on either side (so steady motion or flicker that
     keeps scores high everywhere does not count as a cut run). On real clips here, consecutive
-    frames of one shot score <= 0.13 and frames of different clips >= 0.49."""
+    frames of one shot score <= 0.13 and frames of different clips >= 0.49. NaN scores (frames
+    not detected) are never cuts and do not count as neighbours."""
     s = np.asarray(scores, dtype=np.float64)
     cuts = []
     for i in np.flatnonzero(s >= threshold):
@@ -51,6 +59,7 @@ def find_scene_cuts(scores, threshold: float = 0.3, ratio: float = 3.0, window: 
             continue
         lo, hi = max(1, i - window), min(len(s), i + window + 1)
         neigh = np.concatenate([s[lo:i], s[i + 1:hi]])
+        neigh = neigh[~np.isnan(neigh)]
         if neigh.size == 0 or s[i] >= ratio * float(np.median(neigh)):
             cuts.append(int(i))
     return cuts
@@ -60,16 +69,45 @@ def find_scene_cuts(scores, threshold: float = 0.3, ratio: float = 3.0, window: 
 
 @dataclass(eq=False)
 class Detections(NpzRecord):
-    """Everything one detection pass produced for one video."""
+    """What detection found in each frame of one video. Frames not detected (yet) are marked
+    in `detected`: they have no faces and a NaN cut score."""
 
-    faces: list  # per frame: list[Detection]
+    faces: list  # per frame: list[Detection], best score first
     cut_scores: np.ndarray  # (N,) float32, histogram distance to the previous frame; [0] = 0
     frame_size: tuple  # (width, height)
     detector: dict = field(default_factory=dict)  # identity of the detector that ran
     source: str = ""  # content fingerprint of the video, "" when not from a file
+    detected: np.ndarray | None = None  # (N,) bool; None: every frame
+
+    def __post_init__(self):
+        n = len(self.faces)
+        self.cut_scores = np.asarray(self.cut_scores, dtype=np.float32)
+        self.detected = np.ones(n, dtype=bool) if self.detected is None else np.asarray(self.detected, dtype=bool)
+        if len(self.cut_scores) != n or len(self.detected) != n:
+            raise ValueError("Detections arrays differ in length")
+
+    @classmethod
+    def undetected(cls, n_frames: int, frame_size, detector: dict, source: str) -> "Detections":
+        """Detections of `n_frames` frames, none of them detected yet."""
+        return cls([[] for _ in range(n_frames)], np.full(n_frames, np.nan, dtype=np.float32), frame_size,
+                   detector, source, np.zeros(n_frames, dtype=bool))
 
     def __len__(self) -> int:
         return len(self.faces)
+
+    def missing_runs(self, frames: range) -> list:
+        """The frames of `frames` not detected yet, as half-open (start, stop) runs."""
+        todo = ~self.detected[frames.start:frames.stop]
+        edges = np.flatnonzero(np.diff(np.concatenate([[False], todo, [False]]).astype(np.int8)))
+        return [(frames.start + int(a), frames.start + int(b)) for a, b in zip(edges[::2], edges[1::2])]
+
+    def take_from(self, other: "Detections") -> None:
+        """Copy in the frames that `other` (the same video, the same detector) detected and this did not."""
+        new = other.detected & ~self.detected
+        for i in np.flatnonzero(new):
+            self.faces[i] = other.faces[i]
+        self.cut_scores[new] = other.cut_scores[new]
+        self.detected |= new
 
     @property
     def n_faces_seen(self) -> int:
@@ -88,7 +126,7 @@ class Detections(NpzRecord):
         meta = {"format": CACHE_FORMAT, "kind": "detections", "frame_size": list(self.frame_size),
                 "detector": self.detector, "source": self.source}
         return {"counts": counts, "boxes": boxes, "scores": scores, "landmarks": lms,
-                "cut_scores": np.asarray(self.cut_scores, dtype=np.float32), "meta": json_array(meta)}
+                "cut_scores": self.cut_scores, "detected": self.detected, "meta": json_array(meta)}
 
     @classmethod
     def from_arrays(cls, a: dict) -> "Detections":
@@ -107,8 +145,8 @@ class Detections(NpzRecord):
                 row.append(Detection(boxes[j], scores[j], lm))
                 j += 1
             faces.append(row)
-        return cls(faces, np.asarray(a["cut_scores"], dtype=np.float32), tuple(meta["frame_size"]),
-                   meta.get("detector", {}), meta.get("source", ""))
+        return cls(faces, a["cut_scores"], tuple(meta["frame_size"]), meta.get("detector", {}),
+                   meta.get("source", ""), a["detected"])
 
 
 
@@ -135,6 +173,19 @@ def _frame_of(item):
     return item
 
 
+def _detect_each(items, detector, cancel, prev_hist=None):
+    """(index, faces best first, cut score, frame) for each (index, frame) of `items`. prev_hist:
+    the histogram of the frame before the first (None: the first is frame 0, cut score 0).
+    cancel() is polled before each frame and raises `Cancelled` when it returns true."""
+    for i, frame in items:
+        if cancel is not None and cancel():
+            raise Cancelled("face detection cancelled")
+        faces = sorted(detector.detect(frame), key=lambda d: -d.score)
+        hist = frame_histogram(frame)
+        yield i, faces, 0.0 if prev_hist is None else histogram_distance(prev_hist, hist), frame
+        prev_hist = hist
+
+
 def detect_frames(frames, detector=None, progress=None, cancel=None, total: int | None = None) -> Detections:
     """Run `detector` (a detector object, a name, or None for RetinaFace) on every frame (BGR uint8; bare or (index, frame) pairs) and compute the
     scene-cut scores in the same pass.
@@ -148,61 +199,77 @@ def detect_frames(frames, detector=None, progress=None, cancel=None, total: int 
             total = len(frames)
         except TypeError:
             total = 0
-    faces, cut_scores = [], []
-    prev_hist, size = None, (0, 0)
-    done = 0
-    for item in frames:
-        if cancel is not None and cancel():
-            raise Cancelled("face detection cancelled")
-        frame = _frame_of(item)
-        if done == 0:
+    faces, cut_scores, size = [], [], (0, 0)
+    for i, dets, cut, frame in _detect_each(enumerate(map(_frame_of, frames)), detector, cancel):
+        if i == 0:
             size = (int(frame.shape[1]), int(frame.shape[0]))
-        dets = list(detector.detect(frame))
-        dets.sort(key=lambda d: -d.score)
         faces.append(dets)
-        hist = frame_histogram(frame)
-        cut_scores.append(0.0 if prev_hist is None else histogram_distance(prev_hist, hist))
-        prev_hist = hist
-        done += 1
+        cut_scores.append(cut)
         if progress is not None:
-            progress(done, max(total, done))
+            progress(i + 1, max(total, i + 1))
     if cancel is not None and cancel():
         raise Cancelled("face detection cancelled")
-    return Detections(faces, np.asarray(cut_scores, dtype=np.float32), size,
-                      _plain(detector.identity()))
+    return Detections(faces, np.asarray(cut_scores, dtype=np.float32), size, _plain(detector.identity()))
+
+
+SAVE_EVERY = 250  # frames detected between saves of the cache entry: what a killed job can lose
 
 
 def detect_video(source, detector=None, cache_dir=None, use_cache: bool = True, progress=None,
-                 cancel=None) -> Detections:
-    """Detections for a VideoSource-like object (`.path`, `.frames()`, `.frame_count`), read from
-    the cache when the same file was analysed with the same detector settings before.
+                 cancel=None, frames: range | None = None) -> Detections:
+    """Detections of a VideoSource-like object (`.path`, `.frames(start, stop)`, `.frame_count`,
+    `.width`, `.height`), one per frame of the video, with at least the frames of `frames` (a
+    range; None: all) detected; other frames are detected only if an earlier job cached them.
 
-    cache_dir: folder for cache files (default `default_cache_dir()`). Nothing is cached when
-    use_cache is false or the source has no `.path`. A cancelled pass writes nothing.
+    The cache (folder `cache_dir`, default `default_cache_dir()`; none when use_cache is false or
+    the source has no `.path`) keeps, per file and detector settings, every frame any job
+    detected. Only the wanted frames it lacks are detected, and the entry is saved with them
+    every SAVE_EVERY frames and when the job ends, cancelled or failed too, so the next job
+    continues where this one stopped.
+
+    progress(done, total) counts the frames this job detects (all wanted frames cached: one
+    call, total = their number); cancel() is polled before each frame and raises `Cancelled`.
     """
     detector = resolve_detector(detector)
-    path = getattr(source, "path", None)
-    entry = fingerprint = None
-    if use_cache and path is not None:
-        fingerprint = file_fingerprint(path)
-        entry = cache_path(cache_dir or default_cache_dir(), fingerprint,
-                           identity_key(detector.identity()))
-        cached = load_npz(entry)
-        if cached is not None:
-            try:
-                dets = Detections.from_arrays(cached)
-            except (ValueError, KeyError):
-                dets = None
-            if dets is not None and dets.source == fingerprint and dets.detector == _plain(detector.identity()):
-                if progress is not None:
-                    progress(len(dets), len(dets))
-                return dets
-    total = int(getattr(source, "frame_count", 0) or 0)
-    dets = detect_frames(source.frames(), detector, progress=progress, cancel=cancel, total=total)
-    if fingerprint is not None:
-        dets.source = fingerprint
-        try:
-            dets.save(entry)
-        except OSError:
-            pass  # a read-only or full cache folder must not fail the job
+    identity = _plain(detector.identity())
+    n = int(source.frame_count)
+    wanted = range(n) if frames is None else range(max(0, frames.start), min(n, frames.stop))
+    entry, fingerprint = None, ""
+    if use_cache and getattr(source, "path", None) is not None:
+        fingerprint = file_fingerprint(source.path)
+        entry = cache_path(cache_dir or default_cache_dir(), fingerprint, identity_key(identity))
+    dets = Detections.undetected(n, (int(source.width), int(source.height)), identity, fingerprint)
+    cached = read_cache_entry(entry, Detections.from_arrays) if entry is not None else None
+    if cached is not None and cached.source == fingerprint and cached.detector == identity and len(cached) == n:
+        dets.take_from(cached)
+    runs = dets.missing_runs(wanted)
+    total = sum(b - a for a, b in runs)
+    if total == 0:
+        if progress is not None:
+            progress(len(wanted), len(wanted))
+        return dets
+    done = unsaved = 0
+    try:
+        for a, b in runs:
+            with contextlib.closing(source.frames(max(a - 1, 0), b)) as items:
+                # the frame before a run is decoded for its histogram only: the run's first cut score
+                prev_hist = frame_histogram(next(items)[1]) if a > 0 else None
+                for i, faces, cut, _ in _detect_each(items, detector, cancel, prev_hist):
+                    dets.faces[i], dets.cut_scores[i], dets.detected[i] = faces, cut, True
+                    done, unsaved = done + 1, unsaved + 1
+                    if progress is not None:
+                        progress(done, total)
+                    if entry is not None and unsaved >= SAVE_EVERY:
+                        _save(dets, entry)
+                        unsaved = 0
+    finally:
+        if entry is not None and unsaved:
+            _save(dets, entry)
     return dets
+
+
+def _save(dets: Detections, entry) -> None:
+    try:
+        dets.save(entry)
+    except OSError:
+        pass  # a read-only or full cache folder must not fail the job

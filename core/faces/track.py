@@ -29,10 +29,12 @@ import numpy as np
 from core.hparams import HP
 
 from .cache import NpzRecord, from_json_array, json_array
-from .detections import Detections, find_scene_cuts
+from .detections import CUT_WINDOW, Detections, find_scene_cuts
 from .geometry import iou_matrix, padded_box
 
 TRACK_FORMAT = 1
+SMOOTH_WINDOW = 5
+MAX_FILL_GAP = 3
 
 
 @dataclass(eq=False)
@@ -179,9 +181,9 @@ class FaceTrack(NpzRecord):
     scene_cuts: list  # frame indices that start a new shot
     frame_size: tuple  # (width, height)
     n_faces_seen: int = 0  # most faces detected in one frame
-    smooth_window: int = 5
+    smooth_window: int = SMOOTH_WINDOW
     smooth_method: str = "mean"
-    params: dict = field(default_factory=dict)  # how it was built (face_index, thresholds, detector)
+    params: dict = field(default_factory=dict)  # how it was built (face_index, thresholds, detector, face_choices)
     boxes: np.ndarray = field(init=False, repr=False)
     landmarks: np.ndarray | None = field(init=False, repr=False)
 
@@ -283,8 +285,8 @@ class FaceTrack(NpzRecord):
 
 
 
-def build_track(detections: Detections, face_index: int = 0, smooth_window: int = 5,
-                smooth_method: str = "mean", max_fill_gap: int = 3, iou_threshold: float = 0.3,
+def build_track(detections: Detections, face_index: int = 0, smooth_window: int = SMOOTH_WINDOW,
+                smooth_method: str = "mean", max_fill_gap: int = MAX_FILL_GAP, iou_threshold: float = 0.3,
                 min_track_len: int = 3, cut_threshold: float = 0.3, cuts=None) -> FaceTrack:
     """Choose, fill and smooth the face to dub (see the module doc). `cuts` overrides the
     scene cuts found from the detections' cut scores (pass [] to ignore cuts).
@@ -304,9 +306,11 @@ def build_track(detections: Detections, face_index: int = 0, smooth_window: int 
     has = np.zeros(n, dtype=bool)
     interp = np.zeros(n, dtype=bool)
     scores = np.full(n, np.nan)
+    face_choices = 0  # the most faces one shot offers: face_index must be below it to find any
     for shot, (a, b) in enumerate(shot_bounds(n, cuts)):
         need = min(min_track_len, b - a)
         cands = [t for t in tracks if t.shot == shot and len(t) >= need]
+        face_choices = max(face_choices, len(cands))
         if face_index >= len(cands):
             continue
         t = cands[face_index]
@@ -329,17 +333,30 @@ def build_track(detections: Detections, face_index: int = 0, smooth_window: int 
     params = {"face_index": int(face_index), "max_fill_gap": int(max_fill_gap),
               "iou_threshold": float(iou_threshold), "min_track_len": int(min_track_len),
               "cut_threshold": float(cut_threshold), "detector": detections.detector,
-              "source": detections.source, "n_tracks": len(tracks)}
+              "source": detections.source, "n_tracks": len(tracks), "face_choices": face_choices}
     return FaceTrack(boxes, lms, has, interp, scores, cuts, detections.frame_size,
                      detections.n_faces_seen, smooth_window, smooth_method, params)
 
 
+def context_frames(smooth_window: int = SMOOTH_WINDOW, max_fill_gap: int = MAX_FILL_GAP) -> int:
+    """Frames on either side of a range whose detections can change the range's boxes: the
+    smoothing's half window, a filled gap beyond it, and the scene-cut test's neighbours of those.
+    (Which face a shot's ranking chooses can depend on frames further away; with one face it cannot.)"""
+    return int(smooth_window or 0) // 2 + int(max_fill_gap) + 1 + CUT_WINDOW
+
+
 def track_video(source, detector=None, cache_dir=None, use_cache: bool = True, progress=None,
-                cancel=None, **track_params) -> FaceTrack:
+                cancel=None, frames: range | None = None, **track_params) -> FaceTrack:
     """Detect (or load cached detections) for a VideoSource, then `build_track(**track_params)`.
-    detector: a detector object, a name ('retinaface', 'face_alignment') or None (RetinaFace)."""
+    detector: a detector object, a name ('retinaface', 'face_alignment') or None (RetinaFace).
+    frames: the source frames the track is for (a range; None: all); only they and their
+    `context_frames` are detected, and the track has no face outside what was detected."""
     from .detections import detect_video
 
+    if frames is not None:
+        margin = context_frames(track_params.get("smooth_window", SMOOTH_WINDOW),
+                                track_params.get("max_fill_gap", MAX_FILL_GAP))
+        frames = range(max(0, frames.start - margin), frames.stop + margin)
     dets = detect_video(source, detector, cache_dir=cache_dir, use_cache=use_cache,
-                        progress=progress, cancel=cancel)
+                        progress=progress, cancel=cancel, frames=frames)
     return build_track(dets, **track_params)
