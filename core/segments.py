@@ -377,11 +377,6 @@ def vad_backend() -> str:
         return f"energy ({exc})"
 
 
-def silero_probabilities(audio: np.ndarray, progress=None, cancel=None) -> np.ndarray:
-    """Silero speech probability per 32 ms frame of 16 kHz mono audio."""
-    return _get_silero().probabilities(_clean(audio), progress, cancel)
-
-
 # --------------------------------------------------------------------------- segments
 
 

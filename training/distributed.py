@@ -43,10 +43,6 @@ def wrap(model: torch.nn.Module, ctx: Context) -> torch.nn.Module:
     return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
 
 
-def unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-
-
 def mean_across(value: float, ctx: Context) -> float:
     """Average a scalar metric over all ranks."""
     if ctx.world == 1:
