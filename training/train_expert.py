@@ -311,6 +311,17 @@ def train(args, progress=None, cancel=None) -> int:
             result.update(evaluate_offsets(net, val_stretches, ctx, args.eval_batches * 4, 8, args.precision))
         return result
 
+    def validate_and_save():
+        """Every rank evaluates (the metrics are all-reduced); rank 0 exports a new best and checkpoints."""
+        nonlocal metrics, best
+        metrics = validate()
+        log(**metrics)
+        if ctx.main:
+            if metrics["val_loss"] < best:
+                best = metrics["val_loss"]
+                export_best()
+            checkpoint()
+
     def set_phase():
         """--face-warmup / --freeze-face: a function of the step alone, so a resume lands in the same phase."""
         frozen = args.freeze_face and step >= args.face_warmup
@@ -364,21 +375,9 @@ def train(args, progress=None, cancel=None) -> int:
         if step % args.log_every == 0:
             log(step=step, loss=loss.item(), **parts, samples_per_s=seen / (time.perf_counter() - started))
         if step % args.eval_every == 0:
-            metrics = validate()
-            log(**metrics)
-            if ctx.main:
-                if metrics["val_loss"] < best:
-                    best = metrics["val_loss"]
-                    export_best()
-                checkpoint()
-    if metrics.get("step") != step:  # every rank evaluates: the metric is all-reduced
-        metrics = validate()
-        log(**metrics)
-    if ctx.main:
-        if metrics["val_loss"] < best:
-            best = metrics["val_loss"]
-            export_best()
-        checkpoint()
+            validate_and_save()
+    if metrics.get("step") != step:  # the last step was not evaluated (and saved) in the loop
+        validate_and_save()
     distributed.teardown()
     return 0
 
