@@ -1,11 +1,12 @@
 """Lipsmith's editor: the only package that imports Qt.
 
-Modules, from the bottom up (each small, one concern):
+The work is the engine's: the bodies of its long jobs (probe, detect segments, render, smooth,
+score, find the face) are core.jobs, export core.export, speaker adaptation core.adapt (the
+editor never imports training/), edits core.project's commands. Modules, from the bottom up
+(each small, one concern):
 
   timecode      frames ↔ "m:ss.ff" text (Qt-free)
   filetypes     what a dropped or opened file is: video, audio, project (Qt-free)
-  commands      `Batch`: several project commands as one undo step (Qt-free)
-  jobs          the bodies of long jobs — probe, detect segments, render a take, export, score (Qt-free)
   workers       `Job` (a QObject whose work runs in a QThread: progress, ETA, cancel) and `JobManager`
   settings      QSettings-backed preferences (theme, shortcuts, last folders, window layout)
   shortcuts     the default key for every action, as data; rebinding; the shortcuts dialog

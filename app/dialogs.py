@@ -8,7 +8,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QFormLayout, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton,
                                QVBoxLayout, QWidget)
 
-from .jobs import EXPORT_PRESETS
+from core.export import EXPORT_PRESETS
 
 Icon = QMessageBox.Icon
 Button = QMessageBox.StandardButton

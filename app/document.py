@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 
 from PySide6.QtCore import QObject, Signal
 
+from core.jobs import Waveform, project_length
 from core.project import Command, EditError, Project, Segment, Take
 
-from .jobs import Waveform, project_length
 from .timecode import timecode
 
 
@@ -59,7 +59,7 @@ class Document(QObject):
         # the video's own audio: None until read; `original_state` says why there is none
         self.original_waveform: Waveform | None = None
         self.original_state = "loading"  # "loading", "ready", "none" (no audio track), "still", "missing", "failed"
-        self.track = None  # core.faces.FaceTrack for the mask overlay (app.jobs.face_track)
+        self.track = None  # core.faces.FaceTrack for the mask overlay (core.jobs.face_track)
         self.track_key = None  # the TrackRequest.key it was built for
         self.models: dict | None = None  # {"generator": problem or None, "expert": ...}; None: not checked yet
         self._length = project_length(project)

@@ -19,10 +19,10 @@ from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLay
                                QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox,
                                QToolButton, QVBoxLayout, QWidget)
 
+from core.adapt import checkpoint_key, model_choices
 from core.project import ChooseTake, RenameSegment, SetSegmentSettings
 
 from .document import take_caption
-from .jobs import checkpoint_key, model_choices
 from .timecode import timecode
 
 PAD_NAMES = ("top", "bottom", "left", "right")

@@ -33,12 +33,15 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow,
                                QScrollArea, QSplitter, QStyle, QToolButton)
 
+import core.adapt
+import core.export
+from core import jobs
 from core.errors import LipsmithError
 from core.project import (SUFFIX, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError, RecentProjects,
                           RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RenameSegment, SetProjectSettings,
                           SplitSegment, discard_autosave, recovery_candidate)
 
-from . import dialogs, jobs
+from . import dialogs
 from .document import Document
 from .filetypes import DUB_FILTER, PROJECT_FILTER, SUPPORTED_TEXT, VIDEO_FILTER, kind_of
 from .frames import FrameReader
@@ -1040,13 +1043,11 @@ class MainWindow(QMainWindow):
                    f"detector ({project.settings['detector']}). The result is "
                    "added to the model choices (inspector ▸ Model, Project ▸ Settings); Cancel in the Jobs panel "
                    "leaves no file and the project as it was.")
-        dialog = dialogs.AdaptDialog(jobs.default_adapted_output(project), summary, parent=self)
+        dialog = dialogs.AdaptDialog(core.adapt.default_adapted_output(project), summary, parent=self)
         if not dialog.exec():
             return None
         output, minutes, use, expert_minutes = dialog.values()
-        from training.adapt import adapted_expert_output
-
-        existing = [p.name for p in (output, adapted_expert_output(output) if expert_minutes else None)
+        existing = [p.name for p in (output, core.adapt.adapted_expert_output(output) if expert_minutes else None)
                     if p is not None and p.exists()]
         if existing and not dialogs.ask(self, "Replace the file?" if len(existing) == 1 else "Replace the files?",
                                         f"{' and '.join(existing)} {'exists' if len(existing) == 1 else 'exist'} already.",
@@ -1062,16 +1063,16 @@ class MainWindow(QMainWindow):
         if doc is None:
             return None
         try:
-            request = jobs.adapt_request(doc.project, output, minutes, steps, expert, expert_minutes)
+            request = core.adapt.adapt_request(doc.project, output, minutes, steps, expert, expert_minutes)
         except EditError as e:
             dialogs.warning(self, "Cannot adapt", str(e))
             return None
 
-        def done(result: jobs.AdaptResult):
+        def done(result: core.adapt.AdaptResult):
             if doc is not self.document:
                 self.status(f"Adapted model saved to {result.output} (its project was closed: not recorded)", 10000)
                 return
-            jobs.commit_adapt(doc.project, result, use)
+            core.adapt.commit_adapt(doc.project, result, use)
             if use:
                 self.check_models()
             l1 = result.info.get("val_l1")
@@ -1080,7 +1081,7 @@ class MainWindow(QMainWindow):
                         f"{fit} → {result.output.name}", 10000)
 
         budget = f"{request.minutes:g} min" + (f" + expert {request.expert_minutes:g} min" if request.expert_minutes else "")
-        return self.run_job(f"Adapt to speaker ({budget})", jobs.adapt_speaker, request, heavy=True,
+        return self.run_job(f"Adapt to speaker ({budget})", core.adapt.adapt_speaker, request, heavy=True,
                             on_success=done)
 
     def remove_adapted_model(self, path=None):
@@ -1135,7 +1136,7 @@ class MainWindow(QMainWindow):
         path, preset = dialog.values()
         return self.export(path, preset)
 
-    def export(self, path, preset: str = next(iter(jobs.EXPORT_PRESETS))) -> Job | None:
+    def export(self, path, preset: str = next(iter(core.export.EXPORT_PRESETS))) -> Job | None:
         doc = self.document
         if doc is None:
             return None
@@ -1143,19 +1144,19 @@ class MainWindow(QMainWindow):
         if not path.suffix:
             path = path.with_suffix(".mp4")
         try:
-            request = jobs.export_request(doc.project, path, preset)
+            request = core.export.export_request(doc.project, path, preset)
         except (EditError, ProjectError) as e:
             dialogs.warning(self, "Cannot export", str(e))
             return None
         self.settings.set_last_dir("exports", path.parent)
 
-        def done(result: jobs.ExportResult):
+        def done(result: core.export.ExportResult):
             if doc is self.document:
-                jobs.commit_export(doc.project, result)
+                core.export.commit_export(doc.project, result)
                 doc.notify()
             self.status(f"Exported {result.frames} frames to {path}", 10000)
 
-        return self.run_job(f"Export {path.name}", jobs.export_video, request, heavy=True, on_success=done)
+        return self.run_job(f"Export {path.name}", core.export.export_video, request, heavy=True, on_success=done)
 
     # ------------------------------------------------------------------ view, help
 

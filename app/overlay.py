@@ -22,11 +22,6 @@ class MaskOverlay:
     interpolated: bool  # the box was filled in over a short gap, not detected
 
 
-def blend_settings(settings: dict) -> BlendSettings:
-    return BlendSettings(feather=settings["feather"], mask_width=settings["mask_width"],
-                         mask_height=settings["mask_height"], color_match=settings["color_match"])
-
-
 def mask_overlay(track, index: int, settings: dict) -> MaskOverlay | None:
     """The overlay of source frame `index` under effective `settings` (pads, feather, mask size);
     None where the track has no face (the renderer leaves that frame as it is)."""
@@ -43,5 +38,5 @@ def mask_overlay(track, index: int, settings: dict) -> MaskOverlay | None:
     landmarks = track.landmarks_at(index)
     if landmarks is not None:
         landmarks = (np.asarray(landmarks, np.float32) - (x1, y1)) * (size / (x2 - x1), size / (y2 - y1))
-    mask = lower_face_mask((0, 0, size, size), landmarks, blend_settings(settings))
+    mask = lower_face_mask((0, 0, size, size), landmarks, BlendSettings.from_settings(settings))
     return MaskOverlay((x1, y1, x2, y2), tuple(float(v) for v in face), mask, bool(track.interpolated[index]))

@@ -20,9 +20,10 @@ from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap, QTrans
 from PySide6.QtWidgets import (QButtonGroup, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView,
                                QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget)
 
+from core.plan import source_of
+
 from .document import take_caption
 from .frames import FrameReader
-from .jobs import length_policy, source_index
 from .overlay import MaskOverlay, mask_overlay
 
 MASK_RGB = (64, 220, 255)  # the mask's tint
@@ -293,7 +294,7 @@ class PreviewPanel(QWidget):
             if take is not None:
                 return "result", project.take_path(take), frame - take.start, f"RESULT · {take.label}"
         facts = project.video.facts
-        index = source_index(frame, facts.frame_count or 1, length_policy(project), facts.is_image)
+        index = source_of(frame, facts.frame_count, project.settings["length_policy"], facts.is_image)
         label = "RESULT · no take here: original frames" if doc.show_result else "ORIGINAL"
         return "original", project.video.path, index, label
 
@@ -334,8 +335,9 @@ class PreviewPanel(QWidget):
 
     def source_frame(self, frame: int) -> int:
         """The source frame shown at output frame `frame` (a take's frames have the source's geometry)."""
-        facts = self.document.project.video.facts
-        return source_index(frame, facts.frame_count or 1, length_policy(self.document.project), facts.is_image)
+        project = self.document.project
+        facts = project.video.facts
+        return source_of(frame, facts.frame_count, project.settings["length_policy"], facts.is_image)
 
     def _mask_note(self) -> str:
         """Update the mask overlay for the current frame; the words the overlay adds."""

@@ -9,10 +9,9 @@ from __future__ import annotations
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                                QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget)
 
+from core.adapt import checkpoint_key, model_choices
 from core.hparams import LENGTH_POLICIES
 from core.project import EditError, SetProjectSettings
-
-from .jobs import checkpoint_key, model_choices
 
 _LENGTH_WORDS = {
     "cut": "Cut to the shorter of video and dub",

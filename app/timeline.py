@@ -25,9 +25,9 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QScrollBar, QVBoxLayout, QWidget
 
+from core.plan import source_of
 from core.project import DEFAULT_THRESHOLD, SetThreshold, verdict
 
-from .jobs import length_policy, source_index
 from .theme import DARK, Colours
 from .thumbnails import Thumbnails
 from .timecode import timecode
@@ -619,8 +619,8 @@ class Timeline(QWidget):
         step = thumb_step(max(thumb_frames, 1.0))
         first = max(0, int(math.floor(max(x0, 0) / step)) * step)
         last = min(self.length, int(math.floor(x1)) + 1)
-        n_video, policy = facts.frame_count or 1, length_policy(doc.project)
-        slots = [(k, source_index(k, n_video, policy, facts.is_image)) for k in range(first, last, step)]
+        policy = doc.project.settings["length_policy"]
+        slots = [(k, source_of(k, facts.frame_count, policy, facts.is_image)) for k in range(first, last, step)]
         return slots, step, thumb_frames
 
     def _update_thumbs(self, *_):

@@ -1,9 +1,9 @@
 """Long jobs off the UI thread: `Job` and `JobManager`.
 
-A Job wraps a plain function `fn(progress, cancel, *args)` (the bodies live in app.jobs). Its work
-runs in a QThread (a `_Worker` QObject moved there); the Job itself lives on the UI thread and
-re-emits the worker's signals there, so anything connected to a Job — lambdas included — runs on
-the UI thread. States: queued → running → done | failed | cancelled.
+A Job wraps a plain function `fn(progress, cancel, *args)` (the bodies live in core.jobs, core.export
+and core.adapt). Its work runs in a QThread (a `_Worker` QObject moved there); the Job itself lives
+on the UI thread and re-emits the worker's signals there, so anything connected to a Job — lambdas
+included — runs on the UI thread. States: queued → running → done | failed | cancelled.
 
   progress(done, total, stage)   throttled to ~20 per second
   succeeded(result)              the function's return value

@@ -18,6 +18,12 @@ class BlendSettings:
     mask_height: float = 0.55  # ellipse height as a fraction of the crop height
     color_match: bool = True
 
+    @classmethod
+    def from_settings(cls, settings: dict) -> "BlendSettings":
+        """The blend a project's (or a take's) settings ask for (core.project.DEFAULT_SETTINGS' keys)."""
+        return cls(feather=settings["feather"], mask_width=settings["mask_width"], mask_height=settings["mask_height"],
+                   color_match=settings["color_match"])
+
 
 def mouth_centre(box, landmarks) -> tuple[float, float]:
     """Mouth centre in frame coordinates: from landmarks when known, else from the box."""

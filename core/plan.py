@@ -1,44 +1,52 @@
 """Which source frame feeds each output frame when dub and video differ in length.
 
-No torch, no media: the editor's UI thread uses this as the renderer does.
+No torch, no media: the editor's UI thread, the renderer and the export all use this.
 cut: stop at the shorter of video and dub. loop / bounce: follow the dub, repeating the
 video forwards / back and forth. pad: the longer of the two; video past the dub passes
-through unchanged, and a dub past the video holds its last frame.
+through unchanged, and a dub past the video holds its last frame. A still image (`is_image`)
+follows the dub whatever the policy. `dub_seconds` is where the dub ends on the output's
+clock: its length plus its offset.
 """
 import numpy as np
 
 from core.hparams import LENGTH_POLICIES
 
 
-def _check(policy: str):
+def _rule(n_video, policy: str, is_image: bool) -> tuple[int, str]:
+    """(frames of the video, the policy that applies): a still loops its one frame to the dub."""
     if policy not in LENGTH_POLICIES:
         raise ValueError(f"length policy must be one of {', '.join(LENGTH_POLICIES)}, not {policy!r}")
+    return max(1, int(n_video or 1)), "loop" if is_image else policy
 
 
-def output_count(n_video: int, fps: float, dub_seconds: float, policy: str) -> int:
-    """Frames in the output."""
-    _check(policy)
+def output_count(n_video: int, fps: float, dub_seconds: float | None, policy: str, is_image: bool = False) -> int:
+    """Frames in the output (without a dub, `dub_seconds` None: the video's own)."""
+    n_video, policy = _rule(n_video, policy, is_image)
+    if dub_seconds is None:
+        return n_video
     n_dub = max(1, int(round(dub_seconds * fps)))
     return {"cut": min(n_video, n_dub), "pad": max(n_video, n_dub)}.get(policy, n_dub)
 
 
-def source_of(k, n_video: int, policy: str):
-    """Source frame of output frame(s) `k` (an int or an array)."""
-    _check(policy)
+def source_of(k, n_video: int, policy: str, is_image: bool = False):
+    """Source frame of output frame(s) `k`: an int for an int, an array for an array."""
+    n_video, policy = _rule(n_video, policy, is_image)
     if policy == "loop":
-        return k % n_video
-    if policy == "bounce":
+        index = k % n_video
+    elif policy == "bounce":
         period = max(1, 2 * n_video - 2)
         phase = k % period
-        return np.where(phase < n_video, phase, period - phase)
-    return np.minimum(k, n_video - 1)
+        index = np.where(phase < n_video, phase, period - phase)
+    else:
+        index = np.minimum(k, n_video - 1)
+    return int(index) if np.ndim(k) == 0 else index
 
 
-def plan_frames(n_video: int, fps: float, dub_seconds: float, policy: str):
+def plan_frames(n_video: int, fps: float, dub_seconds: float, policy: str, is_image: bool = False):
     """(source frame per output frame, whether that output frame has the dub under it)."""
-    k = np.arange(output_count(n_video, fps, dub_seconds, policy))
+    k = np.arange(output_count(n_video, fps, dub_seconds, policy, is_image))
     n_dub = max(1, int(round(dub_seconds * fps)))
-    return np.asarray(source_of(k, n_video, policy), dtype=np.int64), k < n_dub
+    return np.asarray(source_of(k, n_video, policy, is_image), dtype=np.int64), k < n_dub
 
 
 def conform(timestamps, fps: float, count: int) -> np.ndarray:

@@ -448,16 +448,9 @@ def test_unsaved_changes_prompt_and_recovery_offer(opened, qtbot, boxes):
 # --------------------------------------------------------------------------- pure helpers
 
 
-def test_lengths_and_source_frames_follow_the_render_plan():
-    from app.jobs import output_length, source_index
+def test_timecode_text():
     from app.timecode import timecode
-    from core.plan import plan_frames
 
-    for policy in ("cut", "loop", "bounce", "pad"):
-        for n_video, seconds, offset in ((20, 1.2, 0), (40, 1.0, 3), (30, 2.0, -5), (7, 0.5, 0)):
-            plan, _ = plan_frames(n_video, FPS, max(seconds + offset / FPS, 0.0), policy)
-            assert output_length(n_video, FPS, seconds, offset, policy) == len(plan), (policy, n_video)
-            assert [source_index(k, n_video, policy) for k in range(len(plan))] == plan.tolist()
     assert timecode(0, 25) == "0:00.00" and timecode(62 * 25 + 3, 25) == "1:02.03"
     assert timecode(3600 * 25, 25, frames=False) == "1:00:00"
 
@@ -546,13 +539,13 @@ def test_nudge_the_dub_by_frames_and_seconds_then_undo(opened, qtbot):
 
 
 def test_nudging_moves_the_segments_and_stops_exporting_takes_rendered_for_the_old_timing(opened, qtbot):
-    from app import jobs
+    from core.export import export_runs
 
     window = opened
     doc = window.document
     project = doc.project
     take = add_take(project, "s1", 0, 30)  # rendered with the dub at 0, chosen for s1 [0, 30)
-    assert jobs.export_runs(project, N)[0] == (0, 30, project.take_path(take), 0)
+    assert export_runs(project, N)[0] == (0, 30, project.take_path(take), 0)
     window.activateWindow()
     qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
     qtbot.keyClick(window, Qt.Key.Key_Right, Qt.KeyboardModifier.AltModifier)
@@ -561,7 +554,7 @@ def test_nudging_moves_the_segments_and_stops_exporting_takes_rendered_for_the_o
                                                                     (32, 52, "silence"), (52, 75, "speech")]
     assert list(window.timeline.bars.opts["x0"]) == [0, 2, 32, 52]  # the timeline shows them moved
     assert project.segment("s1").take_id is None and project.takes[take.id] == take
-    assert all(run[2] is None for run in jobs.export_runs(project, N))  # the export shows the original frames
+    assert all(run[2] is None for run in export_runs(project, N))  # the export shows the original frames
     assert "1 segment(s) show the original frames" in window.statusBar().currentMessage()
     doc.set_frame(10)
     assert "no longer fit it" in window.inspector.takes.item(0).text()
@@ -572,7 +565,7 @@ def test_nudging_moves_the_segments_and_stops_exporting_takes_rendered_for_the_o
 
 
 def test_a_render_or_scoring_that_finishes_after_a_nudge_does_not_pass_for_the_new_timing(opened):
-    from app import jobs
+    from core import jobs
     from core.project import NudgeDub
 
     project = opened.document.project
@@ -696,7 +689,7 @@ def test_thumbnail_lane_fills_its_slots_in_the_background(opened, qtbot):
 def test_original_audio_lane_has_the_videos_samples(opened, qtbot, tmp_path):
     import numpy as np
 
-    from app import jobs
+    from core import jobs
 
     window = opened
     doc = window.document
@@ -730,7 +723,7 @@ def add_take(project, segment_id, start, end, **kwargs):
 def test_confidence_lane_draws_the_planted_frame_conf(opened):
     import numpy as np
 
-    from app import jobs
+    from core import jobs
 
     window = opened
     doc = window.document
@@ -789,7 +782,7 @@ def test_mask_overlay_draws_the_renderers_box_and_mask(opened, qtbot):
 
 
 def test_frames_without_a_face_are_marked_on_the_timeline_and_in_the_preview(opened, qtbot):
-    from app import jobs
+    from core import jobs
 
     window = opened
     doc = window.document
@@ -931,13 +924,13 @@ def test_remove_an_adapted_model_from_the_menus_undoably(opened, qtbot, monkeypa
 
 def test_adapting_the_expert_too_reaches_training_and_is_recorded(opened, monkeypatch, tmp_path):
     import training.adapt
-    from app import jobs
+    from core.adapt import adapt_request, adapt_speaker
 
     project = opened.document.project
     with pytest.raises(EditError, match="negative"):
-        jobs.adapt_request(project, minutes=1, expert_minutes=-1)
-    assert jobs.adapt_request(project, minutes=1, expert=None, expert_minutes=2).expert_minutes == 0  # no expert
-    request = jobs.adapt_request(project, minutes=1, expert_minutes=2)
+        adapt_request(project, minutes=1, expert_minutes=-1)
+    assert adapt_request(project, minutes=1, expert=None, expert_minutes=2).expert_minutes == 0  # no expert
+    request = adapt_request(project, minutes=1, expert_minutes=2)
     called = {}
 
     def adapt(video, output, **kwargs):
@@ -946,7 +939,7 @@ def test_adapting_the_expert_too_reaches_training_and_is_recorded(opened, monkey
                 "expert_output": str(tmp_path / "scene.adapted.expert.safetensors")}
 
     monkeypatch.setattr(training.adapt, "adapt", adapt)
-    result = jobs.adapt_speaker(lambda *a: None, lambda: False, request)
+    result = adapt_speaker(lambda *a: None, lambda: False, request)
     assert called["expert_minutes"] == 2 and called["minutes"] == 1
     assert result.info["expert_minutes"] == 2 and result.info["expert_output"].endswith(".expert.safetensors")
 
@@ -954,12 +947,12 @@ def test_adapting_the_expert_too_reaches_training_and_is_recorded(opened, monkey
 def test_adaptation_finds_faces_with_the_projects_detector(opened, monkeypatch):
     import core.faces
     import training.prepare
-    from app import jobs
+    from core.adapt import adapt_request, adapt_speaker
 
     window = opened
     project = window.document.project
     project.execute(SetProjectSettings(project, {"detector": "face-alignment"}))
-    request = jobs.adapt_request(project, minutes=1, steps=1, expert=None)
+    request = adapt_request(project, minutes=1, steps=1, expert=None)
     assert request.detector == "face-alignment"
     asked = []
 
@@ -976,7 +969,7 @@ def test_adaptation_finds_faces_with_the_projects_detector(opened, monkeypatch):
     monkeypatch.setattr(core.faces, "get_detector", detector)
     monkeypatch.setattr(training.prepare, "process_video", stop)
     with pytest.raises(Stop):
-        jobs.adapt_speaker(lambda *a: None, lambda: False, request)
+        adapt_speaker(lambda *a: None, lambda: False, request)
     assert asked == ["face-alignment"]
 
 
@@ -1126,7 +1119,7 @@ def test_weak_scores_from_the_scoring_job_bring_the_list_to_the_front_and_a_job_
         opened, qtbot, monkeypatch):
     """The list shares its place with the Jobs panel (a tab each): scoring that finds weak segments
     shows them; the next job shows its progress."""
-    from app import jobs
+    from core import jobs
 
     def in_front(dock):  # a tab behind another is "visible" to Qt, with nothing of it on screen
         return not dock.visibleRegion().isEmpty()
@@ -1219,7 +1212,7 @@ def test_with_no_sync_expert_a_render_is_not_scored(opened, qtbot, boxes, monkey
 
 
 def test_a_renders_scores_join_its_undo_step_unless_an_edit_came_between(opened):
-    from app import jobs
+    from core import jobs
     from core.project import NudgeDub, RenameSegment
 
     project = opened.document.project

@@ -33,6 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.adapt import adapted_expert_output
 from core.atomic import sha256_file
 from core.errors import Cancelled, FaceError, LipsmithError, MediaError, WeightsError
 from core.weights import MODELS_DIR, load_model, read_manifest, read_sidecar, resolve, save_weights
@@ -99,11 +100,6 @@ def _detect(video, detector, cache_dir, progress, cancel):
     with source:
         if not source.is_image:
             detect_video(source, detector, cache_dir=cache_dir, progress=progress, cancel=cancel)
-
-
-def adapted_expert_output(output: Path) -> Path:
-    """Where the adapted expert goes beside the adapted generator: `<stem>.expert.safetensors`."""
-    return output.with_name(f"{output.stem}.expert.safetensors")
 
 
 def budget_progress(report, stage: str, minutes: float):

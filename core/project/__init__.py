@@ -6,7 +6,8 @@ reading order:
   model       settings and their validation; MediaFacts, MediaRef, Segment (and its verdict), Take,
               ExportRecord, AdaptedModel
   project     Project: state, lookups, save/load, relink helpers, the takes cache
-  commands    every edit as a Command with do()/undo()/merge(), kept in a History
+  commands    every edit as a Command with do()/undo()/merge(), kept in a History; Batch: several
+              commands as one undo step
   fileformat  JSON encode/decode, schema migrations, atomic writes
   recovery    autosave: `Autosaver.tick(now)`, `recovery_candidate(path)`
   recent      `RecentProjects` (File ▸ Recent)
@@ -24,7 +25,7 @@ Typical use::
     p.undo()
     p.save()
 """
-from .commands import (AddAdaptedModel, AddTake, ChooseTake, Command, History, MergeSegments, NudgeDub,
+from .commands import (AddAdaptedModel, AddTake, Batch, ChooseTake, Command, History, MergeSegments, NudgeDub,
                        RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RemoveTake, RenameSegment, RenameTake,
                        ReplaceSegments, SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment)
 from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
@@ -36,8 +37,9 @@ from .recent import RecentProjects, config_dir
 from .recovery import Autosaver, discard_autosave, recovery_candidate
 
 __all__ = [
-    "AdaptedModel", "AddAdaptedModel", "AddTake", "Autosaver", "ChooseTake", "Command", "DEFAULT_SETTINGS",
-    "DEFAULT_THRESHOLD", "EditError", "ExportRecord", "History", "MEDIA_KINDS", "MIGRATIONS", "MediaFacts", "MediaRef",
+    "AdaptedModel", "AddAdaptedModel", "AddTake", "Autosaver", "Batch", "ChooseTake", "Command",
+    "DEFAULT_SETTINGS", "DEFAULT_THRESHOLD", "EditError", "ExportRecord", "History", "MEDIA_KINDS", "MIGRATIONS",
+    "MediaFacts", "MediaRef",
     "MergeSegments", "NudgeDub", "Project", "ProjectError", "RecentProjects", "RelinkAdaptedModel", "RelinkMedia",
     "RemoveAdaptedModel", "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",

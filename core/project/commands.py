@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from .model import (DEFAULT_SETTINGS, MEDIA_KINDS, SEGMENT_KEYS, AdaptedModel, EditError, MediaFacts, MediaRef,
                     Segment, Take, _is_int, _is_number, _jsonish, _key, _now, _score, check_segments, frame_curve,
@@ -518,6 +518,55 @@ class RemoveAdaptedModel(Command):
         self.path = model.path
         self.segment_ids = tuple(s.id for s in changed)  # the segments that chose it
         self.text = f"Remove adapted model {model.title}"
+
+
+class Batch(Command):
+    """Several commands as one undo step: each built by one of `factories` (callables returning a
+    Command) against the state the previous ones left, the first time the batch is done; redo
+    replays them, undo reverts them in reverse. A later Batch with the same `merge_key` joins this
+    step while it is the latest one (History merges into the top step only, never into a saved one)."""
+
+    def __init__(self, project: Project, factories: Iterable[Callable[[], Command]], text: str, merge_key=None):
+        super().__init__(project)
+        self.text = text
+        self.merge_key = merge_key
+        self._factories = list(factories)
+        self._parts: list[Command] = []
+
+    def do(self):
+        if self._factories is None:  # redo
+            for part in self._parts:
+                part.do()
+            return
+        try:
+            for make in self._factories:
+                part = make()
+                part.do()
+                if not part.obsolete:
+                    self._parts.append(part)
+        except BaseException:
+            for part in reversed(self._parts):  # all or nothing
+                part.undo()
+            self._parts = []
+            raise
+        self._factories = None
+
+    def undo(self):
+        for part in reversed(self._parts):
+            part.undo()
+
+    def merge(self, other: Command) -> bool:
+        if type(other) is not Batch or self.merge_key is None or other.merge_key != self.merge_key:
+            return False
+        self._parts.extend(other._parts)  # done already: History does a command before merging it
+        return True
+
+    @property
+    def obsolete(self) -> bool:
+        return self._factories is None and not self._parts
+
+    def referenced_takes(self):
+        return [t for part in self._parts for t in part.referenced_takes()]
 
 
 # --------------------------------------------------------------------------- history

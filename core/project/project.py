@@ -104,12 +104,8 @@ class Project:
         facts = self.video.facts
         if not facts.frame_count and not facts.is_image:
             return None
-        n_video = max(1, int(facts.frame_count or 1))
-        dub_seconds = self.dub_seconds(dub_offset)
-        if dub_seconds is None:
-            return n_video
-        policy = "loop" if facts.is_image else self.settings["length_policy"]
-        return output_count(n_video, self.fps, dub_seconds, policy)
+        return output_count(facts.frame_count, self.fps, self.dub_seconds(dub_offset), self.settings["length_policy"],
+                            facts.is_image)
 
     def dub_seconds(self, dub_offset: int | None = None) -> float | None:
         """Where the dub ends on the output's clock (its length plus the offset, ≥ 0); None when unknown."""
@@ -258,9 +254,7 @@ class Project:
             checkpoint=str(s["checkpoint"]), device=s["device"], detector=s["detector"],
             start_frame=s.get("start_frame", 0), end_frame=s.get("end_frame"), length_policy=s["length_policy"],
             pads=tuple(s["pads"]), smooth_window=s["smooth_window"], face_index=s["face_index"],
-            dub_offset_s=self.dub_offset / self.fps,
-            blend=BlendSettings(feather=s["feather"], mask_width=s["mask_width"], mask_height=s["mask_height"],
-                                color_match=s["color_match"]))
+            dub_offset_s=self.dub_offset / self.fps, blend=BlendSettings.from_settings(s))
         options.update(overrides)
         return RenderOptions(**options)
 

@@ -1,0 +1,502 @@
+"""The bodies of the editor's long jobs, Qt-free: probe media, detect segments, render a take,
+smooth a take's mouth, score, find the face, read the original audio, check which models are
+installed. Export is core.export's; speaker adaptation core.adapt's.
+
+Each body takes `progress(done, total, stage)` and `cancel()` first and runs in a worker thread
+(the editor's app.workers). None of them touches the Project: the UI thread takes a *request* (a
+snapshot of what the job needs) before it starts, and applies the job's *result* to the project
+as commands when it ends (`commit_*`). So an edit made while a job runs cannot tear its view of
+the project, and a cancelled or failed job leaves the project exactly as it was.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from core.atomic import sha256_file
+from core.errors import LipsmithError
+from core.hparams import HP
+from core.plan import output_count, source_of
+from core.project import AddTake, Batch, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments, SetScores
+
+TAKE_SUFFIX = ".mkv"
+TAKE_CRF, TAKE_PRESET = 0, "veryfast"  # takes are intermediates: lossless H.264, re-encoded once at export
+WAVEFORM_RATE = 200  # waveform buckets per second
+
+
+class UserError(LipsmithError):
+    """A job's failure explained in words for the user (no file to name)."""
+
+    def __init__(self, message: str):
+        super().__init__(None, message)
+
+
+# --------------------------------------------------------------------------- lengths (core.plan, as the renderer)
+
+
+def media_length(project: Project) -> int:
+    """Output frames of the project's media under its length policy (what a whole-clip render makes)."""
+    video = project.video.facts
+    return output_count(video.frame_count, project.fps, project.dub_seconds(), project.settings["length_policy"],
+                        video.is_image)
+
+
+def project_length(project: Project) -> int:
+    """The timeline's extent: the media's output frames, and never shorter than the segments."""
+    return max(media_length(project), project.segments[-1].end if project.segments else 0)
+
+
+# --------------------------------------------------------------------------- probing media
+
+
+@dataclass
+class Waveform:
+    """Peak envelope of the dub: `lo`/`hi` per bucket of 1/`rate` s (dub time, before the offset)."""
+    lo: np.ndarray
+    hi: np.ndarray
+    rate: float
+    duration: float
+
+
+def make_waveform(audio: np.ndarray, sr: int = HP.sample_rate, rate: int = WAVEFORM_RATE) -> Waveform:
+    step = max(1, int(sr // rate))
+    n = max(1, math.ceil(audio.size / step))
+    padded = np.zeros(n * step, np.float32)
+    padded[:audio.size] = audio
+    blocks = padded.reshape(n, step)
+    return Waveform(blocks.min(axis=1), blocks.max(axis=1), sr / step, audio.size / sr)
+
+
+@dataclass
+class DubInfo:
+    path: Path
+    facts: MediaFacts
+    waveform: Waveform
+
+
+@dataclass
+class MediaInfo:
+    video: Path
+    video_facts: MediaFacts
+    dub: DubInfo
+
+
+def load_dub(progress, cancel, dub) -> DubInfo:
+    """Decode the dub once: its duration (for the project's facts) and its waveform."""
+    from core.audio import is_silent, load_audio
+
+    progress(0, 1, "dub")
+    audio = load_audio(dub)
+    if is_silent(audio):
+        raise UserError(f"{Path(dub).name}: the dub is silent (peak below -60 dBFS); nothing to lip-sync to")
+    facts = MediaFacts.probe_file(dub, duration=audio.size / HP.sample_rate)
+    progress(1, 1, "dub")
+    return DubInfo(Path(dub), facts, make_waveform(audio))
+
+
+def probe_media(progress, cancel, video, dub) -> MediaInfo:
+    """Facts of a new project's video and dub (opening a long video scans its packets: seconds)."""
+    progress(0, 2, "probe")
+    video_facts = MediaFacts.probe_video(video)
+    if cancel():
+        from core.errors import Cancelled
+
+        raise Cancelled("cancelled")
+    progress(1, 2, "probe")
+    return MediaInfo(Path(video), video_facts, load_dub(lambda d, t, s: None, cancel, dub))
+
+
+def installed_models(progress, cancel, generator="generator", expert="expert") -> dict:
+    """{"generator": problem or None, "expert": problem or None}: which models a render or a score
+    would find. Also imports torch off the UI thread, so the first render starts sooner."""
+    from core.errors import WeightsError
+    from core.weights import resolve
+
+    out = {}
+    for kind, name in (("generator", generator), ("expert", expert)):
+        try:
+            resolve(str(name))
+            out[kind] = None
+        except WeightsError as e:
+            out[kind] = e.problem
+    return out
+
+
+# --------------------------------------------------------------------------- segments
+
+
+def shift_segments(segments, offset_s: float):
+    """Dub-time segments moved by the dub offset, still covering [0, end] (core.segments.Segment)."""
+    from core.segments import SILENCE, Segment
+
+    if not offset_s:
+        return list(segments)
+    out = []
+    if offset_s > 0:
+        out.append(Segment(0.0, offset_s, SILENCE))
+    for s in segments:
+        start, end = max(s.start_s + offset_s, 0.0), s.end_s + offset_s
+        if end > start:
+            out.append(Segment(start, end, s.kind))
+    return out
+
+
+def detect_segments(progress, cancel, dub, fps: float, n_frames: int, offset_frames: int = 0):
+    """Speech / silence of the dub as output frame ranges (core.segments.FrameRange) over [0, n_frames)."""
+    from core.segments import detect_segments_file, to_frames
+
+    progress(0, 1, "speech")
+    segments = detect_segments_file(dub, progress=lambda d, t: progress(d, t, "speech"), cancel=cancel)
+    progress(1, 1, "speech")
+    return to_frames(shift_segments(segments, offset_frames / fps), fps, n_frames)
+
+
+def commit_segments(project: Project, ranges) -> ReplaceSegments:
+    return project.execute(ReplaceSegments(project, ranges, text="Detect segments"))
+
+
+# --------------------------------------------------------------------------- render a take
+
+
+class _Frozen:
+    """Stands in for the Project in `Project.render_options`: the settings snapshot the request took,
+    so the job renders with exactly what the take will record, whatever is edited meanwhile."""
+
+    def __init__(self, request: "RenderRequest"):
+        self._settings, self.dub_offset, self.fps = request.settings, request.dub_offset, request.fps
+
+    def effective_settings(self, segment_id=None) -> dict:
+        return copy.deepcopy(self._settings)
+
+
+@dataclass
+class RenderRequest:
+    video: Path
+    dub: Path
+    settings: dict  # project.effective_settings(segment or None): what the take records
+    dub_offset: int
+    fps: float
+    start: int
+    end: int
+    segment_id: str  # the segment the take belongs to (the first in the range)
+    cache_dir: Path
+    what: str  # "whole clip", "segment s3", "frames 10–80"
+    detection_cache: str | None = None
+    batch_size: int = 32
+
+
+@dataclass
+class RenderResult:
+    request: RenderRequest
+    file: Path
+    start: int
+    end: int
+    hashes: dict
+    generated: int
+    no_face_ranges: list
+    seconds: float
+    device: str
+
+
+def render_request(project: Project, start: int, end: int, segment_id: str | None = None,
+                   what: str = "") -> RenderRequest:
+    """Snapshot for rendering output frames [start, end): a segment's (its settings) or any range."""
+    if project.dub is None:
+        raise EditError("the project has no dub yet: drop an audio file on the window")
+    if project.cache_dir is None:
+        raise EditError("save the project first: takes are stored in a folder beside the project file")
+    owner = segment_id or next((s.id for s in project.segments if s.end > start), None)
+    if owner is None:
+        raise EditError("no segments yet: wait for speech detection (or run Render ▸ Detect segments)")
+    settings = project.effective_settings(segment_id)
+    settings.pop("start_frame", None)
+    settings.pop("end_frame", None)
+    return RenderRequest(project.video.path, project.dub.path, settings, project.dub_offset, project.fps,
+                         int(start), int(end), owner, project.cache_dir, what or f"frames {start}–{end}")
+
+
+def render_take(progress, cancel, request: RenderRequest) -> RenderResult:
+    """Render the request's range into a new file in the project's cache folder (atomic: nothing
+    is left there when it fails or is cancelled)."""
+    from core.errors import WeightsError
+    from core.render import Renderer
+
+    options = Project.render_options(_Frozen(request), None, start_frame=request.start, end_frame=request.end,
+                                     crf=TAKE_CRF, preset=TAKE_PRESET, cache_dir=request.detection_cache,
+                                     batch_size=request.batch_size)
+    try:
+        renderer = Renderer(request.video, request.dub, options, progress, cancel)
+    except WeightsError as e:
+        if "not found" in e.problem:
+            raise UserError("No generator model installed: choose a checkpoint with Render ▸ Generator model… "
+                            f"({e})") from None
+        raise
+    request.cache_dir.mkdir(parents=True, exist_ok=True)
+    output = request.cache_dir / f"take-{uuid.uuid4().hex[:10]}{TAKE_SUFFIX}"
+    report = renderer.render_to(output)
+    progress(1, 1, "hash")
+    hashes = {"file": sha256_file(output), "video": None, "dub": None}
+    return RenderResult(request, output, renderer.range.start, renderer.range.stop, hashes, report.generated,
+                        report.no_face_ranges, report.seconds, str(renderer.generator.device))
+
+
+def render_step(take_id: str) -> tuple:
+    """The merge key of the undo step that added a rendered take (its scores may join it)."""
+    return ("render", take_id)
+
+
+def take_hashes(project: Project, made_from: dict) -> dict:
+    """What a take file was made from (`made_from`: its models' hashes) and the media's fingerprints,
+    so a take whose inputs changed is recognised as stale."""
+    return dict(made_from, video=project.video.facts.fingerprint,
+                dub=project.dub.facts.fingerprint if project.dub else None)
+
+
+def add_take(project: Project, file, segment_id: str, what: str, choose_for: list, **fields) -> str:
+    """Add a take of `segment_id` made in `file` (`fields`: Project.new_take's) and choose it for the
+    segments `choose_for`: one undo step, "`what` (Take N)", that its scores may join (render_step).
+    The file is deleted again if the project can no longer take it. Returns the take's id."""
+    try:
+        take = project.new_take(segment_id, file, **fields)
+        parts = [lambda: AddTake(project, take)] + [lambda sid=sid: ChooseTake(project, sid, take.id)
+                                                    for sid in choose_for]
+        project.execute(Batch(project, parts, f"{what} ({take.label})", merge_key=render_step(take.id)))
+        return take.id
+    except EditError:
+        Path(file).unlink(missing_ok=True)
+        raise
+
+
+def commit_render(project: Project, result: RenderResult) -> str:
+    """Add the rendered take and choose it for every segment it covers: one undo step. Should the dub
+    have been nudged while it rendered, the take is added but chosen nowhere (its mouth follows the old
+    timing: see core.project.NudgeDub). The file is deleted again if the project can no longer take it
+    (its segment was removed). Returns the take's id."""
+    req = result.request
+    in_sync = req.dub_offset == project.dub_offset
+    covered = [s.id for s in project.segments if in_sync and s.within(result.start, result.end)]
+    report = {"no_face": [list(r) for r in result.no_face_ranges], "generated": result.generated,
+              "seconds": round(result.seconds, 2), "device": result.device}
+    return add_take(project, result.file, req.segment_id, f"Render {req.what}", covered, settings=req.settings,
+                    hashes=take_hashes(project, result.hashes), start=result.start, end=result.end, report=report)
+
+
+# --------------------------------------------------------------------------- smooth a take
+
+
+@dataclass
+class SmoothRequest:
+    take: Path  # the file of the segment's chosen take
+    take_id: str
+    segment_id: str
+    start: int  # the take's output frames
+    end: int
+    window: int  # frames averaged (odd)
+    settings: dict  # the take's: the face track and mask its render used
+    track: TrackRequest
+    n_video: int
+    is_image: bool
+    dub_offset: int
+    cache_dir: Path
+    what: str  # "segment s3's take"
+
+
+@dataclass
+class SmoothResult:
+    request: SmoothRequest
+    file: Path
+    hashes: dict
+
+
+def smooth_request(project: Project, segment_id: str, window: int) -> SmoothRequest:
+    """Snapshot for smoothing the mouth of `segment_id`'s chosen take over `window` frames."""
+    s = project.segment(segment_id)
+    if not s.take_id:
+        raise EditError(f"segment {s.title} has no chosen take to smooth: render it first")
+    if window < 3 or window % 2 == 0:
+        raise EditError(f"the smoothing window must be an odd number of frames, 3 or more, not {window}")
+    take = project.takes[s.take_id]
+    path = project.take_path(take)
+    if not path.is_file():
+        raise EditError(f"the take file {path.name} is missing: re-render segment {s.title}")
+    # the face and mask as the take's render found them (the project's settings fill in what it lacks)
+    settings = copy.deepcopy({**project.settings, "dub_offset_frames": project.dub_offset, **take.settings})
+    track = TrackRequest(project.video.path, settings["detector"], settings["face_index"], settings["smooth_window"])
+    video = project.video.facts
+    return SmoothRequest(path, take.id, s.id, take.start, take.end, int(window), settings, track,
+                         video.frame_count or 1, video.is_image, int(settings["dub_offset_frames"]),
+                         project.cache_dir, f"segment {s.title}'s take")
+
+
+def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
+    """Average the take's mouth over the request's window into a new file in the cache folder
+    (core.smooth; atomic: nothing is left there when it fails or is cancelled)."""
+    from core.blend import BlendSettings
+    from core.smooth import mouth_regions, smooth_video
+
+    track = face_track(progress, cancel, request.track)
+    frames = range(request.start, request.end)
+    policy = request.settings["length_policy"]
+    regions = mouth_regions(track, [source_of(k, request.n_video, policy, request.is_image) for k in frames],
+                            request.settings["pads"])
+    # frames before a late dub were never generated (core.render): nothing to steady there
+    regions = [None if k < request.dub_offset else r for k, r in zip(frames, regions)]
+    output = request.cache_dir / f"take-{uuid.uuid4().hex[:10]}{TAKE_SUFFIX}"
+    smooth_video(request.take, output, regions, request.window, BlendSettings.from_settings(request.settings),
+                 crf=TAKE_CRF, preset=TAKE_PRESET, progress=lambda d, t: progress(d, t, "smooth"), cancel=cancel)
+    progress(1, 1, "hash")
+    return SmoothResult(request, output, {"file": sha256_file(output), "video": None, "dub": None})
+
+
+def commit_smooth(project: Project, result: SmoothResult) -> str:
+    """Add the smoothed take to the segment and choose it there: one undo step (scores join it, as a
+    render's). It is added but not chosen when the dub was nudged meanwhile (see commit_render); the
+    file is deleted again when the project can no longer take it. Returns the take's id."""
+    req = result.request
+    try:
+        source = project.take(req.take_id)
+    except EditError:
+        Path(result.file).unlink(missing_ok=True)
+        raise
+    chosen = [req.segment_id] if req.dub_offset == project.dub_offset else []
+    return add_take(project, result.file, req.segment_id, f"Smooth {req.what} over {req.window} frames", chosen,
+                    settings=dict(req.settings, smoothed_from=req.take_id, window=req.window),
+                    hashes=take_hashes(project, result.hashes), start=req.start, end=req.end, report=source.report)
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class ScoreRequest:
+    expert: str
+    fps: float
+    detector: str  # the project's face detector: the faces in a take are found as its render found them
+    render: str | None = None  # the take a render just made, when only its segments are scored
+    rows: dict = field(default_factory=dict)  # take file → [(segment id, start s, end s) within the take]
+    take_ids: dict = field(default_factory=dict)  # take file → take id
+    segments: dict = field(default_factory=dict)  # segment id → (take id, start, end) as scored
+
+
+def score_request(project: Project, expert: str = "expert", render: str | None = None) -> ScoreRequest:
+    """Score each speech segment's chosen take (the result the segment exports with); with `render`
+    (the id of the take a render just made), only the segments that export that take, and their
+    scores join the render's undo step (commit_scores). Empty when nothing is rendered: the job then
+    says so, after checking the expert is there at all."""
+    request = ScoreRequest(expert, project.fps, project.settings["detector"], render)
+    for s in project.segments:
+        if s.kind != "speech" or not s.take_id or (render is not None and s.take_id != render):
+            continue
+        take = project.takes[s.take_id]
+        path = project.take_path(take)
+        request.take_ids[path] = take.id
+        request.segments[s.id] = (take.id, s.start, s.end)
+        request.rows.setdefault(path, []).append(
+            (s.id, (s.start - take.start) / project.fps, (s.end - take.start) / project.fps))
+    return request
+
+
+NO_EXPERT = "No sync expert installed"
+
+
+def score_takes(progress, cancel, request: ScoreRequest) -> dict:
+    """{"scores": {segment id: (LSE-C, None)}, "takes": {take id: the take's LSE-C, LSE-D and per-frame
+    confidence curve}, "scorer": the scorer's name, "segments": {segment id: (take id, start, end) as
+    scored}, "render": the request's}."""
+    from core.errors import WeightsError
+    from core.faces import get_detector
+    from core.sync import load_scorer, score_video
+
+    try:
+        scorer = load_scorer(request.expert)
+    except WeightsError as e:
+        raise UserError(f"{NO_EXPERT}: sync confidence needs a trained expert checkpoint ({e.problem}).") from None
+    if not request.rows:
+        raise UserError("Nothing to score yet: render the clip or a segment first (segments are scored on "
+                        "their chosen takes).")
+    detector = get_detector(request.detector)
+    out, curves, total = {}, {}, len(request.rows)
+    for n, (take, rows) in enumerate(request.rows.items()):
+        scores = score_video(take, None, scorer=scorer, cancel=cancel, detector=detector,
+                             progress=lambda d, t, s="score": progress(d, t, f"{s} {n + 1}/{total}"))
+        for segment_id, a, b in rows:
+            c = scores.segment_confidence(a, b)
+            out[segment_id] = (c if math.isfinite(c) else None, None)
+        take_id = request.take_ids.get(take)
+        if take_id is not None:
+            curves[take_id] = {"lse_c": scores.lse_c, "lse_d": scores.lse_d, "scorer": scorer.name,
+                               "frame_conf": np.asarray(scores.frame_conf, dtype=np.float64),
+                               "frame_fps": float(scores.frame_fps)}
+    return {"scores": out, "takes": curves, "scorer": scorer.name, "segments": dict(request.segments),
+            "render": request.render}
+
+
+def commit_scores(project: Project, result: dict):
+    """Segment confidences and each scored take's curve, as one undo step. What was removed meanwhile
+    is skipped, and so is a segment that moved or changed takes meanwhile (a dub nudge, a new render):
+    its score would describe frames it no longer exports. A render's scores join its step while it is
+    the latest (one undo takes back the render and what it measured), else they are a step of their own."""
+    scored = result.get("segments") or {}
+    now = {s.id: (s.take_id, s.start, s.end) for s in project.segments}
+    scores = {sid: v for sid, v in result["scores"].items() if sid in now and scored.get(sid, now[sid]) == now[sid]}
+    takes = {tid: v for tid, v in result.get("takes", {}).items() if tid in project.takes}
+    text = f"Score segments ({result['scorer']})"
+    render = result.get("render")
+    if render is None:
+        return project.execute(SetScores(project, scores, text=text, take_scores=takes))
+    return project.execute(Batch(project, [lambda: SetScores(project, scores, text=text, take_scores=takes)], text,
+                                 merge_key=render_step(render)))
+
+
+# --------------------------------------------------------------------------- the original audio, the face track
+
+
+def load_original_audio(progress, cancel, video) -> Waveform | None:
+    """The video's own audio as a waveform (for the timeline's Original lane); None when it has none."""
+    from core.audio import load_audio
+    from core.errors import MediaError
+
+    progress(0, 1, "audio")
+    try:
+        audio = load_audio(video)
+    except MediaError as e:
+        if "no audio stream" in e.problem or "empty" in e.problem:
+            return None
+        raise
+    progress(1, 1, "audio")
+    return make_waveform(audio)
+
+
+@dataclass
+class TrackRequest:
+    video: Path
+    detector: str
+    face_index: int | None
+    smooth_window: int
+    detection_cache: str | None = None
+
+    @property
+    def key(self) -> tuple:
+        return (self.video, self.detector, self.face_index, self.smooth_window)
+
+
+def track_request(project: Project) -> TrackRequest:
+    s = project.settings
+    return TrackRequest(project.video.path, s["detector"], s["face_index"], s["smooth_window"])
+
+
+def face_track(progress, cancel, request: TrackRequest):
+    """The face the renderer would dub in every source frame (core.faces.FaceTrack): the mask overlay
+    draws it. Detections come from the per-video cache when a render made them; else this detects."""
+    from core.faces import get_detector, track_video
+    from core.video import VideoSource
+
+    with VideoSource(request.video) as source:
+        return track_video(source, detector=get_detector(request.detector), cache_dir=request.detection_cache,
+                           face_index=request.face_index, smooth_window=request.smooth_window,
+                           progress=lambda d, t: progress(d, t, "detect"), cancel=cancel)

@@ -1,0 +1,167 @@
+"""The engine behind the editor, without Qt: the boundaries (core never loads Qt, the editor never
+imports training/), the output-length rule, `Batch`, and the job bodies of core/jobs.py run as
+the editor's workers run them — read a dub, render a take, smooth it — on tiny synthetic media.
+A stub detector (a fixed box) stands in for RetinaFace and a tiny random-weight generator for
+the model.
+"""
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import jobs
+from core.faces.detect import Detection, FaceDetector
+from core.plan import output_count, plan_frames, source_of
+from core.project import (Batch, ChooseTake, EditError, MediaFacts, Project, RenameSegment, ReplaceSegments,
+                          SetProjectSettings)
+from tests.conftest import REPO, ffmpeg
+
+FPS = 25
+FACE_BOX = (32, 8, 96, 88)  # in a 128 × 96 frame
+NO_PROGRESS, NEVER = (lambda *a: None), (lambda: False)
+
+
+# --------------------------------------------------------------------------- boundaries
+
+
+def test_the_engine_loads_without_qt_or_the_trainers():
+    code = ("import sys; import core.jobs, core.export, core.adapt, core.project; "
+            "print(sorted(m for m in ('PySide6', 'training') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_editor_never_imports_training():
+    importers = []
+    for path in sorted((REPO / "app").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            importers += [f"{path.name}: {n}" for n in names if n == "training" or n.startswith("training.")]
+    assert importers == []
+
+
+# --------------------------------------------------------------------------- the output-length rule
+
+
+@pytest.mark.parametrize("policy", ["cut", "loop", "bounce", "pad"])
+def test_a_still_follows_the_dub_under_every_length_policy(policy):
+    assert output_count(1, FPS, 1.6, policy, is_image=True) == 40
+    assert [source_of(k, 1, policy, is_image=True) for k in (0, 1, 39)] == [0, 0, 0]
+    plan, with_dub = plan_frames(1, FPS, 1.6, policy, is_image=True)
+    assert plan.tolist() == [0] * 40 and with_dub.all()
+    assert output_count(30, FPS, None, policy) == 30  # no dub: the video's own frames
+
+
+def test_source_of_answers_an_int_for_an_int_and_an_array_for_an_array():
+    assert type(source_of(7, 5, "bounce")) is int and source_of(7, 5, "bounce") == 1
+    assert source_of(np.arange(9), 5, "bounce").tolist() == [0, 1, 2, 3, 4, 3, 2, 1, 0]
+
+
+# --------------------------------------------------------------------------- Batch
+
+
+def bare_project(tmp_path) -> Project:
+    facts = MediaFacts(duration=2.0, fps=FPS, frame_count=50, width=128, height=96)
+    project = Project.new(tmp_path / "clip.mp4", facts, path=tmp_path / "scene.lipsmith")
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 20), project.make_segment(20, 50)]))
+    return project
+
+
+def test_a_batch_is_one_undo_step_all_or_nothing_that_joins_a_batch_of_its_key(tmp_path):
+    project = bare_project(tmp_path)
+    depth = project.history.index
+    project.execute(Batch(project, [lambda: RenameSegment(project, "s1", "Hello"),
+                                    lambda: RenameSegment(project, "s2", project.segment("s1").name + " again")],
+                          "Rename both", merge_key="names"))
+    assert [s.name for s in project.segments] == ["Hello", "Hello again"]  # the second built after the first
+    assert project.history.index == depth + 1 and project.history.undo_text == "Rename both"
+
+    project.execute(Batch(project, [lambda: RenameSegment(project, "s1", "Joined")], "More", merge_key="names"))
+    assert project.history.index == depth + 1  # joined the step of its key
+    with pytest.raises(EditError):
+        project.execute(Batch(project, [lambda: RenameSegment(project, "s2", "Undone"),
+                                        lambda: ChooseTake(project, "s1", "t404")], "Fails"))
+    assert [s.name for s in project.segments] == ["Joined", "Hello again"]  # the part done was reverted
+    project.undo()
+    assert [s.name for s in project.segments] == ["", ""] and project.history.index == depth
+    project.redo()
+    assert [s.name for s in project.segments] == ["Joined", "Hello again"]
+
+
+# --------------------------------------------------------------------------- job bodies
+
+
+class BoxDetector(FaceDetector):
+    """Always finds the same face box."""
+    name = "test-box"
+
+    def _detect(self, image):
+        return [Detection(FACE_BOX, 0.99)]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("core_jobs_media")
+    video, dub, silent = folder / "clip.mp4", folder / "dub.wav", folder / "silent.wav"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=128x96:rate={FPS}:duration=1", "-pix_fmt", "yuv420p",
+           "-c:v", "libx264", "-preset", "ultrafast", video)
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:sample_rate=16000:duration=1", dub)
+    ffmpeg("-f", "lavfi", "-i", "anullsrc=sample_rate=16000:channel_layout=mono", "-t", "1", silent)
+    return video, dub, silent
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    import torch
+
+    from core.models.wav2lip import GeneratorDims, Wav2Lip
+    from core.weights import save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_weights(Wav2Lip(GeneratorDims(width=0.25)), path)
+    return path
+
+
+def test_reading_the_dub_gives_its_length_and_waveform_and_refuses_a_silent_one(media):
+    _, dub, silent = media
+    info = jobs.load_dub(NO_PROGRESS, NEVER, dub)
+    assert info.facts.duration == pytest.approx(1.0) and info.waveform.duration == pytest.approx(1.0)
+    assert info.waveform.lo.size == jobs.WAVEFORM_RATE  # buckets of 1/200 s
+    assert info.waveform.hi.min() == pytest.approx(0.125, abs=0.005)  # ffmpeg's sine: 1/8 of full scale
+    assert info.waveform.lo.max() == pytest.approx(-0.125, abs=0.005)
+    with pytest.raises(jobs.UserError, match="silent.wav: the dub is silent"):
+        jobs.load_dub(NO_PROGRESS, NEVER, silent)
+
+
+def test_render_then_smooth_a_take_as_the_editors_workers_do(media, tiny_checkpoint, tmp_path, monkeypatch):
+    import core.faces
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    video, dub, _ = media
+    project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "scene.lipsmith", dub_path=dub,
+                          dub_facts=jobs.load_dub(NO_PROGRESS, NEVER, dub).facts)
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 10), project.make_segment(10, 25)]))
+    project.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint)}))
+    project.save()
+    assert jobs.media_length(project) == 25
+
+    request = jobs.render_request(project, 0, 25, what="whole clip")
+    result = jobs.render_take(NO_PROGRESS, NEVER, request)
+    assert (result.start, result.end, result.generated) == (0, 25, 25) and result.file.parent == project.cache_dir
+    take_id = jobs.commit_render(project, result)
+    assert [s.take_id for s in project.segments] == [take_id, take_id]
+    assert project.history.undo_text == f"Render whole clip ({project.takes[take_id].label})"
+
+    smoothed = jobs.commit_smooth(project, jobs.smooth_take(NO_PROGRESS, NEVER, jobs.smooth_request(project, "s1", 3)))
+    assert project.segment("s1").take_id == smoothed and project.segment("s2").take_id == take_id
+    assert project.takes[smoothed].settings["smoothed_from"] == take_id
+    assert sorted(p.name for p in project.cache_dir.iterdir()) == sorted(
+        Path(t.file).name for t in project.takes.values())  # nothing else left in the cache folder
+    project.undo()
+    project.undo()
+    assert not project.takes and all(s.take_id is None for s in project.segments)
