@@ -2,8 +2,9 @@
 
 `request(key, path, index)` replaces any request not yet served (the latest wins: a fast
 scrub decodes only the frames it can show). Reading frame i+1 right after frame i continues
-the open decoder (playback); anything else seeks. Frames come back as QImages
-(`frame_ready(key, index, image)`), with `failed(key, message)` when a file cannot be read.
+the open decoder (playback); anything else seeks (`OpenVideo`, which the timeline's thumbnails
+read through too). Frames come back as QImages (`frame_ready(key, index, image)`), with
+`failed(key, message)` when a file cannot be read.
 """
 from __future__ import annotations
 
@@ -25,6 +26,44 @@ def to_qimage(frame: np.ndarray) -> QImage:
     return QImage(frame.data, w, h, frame.strides[0], QImage.Format.Format_BGR888).copy()
 
 
+class OpenVideo:
+    """A video file and the forward pass its decoder is in: a frame from the pass's next one to
+    `ahead` frames past it continues the pass (playback, nearby thumbnails); any other seeks."""
+
+    def __init__(self, path):
+        from core.video import VideoSource
+
+        self.source = VideoSource(path)
+        self.path = self.source.path
+        self._next = 0
+        self._pass = None  # the frames iterator of the open forward pass
+
+    def read(self, index: int, ahead: int = 0) -> np.ndarray:
+        source = self.source
+        if source.is_image:
+            return source.read(0)
+        index = min(max(index, 0), source.frame_count - 1)
+        if self._pass is not None and self._next <= index <= self._next + ahead:
+            for i, frame in self._pass:
+                if i >= index:
+                    self._next = i + 1
+                    return frame
+        self._end_pass()
+        self._pass = source.frames(index)
+        i, frame = next(self._pass)
+        self._next = i + 1
+        return frame
+
+    def _end_pass(self):
+        if self._pass is not None:
+            self._pass.close()
+            self._pass = None
+
+    def close(self):
+        self._end_pass()
+        self.source.close()
+
+
 class _Decoder(QObject):
     ready = Signal(object, int, QImage)
     failed = Signal(object, str)
@@ -32,40 +71,16 @@ class _Decoder(QObject):
     def __init__(self, reader: "FrameReader"):
         super().__init__()
         self._reader = reader
-        self._sources: OrderedDict[Path, object] = OrderedDict()
-        self._running = None  # (path, next index, frames iterator)
+        self._open: OrderedDict[Path, OpenVideo] = OrderedDict()
 
-    def _source(self, path: Path):
-        from core.video import VideoSource
-
-        if path in self._sources:
-            self._sources.move_to_end(path)
-            return self._sources[path]
-        source = VideoSource(path)
-        self._sources[path] = source
-        while len(self._sources) > OPEN_SOURCES:
-            _, old = self._sources.popitem(last=False)
-            old.close()
-        return source
-
-    def _read(self, path: Path, index: int) -> np.ndarray:
-        source = self._source(path)
-        index = min(max(index, 0), source.frame_count - 1)
-        if source.is_image:
-            return source.read(0)
-        if self._running is not None and self._running[0] == path and self._running[1] == index:
-            try:
-                i, frame = next(self._running[2])
-                self._running = (path, i + 1, self._running[2])
-                return frame
-            except StopIteration:
-                pass
-        if self._running is not None:
-            self._running[2].close()
-        frames = source.frames(index)
-        i, frame = next(frames)
-        self._running = (path, i + 1, frames)
-        return frame
+    def _video(self, path: Path) -> OpenVideo:
+        if path in self._open:
+            self._open.move_to_end(path)
+            return self._open[path]
+        video = self._open[path] = OpenVideo(path)
+        while len(self._open) > OPEN_SOURCES:
+            self._open.popitem(last=False)[1].close()
+        return video
 
     @Slot()
     def serve(self):
@@ -74,21 +89,19 @@ class _Decoder(QObject):
             return
         key, path, index = job
         try:
-            image = to_qimage(self._read(path, index))
+            image = to_qimage(self._video(path).read(index))
         except Exception as e:  # noqa: BLE001 - a bad file shows a message in the preview, never a crash
-            self._running = None
+            if path in self._open:
+                self._open.pop(path).close()
             self.failed.emit(key, str(e))
             return
         self.ready.emit(key, index, image)
 
     @Slot()
     def close(self):
-        if self._running is not None:
-            self._running[2].close()
-            self._running = None
-        for source in self._sources.values():
-            source.close()
-        self._sources.clear()
+        for video in self._open.values():
+            video.close()
+        self._open.clear()
 
 
 def start_decoder_thread(owner, decoder, name: str) -> QThread:

@@ -15,7 +15,7 @@ import cv2
 from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
-from .frames import start_decoder_thread, to_qimage
+from .frames import OpenVideo, start_decoder_thread, to_qimage
 
 THUMB_HEIGHT = 72  # pixels: drawn smaller, sharp on high-DPI screens
 CACHE_LIMIT = 3000  # thumbnails kept (≈ 128 × 72 × 3 bytes each: ~80 MB at most)
@@ -35,47 +35,25 @@ class _Decoder(QObject):
     def __init__(self, owner: "Thumbnails"):
         super().__init__()
         self._owner = owner
-        self._source = None
-        self._running = None  # (next index, frames iterator) of the open forward pass
+        self._video: OpenVideo | None = None
 
     def _close(self):
-        if self._running is not None:
-            self._running[1].close()
-            self._running = None
-        if self._source is not None:
-            self._source.close()
-            self._source = None
-
-    def _frame(self, index: int):
-        if self._source.is_image:
-            return self._source.read(0)
-        index = min(max(index, 0), self._source.frame_count - 1)
-        if self._running is not None and self._running[0] <= index <= self._running[0] + FORWARD_GAP:
-            for i, frame in self._running[1]:
-                if i >= index:
-                    self._running = (i + 1, self._running[1])
-                    return frame
-        if self._running is not None:
-            self._running[1].close()
-        frames = self._source.frames(index)
-        i, frame = next(frames)
-        self._running = (i + 1, frames)
-        return frame
+        if self._video is not None:
+            self._video.close()
+            self._video = None
 
     @Slot()
     def serve(self):
-        from core.video import VideoSource
-
         while True:
             job = self._owner._next()
             if job is None:
                 return
             path, index, height = job
             try:
-                if self._source is None or self._source.path != path:
+                if self._video is None or self._video.path != path:
                     self._close()
-                    self._source = VideoSource(path)
-                image = to_qimage(scaled(self._frame(index), height))
+                    self._video = OpenVideo(path)
+                image = to_qimage(scaled(self._video.read(index, ahead=FORWARD_GAP), height))
             except Exception as e:  # noqa: BLE001 - a bad file leaves the lane empty, never crashes
                 self._close()
                 self.failed.emit(path, str(e))

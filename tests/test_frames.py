@@ -1,0 +1,46 @@
+"""`app.frames.OpenVideo`, the one frame reader of the preview and the timeline's thumbnails: the right
+frames, and a forward pass continued rather than a seek where the pass can get there."""
+import numpy as np
+import pytest
+
+from app.frames import OpenVideo
+from core.video import VideoSource, VideoWriter
+
+FRAMES = 40
+
+
+@pytest.fixture
+def video(tmp_path):
+    """Frame i is grey level 5·i (lossless), so a decoded frame tells its index."""
+    path = tmp_path / "count.mp4"
+    with VideoWriter(path, 32, 24, 25, crf=0, preset="ultrafast") as writer:
+        for i in range(FRAMES):
+            writer.write(np.full((24, 32, 3), 5 * i, np.uint8))
+    return path
+
+
+def index_of(frame) -> int:
+    return round(float(frame.mean()) / 5)
+
+
+def test_reads_continue_the_forward_pass_within_reach_and_seek_otherwise(video, monkeypatch):
+    seeks = []
+    real = VideoSource.frames
+
+    def frames(self, start=0, stop=None):
+        seeks.append(start)
+        return real(self, start, stop)
+
+    monkeypatch.setattr(VideoSource, "frames", frames)
+    opened = OpenVideo(video)
+    try:
+        assert [index_of(opened.read(i)) for i in (3, 4, 5)] == [3, 4, 5]  # playback: one pass
+        assert seeks == [3]
+        assert index_of(opened.read(8)) == 8 and seeks == [3, 8]  # a jump the preview's reader seeks for
+        assert index_of(opened.read(12, ahead=6)) == 12 and seeks == [3, 8]  # thumbnails decode on to it
+        assert index_of(opened.read(2, ahead=6)) == 2 and seeks == [3, 8, 2]  # backwards: a seek
+        assert index_of(opened.read(FRAMES + 5)) == FRAMES - 1  # past the end: the last frame
+        assert index_of(opened.read(-3)) == 0
+    finally:
+        opened.close()
+    assert opened.path == video
