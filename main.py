@@ -225,12 +225,49 @@ def cmd_score(args) -> int:
     return 0
 
 
+def add_export_parser(sub):
+    from core.export import EXPORT_PRESETS
+
+    p = sub.add_parser("export", help="export a saved .lipsmith project as the editor does: each segment's "
+                                      "chosen take, the original frames elsewhere, with the dub")
+    p.add_argument("project", help="the .lipsmith project (only read: the export is not recorded in it)")
+    p.add_argument("-o", "--output", required=True, help="output .mp4")
+    p.add_argument("--preset", choices=list(EXPORT_PRESETS), default=next(iter(EXPORT_PRESETS)),
+                   help="the editor's export presets (default %(default)s)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from core.export import export_request, export_video
+    from core.project import EditError, Project, ProjectError
+
+    project = Project.load(args.project)
+    missing = project.missing_media()
+    if missing:
+        ref = project.media[missing[0]]
+        raise ProjectError(project.path, f"the {missing[0]} {ref.path} is missing: relink it in the editor")
+    try:
+        request = export_request(project, Path(args.output).absolute(), args.preset)
+    except EditError as exc:
+        raise ProjectError(project.path, str(exc)) from None
+    bar = ProgressBar(args.quiet)
+    try:
+        result = export_video(bar, lambda: False, request)
+    finally:
+        bar.close()
+    print(f"wrote {request.output}: {result.frames} frames, {result.from_takes} from takes, "
+          f"{result.frames / max(result.seconds, 1e-6):.1f} frames/s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lipsmith", description="Lipsmith: lip-sync for dubbing editors.")
     parser.add_argument("--version", action="version", version=f"lipsmith {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_render_parser(sub)
     add_score_parser(sub)
+    add_export_parser(sub)
     doctor = sub.add_parser("doctor", help="check this installation: torch and GPU, ffmpeg, detectors, models, cache")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.set_defaults(run=cmd_doctor)
