@@ -659,12 +659,21 @@ class MainWindow(QMainWindow):
         if path:
             self.open_project(path)
 
+    def _offered_autosave(self, path: Path) -> Path | None:
+        """recovery_candidate(path), telling the user about a damaged autosave it kept aside."""
+        try:
+            return recovery_candidate(path)
+        except ProjectError as e:  # the autosave's, not the project's: the project is read next
+            dialogs.warning(self, APP_NAME, f"The autosave of {path.name} is damaged; it was not recovered.",
+                            informative=f"{e}\n\nThe project opens as it was last saved.")
+            return None
+
     def open_project(self, path) -> bool:
         if not self._confirm_discard():
             return False
         path = Path(path)
         try:
-            candidate = recovery_candidate(path)
+            candidate = self._offered_autosave(path)
             if candidate is not None:
                 when = datetime.fromtimestamp(candidate.stat().st_mtime).strftime("%Y-%m-%d %H:%M")
                 if dialogs.ask_recover(self, path.name, when):

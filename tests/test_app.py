@@ -1426,3 +1426,20 @@ def test_cancelled_smoothing_leaves_the_project_unchanged(opened, qtbot, monkeyp
     wait_jobs(qtbot, window)
     assert job.state == "cancelled"
     assert state(project) == before and sorted(project.cache_dir.iterdir()) == files
+
+
+def test_a_damaged_newer_autosave_is_reported_and_the_project_opens_as_saved(opened, boxes):
+    from core.project import autosave_path_for
+
+    window = opened
+    path = window.document.project.path
+    segments = len(window.document.project.segments)
+    autosave = autosave_path_for(path)
+    autosave.write_text('{"schema_version": 1, "med')  # cut short by a crash
+    os.utime(autosave, (path.stat().st_mtime + 5,) * 2)
+    window.set_document(None)
+    assert window.open_project(path)
+    _, text, informative = boxes.shown[-1]
+    assert autosave.name in text + informative and "scene.lipsmith.autosave.damaged" in informative
+    assert len(window.document.project.segments) == segments and not window.isWindowModified()
+    assert not autosave.exists() and autosave.with_name(autosave.name + ".damaged").is_file()

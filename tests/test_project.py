@@ -643,15 +643,31 @@ def test_autosave_only_with_changes_and_recovery(folder):
     assert Project.load(path).dub_offset == 4
 
 
-def test_damaged_autosave_is_not_offered(folder):
+def test_a_newer_damaged_autosave_is_kept_aside_with_a_message_naming_it(folder):
     make_project(folder)
     path = folder / "scene.lipsmith"
     auto = autosave_path_for(path)
     auto.write_text('{"schema_version": 1, "med')
     future = path.stat().st_mtime_ns + 10**9
     os.utime(auto, ns=(future, future))
-    assert recovery_candidate(path) is None
-    assert auto.read_text() == '{"schema_version": 1, "med'
+    with pytest.raises(ProjectError) as raised:
+        recovery_candidate(path)
+    kept = folder / "scene.lipsmith.autosave.damaged"
+    assert str(raised.value).startswith(f"{auto}: ") and "kept aside as scene.lipsmith.autosave.damaged" in str(
+        raised.value)
+    assert not auto.exists() and kept.read_text() == '{"schema_version": 1, "med'  # moved, bytes as they were
+    assert recovery_candidate(path) is None  # said once: the next open finds nothing to offer or report
+    assert Project.load(path).path == path  # the project itself opens as saved
+
+
+def test_an_older_damaged_autosave_is_stale_and_left_alone(folder):
+    make_project(folder)
+    path = folder / "scene.lipsmith"
+    auto = autosave_path_for(path)
+    auto.write_text("not json")
+    past = path.stat().st_mtime_ns - 10**9
+    os.utime(auto, ns=(past, past))
+    assert recovery_candidate(path) is None and auto.read_text() == "not json"
 
 
 def test_undo_to_the_saved_state_removes_a_stale_autosave(folder):

@@ -1,10 +1,13 @@
 """Crash recovery: the autosave sibling (`name.lipsmith.autosave`), when to write it, when to offer it.
 
 No timers here: the app calls `Autosaver.tick(time.monotonic())` from a QTimer, and on opening
-a project asks `recovery_candidate(path)` whether to offer `Project.recover(path)`.
+a project asks `recovery_candidate(path)` whether to offer `Project.recover(path)`. A newer
+autosave that does not read (a crash mid-write, a bad disk) is moved aside to
+`name.lipsmith.autosave.damaged` and reported, never silently skipped.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from core.errors import LipsmithError
@@ -13,9 +16,19 @@ from .model import ProjectError, autosave_path_for
 from .project import Project
 
 
+DAMAGED_SUFFIX = ".damaged"
+
+
+class DamagedAutosave(ProjectError):
+    """An autosave newer than its project that does not read as a project; kept aside, the message says where."""
+
+
 def recovery_candidate(path) -> Path | None:
     """The autosave of the project at `path` when it is newer than the project file (or the project
-    was never saved) and reads as a valid project: the app offers it with Project.recover(path)."""
+    was never saved) and reads as a valid project: the app offers it with Project.recover(path).
+    A newer autosave that does not read is renamed to `<autosave>.damaged` (out of the way of the
+    next autosave, there for the user to look at) and DamagedAutosave says so; the project itself
+    opens as saved."""
     auto = autosave_path_for(path)
     try:
         auto_time = auto.stat().st_mtime_ns
@@ -28,8 +41,14 @@ def recovery_candidate(path) -> Path | None:
         pass
     try:
         Project.load(auto, as_path=path)
-    except ProjectError:
-        return None
+    except ProjectError as e:
+        damage = f"newer than the project but cannot be read ({e.problem})"
+        kept = auto.with_name(auto.name + DAMAGED_SUFFIX)
+        try:
+            os.replace(auto, kept)
+        except OSError as move:
+            raise DamagedAutosave(auto, f"{damage}; it could not be moved aside ({move.strerror or move})") from None
+        raise DamagedAutosave(auto, f"{damage}; kept aside as {kept.name}") from None
     return auto
 
 
