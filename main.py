@@ -1,9 +1,12 @@
 """Lipsmith command line: `python main.py render VIDEO DUB -o OUT.mp4`, and friends.
 
 Exit codes: 0 done, 1 bad input (one line naming the file and the problem),
-2 bad usage, 130 cancelled (Ctrl-C).
+2 bad usage; 128 + the signal's number when stopped by one: 130 Ctrl-C (SIGINT), 143 SIGTERM (kill),
+129 SIGHUP (the terminal closed); each ends the job as cleanly as Ctrl-C does.
 """
 import argparse
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -107,6 +110,7 @@ def add_render_parser(sub):
 
 def cmd_render(args) -> int:
     from core.blend import BlendSettings
+    from core.atomic import interrupted
     from core.render import RenderOptions, Renderer
     from core.video import check_writable
 
@@ -129,7 +133,7 @@ def cmd_render(args) -> int:
         crf=args.crf, preset=args.preset, allow_silent_dub=args.allow_silent, strict=args.strict)
     bar = ProgressBar(args.quiet)
     try:
-        renderer = Renderer(args.video, args.dub, options, progress=bar)
+        renderer = Renderer(args.video, args.dub, options, progress=bar, cancel=interrupted)
         report = renderer.render_to(args.output)
     finally:
         bar.close()
@@ -303,17 +307,43 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    try:
-        return args.run(args)
-    except LipsmithError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    except (KeyboardInterrupt, Cancelled):
+    from core.atomic import interrupted, signals_as_interrupts
+
+    output = getattr(args, "output", None)
+    before = file_identity(output)
+    with signals_as_interrupts():  # SIGTERM and SIGHUP stop a command as cleanly as Ctrl-C does
+        try:
+            return args.run(args)
+        except LipsmithError as exc:
+            if interrupted():  # failed because of the signal (a child process cut short): a cancel
+                return cancelled(output, before)
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except (KeyboardInterrupt, Cancelled):
+            return cancelled(output, before)
+        except ValueError as exc:  # bad option values that only the engine can judge (ranges, policies)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+
+def cancelled(output, before) -> int:
+    """Say what a stopped command left, and give its exit status: 128 + the signal (130: Ctrl-C)."""
+    from core.atomic import interrupted
+
+    if output is not None and file_identity(output) != before:  # stopped after its output was in place
+        print(f"cancelled; {output} was written", file=sys.stderr)
+    else:
         print("cancelled; nothing was written", file=sys.stderr)
-        return 130
-    except ValueError as exc:  # bad option values that only the engine can judge (ranges, policies)
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return 128 + (interrupted() or signal.SIGINT)
+
+
+def file_identity(path):
+    """What tells a file from its replacement (an atomic write makes a new inode), or None."""
+    try:
+        stat = os.stat(path)
+    except (OSError, TypeError):
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import tempfile
-import uuid
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation
 
+from core.atomic import Interrupted, interrupted, signals_held, sweep_stale_temps, temp_beside
 from core.errors import MediaError
 from core.ffmpeg import ffmpeg_exe
 from core.hparams import HP
@@ -350,6 +350,12 @@ def _reason(error) -> str:
 
 # --------------------------------------------------------------------------- writing
 
+# ffmpeg runs in a process group of its own: Ctrl-C in a terminal goes to the whole foreground
+# group, and an ffmpeg that got it too would finish a half file by itself, or fail and hide the
+# Ctrl-C behind "ffmpeg failed". The signal reaches us alone, and we stop ffmpeg.
+_OWN_PROCESS_GROUP = ({"start_new_session": True} if os.name == "posix" else
+                      {"creationflags": subprocess.CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP})
+
 
 class VideoWriter:
     """Encode BGR frames to an H.264/AAC MP4 through the ffmpeg binary, atomically.
@@ -392,18 +398,17 @@ class VideoWriter:
 
         suffix = self.path.suffix.lower()
         self._format = {".mov": "mov", ".mkv": "matroska"}.get(suffix, "mp4")
-        stem = f".{self.path.name}.{uuid.uuid4().hex[:8]}"
-        self._final_tmp = parent / f"{stem}.part{suffix}"
+        sweep_stale_temps(parent)  # what runs killed outright (kill -9) left here
         try:
-            open(self._final_tmp, "xb").close()
+            self._final_tmp = temp_beside(self.path, f"part{suffix}")
         except OSError as e:
             raise MediaError(self.path, f"cannot write: {e.strerror or e}") from None
         self._temps.append(self._final_tmp)
-        # With audio, the video is encoded first and muxed afterwards (see close()).
-        self._video_tmp = parent / f"{stem}.video.mp4" if self.audio_path else self._final_tmp
-        if self._video_tmp != self._final_tmp:
-            self._temps.append(self._video_tmp)
         try:
+            # With audio, the video is encoded first and muxed afterwards (see close()).
+            self._video_tmp = temp_beside(self.path, "video.mp4") if self.audio_path else self._final_tmp
+            if self._video_tmp != self._final_tmp:
+                self._temps.append(self._video_tmp)
             self._start_encoder(crf, preset)
         except BaseException:
             self._cleanup()
@@ -426,7 +431,7 @@ class VideoWriter:
         # and a full pipe would block ffmpeg and then us.
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                      creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+                                      **_OWN_PROCESS_GROUP)
 
     def write(self, frame: np.ndarray):
         """Append one BGR uint8 frame of the writer's (width, height)."""
@@ -442,28 +447,32 @@ class VideoWriter:
         self.frame_count += 1
 
     def close(self):
-        """Finish encoding, mux the audio and move the result to `path`."""
+        """Finish encoding, mux the audio and move the result to `path`. Whatever stops it
+        (an error, Ctrl-C or another stop signal), every temp file is removed."""
         if self._proc is None:
             return
-        if self.frame_count == 0:
-            self.abort()
-            raise MediaError(self.path, "no frames were written")
         try:
-            self._proc.stdin.close()
-        except OSError:
-            pass  # ffmpeg already gone; its exit code tells why
-        if self._proc.wait() != 0:
-            self._fail(f"ffmpeg failed (exit {self._proc.returncode})")
-        self._proc = None
-        if self.audio_path is not None:
-            self._mux_audio()
-        try:
-            os.replace(self._final_tmp, self.path)
-        except OSError as e:
+            if self.frame_count == 0:
+                raise MediaError(self.path, "no frames were written")
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass  # ffmpeg already gone; its exit code tells why
+            if self._proc.wait() != 0:
+                self._fail(f"ffmpeg failed (exit {self._proc.returncode})")
+            self._proc = None
+            if self.audio_path is not None:
+                self._mux_audio()
+            if interrupted():  # a stop signal whose exception was lost on the way still stops the output
+                raise Interrupted(interrupted())
+            try:
+                os.replace(self._final_tmp, self.path)
+            except OSError as e:
+                raise MediaError(self.path, f"cannot write: {e.strerror or e}") from None
+            self._cleanup()  # the video-only temp; the final one has just been renamed away
+        except BaseException:
             self.abort()
-            raise MediaError(self.path, f"cannot write: {e.strerror or e}") from None
-        self._temps.remove(self._final_tmp)
-        self._cleanup()
+            raise
 
     def _mux_audio(self):
         # A second pass because the video's length is known only now: `-shortest` with
@@ -483,23 +492,22 @@ class VideoWriter:
                "-i", str(self._video_tmp), "-i", str(self.audio_path), "-map", "0:v:0", "-map", "1:a:0",
                "-c:v", "copy", "-af", ",".join(filters), "-c:a", "aac", "-b:a", self.audio_bitrate,
                "-movflags", "+faststart", "-f", self._format, str(self._final_tmp)]
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0))
+        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_OWN_PROCESS_GROUP)
         if proc.returncode != 0:
-            self.abort()
             raise MediaError(self.path, f"adding the audio failed: {_tail(proc.stderr)}")
 
     def abort(self):
         """Stop ffmpeg and delete everything written so far; `path` is left untouched."""
-        if self._proc is not None:
-            self._proc.kill()
-            try:
-                self._proc.stdin.close()
-            except OSError:
-                pass
-            self._proc.wait()
-            self._proc = None
-        self._cleanup()
+        with signals_held():  # a second Ctrl-C must not cut the clean-up short
+            if self._proc is not None:
+                self._proc.kill()
+                try:
+                    self._proc.stdin.close()
+                except OSError:
+                    pass
+                self._proc.wait()
+                self._proc = None
+            self._cleanup()
 
     def _fail(self, what):
         self._stderr.seek(0)
@@ -543,10 +551,8 @@ def check_writable(path, protect=()):
                          if not parent.exists() else f"cannot write: {parent} is not a folder")
     if path.is_dir():
         raise MediaError(path, "cannot write: a folder has that name")
-    probe = parent / f".{path.name}.{uuid.uuid4().hex[:8]}.probe"
     try:
-        open(probe, "xb").close()
-        probe.unlink()
+        temp_beside(path, "probe").unlink()
     except OSError as e:
         raise MediaError(path, f"cannot write: {e.strerror or e}") from None
 
