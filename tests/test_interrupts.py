@@ -34,11 +34,13 @@ SPEECH = REPO / "resources" / "demo" / "speech.wav"
 CANCELLED = "cancelled; nothing was written"
 
 # Marks the stage it reaches in $HOLD_MARKS; holds the stage named in $HOLD for a minute:
-# "close" after the encoder has finished (the writer waits for it), "mux" before muxing.
+# "close" after the encoder has finished (the writer waits for it), "mux" before muxing,
+# "score" before reading the finished output's audio to score it.
 WRAPPER = """#!{python}
 import os, subprocess, sys, time
 real, hold, marks = {real!r}, os.environ.get("HOLD"), os.environ["HOLD_MARKS"]
-stage = "encode" if "rawvideo" in sys.argv else "mux" if "copy" in sys.argv else "other"
+stage = ("encode" if "rawvideo" in sys.argv else "mux" if "copy" in sys.argv
+         else "score" if os.environ["OUTPUT"] in sys.argv else "other")
 if stage == "encode" and hold == "close":
     status = subprocess.call([real, *sys.argv[1:]])
     open(os.path.join(marks, "close"), "w").close()
@@ -75,18 +77,18 @@ def default_signals():
 class Run:
     """`main.py render` of 3 s of the demo portrait into an empty folder, in its own session."""
 
-    def __init__(self, tmp_path, checkpoint, wrapper=None, hold=None):
+    def __init__(self, tmp_path, checkpoint, wrapper=None, hold=None, score=False):
         self.out_dir = tmp_path / "out"
         self.marks = tmp_path / "marks"
         self.out_dir.mkdir()
         self.marks.mkdir()
         self.output = self.out_dir / "out.mp4"
-        env = dict(os.environ, HOLD_MARKS=str(self.marks), HOLD=hold or "")
+        env = dict(os.environ, HOLD_MARKS=str(self.marks), HOLD=hold or "", OUTPUT=str(self.output))
         if wrapper is not None:
             env["LIPSMITH_FFMPEG"] = str(wrapper)
         cmd = [sys.executable, "main.py", "render", str(PORTRAIT), str(SPEECH), "-o", str(self.output),
                "--checkpoint", str(checkpoint), "--cache-dir", str(tmp_path / "cache"), "--to", "3",
-               "--preset", "ultrafast", "--no-score"]
+               "--preset", "ultrafast", *([] if score else ["--no-score"])]
         # the stop signals at their defaults, as in a terminal: pytest run as a background job
         # (`&`) ignores SIGINT, and the CLI would inherit that (and rightly leave it ignored)
         self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, start_new_session=True, preexec_fn=default_signals,
@@ -170,6 +172,17 @@ def signal_defaults():
     yield
     for signum, handler in previous.items():
         signal.signal(signum, handler)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_scoring_says_the_output_was_written(tmp_path, checkpoint, wrapper):
+    run = Run(tmp_path, checkpoint, wrapper, hold="score", score=True)
+    run.wait_for("scoring", lambda: (run.marks / "score").exists())
+    run.signal_group(signal.SIGINT)
+    code, err = run.finish()
+    assert code == 130, (code, err)
+    assert err.strip().splitlines()[-1] == f"cancelled; {run.output} was written", err
+    assert os.listdir(run.out_dir) == [run.output.name]
 
 
 def test_a_signal_swallowed_on_the_way_still_stops_the_output(tmp_path, signal_defaults):
