@@ -23,6 +23,10 @@ class FaceError(LipsmithError):
     """No usable face where one is needed."""
 
 
+class TooShort(MediaError):
+    """Media with fewer frames than a job needs (scoring: one window of the expert)."""
+
+
 class SetupError(LipsmithError):
     """This installation or machine cannot do what was asked: a device it lacks, a tool that is missing."""
 

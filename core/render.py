@@ -284,11 +284,21 @@ class Renderer:
         self.source = timeline[plan]
         before_dub = np.arange(len(self.source)) / self.fps < options.dub_offset_s
         self.with_dub &= ~before_dub  # a late dub leaves the first frames untouched
+        if dub_seconds <= 0 or not self.with_dub.any():  # an early dub ends before the first frame
+            raise MediaError(dub_path, f"a dub offset of {options.dub_offset_s:+.2f} s leaves no overlap between "
+                             f"the dub ({audio.size / HP.sample_rate:.2f} s) and the picture "
+                             f"({self.video.duration:.2f} s)")
         stop = len(self.source) if options.end_frame is None else min(options.end_frame, len(self.source))
         self.range = range(max(0, options.start_frame), stop)
         if len(self.range) == 0:
-            raise ValueError(f"empty frame range {options.start_frame}..{options.end_frame} "
-                             f"(the output has {len(self.source)} frames)")
+            raise MediaError(self.video.path, f"the frame range {options.start_frame}..{options.end_frame} is empty: "
+                             f"the output has {len(self.source)} frames")
+        self.warnings = []  # for the user, before the frames are rendered
+        without = int(len(self.range) - self.with_dub[self.range.start:self.range.stop].sum())
+        if options.dub_offset_s and without > len(self.range) / 2:
+            self.warnings.append(f"with a dub offset of {options.dub_offset_s:+.2f} s, {without / len(self.range):.0%} "
+                                 f"of the output ({without} of {len(self.range)} frames) has no dub under it; "
+                                 "those frames pass through unchanged")
         # the checkpoint first: a wrong one must fail in a second, not after minutes of detection
         self.generator = generator or load_generator(options, len(self.range))
         self.track = self._track_faces()

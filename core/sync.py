@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from core.audio import load_audio, mel_window, melspectrogram
-from core.errors import Cancelled, WeightsError
+from core.errors import Cancelled, TooShort, WeightsError
 from core.faces import track_video
 from core.faces.geometry import padded_box
 from core.hparams import HP
@@ -325,6 +325,11 @@ def score_crops(scorer: Scorer, crops: np.ndarray, has_face: np.ndarray, feature
     return score_frames(scorer, frames, len(crops), features)
 
 
+def min_frames(scorer: Scorer) -> int:
+    """Frames a clip needs to be scored: one window (the reference protocol leaves the last one out)."""
+    return scorer.frames + int(scorer.reference_protocol)
+
+
 def score_frames(scorer: Scorer, frames, n_frames: int, features: np.ndarray, chunk: int = 256) -> SyncScores:
     """Streaming scoring: `frames` yields (BGR frame, face box (x1, y1, x2, y2) or None) at 25 fps;
     the scorer crops its own input from each.
@@ -333,8 +338,8 @@ def score_frames(scorer: Scorer, frames, n_frames: int, features: np.ndarray, ch
     only its embeddings in memory.
     """
     T = scorer.frames
-    if n_frames < T + int(scorer.reference_protocol):
-        raise ValueError(f"need at least {T + int(scorer.reference_protocol)} frames to score, got {n_frames}")
+    if n_frames < min_frames(scorer):
+        raise ValueError(f"need at least {min_frames(scorer)} frames to score, got {n_frames}")
     buffer, has_face, face_chunks = [], [], []
     for frame, box in frames:
         face = box is not None and bool(np.all(np.isfinite(np.asarray(box, np.float64))))
@@ -393,6 +398,9 @@ def score_video(video_path, audio_path=None, scorer: Scorer | None = None, track
             track = track.with_smoothing(*scorer.track_smoothing)
         seconds = min(video.duration, len(wave) / SAMPLE_RATE)
         n = int(seconds * SCORE_FPS + 1e-6)
+        if n < min_frames(scorer):
+            raise TooShort(video_path, f"too short to score: {n} frames at {SCORE_FPS:g} fps with audio under them, "
+                                       f"the expert needs at least {min_frames(scorer)}")
         src = video.frames_at_rate(SCORE_FPS, n)
         track_index = src if frame_map is None else np.asarray(frame_map)[src]
 

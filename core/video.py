@@ -28,6 +28,7 @@ from core.plan import conform
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what VideoWriter writes: suffix -> muxer
 # Containers with a real index, where seeking is trusted. MPEG-PS/TS seek by guessing
 # byte offsets and then stamp the next frames wrongly (seen: 3 frames off), so those
 # are decoded from the start instead.
@@ -387,7 +388,7 @@ class VideoWriter:
         for source in [*protect, self.audio_path]:
             if source is not None and _same_file(self.path, source):
                 raise MediaError(self.path, "refusing to write over an input file")
-        check_writable(self.path)
+        check_video_output(self.path)
         parent = self.path.parent
 
         # yuv420p halves chroma resolution, so x264 needs even sides: crop the odd last
@@ -397,7 +398,7 @@ class VideoWriter:
             raise ValueError(f"frame size {width}x{height} is too small to encode")
 
         suffix = self.path.suffix.lower()
-        self._format = {".mov": "mov", ".mkv": "matroska"}.get(suffix, "mp4")
+        self._format = OUTPUT_FORMATS[suffix]
         sweep_stale_temps(parent)  # what runs killed outright (kill -9) left here
         try:
             self._final_tmp = temp_beside(self.path, f"part{suffix}")
@@ -532,6 +533,17 @@ class VideoWriter:
         else:
             self.abort()
         return False
+
+
+def check_video_output(path, protect=()):
+    """check_writable for a video: its name must also say a container VideoWriter writes (an MP4
+    named out.wav would be misread by everything that trusts the name)."""
+    check_writable(path, protect)
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_FORMATS:
+        *others, last = OUTPUT_FORMATS
+        raise MediaError(path, f"cannot write a video as {repr(suffix) if suffix else 'a name without extension'}: "
+                               f"name it {', '.join(others)} or {last}")
 
 
 def check_writable(path, protect=()):
