@@ -1,62 +1,48 @@
 """Lipsmith command line: `python main.py render VIDEO DUB -o OUT.mp4`, and friends.
 
-Exit codes: 0 done, 1 bad input (one line naming the file and the problem),
-2 bad usage; 128 + the signal's number when stopped by one: 130 Ctrl-C (SIGINT), 143 SIGTERM (kill),
-129 SIGHUP (the terminal closed); each ends the job as cleanly as Ctrl-C does.
+Exit codes: 0 done, 1 bad input or a failed job (one line naming the file and the problem),
+2 bad usage (argparse: an unknown option, a missing argument, a value out of range),
+128 + the signal's number when stopped by one: 130 Ctrl-C (SIGINT), 143 SIGTERM (kill), 129 SIGHUP
+(the terminal closed); each ends the job as cleanly as Ctrl-C does.
+
+The parser is built without torch or the trainers: each command imports its implementation
+when it runs.
 """
 import argparse
+import math
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from core import __version__
-
-
-def parse_time(text: str) -> float:
-    """Seconds from "12.5", "1:02.5" or "00:01:02.5"."""
-    seconds = 0.0
-    for part in text.split(":"):
-        seconds = seconds * 60 + float(part)
-    return seconds
+from core.cli_types import count, crf, finite_float, number, positive_int, time_value
 
 
 class ProgressBar:
-    """One line on stderr per stage: percentage, frames/s and ETA."""
+    """A job's progress(done, total, stage) as one tqdm bar per stage on stderr (frames/s, ETA)."""
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self.stage = None
-        self.started = 0.0
-        self.last_draw = 0.0
+        self.bar = None
 
     def __call__(self, done: int, total: int, stage: str = "render"):
         if self.quiet:
             return
-        now = time.perf_counter()
         if stage != self.stage:
-            if self.stage is not None:
-                sys.stderr.write("\n")
-            self.stage, self.started = stage, now
-        if now - self.last_draw < 0.2 and done < total:
-            return
-        self.last_draw = now
-        elapsed = now - self.started
-        rate = done / elapsed if elapsed > 0.5 else 0.0  # too early for a meaningful rate
-        eta_text = "--:--"
-        if rate > 0:
-            eta = (total - done) / rate
-            eta_text = f"{int(eta // 60):02d}:{int(eta % 60):02d}"
-        width = 30
-        filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{stage:>7} [{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-                         f"{rate:5.1f} fps  ETA {eta_text} ")
-        sys.stderr.flush()
+            self.close()
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=f"{stage:>7}", unit="frames", dynamic_ncols=True, file=sys.stderr)
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
 
     def close(self):
-        if self.stage is not None and not self.quiet:
-            sys.stderr.write("\n")
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def add_render_parser(sub):
@@ -65,33 +51,35 @@ def add_render_parser(sub):
     p = sub.add_parser("render", help="lip-sync a video (or a still portrait) to a dubbed track")
     p.add_argument("video", help="video file, or a still image for static mode")
     p.add_argument("dub", help="dubbed audio (any format ffmpeg reads, or a video's audio track)")
-    p.add_argument("-o", "--output", required=True, help="output .mp4")
+    p.add_argument("-o", "--output", required=True, help="output .mp4 (or .mov, .mkv)")
     p.add_argument("--checkpoint", default="generator",
                    help="generator: a bundled model name, our .safetensors or an official wav2lip(_gan).pth")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     rng = p.add_argument_group("range (output frames; default the whole clip)")
-    rng.add_argument("--start-frame", type=int, help="first output frame")
-    rng.add_argument("--end-frame", type=int, help="output frame to stop before")
-    rng.add_argument("--from", dest="from_time", type=parse_time, help="start time, e.g. 12.5 or 0:12.5")
-    rng.add_argument("--to", dest="to_time", type=parse_time, help="end time")
+    rng.add_argument("--start-frame", type=count, help="first output frame")
+    rng.add_argument("--end-frame", type=positive_int, help="output frame to stop before")
+    rng.add_argument("--from", dest="from_time", type=time_value, help="start time, e.g. 12.5 or 0:12.5")
+    rng.add_argument("--to", dest="to_time", type=time_value, help="end time")
     p.add_argument("--length", choices=LENGTH_POLICIES, default="cut",
                    help="when dub and video differ: cut to the shorter, loop or bounce the video to the dub's "
                         "length, or pad with the original frames (default cut)")
-    p.add_argument("--dub-offset", type=float, default=0.0, help="seconds to delay the dub (negative: earlier)")
-    p.add_argument("--pads", type=int, nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), default=[0, 10, 0, 0],
+    p.add_argument("--dub-offset", type=finite_float, default=0.0,
+                   help="seconds to delay the dub (negative: earlier); it must still overlap the picture")
+    p.add_argument("--pads", type=number(int), nargs=4, metavar=("TOP", "BOTTOM", "LEFT", "RIGHT"), default=[0, 10, 0, 0],
                    help="pixels added around the face box (default 0 10 0 0)")
-    p.add_argument("--smooth", type=int, default=5, help="face box smoothing window in frames (0: off)")
-    p.add_argument("--face", type=int, default=None,
+    p.add_argument("--smooth", type=count, default=5, help="face box smoothing window in frames (0: off)")
+    p.add_argument("--face", type=count, default=None,
                    help="which face when several: 0 = largest, most central (default), 1 = next, …")
     p.add_argument("--detector", default="retinaface", choices=["retinaface", "face-alignment"],
                    help="face detector (default retinaface, which ships its weights)")
     p.add_argument("--face-weights", metavar="DIR",
                    help="folder holding face-alignment's s3fd-619a316812.pth and 2DFAN4-11f355bf06.pth.tar "
                         "(default: the torch hub cache); never downloaded")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--feather", type=float, default=0.08, help="mask feather, fraction of the face size")
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--feather", type=number(float, lambda v: 0 <= v <= 1, "a fraction in [0, 1]"), default=0.08,
+                   help="mask feather, fraction of the face size")
     p.add_argument("--no-color-match", action="store_true", help="paste the generated colours as they are")
-    p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower is better, default 18)")
+    p.add_argument("--crf", type=crf, default=18, help="H.264 quality, 0-51 (lower is better, default 18)")
     p.add_argument("--preset", default="veryfast",
                    help="x264 preset (default veryfast: at CRF 18 it encodes 2.6x faster than medium for a file of "
                         "similar size, which lets a width-1 render run in real time on 2 cores)")
@@ -112,9 +100,9 @@ def cmd_render(args) -> int:
     from core.blend import BlendSettings
     from core.atomic import interrupted
     from core.render import RenderOptions, Renderer
-    from core.video import check_writable
+    from core.video import check_video_output
 
-    check_writable(args.output, protect=(args.video, args.dub))  # fail before minutes of detection, not after
+    check_video_output(args.output, protect=(args.video, args.dub))  # fail before minutes of detection, not after
     fps_probe = None
     start, end = args.start_frame or 0, args.end_frame
     if args.from_time is not None or args.to_time is not None:
@@ -134,6 +122,8 @@ def cmd_render(args) -> int:
     bar = ProgressBar(args.quiet)
     try:
         renderer = Renderer(args.video, args.dub, options, progress=bar, cancel=interrupted)
+        for warning in renderer.warnings:
+            tqdm.write(f"warning: {warning}", file=sys.stderr)
         report = renderer.render_to(args.output)
     finally:
         bar.close()
@@ -151,8 +141,9 @@ def cmd_render(args) -> int:
 
 
 def score_render(renderer, report, expert: str):
-    """Print the output's sync scores, reusing the source's face track (no second detection)."""
-    from core.errors import WeightsError
+    """Print the output's sync scores, reusing the source's face track (no second detection).
+    The output is complete by now: a result too short to score is a note, and an error says so."""
+    from core.errors import LipsmithError, TooShort, WeightsError
     from core.sync import load_scorer, score_video
 
     try:
@@ -162,7 +153,14 @@ def score_render(renderer, report, expert: str):
         return
     frame_map = renderer.source[renderer.range.start:renderer.range.stop]
     # against the output's own audio track: it is the dub as muxed (offset, range), not the dub file
-    scores = score_video(report.output, scorer=scorer, track=renderer.track, frame_map=frame_map)
+    try:
+        scores = score_video(report.output, scorer=scorer, track=renderer.track, frame_map=frame_map)
+    except TooShort as exc:
+        print(f"note: not scored: {exc}")
+        return
+    except LipsmithError as exc:
+        raise LipsmithError(exc.path, f"{exc.problem} (while scoring; {report.output} was written and is "
+                                      "complete)") from None
     print_scores(scores, "result")
 
 
@@ -174,12 +172,12 @@ def add_score_parser(sub):
                    help="sync expert: bundled name, .safetensors, lipsync_expert.pth, or the official "
                         "syncnet_v2.model (the paper's LSE-D/LSE-C protocol)")
     p.add_argument("--segments", action="store_true", help="also score each speech segment of the audio")
-    p.add_argument("--threshold", type=float, default=None,
+    p.add_argument("--threshold", type=finite_float, default=None,
                    help="segment LSE-C below this is 'weak' (default: the scorer's own, 0.035 for our expert, "
                         "1.0 for syncnet_v2: their scales differ)")
     p.add_argument("--json", action="store_true", help="print JSON for tools")
     p.add_argument("--cache-dir", help="face detection cache folder")
-    p.add_argument("--face", type=int, default=None, help="which face when several are visible")
+    p.add_argument("--face", type=count, default=None, help="which face when several are visible")
     p.set_defaults(run=cmd_score)
 
 
@@ -207,20 +205,32 @@ def print_scores(scores, label: str):
           f"({scores.offset_ms:+.0f} ms)  [scorer {scores.scorer}, {scores.windows} windows{reference}]")
 
 
+def finite_or_null(value):
+    """`value` with NaN and infinities as None: JSON has no such numbers (json.dumps writes a bare NaN)."""
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 def cmd_score(args) -> int:
     import json
 
+    from core.errors import FaceError
     from core.sync import load_scorer, score_video
 
     scorer = load_scorer(args.expert)
     scores = score_video(args.video, args.dub, scorer=scorer, cache_dir=args.cache_dir, face_index=args.face)
+    if not scores.windows:
+        raise FaceError(args.video, f"no face to score: no {scorer.frames} consecutive frames show one")
     result = scores.to_dict()
     if args.segments:
         threshold = scorer.weak_below if args.threshold is None else args.threshold
         result["threshold"] = threshold
         result["segments"] = segment_table(scores, args.dub or args.video, threshold)
     if args.json:
-        print(json.dumps(result, indent=1))
+        print(json.dumps(finite_or_null(result), indent=1, allow_nan=False))
         return 0
     print_scores(scores, Path(args.video).name)
     for row in result.get("segments", []):
@@ -275,10 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check this installation: torch and GPU, ffmpeg, detectors, models, cache")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.set_defaults(run=cmd_doctor)
-    from training import adapt, bundle, evaluate, offsets, prepare, train_expert, train_generator
+    from training.cli import add_parsers
 
-    for module in (prepare, train_expert, offsets, train_generator, adapt, evaluate, bundle):
-        module.add_parser(sub)
+    add_parsers(sub)
     return parser
 
 
@@ -297,13 +306,13 @@ def main(argv=None) -> int:
         from app.main import run
 
         return run([sys.argv[0], *argv])
-    if argv == ["--version"]:  # answered before the parser imports torch and the trainers
-        print(f"lipsmith {__version__}")
-        return 0
     from core.errors import Cancelled, LipsmithError
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error argparse has printed
+        return exit_.code
     if args.command is None:
         parser.print_help()
         return 0
@@ -321,9 +330,6 @@ def main(argv=None) -> int:
             return 1
         except (KeyboardInterrupt, Cancelled):
             return cancelled(output, before)
-        except ValueError as exc:  # bad option values that only the engine can judge (ranges, policies)
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
 
 
 def cancelled(output, before) -> int:

@@ -468,3 +468,175 @@ def test_still_image_renders_as_long_as_the_dub(cli, face_clip, face_dub, tmp_pa
         assert (out.width, out.height) == (224, 224)
         assert out.frame_count == round(seconds * 25) == 30
     assert stream_seconds(result.output)["audio"] == pytest.approx(seconds, abs=0.03)
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def numeric_options(parser):
+    """(command, option, type) of every option that takes a number, walking the subcommands."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                for option in sub._actions:
+                    if option.option_strings and option.type is not None:
+                        yield name, option.option_strings[-1], option.type
+
+
+def test_every_numeric_option_is_checked_by_the_parser():
+    bare = [(name, option) for name, option, kind in numeric_options(main.build_parser()) if kind in (int, float)]
+    assert not bare, f"options that take any number, e.g. a batch size of 0 or a NaN: {bare}"
+
+
+BAD_VALUES = [
+    ("render V D -o o.mp4", "--batch-size", "0"), ("render V D -o o.mp4", "--batch-size", "-4"),
+    ("render V D -o o.mp4", "--crf", "52"), ("render V D -o o.mp4", "--feather", "-0.1"),
+    ("render V D -o o.mp4", "--smooth", "-1"), ("render V D -o o.mp4", "--dub-offset", "nan"),
+    ("render V D -o o.mp4", "--start-frame", "-1"), ("render V D -o o.mp4", "--from", "-2"),
+    ("score V", "--face", "-1"), ("score V", "--threshold", "inf"),
+    ("prepare S O", "--workers", "0"), ("prepare S O", "--val-fraction", "1.5"),
+    ("train-expert --data d --run r", "--batch-size", "0"), ("train-expert --data d --run r", "--lr", "0"),
+    ("train-expert --data d --run r", "--mel-warp", "1"), ("train-generator --data d --run r", "--steps", "0"),
+    ("train-generator --data d --run r", "--sync-weight", "-1"), ("offsets --data d --expert e", "--max-offset", "0"),
+    ("adapt V", "--minutes", "-1"), ("adapt V", "--batch-size", "0"), ("evaluate --data d --out o", "--max-clips", "-1"),
+]
+
+
+@pytest.mark.parametrize("command,option,value", BAD_VALUES)
+def test_bad_numbers_are_usage_errors_naming_the_option(capsys, command, option, value):
+    words = command.split()
+    assert main.main([*words, f"{option}={value}"]) == 2  # before: --batch-size 0 hung at 100 % CPU
+    assert option in capsys.readouterr().err
+
+
+def test_good_numbers_still_parse():
+    args = main.build_parser().parse_args(
+        ["render", "v.mp4", "d.wav", "-o", "o.mp4", "--batch-size", "1", "--crf", "0", "--feather", "0",
+         "--dub-offset", "-1.5", "--from", "1:02.5", "--to", "01:03", "--face", "0", "--smooth", "0"])
+    assert (args.batch_size, args.crf, args.feather, args.dub_offset, args.from_time, args.to_time) == \
+           (1, 0, 0.0, -1.5, 62.5, 63.0)
+    sync = main.build_parser().parse_args(["train-generator", "--data", "d", "--run", "r", "--sync-switch", "inf"])
+    assert sync.sync_switch == float("inf")  # "inf: from the first step" stays allowed where it means something
+
+
+def test_parser_imports_neither_torch_nor_the_trainers():
+    import subprocess
+    import sys
+
+    code = ("import sys, main\n"
+            "main.build_parser()\n"
+            "for argv in (['--help'], ['--version'], ['train-expert', '--help']):\n"
+            "    assert main.main(argv) == 0\n"
+            "heavy = [m for m in ('torch', 'training.train_expert', 'training.adapt') if m in sys.modules]\n"
+            "print('HEAVY', heavy)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(main.__file__).parent)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stdout
+    assert "--batch-size" in done.stdout and "--objective" in done.stdout  # train-expert --help lists its options
+    assert "lipsmith " in done.stdout  # --version
+
+
+def test_engine_value_problems_are_bad_input_not_bad_usage(cli, colour_clip, voice_wav):
+    result = cli.render(colour_clip, voice_wav, None, "--start-frame", "100", "--end-frame", "120")
+    assert_refused(result, colour_clip, "frame range")  # exit 1 naming the file (was exit 2, "bad usage")
+    assert no_detection_ran(cli)
+
+
+# --------------------------------------------------------------------------- what is written, and its messages
+
+
+@pytest.mark.parametrize("name", ["out.wav", "out.png", "out"])
+def test_output_must_be_a_video_container(cli, colour_clip, voice_wav, name):
+    output = cli.out_dir / name
+    result = cli.render(colour_clip, voice_wav, output)  # before: an MP4 named out.wav
+    assert_refused(result, output, ".mp4")
+    assert no_detection_ran(cli)
+
+
+@pytest.mark.parametrize("offset", ["100", "-100"])
+def test_dub_offset_without_overlap_is_refused(cli, colour_clip, voice_wav, offset):
+    result = cli.render(colour_clip, voice_wav, None, "--dub-offset", offset)
+    assert_refused(result, voice_wav, "overlap")  # before: a meaningless file, exit 0
+    assert no_detection_ran(cli)
+
+
+@pytest.mark.data
+def test_dub_offset_leaving_most_frames_without_dub_warns(cli, face_clip, long_dub):
+    result = cli.render(face_clip, long_dub, None, "--dub-offset", "0.8", "--no-score")
+    assert result.code == 0, result.err
+    assert "warning:" in result.err and "no dub" in result.err and "67%" in result.err
+
+
+@pytest.mark.data
+def test_a_result_too_short_to_score_is_a_note(cli, face_clip, face_dub):
+    result = cli.render(face_clip, face_dub, None, "--end-frame", "1")
+    assert result.code == 0, result.err  # before: exit 2 "need at least 5 frames to score", no file named
+    assert "1 frames" in result.out
+    assert "not scored" in result.out and str(result.output) in result.out
+
+
+@pytest.mark.data
+def test_ctrl_c_while_scoring_says_the_output_is_complete(capsys, checkpoint, face_clip, face_dub, tmp_path,
+                                                          monkeypatch):
+    import core.sync
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(core.sync, "score_video", interrupted)
+    output = tmp_path / "out.mp4"
+    code = main.main(["render", str(face_clip), str(face_dub), "-o", str(output), "--checkpoint", str(checkpoint),
+                      "--cache-dir", str(tmp_path / "cache"), "-q", "--preset", "ultrafast"])
+    err = capsys.readouterr().err
+    assert code == 130
+    assert output.is_file() and "nothing was written" not in err  # before: "cancelled; nothing was written"
+    assert f"{output} was written" in err
+
+
+@pytest.fixture
+def faceless_clip_with_audio(media, colour_clip, voice_wav):
+    return once(media / "faceless_talk.mp4", lambda p: ffmpeg(
+        "-i", colour_clip, "-i", voice_wav, "-c:v", "copy", "-c:a", "aac", "-shortest", p))
+
+
+def test_score_without_any_face_fails_clearly(capsys, faceless_clip_with_audio, tmp_path):
+    code = main.main(["score", str(faceless_clip_with_audio), "--json", "--cache-dir", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 1, (out, err)  # before: exit 0 and "lse_d": NaN
+    line = err.strip().splitlines()[-1]
+    assert line.startswith("error: ") and str(faceless_clip_with_audio) in line and "no face" in line
+
+
+def test_score_json_is_strict_json_when_some_values_are_missing(capsys, monkeypatch, tmp_path):
+    import core.sync
+    from core.sync import SyncScores
+
+    partial = SyncScores(lse_d=float("nan"), lse_c=float("nan"), offset_frames=0, per_offset=np.zeros(31),
+                         frame_conf=np.full(10, np.nan), scorer="test", windows=2, extra={"r": float("inf")})
+    monkeypatch.setattr(core.sync, "load_scorer", lambda *a, **k: None)
+    monkeypatch.setattr(core.sync, "score_video", lambda *a, **k: partial)
+
+    def refuse(constant):
+        raise ValueError(f"not JSON: {constant}")
+
+    assert main.main(["score", str(tmp_path / "v.mp4"), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert result["lse_d"] is None and result["lse_c"] is None and result["windows"] == 2
+
+
+def test_progress_is_one_bar_per_stage_and_silent_when_quiet(capsys):
+    progress = main.ProgressBar(quiet=False)
+    for done in range(11):
+        progress(done, 10, "detect")
+    for done in range(6):
+        progress(done, 5, "render")
+    progress.close()
+    err = capsys.readouterr().err
+    assert "detect" in err and "10/10" in err and "render" in err and "5/5" in err and "frames/s" in err
+    quiet = main.ProgressBar(quiet=True)
+    quiet(3, 10, "render")
+    quiet.close()
+    assert capsys.readouterr().err == ""

@@ -15,11 +15,10 @@ import pytest
 
 from core.errors import WeightsError
 from core.faces import (Cancelled, Detection, Detections, FaceAlignmentDetector, FaceDetector,
-                        FaceTrack, RetinaFaceDetector, build_track, crop_face, default_cache_dir,
+                        FaceTrack, RetinaFaceDetector, build_track, context_frames, crop_face, default_cache_dir,
                         detect_frames, detect_video, face_alignment_expected_files,
                         file_fingerprint, find_scene_cuts, get_detector, padded_box,
                         track_video)
-from core.faces.track import context_frames
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")

@@ -301,9 +301,11 @@ def test_parallel_workers_give_the_same_dataset(tmp_path, synth_src, prepared):
 def test_cli_subcommand(tmp_path, synth_src, monkeypatch):
     import argparse
 
+    from training.cli import add_prepare_parser
+
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command")
-    P.add_parser(sub)
+    add_prepare_parser(sub)
     args = parser.parse_args(["prepare", str(synth_src / "other"), str(tmp_path / "o"), "--workers", "1",
                               "--seed", "3", "--val-fraction", "0.2", "--cache-dir", str(tmp_path / "c")])
     assert (args.workers, args.seed, args.val_fraction) == (1, 3, 0.2)

@@ -38,6 +38,7 @@ from core.atomic import sha256_file
 from core.errors import Cancelled, FaceError, LipsmithError, MediaError, WeightsError
 from core.weights import MODELS_DIR, load_model, read_manifest, read_sidecar, resolve, save_weights
 from training import prepare, train_expert, train_generator
+from training.cli import ADAPT_LR, add_expert_args
 
 KEY = "adapt/clip"
 TRAIN_UNITS = 1000  # a training stage's progress total (thousandths of its budget)
@@ -48,7 +49,6 @@ TRAIN_UNITS = 1000  # a training stage's progress total (thousandths of its budg
 # 0.020; + unpaired 0.05, lr 1e-4: 0.058, red static lips; + unpaired 0.01, lr 5e-5, 30 steps: 0.042,
 # sharper lips that open on loud frames (the defaults).
 UNPAIRED_SYNC = 0.01
-LR = 5e-5
 EXPERT_LR = 1e-4  # the expert's own adaptation (--expert-minutes): its audio encoder, batch 96
 
 
@@ -122,7 +122,7 @@ def adapt_expert(data: Path, run: Path, expert_path: Path, minutes: float, devic
     face encoder, which stays as it is (it already sees the lips; one clip would not teach it more).
     Returns the trained weights (best on the clip's windows)."""
     parser = argparse.ArgumentParser()
-    train_expert.add_args(parser)
+    add_expert_args(parser)
     width = read_sidecar(expert_path).get("dims", {}).get("width", 1.0)
     args = parser.parse_args([
         "--data", str(data), "--run", str(run), "--init", str(expert_path), "--width", str(width), "--freeze-face",
@@ -133,7 +133,7 @@ def adapt_expert(data: Path, run: Path, expert_path: Path, minutes: float, devic
 
 
 def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, steps=100_000,
-          batch_size=8, lr=LR, device="auto", cache_dir=None, progress=None, cancel=None,
+          batch_size=8, lr=ADAPT_LR, device="auto", cache_dir=None, progress=None, cancel=None,
           detector="retinaface", expert_minutes=0.0) -> dict:
     """`expert_minutes` > 0: first adapt the expert to the clip for that long (its own budget) and
     train the generator against it; it is saved beside the output (adapted_expert_output)."""
@@ -207,21 +207,3 @@ def run(args) -> int:
     if result["expert_output"]:
         print(f"adapted expert (the generator's sync teacher) -> {result['expert_output']}")
     return 0
-
-
-def add_parser(sub):
-    p = sub.add_parser("adapt", help="fine-tune the generator on a clip's own frames and audio (speaker adaptation)")
-    p.add_argument("video", help="the original footage (in sync with its own audio)")
-    p.add_argument("-o", "--output", help="adapted weights (.safetensors; default: beside the video)")
-    p.add_argument("--base", default="generator", help="generator to start from (default: the bundled one)")
-    p.add_argument("--expert", default="expert", help="sync expert for the sync loss (default: the bundled one, if any)")
-    p.add_argument("--minutes", type=float, default=5.0, help="training time budget (default 5)")
-    p.add_argument("--expert-minutes", type=float, default=0.0,
-                   help="first adapt the expert to the clip for this long (0: off), then train the generator against "
-                        "it; saved beside the output as <stem>.expert.safetensors")
-    p.add_argument("--steps", type=int, default=100_000, help="stop after this many steps")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR:g})")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--cache-dir", help="face detection cache folder")
-    p.set_defaults(run=run)

@@ -29,10 +29,3 @@ def bundle(args) -> int:
     size = (MODELS_DIR / filename).stat().st_size / 1e6
     print(f"bundled {args.checkpoint} as '{args.name}': {filename} ({size:.1f} MB, sha256 {sidecar['sha256'][:12]}…)")
     return 0
-
-
-def add_parser(sub):
-    p = sub.add_parser("bundle", help="install a trained checkpoint as a bundled default model")
-    p.add_argument("checkpoint", help="our .safetensors checkpoint (with its .json sidecar)")
-    p.add_argument("--name", required=True, help="bundled name: generator or expert")
-    p.set_defaults(run=bundle)

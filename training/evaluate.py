@@ -34,8 +34,6 @@ from core.sync import load_scorer, score_video
 from core.video import VideoSource
 from training.adapt import adapt
 
-DEFAULT_DUBS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dubs"
-
 
 def frame_loudness(mel: np.ndarray, fps: float, frames: int) -> np.ndarray:
     """Mean log-mel energy of the audio heard during each of `frames` video frames."""
@@ -161,28 +159,3 @@ def aperture_judge(python: str, results: list, heard: list) -> dict:
     print(f"\nmean aperture-loudness r  own {means['own']:+.3f}  unsynced {means['unsynced']:+.3f}  "
           f"rendered {means['rendered']:+.3f};  rendered > unsynced on {better}/{len(results)} clips")
     return {"mean": means, "rendered_beats_unsynced": better}
-
-
-def add_args(p):
-    p.add_argument("--data", required=True, help="prepared dataset (its val filelist and manifest)")
-    p.add_argument("--generator", default="generator")
-    p.add_argument("--expert", default="expert")
-    p.add_argument("--dubs", default=str(DEFAULT_DUBS), help="folder of foreign speech tracks")
-    p.add_argument("--out", required=True)
-    p.add_argument("--max-clips", type=int, default=0, help="the first N validation clips only")
-    p.add_argument("--clips", nargs="+", help="these validation clips only (keys of the val filelist)")
-    p.add_argument("--adapt-minutes", type=float, default=0.0,
-                   help="adapt the generator to each clip's speaker (python main.py adapt) for this long before "
-                        "rendering it; compare with a run without")
-    p.add_argument("--adapt-expert-minutes", type=float, default=0.0,
-                   help="with --adapt-minutes: adapt the expert to the clip first for this long (adapt --expert-minutes); "
-                        "the scores still come from --expert")
-    p.add_argument("--cache-dir")
-    p.add_argument("--aperture-python", help="a Python with mediapipe 0.10.14 (training/lip_aperture.py): also "
-                   "judge lip-sync by MediaPipe's lip aperture against loudness, independent of our expert")
-
-
-def add_parser(sub):
-    p = sub.add_parser("evaluate", help="held-out lip-sync: own vs unsynced vs rendered LSE, with face sheets")
-    add_args(p)
-    p.set_defaults(run=evaluate)

@@ -101,18 +101,3 @@ def run(args) -> int:
     shifted = sum(1 for v in result["offsets"].values() if v)
     print(f"{len(result['offsets'])} clips measured ({shifted} shifted), {len(result['unsure'])} unsure -> {out}")
     return 0
-
-
-def add_parser(sub):
-    p = sub.add_parser("offsets", help="measure each prepared clip's AV offset with a trained expert")
-    p.add_argument("--data", required=True, help="prepared dataset root")
-    p.add_argument("--expert", help="expert checkpoint (ours or lipsync_expert.pth)")
-    p.add_argument("--from-aperture", action="store_true",
-                   help="no expert yet: the lag of best lip-aperture/loudness correlation (DATA/lip_aperture.npz)")
-    p.add_argument("--min-r", type=float, default=0.3, help="--from-aperture: weakest correlation trusted")
-    p.add_argument("--min-gain", type=float, default=0.1,
-                   help="--from-aperture: how much better than lag 0 a lag must correlate to be applied")
-    p.add_argument("-o", "--output", help="JSON to write (default: DATA/av_offsets.json)")
-    p.add_argument("--min-confidence", type=float, default=1.0, help="LSE-C under which a clip is left unshifted")
-    p.add_argument("--max-offset", type=int, default=6, help="larger offsets are treated as unsure")
-    p.set_defaults(run=run)

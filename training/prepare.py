@@ -611,21 +611,6 @@ def _write_text_atomic(path: Path, text: str):
 # --------------------------------------------------------------------------- command line
 
 
-def add_parser(subparsers):
-    """Register `prepare SRC_DIR OUT_DIR [--workers N] [--seed S] [--val-fraction F] [--cache-dir D]`."""
-    p = subparsers.add_parser("prepare", help="turn a folder of talking-face videos into a training set",
-                              description=__doc__.split("\n\n")[0])
-    p.add_argument("src_dir", help="folder of videos (searched recursively)")
-    p.add_argument("out_dir", help="output folder (LRS2 layout, manifest, filelists)")
-    p.add_argument("--workers", type=int, default=1, help="parallel processes (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the train/val speaker split (default 0)")
-    p.add_argument("--val-fraction", type=float, default=0.15,
-                   help="share of frames, in whole speakers, for validation (default 0.15)")
-    p.add_argument("--cache-dir", help="face detection cache folder")
-    p.set_defaults(run=cmd_prepare)
-    return p
-
-
 def cmd_prepare(args) -> int:
     summary = prepare_dataset(args.src_dir, args.out_dir, workers=args.workers, seed=args.seed,
                               val_fraction=args.val_fraction, cache_dir=args.cache_dir,
@@ -636,18 +621,17 @@ def cmd_prepare(args) -> int:
 
 
 def main(argv=None) -> int:
+    from training.cli import add_prepare_parser
+
     parser = argparse.ArgumentParser(prog="python -m training.prepare")
     sub = parser.add_subparsers(dest="command", required=True)
-    add_parser(sub)
+    add_prepare_parser(sub)
     args = parser.parse_args(["prepare", *(sys.argv[1:] if argv is None else argv)])
     try:
         return args.run(args)
     except LipsmithError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
 
 
 if __name__ == "__main__":

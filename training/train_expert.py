@@ -51,31 +51,6 @@ from training.checkpoint import (check_run_dir, load_model_state, load_training_
 from training.datasets import Augment, ExpertDataset, StretchDataset, read_av_offsets
 
 
-def add_common_args(p, default_batch: int):
-    """Options every trainer shares."""
-    p.add_argument("--data", required=True, help="prepared dataset root (python main.py prepare)")
-    p.add_argument("--run", "--run-dir", dest="run_dir", required=True,
-                   help="folder for checkpoints and logs (under torchrun spell it --run-dir: torchrun's own "
-                        "parser takes --run for an ambiguous abbreviation of its --run-path)")
-    p.add_argument("--width", type=float, default=0.5, help="channel width multiplier (1.0 = official size)")
-    p.add_argument("--batch-size", type=int, default=default_batch)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--steps", type=int, default=100_000, help="stop after this many optimiser steps")
-    p.add_argument("--max-minutes", type=float, default=0, help="also stop after this wall time (0: no limit)")
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--eval-batches", type=int, default=20)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--workers", type=int, default=1, help="data loader processes")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
-                   help="auto: bf16 mixed precision on GPU, fp32 on CPU")
-    p.add_argument("--av-offsets", help="JSON of per-clip AV offsets (python main.py offsets): train and validate "
-                   "on the corrected clips")
-    p.add_argument("--resume", action="store_true", help="continue from RUN/last.safetensors")
-    p.add_argument("--force", action="store_true", help="resume even if hyper-parameters changed")
-
-
 class DrawSampler(Sampler):
     """The endless training stream as a function of the step, so that a resume continues it.
 
@@ -403,41 +378,4 @@ def command(train_fn):
     return run
 
 
-def add_args(p):
-    add_common_args(p, default_batch=64)
-    p.add_argument("--objective", choices=["offsets", "paper"], default="offsets",
-                   help="offsets: stretches of consecutive windows, cosine-BCE + InfoNCE over offsets (default); "
-                        "paper: the paper's 50/50 in-sync/off-sync cosine-BCE")
-    p.add_argument("--stretch", type=int, default=16, help="windows per stretch (offsets objective); "
-                   "the batch holds batch-size / stretch stretches")
-    p.add_argument("--nce", type=float, default=1.0, help="weight of the InfoNCE term (offsets objective)")
-    p.add_argument("--aux", choices=["loudness", "aperture"], default="loudness",
-                   help="auxiliary per-frame target the face embedding predicts (offsets objective): the audio's "
-                        "loudness, or the lip aperture of DATA/lip_aperture.npz (training/lip_aperture.py)")
-    p.add_argument("--aux-weight", type=float, default=1.0, help="weight of the auxiliary loss (0: off)")
-    p.add_argument("--aux-from", choices=["face", "both"], default="face",
-                   help="which embeddings predict the auxiliary target: the face's, or the audio's as well (so both "
-                        "share a 'mouth opening over time' subspace)")
-    # against memorising 30 training voices: the audio encoder must hear new speakers
-    p.add_argument("--mel-warp", type=float, default=0.0,
-                   help="vocal-tract-length augmentation: warp the mel axis by a factor in [1 - w, 1 + w]")
-    p.add_argument("--freq-mask", type=int, default=0, help="SpecAugment: mask one band of up to N mel bins")
-    p.add_argument("--balance-speakers", action="store_true",
-                   help="draw speakers by the square root of their material (offsets objective)")
-    p.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay")
-    p.add_argument("--face-warmup", type=int, default=0,
-                   help="first N steps: the auxiliary loss only (the face encoder learns to see the lips first)")
-    p.add_argument("--init", help="start from this trained expert, whole (fine-tuning; same width)")
-    p.add_argument("--init-face", help="start the face encoder from this expert's, exported or a run's "
-                   "last.safetensors (e.g. a run whose face encoder learnt the lips but whose audio side "
-                   "memorised; with --freeze-face)")
-    p.add_argument("--freeze-face", action="store_true",
-                   help="after the warm-up, keep the face encoder fixed: the audio encoder learns to match what it "
-                        "sees, and the pair cannot co-adapt to memorise the training clips")
-
-
-def add_parser(sub):
-    p = sub.add_parser("train-expert", help="train the lip-sync expert (SyncNet) on a prepared dataset")
-    add_args(p)
-    p.set_defaults(run=command(train))
-
+run = command(train)  # the train-expert command (training/cli.py)

@@ -32,9 +32,8 @@ from core.weights import load_model, save_weights
 from training import distributed
 from training.checkpoint import load_training_state, manifest_hash, save_training_state, writing
 from training.datasets import GeneratorDataset
-from training.train_expert import add_common_args, autocast, command, loader, start_run, train_loader
+from training.train_expert import autocast, command, loader, start_run, train_loader
 
-SYNC_SWITCH = 0.75  # eval sync loss under which the sync term is switched on
 
 
 def generator_input(target: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -248,30 +247,4 @@ def adversarial_term(net_d, fake, ctx, precision):
     return F.binary_cross_entropy(pred, torch.ones_like(pred))
 
 
-def add_args(p):
-    add_common_args(p, default_batch=16)
-    p.add_argument("--expert", help="trained expert (.safetensors or lipsync_expert.pth) for the sync loss; "
-                   "without one the generator learns from L1 (+ GAN) alone")
-    p.add_argument("--gan", action="store_true", help="add the visual-quality discriminator (s_g = 0.07)")
-    p.add_argument("--init", help="start from these generator weights (fine-tuning)")
-    p.add_argument("--sync-switch", type=float, default=SYNC_SWITCH,
-                   help="eval sync loss under which the sync term switches on (the paper's 0.75; a large value "
-                        "turns it on at the first evaluation, inf from the first step, e.g. when fine-tuning a "
-                        "generator already trained with it)")
-    p.add_argument("--sync-weight", type=float,
-                   help="s_w once the sync term is on (default: the paper's 0.03 with --gan, 0.01 without); "
-                        "lower it when a weak expert is exploited (colour blotches on the lips)")
-    p.add_argument("--unpaired-sync", type=float, default=0.0,
-                   help="weight of the expert's sync loss on mouths generated to audio from elsewhere in the "
-                        "same clip (no true frame exists for them); keeps a generator fine-tuned on one clip "
-                        "(speaker adaptation) listening to the audio instead of recalling each frame's mouth")
-    p.add_argument("--sync-grey", action="store_true",
-                   help="the sync loss shows the expert the generated frames in grey, so the generator cannot "
-                        "please a weak expert with colour (validation still scores the colour output)")
-
-
-def add_parser(sub):
-    p = sub.add_parser("train-generator", help="train the Wav2Lip generator against a frozen expert")
-    add_args(p)
-    p.set_defaults(run=command(train))
-
+run = command(train)  # the train-generator command (training/cli.py)

@@ -4,6 +4,7 @@ Typical use::
 
     from core.faces import track_video, crop_face
     track = track_video(source, progress=cb, cancel=is_cancelled)  # cached per file + detector
+    part = track_video(source, frames=range(500, 750))  # detects only those frames and their context
     for i, frame in source.frames():
         box = track.crop_box(i)            # smoothed box + pads (0, 10, 0, 0), clamped; None = no face
         if box is not None:
@@ -18,11 +19,11 @@ from .detect import (DEFAULT_MAX_SIDE, Detection, FaceAlignmentDetector, FaceDet
 from .detections import (Cancelled, Detections, detect_frames, detect_video, find_scene_cuts,
                          frame_histogram, histogram_distance)
 from .geometry import crop_face, iou, padded_box
-from .track import FaceTrack, Track, build_track, link_tracks, smooth_runs, track_video
+from .track import FaceTrack, Track, build_track, context_frames, link_tracks, smooth_runs, track_video
 
 __all__ = [
     "Cancelled", "DEFAULT_MAX_SIDE", "Detection", "Detections", "FaceAlignmentDetector", "FaceDetector",
-    "FaceTrack", "RetinaFaceDetector", "Track", "build_track", "crop_face", "default_cache_dir",
+    "FaceTrack", "RetinaFaceDetector", "Track", "build_track", "context_frames", "crop_face", "default_cache_dir",
     "detect_frames", "detect_video", "downscale", "face_alignment_expected_files", "file_fingerprint",
     "find_face_alignment_weights", "find_scene_cuts", "frame_histogram", "get_detector",
     "histogram_distance", "iou", "link_tracks", "padded_box", "smooth_runs", "track_video",

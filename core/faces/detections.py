@@ -187,8 +187,8 @@ def _detect_each(items, detector, cancel, prev_hist=None):
 
 
 def detect_frames(frames, detector=None, progress=None, cancel=None, total: int | None = None) -> Detections:
-    """Run `detector` (a detector object, a name, or None for RetinaFace) on every frame (BGR uint8; bare or (index, frame) pairs) and compute the
-    scene-cut scores in the same pass.
+    """Run `detector` (a detector object, a name, or None for RetinaFace) on every frame (BGR
+    uint8; bare or (index, frame) pairs) and compute the scene-cut scores in the same pass.
 
     progress(done, total) is called after each frame (total = `total`, len(frames) or 0 when
     unknown); cancel() is polled before each frame and raises `Cancelled` when it returns true.
@@ -245,7 +245,7 @@ def detect_video(source, detector=None, cache_dir=None, use_cache: bool = True, 
     runs = dets.missing_runs(wanted)
     total = sum(b - a for a, b in runs)
     if total == 0:
-        if progress is not None:
+        if progress is not None and wanted:
             progress(len(wanted), len(wanted))
         return dets
     done = unsaved = 0

@@ -1,0 +1,184 @@
+"""The training subcommands' options, without torch: `python main.py --help` and `--version`
+stay instant, and a subcommand imports its module only when it runs."""
+import importlib
+from pathlib import Path
+
+from core.cli_types import (count, finite_float, fraction, non_negative_float, number, positive_float,
+                            positive_int)
+
+ADAPT_LR = 5e-5  # speaker adaptation's learning rate (the generator)
+SYNC_SWITCH = 0.75  # eval sync loss under which the generator's sync term switches on (the paper's)
+DEFAULT_DUBS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dubs"  # evaluate's foreign speech
+
+
+def entry(module: str, function: str):
+    """`args.run`: imports `module` when the command runs, then calls its `function(args)`."""
+    def run(args) -> int:
+        return getattr(importlib.import_module(module), function)(args)
+    return run
+
+
+def add_trainer_args(p, default_batch: int):
+    """Options both trainers share."""
+    p.add_argument("--data", required=True, help="prepared dataset root (python main.py prepare)")
+    p.add_argument("--run", "--run-dir", dest="run_dir", required=True,
+                   help="folder for checkpoints and logs (under torchrun spell it --run-dir: torchrun's own "
+                        "parser takes --run for an ambiguous abbreviation of its --run-path)")
+    p.add_argument("--width", type=positive_float, default=0.5, help="channel width multiplier (1.0 = official size)")
+    p.add_argument("--batch-size", type=positive_int, default=default_batch)
+    p.add_argument("--lr", type=positive_float, default=1e-4)
+    p.add_argument("--steps", type=positive_int, default=100_000, help="stop after this many optimiser steps")
+    p.add_argument("--max-minutes", type=non_negative_float, default=0,
+                   help="also stop after this wall time (0: no limit)")
+    p.add_argument("--eval-every", type=positive_int, default=500)
+    p.add_argument("--eval-batches", type=positive_int, default=20)
+    p.add_argument("--log-every", type=positive_int, default=50)
+    p.add_argument("--workers", type=count, default=1, help="data loader processes (0: load in the trainer)")
+    p.add_argument("--seed", type=count, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto",
+                   help="auto: bf16 mixed precision on GPU, fp32 on CPU")
+    p.add_argument("--av-offsets", help="JSON of per-clip AV offsets (python main.py offsets): train and validate "
+                   "on the corrected clips")
+    p.add_argument("--resume", action="store_true", help="continue from RUN/last.safetensors")
+    p.add_argument("--force", action="store_true", help="resume even if hyper-parameters changed")
+
+
+def add_expert_args(p):
+    """train-expert's options (speaker adaptation parses its own expert run with them)."""
+    add_trainer_args(p, default_batch=64)
+    p.add_argument("--objective", choices=["offsets", "paper"], default="offsets",
+                   help="offsets: stretches of consecutive windows, cosine-BCE + InfoNCE over offsets (default); "
+                        "paper: the paper's 50/50 in-sync/off-sync cosine-BCE")
+    # fewer than 6: no pair of windows >= 5 frames apart, so the BCE term would be NaN
+    p.add_argument("--stretch", type=number(int, lambda v: v >= 6, "a whole number >= 6"), default=16,
+                   help="windows per stretch (offsets objective; at least 6); the batch holds batch-size / stretch "
+                        "stretches")
+    p.add_argument("--nce", type=non_negative_float, default=1.0, help="weight of the InfoNCE term (offsets objective)")
+    p.add_argument("--aux", choices=["loudness", "aperture"], default="loudness",
+                   help="auxiliary per-frame target the face embedding predicts (offsets objective): the audio's "
+                        "loudness, or the lip aperture of DATA/lip_aperture.npz (training/lip_aperture.py)")
+    p.add_argument("--aux-weight", type=non_negative_float, default=1.0, help="weight of the auxiliary loss (0: off)")
+    p.add_argument("--aux-from", choices=["face", "both"], default="face",
+                   help="which embeddings predict the auxiliary target: the face's, or the audio's as well (so both "
+                        "share a 'mouth opening over time' subspace)")
+    # against memorising 30 training voices: the audio encoder must hear new speakers
+    p.add_argument("--mel-warp", type=fraction, default=0.0,
+                   help="vocal-tract-length augmentation: warp the mel axis by a factor in [1 - w, 1 + w]")
+    p.add_argument("--freq-mask", type=count, default=0, help="SpecAugment: mask one band of up to N mel bins")
+    p.add_argument("--balance-speakers", action="store_true",
+                   help="draw speakers by the square root of their material (offsets objective)")
+    p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="AdamW weight decay")
+    p.add_argument("--face-warmup", type=count, default=0,
+                   help="first N steps: the auxiliary loss only (the face encoder learns to see the lips first)")
+    p.add_argument("--init", help="start from this trained expert, whole (fine-tuning; same width)")
+    p.add_argument("--init-face", help="start the face encoder from this expert's, exported or a run's "
+                   "last.safetensors (e.g. a run whose face encoder learnt the lips but whose audio side "
+                   "memorised; with --freeze-face)")
+    p.add_argument("--freeze-face", action="store_true",
+                   help="after the warm-up, keep the face encoder fixed: the audio encoder learns to match what it "
+                        "sees, and the pair cannot co-adapt to memorise the training clips")
+
+
+def add_generator_args(p):
+    add_trainer_args(p, default_batch=16)
+    p.add_argument("--expert", help="trained expert (.safetensors or lipsync_expert.pth) for the sync loss; "
+                   "without one the generator learns from L1 (+ GAN) alone")
+    p.add_argument("--gan", action="store_true", help="add the visual-quality discriminator (s_g = 0.07)")
+    p.add_argument("--init", help="start from these generator weights (fine-tuning)")
+    p.add_argument("--sync-switch", type=number(float, lambda v: v >= 0, ">= 0", infinite=True), default=SYNC_SWITCH,
+                   help="eval sync loss under which the sync term switches on (the paper's 0.75; a large value "
+                        "turns it on at the first evaluation, inf from the first step, e.g. when fine-tuning a "
+                        "generator already trained with it)")
+    p.add_argument("--sync-weight", type=fraction,
+                   help="s_w once the sync term is on (default: the paper's 0.03 with --gan, 0.01 without); "
+                        "lower it when a weak expert is exploited (colour blotches on the lips)")
+    p.add_argument("--unpaired-sync", type=non_negative_float, default=0.0,
+                   help="weight of the expert's sync loss on mouths generated to audio from elsewhere in the "
+                        "same clip (no true frame exists for them); keeps a generator fine-tuned on one clip "
+                        "(speaker adaptation) listening to the audio instead of recalling each frame's mouth")
+    p.add_argument("--sync-grey", action="store_true",
+                   help="the sync loss shows the expert the generated frames in grey, so the generator cannot "
+                        "please a weak expert with colour (validation still scores the colour output)")
+
+
+def add_prepare_parser(sub):
+    p = sub.add_parser("prepare", help="turn a folder of talking-face videos into a training set")
+    p.add_argument("src_dir", help="folder of videos (searched recursively)")
+    p.add_argument("out_dir", help="output folder (LRS2 layout, manifest, filelists)")
+    p.add_argument("--workers", type=positive_int, default=1, help="parallel processes (default 1)")
+    p.add_argument("--seed", type=count, default=0, help="seed of the train/val speaker split (default 0)")
+    p.add_argument("--val-fraction", type=fraction, default=0.15,
+                   help="share of frames, in whole speakers, for validation (default 0.15)")
+    p.add_argument("--cache-dir", help="face detection cache folder")
+    p.set_defaults(run=entry("training.prepare", "cmd_prepare"))
+    return p
+
+
+def add_parsers(sub):
+    """Register the training subcommands on `sub` (main.py's subparsers)."""
+    add_prepare_parser(sub)
+
+    p = sub.add_parser("train-expert", help="train the lip-sync expert (SyncNet) on a prepared dataset")
+    add_expert_args(p)
+    p.set_defaults(run=entry("training.train_expert", "run"))
+
+    p = sub.add_parser("offsets", help="measure each prepared clip's AV offset with a trained expert")
+    p.add_argument("--data", required=True, help="prepared dataset root")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--expert", help="expert checkpoint (ours or lipsync_expert.pth)")
+    source.add_argument("--from-aperture", action="store_true",
+                        help="no expert yet: the lag of best lip-aperture/loudness correlation (DATA/lip_aperture.npz)")
+    p.add_argument("--min-r", type=number(float, lambda v: -1 <= v <= 1, "a correlation in [-1, 1]"), default=0.3,
+                   help="--from-aperture: weakest correlation trusted")
+    p.add_argument("--min-gain", type=non_negative_float, default=0.1,
+                   help="--from-aperture: how much better than lag 0 a lag must correlate to be applied")
+    p.add_argument("-o", "--output", help="JSON to write (default: DATA/av_offsets.json)")
+    p.add_argument("--min-confidence", type=finite_float, default=1.0, help="LSE-C under which a clip is left unshifted")
+    p.add_argument("--max-offset", type=positive_int, default=6, help="larger offsets are treated as unsure")
+    p.set_defaults(run=entry("training.offsets", "run"))
+
+    p = sub.add_parser("train-generator", help="train the Wav2Lip generator against a frozen expert")
+    add_generator_args(p)
+    p.set_defaults(run=entry("training.train_generator", "run"))
+
+    p = sub.add_parser("adapt", help="fine-tune the generator on a clip's own frames and audio (speaker adaptation)")
+    p.add_argument("video", help="the original footage (in sync with its own audio)")
+    p.add_argument("-o", "--output", help="adapted weights (.safetensors; default: beside the video)")
+    p.add_argument("--base", default="generator", help="generator to start from (default: the bundled one)")
+    p.add_argument("--expert", default="expert", help="sync expert for the sync loss (default: the bundled one, if any)")
+    p.add_argument("--minutes", type=non_negative_float, default=5.0,
+                   help="training time budget (default 5; 0: until --steps)")
+    p.add_argument("--expert-minutes", type=non_negative_float, default=0.0,
+                   help="first adapt the expert to the clip for this long (0: off), then train the generator against "
+                        "it; saved beside the output as <stem>.expert.safetensors")
+    p.add_argument("--steps", type=positive_int, default=100_000, help="stop after this many steps")
+    p.add_argument("--batch-size", type=positive_int, default=8)
+    p.add_argument("--lr", type=positive_float, default=ADAPT_LR, help=f"learning rate (default {ADAPT_LR:g})")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache-dir", help="face detection cache folder")
+    p.set_defaults(run=entry("training.adapt", "run"))
+
+    p = sub.add_parser("evaluate", help="held-out lip-sync: own vs unsynced vs rendered LSE, with face sheets")
+    p.add_argument("--data", required=True, help="prepared dataset (its val filelist and manifest)")
+    p.add_argument("--generator", default="generator")
+    p.add_argument("--expert", default="expert")
+    p.add_argument("--dubs", default=str(DEFAULT_DUBS), help="folder of foreign speech tracks")
+    p.add_argument("--out", required=True)
+    p.add_argument("--max-clips", type=count, default=0, help="the first N validation clips only (0: all)")
+    p.add_argument("--clips", nargs="+", help="these validation clips only (keys of the val filelist)")
+    p.add_argument("--adapt-minutes", type=non_negative_float, default=0.0,
+                   help="adapt the generator to each clip's speaker (python main.py adapt) for this long before "
+                        "rendering it; compare with a run without")
+    p.add_argument("--adapt-expert-minutes", type=non_negative_float, default=0.0,
+                   help="with --adapt-minutes: adapt the expert to the clip first for this long (adapt --expert-minutes); "
+                        "the scores still come from --expert")
+    p.add_argument("--cache-dir")
+    p.add_argument("--aperture-python", help="a Python with mediapipe 0.10.14 (training/lip_aperture.py): also "
+                   "judge lip-sync by MediaPipe's lip aperture against loudness, independent of our expert")
+    p.set_defaults(run=entry("training.evaluate", "evaluate"))
+
+    p = sub.add_parser("bundle", help="install a trained checkpoint as a bundled default model")
+    p.add_argument("checkpoint", help="our .safetensors checkpoint (with its .json sidecar)")
+    p.add_argument("--name", required=True, help="bundled name: generator or expert")
+    p.set_defaults(run=entry("training.bundle", "bundle"))
