@@ -390,17 +390,17 @@ def score_video(video_path, audio_path=None, scorer: Scorer | None = None, track
     scorer = scorer or load_scorer()
     with VideoSource(video_path) as video:
         wave = load_audio(audio_path or video_path)
+        seconds = min(video.duration, len(wave) / SAMPLE_RATE)
+        n = int(seconds * SCORE_FPS + 1e-6)
+        if n < min_frames(scorer):  # before the work, and before the audio features refuse a tiny track
+            raise TooShort(video_path, f"too short to score: {n} frames at {SCORE_FPS:g} fps with audio under them, "
+                                       f"the expert needs at least {min_frames(scorer)}")
         features = scorer.audio_features(wave)
         if track is None:
             track = track_video(video, detector, cache_dir=cache_dir, face_index=face_index, cancel=cancel,
                                 progress=progress and (lambda d, t: progress(d, t, "detect")))
         if scorer.track_smoothing:
             track = track.with_smoothing(*scorer.track_smoothing)
-        seconds = min(video.duration, len(wave) / SAMPLE_RATE)
-        n = int(seconds * SCORE_FPS + 1e-6)
-        if n < min_frames(scorer):
-            raise TooShort(video_path, f"too short to score: {n} frames at {SCORE_FPS:g} fps with audio under them, "
-                                       f"the expert needs at least {min_frames(scorer)}")
         src = video.frames_at_rate(SCORE_FPS, n)
         track_index = src if frame_map is None else np.asarray(frame_map)[src]
 

@@ -640,3 +640,27 @@ def test_progress_is_one_bar_per_stage_and_silent_when_quiet(capsys):
     quiet(3, 10, "render")
     quiet.close()
     assert capsys.readouterr().err == ""
+
+
+def test_score_refuses_a_clip_too_short_before_detecting_faces(capsys, media, voice_wav, tmp_path):
+    short = once(media / "three_frames.mp4", lambda p: ffmpeg(
+        "-f", "lavfi", "-i", "color=c=0x3060a0:s=224x224:r=25:d=0.12", "-i", voice_wav, "-c:v", "libx264",
+        "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", p))
+    cache = tmp_path / "cache"
+    code = main.main(["score", str(short), "--cache-dir", str(cache)])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and line.startswith(f"error: {short}: ") and "too short to score" in line, (code, line)
+    assert not cache.exists() or not any(cache.iterdir())  # refused before minutes of detection
+
+
+def test_a_dataset_without_usable_clips_is_bad_input_naming_the_filelist(capsys, tmp_path):
+    data = tmp_path / "data"
+    (data / "filelists").mkdir(parents=True)
+    for name in ("train", "val"):
+        (data / "filelists" / f"{name}.txt").write_text("")
+    (data / "manifest.json").write_text('{"clips": {}}')
+    code = main.main(["train-expert", "--data", str(data), "--run", str(tmp_path / "run"), "--steps", "1",
+                      "--workers", "0"])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1, (code, line)  # before: exit 2, "bad usage"
+    assert line.startswith(f"error: {data / 'filelists' / 'train.txt'}: ") and "no usable clips" in line, line

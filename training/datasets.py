@@ -45,6 +45,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core.audio import mel_index, melspectrogram
+from core.errors import LipsmithError
 from core.hparams import HP
 from training.prepare import speaker_of
 
@@ -183,7 +184,7 @@ def scan_clip(root: Path, key: str):
     except (RuntimeError, OSError):
         return None
     if info.samplerate != HP.sample_rate:
-        raise ValueError(f"{path / 'audio.wav'}: {info.samplerate} Hz, expected {HP.sample_rate}")
+        raise LipsmithError(path / "audio.wav", f"{info.samplerate} Hz, expected {HP.sample_rate}")
     return Clip(key, path, n, int(info.frames))
 
 
@@ -244,8 +245,8 @@ class _WindowDataset(Dataset):
             self.starts.append(starts)
         self._offsets = np.cumsum([0] + [len(s) for s in self.starts])
         if not self.clips:
-            raise ValueError(f"no usable clips in {filelist} under {self.root} "
-                             f"({len(self.skipped)} too short or incomplete)")
+            raise LipsmithError(filelist, f"no usable clips under {self.root} "
+                                          f"({len(self.skipped)} too short or incomplete)")
 
     # -- what a subclass decides
     def _valid_starts(self, clip: Clip) -> np.ndarray:

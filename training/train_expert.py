@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from core.errors import Cancelled
+from core.errors import Cancelled, WeightsError
 from core.models.blocks import scaled
 from core.models.syncnet import SyncNet, SyncNetDims, offset_losses, sync_loss, sync_probability
 from core.weights import load_model, save_weights
@@ -240,8 +240,8 @@ def train(args, progress=None, cancel=None) -> int:
     if args.init:  # fine-tuning a trained expert (speaker adaptation)
         trained = load_model(args.init, expect="syncnet")
         if trained.dims != model.dims:
-            raise ValueError(f"--init {args.init}: an expert of width {trained.dims.width:g}; give --width "
-                             f"{trained.dims.width:g}, not {args.width:g}")
+            raise WeightsError(args.init, f"an expert of width {trained.dims.width:g} (--init); give --width "
+                                          f"{trained.dims.width:g}, not {args.width:g}")
         model.load_state_dict(trained.state_dict())
     if args.init_face:  # a face encoder that already sees the lips (same width)
         model.face_encoder.load_state_dict(face_encoder_state(args.init_face))
