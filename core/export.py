@@ -27,8 +27,6 @@ class ExportRequest:
     dub: Path
     output: Path
     fps: float
-    n_video: int
-    is_image: bool
     dub_seconds: float
     offset_frames: int
     policy: str  # the project's length policy (a still follows the dub whatever it is: core.plan)
@@ -82,11 +80,9 @@ def export_request(project: Project, output, preset_name: str) -> ExportRequest:
         raise EditError(f"unknown export preset {preset_name!r}")
     crf, preset = EXPORT_PRESETS[preset_name]
     n = project_length(project)
-    facts = project.video.facts
-    return ExportRequest(project.video.path, project.dub.path, Path(output), project.fps, facts.frame_count or 1,
-                         facts.is_image, project.dub.facts.duration, project.dub_offset,
-                         project.settings["length_policy"], n, export_runs(project, n), crf, preset, preset_name,
-                         project.path)
+    return ExportRequest(project.video.path, project.dub.path, Path(output), project.fps, project.dub.facts.duration,
+                         project.dub_offset, project.settings["length_policy"], n, export_runs(project, n), crf,
+                         preset, preset_name, project.path)
 
 
 def _fit(frame: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -123,9 +119,6 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
     from core.video import VideoSource, VideoWriter
 
     started = time.perf_counter()
-    plan, _ = plan_frames(request.n_video, request.fps, max(request.dub_seconds + request.offset_frames / request.fps,
-                                                            0.0), request.policy, request.is_image)
-    n = min(len(plan), request.n_frames)
     takes = [r[2] for r in request.runs if r[2] is not None]
     for path in takes:
         if not Path(path).is_file():
@@ -135,14 +128,19 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
             VideoWriter(request.output, video.width, video.height, request.fps, audio_path=request.dub,
                         audio_offset_s=request.offset_frames / request.fps, crf=request.crf, preset=request.preset,
                         protect=(request.video, request.dub, request.project_file, *takes)) as writer:
+        # the original frames as the renderer plans them: on the picture's frames (a VFR source conformed)
+        dub_seconds = max(request.dub_seconds + request.offset_frames / request.fps, 0.0)
+        plan, _ = plan_frames(video.picture_count, request.fps, dub_seconds, request.policy, video.is_image)
+        source = video.picture_source(plan)
+        n = min(len(source), request.n_frames)
         for start, end, take, take_start in request.runs:
             end = min(end, n)
             if start >= end:
                 continue
             if take is None:
-                frames = source_frames(video, plan[start:end])
+                frames = source_frames(video, source[start:end])
             else:
-                frames = _take_frames(Path(take), start - take_start, end - take_start, video, plan[start:end])
+                frames = _take_frames(Path(take), start - take_start, end - take_start, video, source[start:end])
             for frame in frames:
                 if cancel():
                     raise Cancelled("export cancelled")

@@ -299,8 +299,6 @@ class SmoothRequest:
     window: int  # frames averaged (odd)
     settings: dict  # the take's: the face track and mask its render used
     track: TrackRequest
-    n_video: int
-    is_image: bool
     dub_offset: int
     cache_dir: Path
     what: str  # "segment s3's take"
@@ -327,10 +325,8 @@ def smooth_request(project: Project, segment_id: str, window: int) -> SmoothRequ
     # the face and mask as the take's render found them (the project's settings fill in what it lacks)
     settings = copy.deepcopy({**project.settings, "dub_offset_frames": project.dub_offset, **take.settings})
     track = TrackRequest(project.video.path, settings["detector"], settings["face_index"], settings["smooth_window"])
-    video = project.video.facts
     return SmoothRequest(path, take.id, s.id, take.start, take.end, int(window), settings, track,
-                         video.frame_count or 1, video.is_image, int(settings["dub_offset_frames"]),
-                         project.cache_dir, f"segment {s.title}'s take")
+                         int(settings["dub_offset_frames"]), project.cache_dir, f"segment {s.title}'s take")
 
 
 def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
@@ -338,12 +334,14 @@ def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
     (core.smooth; atomic: nothing is left there when it fails or is cancelled)."""
     from core.blend import BlendSettings
     from core.smooth import mouth_regions, smooth_video
+    from core.video import VideoSource
 
-    track = face_track(progress, cancel, request.track)
     frames = range(request.start, request.end)
-    policy = request.settings["length_policy"]
-    regions = mouth_regions(track, [source_of(k, request.n_video, policy, request.is_image) for k in frames],
-                            request.settings["pads"])
+    with VideoSource(request.track.video) as source:
+        track = _face_track(progress, cancel, request.track, source)
+        pictures = source_of(np.asarray(frames), source.picture_count, request.settings["length_policy"],
+                             source.is_image)
+        regions = mouth_regions(track, source.picture_source(pictures), request.settings["pads"])
     # frames before a late dub were never generated (core.render): nothing to steady there
     regions = [None if k < request.dub_offset else r for k, r in zip(frames, regions)]
     output = request.cache_dir / f"take-{uuid.uuid4().hex[:10]}{TAKE_SUFFIX}"
@@ -492,11 +490,17 @@ def track_request(project: Project) -> TrackRequest:
 
 def face_track(progress, cancel, request: TrackRequest):
     """The face the renderer would dub in every source frame (core.faces.FaceTrack): the mask overlay
-    draws it. Detections come from the per-video cache when a render made them; else this detects."""
-    from core.faces import get_detector, track_video
+    draws it. Detections come from the per-video cache when a render made them; else this detects.
+    The track is the source's: picture frame k shows its frame `source.picture_source(k)`."""
     from core.video import VideoSource
 
     with VideoSource(request.video) as source:
-        return track_video(source, detector=get_detector(request.detector), cache_dir=request.detection_cache,
-                           face_index=request.face_index, smooth_window=request.smooth_window,
-                           progress=lambda d, t: progress(d, t, "detect"), cancel=cancel)
+        return _face_track(progress, cancel, request, source)
+
+
+def _face_track(progress, cancel, request: TrackRequest, source):
+    from core.faces import get_detector, track_video
+
+    return track_video(source, detector=get_detector(request.detector), cache_dir=request.detection_cache,
+                       face_index=request.face_index, smooth_window=request.smooth_window,
+                       progress=lambda d, t: progress(d, t, "detect"), cancel=cancel)

@@ -277,11 +277,10 @@ class Renderer:
         self.mel = melspectrogram(audio)
         self.fps = self.video.fps
         dub_seconds = audio.size / HP.sample_rate + options.dub_offset_s
-        # planned on the source's constant-rate timeline: a VFR source is conformed on its timestamps
-        timeline = self.video.timeline
-        plan, self.with_dub = plan_frames(len(timeline), self.fps, max(dub_seconds, 0.0),
+        # planned on the picture's frames: a VFR source is conformed on its timestamps
+        plan, self.with_dub = plan_frames(self.video.picture_count, self.fps, max(dub_seconds, 0.0),
                                           options.length_policy, self.video.is_image)
-        self.source = timeline[plan]
+        self.source = self.video.picture_source(plan)
         before_dub = np.arange(len(self.source)) / self.fps < options.dub_offset_s
         self.with_dub &= ~before_dub  # a late dub leaves the first frames untouched
         if dub_seconds <= 0 or not self.with_dub.any():  # an early dub ends before the first frame

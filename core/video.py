@@ -233,6 +233,17 @@ class VideoSource:
             raise IndexError(f"frame {index} is outside 0..{self.frame_count - 1}")
         return next(self.frames(index, index + 1))[1]
 
+    # -- the picture: frame k of it is shown at k / fps, the frames the editor, renderer and export count
+
+    @property
+    def picture_count(self) -> int:
+        return len(self.timeline)
+
+    def picture_source(self, k):
+        """Source frame shown at picture frame(s) `k`: an int for an int, an array for an array."""
+        index = self.timeline[k]
+        return int(index) if np.ndim(k) == 0 else index
+
     def _decode_from(self, start):
         """Yield `(index, av.VideoFrame)` from a keyframe at or before frame `start`."""
         seek_to = int(self._pts[start]) if start and self._seekable else None

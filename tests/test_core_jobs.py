@@ -165,3 +165,62 @@ def test_render_then_smooth_a_take_as_the_editors_workers_do(media, tiny_checkpo
     project.undo()
     project.undo()
     assert not project.takes and all(s.take_id is None for s in project.segments)
+
+
+# --------------------------------------------------------------------------- a variable-frame-rate source
+
+
+@pytest.fixture(scope="module")
+def vfr_video(tmp_path_factory):
+    """50 frames: 1 s at 25 fps, then 2 s at 12.5 fps; conformed to 75 frames at 25 fps."""
+    path = tmp_path_factory.mktemp("core_jobs_vfr") / "vfr.mp4"
+    ffmpeg("-f", "lavfi", "-i", f"testsrc=size=128x96:rate={FPS}:duration=2", "-vf",
+           "setpts='if(lt(N,25),N,2*N-25)/(25*TB)'", "-fps_mode", "vfr", "-pix_fmt", "yuv420p",
+           "-c:v", "libx264", "-preset", "ultrafast", path)
+    return path
+
+
+def vfr_project(folder, video, dub) -> Project:
+    project = Project.new(video, jobs.probe_media(NO_PROGRESS, NEVER, video, dub).video_facts,
+                          path=folder / "scene.lipsmith", dub_path=dub,
+                          dub_facts=jobs.load_dub(NO_PROGRESS, NEVER, dub).facts)
+    project.execute(SetProjectSettings(project, {"length_policy": "pad"}))
+    project.save()
+    return project
+
+
+def test_a_variable_rate_project_is_as_long_as_its_render(media, vfr_video, tiny_checkpoint, tmp_path, monkeypatch):
+    import core.faces
+    from core.render import Renderer
+    from core.video import VideoSource
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    with VideoSource(vfr_video) as source:
+        assert source.vfr and source.frame_count == 50 and len(source.timeline) == 75
+    project = vfr_project(tmp_path, vfr_video, media[1])  # the 1 s dub: pad follows the 3 s picture
+    project.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint)}))
+    assert project.video.facts.frame_count == 75
+    renderer = Renderer(vfr_video, media[1], project.render_options(None))
+    assert jobs.media_length(project) == project.output_frames() == len(renderer.source) == 75
+
+
+def test_smoothing_a_take_of_a_variable_rate_source_follows_its_conformed_frames(media, vfr_video, tmp_path,
+                                                                                 monkeypatch):
+    import core.faces
+    from core.video import VideoSource, VideoWriter
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    project = vfr_project(tmp_path, vfr_video, media[1])
+    n = project.output_frames()
+    assert n == 75  # the conformed picture: source frames 25..49 each shown twice
+    project.execute(ReplaceSegments(project, [project.make_segment(0, n)]))
+    take_id = project.new_take_id()
+    file = project.take_file_for(take_id)
+    with VideoWriter(file, 128, 96, FPS, crf=0, preset="ultrafast") as writer:  # a take of the whole picture
+        for _ in range(n):
+            writer.write(np.full((96, 128, 3), 128, np.uint8))
+    jobs.add_take(project, file, "s1", "Render whole clip", ["s1"], take_id=take_id, start=0, end=n)
+    smoothed = jobs.commit_smooth(project, jobs.smooth_take(NO_PROGRESS, NEVER, jobs.smooth_request(project, "s1", 3)))
+    assert project.takes[smoothed].end == n
+    with VideoSource(project.take_path(project.takes[smoothed])) as take:
+        assert take.frame_count == n

@@ -122,3 +122,23 @@ def test_cli_export_names_the_file_and_the_problem(media, tmp_path, capsys):
     assert main.main(["export", str(other.path), "-o", str(out), "-q"]) == 1
     assert f"moved.lipsmith: the dub {moved} is missing" in capsys.readouterr().err
     assert list(tmp_path.glob("cli*")) == []
+
+
+def test_a_variable_rate_video_exports_its_conformed_frames(media, tmp_path):
+    from tests.test_video import encode, frame_id, source_frames
+
+    _, _, dub = media
+    # 50 numbered frames: 1 s at 25 fps, then 2 s at 12.5 fps; conformed to 75 frames at 25 fps
+    video = encode(tmp_path / "vfr.mp4", source_frames(50), "-fps_mode", "vfr", audio=False,
+                   vf="setpts='if(lt(N,25),N,2*N-25)/(25*TB)'")
+    with VideoSource(video) as source:
+        timeline = source.timeline
+    assert len(timeline) == 75
+    project = new_project(tmp_path, video, dub, policy="pad")  # the picture's 3 s outlast the dub's 1.6
+    out = tmp_path / "final.mp4"
+    result = export_video(lambda *a: None, lambda: False, export_request(project, out, DRAFT))
+    assert (result.frames, result.from_takes) == (75, 10)
+    with VideoSource(out) as exported:
+        assert exported.frame_count == 75
+        shown = [frame_id(frame) for _, frame in exported.frames(10)]
+    assert shown == timeline[10:].tolist()  # the original frames, each where the renderer puts it

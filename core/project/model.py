@@ -182,8 +182,8 @@ class MediaFacts:
     size: int | None = None  # bytes: with the name, how a moved file is recognised
     fingerprint: str | None = None  # core.faces.cache.file_fingerprint (the detection cache's key too)
     duration: float | None = None  # seconds
-    fps: float | None = None
-    frame_count: int | None = None
+    fps: float | None = None  # the picture's constant rate (a variable-rate video is conformed to it)
+    frame_count: int | None = None  # the picture's frames at `fps` (core.video.VideoSource.picture_count)
     width: int | None = None
     height: int | None = None
     is_image: bool = False
@@ -202,7 +202,7 @@ class MediaFacts:
 
         with VideoSource(path) as v:
             base = cls.probe_file(path)
-            return replace(base, duration=float(v.duration), fps=float(v.fps), frame_count=int(v.frame_count),
+            return replace(base, duration=float(v.duration), fps=float(v.fps), frame_count=v.picture_count,
                            width=int(v.width), height=int(v.height), is_image=bool(v.is_image))
 
 
