@@ -27,7 +27,7 @@ def to_qimage(frame: np.ndarray) -> QImage:
 
 
 class OpenVideo:
-    """A video file and the forward pass its decoder is in: a frame from the pass's next one to
+    """A video file and the forward pass its decoder is in: a frame from the pass's last one to
     `ahead` frames past it continues the pass (playback, nearby thumbnails); any other seeks."""
 
     def __init__(self, path):
@@ -36,28 +36,32 @@ class OpenVideo:
         self.source = VideoSource(path)
         self.path = self.source.path
         self._next = 0
+        self._last = None  # the pass's last frame: a VFR source's picture shows some frames twice
         self._pass = None  # the frames iterator of the open forward pass
 
     def read(self, index: int, ahead: int = 0) -> np.ndarray:
+        """Frame `index` of the picture (clamped to it): the source frame shown then."""
         source = self.source
         if source.is_image:
             return source.read(0)
-        index = min(max(index, 0), source.frame_count - 1)
+        index = source.picture_source(min(max(index, 0), source.picture_count - 1))
+        if self._pass is not None and index == self._next - 1:
+            return self._last
         if self._pass is not None and self._next <= index <= self._next + ahead:
             for i, frame in self._pass:
                 if i >= index:
-                    self._next = i + 1
+                    self._next, self._last = i + 1, frame
                     return frame
         self._end_pass()
         self._pass = source.frames(index)
         i, frame = next(self._pass)
-        self._next = i + 1
+        self._next, self._last = i + 1, frame
         return frame
 
     def _end_pass(self):
         if self._pass is not None:
             self._pass.close()
-            self._pass = None
+            self._pass = self._last = None
 
     def close(self):
         self._end_pass()

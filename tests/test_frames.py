@@ -44,3 +44,29 @@ def test_reads_continue_the_forward_pass_within_reach_and_seek_otherwise(video, 
     finally:
         opened.close()
     assert opened.path == video
+
+
+def test_a_variable_rate_video_is_read_on_its_conformed_picture(video, tmp_path, monkeypatch):
+    from tests.conftest import ffmpeg
+
+    # frames 0-19 at 25 fps, then 20-39 at 12.5 fps: picture frame 20 + 2j and 21 + 2j both show frame 20 + j
+    vfr = tmp_path / "vfr.mp4"
+    ffmpeg("-i", video, "-vf", "setpts='if(lt(N,20),N,2*N-20)/(25*TB)'", "-fps_mode", "vfr", "-c:v", "libx264",
+           "-qp", 0, "-preset", "ultrafast", vfr)
+    seeks = []
+    real = VideoSource.frames
+
+    def frames(self, start=0, stop=None):
+        seeks.append(start)
+        return real(self, start, stop)
+
+    monkeypatch.setattr(VideoSource, "frames", frames)
+    opened = OpenVideo(vfr)
+    try:
+        assert opened.source.vfr and opened.source.picture_count == 60
+        shown = [index_of(opened.read(k)) for k in range(60)]  # playback
+        assert shown == opened.source.timeline.tolist() and shown[18:24] == [18, 19, 20, 20, 21, 21]
+        assert seeks == [0]  # a frame shown twice is not decoded again
+        assert index_of(opened.read(50)) == 35 and index_of(opened.read(99)) == FRAMES - 1
+    finally:
+        opened.close()
