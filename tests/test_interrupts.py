@@ -126,6 +126,22 @@ class Run:
         return self.proc.returncode, self.err.decode("utf-8", errors="replace")
 
 
+@pytest.fixture
+def start(tmp_path, checkpoint):
+    """Start the CLI (Run's options); one still running when the test ends is killed."""
+    runs = []
+
+    def start(**options) -> Run:
+        runs.append(Run(tmp_path, checkpoint, **options))
+        return runs[-1]
+
+    yield start
+    for run in runs:
+        if run.proc.poll() is None:
+            os.killpg(run.proc.pid, signal.SIGKILL)
+        run.finish()
+
+
 def assert_cancelled(run: Run, signum):
     code, err = run.finish()
     assert code == 128 + signum, (code, err)
@@ -134,8 +150,8 @@ def assert_cancelled(run: Run, signum):
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_loading(tmp_path, checkpoint):
-    run = Run(tmp_path, checkpoint)
+def test_ctrl_c_while_loading(start):
+    run = start()
     run.wait_for("progress", lambda: b"detect" in run.err)  # the model is loaded, faces are being found
     run.signal_group(signal.SIGINT)
     assert_cancelled(run, signal.SIGINT)
@@ -143,8 +159,8 @@ def test_ctrl_c_while_loading(tmp_path, checkpoint):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_signal_while_encoding(tmp_path, checkpoint, signum):
-    run = Run(tmp_path, checkpoint)
+def test_signal_while_encoding(start, signum):
+    run = start()
     run.wait_for("the writer", run.writing)
     time.sleep(0.5)  # frames are flowing into ffmpeg
     run.signal_group(signum)
@@ -153,16 +169,16 @@ def test_signal_while_encoding(tmp_path, checkpoint, signum):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGHUP])
-def test_signal_while_the_encoder_finishes(tmp_path, checkpoint, wrapper, signum):
-    run = Run(tmp_path, checkpoint, wrapper, hold="close")
+def test_signal_while_the_encoder_finishes(start, wrapper, signum):
+    run = start(wrapper=wrapper, hold="close")
     run.wait_for("the end of encoding", lambda: (run.marks / "close").exists())
     run.signal_group(signum)
     assert_cancelled(run, signum)
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_muxing(tmp_path, checkpoint, wrapper):
-    run = Run(tmp_path, checkpoint, wrapper, hold="mux")
+def test_ctrl_c_while_muxing(start, wrapper):
+    run = start(wrapper=wrapper, hold="mux")
     run.wait_for("the mux", lambda: (run.marks / "mux").exists())
     run.signal_group(signal.SIGINT)
     assert_cancelled(run, signal.SIGINT)
@@ -179,8 +195,8 @@ def signal_defaults():
 
 
 @pytest.mark.slow
-def test_ctrl_c_while_scoring_says_the_output_was_written(tmp_path, checkpoint, wrapper):
-    run = Run(tmp_path, checkpoint, wrapper, hold="score", score=True)
+def test_ctrl_c_while_scoring_says_the_output_was_written(start, wrapper):
+    run = start(wrapper=wrapper, hold="score", score=True)
     run.wait_for("scoring", lambda: (run.marks / "score").exists())
     run.signal_group(signal.SIGINT)
     code, err = run.finish()
@@ -215,8 +231,8 @@ def test_a_signal_ignored_from_the_start_stays_ignored(signal_defaults):
 
 
 @pytest.mark.slow
-def test_the_next_run_sweeps_what_a_killed_run_left(tmp_path, checkpoint):
-    run = Run(tmp_path, checkpoint)
+def test_the_next_run_sweeps_what_a_killed_run_left(start):
+    run = start()
     run.wait_for("the writer", run.writing)
     run.signal_group(signal.SIGKILL)
     code, _ = run.finish()
