@@ -46,7 +46,7 @@ class ProgressBar:
 
 
 def add_render_parser(sub):
-    from core.hparams import LENGTH_POLICIES
+    from core.hparams import LENGTH_POLICIES, MOUTH_MODES
 
     p = sub.add_parser("render", help="lip-sync a video (or a still portrait) to a dubbed track")
     p.add_argument("video", help="video file, or a still image for static mode")
@@ -76,6 +76,9 @@ def add_render_parser(sub):
                    help="folder holding face-alignment's s3fd-619a316812.pth and 2DFAN4-11f355bf06.pth.tar "
                         "(default: the torch hub cache); never downloaded")
     p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--mouth", choices=MOUTH_MODES, default="generated",
+                   help="actor: the actor's own lips, teeth and skin from frames at least 1 s away, in the shape the "
+                        "generator draws for the dub (sharp); generated: the generator's mouth alone (default)")
     p.add_argument("--feather", type=number(float, lambda v: 0 <= v <= 1, "a fraction in [0, 1]"), default=0.08,
                    help="mask feather, fraction of the face size")
     p.add_argument("--no-color-match", action="store_true", help="paste the generated colours as they are")
@@ -118,7 +121,8 @@ def cmd_render(args) -> int:
         detector=args.detector, detector_weights=args.face_weights, cache_dir=args.cache_dir,
         batch_size=args.batch_size, dub_offset_s=args.dub_offset,
         blend=BlendSettings(feather=args.feather, color_match=not args.no_color_match), compile=args.compile,
-        crf=args.crf, preset=args.preset, allow_silent_dub=args.allow_silent, strict=args.strict)
+        crf=args.crf, preset=args.preset, allow_silent_dub=args.allow_silent, strict=args.strict,
+        mouth=args.mouth)
     bar = ProgressBar(args.quiet)
     try:
         renderer = Renderer(args.video, args.dub, options, progress=bar, cancel=interrupted)
@@ -135,6 +139,10 @@ def cmd_render(args) -> int:
     if report.no_face_frames:
         spans = ", ".join(f"{a}-{b - 1}" for a, b in report.no_face_ranges[:8])
         print(f"note: no face in {len(report.no_face_frames)} frames (passed through unchanged): {spans}")
+    if report.generated_mouth_frames:
+        spans = ", ".join(f"{a}-{b - 1}" for a, b in report.generated_mouth_ranges[:8])
+        print(f"note: the generated mouth in {len(report.generated_mouth_frames)} frames (no mouth of the actor's "
+              f"like it): {spans}")
     if not args.no_score:
         score_render(renderer, report, args.expert)
     return 0

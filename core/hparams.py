@@ -37,3 +37,6 @@ HP = HParams()
 
 # what to do when dub and video differ in length (see core.render.plan_frames)
 LENGTH_POLICIES = ("cut", "loop", "bounce", "pad")
+
+# where the rendered mouth's lips, teeth and skin come from (see core.actor_mouth)
+MOUTH_MODES = ("actor", "generated")

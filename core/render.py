@@ -18,10 +18,11 @@ import cv2
 import numpy as np
 import torch
 
+from core import actor_mouth
 from core.audio import is_silent, load_audio, mel_windows, melspectrogram
 from core.blend import BlendSettings, composite
 from core.errors import Cancelled, FaceError, MediaError, SetupError
-from core.hparams import HP
+from core.hparams import HP, MOUTH_MODES
 from core.plan import plan_frames
 from core.video import VideoSource, VideoWriter
 from core.weights import load_model
@@ -48,6 +49,7 @@ class RenderOptions:
     preset: str = "veryfast"  # see main.py --preset: the encoder was the real-time bottleneck
     allow_silent_dub: bool = False
     strict: bool = False  # a damaged or truncated source is an error, not a warning
+    mouth: str = "generated"  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
 
 
 @dataclass
@@ -59,6 +61,11 @@ class RenderReport:
     faces_seen: int
     seconds: float
     fps: float
+    generated_mouth_frames: list = field(default_factory=list)  # mouth "actor" asked, the generated one pasted
+
+    @property
+    def generated_mouth_ranges(self) -> list:
+        return to_ranges(self.generated_mouth_frames)
 
     @property
     def no_face_ranges(self) -> list:
@@ -299,8 +306,12 @@ class Renderer:
                                  f"of the output ({without} of {len(self.range)} frames) has no dub under it; "
                                  "those frames pass through unchanged")
         # the checkpoint first: a wrong one must fail in a second, not after minutes of detection
+        if options.mouth not in MOUTH_MODES:
+            raise ValueError(f"mouth must be one of {', '.join(MOUTH_MODES)}, not {options.mouth!r}")
         self.generator = generator or load_generator(options, len(self.range))
         self.track = self._track_faces()
+        self.actor = self._actor_mouth() if options.mouth == "actor" else None
+        self.generated_mouth_frames = []  # frames where the actor's mouth was asked for but not found
 
     def _track_faces(self):
         from core.faces import get_detector, track_video
@@ -310,10 +321,14 @@ class Renderer:
             params = {"weights_dir": self.options.detector_weights} if self.options.detector_weights else {}
             detector = get_detector(detector, **params)
         used = self.source[np.asarray(self.range)]  # the source frames this job shows: only they need faces
+        lo, hi = int(used.min()), int(used.max()) + 1
+        if self.options.mouth == "actor":  # and the footage the actor's mouths are read from
+            reach = int(actor_mouth.WINDOW_S * self.fps)
+            lo, hi = max(0, lo - reach), min(self.video.frame_count, hi + reach)
         track = track_video(self.video, detector=detector, cache_dir=self.options.cache_dir,
                             face_index=self.options.face_index, smooth_window=self.options.smooth_window,
                             progress=lambda d, t: self.progress(d, t, "detect"), cancel=self.cancel,
-                            frames=range(int(used.min()), int(used.max()) + 1))
+                            frames=range(lo, hi))
         if not track.has_face.any():
             choices = track.params["face_choices"]
             if choices:  # faces were found, but fewer than face_index + 1 in every shot
@@ -322,6 +337,19 @@ class Renderer:
                                 f"must be one of {', '.join(map(str, range(choices)))}")
             raise FaceError(self.video.path, "no face found in any frame")
         return track
+
+    def _actor_mouth(self):
+        """The actor's mouths around the job's range, or None (with a warning) when there is no
+        footage to take them from: every frame then gets the generated mouth."""
+        if self.video.is_image:
+            self.warnings.append(f"{self.video.path.name}: a still image has no footage of the actor's mouth; "
+                                 "the generated mouth is used")
+            return None
+        used = self.source[np.asarray(self.range)]
+        frames = actor_mouth.bank_frames(self.track, used, self.fps, self.video.frame_count)
+        bank = actor_mouth.build_bank(self.video, self.track, frames, self.options.pads,
+                                      progress=lambda d, t: self.progress(d, t, "mouths"), cancel=self.cancel)
+        return actor_mouth.ActorMouth(bank, self.fps, self.options.blend)
 
     def frames(self):
         """Yield (output index, BGR frame, generated?) for the job's range, in order."""
@@ -357,8 +385,13 @@ class Renderer:
             mels = mel_windows(self.mel, times)
             generated = self.generator(np.stack(crops), mels)
             for n, box, face in zip(todo, boxes, generated):
-                src = int(self.source[batch[n][0]])
-                composite(batch[n][1], face, box, self.track.landmarks_at(src), self.options.blend)
+                k, frame = batch[n]
+                src = int(self.source[k])
+                landmarks = self.track.landmarks_at(src)
+                if self.actor is None or not self.actor.paste(frame, face, box, landmarks, src):
+                    composite(frame, face, box, landmarks, self.options.blend)
+                    if self.options.mouth == "actor":
+                        self.generated_mouth_frames.append(int(k))
         done = set(todo)
         for n, (k, frame) in enumerate(batch):
             yield k, frame, n in done
@@ -380,7 +413,7 @@ class Renderer:
                 self.progress(done, total, "render")
         seconds = time.perf_counter() - started
         return RenderReport(Path(output), total, generated, no_face, self.track.n_faces_seen, seconds,
-                            total / max(seconds, 1e-9))
+                            total / max(seconds, 1e-9), list(self.generated_mouth_frames))
 
 
 def render(video_path, dub_path, output, options: RenderOptions = RenderOptions(), progress=None,

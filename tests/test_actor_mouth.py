@@ -1,0 +1,164 @@
+"""The actor's own mouth (core.actor_mouth): shape from the generated mouth, detail from real
+mouths of other moments, and the generated mouth wherever the footage has nothing like it.
+
+The synthetic "actor" has a textured skin and a dark mouth whose opening follows a known curve,
+so a test can tell which frame a mouth came from and how open it is.
+"""
+import cv2
+import numpy as np
+import pytest
+
+from core import actor_mouth
+from core.actor_mouth import ActorMouth, MouthBank, build_bank, descriptor, lower_half
+from core.blend import paste_weight
+from core.render import RenderOptions, Renderer
+from core.video import VideoWriter
+from tests.test_render_pipeline import FPS, BoxDetector, RecordingGenerator, write_wav
+
+
+class IdentityGenerator(RecordingGenerator):
+    """Draws each crop's own mouth back: the best match in the bank is always the excluded original."""
+
+    def __call__(self, crops, mels):
+        return crops.copy()
+from tests.conftest import speech_like
+
+SIZE = (320, 240)
+FACE_BOX = (110, 50, 210, 190)  # where BoxDetector finds the face
+MOUTH_SIZE = (96, 48)
+_SKIN = np.random.default_rng(0).normal(0, 12, (SIZE[1], SIZE[0], 1))  # the same pores in every frame
+
+
+def opening(i: int) -> float:
+    """Mouth height in pixels (of a 48-pixel-high lower face) at frame i: 1 (closed) to 15 (open)."""
+    return 8 + 7 * np.sin(2 * np.pi * i / 37)
+
+
+def mouth_image(height: float, size=MOUTH_SIZE) -> np.ndarray:
+    """A lower face: textured skin, red lips and a dark opening `height` pixels high (at 48 high)."""
+    w, h = size
+    s = h / 48
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (120, 140, 190)
+    img += _SKIN[:h, :w]
+    q = 16  # sub-pixel ellipses (shift 4): every opening draws a slightly different mouth
+    centre = (w // 2 * q, int(20 * s * q))
+    cv2.ellipse(img, centre, (int(26 * s * q), int((height / 2 + 4) * s * q)), 0, 0, 360, (70, 60, 160), -1,
+                cv2.LINE_AA, 4)
+    cv2.ellipse(img, centre, (int(22 * s * q), max(q, int(height / 2 * s * q))), 0, 0, 360, (30, 20, 40), -1,
+                cv2.LINE_AA, 4)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def dark_height(mouth: np.ndarray) -> float:
+    """Rows of the mouth's middle column under half the skin's lightness (the lips are not): how
+    open it is, in rows of a 48-row lower face."""
+    column = cv2.cvtColor(mouth, cv2.COLOR_BGR2GRAY)[:, mouth.shape[1] // 2].astype(np.float32)
+    return float((column < 0.5 * np.median(column)).sum()) * 48 / mouth.shape[0]
+
+
+def bank_of(frames) -> MouthBank:
+    mouths = np.stack([mouth_image(opening(i)) for i in frames])
+    return MouthBank(np.asarray(frames), mouths, np.stack([descriptor(m) for m in mouths]), MOUTH_SIZE)
+
+
+def test_a_mouth_is_never_taken_from_the_outputs_own_moment():
+    mouth = ActorMouth(bank_of(range(200)), fps=FPS)
+    for source_frame in (0, 50, 120, 199):
+        wanted = mouth_image(opening(source_frame))  # the original mouth itself is the best match...
+        row = mouth.pick(wanted, source_frame)
+        assert row is not None
+        assert abs(int(mouth.bank.frames[row]) - source_frame) >= actor_mouth.EXCLUDE_S * FPS  # ...and never chosen
+        # what is chosen is as open as the generated mouth, from another moment
+        assert abs(opening(int(mouth.bank.frames[row])) - opening(source_frame)) < 1
+
+
+def test_too_little_footage_or_nothing_alike_gives_no_mouth():
+    few = ActorMouth(bank_of(range(40)), fps=FPS)  # 40 frames: under MIN_ENTRIES outside the exclusion
+    assert few.pick(mouth_image(8), 20) is None
+    enough = ActorMouth(bank_of(range(200)), fps=FPS)
+    flat = np.full((*MOUTH_SIZE[::-1], 3), 128, np.uint8)  # no mouth at all: correlates with nothing
+    assert enough.pick(flat, 100) is None
+
+
+def test_the_aligned_real_mouth_takes_the_generated_shape():
+    half_open = [i for i in range(400) if 5 < opening(i) < 8]  # the bank has only half-open mouths
+    mouth = ActorMouth(bank_of(half_open), fps=FPS)
+    wide = mouth_image(14)
+    row = mouth.pick(wide, source_frame=10_000)
+    assert row is not None
+    raw = mouth.bank.mouths[row]
+    aligned = mouth.aligned(row, wide)
+    assert abs(dark_height(aligned) - 14) < abs(dark_height(raw) - 14) - 2
+
+
+def frame_with(mouth: np.ndarray) -> np.ndarray:
+    frame = np.clip(np.full((SIZE[1], SIZE[0], 3), (90, 110, 150), np.float32) + _SKIN, 0, 255).astype(np.uint8)
+    x1, y1, x2, y2 = FACE_BOX
+    top = y1 + (y2 - y1) // 2
+    frame[top:y2, x1:x2] = cv2.resize(mouth, (x2 - x1, y2 - top))
+    return frame
+
+
+def test_paste_keeps_the_generated_opening_and_adds_real_detail_inside_the_mask_only():
+    mouth = ActorMouth(bank_of(range(200)), fps=FPS)
+    frame = frame_with(mouth_image(2))
+    before = frame.copy()
+    generated = cv2.GaussianBlur(cv2.resize(frame_with(mouth_image(14))[FACE_BOX[1]:FACE_BOX[3], FACE_BOX[0]:FACE_BOX[2]],
+                                            (96, 96), interpolation=cv2.INTER_AREA), (0, 0), 2)  # open, blurred
+    assert mouth.paste(frame, generated, FACE_BOX, None, source_frame=100)
+    x1, y1, x2, y2 = FACE_BOX
+    weight = paste_weight(FACE_BOX, None, (96, 96))
+    outside = np.ones(frame.shape[:2], bool)
+    outside[y1:y2, x1:x2] = weight <= 0
+    assert np.array_equal(frame[outside], before[outside])
+    result = lower_half(frame, FACE_BOX, MOUTH_SIZE)
+    assert dark_height(result) > 9  # open, as generated, where the original was closed
+    blurred_generated = cv2.resize(generated[48:], MOUTH_SIZE)
+    sharpness = lambda m: cv2.Laplacian(cv2.cvtColor(m, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var()
+    assert sharpness(result) > 2 * sharpness(blurred_generated)  # the real skin's detail is back
+
+
+@pytest.fixture(scope="module")
+def actor_clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("actor") / "actor.mp4"
+    with VideoWriter(path, *SIZE, FPS, crf=0, preset="ultrafast") as writer:
+        for i in range(125):
+            writer.write(frame_with(mouth_image(opening(i))))
+    return path
+
+
+def test_render_with_the_actors_mouth_uses_other_moments_and_counts_fallbacks(actor_clip, tmp_path):
+    dub = write_wav(tmp_path / "dub.wav", speech_like(5.0))
+    options = RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor")
+    renderer = Renderer(actor_clip, dub, options, generator=IdentityGenerator())
+    rows = list(renderer.frames())
+    assert len(rows) == 125 and all(generated for _, _, generated in rows)
+    picks = np.array(renderer.actor.picks)
+    assert len(picks) + len(renderer.generated_mouth_frames) == 125
+    assert len(picks) > 100  # the footage has every opening at other moments
+    shown = np.array([int(renderer.source[k]) for k, _, _ in rows if k not in set(renderer.generated_mouth_frames)])
+    assert np.all(np.abs(picks - shown) >= actor_mouth.EXCLUDE_S * FPS)
+
+
+def test_a_still_has_no_footage_so_every_frame_gets_the_generated_mouth(tmp_path):
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), frame_with(mouth_image(4)))
+    dub = write_wav(tmp_path / "dub.wav", speech_like(1.0))
+    options = RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor")
+    renderer = Renderer(still, dub, options, generator=RecordingGenerator())
+    rows = list(renderer.frames())
+    assert renderer.actor is None and any("still image" in w for w in renderer.warnings)
+    assert renderer.generated_mouth_frames == [k for k, _, _ in rows]
+
+
+def test_build_bank_reads_the_lower_half_of_each_face_at_the_footages_resolution(actor_clip):
+    from core.faces import track_video
+    from core.video import VideoSource
+
+    with VideoSource(actor_clip) as video:
+        track = track_video(video, detector=BoxDetector(), use_cache=False)
+        bank = build_bank(video, track, [3, 40, 90])
+    assert bank.size == (100, 50)  # the crop is 100 wide: kept as it is, not squeezed to 96
+    for row, i in enumerate([3, 40, 90]):
+        assert abs(dark_height(bank.mouths[row]) - opening(i)) < 2.5
