@@ -19,19 +19,25 @@ def video(tmp_path):
     return path
 
 
+@pytest.fixture
+def seeks(monkeypatch):
+    """The start frame of every decoding pass VideoSource begins, in order."""
+    started = []
+    real = VideoSource.frames
+
+    def frames(self, start=0, stop=None):
+        started.append(start)
+        return real(self, start, stop)
+
+    monkeypatch.setattr(VideoSource, "frames", frames)
+    return started
+
+
 def index_of(frame) -> int:
     return round(float(frame.mean()) / 5)
 
 
-def test_reads_continue_the_forward_pass_within_reach_and_seek_otherwise(video, monkeypatch):
-    seeks = []
-    real = VideoSource.frames
-
-    def frames(self, start=0, stop=None):
-        seeks.append(start)
-        return real(self, start, stop)
-
-    monkeypatch.setattr(VideoSource, "frames", frames)
+def test_reads_continue_the_forward_pass_within_reach_and_seek_otherwise(video, seeks):
     opened = OpenVideo(video)
     try:
         assert [index_of(opened.read(i)) for i in (3, 4, 5)] == [3, 4, 5]  # playback: one pass
@@ -46,21 +52,13 @@ def test_reads_continue_the_forward_pass_within_reach_and_seek_otherwise(video, 
     assert opened.path == video
 
 
-def test_a_variable_rate_video_is_read_on_its_conformed_picture(video, tmp_path, monkeypatch):
+def test_a_variable_rate_video_is_read_on_its_conformed_picture(video, tmp_path, seeks):
     from tests.conftest import ffmpeg
 
     # frames 0-19 at 25 fps, then 20-39 at 12.5 fps: picture frame 20 + 2j and 21 + 2j both show frame 20 + j
     vfr = tmp_path / "vfr.mp4"
     ffmpeg("-i", video, "-vf", "setpts='if(lt(N,20),N,2*N-20)/(25*TB)'", "-fps_mode", "vfr", "-c:v", "libx264",
            "-qp", 0, "-preset", "ultrafast", vfr)
-    seeks = []
-    real = VideoSource.frames
-
-    def frames(self, start=0, stop=None):
-        seeks.append(start)
-        return real(self, start, stop)
-
-    monkeypatch.setattr(VideoSource, "frames", frames)
     opened = OpenVideo(vfr)
     try:
         assert opened.source.vfr and opened.source.picture_count == 60
