@@ -81,7 +81,7 @@ def test_round_trip_keeps_everything_and_stores_relative_paths(folder):
     assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None}  # NaN stored as null, not invalid JSON
     assert not q.modified and not q.history.can_undo
     data = json.loads((folder / "scene.lipsmith").read_text())
-    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 4
+    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 5
     assert data["media"]["video"]["relative"] == "media/clip.mp4"
     assert data["media"]["video"]["absolute"] == str(folder / "media" / "clip.mp4")
     assert data["takes"][0]["file"] == "t1.mkv"
@@ -1040,11 +1040,56 @@ def test_a_schema_3_threshold_off_the_experts_scale_opens_as_its_default(folder)
     assert q.threshold == DEFAULT_THRESHOLD
     q.save()
     saved = json.loads(old.read_text())
-    assert saved["schema_version"] == 4 and saved["threshold"] == DEFAULT_THRESHOLD
-    # a schema-4 file is on the expert's scale already: its threshold is read as it is
+    assert saved["schema_version"] == fileformat.SCHEMA_VERSION and saved["threshold"] == DEFAULT_THRESHOLD
+    # a file from schema 4 on is on the expert's scale already: its threshold is read as it is
     saved["threshold"] = 3.0
     old.write_text(json.dumps(saved))
     assert Project.load(old).threshold == 3.0
     # an autosave is read the same way
     autosave_path_for(old).write_text(json.dumps(data))
     assert Project.recover(old).threshold == DEFAULT_THRESHOLD
+
+
+def test_a_schema_4_file_opens_with_the_generated_mouth_for_the_project_and_its_takes(folder):
+    """Schema 5 stores the mouth a render pastes; every render before it pasted the generated one."""
+    p = make_project(folder)
+    data = json.loads(p.path.read_text())
+    assert data["settings"]["mouth"] == "generated" and data["takes"][0]["settings"]["mouth"] == "generated"
+    data["schema_version"] = 4
+    del data["settings"]["mouth"]
+    del data["takes"][0]["settings"]["mouth"]
+    old = folder / "old.lipsmith"
+    old.write_text(json.dumps(data))
+    digest = sha(old)
+    q = Project.load(old)
+    assert q.settings["mouth"] == "generated" and q.takes["t1"].settings["mouth"] == "generated"
+    assert q.takes["t1"].mouth == "generated" and not q.modified and sha(old) == digest
+    # a mouth this Lipsmith does not know is refused, naming the file and the setting
+    data["schema_version"] = fileformat.SCHEMA_VERSION
+    data["settings"]["mouth"] = "lips"
+    old.write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match=r"old\.lipsmith.*mouth must be one of actor, generated"):
+        Project.load(old)
+
+
+def test_the_projects_mouth_is_a_setting_renders_use_and_takes_name(folder):
+    p = make_project(folder)
+    assert p.settings["mouth"] == "generated" and p.render_options("s1").mouth == "generated"
+    p.execute(SetProjectSettings(p, {"mouth": "actor"}))
+    assert p.effective_settings("s1")["mouth"] == "actor" and p.render_options("s1").mouth == "actor"
+    with pytest.raises(EditError, match="mouth must be one of"):
+        SetProjectSettings(p, {"mouth": "teeth"})
+    with pytest.raises(EditError, match="cannot be set per segment"):
+        p.execute(SetSegmentSettings(p, "s1", {"mouth": "actor"}))
+    p.save()
+    assert Project.load(p.path).settings["mouth"] == "actor"
+    actor = p.new_take("s1", p.take_file_for("ta"), take_id="ta", report={"generated_mouth": [[3, 8], [95, 120]]})
+    generated = p.new_take("s1", p.take_file_for("tg"), take_id="tg", settings=dict(p.settings, mouth="generated"))
+    assert actor.label == "Take 2 · actor's mouth" and actor.mouth == "actor"
+    assert generated.label == "Take 2 · generated mouth" and generated.mouth == "generated"
+    assert actor.generated_mouth_ranges == [(3, 8), (95, 120)] and generated.generated_mouth_ranges == []
+    assert p.generated_mouth_ranges() == []  # neither chosen yet
+    p.execute(AddTake(p, actor, choose=True))
+    assert p.generated_mouth_ranges() == [(3, 8), (95, 100)]  # within the segment it exports for (s1: 0-100)
+    p.save()
+    assert Project.load(p.path).takes["ta"].generated_mouth_ranges == [(3, 8), (95, 120)]

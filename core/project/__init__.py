@@ -29,9 +29,10 @@ from .commands import (AddAdaptedModel, AddTake, Batch, ChooseTake, Command, His
                        RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RemoveTake, RenameSegment, RenameTake,
                        ReplaceSegments, SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment)
 from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
-from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, AdaptedModel,
-                    EditError, ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for,
-                    cache_dir_for, check_segments, frame_curve, normalise_setting, segment_name, verdict)
+from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, MOUTH_NAMES, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX,
+                    AdaptedModel, EditError, ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take,
+                    autosave_path_for, cache_dir_for, check_segments, frame_curve, normalise_setting, segment_name,
+                    verdict)
 from .project import Project
 from .recent import RecentProjects, config_dir
 from .recovery import Autosaver, discard_autosave, recovery_candidate
@@ -39,7 +40,7 @@ from .recovery import Autosaver, discard_autosave, recovery_candidate
 __all__ = [
     "AdaptedModel", "AddAdaptedModel", "AddTake", "Autosaver", "Batch", "ChooseTake", "Command",
     "DEFAULT_SETTINGS", "DEFAULT_THRESHOLD", "EditError", "ExportRecord", "History", "MEDIA_KINDS", "MIGRATIONS",
-    "MediaFacts", "MediaRef",
+    "MOUTH_NAMES", "MediaFacts", "MediaRef",
     "MergeSegments", "NudgeDub", "Project", "ProjectError", "RecentProjects", "RelinkAdaptedModel", "RelinkMedia",
     "RemoveAdaptedModel", "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",

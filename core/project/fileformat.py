@@ -20,7 +20,7 @@ from core.sync_scale import EXPERT_LSE_C_LIMIT
 from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, AdaptedModel, ExportRecord, MediaFacts,
                     MediaRef, ProjectError, Segment, Take, _is_int, _is_number, normalise_setting)
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 def _v1_to_v2(data: dict) -> dict:
@@ -50,10 +50,22 @@ def _v3_to_v4(data: dict) -> dict:
     return data
 
 
+def _v4_to_v5(data: dict) -> dict:
+    """Schema 5: the mouth a render pastes (the project's choice, and which one made each take). Until
+    then every render pasted the generated mouth."""
+    settings = data.get("settings")
+    if isinstance(settings, dict):
+        settings.setdefault("mouth", "generated")
+    for t in data.get("takes") or []:
+        if isinstance(t, dict) and isinstance(t.get("settings"), dict):
+            t["settings"].setdefault("mouth", "generated")
+    return data
+
+
 # MIGRATIONS[n] turns a schema-n dict into a schema-(n+1) dict (pure: no file access).
 # Add one with every SCHEMA_VERSION bump; loading chains them, the file itself is never rewritten.
 # (A bump also keeps an older Lipsmith from opening a newer file and dropping what it cannot read.)
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 
 
 def migrate(data, path=None) -> dict:

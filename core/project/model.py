@@ -18,7 +18,7 @@ import numpy as np
 
 from core.blend import BlendSettings
 from core.errors import LipsmithError
-from core.hparams import HP, LENGTH_POLICIES
+from core.hparams import HP, LENGTH_POLICIES, MOUTH_MODES
 from core.sync_scale import EXPERT_WEAK_BELOW
 
 SUFFIX = ".lipsmith"
@@ -57,8 +57,10 @@ DEFAULT_SETTINGS = {
     "mask_width": _BLEND.mask_width,
     "mask_height": _BLEND.mask_height,
     "color_match": _BLEND.color_match,
+    "mouth": "generated",  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
 }
-# what a segment may override; detector, device and length policy are whole-clip choices
+MOUTH_NAMES = {"actor": "actor's mouth", "generated": "generated mouth"}  # what a take's name says
+# what a segment may override; detector, device, length policy and mouth are whole-clip or per-render choices
 SEGMENT_KEYS = ("checkpoint", "pads", "smooth_window", "face_index", "feather", "mask_width", "mask_height",
                 "color_match")
 
@@ -111,6 +113,10 @@ def normalise_setting(key: str, value, folder: Path | None = None):
     if key == "face_index":
         if value is not None and (not _is_int(value) or value < 0):
             raise EditError(f"face index must be None (the main face) or a number ≥ 0, not {value!r}")
+        return value
+    if key == "mouth":
+        if value not in MOUTH_MODES:
+            raise EditError(f"mouth must be one of {', '.join(MOUTH_MODES)}, not {value!r}")
         return value
     if key == "color_match":
         if not isinstance(value, bool):
@@ -268,13 +274,25 @@ class Take:
     created: str = ""  # ISO 8601, UTC
     label: str = ""
     # what the render reported, e.g. {"no_face": [[a, b], …] (output frames passed through for want of a
-    # face), "generated": n, "seconds": s, "device": "cpu"}
+    # face), "generated_mouth": [[a, b], …] (the actor's mouth asked, the generated one pasted),
+    # "generated": n, "seconds": s, "device": "cpu", "warnings": ["…"]}
     report: dict = field(default_factory=dict)
 
     @property
     def no_face_ranges(self) -> list[tuple[int, int]]:
         """Output frames [a, b) the render left as they were (no face found there)."""
         return [(int(a), int(b)) for a, b in self.report.get("no_face", ())]
+
+    @property
+    def generated_mouth_ranges(self) -> list[tuple[int, int]]:
+        """Output frames [a, b) where the actor's mouth was asked for but the generated one was pasted
+        (core.render: too little footage, nothing alike, or a still)."""
+        return [(int(a), int(b)) for a, b in self.report.get("generated_mouth", ())]
+
+    @property
+    def mouth(self) -> str:
+        """The mouth the take was rendered with: "actor" or "generated"."""
+        return self.settings.get("mouth", "generated")
 
     def confidence_curve(self, fps: float):
         """The per-frame sync confidence stored by scoring, as (output frames, values): the scorer's

@@ -20,8 +20,8 @@ from core.plan import output_count
 
 from . import fileformat
 from .commands import Command, History, RelinkMedia
-from .model import (CACHE_SUFFIX, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SUFFIX, AdaptedModel, EditError,
-                    ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now,
+from .model import (CACHE_SUFFIX, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, MOUTH_NAMES, SUFFIX, AdaptedModel,
+                    EditError, ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now,
                     autosave_path_for, cache_dir_for, check_segments, normalise_setting, verdict)
 
 
@@ -210,9 +210,17 @@ class Project:
     def no_face_ranges(self) -> list[tuple[int, int]]:
         """Output frames [a, b) where what exports has no generated mouth because the render found no
         face there (the chosen takes' reports, within their segments), merged and sorted."""
+        return self._chosen_ranges(lambda take: take.no_face_ranges)
+
+    def generated_mouth_ranges(self) -> list[tuple[int, int]]:
+        """Output frames [a, b) where what exports has the generated mouth though the actor's was asked
+        for (the chosen takes' reports, within their segments), merged and sorted."""
+        return self._chosen_ranges(lambda take: take.generated_mouth_ranges)
+
+    def _chosen_ranges(self, ranges_of) -> list[tuple[int, int]]:
         out = []
         for s, take in self.chosen_runs():
-            for a, b in take.no_face_ranges:
+            for a, b in ranges_of(take):
                 a, b = max(a, s.start), min(b, s.end)
                 if a < b:
                     out.append((a, b))
@@ -254,7 +262,7 @@ class Project:
             checkpoint=str(s["checkpoint"]), device=s["device"], detector=s["detector"],
             start_frame=s.get("start_frame", 0), end_frame=s.get("end_frame"), length_policy=s["length_policy"],
             pads=tuple(s["pads"]), smooth_window=s["smooth_window"], face_index=s["face_index"],
-            dub_offset_s=self.dub_offset / self.fps, blend=BlendSettings.from_settings(s))
+            dub_offset_s=self.dub_offset / self.fps, blend=BlendSettings.from_settings(s), mouth=s["mouth"])
         options.update(overrides)
         return RenderOptions(**options)
 
@@ -291,11 +299,14 @@ class Project:
         if ".." in file.parts or not file.parts:
             raise EditError(f"take file {file} must lie inside the project's cache folder")
         number = 1 + sum(t.segment_id == segment_id for t in self.takes.values())
+        settings = self.effective_settings(segment_id) if settings is None else settings
+        # the name says which mouth made it, so two takes compared A/B are told apart
+        mouth = settings.get("mouth")
+        default_label = f"Take {number}" + (f" · {MOUTH_NAMES[mouth]}" if mouth in MOUTH_NAMES else "")
         return Take(take_id or self.new_take_id(), segment_id, s.start if start is None else start,
-                    s.end if end is None else end, file.as_posix(),
-                    _jsonish(self.effective_settings(segment_id) if settings is None else settings, "settings"),
+                    s.end if end is None else end, file.as_posix(), _jsonish(settings, "settings"),
                     _jsonish(hashes or {}, "hashes"), _jsonish(scores or {}, "scores"), _now(),
-                    label or f"Take {number}", _jsonish(report or {}, "report"))
+                    label or default_label, _jsonish(report or {}, "report"))
 
     def _referenced_paths(self) -> set[str]:
         """Every file the project or its undo history can point at: garbage collection keeps these."""
