@@ -5,14 +5,13 @@ official checkpoints were trained on it: pre-emphasis, a centred reflect-padded 
 a Slaney mel filterbank and a clipped, symmetric dB normalisation. The filterbank is
 our own so that librosa (and its numba start-up) stays out of the runtime path.
 """
-import subprocess
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from core.errors import MediaError
-from core.ffmpeg import ffmpeg_exe
+from core.ffmpeg import run_ffmpeg
 from core.hparams import HP
 
 # --------------------------------------------------------------------------- loading
@@ -28,9 +27,8 @@ def load_audio(path, sr: int = HP.sample_rate) -> np.ndarray:
         raise MediaError(path, "is a folder, not an audio file")
     if not path.is_file():
         raise MediaError(path, "file not found")
-    cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
-           "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"]
-    proc = subprocess.run(cmd, capture_output=True)
+    proc = run_ffmpeg(["-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path),
+                       "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(sr), "-f", "f32le", "-"], capture_output=True)
     if proc.returncode != 0:
         err = proc.stderr.decode(errors="replace")
         if "matches no streams" in err or "does not contain any stream" in err:

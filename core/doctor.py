@@ -41,15 +41,14 @@ def _torch() -> Check:
 
 def _ffmpeg() -> Check:
     from core.errors import SetupError
-    from core.ffmpeg import ffmpeg_exe
+    from core.ffmpeg import ffmpeg_exe, run_ffmpeg
 
     try:
         exe = ffmpeg_exe()
     except SetupError as exc:
         return Check("ffmpeg", FAIL, str(exc))
     try:
-        first = subprocess.run([exe, "-hide_banner", "-version"], capture_output=True, text=True,
-                               timeout=20).stdout.splitlines()
+        first = run_ffmpeg(["-hide_banner", "-version"], capture_output=True, text=True, timeout=20).stdout.splitlines()
     except (OSError, subprocess.SubprocessError) as exc:
         return Check("ffmpeg", FAIL, f"{exe} not usable: {exc} (set LIPSMITH_FFMPEG to an ffmpeg binary)")
     version = first[0] if first else "unknown version"

@@ -21,7 +21,7 @@ from av.video.reformatter import Interpolation
 
 from core.atomic import Interrupted, interrupted, signals_held, sweep_stale_temps, temp_beside
 from core.errors import MediaError
-from core.ffmpeg import ffmpeg_exe
+from core.ffmpeg import run_ffmpeg, start_ffmpeg
 from core.hparams import HP
 from core.plan import conform
 
@@ -362,13 +362,6 @@ def _reason(error) -> str:
 
 # --------------------------------------------------------------------------- writing
 
-# ffmpeg runs in a process group of its own: Ctrl-C in a terminal goes to the whole foreground
-# group, and an ffmpeg that got it too would finish a half file by itself, or fail and hide the
-# Ctrl-C behind "ffmpeg failed". The signal reaches us alone, and we stop ffmpeg.
-_OWN_PROCESS_GROUP = ({"start_new_session": True} if os.name == "posix" else
-                      {"creationflags": subprocess.CREATE_NO_WINDOW | subprocess.CREATE_NEW_PROCESS_GROUP})
-
-
 class VideoWriter:
     """Encode BGR frames to an H.264/AAC MP4 through the ffmpeg binary, atomically.
 
@@ -432,7 +425,7 @@ class VideoWriter:
         vf = "scale=out_color_matrix=bt709:out_range=tv:flags=accurate_rnd+full_chroma_int,format=yuv420p"
         if (self.out_width, self.out_height) != (self.width, self.height):
             vf = f"crop={self.out_width}:{self.out_height}:0:0," + vf
-        cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostats", "-y",
+        cmd = ["-hide_banner", "-loglevel", "error", "-nostats", "-y",
                "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}",
                "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-",
                "-vf", vf, "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
@@ -442,8 +435,7 @@ class VideoWriter:
         # stderr goes to a file, not a pipe: nobody drains a pipe while we write frames,
         # and a full pipe would block ffmpeg and then us.
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr,
-                                      **_OWN_PROCESS_GROUP)
+        self._proc = start_ffmpeg(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
 
     def write(self, frame: np.ndarray):
         """Append one BGR uint8 frame of the writer's (width, height)."""
@@ -500,11 +492,11 @@ class VideoWriter:
         elif self.audio_offset_s < 0:
             filters += [f"atrim=start={-self.audio_offset_s:.6f}", "asetpts=PTS-STARTPTS"]
         filters += [f"apad=whole_dur={end}", f"atrim=end={end}"]  # pad with silence, then cut: exact length
-        cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-y",
+        cmd = ["-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-y",
                "-i", str(self._video_tmp), "-i", str(self.audio_path), "-map", "0:v:0", "-map", "1:a:0",
                "-c:v", "copy", "-af", ",".join(filters), "-c:a", "aac", "-b:a", self.audio_bitrate,
                "-movflags", "+faststart", "-f", self._format, str(self._final_tmp)]
-        proc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **_OWN_PROCESS_GROUP)
+        proc = run_ffmpeg(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if proc.returncode != 0:
             raise MediaError(self.path, f"adding the audio failed: {_tail(proc.stderr)}")
 

@@ -1,8 +1,12 @@
 """An installation or machine that cannot do what was asked: one line saying what is missing.
 
-A device this torch cannot use, and a LIPSMITH_FFMPEG pointing nowhere, end in one `error:`
-line and exit 1, not in a traceback.
+A device this torch cannot use, and a LIPSMITH_FFMPEG pointing
+nowhere, end in one `error:` line and exit 1, not in a traceback. Every ffmpeg the product runs
+starts in a session of its own, so that a Ctrl-C in the terminal reaches us alone.
 """
+import os
+import sys
+
 import pytest
 import torch
 
@@ -90,3 +94,36 @@ def test_render_with_lipsmith_ffmpeg_pointing_nowhere_exits_1(clip_and_dub, fres
     assert main.main(["render", str(video), str(dub), "-o", str(tmp_path / "out.mp4"), "-q"]) == 1
     line = error_line(capsys)
     assert "LIPSMITH_FFMPEG" in line and str(missing) in line, line
+
+
+@pytest.fixture
+def ffmpeg_noting_its_session(fresh_ffmpeg_lookup, monkeypatch, tmp_path):
+    """LIPSMITH_FFMPEG as a program that writes down the session it runs in and exits 0
+    without output; yields the file it writes."""
+    noted = tmp_path / "session"
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!{sys.executable}\nimport os\nopen({str(noted)!r}, 'w').write(str(os.getsid(0)))\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("LIPSMITH_FFMPEG", str(fake))
+    yield noted
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sessions are POSIX's")
+def test_decoding_a_dub_runs_ffmpeg_in_a_session_of_its_own(ffmpeg_noting_its_session, tmp_path):
+    from core.audio import load_audio
+    from core.errors import MediaError
+
+    dub = tmp_path / "dub.wav"
+    dub.write_bytes(b"RIFF")  # the stand-in reads nothing
+    with pytest.raises(MediaError, match="empty"):
+        load_audio(dub)
+    assert int(ffmpeg_noting_its_session.read_text()) != os.getsid(0)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="sessions are POSIX's")
+def test_doctor_runs_ffmpeg_in_a_session_of_its_own(ffmpeg_noting_its_session):
+    from core import doctor
+
+    check = doctor._ffmpeg()
+    assert check.status == doctor.OK, check
+    assert int(ffmpeg_noting_its_session.read_text()) != os.getsid(0)
