@@ -1,6 +1,6 @@
 """An installation or machine that cannot do what was asked: one line saying what is missing.
 
-A device this torch cannot use, and a LIPSMITH_FFMPEG pointing
+A device this torch cannot use (render and the trainers alike), and a LIPSMITH_FFMPEG pointing
 nowhere, end in one `error:` line and exit 1, not in a traceback. Every ffmpeg the product runs
 starts in a session of its own, so that a Ctrl-C in the terminal reaches us alone.
 """
@@ -58,6 +58,22 @@ def test_render_on_a_missing_device_exits_1_with_one_line(cpu_only, clip_and_dub
     assert code == 1
     assert error_line(capsys) == "error: device 'cuda' is not available here; available: cpu"
     assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.mark.parametrize("command", ["train-expert", "train-generator"])
+@pytest.mark.parametrize("name", ["cuda", "gpu0"])
+def test_a_trainer_on_a_missing_device_exits_1_with_one_line(cpu_only, tmp_path, capsys, command, name):
+    code = main.main([command, "--data", str(tmp_path / "data"), "--run", str(tmp_path / "run"), "--device", name])
+    assert code == 1
+    assert error_line(capsys) == f"error: device '{name}' is not available here; available: cpu"
+
+
+def test_adapt_on_a_missing_device_exits_1_before_preparing_the_clip(cpu_only, clip_and_dub, tmp_path, capsys):
+    video, _ = clip_and_dub
+    output = tmp_path / "adapted.safetensors"
+    assert main.main(["adapt", str(video), "-o", str(output), "--device", "gpu0"]) == 1
+    assert error_line(capsys) == "error: device 'gpu0' is not available here; available: cpu"
+    assert not output.exists()
 
 
 @pytest.fixture

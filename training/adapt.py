@@ -36,6 +36,7 @@ from pathlib import Path
 from core.adapt import adapted_expert_output
 from core.atomic import sha256_file
 from core.errors import Cancelled, FaceError, LipsmithError, MediaError, WeightsError
+from core.render import select_device
 from core.weights import MODELS_DIR, load_model, read_manifest, read_sidecar, resolve, save_weights
 from training import prepare, train_expert, train_generator
 from training.cli import ADAPT_LR, add_expert_args
@@ -143,6 +144,7 @@ def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, st
         raise LipsmithError(video, "no such file")
     output = Path(output) if output else default_output(video)
     check_output(output, video)
+    select_device(device)  # a device this machine lacks: said now, not after the clip's face detection
     base_path, _ = resolve(base)
     width = read_sidecar(base_path).get("dims", {}).get("width", 1.0) if base_path.suffix == ".safetensors" else 1.0
     expert_path = None

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from core.render import select_device
+
 
 @dataclass(frozen=True)
 class Context:
@@ -18,19 +20,19 @@ class Context:
 
 
 def setup(device: str = "auto") -> Context:
-    """Join the process group when launched by torchrun; pick the device for this rank."""
+    """Pick the device for this rank (render's rule: a device this machine lacks is refused with
+    the ones it has); join the process group when launched by torchrun."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if use_cuda else "gloo")
-    if use_cuda:
-        torch.cuda.set_device(local)
+    chosen = select_device(device)
+    if chosen.type == "cuda":
+        if chosen.index is None:  # "auto" or "cuda": each rank its own GPU
+            chosen = torch.device("cuda", local)
+        torch.cuda.set_device(chosen)
         torch.backends.cudnn.benchmark = True  # fixed input sizes: let cuDNN pick the fastest kernels once
-        chosen = torch.device("cuda", local)
-    else:
-        chosen = torch.device("cpu" if device == "auto" else device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
     return Context(rank, world, chosen)
 
 
