@@ -11,7 +11,6 @@ when it runs.
 import argparse
 import math
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -342,13 +341,13 @@ def main(argv=None) -> int:
 
 def cancelled(output, before) -> int:
     """Say what a stopped command left, and give its exit status: 128 + the signal (130: Ctrl-C)."""
-    from core.atomic import interrupted
+    from core.atomic import interrupted_status
 
     if output is not None and file_identity(output) != before:  # stopped after its output was in place
         print(f"cancelled; {output} was written", file=sys.stderr)
     else:
         print("cancelled; nothing was written", file=sys.stderr)
-    return 128 + (interrupted() or signal.SIGINT)
+    return interrupted_status()
 
 
 def file_identity(path):

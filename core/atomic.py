@@ -104,6 +104,13 @@ def interrupted() -> int | None:
     return _received[0] if _received else None
 
 
+def interrupted_status() -> int:
+    """The exit status of a run that a stop signal ended: 128 + its number, as a shell reports a
+    process the signal killed (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP). A KeyboardInterrupt raised
+    outside signals_as_interrupts() was a Ctrl-C."""
+    return 128 + (interrupted() or signal.SIGINT)
+
+
 @contextlib.contextmanager
 def signals_held():
     """Hold the stop signals back until the block is done, then deliver them (main thread only;

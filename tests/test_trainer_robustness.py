@@ -6,7 +6,7 @@
 * DDP: two CPU processes under torchrun (gloo) train the expert and write a checkpoint that a
   single process resumes from;
 * Ctrl-C mid-run: exit 130 within seconds, one line naming the checkpoint that stays, which
-  loads and resumes;
+  loads and resumes; SIGTERM and SIGHUP the same, with their own exit status (143, 129);
 * a run folder that cannot be written, and a disk that fills up during a checkpoint: one line
   naming the file and the reason, exit 1, the previous checkpoint whole and loadable.
 """
@@ -26,7 +26,7 @@ from safetensors.torch import load_file
 
 import main
 from core.weights import load_model
-from training import checkpoint
+from training import checkpoint, train_expert
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--width", "0.0625", "--eval-batches", "1", "--log-every", "1", "--workers", "0"]
@@ -155,6 +155,24 @@ def test_ctrl_c_mid_run_exits_promptly_and_the_last_checkpoint_resumes(tiny_prep
     assert not list(run.glob(".*.tmp"))  # no temp file left behind
     assert train(EXPERT, tiny_prepared, run, "--steps", str(kept + 1), "--eval-every", "2", "--resume") == 0
     assert {"event": "resume", "step": kept} in log_of(run)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_signal_mid_run_gives_its_own_exit_status(tiny_prepared, tmp_path, capsys, monkeypatch, signum):
+    """The signal arrives while step 3 is logged, after the checkpoint of step 2."""
+    real = train_expert.Log.__call__
+
+    def log_then_signal(self, **record):
+        real(self, **record)
+        if record.get("step") == 3 and "loss" in record:
+            signal.raise_signal(signum)
+
+    monkeypatch.setattr(train_expert.Log, "__call__", log_then_signal)
+    run = tmp_path / "run"
+    assert train(EXPERT, tiny_prepared, run, "--steps", "4", "--eval-every", "2") == 128 + signum
+    err = capsys.readouterr().err
+    assert f"interrupted: {run / 'last.safetensors'} (step 2) is the last checkpoint" in err, err
+    assert "Traceback" not in err
 
 
 def test_a_run_folder_that_cannot_be_written_fails_at_once_with_its_name(tiny_prepared, tmp_path, capsys,

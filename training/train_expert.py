@@ -26,9 +26,9 @@ holds the models, the optimisers and the torch RNG. So `--resume` continues exac
 in one go and N/2 steps then a resume to N end with the same weights (tests/
 test_trainer_robustness.py), whatever the evaluation schedule, the --workers count or the
 device, as long as the computation itself is deterministic (CPU; cuDNN may not be). Ctrl-C
-stops between file writes: RUN/last.safetensors stays the last complete checkpoint (exit
-130); a run folder that cannot be written, or a full disk, stops with one line naming the
-file (exit 1), the previous checkpoint untouched.
+(or SIGTERM, SIGHUP) stops between file writes: RUN/last.safetensors stays the last complete
+checkpoint (exit 130; 143, 129); a run folder that cannot be written, or a full disk, stops with
+one line naming the file (exit 1), the previous checkpoint untouched.
 """
 import json
 import sys
@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from core.atomic import interrupted_status
 from core.errors import Cancelled, WeightsError
 from core.models.blocks import scaled
 from core.models.syncnet import SyncNet, SyncNetDims, offset_losses, sync_loss, sync_probability
@@ -358,9 +359,10 @@ def train(args, progress=None, cancel=None) -> int:
 
 
 def command(train_fn):
-    """The CLI entry of a trainer: Ctrl-C ends it with exit 130 and a line saying which
-    checkpoint stays (main.py's generic "nothing was written" would be wrong here); the
-    process group is left in every case. Called from code, train() itself raises as usual."""
+    """The CLI entry of a trainer: a stop signal ends it with the signal's exit status (130 for
+    Ctrl-C; core.atomic.interrupted_status) and a line saying which checkpoint stays (main.py's
+    generic "nothing was written" would be wrong here); the process group is left in every case.
+    Called from code, train() itself raises as usual."""
     def run(args) -> int:
         try:
             return train_fn(args)
@@ -372,7 +374,7 @@ def command(train_fn):
             except (OSError, ValueError, KeyError):
                 kept = f"no checkpoint was written yet ({last})"
             print(f"interrupted: {kept}", file=sys.stderr)
-            return 130
+            return interrupted_status()
         finally:
             distributed.teardown()
     return run
