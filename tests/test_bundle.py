@@ -46,3 +46,24 @@ def test_bundled_file_swapped_behind_the_manifest_is_refused(tmp_path, monkeypat
                                                                                "sha256": "0" * 64}}}))
     with pytest.raises(weights.WeightsError, match="does not match the bundled manifest"):
         weights.load_model("generator")
+
+
+def test_a_damaged_manifest_is_named_and_nothing_is_installed(tmp_path, monkeypatch, capsys):
+    import main
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for module in (weights, bundle):
+        monkeypatch.setattr(module, "MODELS_DIR", models)
+        monkeypatch.setattr(module, "MANIFEST", models / "manifest.json")
+    damaged = '{"models": {"generator": {"file": "g.safetensors"'  # cut short
+    (models / "manifest.json").write_text(damaged)
+    trained = tmp_path / "best.safetensors"
+    weights.save_weights(Wav2Lip(GeneratorDims(width=0.25)), trained)
+
+    assert main.main(["bundle", str(trained), "--name", "generator"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {models / 'manifest.json'}: "), err
+    assert "not valid JSON" in err[0]
+    assert sorted(p.name for p in models.iterdir()) == ["manifest.json"]  # no weights beside a manifest that lacks them
+    assert (models / "manifest.json").read_text() == damaged

@@ -8,21 +8,20 @@ every committed weight file forever.
 import json
 
 from core.atomic import atomic_write_text
-from core.weights import MANIFEST, MODELS_DIR, kind_of, load_model, read_sidecar, save_weights
+from core.weights import MANIFEST, MODELS_DIR, kind_of, load_model, read_manifest, read_sidecar, save_weights
 
 
 def bundle(args) -> int:
+    bundled = read_manifest()  # a damaged manifest is named before any weights are written beside it
     model = load_model(args.checkpoint)
     trained = read_sidecar(args.checkpoint)
     kind = kind_of(model).name
     filename = f"{args.name}-{kind}-w{model.dims.width:g}.safetensors"
     metadata = {k: trained[k] for k in ("step", "metrics", "data", "gan") if k in trained}
     sidecar = save_weights(model, MODELS_DIR / filename, half=True, metadata=metadata)
-    manifest = json.loads(MANIFEST.read_text()) if MANIFEST.is_file() else {"models": {}}
-    old = manifest["models"].get(args.name)
-    manifest["models"][args.name] = {"file": filename, "sha256": sidecar["sha256"], "kind": kind,
-                                     "dims": sidecar["dims"]}
-    atomic_write_text(MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    old = bundled.get(args.name)
+    bundled[args.name] = {"file": filename, "sha256": sidecar["sha256"], "kind": kind, "dims": sidecar["dims"]}
+    atomic_write_text(MANIFEST, json.dumps({"models": bundled}, indent=2) + "\n")
     if old and old["file"] != filename:
         for stale in (MODELS_DIR / old["file"], (MODELS_DIR / old["file"]).with_suffix(".json")):
             stale.unlink(missing_ok=True)
