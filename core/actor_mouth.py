@@ -37,6 +37,7 @@ MIN_ENTRIES = 25  # fewer eligible mouths than this (a still, a short shot): the
 MIN_MATCH = 0.3  # correlation below which no bank mouth looks like the generated one
 CONTINUE_BONUS = 0.03  # prefer the next frame of the previous pick: steadier texture
 DETAIL_SIGMA = 1.5  # pixels at the generator's 96-pixel scale: shape below, detail above
+FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM  # DIS optical flow's speed/quality preset
 _DESCRIPTOR = (48, 24)  # the lower half, blurred, at half the generator's resolution
 _MOUTH_ROWS, _MOUTH_COLS = slice(6, 20), slice(10, 38)  # the mouth itself, not the jaw line
 
@@ -130,7 +131,7 @@ class ActorMouth:
         self.bank = bank
         self.exclude = max(1, int(round(EXCLUDE_S * fps)))
         self.settings = settings
-        self.flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self.flow = cv2.DISOpticalFlow_create(FLOW_PRESET)
         self.previous = None  # bank row of the last pick
         self.picks: list = []  # source frame of each pick (diagnostics: reuse)
         w, h = bank.size

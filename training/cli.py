@@ -178,6 +178,20 @@ def add_parsers(sub):
                    "judge lip-sync by MediaPipe's lip aperture against loudness, independent of our expert")
     p.set_defaults(run=entry("training.evaluate", "evaluate"))
 
+    p = sub.add_parser("compare-mouths", help="the actor's mouth beside the generated one: sharpness, steadiness, "
+                       "sync by our expert and by MediaPipe, the original mouth's leak, sheets")
+    p.add_argument("--videos", nargs="+", required=True, help="talking-face clips (held-out speakers)")
+    p.add_argument("--dubs", nargs="+", help="foreign speech, paired with the videos in order (repeated as needed)")
+    p.add_argument("--modes", nargs="+", choices=["actor", "generated"], default=["generated", "actor"])
+    p.add_argument("--seconds", type=non_negative_float, default=0.0, help="the first S seconds of each (0: all)")
+    p.add_argument("--generator", default="generator")
+    p.add_argument("--expert", default="expert")
+    p.add_argument("--out", required=True)
+    p.add_argument("--cache-dir")
+    p.add_argument("--aperture-python", help="a Python with mediapipe 0.10.14: also judge sync, leak and closures "
+                   "by MediaPipe's lip aperture")
+    p.set_defaults(run=entry("training.compare_mouths", "compare"))
+
     p = sub.add_parser("bundle", help="install a trained checkpoint as a bundled default model")
     p.add_argument("checkpoint", help="our .safetensors checkpoint (with its .json sidecar)")
     p.add_argument("--name", required=True, help="bundled name: generator or expert")

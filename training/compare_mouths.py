@@ -1,0 +1,175 @@
+"""The actor's mouth beside the generated one, on the same clips, dubs and judges.
+
+    python main.py compare-mouths --videos A.mp4 B.mp4 --dubs X.wav Y.wav --seconds 20 --out cmp/ \
+        [--aperture-python MEDIAPIPE_PY]
+
+Each video is rendered with every mouth mode against a foreign dub (paired in order; the first
+`--seconds` of it), and judged on what each mode is for:
+  sharpness  Laplacian variance in the mouth box, render ÷ source, median over frames (the box
+             from the source frame's face track, so a render cannot move it)
+  change     mean absolute frame-to-frame change in the mouth box during the dub's speech,
+             render ÷ source (a real mouth moves this much; far above it flickers, far below it
+             freezes)
+  LSE-C      our expert's confidence against the dub
+and with --aperture-python, by MediaPipe's lip aperture (training/lip_aperture.py):
+  sync r     aperture against the dub's loudness (does the mouth follow the dub?)
+  leak r     aperture against the *original* footage's aperture at the same source frame (does the
+             original mouth come through? near 0 is right under a foreign dub)
+  closed     share of the dub's speech frames with the lips closed (gap under 15 % of its 95th
+             percentile), beside the original speaker's own figure
+A sheet per clip shows the mouth at the dub's loudest and quietest speech frames: the source
+frame above, then one row per mode.
+"""
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.audio import load_audio, melspectrogram
+from core.render import RenderOptions, Renderer
+from core.sync import load_scorer, score_video
+from core.video import VideoSource
+from training.evaluate import aperture_loudness_r, frame_loudness, measure_apertures
+
+SPEECH_PERCENTILE = 40  # frames louder than this percentile of the dub count as its speech
+
+
+def mouth_box(box) -> tuple:
+    """Rows and columns of the mouth inside an int face crop box (the lower middle)."""
+    x1, y1, x2, y2 = box
+    h, w = y2 - y1, x2 - x1
+    return slice(y1 + int(0.6 * h), y1 + int(0.9 * h)), slice(x1 + int(0.25 * w), x1 + int(0.75 * w))
+
+
+def grey(image) -> np.ndarray:
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+
+def picture_measures(source_path, output_path, track, source_index, speech) -> dict:
+    """Sharpness and frame-to-frame change of the output's mouth box against the source's."""
+    ratios, change_out, change_src, previous = [], [], [], None
+    with VideoSource(source_path) as source, VideoSource(output_path) as output:
+        wanted = sorted(set(int(i) for i in source_index))
+        originals = {i: f for i, f in source.frames(wanted[0], wanted[-1] + 1) if i in set(wanted)}
+        for k, frame in output.frames(0, len(source_index)):
+            box = track.crop_box(int(source_index[k]))
+            if box is None:
+                previous = None
+                continue
+            rows, cols = mouth_box(box)
+            out, src = grey(frame[rows, cols]), grey(originals[int(source_index[k])][rows, cols])
+            src_var = cv2.Laplacian(src, cv2.CV_32F).var()
+            if src_var > 0:
+                ratios.append(cv2.Laplacian(out, cv2.CV_32F).var() / src_var)
+            if previous is not None and previous[0].shape == out.shape and speech[k]:
+                change_out.append(np.abs(out - previous[0]).mean())
+                change_src.append(np.abs(src - previous[1]).mean())
+            previous = (out, src)
+    return {"sharpness": float(np.median(ratios)) if ratios else float("nan"),
+            "change": float(np.mean(change_out) / max(np.mean(change_src), 1e-6)) if change_src else float("nan")}
+
+
+def correlation(a, b) -> float:
+    keep = np.isfinite(a) & np.isfinite(b)
+    if keep.sum() < 10 or np.std(a[keep]) == 0 or np.std(b[keep]) == 0:
+        return float("nan")
+    return float(np.corrcoef(a[keep], b[keep])[0, 1])
+
+
+def closed_share(aperture, speech) -> float:
+    """Share of speech frames whose lip gap is under 15 % of its 95th percentile."""
+    gaps = aperture[speech[: len(aperture)] & np.isfinite(aperture)]
+    return float((gaps < 0.15 * np.percentile(gaps, 95)).mean()) if len(gaps) else float("nan")
+
+
+def sheet(source_path, outputs, track, source_index, loudness, speech, path, n=4):
+    """Mouths at the n loudest and n quietest speech frames: the source above, one row per output."""
+    voiced = np.flatnonzero(speech)
+    if not len(voiced):
+        return
+    order = voiced[np.argsort(loudness[voiced])]
+    picks = [int(k) for k in list(order[-n:][::-1]) + list(order[:n])]
+    rows = []
+    for path_, is_source in [(source_path, True)] + [(o, False) for o in outputs]:
+        with VideoSource(path_) as video:
+            tiles = []
+            for k in picks:
+                box = track.crop_box(int(source_index[k]))
+                if box is None:
+                    continue
+                x1, y1, x2, y2 = box
+                frame = video.read(int(source_index[k]) if is_source else k)
+                tiles.append(cv2.resize(frame[y1 + (y2 - y1) // 2:y2, x1:x2], (256, 128), interpolation=cv2.INTER_AREA))
+            if tiles:
+                rows.append(np.hstack(tiles))
+    if rows and all(r.shape == rows[0].shape for r in rows):
+        cv2.imwrite(str(path), np.vstack(rows))
+
+
+def compare(args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scorer = load_scorer(args.expert)
+    dubs = args.dubs or [args.videos[0]]
+    results, generator = [], None
+    for n, video in enumerate(args.videos):
+        video, dub = Path(video), Path(dubs[n % len(dubs)])
+        mel = melspectrogram(load_audio(dub))
+        rendered = {}
+        for mode in args.modes:
+            options = RenderOptions(checkpoint=args.generator, cache_dir=args.cache_dir, mouth=mode)
+            if args.seconds:
+                with VideoSource(video) as probe:
+                    options.end_frame = int(args.seconds * probe.fps)
+            renderer = Renderer(video, dub, options, generator=generator)
+            generator = renderer.generator
+            path = out / f"{video.stem}.{mode}.mp4"
+            report = renderer.render_to(path)
+            source_index = np.asarray(renderer.source[renderer.range.start:renderer.range.stop])
+            loudness = frame_loudness(mel, renderer.fps, len(source_index))
+            speech = loudness > np.percentile(loudness, SPEECH_PERCENTILE)
+            row = {"video": str(video), "dub": str(dub), "mode": mode, "frames": report.frames,
+                   "fallback_frames": len(report.generated_mouth_frames), "seconds": report.seconds,
+                   "lse_c": score_video(path, dub, scorer=scorer, track=renderer.track, frame_map=source_index).lse_c,
+                   **picture_measures(video, path, renderer.track, source_index, speech)}
+            rendered[mode] = (path, row, source_index, loudness, speech, renderer)
+            results.append(row)
+            print(f"{video.stem:<40} {mode:<9} sharpness {row['sharpness']:.2f}  change {row['change']:.2f}  "
+                  f"LSE-C {row['lse_c']:.4f}  fallbacks {row['fallback_frames']}  {report.fps:.1f} frames/s", flush=True)
+        path, row, source_index, loudness, speech, renderer = next(iter(rendered.values()))
+        sheet(video, [v[0] for v in rendered.values()], renderer.track, source_index, loudness, speech,
+              out / f"{video.stem}.png")
+    if args.aperture_python:
+        judge_apertures(args.aperture_python, results, out)
+    summary = {"modes": {}, "results": results}
+    for mode in args.modes:
+        rows = [r for r in results if r["mode"] == mode]
+        keys = [k for k in ("sharpness", "change", "lse_c", "sync_r", "leak_r", "closed", "own_closed") if k in rows[0]]
+        summary["modes"][mode] = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
+        print(f"MEAN {mode:<9} " + "  ".join(f"{k} {v:.4f}" for k, v in summary["modes"][mode].items()))
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+def judge_apertures(python: str, results: list, out: Path):
+    """Add MediaPipe's sync r, leak r and closed share to each result row."""
+    sources = sorted({r["video"] for r in results})
+    apertures = measure_apertures(python, sources + [str(out / f"{Path(r['video']).stem}.{r['mode']}.mp4")
+                                                    for r in results])
+    by_source = dict(zip(sources, apertures))
+    for row, aperture in zip(results, apertures[len(sources):]):
+        with VideoSource(row["video"]) as video:
+            fps = video.fps
+            source_index = video.picture_source(np.arange(row["frames"]))
+        original = by_source[row["video"]]
+        dub_loud = frame_loudness(melspectrogram(load_audio(row["dub"])), fps, row["frames"])
+        own_loud = frame_loudness(melspectrogram(load_audio(row["video"])), fps, len(original))
+        speech = dub_loud > np.percentile(dub_loud, SPEECH_PERCENTILE)
+        aperture = aperture[: row["frames"]]
+        row.update(sync_r=aperture_loudness_r(aperture, dub_loud),
+                   leak_r=correlation(aperture, original[np.minimum(source_index, len(original) - 1)][: len(aperture)]),
+                   closed=closed_share(aperture, speech),
+                   own_closed=closed_share(original, own_loud > np.percentile(own_loud, SPEECH_PERCENTILE)))
+        print(f"{Path(row['video']).stem:<40} {row['mode']:<9} sync r {row['sync_r']:+.2f}  leak r {row['leak_r']:+.2f}  "
+              f"closed {row['closed']:.2f} (the speaker's own {row['own_closed']:.2f})")
