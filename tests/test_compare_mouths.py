@@ -1,0 +1,47 @@
+"""compare-mouths' judges of a rendered mouth against its source, on synthetic clips."""
+import cv2
+import numpy as np
+
+from core.faces import track_video
+from core.video import VideoWriter
+from tests.test_render_pipeline import BoxDetector
+from training.compare_mouths import closed_share, picture_measures
+
+SIZE, FPS, N = (320, 240), 25, 30
+
+
+def write(path, frames):
+    with VideoWriter(path, *SIZE, FPS, crf=0, preset="ultrafast") as writer:
+        for frame in frames:
+            writer.write(frame)
+    return path
+
+
+def textured(i: int) -> np.ndarray:
+    rng = np.random.default_rng(i % 3)  # a texture that moves from frame to frame
+    return rng.integers(60, 200, (SIZE[1], SIZE[0], 3), dtype=np.uint8)
+
+
+def test_sharpness_and_change_are_measured_against_the_source(tmp_path):
+    source = write(tmp_path / "source.mp4", [textured(i) for i in range(N)])
+    same = write(tmp_path / "same.mp4", [textured(i) for i in range(N)])
+    blurred = write(tmp_path / "blurred.mp4", [cv2.GaussianBlur(textured(i), (0, 0), 2) for i in range(N)])
+    frozen = write(tmp_path / "frozen.mp4", [textured(0) for _ in range(N)])
+    from core.video import VideoSource
+
+    with VideoSource(source) as video:
+        track = track_video(video, detector=BoxDetector(), use_cache=False)
+    index, speech = np.arange(N), np.ones(N, bool)
+    as_is = picture_measures(source, same, track, index, speech)
+    assert abs(as_is["sharpness"] - 1) < 0.05 and abs(as_is["change"] - 1) < 0.05
+    soft = picture_measures(source, blurred, track, index, speech)
+    assert soft["sharpness"] < 0.2
+    assert picture_measures(source, frozen, track, index, speech)["change"] < 0.05
+
+
+def test_closed_share_counts_speech_frames_with_the_lips_together():
+    aperture = np.array([0.01] * 3 + [0.5] * 7 + [0.01] * 10)  # closed 3 of the 10 speech frames
+    speech = np.array([True] * 10 + [False] * 10)
+    assert closed_share(aperture, speech) == 0.3
+    aperture[:3] = np.nan  # frames without a face mesh do not count
+    assert closed_share(aperture, speech) == 0.0
