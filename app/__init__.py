@@ -18,11 +18,11 @@ editor never imports training/), edits core.project's commands. Modules, from th
   playback      `Transport`: play / pause / J-K-L shuttle, and the dub's audio when QtMultimedia has an output
   preview       the frame view (original / result, fit / 100 %, mask overlay)
   timeline      ruler + playhead, thumbnails, original audio, dub waveform, sync lane (threshold, per-frame
-                confidence curve, segment names), takes lane, no-face marks
+                confidence curve, segment names), takes lane, no-face and generated-mouth marks
   inspector     the segment under the playhead: confidence, settings, re-render, takes
-  jobs_panel    running and finished jobs with progress, ETA and cancel
-  dialogs       message boxes, the export dialog
-  project_settings  Project ▸ Settings… (length policy, detector, face, device, segment defaults)
+  jobs_panel    running and finished jobs with progress, ETA, cancel and warnings
+  dialogs       message boxes, the export and render dialogs
+  project_settings  Project ▸ Settings… (length policy, detector, face, device, mouth, segment defaults)
   main_window   `MainWindow`: menus, actions, drag and drop, autosave, recovery, the job flows
   main          `run(argv)`: QApplication, theme, window
 """

@@ -10,6 +10,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
 
 from core.export import EXPORT_PRESETS
 
+from .project_settings import MOUTH_TEXT, MOUTH_TIP
+
 Icon = QMessageBox.Icon
 Button = QMessageBox.StandardButton
 
@@ -118,6 +120,30 @@ class ExportDialog(QDialog):
 
     def values(self) -> tuple[Path, str]:
         return Path(self.path.text()).expanduser(), self.preset.currentText()
+
+
+class RenderDialog(QDialog):
+    """Render ▸ Render…: what to render (`targets`: their texts, the first preselected) and with
+    which mouth (`mouth` preselected: the project's)."""
+
+    def __init__(self, targets, mouth: str, summary: str, parent=None):
+        super().__init__(parent)
+        self.setWindowTitle("Render")
+        self.target = QComboBox(self)
+        self.target.addItems(list(targets))
+        self.mouth = QComboBox(self)
+        for value, text in MOUTH_TEXT.items():
+            self.mouth.addItem(text, value)
+        self.mouth.setCurrentIndex(self.mouth.findData(mouth))
+        self.mouth.setToolTip(MOUTH_TIP + " (the project's choice, in Project ▸ Settings, is preselected)")
+        form = QFormLayout()
+        form.addRow("Render", self.target)
+        form.addRow("Mouth", self.mouth)
+        _lay_out(self, form, summary, "Render")
+
+    def values(self) -> tuple[str, str]:
+        """(the chosen target's text, "actor" or "generated")."""
+        return self.target.currentText(), self.mouth.currentData()
 
 
 class AdaptDialog(QDialog):

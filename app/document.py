@@ -59,7 +59,8 @@ class Document(QObject):
         # the video's own audio: None until read; `original_state` says why there is none
         self.original_waveform: Waveform | None = None
         self.original_state = "loading"  # "loading", "ready", "none" (no audio track), "still", "missing", "failed"
-        self.track = None  # core.faces.FaceTrack for the mask overlay (core.jobs.face_track)
+        self.track = None  # core.faces.FaceTrack for the mask overlay (core.jobs.face_track), by source frame
+        self.track_timeline = None  # the video's: picture frame k shows source frame track_timeline[k]
         self.track_key = None  # the TrackRequest.key it was built for
         self.models: dict | None = None  # {"generator": problem or None, "expert": ...}; None: not checked yet
         self._length = project_length(project)
@@ -120,8 +121,8 @@ class Document(QObject):
         self.original_state = state or ("ready" if waveform is not None else "none")
         self.media_changed.emit()
 
-    def set_track(self, track, key):
-        self.track, self.track_key = track, key
+    def set_track(self, track, key, timeline):
+        self.track, self.track_key, self.track_timeline = track, key, timeline
         self.media_changed.emit()
 
     def set_show_mask(self, on: bool):

@@ -310,6 +310,10 @@ class Inspector(QWidget):
             missing = sum(b - a for a, b in take.no_face_ranges)
             if missing:
                 parts.append(f"no face in {missing} frames")
+            fallback = sum(b - a for a, b in take.generated_mouth_ranges)
+            if fallback:
+                parts.append(f"generated mouth in {fallback} frames (no actor's mouth alike)")
+            parts += [f"⚠ {text}" for text in take.report.get("warnings", ())]
             offset = take.settings.get("dub_offset_frames")
             if offset is not None and offset != project.dub_offset:
                 parts.append(f"rendered with the dub at {offset:+d} (now {project.dub_offset:+d})")

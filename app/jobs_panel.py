@@ -1,5 +1,5 @@
-"""The jobs panel: one row per job — title, stage, progress bar, ETA, Cancel — newest on top;
-finished rows stay (with how they ended) until "Clear finished"."""
+"""The jobs panel: one row per job — title, stage, progress bar, ETA, Cancel, and the job's warnings
+— newest on top; finished rows stay (with how they ended) until "Clear finished"."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer
@@ -32,8 +32,14 @@ class JobRow(QFrame):
         layout.addLayout(top)
         layout.addWidget(self.bar)
         layout.addWidget(self.status)
+        self.warnings = QLabel("", self)
+        self.warnings.setObjectName("warning")
+        self.warnings.setWordWrap(True)
+        self.warnings.hide()
+        layout.addWidget(self.warnings)
         job.progress.connect(self.update_view)
         job.state_changed.connect(self.update_view)
+        job.warned.connect(self.update_view)
         self.update_view()
 
     def _cancel(self):
@@ -43,6 +49,8 @@ class JobRow(QFrame):
 
     def update_view(self, *_):
         job = self.job
+        self.warnings.setText("\n".join(f"⚠ {text}" for text in job.warnings))
+        self.warnings.setVisible(bool(job.warnings))
         if job.state == QUEUED:
             self.bar.setRange(0, 0 if not job.cancel_requested else 1)
             self.status.setText("waiting for the job before it")

@@ -3,8 +3,10 @@ inspector, jobs and weak segments docks — and the flows that tie them to the p
 
   new project   video + dub → probe (job) → saved project → speech segments (job)
   open          recovery offer for a newer autosave, relink of moved media, dub waveform (job)
-  render        whole clip, in–out, or the segment under the playhead (job) → a take, chosen → its
-                segments scored (job, when the sync expert is installed), in the render's undo step
+  render        whole clip, in–out, or the segment under the playhead (job; Render ▸ Render… also picks the
+                mouth: the actor's own or the generated one, the project's by default) → a take named for its
+                mouth, chosen → its segments scored (job, when the sync expert is installed), in the render's
+                undo step; the renderer's warnings go to the status bar and the job's row
   export        original frames + chosen takes + dub → MP4 (job) → an export record
   score         the chosen takes with the sync expert (job) → segment confidence and per-frame curves
   adapt         Render ▸ Adapt to Speaker…: the generator fine-tuned on the project's video, its faces found
@@ -246,6 +248,7 @@ class MainWindow(QMainWindow):
         a("mark.clear", "&Clear In and Out", lambda: self.document and self.document.clear_marks())
         a("render.clip", "Render &Whole Clip", self.render_clip)
         a("render.range", "Render In–Out &Range", self.render_range)
+        a("render.dialog", "Re&nder…", self.render_dialog)
         a("render.segment", "Re-render &Segment", self.render_segment)
         a("render.smooth", "S&mooth Segment's Take…", self.smooth_dialog)
         a("render.detect", "&Detect Segments Again", self.detect_segments)
@@ -303,8 +306,9 @@ class MainWindow(QMainWindow):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&Render")
-        for name in ("render.segment", "render.smooth", "render.range", "render.clip", None, "render.detect",
-                     "render.score", None, "render.adapt", "render.remove_adapted", "render.checkpoint"):
+        for name in ("render.segment", "render.smooth", "render.range", "render.clip", "render.dialog", None,
+                     "render.detect", "render.score", None, "render.adapt", "render.remove_adapted",
+                     "render.checkpoint"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&View")
@@ -346,7 +350,7 @@ class MainWindow(QMainWindow):
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
                      "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.nudge_earlier",
                      "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second",
-                     "render.remove_adapted", "render.smooth"):
+                     "render.remove_adapted", "render.smooth", "render.dialog"):
             self.actions[name].setEnabled(has)
         undo, redo = self.actions["edit.undo"], self.actions["edit.redo"]
         history = project.history if has else None
@@ -356,8 +360,8 @@ class MainWindow(QMainWindow):
         redo.setText(f"&Redo {history.redo_text}" if history and history.can_redo else "&Redo")
         if has:
             segments = bool(project.segments)
-            for name in ("render.clip", "render.range", "render.segment", "edit.split", "edit.merge_next",
-                         "edit.rename"):
+            for name in ("render.clip", "render.range", "render.segment", "render.dialog", "edit.split",
+                         "edit.merge_next", "edit.rename"):
                 self.actions[name].setEnabled(segments and project.dub is not None)
             for name in ("edit.nudge_earlier", "edit.nudge_later", "edit.nudge_earlier_second",
                          "edit.nudge_later_second"):
@@ -472,9 +476,9 @@ class MainWindow(QMainWindow):
         if running is not None and not running.finished:
             running.cancel()
 
-        def done(track):
+        def done(found: jobs.PictureTrack):
             if doc is self.document:
-                doc.set_track(track, request.key)
+                doc.set_track(found.track, request.key, found.timeline)
 
         job = self.run_job("Find the face", jobs.face_track, request, heavy=True, on_success=done)
         job.failed.connect(lambda *_: setattr(self, "_track_failed", request.key))
@@ -895,12 +899,13 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ render, score, export
 
-    def _render(self, start: int, end: int, segment_id: str | None, what: str) -> Job | None:
+    def _render(self, start: int, end: int, segment_id: str | None, what: str, mouth: str | None = None) -> Job | None:
+        """Render frames [start, end) into a take (`mouth`: this render's, None: the project's)."""
         doc = self.document
         if doc is None:
             return None
         try:
-            request = jobs.render_request(doc.project, start, end, segment_id, what)
+            request = jobs.render_request(doc.project, start, end, segment_id, what, mouth)
         except EditError as e:
             dialogs.warning(self, "Cannot render", str(e))
             return None
@@ -909,22 +914,53 @@ class MainWindow(QMainWindow):
             if doc is not self.document:  # the project was closed meanwhile: nothing refers to the file
                 Path(result.file).unlink(missing_ok=True)
                 return
+            for text in result.warnings:
+                job.warn(text)
+            warned = "".join(f"; ⚠ {text}" for text in result.warnings)
             take_id = jobs.commit_render(doc.project, result)
             if request.dub_offset != doc.project.dub_offset:
                 self.status(f"Rendered {what} for the dub at {request.dub_offset:+d} frames, but it was nudged "
-                            f"to {doc.project.dub_offset:+d} meanwhile: the take is kept, not chosen (re-render)",
-                            10000)
+                            f"to {doc.project.dub_offset:+d} meanwhile: the take is kept, not chosen "
+                            f"(re-render){warned}", 10000)
                 return
             doc.set_show_result(True)
             note = ""
+            if request.settings["mouth"] == "actor":
+                fallback = sum(b - a for a, b in result.generated_mouth_ranges)
+                note += (f"; the generated mouth in {fallback} of them (no actor's mouth alike)" if fallback
+                         else "; the actor's own mouth in all of them")
             if result.no_face_ranges:
                 missing = sum(b - a for a, b in result.no_face_ranges)
-                note = f"; no face in {missing} frames (left as they were)"
+                note += f"; no face in {missing} frames (left as they were)"
             note += self._score_new_take(doc, take_id, what)
             self.status(f"Rendered {what}: {result.generated} frames lip-synced in {result.seconds:.1f} s on "
-                        f"{result.device}{note}", 10000)
+                        f"{result.device}{note}{warned}", 15000 if warned else 10000)
 
-        return self.run_job(f"Render {what}", jobs.render_take, request, heavy=True, on_success=done)
+        job = self.run_job(f"Render {what}", jobs.render_take, request, heavy=True, on_success=done)
+        return job  # `done` adds the render's warnings to it
+
+    def render_dialog(self) -> Job | None:
+        """Render ▸ Render…: the segment under the playhead, the in–out range or the whole clip, with
+        the actor's own mouth or the generated one (the project's choice preselected)."""
+        doc = self.document
+        if doc is None:
+            return None
+        targets = {}
+        s = doc.selected_segment()
+        if s is not None:
+            targets[f"Segment {s.title} (under the playhead)"] = (s.start, s.end, s.id, f"segment {s.id}")
+        r = doc.marked_range()
+        if r is not None:
+            what = f"{doc.time_text(r[0])}–{doc.time_text(r[1])}"
+            targets[f"In–out range {what}"] = (r[0], r[1], None, what)
+        targets["Whole clip"] = (0, jobs.media_length(doc.project), None, "whole clip")
+        dialog = dialogs.RenderDialog(list(targets), doc.project.settings["mouth"],
+                                      "The render becomes a new take, named for its mouth; Compare A/B in the "
+                                      "inspector sets two takes of a segment side by side.", self)
+        if dialog.exec() != dialog.DialogCode.Accepted:
+            return None
+        target, mouth = dialog.values()
+        return self._render(*targets[target], mouth=mouth)
 
     def _score_new_take(self, doc: Document, take_id: str, what: str) -> str:
         """Queue the scoring of the segments a new take was chosen for; what the status bar adds."""

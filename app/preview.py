@@ -310,8 +310,10 @@ class PreviewPanel(QWidget):
         if doc.project.video.missing and what == "original":
             self.view.clear(f"Video missing: {path}")
             return
-        if what == "result" and self._no_face_at(doc.frame):
+        if what == "result" and self._marked_at(doc.frame, "no_face_ranges"):
             label += " · no face found here: original frame"
+        elif what == "result" and self._marked_at(doc.frame, "generated_mouth_ranges"):
+            label += " · generated mouth here: no actor's mouth alike"
         label += self._mask_note()
         self.view.set_overlay(label)
         wanted = (what, Path(path), index)
@@ -327,17 +329,21 @@ class PreviewPanel(QWidget):
             return None
         return self.document.project.takes[compare.shown]
 
-    def _no_face_at(self, frame: int) -> bool:
-        """Whether the take on screen left `frame` as it was (its render found no face there)."""
+    def _marked_at(self, frame: int, marks: str) -> bool:
+        """Whether the take on screen has `frame` among its `marks`: "no_face_ranges" (its render left the
+        frame as it was) or "generated_mouth_ranges" (the actor's mouth asked, the generated one pasted)."""
         compared = self._compared_take(frame)
-        ranges = compared.no_face_ranges if compared is not None else self.document.project.no_face_ranges()
+        ranges = getattr(compared, marks) if compared is not None else getattr(self.document.project, marks)()
         return any(a <= frame < b for a, b in ranges)
 
     def source_frame(self, frame: int) -> int:
-        """The source frame shown at output frame `frame` (a take's frames have the source's geometry)."""
-        project = self.document.project
-        facts = project.video.facts
-        return source_of(frame, facts.frame_count, project.settings["length_policy"], facts.is_image)
+        """The source frame shown at output frame `frame` (a take's frames have the source's geometry):
+        the picture frame the length policy plays there, through the video's timeline (a VFR video's
+        conform repeats source frames), as the face track counts them."""
+        doc = self.document
+        facts = doc.project.video.facts
+        picture = source_of(frame, facts.frame_count, doc.project.settings["length_policy"], facts.is_image)
+        return int(doc.track_timeline[picture])
 
     def _mask_note(self) -> str:
         """Update the mask overlay for the current frame; the words the overlay adds."""

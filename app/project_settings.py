@@ -1,8 +1,9 @@
 """Project ▸ Settings…: the project-wide render choices — generator (the bundled one, a
 speaker-adapted one, a file chosen with Render ▸ Generator Model…), length policy, face detector,
-which face, device — and the defaults every segment starts from (pads, smoothing, mask feather and
-size, colour match). OK applies the changed ones as one undoable SetProjectSettings; a value the
-project refuses is named in the dialog, which then stays open.
+which face, device, the mouth renders paste (the actor's own or the generated one) — and the
+defaults every segment starts from (pads, smoothing, mask feather and size, colour match). OK
+applies the changed ones as one undoable SetProjectSettings; a value the project refuses is named
+in the dialog, which then stays open.
 """
 from __future__ import annotations
 
@@ -25,6 +26,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DEVICE_TEXT = {"auto": "Automatic (CUDA, then MPS, then CPU)", "cpu": "CPU", "cuda": "CUDA GPU",
                "mps": "Apple GPU (MPS)"}
 PAD_NAMES = ("top", "bottom", "left", "right")
+MOUTH_TEXT = {"actor": "Actor's own (lips, teeth and skin from the footage, in the generated shape)",
+              "generated": "Generated"}
+MOUTH_TIP = ("The mouth a render pastes. Actor's own: the actor's lips, teeth and skin from frames at least 1 s "
+             "away, aligned to the generated mouth's shape; where the footage has nothing alike (or the video is a "
+             "still) the generated mouth is used, and the takes mark those frames")
 FRACTIONS = (("feather", "Mask feather", "Softness of the mask's edge, as a fraction of the face size"),
              ("mask_width", "Mask width", "Width of the mouth-and-jaw ellipse, as a fraction of the face box"),
              ("mask_height", "Mask height", "Height of the ellipse, as a fraction of the face box"))
@@ -73,6 +79,8 @@ class ProjectSettingsDialog(QDialog):
         self.device = _combo(self, DEVICE_TEXT, s["device"])
         self.device.setEditable(True)  # cuda:1 and the like
         self.device.setToolTip("Where renders run: auto, cpu, cuda, cuda:N or mps")
+        self.mouth = _combo(self, MOUTH_TEXT, s["mouth"])
+        self.mouth.setToolTip(MOUTH_TIP + " (a render can choose otherwise: Render ▸ Render…)")
 
         self.pads = []
         pads_row = QHBoxLayout()
@@ -111,6 +119,7 @@ class ProjectSettingsDialog(QDialog):
         form.addRow("Face detector", self.detector)
         form.addRow("Which face", self.face)
         form.addRow("Device", self.device)
+        form.addRow("Mouth", self.mouth)
         defaults = QGroupBox("Segment defaults", self)
         form = QFormLayout(defaults)
         form.addRow("Pads (T B L R)", pads)
@@ -152,6 +161,7 @@ class ProjectSettingsDialog(QDialog):
             # 0 and None both mean the main face: keep whichever the project had
             "face_index": initial_face if face == (initial_face or 0) else (face or None),
             "device": device,
+            "mouth": self.mouth.currentData(),
             "pads": [spin.value() for spin in self.pads],
             "smooth_window": self.smooth.value(),
             **{key: round(spin.value(), 3) for key, spin in self.fractions.items()},

@@ -47,6 +47,7 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "render.segment": ("Ctrl+R", "Re-render the selected segment"),
     "render.smooth": ("Ctrl+Shift+M", "Smooth the mouth of the selected segment's take over a few frames"),
     "render.range": ("Ctrl+Shift+R", "Render in–out (or the whole clip)"),
+    "render.dialog": ("Ctrl+Alt+R", "Render with choices: the segment, in–out or the whole clip, and which mouth"),
     "render.clip": ("", "Render the whole clip"),
     "render.detect": ("", "Detect speech segments again"),
     "render.score": ("", "Score the chosen takes"),

@@ -41,6 +41,8 @@ LANES = {"ruler": 40, "thumbs": 46, "original": 50, "dub": 58, "sync": 96, "take
 LABELS = {"ruler": "", "thumbs": "Video", "original": "Original", "dub": "Dub", "sync": "Sync", "takes": "Takes"}
 THUMB_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 75, 100, 125, 150, 200, 250, 300, 400, 500,
                600, 750, 1000, 1500, 2000, 3000, 4000, 5000, 7500, 10000, 15000, 20000, 30000, 50000, 100000)
+MARKS_LEGEND = ("Marks on the ruler (and on each take): red, no face found there (the original frames show); "
+                "violet, the generated mouth where the actor's own was asked for (the footage had nothing alike)")
 NAME_CHAR_PX = 7  # rough width of a label character, to hide names that do not fit their segment
 
 
@@ -259,11 +261,19 @@ class Timeline(QWidget):
         self.plots["ruler"].addItem(self.no_face_bars)
         self.take_no_face = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
         self.take_no_face.setZValue(3)
+        # where the actor's mouth was asked for but the generated one was pasted: above the no-face marks
+        self.generated_mouth_bars = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
+        self.generated_mouth_bars.setZValue(15)
+        self.plots["ruler"].addItem(self.generated_mouth_bars)
+        self.take_generated_mouth = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
+        self.take_generated_mouth.setZValue(3)
+        self.labels["ruler"].setToolTip(MARKS_LEGEND)
         self.selection = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
         self.plots["sync"].addItem(self.selection)
         self.take_bars = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
         self.plots["takes"].addItem(self.take_bars)
         self.plots["takes"].addItem(self.take_no_face)
+        self.plots["takes"].addItem(self.take_generated_mouth)
         self.take_labels: list[pg.TextItem] = []
         self.threshold = pg.InfiniteLine(pos=DEFAULT_THRESHOLD, angle=0, movable=True, label="threshold {value:.3g}",
                                          labelOpts={"position": 0.98, "anchors": [(1, 1), (1, 1)]})
@@ -374,7 +384,7 @@ class Timeline(QWidget):
             self.selection.setOpts(x0=[], x1=[], y0=[], height=[])
             self._set_names([])
             self._set_takes([])
-            self._draw_no_face()
+            self._draw_marks()
             self.thumb_strip.set_slots([], 1, 1.0, 1)
             self.threshold.hide()
             return
@@ -383,7 +393,7 @@ class Timeline(QWidget):
         self._draw_original()
         self._draw_segments()
         self._draw_takes()
-        self._draw_no_face()
+        self._draw_marks()
         self._update_range_bar()
         self._update_thumbs()
 
@@ -475,12 +485,17 @@ class Timeline(QWidget):
         for item, s in self.name_labels:
             item.setVisible(s.frames * px >= NAME_CHAR_PX * len(s.title) + 10)
 
-    def _draw_no_face(self):
-        ranges = self.document.project.no_face_ranges() if self.document is not None else []
-        self._no_face_shown = ranges
-        self.no_face_bars.setOpts(x0=[a for a, _ in ranges], x1=[b for _, b in ranges], y0=[0.0] * len(ranges),
-                                  height=[0.28] * len(ranges), brush=pg.mkBrush(self.c.no_face),
-                                  pen=pg.mkPen(self.c.no_face, width=1))
+    def _draw_marks(self):
+        """The ruler's marks on what exports: no face found (the original frames), and the generated
+        mouth where the actor's was asked for."""
+        project = self.document.project if self.document is not None else None
+        self._no_face_shown = project.no_face_ranges() if project is not None else []
+        self._generated_mouth_shown = project.generated_mouth_ranges() if project is not None else []
+        for bars, ranges, y, colour in ((self.no_face_bars, self._no_face_shown, 0.0, self.c.no_face),
+                                        (self.generated_mouth_bars, self._generated_mouth_shown, 0.3,
+                                         self.c.generated_mouth)):
+            bars.setOpts(x0=[a for a, _ in ranges], x1=[b for _, b in ranges], y0=[y] * len(ranges),
+                         height=[0.28] * len(ranges), brush=pg.mkBrush(colour), pen=pg.mkPen(colour, width=1))
 
     def _recolour(self, *_):
         if self.document is None or not self._segments_shown:
@@ -528,10 +543,12 @@ class Timeline(QWidget):
             text.setPos(take.start, row + 0.5)
             self.plots["takes"].addItem(text)
             self.take_labels.append(text)
-        marks = [(a, b, row) for take, row in zip(takes, rows) for a, b in take.no_face_ranges]
-        self.take_no_face.setOpts(x0=[a for a, _, _ in marks], x1=[b for _, b, _ in marks],
-                                  y0=[r + 0.1 for _, _, r in marks], height=[0.16] * len(marks),
-                                  brush=pg.mkBrush(self.c.no_face), pen=pg.mkPen(self.c.no_face))
+        for bars, ranges_of, y, colour in ((self.take_no_face, lambda t: t.no_face_ranges, 0.1, self.c.no_face),
+                                           (self.take_generated_mouth, lambda t: t.generated_mouth_ranges, 0.74,
+                                            self.c.generated_mouth)):
+            marks = [(a, b, row) for take, row in zip(takes, rows) for a, b in ranges_of(take)]
+            bars.setOpts(x0=[a for a, _, _ in marks], x1=[b for _, b, _ in marks], y0=[r + y for _, _, r in marks],
+                         height=[0.16] * len(marks), brush=pg.mkBrush(colour), pen=pg.mkPen(colour))
 
     # -- playhead, marks, models
 
@@ -708,12 +725,19 @@ class Timeline(QWidget):
                 missing = sum(b - a for a, b in t.no_face_ranges)
                 if missing:
                     tip += f" · no face in {missing} frames"
+                fallback = sum(b - a for a, b in t.generated_mouth_ranges)
+                if fallback:
+                    tip += f" · the generated mouth in {fallback} frames (no actor's mouth alike)"
         else:
             tip = f"{timecode(frame, doc.fps)} · frame {frame}"
             hit = next(((a, b) for a, b in getattr(self, "_no_face_shown", []) if a <= frame < b), None)
             if hit is not None:
                 tip += (f" · no face found in frames {hit[0]}–{hit[1] - 1}: the result shows the original "
                         "frames there")
+            hit = next(((a, b) for a, b in getattr(self, "_generated_mouth_shown", []) if a <= frame < b), None)
+            if hit is not None:
+                tip += (f" · the generated mouth in frames {hit[0]}–{hit[1] - 1}: the actor's mouth was asked for, "
+                        "but the footage had nothing alike")
         box.setToolTip(tip)
 
     def curve_value(self, frame: int) -> float | None:

@@ -10,6 +10,7 @@ included — runs on the UI thread. States: queued → running → done | failed
   failed(message, details)       one line for the user, and the traceback
   cancelled()                    the function raised core.errors.Cancelled after cancel()
   ended()                        after any of the three
+  warned(text)                   `warn(text)`: something the user should know about the job's result
 
 Cancel sets a flag the function polls (`cancel()` returns True); it must raise Cancelled and
 leave nothing behind. Heavy jobs (render, export, score) run one at a time in the manager's
@@ -81,6 +82,7 @@ class Job(QObject):
     cancelled = Signal()
     ended = Signal()
     state_changed = Signal(str)
+    warned = Signal(str)
 
     def __init__(self, title: str, fn, *args, heavy: bool = False, quiet: bool = False, parent=None, **kwargs):
         super().__init__(parent)
@@ -91,6 +93,7 @@ class Job(QObject):
         self.stage, self.done, self.total = "", 0, 0
         self.result = None
         self.error: tuple[str, str] | None = None
+        self.warnings: list[str] = []  # e.g. a render's (core.render.Renderer.warnings), shown with its row
         self.started_at: float | None = None
         self.ended_at: float | None = None
         self._stage_start: tuple[float, int] | None = None  # (time, done) when the current stage began
@@ -121,6 +124,10 @@ class Job(QObject):
         self.started_at = time.monotonic()
         self._set_state(RUNNING)
         self._thread.start()
+
+    def warn(self, text: str):
+        self.warnings.append(text)
+        self.warned.emit(text)
 
     def cancel(self):
         """Ask the job to stop; it ends with `cancelled` (or, if it was already finishing, as it ends)."""

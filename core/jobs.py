@@ -22,7 +22,8 @@ from core.atomic import sha256_file
 from core.errors import LipsmithError
 from core.hparams import HP
 from core.plan import output_count, source_of
-from core.project import AddTake, Batch, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments, SetScores
+from core.project import (AddTake, Batch, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments, SetScores,
+                          normalise_setting)
 
 TAKE_SUFFIX = ".mkv"
 TAKE_CRF, TAKE_PRESET = 0, "veryfast"  # takes are intermediates: lossless H.264, re-encoded once at export
@@ -178,7 +179,7 @@ class _Frozen:
 class RenderRequest:
     video: Path
     dub: Path
-    settings: dict  # project.effective_settings(segment or None): what the take records
+    settings: dict  # project.effective_settings(segment or None) and the mouth asked for: what the take records
     dub_offset: int
     fps: float
     start: int
@@ -201,11 +202,14 @@ class RenderResult:
     no_face_ranges: list
     seconds: float
     device: str
+    generated_mouth_ranges: list = field(default_factory=list)  # the actor's mouth asked, the generated one pasted
+    warnings: list = field(default_factory=list)  # core.render.Renderer.warnings: for the user
 
 
 def render_request(project: Project, start: int, end: int, segment_id: str | None = None,
-                   what: str = "") -> RenderRequest:
-    """Snapshot for rendering output frames [start, end): a segment's (its settings) or any range."""
+                   what: str = "", mouth: str | None = None) -> RenderRequest:
+    """Snapshot for rendering output frames [start, end): a segment's (its settings) or any range.
+    `mouth`: "actor" or "generated" for this render (None: the project's setting)."""
     if project.dub is None:
         raise EditError("the project has no dub yet: drop an audio file on the window")
     if project.cache_dir is None:
@@ -216,6 +220,8 @@ def render_request(project: Project, start: int, end: int, segment_id: str | Non
     settings = project.effective_settings(segment_id)
     settings.pop("start_frame", None)
     settings.pop("end_frame", None)
+    if mouth is not None:
+        settings["mouth"] = normalise_setting("mouth", mouth)
     return RenderRequest(project.video.path, project.dub.path, settings, project.dub_offset, project.fps,
                          int(start), int(end), owner, project.cache_dir, what or f"frames {start}–{end}")
 
@@ -242,7 +248,8 @@ def render_take(progress, cancel, request: RenderRequest) -> RenderResult:
     progress(1, 1, "hash")
     hashes = {"file": sha256_file(output), "video": None, "dub": None}
     return RenderResult(request, output, renderer.range.start, renderer.range.stop, hashes, report.generated,
-                        report.no_face_ranges, report.seconds, str(renderer.generator.device))
+                        report.no_face_ranges, report.seconds, str(renderer.generator.device),
+                        report.generated_mouth_ranges, list(renderer.warnings))
 
 
 def render_step(take_id: str) -> tuple:
@@ -282,6 +289,10 @@ def commit_render(project: Project, result: RenderResult) -> str:
     covered = [s.id for s in project.segments if in_sync and s.within(result.start, result.end)]
     report = {"no_face": [list(r) for r in result.no_face_ranges], "generated": result.generated,
               "seconds": round(result.seconds, 2), "device": result.device}
+    if req.settings.get("mouth") == "actor":
+        report["generated_mouth"] = [list(r) for r in result.generated_mouth_ranges]
+    if result.warnings:
+        report["warnings"] = list(result.warnings)
     return add_take(project, result.file, req.segment_id, f"Render {req.what}", covered, settings=req.settings,
                     hashes=take_hashes(project, result.hashes), start=result.start, end=result.end, report=report)
 
@@ -488,14 +499,22 @@ def track_request(project: Project) -> TrackRequest:
     return TrackRequest(project.video.path, s["detector"], s["face_index"], s["smooth_window"])
 
 
-def face_track(progress, cancel, request: TrackRequest):
-    """The face the renderer would dub in every source frame (core.faces.FaceTrack): the mask overlay
-    draws it. Detections come from the per-video cache when a render made them; else this detects.
-    The track is the source's: picture frame k shows its frame `source.picture_source(k)`."""
+@dataclass
+class PictureTrack:
+    """The face the renderer would dub (core.faces.FaceTrack, indexed by source frame) and the video's
+    timeline: picture frame k shows source frame `timeline[k]` (a VFR video's conform)."""
+    track: object
+    timeline: np.ndarray
+
+
+def face_track(progress, cancel, request: TrackRequest) -> PictureTrack:
+    """The face track the mask overlay draws, with the picture's timeline to index it by. Detections
+    come from the per-video cache when a render made them; else this detects."""
     from core.video import VideoSource
 
     with VideoSource(request.video) as source:
-        return _face_track(progress, cancel, request, source)
+        return PictureTrack(_face_track(progress, cancel, request, source),
+                            source.picture_source(np.arange(source.picture_count)))
 
 
 def _face_track(progress, cancel, request: TrackRequest, source):

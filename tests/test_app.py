@@ -8,7 +8,9 @@ the scoring a render queues (its segments only, in its undo step; none without a
 smoothing a segment's take into a new chosen, scored take (undo, cancel); the
 weak segments list and the shortcuts that walk it; the dub's audio (a fake player) following a
 click in the timeline while playing, and starting where a dub nudged later begins; comparing two
-takes A/B (flipping at the same frame, choosing the shown one in one undo step).
+takes A/B (flipping at the same frame, choosing the shown one in one undo step); the mouth a render
+pastes (Project settings, Render ▸ Render…), the frames where the actor's mouth fell back to the
+generated one, a render's warnings; the mask overlay of a variable-frame-rate video.
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -1299,7 +1301,8 @@ def test_compare_two_takes_flips_at_the_same_frame_and_chooses_one_in_one_undo_s
     assert not inspector.compare_button.isEnabled()  # no takes yet
     first = rendered_take(project, "s1", "smptebars", scores={"lse_c": 5.5}, report={"no_face": [[10, 14]]})
     assert not inspector.compare_button.isEnabled()  # one take: nothing to compare
-    second = rendered_take(project, "s1", "testsrc2")
+    # an actor's-mouth take against a generated-mouth one: their names tell them apart
+    second = rendered_take(project, "s1", "testsrc2", settings=dict(project.effective_settings("s1"), mouth="actor"))
     assert project.segment("s1").take_id == second.id and inspector.compare_button.isEnabled()
     assert not inspector.compare_row.isVisible()
     steps = project.history.index
@@ -1312,13 +1315,13 @@ def test_compare_two_takes_flips_at_the_same_frame_and_chooses_one_in_one_undo_s
     qtbot.mouseClick(inspector.compare_button, Qt.MouseButton.LeftButton)
     assert doc.compare.a == second.id and doc.compare.b == first.id and doc.show_result
     assert inspector.compare_row.isVisible() and inspector.side_buttons["A"].isChecked()
-    assert inspector.side_buttons["A"].text() == "A · Take 2"
-    assert inspector.side_buttons["B"].text() == "B · Take 1 · LSE-C 5.5"
+    assert inspector.side_buttons["A"].text() == "A · Take 2 · actor's mouth"
+    assert inspector.side_buttons["B"].text() == "B · Take 1 · generated mouth · LSE-C 5.5"
     assert not inspector.choose_shown_button.isEnabled()  # A is the chosen take already
     qtbot.waitUntil(lambda: preview.shown == ("result", project.take_path(second), 12), timeout=10_000)
     a_pixels = shown_pixels(window)
     assert np.abs(a_pixels.astype(int) - take_pixels(project, second, 12)).mean() < 2
-    assert preview.view.overlay.startswith("A · Take 2") and "no face" not in preview.view.overlay
+    assert preview.view.overlay.startswith("A · Take 2 · actor's mouth") and "no face" not in preview.view.overlay
 
     window.activateWindow()
     window.timeline.setFocus()
@@ -1328,7 +1331,7 @@ def test_compare_two_takes_flips_at_the_same_frame_and_chooses_one_in_one_undo_s
     b_pixels = shown_pixels(window)
     assert np.abs(b_pixels.astype(int) - take_pixels(project, first, 12)).mean() < 2
     assert np.abs(b_pixels.astype(int) - a_pixels).mean() > 20  # another picture, not the same one again
-    assert preview.view.overlay.startswith("B · Take 1 · LSE-C 5.5")
+    assert preview.view.overlay.startswith("B · Take 1 · generated mouth · LSE-C 5.5")
     assert "no face found here" in preview.view.overlay  # B's own report, not the chosen take's
     qtbot.mouseClick(inspector.side_buttons["A"], Qt.MouseButton.LeftButton)
     assert doc.compare.side == "A"
@@ -1443,3 +1446,202 @@ def test_a_damaged_newer_autosave_is_reported_and_the_project_opens_as_saved(ope
     assert autosave.name in text + informative and "scene.lipsmith.autosave.damaged" in informative
     assert len(window.document.project.segments) == segments and not window.isWindowModified()
     assert not autosave.exists() and autosave.with_name(autosave.name + ".damaged").is_file()
+
+
+# --------------------------------------------------------------------------- the actor's mouth, render warnings
+
+
+def test_the_projects_mouth_is_set_in_project_settings_and_the_render_dialog_can_choose_otherwise(
+        opened, qtbot, boxes, monkeypatch):
+    from app import dialogs
+    from app.project_settings import ProjectSettingsDialog
+    from core import jobs
+    from core.errors import Cancelled
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    render_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Render")
+    assert window.actions["render.dialog"] in render_menu.actions()
+
+    def actor_and_ok(dialog):
+        assert dialog.mouth.currentData() == "generated"  # the default
+        dialog.mouth.setCurrentIndex(dialog.mouth.findData("actor"))
+        dialog.accept()
+        return dialog.result()
+
+    monkeypatch.setattr(ProjectSettingsDialog, "exec", actor_and_ok)
+    window.actions["project.settings"].trigger()
+    assert project.settings["mouth"] == "actor" and window.actions["edit.undo"].text() == "&Undo Project settings"
+
+    asked = []  # what each render job was asked for
+
+    def render(progress, cancel, request):
+        asked.append(request)
+        raise Cancelled("only asked")
+
+    monkeypatch.setattr(jobs, "render_take", render)
+    shown = []
+
+    def choose(target, mouth):
+        def fill(dialog):
+            shown.append(([dialog.target.itemText(i) for i in range(dialog.target.count())],
+                          dialog.mouth.currentData()))
+            dialog.target.setCurrentIndex(dialog.target.findText(target, Qt.MatchFlag.MatchStartsWith))
+            dialog.mouth.setCurrentIndex(dialog.mouth.findData(mouth))
+            dialog.accept()
+            return dialog.result()
+        return fill
+
+    doc.set_frame(60)
+    monkeypatch.setattr(dialogs.RenderDialog, "exec", choose("Segment", "generated"))
+    window.actions["render.dialog"].trigger()
+    wait_jobs(qtbot, window)
+    assert shown[-1] == (["Segment s3 (under the playhead)", "Whole clip"], "actor")  # the project's mouth first
+    assert (asked[-1].start, asked[-1].end, asked[-1].segment_id) == (50, N, "s3")
+    assert asked[-1].settings["mouth"] == "generated" and project.settings["mouth"] == "actor"  # this render only
+    doc.mark_in()
+    monkeypatch.setattr(dialogs.RenderDialog, "exec", choose("Whole", "actor"))
+    window.actions["render.dialog"].trigger()
+    wait_jobs(qtbot, window)
+    assert len(shown[-1][0]) == 3 and (asked[-1].start, asked[-1].end, asked[-1].settings["mouth"]) == (0, N, "actor")
+    window.render_segment("s1")  # the quick actions render with the project's mouth
+    wait_jobs(qtbot, window)
+    assert asked[-1].segment_id == "s1" and asked[-1].settings["mouth"] == "actor"
+    monkeypatch.setattr(dialogs.RenderDialog, "exec", lambda dialog: dialog.DialogCode.Rejected)
+    window.actions["render.dialog"].trigger()  # cancelled: no render
+    wait_jobs(qtbot, window)
+    assert len(asked) == 3 and not boxes.shown
+
+    window.actions["edit.undo"].trigger()
+    assert project.settings["mouth"] == "generated"
+
+
+def fake_render(window, monkeypatch, generated_mouth=(), warnings=()):
+    """core.jobs.render_take writing a stand-in file and reporting as a render would (with no sync
+    expert, so the stand-in is not scored)."""
+    from core import jobs
+
+    window.document.set_models({"generator": None, "expert": "not installed"})
+
+    def render(progress, cancel, request):
+        request.cache_dir.mkdir(exist_ok=True)
+        file = request.cache_dir / f"take-{len(list(request.cache_dir.iterdir()))}.mkv"
+        file.write_bytes(b"not really a video")
+        return jobs.RenderResult(request, file, request.start, request.end, {"file": "x"},
+                                 request.end - request.start, [], 1.0, "cpu",
+                                 list(generated_mouth) if request.settings["mouth"] == "actor" else [], list(warnings))
+
+    monkeypatch.setattr(jobs, "render_take", render)
+
+
+def test_frames_where_the_actors_mouth_fell_back_are_marked_and_counted(opened, qtbot, monkeypatch):
+    from PySide6.QtWidgets import QToolTip
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    fake_render(window, monkeypatch, generated_mouth=[(4, 9), (20, 22)])
+    job = window._render(0, 30, "s1", "segment s1", mouth="actor")
+    wait_jobs(qtbot, window)
+    assert job.state == "done", job.error
+    take = project.takes[project.segment("s1").take_id]
+    assert take.label == "Take 1 · actor's mouth" and take.report["generated_mouth"] == [[4, 9], [20, 22]]
+    assert "the generated mouth in 7 of them" in window.statusBar().currentMessage()
+    timeline = window.timeline
+    assert list(timeline.generated_mouth_bars.opts["x0"]) == [4, 20]
+    assert list(timeline.generated_mouth_bars.opts["x1"]) == [9, 22]
+    assert len(timeline.no_face_bars.opts["x0"]) == 0  # another mark, another colour
+    assert timeline.generated_mouth_bars.opts["brush"].color().name() == timeline.c.generated_mouth
+    assert timeline.c.generated_mouth != timeline.c.no_face
+    assert list(timeline.take_generated_mouth.opts["x0"]) == [4, 20]
+    assert "violet" in timeline.labels["ruler"].toolTip()  # the legend
+    box = timeline.plots["ruler"].vb
+    timeline._on_hover("ruler", box, 5.5, 0.5)
+    assert "the generated mouth in frames 4–8" in box.toolTip()
+    timeline._on_hover("ruler", box, 12.5, 0.5)
+    assert "generated mouth" not in box.toolTip()
+    doc.set_frame(5)
+    row = window.inspector.takes.item(0).text()
+    assert "Take 1 · actor's mouth" in row and "generated mouth in 7 frames" in row
+    assert "generated mouth here" in window.preview.view.overlay
+    doc.set_frame(12)
+    assert "generated mouth here" not in window.preview.view.overlay
+
+    # a generated-mouth take chosen instead: nothing falls back there
+    job = window._render(0, 30, "s1", "segment s1", mouth="generated")
+    wait_jobs(qtbot, window)
+    assert project.takes[project.segment("s1").take_id].label == "Take 2 · generated mouth"
+    assert len(timeline.generated_mouth_bars.opts["x0"]) == 0
+    assert list(timeline.take_generated_mouth.opts["x0"]) == [4, 20]  # the actor take still shows its marks
+    window.actions["edit.undo"].trigger()
+    assert list(timeline.generated_mouth_bars.opts["x0"]) == [4, 20]
+    QToolTip.hideText()
+
+
+def test_a_renders_warnings_reach_the_status_bar_and_its_job_row(opened, qtbot, monkeypatch):
+    window = opened
+    warning = "with a dub offset of +1.20 s, 90% of the output (27 of 30 frames) has no dub under it"
+    fake_render(window, monkeypatch, warnings=[warning])
+    job = window.render_segment("s1")
+    wait_jobs(qtbot, window)
+    assert job.state == "done" and job.warnings == [warning]
+    assert f"⚠ {warning}" in window.statusBar().currentMessage()
+    row = window.jobs_panel.rows[id(job)]
+    assert row.warnings.isVisibleTo(window.jobs_panel) and warning in row.warnings.text()
+    take = window.document.project.takes[window.document.project.segment("s1").take_id]
+    assert take.report["warnings"] == [warning]
+    assert warning in window.inspector.takes.item(0).text()
+
+    fake_render(window, monkeypatch)  # a render without warnings shows none
+    quiet = window.render_segment("s1")
+    wait_jobs(qtbot, window)
+    assert quiet.warnings == [] and not window.jobs_panel.rows[id(quiet)].warnings.isVisibleTo(window.jobs_panel)
+    assert "⚠" not in window.statusBar().currentMessage()
+
+
+class SquareDetector(FaceDetector):
+    """Finds the white square drawn on the synthetic VFR clip, as a face box around it."""
+    name = "test-square"
+
+    def _detect(self, image):
+        import numpy as np
+
+        ys, xs = np.nonzero(image.min(axis=2) > 200)
+        if not xs.size:
+            return []
+        return [Detection((int(xs.min()) - 20, int(ys.min()) - 20, int(xs.max()) + 20, int(ys.max()) + 20), 0.99)]
+
+
+def test_the_mask_overlay_of_a_variable_rate_video_follows_the_source_frame_each_picture_frame_shows(
+        window, qtbot, media, monkeypatch, tmp_path):
+    import core.faces
+    from core.video import VideoSource
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: SquareDetector())
+    # 50 frames: 1 s at 25 fps, then 2 s at 12.5 fps (conformed to 75 picture frames); a square moving 4 px a frame
+    video = tmp_path / "vfr.mp4"
+    ffmpeg("-f", "lavfi", "-i", f"color=gray:size=320x240:rate={FPS}:duration=2[bg];"
+           f"color=white:size=40x40:rate={FPS}:duration=2[square];[bg][square]overlay=x=40+4*n:y=100[out0]",
+           "-vf", "setpts='if(lt(N,25),N,2*N-25)/(25*TB)'",
+           "-fps_mode", "vfr", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-preset", "ultrafast", video)
+    with VideoSource(video) as source:
+        assert source.vfr and source.frame_count == 50 and source.picture_count == 75
+        timeline = source.timeline.copy()
+    project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "vfr.lipsmith",
+                          dub_path=media[1], dub_facts=MediaFacts.probe_file(media[1], duration=float(SECONDS)))
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 75)]))
+    project.execute(SetProjectSettings(project, {"smooth_window": 0}))
+    project.save()
+    window._set_project(project)
+    doc = window.document
+    window.actions["view.mask"].trigger()
+    wait_jobs(qtbot, window)
+    assert doc.track is not None and doc.track.has_face.shape == (50,)  # by source frame
+    pads = tuple(project.settings["pads"])
+    for frame in (10, 40, 74):  # picture frame 40 shows source frame 32, 74 the last one, 49
+        doc.set_frame(frame)
+        source_frame = int(timeline[frame])
+        assert window.preview.view.mask_shown.crop_box == tuple(doc.track.crop_box(source_frame, pads)), frame
+    assert int(timeline[40]) == 32 and doc.track.crop_box(32, pads)[0] != doc.track.crop_box(40, pads)[0]
+    assert doc.track_timeline.tolist() == timeline.tolist()

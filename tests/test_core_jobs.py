@@ -1,6 +1,7 @@
 """The engine behind the editor, without Qt: the boundaries (core never loads Qt, the editor never
 imports training/), the output-length rule, `Batch`, and the job bodies of core/jobs.py run as
-the editor's workers run them — read a dub, render a take, smooth it — on tiny synthetic media.
+the editor's workers run them — read a dub, render a take (with the actor's mouth too), smooth it,
+find the face — on tiny synthetic media.
 A stub detector (a fixed box) stands in for RetinaFace and a tiny random-weight generator for
 the model.
 """
@@ -234,3 +235,53 @@ def test_smoothing_a_take_of_a_variable_rate_source_takes_the_face_of_each_pictu
         assert [int(i) for i in looked_up] == source.timeline.tolist()
     with VideoSource(project.take_path(project.takes[smoothed])) as take:
         assert take.frame_count == n
+
+
+def test_face_track_comes_with_the_pictures_timeline_to_index_it_by(vfr_video, monkeypatch):
+    import core.faces
+    from core.video import VideoSource
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    found = jobs.face_track(NO_PROGRESS, NEVER, jobs.TrackRequest(vfr_video, "test-box", None, 0))
+    assert found.track.has_face.shape == (50,)  # the track is the source's: one entry per decoded frame
+    with VideoSource(vfr_video) as source:
+        assert found.timeline.tolist() == source.timeline.tolist() and len(found.timeline) == 75
+    assert found.timeline[[24, 25, 26, 27, 74]].tolist() == [24, 25, 25, 26, 49]
+
+
+# --------------------------------------------------------------------------- the actor's mouth
+
+
+def test_a_render_with_the_actors_mouth_records_its_mouth_fallbacks_and_warnings(media, tiny_checkpoint, tmp_path,
+                                                                                 monkeypatch):
+    import core.faces
+    from core.project import NudgeDub
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    video, dub, _ = media
+    project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "scene.lipsmith", dub_path=dub,
+                          dub_facts=jobs.load_dub(NO_PROGRESS, NEVER, dub).facts)
+    project.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint), "length_policy": "pad"}))
+    project.execute(NudgeDub(project, 15))  # 15 of the 25 frames before the dub starts
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 25)]))
+    project.save()
+    with pytest.raises(EditError, match="mouth must be one of"):
+        jobs.render_request(project, 0, 25, "s1", "segment s1", mouth="teeth")
+    request = jobs.render_request(project, 0, 25, "s1", "segment s1", mouth="actor")
+    assert request.settings["mouth"] == "actor" and project.settings["mouth"] == "generated"  # this render only
+    result = jobs.render_take(NO_PROGRESS, NEVER, request)
+    # a 1 s clip has no footage 1 s away from any frame: every lip-synced frame fell back to the generated mouth
+    assert result.generated == 10 and result.generated_mouth_ranges == [(15, 25)]
+    assert len(result.warnings) == 1 and "60% of the output" in result.warnings[0]
+    take_id = jobs.commit_render(project, result)
+    take = project.takes[take_id]
+    assert take.mouth == "actor" and take.label == "Take 1 · actor's mouth"
+    assert take.generated_mouth_ranges == [(15, 25)] and take.report["warnings"] == result.warnings
+    assert project.generated_mouth_ranges() == [(15, 25)]
+
+    plain = jobs.render_take(NO_PROGRESS, NEVER, jobs.render_request(project, 0, 25, "s1", "segment s1"))
+    assert plain.generated_mouth_ranges == []
+    take_id = jobs.commit_render(project, plain)
+    take = project.takes[take_id]
+    assert take.mouth == "generated" and take.label == "Take 2 · generated mouth"
+    assert "generated_mouth" not in take.report and project.generated_mouth_ranges() == []
