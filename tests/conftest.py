@@ -6,9 +6,26 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.faces.detect import Detection, FaceDetector
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
+FACE_BOX = (110, 50, 210, 190)  # where the synthetic clips' face is, in a 320 × 240 frame
+
+
+class BoxDetector(FaceDetector):
+    """Stands in for RetinaFace on synthetic clips: finds one face, always at `box`; counts its calls."""
+
+    name = "test-box"
+
+    def __init__(self, box=FACE_BOX):
+        super().__init__()
+        self.box, self.calls = box, 0
+
+    def _detect(self, image):
+        self.calls += 1
+        return [Detection(self.box, 0.99)]
 
 
 @pytest.fixture
@@ -51,3 +68,16 @@ def tiny_prepared(tmp_path_factory):
     (root / "filelists" / "train.txt").write_text("a/one\na/two\n")
     (root / "filelists" / "val.txt").write_text("b/three\n")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    import torch
+
+    from core.models.wav2lip import GeneratorDims, Wav2Lip
+    from core.weights import save_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
+    save_weights(Wav2Lip(GeneratorDims(width=0.25)), path)
+    return path

@@ -7,12 +7,11 @@ import pytest
 import torch
 
 from core.errors import Cancelled, WeightsError
-from core.faces.detect import Detection, FaceDetector
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.render import RenderOptions, render
 from core.video import VideoSource
 from core.weights import MODELS_DIR, load_model, save_weights
-from tests.conftest import ffmpeg
+from tests.conftest import BoxDetector, ffmpeg
 from training import adapt, train_generator
 
 
@@ -58,14 +57,6 @@ def test_adapt_refuses_the_bundled_folder_and_a_missing_named_expert(tmp_path, b
 
 
 # --------------------------------------------------------------------------- progress and cancel (the editor's job)
-
-
-class BoxDetector(FaceDetector):
-    """The synthetic clip has no face: a fixed box stands in for RetinaFace (as in test_app)."""
-    name = "test-box"
-
-    def _detect(self, image):
-        return [Detection((110, 50, 210, 190), 0.99)]
 
 
 @pytest.fixture

@@ -28,19 +28,10 @@ from PySide6.QtWidgets import QMessageBox  # noqa: E402
 
 from core.faces.detect import Detection, FaceDetector  # noqa: E402
 from core.project import EditError, MediaFacts, Project, ReplaceSegments, SetProjectSettings  # noqa: E402
-from tests.conftest import ffmpeg  # noqa: E402
+from tests.conftest import BoxDetector, ffmpeg  # noqa: E402
 
 FPS, SECONDS, N = 25, 3, 75
-FACE_BOX = (110, 50, 210, 190)
 Button = QMessageBox.StandardButton
-
-
-class BoxDetector(FaceDetector):
-    """Always finds the same face box."""
-    name = "test-box"
-
-    def _detect(self, image):
-        return [Detection(FACE_BOX, 0.99)]
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +46,6 @@ def media(tmp_path_factory):
     ffmpeg("-f", "lavfi", "-i", f"sine=frequency=300:sample_rate=16000:duration={SECONDS}",
            "-af", "volume='if(lt(mod(t,1),0.6),1,0)':eval=frame", dub)
     return video, dub
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from core.models.wav2lip import GeneratorDims, Wav2Lip
-    from core.weights import save_weights
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    save_weights(Wav2Lip(GeneratorDims(width=0.25)), path)
-    return path
 
 
 class Boxes:

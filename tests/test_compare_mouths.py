@@ -4,7 +4,7 @@ import numpy as np
 
 from core.faces import track_video
 from core.video import VideoWriter
-from tests.test_render_pipeline import BoxDetector
+from tests.conftest import BoxDetector
 from training.compare_mouths import closed_share, picture_measures
 
 SIZE, FPS, N = (320, 240), 25, 30

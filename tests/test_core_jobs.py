@@ -14,11 +14,10 @@ import numpy as np
 import pytest
 
 from core import jobs
-from core.faces.detect import Detection, FaceDetector
 from core.plan import output_count, plan_frames, source_of
 from core.project import (Batch, ChooseTake, EditError, MediaFacts, Project, RenameSegment, ReplaceSegments,
                           SetProjectSettings)
-from tests.conftest import REPO, ffmpeg
+from tests.conftest import REPO, BoxDetector, ffmpeg
 
 FPS = 25
 FACE_BOX = (32, 8, 96, 88)  # in a 128 × 96 frame
@@ -96,14 +95,6 @@ def test_a_batch_is_one_undo_step_all_or_nothing_that_joins_a_batch_of_its_key(t
 # --------------------------------------------------------------------------- job bodies
 
 
-class BoxDetector(FaceDetector):
-    """Always finds the same face box."""
-    name = "test-box"
-
-    def _detect(self, image):
-        return [Detection(FACE_BOX, 0.99)]
-
-
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
     folder = tmp_path_factory.mktemp("core_jobs_media")
@@ -113,19 +104,6 @@ def media(tmp_path_factory):
     ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:sample_rate=16000:duration=1", dub)
     ffmpeg("-f", "lavfi", "-i", "anullsrc=sample_rate=16000:channel_layout=mono", "-t", "1", silent)
     return video, dub, silent
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    import torch
-
-    from core.models.wav2lip import GeneratorDims, Wav2Lip
-    from core.weights import save_weights
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
-    save_weights(Wav2Lip(GeneratorDims(width=0.25)), path)
-    return path
 
 
 def test_reading_the_dub_gives_its_length_and_waveform_and_refuses_a_silent_one(media):
@@ -142,7 +120,7 @@ def test_reading_the_dub_gives_its_length_and_waveform_and_refuses_a_silent_one(
 def test_render_then_smooth_a_take_as_the_editors_workers_do(media, tiny_checkpoint, tmp_path, monkeypatch):
     import core.faces
 
-    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector(FACE_BOX))
     video, dub, _ = media
     project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "scene.lipsmith", dub_path=dub,
                           dub_facts=jobs.load_dub(NO_PROGRESS, NEVER, dub).facts)
@@ -195,7 +173,7 @@ def test_a_variable_rate_project_is_as_long_as_its_render(media, vfr_video, tiny
     from core.render import Renderer
     from core.video import VideoSource
 
-    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector(FACE_BOX))
     with VideoSource(vfr_video) as source:
         assert source.vfr and source.frame_count == 50 and len(source.timeline) == 75
     project = vfr_project(tmp_path, vfr_video, media[1])  # the 1 s dub: pad follows the 3 s picture
@@ -211,7 +189,7 @@ def test_smoothing_a_take_of_a_variable_rate_source_takes_the_face_of_each_pictu
     import core.smooth
     from core.video import VideoSource, VideoWriter
 
-    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector(FACE_BOX))
     looked_up = []  # the source frames whose face each take frame's mouth is cut at
     real = core.smooth.mouth_regions
 
@@ -241,7 +219,7 @@ def test_face_track_comes_with_the_pictures_timeline_to_index_it_by(vfr_video, m
     import core.faces
     from core.video import VideoSource
 
-    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector(FACE_BOX))
     found = jobs.face_track(NO_PROGRESS, NEVER, jobs.TrackRequest(vfr_video, "test-box", None, 0))
     assert found.track.has_face.shape == (50,)  # the track is the source's: one entry per decoded frame
     with VideoSource(vfr_video) as source:
@@ -257,7 +235,7 @@ def test_a_render_with_the_actors_mouth_records_its_mouth_fallbacks_and_warnings
     import core.faces
     from core.project import NudgeDub
 
-    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector())
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector(FACE_BOX))
     video, dub, _ = media
     project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "scene.lipsmith", dub_path=dub,
                           dub_facts=jobs.load_dub(NO_PROGRESS, NEVER, dub).facts)
