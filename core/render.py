@@ -24,6 +24,7 @@ from core.blend import BlendSettings, composite
 from core.errors import Cancelled, FaceError, MediaError, SetupError
 from core.hparams import HP, MOUTH_MODES
 from core.plan import plan_frames
+from core.references import build_references
 from core.video import VideoSource, VideoWriter
 from core.weights import load_model
 
@@ -195,14 +196,17 @@ class FaceGenerator:
         if compile_model:
             self.model = torch.compile(self.model, dynamic=False)
 
-    def __call__(self, crops: np.ndarray, mels: np.ndarray) -> np.ndarray:
-        """crops (B, 96, 96, 3) uint8 BGR, mels (B, 80, 16) → generated crops (B, 96, 96, 3) uint8."""
+    def __call__(self, crops: np.ndarray, mels: np.ndarray, references: np.ndarray | None = None) -> np.ndarray:
+        """crops (B, 96, 96, 3) uint8 BGR, mels (B, 80, 16) → generated crops (B, 96, 96, 3) uint8.
+        `references` (B, 96, 96, 3): the identity half of the input (default: the crops themselves)."""
+        references = crops if references is None else references
         out = []
         start = 0
         while start < len(crops):
             size = self.batch_size
             try:
-                out.append(self._run(crops[start:start + size], mels[start:start + size]))
+                out.append(self._run(crops[start:start + size], mels[start:start + size],
+                                     references[start:start + size]))
                 start += size
             except torch.OutOfMemoryError:
                 if self.batch_size == 1:
@@ -212,10 +216,10 @@ class FaceGenerator:
                     torch.cuda.empty_cache()
         return np.concatenate(out) if out else crops[:0].copy()
 
-    def _run(self, crops, mels) -> np.ndarray:
-        faces = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        masked = faces.clone()
-        masked[:, :, faces.shape[2] // 2:] = 0  # the generator redraws the lower half
+    def _run(self, crops, mels, references) -> np.ndarray:
+        masked = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
+        masked[:, :, masked.shape[2] // 2:] = 0  # the generator redraws the lower half
+        faces = torch.from_numpy(references).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         x = torch.cat([masked, faces], dim=1).contiguous(memory_format=torch.channels_last)
         mel = torch.from_numpy(np.ascontiguousarray(mels)).to(self.device).unsqueeze(1)
         with torch.inference_mode(), self.autocast:
@@ -310,6 +314,9 @@ class Renderer:
             raise ValueError(f"mouth must be one of {', '.join(MOUTH_MODES)}, not {options.mouth!r}")
         self.generator = generator or load_generator(options, len(self.range))
         self.track = self._track_faces()
+        used = self.source[np.asarray(self.range)]
+        self.references = None if self.video.is_image else build_references(
+            self.video, self.track, used, self.fps, options.pads)
         self.actor = self._actor_mouth() if options.mouth == "actor" else None
         self.generated_mouth_frames = []  # frames where the actor's mouth was asked for but not found
 
@@ -370,7 +377,7 @@ class Renderer:
             stop_event.set()
 
     def _process(self, batch):
-        todo, crops, boxes = [], [], []
+        todo, crops, references, boxes = [], [], [], []
         for n, (k, frame) in enumerate(batch):
             src = int(self.source[k])
             box = self.track.crop_box(src, self.options.pads) if self.with_dub[k] else None
@@ -378,12 +385,13 @@ class Renderer:
                 continue
             x1, y1, x2, y2 = box
             crops.append(cv2.resize(frame[y1:y2, x1:x2], (HP.img_size, HP.img_size), interpolation=cv2.INTER_AREA))
+            references.append(crops[-1] if self.references is None else self.references.crop_for(src, crops[-1]))
             todo.append(n)
             boxes.append(box)
         if todo:
             times = (np.array([batch[n][0] for n in todo]) / self.fps) - self.options.dub_offset_s
             mels = mel_windows(self.mel, times)
-            generated = self.generator(np.stack(crops), mels)
+            generated = self.generator(np.stack(crops), mels, np.stack(references))
             for n, box, face in zip(todo, boxes, generated):
                 k, frame = batch[n]
                 src = int(self.source[k])

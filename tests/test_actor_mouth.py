@@ -11,15 +11,16 @@ import pytest
 from core import actor_mouth
 from core.actor_mouth import ActorMouth, MouthBank, build_bank, descriptor, lower_half
 from core.blend import paste_weight
-from core.render import RenderOptions, Renderer
+from core.render import Renderer, RenderOptions
 from core.video import VideoWriter
-from tests.test_render_pipeline import FPS, BoxDetector, RecordingGenerator, write_wav
+from tests.conftest import BoxDetector
+from tests.test_render_pipeline import FPS, RecordingGenerator, write_wav
 
 
 class IdentityGenerator(RecordingGenerator):
     """Draws each crop's own mouth back: the best match in the bank is always the excluded original."""
 
-    def __call__(self, crops, mels):
+    def __call__(self, crops, mels, references=None):
         return crops.copy()
 from tests.conftest import speech_like
 

@@ -16,16 +16,15 @@ import torch
 
 from core.audio import load_audio, mel_windows, melspectrogram
 from core.errors import Cancelled, MediaError
-from core.faces.detect import Detection, FaceDetector, RetinaFaceDetector
+from core.faces.detect import RetinaFaceDetector
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.plan import plan_frames
 from core.render import FaceGenerator, RenderOptions, Renderer
 from core.video import VideoSource, VideoWriter
-from tests.conftest import speech_like
+from tests.conftest import FACE_BOX, BoxDetector, speech_like
 
 FPS = 25
 SIZE = (320, 240)  # width, height
-FACE_BOX = (110, 50, 210, 190)
 # two grey patches in the top-left corner carry the frame index in base 6 (grey survives
 # the YUV 4:2:0 round trips; levels 40 apart survive the encoder)
 MARKS = ((slice(0, 24), slice(0, 24)), (slice(0, 24), slice(24, 48)))
@@ -93,20 +92,6 @@ def burst_span(path, rate=16000):
     return loud[0] / rate, loud[-1] / rate, audio.size / rate
 
 
-class BoxDetector(FaceDetector):
-    """Finds the synthetic face, always at FACE_BOX; counts its calls."""
-
-    name = "test-box"
-
-    def __init__(self):
-        super().__init__()
-        self.calls = 0
-
-    def _detect(self, image):
-        self.calls += 1
-        return [Detection(FACE_BOX, 0.99)]
-
-
 class RecordingGenerator:
     """Stands in for FaceGenerator: returns the crops inverted and keeps the mel windows."""
 
@@ -116,7 +101,7 @@ class RecordingGenerator:
     def __init__(self):
         self.mels = []
 
-    def __call__(self, crops, mels):
+    def __call__(self, crops, mels, references=None):
         self.mels.extend(np.array(m) for m in mels)
         return 255 - crops
 

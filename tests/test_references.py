@@ -1,0 +1,79 @@
+"""The generator's reference half comes from a quiet moment of the same shot, never from the
+output's own moment (core.references), and reaches the model as the second half of its input."""
+import numpy as np
+import torch
+
+from core.references import References, rest_frames
+from core.render import FaceGenerator, Renderer, RenderOptions
+from tests.conftest import BoxDetector, speech_like
+from tests.test_render_pipeline import FPS, RecordingGenerator, write_wav
+
+
+def test_rest_frames_are_the_quietest_face_frame_of_each_block_of_each_shot():
+    n = 300  # 12 s at 25 fps, a cut at 200
+    has_face = np.ones(n, bool)
+    has_face[40:60] = False
+    loudness = np.ones(n)
+    loudness[[10, 150, 230]] = 0.0  # quiet moments
+    loudness[50] = -1.0  # the quietest of all, but no face there
+    rests = rest_frames(has_face, [200], FPS, loudness, 0, n)
+    assert rests == {0: [10, 150], 200: [230]}  # blocks of 125 frames: [0,125) [125,200) | [200,300)
+    assert rest_frames(has_face, [200], FPS, None, 0, n) == {0: [72, 162], 200: [250]}  # no audio: the middles
+    assert list(rest_frames(has_face, [200], FPS, loudness, 210, 260)) == [200]  # only shots the job shows
+
+
+def test_a_reference_is_of_the_same_shot_and_at_least_a_second_away():
+    refs = References({0: [10, 150], 200: [230], 280: []}, {}, FPS)
+    assert refs.frame_for(12) == 150  # 10 is too close
+    assert refs.frame_for(100) == 150 and refs.frame_for(140) == 10
+    assert refs.frame_for(210) == 230  # its shot has one rest frame, too close: still the farthest of the shot
+    assert refs.frame_for(290) == 290  # a shot without rest frames: its own frame
+    own = np.zeros((96, 96, 3), np.uint8)
+    assert refs.crop_for(290, own) is own
+
+
+class ReferenceRecorder(RecordingGenerator):
+    def __init__(self):
+        super().__init__()
+        self.references = []
+
+    def __call__(self, crops, mels, references=None):
+        self.references.extend(references)
+        return super().__call__(crops, mels)
+
+
+def test_the_renderer_feeds_each_frame_its_rest_frames_crop(tmp_path):
+    from core.video import VideoWriter
+    from tests.test_actor_mouth import frame_with, mouth_image, opening
+
+    video = tmp_path / "actor.mp4"
+    with VideoWriter(video, 320, 240, FPS, crf=0, preset="ultrafast") as writer:
+        for i in range(150):  # 6 s, no audio: two rest frames, the middles of [0, 5 s) and [5 s, 6 s)
+            writer.write(frame_with(mouth_image(opening(i))))
+    generator = ReferenceRecorder()
+    renderer = Renderer(video, write_wav(tmp_path / "dub.wav", speech_like(6.0)),
+                        RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache")), generator=generator)
+    list(renderer.frames())
+    assert len(generator.references) == 150 and sorted(renderer.references.crops) == [62, 137]
+    for k, reference in enumerate(generator.references):
+        src = int(renderer.source[k])
+        rest = renderer.references.frame_for(src)
+        assert abs(rest - src) >= FPS  # a second away, in this one-shot clip
+        assert np.array_equal(reference, renderer.references.crops[rest])
+
+
+def test_the_reference_is_the_second_half_of_the_generators_input():
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, mel, x):
+            seen.append(x.clone())
+            return x[:, 3:]
+
+    crops = np.random.default_rng(0).integers(0, 255, (2, 96, 96, 3), dtype=np.uint8)
+    references = 255 - crops
+    FaceGenerator(Probe(), torch.device("cpu"))(crops, np.zeros((2, 80, 16), np.float32), references)
+    x = seen[0]
+    as_input = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255
+    assert torch.all(x[:, :3, 48:] == 0) and torch.allclose(x[:, :3, :48], as_input(crops)[:, :, :48])
+    assert torch.allclose(x[:, 3:], as_input(references))
