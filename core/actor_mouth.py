@@ -21,12 +21,19 @@ footage lacks) the generated mouth is pasted as it is, and the frame is counted 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from core.blend import BlendSettings, crop_landmarks, crop_mask, lips_mask, match_colour
+from core.errors import Cancelled
+from core.faces.cache import (default_cache_dir, file_fingerprint, from_json_array, json_array, read_cache_entry,
+                              save_npz_atomic)
 from core.hparams import HP
 
 EXCLUDE_S = 1.0  # never a mouth from this close to the output's own moment
@@ -44,13 +51,27 @@ DETAIL_SIGMA = 1.0
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM  # DIS optical flow's speed/quality preset
 _DESCRIPTOR = (48, 24)  # the lower half, blurred, at half the generator's resolution
 _MOUTH_ROWS, _MOUTH_COLS = slice(6, 20), slice(10, 38)  # the mouth itself, not the jaw line
+_DESCRIPTOR_LEN = (_MOUTH_ROWS.stop - _MOUTH_ROWS.start) * (_MOUTH_COLS.stop - _MOUTH_COLS.start)
+CACHE_FORMAT = 1
+CACHE_ENTRIES = 2 * MAX_ENTRIES  # mouths a cache entry keeps: the latest bank's, then those nearest to it
+JPEG_QUALITY = 95  # a cached mouth differs from the frame by about one level on average
+SEEK_GAP = 32  # missing mouths this few frames apart are read by decoding through the gap, not seeking
+
+
+def source_mouth(frame: np.ndarray, box) -> np.ndarray:
+    """The lower half of the int crop `box` (x1, y1, x2, y2) of `frame` at the footage's resolution,
+    at most MAX_WIDTH wide: what the cache keeps, whatever size a bank then wants."""
+    x1, y1, x2, y2 = box
+    half = frame[y1 + (y2 - y1) // 2:y2, x1:x2]
+    if x2 - x1 > MAX_WIDTH:
+        height = max(1, round(half.shape[0] * MAX_WIDTH / (x2 - x1)))
+        return cv2.resize(half, (MAX_WIDTH, height), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(half)
 
 
 def lower_half(frame: np.ndarray, box, size) -> np.ndarray:
     """The lower half of the int crop `box` (x1, y1, x2, y2) of `frame`, resized to `size` (w, h)."""
-    x1, y1, x2, y2 = box
-    top = y1 + (y2 - y1) // 2
-    return cv2.resize(frame[top:y2, x1:x2], size, interpolation=cv2.INTER_AREA)
+    return cv2.resize(source_mouth(frame, box), size, interpolation=cv2.INTER_AREA)
 
 
 def descriptor(mouth: np.ndarray) -> np.ndarray:
@@ -103,28 +124,144 @@ def mouth_size(track, frames, pads) -> tuple:
     return w, w // 2
 
 
-def build_bank(video, track, frames, pads=HP.pads, progress=None, cancel=None) -> MouthBank:
-    """Read the mouths of source `frames` (increasing indices with a face) from `video`."""
+def mouth_cache_dir(cache_dir=None) -> Path:
+    """The mouth cache's folder: `mouths` in the face-detection cache folder `cache_dir` (None:
+    `default_cache_dir()`)."""
+    return Path(cache_dir or default_cache_dir()) / "mouths"
+
+
+def cache_path(cache_dir, fingerprint: str, track, pads) -> Path:
+    """The cache entry of the mouths `track` crops with `pads` from the video `fingerprint`. Each
+    mouth is checked against its crop box when read back; the settings in the key only keep two
+    tracks (another face, other pads) from replacing each other's mouths."""
+    identity = {"detector": track.params.get("detector"), "face_index": track.params.get("face_index"),
+                "smooth_window": track.smooth_window, "smooth_method": track.smooth_method,
+                "pads": [int(p) for p in pads], "max_width": MAX_WIDTH}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return mouth_cache_dir(cache_dir) / f"{fingerprint[:32]}-{key[:16]}-v{CACHE_FORMAT}.npz"
+
+
+@dataclass
+class MouthCache:
+    """The mouths of one video read so far: per source frame, the crop box it was read at, the
+    `source_mouth` as JPEG bytes, and its descriptor. Stored as one .npz: the JPEGs end to end
+    in one byte array with their offsets (no pickle)."""
+
+    source: str  # content fingerprint of the video
+    mouths: dict = field(default_factory=dict)  # source frame -> (box, JPEG bytes, descriptor)
+
+    def get(self, i: int, box):
+        """(JPEG bytes, descriptor) of frame `i` read at `box`, or None."""
+        hit = self.mouths.get(i)
+        return None if hit is None or hit[0] != tuple(box) else hit[1:]
+
+    def put(self, i: int, box, mouth: np.ndarray, desc: np.ndarray) -> None:
+        ok, jpeg = cv2.imencode(".jpg", mouth, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if ok:
+            self.mouths[i] = (tuple(int(v) for v in box), jpeg.ravel(), desc.astype(np.float32))
+
+    def trim(self, lo: int, hi: int, limit: int = CACHE_ENTRIES) -> None:
+        """Keep at most `limit` mouths, those nearest to the frames lo..hi first."""
+        if len(self.mouths) > limit:
+            kept = sorted(self.mouths, key=lambda i: max(lo - i, i - hi, 0))[:limit]
+            self.mouths = {i: self.mouths[i] for i in sorted(kept)}
+
+    def to_arrays(self) -> dict:
+        frames = sorted(self.mouths)
+        boxes, jpegs, descs = zip(*(self.mouths[i] for i in frames)) if frames else ((), (), ())
+        meta = {"format": CACHE_FORMAT, "kind": "mouths", "source": self.source}
+        return {"frames": np.array(frames, dtype=np.int64),
+                "boxes": np.array(boxes, dtype=np.int64).reshape(-1, 4),
+                "jpeg": np.concatenate(jpegs) if jpegs else np.zeros(0, np.uint8),
+                "offsets": np.cumsum([0, *map(len, jpegs)]).astype(np.int64),
+                "descriptors": np.array(descs, dtype=np.float32).reshape(-1, _DESCRIPTOR_LEN),
+                "meta": json_array(meta)}
+
+    @classmethod
+    def from_arrays(cls, a: dict) -> "MouthCache":
+        meta = from_json_array(a["meta"])
+        if meta.get("kind") != "mouths" or meta.get("format") != CACHE_FORMAT:
+            raise ValueError("not a Lipsmith mouth cache of this format")
+        frames, boxes, jpeg, offsets, descs = (a[k] for k in ("frames", "boxes", "jpeg", "offsets", "descriptors"))
+        n = len(frames)
+        if (boxes.shape != (n, 4) or descs.shape != (n, _DESCRIPTOR_LEN) or offsets.shape != (n + 1,)
+                or jpeg.dtype != np.uint8 or offsets[0] != 0 or offsets[-1] != len(jpeg)
+                or np.any(np.diff(offsets) < 0)):
+            raise ValueError("inconsistent mouth cache arrays")
+        return cls(meta["source"], {int(i): (tuple(int(v) for v in b), jpeg[o0:o1], d)
+                                    for i, b, o0, o1, d in zip(frames, boxes, offsets[:-1], offsets[1:], descs)})
+
+
+def build_bank(video, track, frames, pads=HP.pads, progress=None, cancel=None, cache_dir=None) -> MouthBank:
+    """Read the mouths of source `frames` (increasing indices with a face) from `video`.
+
+    Mouths are cached between jobs (folder `mouth_cache_dir(cache_dir)`), per video file and
+    track settings, each with the crop box it was read at: only the wanted frames the cache
+    lacks, or holds at another box, are read, and the entry is saved with them when the build
+    ends, cancelled or failed too, so the next job continues where this one stopped.
+
+    progress(done, total) counts the frames read (all cached: one call, total = their number);
+    cancel() is polled before each and raises `Cancelled`.
+    """
     frames = np.asarray(frames, dtype=np.int64)
     size = mouth_size(track, frames, pads)
+    boxes = [track.crop_box(int(i), pads) for i in frames]
+    fingerprint = file_fingerprint(video.path)
+    entry = cache_path(cache_dir, fingerprint, track, pads)
+    cache = read_cache_entry(entry, MouthCache.from_arrays, "mouth", "reading the mouths again")
+    if cache is None or cache.source != fingerprint:
+        cache = MouthCache(fingerprint)
     mouths = np.empty((len(frames), size[1], size[0], 3), np.uint8)
-    if len(frames):
-        wanted = {int(i): n for n, i in enumerate(frames)}
-        done = 0
-        for i, image in video.frames(int(frames[0]), int(frames[-1]) + 1):
-            n = wanted.get(int(i))
-            if n is None:
-                continue
+    descriptors = np.empty((len(frames), _DESCRIPTOR_LEN), np.float32)
+    missing = []
+    for n, (i, box) in enumerate(zip(frames, boxes)):
+        hit = cache.get(int(i), box)
+        mouth = None if hit is None else cv2.imdecode(hit[0], cv2.IMREAD_COLOR)
+        if mouth is None:
+            missing.append(n)
+            continue
+        mouths[n] = cv2.resize(mouth, size, interpolation=cv2.INTER_AREA)
+        descriptors[n] = hit[1]
+    if not missing and progress is not None and len(frames):
+        progress(len(frames), len(frames))
+    done = 0
+    try:
+        for n, image in _read(video, frames, missing):
             if cancel is not None and cancel():
-                from core.errors import Cancelled
-
                 raise Cancelled("reading the actor's mouths cancelled")
-            mouths[n] = lower_half(image, track.crop_box(int(i), pads), size)
+            mouth = source_mouth(image, boxes[n])
+            mouths[n] = cv2.resize(mouth, size, interpolation=cv2.INTER_AREA)
+            descriptors[n] = descriptor(mouth)
+            cache.put(int(frames[n]), boxes[n], mouth, descriptors[n])
             done += 1
             if progress is not None:
-                progress(done, len(frames))
-    descriptors = np.stack([descriptor(m) for m in mouths]) if len(frames) else np.zeros((0, 1), np.float32)
-    return MouthBank(frames, mouths, descriptors.astype(np.float32), size)
+                progress(done, len(missing))
+    finally:
+        if done:
+            cache.trim(int(frames[0]), int(frames[-1]))
+            _save(cache, entry)
+    return MouthBank(frames, mouths, descriptors, size)
+
+
+def _read(video, frames, rows):
+    """(row, frame) for the source frames `frames[rows]` (increasing), decoding through short gaps
+    and seeking across longer ones."""
+    runs = np.split(np.asarray(rows, dtype=np.int64), np.flatnonzero(np.diff(frames[rows]) > SEEK_GAP) + 1)
+    for run in runs:
+        if not len(run):
+            continue
+        wanted = {int(frames[n]): int(n) for n in run}
+        with contextlib.closing(video.frames(int(frames[run[0]]), int(frames[run[-1]]) + 1)) as items:
+            for i, image in items:
+                if int(i) in wanted:
+                    yield wanted[int(i)], image
+
+
+def _save(cache: MouthCache, entry) -> None:
+    try:
+        save_npz_atomic(entry, cache.to_arrays())
+    except OSError:
+        pass  # a read-only or full cache folder must not fail the job
 
 
 class ActorMouth:

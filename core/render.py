@@ -41,7 +41,7 @@ class RenderOptions:
     face_index: int | None = None  # None: the largest, most central face
     detector: object = "retinaface"  # a name for core.faces.get_detector, or a detector object
     detector_weights: str | None = None  # folder of face-alignment's weight files (never downloaded)
-    cache_dir: str | None = None  # detection cache folder
+    cache_dir: str | None = None  # face-detection cache folder (the actor's mouths in its mouths/); None: the default
     batch_size: int = 32
     dub_offset_s: float = 0.0  # positive: the dub starts later
     blend: BlendSettings = field(default_factory=BlendSettings)
@@ -355,7 +355,8 @@ class Renderer:
         used = self.source[np.asarray(self.range)]
         frames = actor_mouth.bank_frames(self.track, used, self.fps, self.video.frame_count)
         bank = actor_mouth.build_bank(self.video, self.track, frames, self.options.pads,
-                                      progress=lambda d, t: self.progress(d, t, "mouths"), cancel=self.cancel)
+                                      progress=lambda d, t: self.progress(d, t, "mouths"), cancel=self.cancel,
+                                      cache_dir=self.options.cache_dir)
         return actor_mouth.ActorMouth(bank, self.fps, self.options.blend)
 
     def frames(self):

@@ -163,3 +163,135 @@ def test_build_bank_reads_the_lower_half_of_each_face_at_the_footages_resolution
     assert bank.size == (100, 50)  # the crop is 100 wide: kept as it is, not squeezed to 96
     for row, i in enumerate([3, 40, 90]):
         assert abs(dark_height(bank.mouths[row]) - opening(i)) < 2.5
+
+
+# --------------------------------------------------------------------------- the mouth cache
+
+
+@pytest.fixture(scope="module")
+def actor_track(actor_clip):
+    from core.faces import track_video
+    from core.video import VideoSource
+
+    with VideoSource(actor_clip) as video:
+        return track_video(video, detector=BoxDetector(), use_cache=False)
+
+
+def read_frames(video) -> list:
+    """Make `video.frames` record each index it decodes; returns that record."""
+    read, decode = [], video.frames
+
+    def frames(start=0, stop=None):
+        for i, image in decode(start, stop):
+            read.append(int(i))
+            yield i, image
+
+    video.frames = frames
+    return read
+
+
+def built(clip, track, frames, cache, **kwargs):
+    """(the bank, the source frames decoded to build it)."""
+    from core.video import VideoSource
+
+    with VideoSource(clip) as video:
+        read = read_frames(video)
+        return build_bank(video, track, list(frames), cache_dir=cache, **kwargs), sorted(set(read))
+
+
+def assert_same_mouths(cached: MouthBank, fresh: MouthBank):
+    assert np.array_equal(cached.frames, fresh.frames) and cached.size == fresh.size
+    error = np.abs(cached.mouths.astype(np.int16) - fresh.mouths.astype(np.int16)).mean(axis=(1, 2, 3))
+    assert error.max() < 3  # JPEG's error, no more
+    assert np.allclose(cached.descriptors, fresh.descriptors, atol=1e-5)
+
+
+def test_a_second_build_reads_no_frames_and_gives_the_same_mouths(actor_clip, actor_track, tmp_path):
+    fresh, read = built(actor_clip, actor_track, range(10, 60), tmp_path)
+    assert set(range(10, 60)) <= set(read)
+    (entry,) = (tmp_path / "mouths").glob("*.npz")
+    assert entry.stat().st_size < fresh.mouths.nbytes / 2  # JPEG, not raw pixels
+    cached, read = built(actor_clip, actor_track, range(10, 60), tmp_path)
+    assert read == []
+    assert_same_mouths(cached, fresh)
+    # the same mouths as ever: the cache changes nothing but the time
+    assert_same_mouths(cached, built(actor_clip, actor_track, range(10, 60), tmp_path / "other")[0])
+
+
+def test_a_wider_window_reads_only_the_frames_it_lacks(actor_clip, actor_track, tmp_path):
+    narrow, _ = built(actor_clip, actor_track, range(40, 81), tmp_path)
+    wide, read = built(actor_clip, actor_track, range(125), tmp_path)
+    assert read == [*range(40), *range(81, 125)]
+    assert_same_mouths(wide, built(actor_clip, actor_track, range(125), tmp_path / "other")[0])
+    assert_same_mouths(MouthBank(wide.frames[40:81], wide.mouths[40:81], wide.descriptors[40:81], wide.size), narrow)
+    assert built(actor_clip, actor_track, range(30, 100), tmp_path)[1] == []  # the entry keeps both
+
+
+def test_a_changed_box_reads_those_mouths_again(actor_clip, actor_track, tmp_path):
+    from core.faces import FaceTrack
+
+    t = actor_track
+    raw = t.raw_boxes.copy()
+    raw[20:30] += (6, 0, 6, 0)  # the face found a little to the right in ten frames
+    moved = FaceTrack(raw, t.raw_landmarks, t.has_face, t.interpolated, t.scores, t.scene_cuts, t.frame_size,
+                      t.n_faces_seen, t.smooth_window, t.smooth_method, dict(t.params))
+    changed = [i for i in range(60) if moved.crop_box(i) != t.crop_box(i)]
+    assert set(range(20, 30)) <= set(changed) and len(changed) < 20
+
+    built(actor_clip, t, range(60), tmp_path)
+    bank, read = built(actor_clip, moved, range(60), tmp_path)
+    assert read == changed
+    assert_same_mouths(bank, built(actor_clip, moved, range(60), tmp_path / "other")[0])
+
+    pads = (0, 20, 0, 0)  # other pads: other boxes everywhere
+    bank, read = built(actor_clip, t, range(60), tmp_path, pads=pads)
+    assert read == list(range(60))
+    assert_same_mouths(bank, built(actor_clip, t, range(60), tmp_path / "other", pads=pads)[0])
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped"])
+def test_a_damaged_cache_entry_is_a_miss_named_in_a_warning_and_rewritten(actor_clip, actor_track, tmp_path,
+                                                                            caplog, damage):
+    import logging
+
+    fresh, _ = built(actor_clip, actor_track, range(30), tmp_path)
+    (entry,) = (tmp_path / "mouths").glob("*.npz")
+    data = bytearray(entry.read_bytes())
+    if damage == "truncated":
+        del data[len(data) // 2:]
+    else:
+        for pos in range(len(data) // 3, len(data) // 3 + 8):
+            data[pos] ^= 0xFF
+    entry.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING):
+        bank, read = built(actor_clip, actor_track, range(30), tmp_path)
+    assert read == list(range(30))
+    assert any(str(entry) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert_same_mouths(bank, fresh)
+    caplog.clear()
+    assert built(actor_clip, actor_track, range(30), tmp_path)[1] == [] and not caplog.records  # rewritten
+    assert [p.name for p in (tmp_path / "mouths").iterdir()] == [entry.name]  # no temp file left
+
+
+def test_a_cancelled_build_keeps_the_mouths_it_read(actor_clip, actor_track, tmp_path):
+    from core.errors import Cancelled
+
+    done = []
+    with pytest.raises(Cancelled):
+        built(actor_clip, actor_track, range(60), tmp_path, progress=lambda d, t: done.append(d),
+              cancel=lambda: len(done) >= 25)
+    assert len(done) == 25
+    bank, read = built(actor_clip, actor_track, range(60), tmp_path)
+    assert read == list(range(25, 60))
+    assert_same_mouths(bank, built(actor_clip, actor_track, range(60), tmp_path / "other")[0])
+
+
+def test_a_later_render_of_the_same_video_reads_no_mouths(actor_clip, tmp_path):
+    dub = write_wav(tmp_path / "dub.wav", speech_like(5.0))
+    options = RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "faces"), mouth="actor")
+    for expected in ([(d, 125) for d in range(1, 126)], [(125, 125)]):  # read, then all cached
+        mouths = []
+        Renderer(actor_clip, dub, options, generator=IdentityGenerator(),
+                 progress=lambda d, t, stage="render": stage == "mouths" and mouths.append((d, t)))
+        assert mouths == expected
+    assert list((tmp_path / "faces" / "mouths").glob("*.npz"))  # beside the detections, in their folder

@@ -69,18 +69,18 @@ def load_npz(path) -> dict:
         return {k: z[k] for k in z.files}
 
 
-def read_cache_entry(path, from_arrays):
+def read_cache_entry(path, from_arrays, what: str = "face-detection", redo: str = "detecting the faces again"):
     """`from_arrays(arrays)` of the cache entry at `path`; None when there is none, or when it
-    cannot be read (damaged, truncated, written by other code), which is logged naming the file:
-    the caller detects again and its save replaces the entry."""
+    cannot be read (damaged, truncated, written by other code), which is logged naming the file
+    (a `what` cache entry; `redo` is what the caller does instead): the caller computes the data
+    again and its save replaces the entry."""
     path = Path(path)
     if not path.exists():
         return None
     try:
         return from_arrays(load_npz(path))
-    except Exception as e:  # noqa: BLE001 - an entry is disposable: whatever broke it, detecting again mends it
-        log.warning("%s: unreadable face-detection cache entry (%s: %s); detecting the faces again",
-                    path, type(e).__name__, e)
+    except Exception as e:  # noqa: BLE001 - an entry is disposable: whatever broke it, computing again mends it
+        log.warning("%s: unreadable %s cache entry (%s: %s); %s", path, what, type(e).__name__, e, redo)
         return None
 
 
