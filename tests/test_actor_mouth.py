@@ -295,3 +295,12 @@ def test_a_later_render_of_the_same_video_reads_no_mouths(actor_clip, tmp_path):
                  progress=lambda d, t, stage="render": stage == "mouths" and mouths.append((d, t)))
         assert mouths == expected
     assert list((tmp_path / "faces" / "mouths").glob("*.npz"))  # beside the detections, in their folder
+
+
+def test_a_wide_face_is_kept_at_most_max_width_wide():
+    frame = cv2.resize(frame_with(mouth_image(10)), (1280, 960), interpolation=cv2.INTER_CUBIC)
+    box = tuple(4 * v for v in FACE_BOX)  # 400 pixels wide
+    kept = actor_mouth.source_mouth(frame, box)
+    assert kept.shape == (224, actor_mouth.MAX_WIDTH, 3)  # 280 rows at 400 wide, the same aspect
+    direct = cv2.resize(frame[box[1] + 280:box[3], box[0]:box[2]], (200, 100), interpolation=cv2.INTER_AREA)
+    assert np.abs(lower_half(frame, box, (200, 100)).astype(np.int16) - direct).mean() < 1
