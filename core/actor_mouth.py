@@ -107,14 +107,17 @@ class MouthBank:
 
 
 def bank_frames(track, used_frames, fps: float, n_source: int) -> np.ndarray:
-    """The source frames a bank for a job showing `used_frames` is built from: every frame with a
-    face within WINDOW_S of them, evenly thinned to MAX_ENTRIES."""
+    """The source frames a bank for a job showing `used_frames` is built from: the frames with a
+    face within WINDOW_S of them, every stride-th by index when there are more than MAX_ENTRIES.
+    The stride is a power of two and the frames its multiples, so the banks of neighbouring or
+    longer ranges share their frames (and the cache serves them) instead of each taking its own."""
     lo = max(0, int(np.min(used_frames) - WINDOW_S * fps))
     hi = min(n_source, int(np.max(used_frames) + WINDOW_S * fps) + 1)
     candidates = np.array([i for i in range(lo, hi) if track.crop_box(i) is not None], dtype=np.int64)
-    if len(candidates) > MAX_ENTRIES:
-        candidates = candidates[np.linspace(0, len(candidates) - 1, MAX_ENTRIES).round().astype(int)]
-    return candidates
+    stride = 1
+    while len(candidates[candidates % stride == 0]) > MAX_ENTRIES:
+        stride *= 2
+    return candidates[candidates % stride == 0]
 
 
 def mouth_size(track, frames, pads) -> tuple:

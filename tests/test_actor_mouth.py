@@ -304,3 +304,18 @@ def test_a_wide_face_is_kept_at_most_max_width_wide():
     assert kept.shape == (224, actor_mouth.MAX_WIDTH, 3)  # 280 rows at 400 wide, the same aspect
     direct = cv2.resize(frame[box[1] + 280:box[3], box[0]:box[2]], (200, 100), interpolation=cv2.INTER_AREA)
     assert np.abs(lower_half(frame, box, (200, 100)).astype(np.int16) - direct).mean() < 1
+
+
+def test_banks_of_neighbouring_ranges_share_their_frames(monkeypatch):
+    class EveryFrame:
+        def crop_box(self, i, pads=None):
+            return (0, 0, 10, 10)
+
+    monkeypatch.setattr(actor_mouth, "MAX_ENTRIES", 100)
+    first = actor_mouth.bank_frames(EveryFrame(), np.arange(1000, 1100), fps=1.0, n_source=10_000)
+    later = actor_mouth.bank_frames(EveryFrame(), np.arange(1030, 1200), fps=1.0, n_source=10_000)
+    assert len(first) <= 100 and len(later) <= 100
+    assert np.all(np.diff(first) == np.diff(first)[0])  # evenly spaced
+    overlap = set(range(max(first[0], later[0]), min(first[-1], later[-1]) + 1))
+    shared_span = [f for f in first if f in overlap]
+    assert set(shared_span) <= set(later) or set(f for f in later if f in overlap) <= set(first)
