@@ -13,8 +13,11 @@ speech track as the dub. Then, in one run:
    each stage measured inside the pipeline, the real-time factor = frames/s ÷ 25, and
    the CPU time per frame, which bounds the frames/s two idle cores could reach.
 
-    python -m bench.bench_render [--widths 1.0 0.5] [--seconds 20] [--preset medium]
-                                 [--workdir /tmp/lipsmith-bench] [--profile] [--no-fold]
+    python -m bench.bench_render [--widths 1.0 0.5] [--mouths generated actor] [--seconds 20]
+                                 [--preset medium] [--workdir /tmp/lipsmith-bench] [--profile] [--no-fold]
+
+With `--mouths generated actor` each width renders with both mouths (core.actor_mouth); the actor's
+mouths are read, and cached, while the renderer is set up, so that time shows in "setup".
 """
 import argparse
 import cProfile
@@ -31,6 +34,7 @@ import numpy as np
 import torch
 
 import core.render as render_module
+from core import actor_mouth
 from core.audio import load_audio, mel_windows, melspectrogram
 from core.blend import BlendSettings, composite
 from core.faces import track_video
@@ -186,6 +190,7 @@ class StageClock:
         self.wrap_generator_function(render_module, "source_frames", "decode (thread)")
         self.wrap(FaceGenerator, "__call__", "generator")
         self.wrap(render_module, "composite", "blend")
+        self.wrap(actor_mouth.ActorMouth, "paste", "actor mouth: pick, align, blend")
         self.wrap(render_module, "mel_windows", "mel windows")
         self.wrap(VideoWriter, "write", "encode: pipe write (waits on x264)")
         self.wrap(VideoWriter, "close", "encode: flush + mux audio")
@@ -201,8 +206,9 @@ def children_cpu():
     return usage.ru_utime + usage.ru_stime
 
 
-def run_render(clip, dub, checkpoint, cache_dir, output, preset, crf, profile=False):
-    options = RenderOptions(checkpoint=str(checkpoint), cache_dir=str(cache_dir), preset=preset, crf=crf)
+def run_render(clip, dub, checkpoint, cache_dir, output, preset, crf, mouth="generated", profile=False):
+    options = RenderOptions(checkpoint=str(checkpoint), cache_dir=str(cache_dir), preset=preset, crf=crf,
+                            mouth=mouth)
     started = time.perf_counter()
     renderer = Renderer(clip, dub, options)
     setup = time.perf_counter() - started
@@ -224,6 +230,7 @@ def main():
     parser.add_argument("--workdir", default="/tmp/lipsmith-bench")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.5])
+    parser.add_argument("--mouths", nargs="+", choices=["generated", "actor"], default=["generated"])
     parser.add_argument("--preset", default=RenderOptions.preset, help="x264 preset (default: the renderer's)")
     parser.add_argument("--crf", type=int, default=18)
     parser.add_argument("--stage-frames", type=int, default=96)
@@ -257,15 +264,15 @@ def main():
 
     print(f"\nfull render, cached detection, preset {args.preset}, CRF {args.crf}:")
     rows = []
-    for width in args.widths:
+    for width, mouth in [(w, m) for w in args.widths for m in args.mouths]:
         checkpoint = checkpoint_for(workdir, width)
         output = workdir / f"render_w{width:g}.mp4"
-        result = run_render(clip, dub, checkpoint, cache_dir, output, args.preset, args.crf,
+        result = run_render(clip, dub, checkpoint, cache_dir, output, args.preset, args.crf, mouth,
                             profile=args.profile and width == args.widths[0])
         report, clock = result["report"], result["clock"]
         fps = report.fps
-        rows.append((width, fps))
-        print(f"  width {width:g}: {report.frames} frames in {report.seconds:.1f} s = {fps:.1f} frames/s, "
+        rows.append((width, mouth, fps))
+        print(f"  width {width:g}, {mouth} mouth: {report.frames} frames in {report.seconds:.1f} s = {fps:.1f} frames/s, "
               f"real-time factor {fps / FPS:.2f}x  (setup incl. cached detection + model load "
               f"{result['setup']:.1f} s; torch.compile {'on' if result['compiled'] else 'off'})")
         cpu_ms = (result["cpu"] + result["ffmpeg_cpu"]) / report.frames * 1000
@@ -281,7 +288,7 @@ def main():
         output.unlink(missing_ok=True)
 
     print(f"\nload average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("summary: " + ", ".join(f"width {w:g}: {f:.1f} frames/s = {f / FPS:.2f}x real time" for w, f in rows)
+    print("summary: " + ", ".join(f"width {w:g} {m}: {f:.1f} frames/s = {f / FPS:.2f}x real time" for w, m, f in rows)
           + "  (target >= 1.0x at width 1)")
 
 
