@@ -48,8 +48,9 @@ class VideoSource:
 
     `fps` is the constant rate the source plays at and `timeline` the source frame shown
     at each frame k / fps of it: one to one for a constant-rate file, conformed for a
-    variable-rate one (`vfr`). A damaged or truncated file is warned about, once per
-    problem and naming the file, or refused with MediaError when `strict`.
+    variable-rate one (`vfr`). `start_timecode` is the label of its first frame when the
+    file carries one (`01:00:00:00`), else None. A damaged or truncated file is warned
+    about, once per problem and naming the file, or refused with MediaError when `strict`.
     """
 
     def __init__(self, path, strict: bool = False):
@@ -93,6 +94,7 @@ class VideoSource:
         self.vfr = False
         self.timestamps = np.zeros(1, dtype=np.float64)
         self.has_audio = False
+        self.start_timecode = None
 
     def _open_video(self):
         try:
@@ -112,6 +114,7 @@ class VideoSource:
             pts, keys = self._scan_packets(container, stream)
             rate = stream.average_rate or stream.guessed_rate
             nominal = stream.base_rate  # ffmpeg's r_frame_rate: the rate all timestamps fit, e.g. a camera's 30
+            self.start_timecode = _start_timecode(container, stream)
 
         # Sorted PTS: packets arrive in decode order, frames are shown in PTS order.
         self._pts = np.sort(np.asarray(pts, dtype=np.int64))
@@ -354,6 +357,16 @@ def _conform_rate(steps, nominal) -> float:
     if nominal and 0.99 * slowest <= nominal <= 1.01 * fastest:
         return float(nominal)
     return float(1 / np.median(steps))
+
+
+def _start_timecode(container, stream) -> str | None:
+    """The label of the first frame as the file writes it (`01:00:00:00`; ';' before the frames for
+    drop-frame): a tmcd track's, as the video stream's tag (MOV/MP4), or the container's (MKV)."""
+    for tags in (stream.metadata, *(s.metadata for s in container.streams), container.metadata):
+        for key, value in tags.items():
+            if key.lower() == "timecode" and value.strip():
+                return value.strip()
+    return None
 
 
 def _reason(error) -> str:
