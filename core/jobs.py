@@ -25,6 +25,11 @@ from core.plan import output_count, source_of
 from core.project import (AddTake, Batch, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments, SetScores,
                           normalise_setting)
 
+# Render ▸ Render…'s "replace chosen takes": a render's take becomes the chosen one where a segment it
+# covers had none; where one was chosen, only as the editor says (never behind the editor's back)
+REPLACE_CHOSEN = {"never": "Never (only where a segment has no take)",
+                  "better": "Where the new one scores better (LSE-C, once scored)",
+                  "always": "Always"}
 TAKE_SUFFIX = ".mkv"
 TAKE_CRF, TAKE_PRESET = 0, "veryfast"  # takes are intermediates: lossless H.264, re-encoded once at export
 WAVEFORM_RATE = 200  # waveform buckets per second
@@ -187,6 +192,7 @@ class RenderRequest:
     segment_id: str  # the segment the take belongs to (the first in the range)
     cache_dir: Path
     what: str  # "whole clip", "segment s3", "frames 10–80"
+    replace: str = "never"  # where the take replaces a chosen one: REPLACE_CHOSEN
     detection_cache: str | None = None
     batch_size: int = 32
 
@@ -207,9 +213,12 @@ class RenderResult:
 
 
 def render_request(project: Project, start: int, end: int, segment_id: str | None = None,
-                   what: str = "", mouth: str | None = None) -> RenderRequest:
+                   what: str = "", mouth: str | None = None, replace: str = "never") -> RenderRequest:
     """Snapshot for rendering output frames [start, end): a segment's (its settings) or any range.
-    `mouth`: "actor" or "generated" for this render (None: the project's setting)."""
+    `mouth`: "actor" or "generated" for this render (None: the project's setting). `replace`: where the
+    take replaces a segment's chosen take (REPLACE_CHOSEN; it is chosen wherever there is none)."""
+    if replace not in REPLACE_CHOSEN:
+        raise EditError(f"replace chosen takes must be one of {', '.join(REPLACE_CHOSEN)}, not {replace!r}")
     if project.dub is None:
         raise EditError("the project has no dub yet: drop an audio file on the window")
     if project.cache_dir is None:
@@ -223,7 +232,7 @@ def render_request(project: Project, start: int, end: int, segment_id: str | Non
     if mouth is not None:
         settings["mouth"] = normalise_setting("mouth", mouth)
     return RenderRequest(project.video.path, project.dub.path, settings, project.dub_offset, project.fps,
-                         int(start), int(end), owner, project.cache_dir, what or f"frames {start}–{end}")
+                         int(start), int(end), owner, project.cache_dir, what or f"frames {start}–{end}", replace)
 
 
 def render_take(progress, cancel, request: RenderRequest) -> RenderResult:
@@ -280,13 +289,15 @@ def add_take(project: Project, file, segment_id: str, what: str, choose_for: lis
 
 
 def commit_render(project: Project, result: RenderResult) -> str:
-    """Add the rendered take and choose it for every segment it covers: one undo step. Should the dub
-    have been nudged while it rendered, the take is added but chosen nowhere (its mouth follows the old
-    timing: see core.project.NudgeDub). The file is deleted again if the project can no longer take it
-    (its segment was removed). Returns the take's id."""
+    """Add the rendered take and choose it for the segments it covers that had no take (and, with the
+    request's `replace` "always", for those that had one): one undo step. "better" leaves the choice to
+    its scores (commit_scores). Should the dub have been nudged while it rendered, the take is added but
+    chosen nowhere (its mouth follows the old timing: see core.project.NudgeDub). The file is deleted
+    again if the project can no longer take it (its segment was removed). Returns the take's id."""
     req = result.request
     in_sync = req.dub_offset == project.dub_offset
-    covered = [s.id for s in project.segments if in_sync and s.within(result.start, result.end)]
+    covered = [s.id for s in project.segments if in_sync and s.within(result.start, result.end)
+               and (s.take_id is None or req.replace == "always")]
     report = {"no_face": [list(r) for r in result.no_face_ranges], "generated": result.generated,
               "seconds": round(result.seconds, 2), "device": result.device}
     if req.settings.get("mouth") == "actor":
@@ -387,21 +398,31 @@ class ScoreRequest:
     fps: float
     detector: str  # the project's face detector: the faces in a take are found as its render found them
     render: str | None = None  # the take a render just made, when only its segments are scored
+    replace: str = "never"  # the render's REPLACE_CHOSEN: "better" chooses it where it scores better
     rows: dict = field(default_factory=dict)  # take file → [(segment id, start s, end s) within the take]
     take_ids: dict = field(default_factory=dict)  # take file → take id
     segments: dict = field(default_factory=dict)  # segment id → (take id, start, end) as scored
 
 
-def score_request(project: Project, expert: str = "expert", render: str | None = None) -> ScoreRequest:
+def score_request(project: Project, expert: str = "expert", render: str | None = None,
+                  replace: str = "never") -> ScoreRequest:
     """Score each speech segment's chosen take (the result the segment exports with); with `render`
-    (the id of the take a render just made), only the segments that export that take, and their
-    scores join the render's undo step (commit_scores). Empty when nothing is rendered: the job then
-    says so, after checking the expert is there at all."""
-    request = ScoreRequest(expert, project.fps, project.settings["detector"], render)
+    (the id of the take a render just made), that take over every speech segment it covers for the dub
+    where it is (whether they export it or not: one pass over its file either way), and the scores join
+    the render's undo step (commit_scores), where `replace` "better" chooses it wherever it beats the
+    chosen take. Empty when nothing is rendered: the job then says so, after checking the expert is
+    there at all."""
+    request = ScoreRequest(expert, project.fps, project.settings["detector"], render, replace)
+    new = project.takes.get(render)
     for s in project.segments:
-        if s.kind != "speech" or not s.take_id or (render is not None and s.take_id != render):
+        if render is None:
+            take_id = s.take_id
+        else:
+            in_sync = new is not None and new.settings.get("dub_offset_frames", project.dub_offset) == project.dub_offset
+            take_id = render if in_sync and s.within(new.start, new.end) else None
+        if s.kind != "speech" or not take_id:
             continue
-        take = project.takes[s.take_id]
+        take = project.takes[take_id]
         path = project.take_path(take)
         request.take_ids[path] = take.id
         request.segments[s.id] = (take.id, s.start, s.end)
@@ -442,24 +463,47 @@ def score_takes(progress, cancel, request: ScoreRequest) -> dict:
                                "frame_conf": np.asarray(scores.frame_conf, dtype=np.float64),
                                "frame_fps": float(scores.frame_fps)}
     return {"scores": out, "takes": curves, "scorer": scorer.name, "segments": dict(request.segments),
-            "render": request.render}
+            "render": request.render, "replace": request.replace}
 
 
-def commit_scores(project: Project, result: dict):
-    """Segment confidences and each scored take's curve, as one undo step. What was removed meanwhile
-    is skipped, and so is a segment that moved or changed takes meanwhile (a dub nudge, a new render):
-    its score would describe frames it no longer exports. A render's scores join its step while it is
-    the latest (one undo takes back the render and what it measured), else they are a step of their own."""
+def commit_scores(project: Project, result: dict) -> list[str]:
+    """Segment confidences and each scored take's curve, as one undo step. A score lands on the segment
+    when it measured what the segment exports, else on the take it measured (a render's take over a
+    segment that keeps its chosen one: the takes list shows it). What was removed meanwhile is skipped,
+    and so is a segment that moved meanwhile (a dub nudge, a split): its score would describe other frames.
+    A render's scores join its step while it is the latest (one undo takes back the render and what it
+    measured), else they are a step of their own; with the render's `replace` "better", that step also
+    chooses its take where it scored a higher LSE-C than the chosen take (the chosen one not scored
+    there: kept). Returns the ids of the segments it chose the render's take for."""
     scored = result.get("segments") or {}
-    now = {s.id: (s.take_id, s.start, s.end) for s in project.segments}
-    scores = {sid: v for sid, v in result["scores"].items() if sid in now and scored.get(sid, now[sid]) == now[sid]}
-    takes = {tid: v for tid, v in result.get("takes", {}).items() if tid in project.takes}
+    now = {s.id: s for s in project.segments}
+    scores, takes = {}, {tid: dict(v) for tid, v in result.get("takes", {}).items() if tid in project.takes}
+    for sid, (lse_c, lse_d) in result["scores"].items():
+        s = now.get(sid)
+        take_id, start, end = scored.get(sid, (s.take_id, s.start, s.end) if s else (None, None, None))
+        if s is None or (start, end) != (s.start, s.end) or take_id not in project.takes:
+            continue
+        if take_id == s.take_id:
+            scores[sid] = (lse_c, lse_d)
+        else:
+            values = takes.setdefault(take_id, {})
+            values["segments"] = {**values.get("segments", {}), sid: [start, end, lse_c, lse_d]}
     text = f"Score segments ({result['scorer']})"
     render = result.get("render")
     if render is None:
-        return project.execute(SetScores(project, scores, text=text, take_scores=takes))
-    return project.execute(Batch(project, [lambda: SetScores(project, scores, text=text, take_scores=takes)], text,
-                                 merge_key=render_step(render)))
+        project.execute(SetScores(project, scores, text=text, take_scores=takes))
+        return []
+    better = []
+    if result.get("replace") == "better":
+        for sid, (_, _, lse_c, _) in takes.get(render, {}).get("segments", {}).items():
+            chosen = now[sid].lse_c  # the chosen take's over the segment (ChooseTake keeps it so)
+            if lse_c is not None and chosen is not None and lse_c > chosen:
+                better.append(sid)
+    parts = [lambda: SetScores(project, scores, text=text, take_scores=takes)]
+    parts += [lambda sid=sid: ChooseTake(project, sid, render) for sid in better]
+    project.execute(Batch(project, parts, text + (f"; chose the new take for {len(better)} segment(s)" if better
+                                                  else ""), merge_key=render_step(render)))
+    return better
 
 
 # --------------------------------------------------------------------------- the original audio, the face track

@@ -253,13 +253,71 @@ def test_a_render_with_the_actors_mouth_records_its_mouth_fallbacks_and_warnings
     assert len(result.warnings) == 1 and "60% of the output" in result.warnings[0]
     take_id = jobs.commit_render(project, result)
     take = project.takes[take_id]
-    assert take.mouth == "actor" and take.label == "Take 1 · actor's mouth"
+    assert take.mouth == "actor" and take.label.startswith("Take 1 · actor's mouth · ")
     assert take.generated_mouth_ranges == [(15, 25)] and take.report["warnings"] == result.warnings
     assert project.generated_mouth_ranges() == [(15, 25)]
 
-    plain = jobs.render_take(NO_PROGRESS, NEVER, jobs.render_request(project, 0, 25, "s1", "segment s1"))
+    plain = jobs.render_take(NO_PROGRESS, NEVER, jobs.render_request(project, 0, 25, "s1", "segment s1",
+                                                                     replace="always"))
     assert plain.generated_mouth_ranges == []
     take_id = jobs.commit_render(project, plain)
     take = project.takes[take_id]
-    assert take.mouth == "generated" and take.label == "Take 2 · generated mouth"
+    assert take.mouth == "generated" and take.label.startswith("Take 2 · generated mouth · ")
     assert "generated_mouth" not in take.report and project.generated_mouth_ranges() == []
+
+
+# --------------------------------------------------------------------------- a render never replaces a chosen take unasked
+
+
+def three_segments_with_takes(folder: Path) -> Project:
+    """s1 [0, 10) exports a take scored 0.5, s2 [10, 20) one scored 0.9, s3 [20, 30) none."""
+    from core.project import AddTake, SetScores
+
+    video, dub = folder / "clip.mp4", folder / "dub.wav"
+    for path in (video, dub):
+        path.write_bytes(b"media")
+    project = Project.new(video, MediaFacts(duration=1.2, fps=FPS, frame_count=30), path=folder / "scene.lipsmith",
+                          dub_path=dub, dub_facts=MediaFacts(duration=1.2))
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 10), project.make_segment(10, 20),
+                                              project.make_segment(20, 30)]))
+    for sid in ("s1", "s2"):
+        take = project.new_take(sid, project.take_file_for(f"own-{sid}"))
+        project.execute(AddTake(project, take, choose=True))
+    project.execute(SetScores(project, {"s1": (0.5, None), "s2": (0.9, None)}))
+    return project
+
+
+def rendered(project: Project, replace: str) -> str:
+    """A whole-clip render committed as the editor's render job's result is."""
+    request = jobs.render_request(project, 0, 30, what="whole clip", replace=replace)
+    file = project.take_file_for(f"render-{len(project.takes)}")
+    file.write_bytes(b"not really a video")
+    return jobs.commit_render(project, jobs.RenderResult(request, file, 0, 30, {"file": "x"}, 30, [], 1.0, "cpu"))
+
+
+@pytest.mark.parametrize("replace, chosen", [("never", ["t1", "t2", "new"]), ("better", ["t1", "t2", "new"]),
+                                             ("always", ["new", "new", "new"])])
+def test_a_render_chooses_its_take_only_where_none_was_chosen_unless_told(tmp_path, replace, chosen):
+    project = three_segments_with_takes(tmp_path)
+    new = rendered(project, replace)
+    assert [s.take_id for s in project.segments] == [new if c == "new" else c for c in chosen]
+    assert all(new in [t.id for t in project.takes_for(s.id)] for s in project.segments)  # a take of each
+    with pytest.raises(EditError, match="replace chosen takes must be one of"):
+        jobs.render_request(project, 0, 30, replace="sometimes")
+
+
+def test_where_the_new_take_scores_better_it_is_chosen_when_its_scores_arrive_in_the_renders_step(tmp_path):
+    project = three_segments_with_takes(tmp_path)
+    new = rendered(project, "better")
+    request = jobs.score_request(project, render=new, replace="better")
+    assert request.segments == {"s1": (new, 0, 10), "s2": (new, 10, 20), "s3": (new, 20, 30)}  # one pass over it
+    depth = project.history.index
+    values = {"s1": 0.7, "s2": 0.6, "s3": 0.4}  # better than s1's 0.5, worse than s2's 0.9
+    chose = jobs.commit_scores(project, {"scores": {sid: (values[sid], None) for sid in request.segments},
+                                         "segments": request.segments, "takes": {new: {"lse_c": 0.55}},
+                                         "scorer": "test", "render": new, "replace": request.replace})
+    assert chose == ["s1"] and project.history.index == depth  # joined the render's undo step
+    assert [(s.take_id, s.lse_c) for s in project.segments] == [(new, 0.7), ("t2", 0.9), (new, 0.4)]
+    assert project.takes[new].segment_score(project.segment("s2")) == (0.6, None)  # shown with the take
+    project.undo()
+    assert [(s.take_id, s.lse_c) for s in project.segments] == [("t1", 0.5), ("t2", 0.9), (None, None)]

@@ -45,16 +45,17 @@ def make_project(folder: Path) -> Project:
     dub = folder / "media" / "dub.wav"
     facts = MediaFacts.probe_file(video)  # size and fingerprint; timing as if probed
     p = Project.new(video, replace(FACTS, size=facts.size, fingerprint=facts.fingerprint),
-                    path=folder / "scene.lipsmith", dub_path=dub, dub_facts=MediaFacts.probe_file(dub, duration=9.5))
+                    path=folder / "scene.lipsmith", dub_path=dub, dub_facts=MediaFacts.probe_file(dub, duration=9.5),
+                    settings={"length_policy": "cut"})  # the output ends with the dub, 12 frames before the video
     p.execute(ReplaceSegments(p, [p.make_segment(0, 100), p.make_segment(100, 140, "silence"),
                                   p.make_segment(140, 250)]))
-    p.execute(SetScores(p, {"s1": (6.5, 7.2), "s3": (3.0, 9.1)}))
     p.execute(SetSegmentSettings(p, "s1", {"smooth_window": 9, "pads": (0, 20, 0, 0)}))
     take_id = p.new_take_id()
     take = p.new_take("s1", p.take_file_for(take_id), take_id=take_id, hashes={"file": "ab"},
                       scores={"lse_c": 7.0, "lse_d": float("nan")})
     p.take_path(take).write_bytes(b"take one")
     p.execute(AddTake(p, take, choose=True))
+    p.execute(SetScores(p, {"s1": (6.5, 7.2), "s3": (3.0, 9.1)}))  # s1: its take's; s3: its original frames
     p.record_export(folder / "out" / "final.mp4", preset="web", info={"frames": 250})
     p.save()
     return p
@@ -78,7 +79,8 @@ def test_round_trip_keeps_everything_and_stores_relative_paths(folder):
     assert q.segments == p.segments and q.takes == p.takes and q.exports == p.exports
     assert q.media == p.media and q.dub_offset == p.dub_offset and q.settings == p.settings
     assert q.segment("s1").settings == {"smooth_window": 9, "pads": [0, 20, 0, 0]}
-    assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None}  # NaN stored as null, not invalid JSON
+    # NaN stored as null, not invalid JSON; the segment it exports scored with it
+    assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None, "segments": {"s1": [0, 100, 6.5, 7.2]}}
     assert not q.modified and not q.history.can_undo
     data = json.loads((folder / "scene.lipsmith").read_text())
     assert data["schema_version"] == fileformat.SCHEMA_VERSION == 5
@@ -1085,11 +1087,67 @@ def test_the_projects_mouth_is_a_setting_renders_use_and_takes_name(folder):
     assert Project.load(p.path).settings["mouth"] == "actor"
     actor = p.new_take("s1", p.take_file_for("ta"), take_id="ta", report={"generated_mouth": [[3, 8], [95, 120]]})
     generated = p.new_take("s1", p.take_file_for("tg"), take_id="tg", settings=dict(p.settings, mouth="generated"))
-    assert actor.label == "Take 2 · actor's mouth" and actor.mouth == "actor"
-    assert generated.label == "Take 2 · generated mouth" and generated.mouth == "generated"
+    assert actor.label.startswith("Take 2 · actor's mouth") and actor.mouth == "actor"
+    assert generated.label.startswith("Take 2 · generated mouth") and generated.mouth == "generated"
     assert actor.generated_mouth_ranges == [(3, 8), (95, 120)] and generated.generated_mouth_ranges == []
     assert p.generated_mouth_ranges() == []  # neither chosen yet
     p.execute(AddTake(p, actor, choose=True))
     assert p.generated_mouth_ranges() == [(3, 8), (95, 100)]  # within the segment it exports for (s1: 0-100)
     p.save()
     assert Project.load(p.path).takes["ta"].generated_mouth_ranges == [(3, 8), (95, 120)]
+
+
+# --------------------------------------------------------------------------- issue 13: the editor as a dubbing editor expects it
+
+
+def test_a_new_project_keeps_the_whole_picture_and_cutting_it_is_a_choice(folder):
+    video, dub = folder / "media" / "clip.mp4", folder / "media" / "dub.wav"
+    p = Project.new(video, FACTS, dub_path=dub, dub_facts=MediaFacts(duration=4.0))  # a 10 s picture, a 4 s dub
+    assert p.settings["length_policy"] == "pad" and p.output_frames() == 250  # frames with no dub pass through
+    p.execute(SetProjectSettings(p, {"length_policy": "cut"}))
+    assert p.output_frames() == 100
+
+
+def test_choosing_a_take_shows_that_takes_score_everywhere(folder):
+    p = make_project(folder)  # s1 [0, 100) exports t1, scored 6.5 over it
+    p.execute(SetThreshold(p, 5.0))
+    second = p.new_take("s1", p.take_file_for("t2"), take_id="t2")
+    p.execute(AddTake(p, second))
+    # a render's take scored over a segment that keeps its chosen take: the score is the take's, not the segment's
+    p.execute(SetScores(p, {}, take_scores={"t2": {"segments": {"s1": [0, 100, 2.0, 8.0]}}}))
+    s1 = p.segment("s1")
+    assert (s1.take_id, s1.lse_c, p.verdict(s1)) == ("t1", 6.5, "good") and s1 not in p.weak_segments()
+
+    p.execute(ChooseTake(p, "s1", "t2"))
+    s1 = p.segment("s1")
+    assert (s1.lse_c, s1.lse_d, p.verdict(s1)) == (2.0, 8.0, "poor") and [s.id for s in p.weak_segments()][0] == "s1"
+    p.execute(ChooseTake(p, "s1", "t1"))
+    assert (p.segment("s1").lse_c, p.verdict("s1")) == (6.5, "good")
+    p.execute(ChooseTake(p, "s1", None))  # the original frames were never scored
+    assert (p.segment("s1").lse_c, p.verdict("s1")) == (None, "unscored")
+    p.undo()
+    assert p.segment("s1").take_id == "t1" and p.segment("s1").lse_c == 6.5
+
+    p.execute(SplitSegment(p, "s1", 50))  # t2's score was over [0, 100): it describes neither half
+    p.execute(ChooseTake(p, "s1", "t2"))
+    assert p.segment("s1").lse_c is None
+    p.execute(RemoveTake(p, "t2"))  # s1 shows its original frames again
+    assert p.segment("s1").take_id is None and p.segment("s1").lse_c is None
+
+
+def test_take_names_are_unique_per_segment_and_say_what_set_them_apart(folder):
+    import re
+
+    p = make_project(folder)  # s1 has t1, rendered with its settings (smoothing 9, pads 0 20 0 0)
+    assert re.fullmatch(r"Take 1 · generated mouth · \d\d:\d\d", p.takes["t1"].label)
+    p.execute(SetSegmentSettings(p, "s1", {"feather": 0.3}))
+    p.execute(AddTake(p, p.new_take("s1", p.take_file_for("t2"), take_id="t2")))
+    assert re.fullmatch(r"Take 2 · generated mouth · feather 0\.3 · \d\d:\d\d", p.takes["t2"].label)
+    p.execute(RemoveTake(p, "t1"))
+    third = p.new_take("s1", p.take_file_for("t3"), take_id="t3", settings=dict(p.effective_settings("s1"),
+                                                                                 mouth="actor"))
+    assert third.label.startswith("Take 3 · actor's mouth · ")  # never a second "Take 2"
+    assert "feather" not in third.label  # the same as the take before it, but its mouth
+    smoothed = p.new_take("s1", p.take_file_for("t4"), take_id="t4",
+                          settings=dict(p.takes["t2"].settings, smoothed_from="t2", window=5))
+    assert smoothed.label.startswith("Take 3 · generated mouth · smoothed over 5 frames · ")

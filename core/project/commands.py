@@ -161,15 +161,30 @@ class ReplaceSegments(Command):
         self.text = text
 
 
+def _chosen(segment: Segment, take: Take | None) -> Segment:
+    """The segment exporting `take` (None: its original frames), its scores that take's over its frames:
+    a segment's LSE-C always describes what it exports (unscored until scoring measures it)."""
+    lse_c, lse_d = (take.segment_score(segment) if take is not None else None) or (None, None)
+    return replace(segment, take_id=None if take is None else take.id, lse_c=lse_c, lse_d=lse_d)
+
+
 class SetScores(Command):
-    """Store a scoring pass, one undo step: {segment id: (lse_c, lse_d)}, and optionally what each
-    scored take got, `take_scores` {take id: {"lse_c", "lse_d", "scorer", "frame_conf": [per frame],
-    "frame_fps": rate of frame_conf}} (merged into the take's scores; the curve is what the
-    confidence lane draws)."""
+    """Store a scoring pass, one undo step: {segment id: (lse_c, lse_d)} of what each segment exports,
+    and optionally what each scored take got, `take_scores` {take id: {"lse_c", "lse_d", "scorer",
+    "frame_conf": [per frame], "frame_fps": rate of frame_conf, "segments": {segment id: [start, end,
+    lse_c, lse_d]} (the take over segments that do not export it)}} (merged into the take's scores; the
+    curve is what the confidence lane draws). A segment's score is recorded in its chosen take's
+    "segments" too, so choosing that take again later brings its score back (ChooseTake)."""
 
     def __init__(self, project, scores: dict, text: str = "Score segments", take_scores: dict | None = None):
         changed = [replace(project.segment(i), lse_c=_score(c, "LSE-C"), lse_d=_score(d, "LSE-D"))
                    for i, (c, d) in scores.items()]
+        take_scores = {tid: dict(values) if isinstance(values, dict) else values
+                       for tid, values in (take_scores or {}).items()}
+        for s in changed:
+            values = take_scores.setdefault(s.take_id, {}) if s.take_id in project.takes else None
+            if isinstance(values, dict):
+                values["segments"] = {**values.get("segments", {}), s.id: [s.start, s.end, s.lse_c, s.lse_d]}
         takes = None
         if take_scores:
             takes = dict(project.takes)
@@ -186,6 +201,10 @@ class SetScores(Command):
                 for key in ("lse_c", "lse_d"):
                     if key in values:
                         values[key] = _score(values[key], key.upper().replace("_", "-"))
+                if "segments" in values:
+                    values["segments"] = {**take.scores.get("segments", {}), **{
+                        sid: [int(a), int(b), _score(c, "LSE-C"), _score(d, "LSE-D")]
+                        for sid, (a, b, c, d) in values["segments"].items()}}
                 takes[take_id] = replace(take, scores={**take.scores, **_jsonish(values, f"take {take_id} scores")})
         super().__init__(project)
         self._after = {"segments": self._segments_with(*changed)}
@@ -212,7 +231,7 @@ class AddTake(Command):
                             f"[{s.start}, {s.end})")
         super().__init__(project, takes={**project.takes, take.id: take})
         if choose:
-            self._after["segments"] = self._segments_with(replace(s, take_id=take.id))
+            self._after["segments"] = self._segments_with(_chosen(s, take))
         self.take_id = take.id
         self.text = f"Add {take.label or take.id}"
 
@@ -226,22 +245,24 @@ class RemoveTake(Command):
         takes = {k: t for k, t in project.takes.items() if k != take_id}
         super().__init__(project, takes=takes)
         self._after["segments"] = self._segments_with(
-            *(replace(s, take_id=None) for s in project.segments if s.take_id == take_id))
+            *(_chosen(s, None) for s in project.segments if s.take_id == take_id))
         self.text = f"Remove {take.label or take_id}"
 
 
 class ChooseTake(Command):
-    """Choose the take a segment exports with (None: the original frames)."""
+    """Choose the take a segment exports with (None: the original frames). The segment's scores become
+    that take's over its frames (unscored when it was not scored there)."""
 
     def __init__(self, project, segment_id: str, take_id: str | None):
         s = project.segment(segment_id)
+        t = None
         if take_id is not None:
             t = project.take(take_id)
             if not s.within(t.start, t.end):
                 raise EditError(f"take {take_id} [{t.start}, {t.end}) does not cover segment {segment_id} "
                                 f"[{s.start}, {s.end})")
         super().__init__(project)
-        self._after = {"segments": self._segments_with(replace(s, take_id=take_id))}
+        self._after = {"segments": self._segments_with(s if s.take_id == take_id else _chosen(s, t))}
         self.text = f"Choose {project.takes[take_id].label or take_id}" if take_id else "Use original frames"
 
 

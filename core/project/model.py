@@ -49,7 +49,8 @@ DEFAULT_SETTINGS = {
     "checkpoint": "generator",  # a bundled model name, or a Path (e.g. a speaker-adapted model)
     "detector": "retinaface",
     "device": "auto",
-    "length_policy": "cut",
+    # the picture is the master: frames with no dub under them pass through; cutting to the dub is a choice
+    "length_policy": "pad",
     "pads": list(HP.pads),  # top, bottom, left, right
     "smooth_window": 5,
     "face_index": None,  # None: the largest, most central face
@@ -294,6 +295,12 @@ class Take:
         """The mouth the take was rendered with: "actor" or "generated"."""
         return self.settings.get("mouth", "generated")
 
+    def segment_score(self, segment: Segment) -> tuple[float | None, float | None] | None:
+        """(LSE-C, LSE-D) scoring measured this take over the segment's frames as they are now; None when
+        it was not scored there (or the segment's frames changed since: that score described others)."""
+        start, end, lse_c, lse_d = self.scores.get("segments", {}).get(segment.id, (None, None, None, None))
+        return (lse_c, lse_d) if (start, end) == (segment.start, segment.end) else None
+
     def confidence_curve(self, fps: float):
         """The per-frame sync confidence stored by scoring, as (output frames, values): the scorer's
         frames (at its own rate, from the take's first frame) placed on the project's frames;
@@ -332,6 +339,49 @@ class ExportRecord:
     preset: str = ""
     choices: dict = field(default_factory=dict)  # segment id → take id at export time
     info: dict = field(default_factory=dict)  # free-form: duration, codec, report…
+
+
+# what a take's name calls the settings that set it apart from the segment's previous take
+_SETTING_NAMES = {"checkpoint": "model", "smooth_window": "smoothing", "pads": "pads", "feather": "feather",
+                  "mask_width": "mask width", "mask_height": "mask height", "color_match": "colour match",
+                  "face_index": "face", "detector": "detector"}
+
+
+def _setting_text(key: str, value) -> str:
+    if key == "checkpoint":
+        return Path(str(value)).stem if isinstance(value, Path) else str(value)
+    if key == "pads":
+        return " ".join(str(v) for v in value)
+    if key == "color_match":
+        return "on" if value else "off"
+    if key == "face_index":
+        return "main" if value is None else str(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def take_name(number: int, settings: dict, previous: dict | None, created: str) -> str:
+    """A take's name: "Take N", its mouth, how it was made where that differs from the segment's previous
+    take (`previous`: its settings), and the time it was made (local), e.g.
+    "Take 3 · actor's mouth · feather 0.3 · 14:05"."""
+    parts = [f"Take {number}"]
+    if settings.get("mouth") in MOUTH_NAMES:
+        parts.append(MOUTH_NAMES[settings["mouth"]])
+    if settings.get("smoothed_from"):
+        parts.append(f"smoothed over {settings.get('window')} frames")
+    elif previous is not None:
+        parts += [f"{name} {_setting_text(key, settings[key])}" for key, name in _SETTING_NAMES.items()
+                  if key in settings and settings[key] != previous.get(key)]
+    try:
+        parts.append(datetime.fromisoformat(created).astimezone().strftime("%H:%M"))
+    except ValueError:
+        pass
+    return " · ".join(parts)
+
+
+def take_number(label: str) -> int | None:
+    """N of a name "Take N…", else None (a name of the user's)."""
+    match = re.match(r"Take (\d+)\b", label)
+    return int(match.group(1)) if match else None
 
 
 def _now() -> str:

@@ -20,9 +20,10 @@ from core.plan import output_count
 
 from . import fileformat
 from .commands import Command, History, RelinkMedia
-from .model import (CACHE_SUFFIX, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, MOUTH_NAMES, SUFFIX, AdaptedModel,
-                    EditError, ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now,
-                    autosave_path_for, cache_dir_for, check_segments, normalise_setting, verdict)
+from .model import (CACHE_SUFFIX, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SUFFIX, AdaptedModel, EditError,
+                    ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now,
+                    autosave_path_for, cache_dir_for, check_segments, normalise_setting, take_name, take_number,
+                    verdict)
 
 
 class Project:
@@ -298,15 +299,17 @@ class Project:
                 raise EditError(f"take file {file} is not inside the project's cache folder {cache}") from None
         if ".." in file.parts or not file.parts:
             raise EditError(f"take file {file} must lie inside the project's cache folder")
-        number = 1 + sum(t.segment_id == segment_id for t in self.takes.values())
+        own = [t for t in self.takes.values() if t.segment_id == segment_id]  # oldest first
+        # one more than any before it, so no two takes of a segment share a number (one removed, say)
+        number = 1 + max([len(own), *(take_number(t.label) or 0 for t in own)])
         settings = self.effective_settings(segment_id) if settings is None else settings
-        # the name says which mouth made it, so two takes compared A/B are told apart
-        mouth = settings.get("mouth")
-        default_label = f"Take {number}" + (f" · {MOUTH_NAMES[mouth]}" if mouth in MOUTH_NAMES else "")
+        settings = _jsonish(settings, "settings")
+        created = _now()
+        # the name tells takes compared A/B apart: its mouth, what changed since the last one, when
+        label = label or take_name(number, settings, own[-1].settings if own else None, created)
         return Take(take_id or self.new_take_id(), segment_id, s.start if start is None else start,
-                    s.end if end is None else end, file.as_posix(), _jsonish(settings, "settings"),
-                    _jsonish(hashes or {}, "hashes"), _jsonish(scores or {}, "scores"), _now(),
-                    label or default_label, _jsonish(report or {}, "report"))
+                    s.end if end is None else end, file.as_posix(), settings, _jsonish(hashes or {}, "hashes"),
+                    _jsonish(scores or {}, "scores"), created, label, _jsonish(report or {}, "report"))
 
     def _referenced_paths(self) -> set[str]:
         """Every file the project or its undo history can point at: garbage collection keeps these."""
