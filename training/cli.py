@@ -183,6 +183,9 @@ def add_parsers(sub):
     p.add_argument("--videos", nargs="+", required=True, help="talking-face clips (held-out speakers)")
     p.add_argument("--dubs", nargs="+", help="foreign speech, paired with the videos in order (repeated as needed)")
     p.add_argument("--modes", nargs="+", choices=["actor", "generated"], default=["generated", "actor"])
+    p.add_argument("--espeak", action="store_true", help="dub every video with eSpeak NG speaking p/b/m-rich sentences "
+                   "(phones timed exactly; needs libespeak-ng) and, with --aperture-python, report the bilabial "
+                   "ratio: lip gap on p/b/m ÷ on open vowels")
     p.add_argument("--seconds", type=non_negative_float, default=0.0, help="the first S seconds of each (0: all)")
     p.add_argument("--generator", default="generator")
     p.add_argument("--expert", default="expert")

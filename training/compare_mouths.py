@@ -17,6 +17,9 @@ and with --aperture-python, by MediaPipe's lip aperture (training/lip_aperture.p
              original mouth come through? near 0 is right under a foreign dub)
   closed     share of the dub's speech frames with the lips closed (gap under 15 % of its 95th
              percentile), beside the original speaker's own figure
+  bilabial   with --espeak (the dub is eSpeak NG speaking sentences rich in p/b/m, every phone
+             timed; training/articulation.py): the lip gap on p/b/m frames ÷ on open vowels
+             (near 0: the lips close on bilabials; near 1: the mouth only follows loudness)
 A sheet per clip shows the mouth at the dub's loudest and quietest speech frames: the source
 frame above, then one row per mode.
 """
@@ -111,7 +114,12 @@ def compare(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     scorer = load_scorer(args.expert)
-    dubs = args.dubs or [args.videos[0]]
+    dubs, phones = args.dubs or [args.videos[0]], None
+    if args.espeak:
+        from training.articulation import bilabial_dub
+
+        dubs = [out / "bilabial.wav"]
+        phones = bilabial_dub(dubs[0])
     results, generator = [], None
     for n, video in enumerate(args.videos):
         video, dub = Path(video), Path(dubs[n % len(dubs)])
@@ -141,19 +149,21 @@ def compare(args) -> int:
         sheet(video, [v[0] for v in rendered.values()], renderer.track, source_index, loudness, speech,
               out / f"{video.stem}.png")
     if args.aperture_python:
-        judge_apertures(args.aperture_python, results, out)
+        judge_apertures(args.aperture_python, results, out, phones)
     summary = {"modes": {}, "results": results}
     for mode in args.modes:
         rows = [r for r in results if r["mode"] == mode]
-        keys = [k for k in ("sharpness", "change", "lse_c", "sync_r", "leak_r", "closed", "own_closed") if k in rows[0]]
+        keys = [k for k in ("sharpness", "change", "lse_c", "sync_r", "leak_r", "closed", "own_closed", "bilabial")
+                if k in rows[0]]
         summary["modes"][mode] = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
         print(f"MEAN {mode:<9} " + "  ".join(f"{k} {v:.4f}" for k, v in summary["modes"][mode].items()))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return 0
 
 
-def judge_apertures(python: str, results: list, out: Path):
-    """Add MediaPipe's sync r, leak r and closed share to each result row."""
+def judge_apertures(python: str, results: list, out: Path, phones=None):
+    """Add MediaPipe's sync r, leak r and closed share (and with `phones`, the bilabial ratio) to
+    each result row."""
     sources = sorted({r["video"] for r in results})
     apertures = measure_apertures(python, sources + [str(out / f"{Path(r['video']).stem}.{r['mode']}.mp4")
                                                     for r in results])
@@ -171,5 +181,10 @@ def judge_apertures(python: str, results: list, out: Path):
                    leak_r=correlation(aperture, original[np.minimum(source_index, len(original) - 1)][: len(aperture)]),
                    closed=closed_share(aperture, speech),
                    own_closed=closed_share(original, own_loud > np.percentile(own_loud, SPEECH_PERCENTILE)))
+        if phones is not None:
+            from training.articulation import bilabial_ratio
+
+            row["bilabial"] = bilabial_ratio(aperture, phones, fps)
         print(f"{Path(row['video']).stem:<40} {row['mode']:<9} sync r {row['sync_r']:+.2f}  leak r {row['leak_r']:+.2f}  "
-              f"closed {row['closed']:.2f} (the speaker's own {row['own_closed']:.2f})")
+              f"closed {row['closed']:.2f} (the speaker's own {row['own_closed']:.2f})"
+              + (f"  bilabial {row['bilabial']:.2f}" if "bilabial" in row else ""))

@@ -1,0 +1,33 @@
+"""The bilabial test (training/articulation.py): phones timed by eSpeak NG, the lip gap on p/b/m
+against the gap on open vowels."""
+import numpy as np
+import pytest
+
+from training.articulation import BILABIAL, OPEN_VOWELS, bilabial_ratio, espeak_library, frames_of, speak
+
+FPS = 25
+PHONES = [("b", 0.0, 0.2), ("0", 0.2, 0.6), ("m", 0.6, 0.8), ("a", 0.8, 1.2)]  # frames 0-4, 5-14, 15-19, 20-29
+
+
+def test_frames_of_takes_the_frames_whose_middle_is_inside_the_phone():
+    assert frames_of(PHONES, BILABIAL, FPS, 30).tolist() == [0, 1, 2, 3, 4, 15, 16, 17, 18, 19]
+    assert frames_of(PHONES, OPEN_VOWELS, FPS, 30).tolist() == list(range(5, 15)) + list(range(20, 30))
+
+
+def test_bilabial_ratio_is_near_zero_for_a_mouth_that_closes_and_near_one_for_one_that_does_not():
+    closing = np.where(np.isin(np.arange(30), frames_of(PHONES, BILABIAL, FPS, 30)), 0.02, 0.5)
+    assert bilabial_ratio(closing, PHONES, FPS) == pytest.approx(0.04)
+    loudness_only = np.full(30, 0.3)
+    assert bilabial_ratio(loudness_only, PHONES, FPS) == pytest.approx(1.0)
+    no_mesh = np.full(30, np.nan)
+    assert np.isnan(bilabial_ratio(no_mesh, PHONES, FPS))
+
+
+@pytest.mark.skipif(espeak_library() is None, reason="libespeak-ng is not installed")
+def test_espeak_times_every_phone_of_what_it_says():
+    audio, rate, phones = speak("Bob and Pam.")
+    assert len(audio) > 0.5 * rate
+    names = [name for name, _, _ in phones]
+    assert names.count("b") == 2 and "p" in names and "m" in names
+    starts = [start for _, start, _ in phones]
+    assert starts == sorted(starts) and phones[-1][2] <= len(audio) / rate + 1e-6
