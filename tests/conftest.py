@@ -81,3 +81,15 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "tiny.safetensors"
     save_weights(Wav2Lip(GeneratorDims(width=0.25)), path)
     return path
+
+
+def damage_file(path, how: str):
+    """Damage a cache file as a crash or a bad disk would: "truncated" (cut in half) or "flipped"
+    (eight bytes inverted a third of the way in)."""
+    data = bytearray(Path(path).read_bytes())
+    if how == "truncated":
+        del data[len(data) // 2:]
+    else:
+        for pos in range(len(data) // 3, len(data) // 3 + 8):
+            data[pos] ^= 0xFF
+    Path(path).write_bytes(bytes(data))

@@ -13,16 +13,8 @@ from core.actor_mouth import ActorMouth, MouthBank, build_bank, descriptor, lowe
 from core.blend import paste_weight
 from core.render import Renderer, RenderOptions
 from core.video import VideoWriter
-from tests.conftest import BoxDetector
+from tests.conftest import BoxDetector, damage_file, speech_like
 from tests.test_render_pipeline import FPS, RecordingGenerator, write_wav
-
-
-class IdentityGenerator(RecordingGenerator):
-    """Draws each crop's own mouth back: the best match in the bank is always the excluded original."""
-
-    def __call__(self, crops, mels, references=None):
-        return crops.copy()
-from tests.conftest import speech_like
 
 SIZE = (320, 240)
 FACE_BOX = (110, 50, 210, 190)  # where BoxDetector finds the face
@@ -127,6 +119,13 @@ def actor_clip(tmp_path_factory):
         for i in range(125):
             writer.write(frame_with(mouth_image(opening(i))))
     return path
+
+
+class IdentityGenerator(RecordingGenerator):
+    """Draws each crop's own mouth back: the best match in the bank is always the excluded original."""
+
+    def __call__(self, crops, mels, references=None):
+        return crops.copy()
 
 
 def test_render_with_the_actors_mouth_uses_other_moments_and_counts_fallbacks(actor_clip, tmp_path):
@@ -256,13 +255,7 @@ def test_a_damaged_cache_entry_is_a_miss_named_in_a_warning_and_rewritten(actor_
 
     fresh, _ = built(actor_clip, actor_track, range(30), tmp_path)
     (entry,) = (tmp_path / "mouths").glob("*.npz")
-    data = bytearray(entry.read_bytes())
-    if damage == "truncated":
-        del data[len(data) // 2:]
-    else:
-        for pos in range(len(data) // 3, len(data) // 3 + 8):
-            data[pos] ^= 0xFF
-    entry.write_bytes(bytes(data))
+    damage_file(entry, damage)
     with caplog.at_level(logging.WARNING):
         bank, read = built(actor_clip, actor_track, range(30), tmp_path)
     assert read == list(range(30))

@@ -19,6 +19,7 @@ from core.faces import (Cancelled, Detection, Detections, FaceAlignmentDetector,
                         detect_frames, detect_video, face_alignment_expected_files,
                         file_fingerprint, find_scene_cuts, get_detector, padded_box,
                         track_video)
+from tests.conftest import damage_file
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data not present")
@@ -370,13 +371,7 @@ def test_unreadable_cache_entry_is_a_miss_named_in_a_warning_and_rewritten(tmp_p
     cache = tmp_path / "cache"
     detect_video(src, PlanDetector(plan), cache_dir=cache)
     (entry,) = cache.glob("*.npz")
-    data = bytearray(entry.read_bytes())
-    if damage == "truncated":
-        del data[len(data) // 2:]
-    else:
-        for pos in range(len(data) // 3, len(data) // 3 + 8):
-            data[pos] ^= 0xFF
-    entry.write_bytes(bytes(data))
+    damage_file(entry, damage)
     d = PlanDetector(plan)
     with caplog.at_level(logging.WARNING, logger="core.faces"):
         dets = detect_video(src, d, cache_dir=cache)
