@@ -247,14 +247,30 @@ def cmd_score(args) -> int:
 
 
 def add_export_parser(sub):
-    from core.export import EXPORT_PRESETS
+    from core.export import AUDIO_MODES, EXPORT_PRESETS
+    from core.loudness import LOUDNESS_TARGETS, TRUE_PEAK
+    from core.video import VIDEO_CODECS
 
     p = sub.add_parser("export", help="export a saved .lipsmith project as the editor does: each segment's "
                                       "chosen take, the original frames elsewhere, with the dub")
     p.add_argument("project", help="the .lipsmith project (only read: the export is not recorded in it)")
-    p.add_argument("-o", "--output", required=True, help="output .mp4")
+    p.add_argument("-o", "--output", required=True, help="output .mp4, .mov or .mkv")
+    p.add_argument("--format", choices=list(VIDEO_CODECS),
+                   help="; ".join(f"{name}: {codec.title}" for name, codec in VIDEO_CODECS.items())
+                   + " (default: prores for a .mov, h264 otherwise)")
     p.add_argument("--preset", choices=list(EXPORT_PRESETS), default=next(iter(EXPORT_PRESETS)),
-                   help="the editor's export presets (default %(default)s)")
+                   help="the editor's H.264 export presets (default %(default)s)")
+    p.add_argument("--audio", choices=list(AUDIO_MODES), default="dub",
+                   help="; ".join(f"{name}: {what}" for name, what in AUDIO_MODES.items()) + " (default %(default)s)")
+    p.add_argument("--dub-level", type=finite_float, default=0.0, help="the dub's level in a mix, dB (default 0)")
+    p.add_argument("--original-level", type=finite_float, default=0.0,
+                   help="the video's own track's level in a mix, dB (default 0)")
+    p.add_argument("--loudness", choices=[*LOUDNESS_TARGETS, "off"], default="off",
+                   help="normalise each audio track, two-pass, to " + ", ".join(
+                       f"{name} LUFS ({standard})" for name, (_, standard) in LOUDNESS_TARGETS.items())
+                   + f", true peak under {TRUE_PEAK:g} dBTP (default %(default)s)")
+    p.add_argument("--from", dest="from_time", type=time_value, help="export from this time, e.g. 12.5 or 0:12.5")
+    p.add_argument("--to", dest="to_time", type=time_value, help="export up to this time (default: the end)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_export)
 
@@ -268,8 +284,11 @@ def cmd_export(args) -> int:
     if missing:
         ref = project.media[missing[0]]
         raise ProjectError(project.path, f"the {missing[0]} {ref.path} is missing: relink it in the editor")
+    start = int(round(args.from_time * project.fps)) if args.from_time is not None else 0
+    end = int(round(args.to_time * project.fps)) if args.to_time is not None else None
     try:
-        request = export_request(project, Path(args.output).absolute(), args.preset)
+        request = export_request(project, Path(args.output).absolute(), args.preset, args.format, args.audio,
+                                 args.dub_level, args.original_level, args.loudness, start, end)
     except EditError as exc:
         raise ProjectError(project.path, str(exc)) from None
     bar = ProgressBar(args.quiet)
@@ -279,6 +298,11 @@ def cmd_export(args) -> int:
         bar.close()
     print(f"wrote {request.output}: {result.frames} frames, {result.from_takes} from takes, "
           f"{result.frames / max(result.seconds, 1e-6):.1f} frames/s")
+    for note in result.notes:
+        print(f"note: {note}")
+    for name, before, after in result.loudness:
+        if before is not None:
+            print(f"loudness of the {name} audio: {before} before, {after} after")
     return 0
 
 

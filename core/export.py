@@ -1,8 +1,15 @@
-"""Export: compose the original frames and each segment's chosen take with the dub into one MP4.
+"""Export: compose the original frames and each segment's chosen take with the dub into one file.
 
 The editor runs `export_video` as a job (File ▸ Export…) and `python main.py export PROJECT -o OUT`
 runs it on a saved project; both build the request with `export_request` from the same presets.
 Qt-free: the request is a snapshot of the project, and `commit_export` records the result in it.
+
+A delivery is H.264 MP4, ProRes 422 HQ or DNxHR HQ (core.video.VIDEO_CODECS) at the source's size,
+rate and colour tags, starting at the source's timecode, of the whole project or an in-out range; its
+audio the dub, the dub and the video's own track as a second stream, or a mix of the two, each
+track normalised to a broadcast loudness (core.loudness) if asked. The audio tracks are built first,
+at the picture's exact length, in temp files beside the output; then the frames are encoded and muxed
+with them in one atomic write.
 """
 from __future__ import annotations
 
@@ -14,11 +21,18 @@ import numpy as np
 from core.jobs import UserError, project_length
 from core.project import EditError, Project
 
-EXPORT_PRESETS = {  # name → (CRF, x264 preset)
+EXPORT_PRESETS = {  # name → (CRF, x264 preset): H.264's; ProRes and DNxHR have one quality
     "High quality (CRF 18)": (18, "medium"),
     "Fast draft (CRF 23)": (23, "veryfast"),
     "Archive (CRF 12)": (12, "slow"),
 }
+AUDIO_MODES = {"dub": "the dub", "dub+original": "the dub, and the video's own track as a second stream",
+               "mix": "the dub mixed with the video's own track"}
+
+
+def default_format(output) -> str:
+    """The picture format an output's name asks for: ProRes in a .mov, H.264 elsewhere."""
+    return "prores" if Path(output).suffix.lower() == ".mov" else "h264"
 
 
 @dataclass
@@ -36,6 +50,13 @@ class ExportRequest:
     preset: str
     preset_name: str
     project_file: Path | None = None  # never written over (an output named like the project)
+    format: str = "h264"  # a core.video.VIDEO_CODECS name
+    audio: str = "dub"  # an AUDIO_MODES name
+    dub_level: float = 0.0  # dB, in a mix
+    original_level: float = 0.0  # dB, in a mix
+    loudness: str | None = None  # a core.loudness.LOUDNESS_TARGETS name, or None to leave the levels
+    start: int = 0  # the range of frames exported: [start, end)
+    end: int | None = None  # None: to the end
 
 
 @dataclass
@@ -44,6 +65,8 @@ class ExportResult:
     frames: int
     from_takes: int
     seconds: float
+    notes: list  # what was converted on the way, in words
+    loudness: list  # per audio track: (name, before, after) core.loudness.Loudness, None where not normalised
 
 
 def export_runs(project: Project, n_frames: int) -> list:
@@ -70,19 +93,35 @@ def export_runs(project: Project, n_frames: int) -> list:
     return merged
 
 
-def export_request(project: Project, output, preset_name: str) -> ExportRequest:
-    """Snapshot for exporting the project to `output` with one of EXPORT_PRESETS."""
+def export_request(project: Project, output, preset_name: str, format: str | None = None, audio: str = "dub",
+                   dub_level: float = 0.0, original_level: float = 0.0, loudness: str | None = None,
+                   start: int = 0, end: int | None = None) -> ExportRequest:
+    """Snapshot for exporting the project's frames [start, end) to `output` with one of EXPORT_PRESETS, as
+    `format` (default_format of the output's name), with `audio` (AUDIO_MODES) at a `loudness` target."""
+    from core.loudness import LOUDNESS_TARGETS
+    from core.video import VIDEO_CODECS
+
     if project.dub is None:
         raise EditError("the project has no dub to export with")
     if project.dub.facts.duration is None:
         raise EditError("the dub's length is unknown: reopen the project")
     if preset_name not in EXPORT_PRESETS:
         raise EditError(f"unknown export preset {preset_name!r}")
+    format = format or default_format(output)
+    for value, known, what in ((format, VIDEO_CODECS, "format"), (audio, AUDIO_MODES, "audio"),
+                               (loudness or "off", [*LOUDNESS_TARGETS, "off"], "loudness")):
+        if value not in known:
+            raise EditError(f"unknown export {what} {value!r}: {', '.join(known)}")
     crf, preset = EXPORT_PRESETS[preset_name]
     n = project_length(project)
+    end = n if end is None else end
+    if not 0 <= start < end <= n:
+        raise EditError(f"the range {start / project.fps:.3f}-{end / project.fps:.3f} s (frames {start}-{end}) is "
+                        f"not within the project's {n / project.fps:.3f} s ({n} frames)")
     return ExportRequest(project.video.path, project.dub.path, Path(output), project.fps, project.dub.facts.duration,
                          project.dub_offset, project.settings["length_policy"], n, export_runs(project, n), crf,
-                         preset, preset_name, project.path)
+                         preset, preset_name, project.path, format, audio, dub_level, original_level,
+                         None if loudness == "off" else loudness, start, end)
 
 
 def _fit(frame: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -110,45 +149,148 @@ def _take_frames(take: Path, a: int, b: int, video, originals):
 
 
 def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
-    """Compose the original frames and each segment's chosen take with the dub into one MP4 (atomic)."""
+    """Compose the original frames and each segment's chosen take with the dub into one file (atomic)."""
     import time
 
-    from core.errors import Cancelled
+    from core.atomic import temp_beside
+    from core.errors import Cancelled, MediaError
     from core.plan import plan_frames
     from core.render import source_frames
-    from core.video import VideoSource, VideoWriter
+    from core.timecode import Timecode
+    from core.video import VIDEO_CODECS, VideoSource, VideoWriter, check_video_output
 
     started = time.perf_counter()
     takes = [r[2] for r in request.runs if r[2] is not None]
+    protect = (request.video, request.dub, request.project_file, *takes)
+    check_video_output(request.output, protect, request.format)  # before minutes of work, not after
     for path in takes:
         if not Path(path).is_file():
             raise UserError(f"take file missing: {path} (re-render that segment, or choose the original)")
     done = from_takes = 0
-    with VideoSource(request.video) as video, \
-            VideoWriter(request.output, video.width, video.height, request.fps, audio_path=request.dub,
-                        audio_offset_s=request.offset_frames / request.fps, crf=request.crf, preset=request.preset,
-                        protect=(request.video, request.dub, request.project_file, *takes)) as writer:
-        # the original frames as the renderer plans them: on the picture's frames (a VFR source conformed)
-        dub_seconds = max(request.dub_seconds + request.offset_frames / request.fps, 0.0)
-        plan, _ = plan_frames(video.picture_count, request.fps, dub_seconds, request.policy, video.is_image)
-        source = video.picture_source(plan)
-        n = min(len(source), request.n_frames)
-        for start, end, take, take_start in request.runs:
-            end = min(end, n)
-            if start >= end:
-                continue
-            if take is None:
-                frames = source_frames(video, source[start:end])
-            else:
-                frames = _take_frames(Path(take), start - take_start, end - take_start, video, source[start:end])
-            for frame in frames:
-                if cancel():
-                    raise Cancelled("export cancelled")
-                writer.write(frame)
-                done += 1
-                from_takes += take is not None
-                progress(done, n, "export")
-    return ExportResult(request, done, from_takes, time.perf_counter() - started)
+    tracks = []  # the audio tracks' temp files, beside the output
+    try:
+        with VideoSource(request.video) as video:
+            if request.audio != "dub" and not video.has_audio:
+                raise MediaError(request.video, f"has no audio track of its own for --audio {request.audio}")
+            # the original frames as the renderer plans them: on the picture's frames (a VFR source conformed)
+            dub_seconds = max(request.dub_seconds + request.offset_frames / request.fps, 0.0)
+            plan, _ = plan_frames(video.picture_count, request.fps, dub_seconds, request.policy, video.is_image)
+            source = video.picture_source(plan)
+            n = min(len(source), request.n_frames)
+            first, last = request.start, min(request.end or n, n)
+            codec = VIDEO_CODECS[request.format]
+            notes = _conversion_notes(video, codec)
+            names = {"dub": ["dub"], "dub+original": ["dub", "original"], "mix": ["mix"]}[request.audio]
+            for name in names:
+                tracks.append(temp_beside(request.output, f"{name}.wav"))
+            loudness = []
+            for name, track in zip(names, tracks):
+                before, mode = _audio_track(request, name, first, last, track)
+                loudness.append((name, before, None))
+                if mode == "dynamic":
+                    notes.append(f"{name} audio: one gain would not keep it under the true-peak ceiling or "
+                                 "its loudness range: loudnorm normalised it dynamically")
+            timecode = Timecode.of(request.fps, video.start_timecode).text(first)
+            with VideoWriter(request.output, video.width, video.height, request.fps, audio_path=tracks[0],
+                             extra_audio=tracks[1:], crf=request.crf, preset=request.preset, protect=protect,
+                             codec=request.format, colour=video.colour, timecode=timecode) as writer:
+                for start, end, take, take_start in request.runs:
+                    start, end = max(start, first), min(end, last)
+                    if start >= end:
+                        continue
+                    if take is None:
+                        frames = source_frames(video, source[start:end])
+                    else:
+                        frames = _take_frames(Path(take), start - take_start, end - take_start, video,
+                                              source[start:end])
+                    for frame in frames:
+                        if cancel():
+                            raise Cancelled("export cancelled")
+                        writer.write(frame)
+                        done += 1
+                        from_takes += take is not None
+                        progress(done, last - first, "export")
+    except OSError as e:  # the temp audio tracks beside the output
+        raise MediaError(request.output, f"cannot write: {e.strerror or e}") from None
+    finally:
+        for track in tracks:
+            track.unlink(missing_ok=True)
+    if request.loudness:
+        from core.loudness import LOUDNESS_TARGETS
+
+        target = LOUDNESS_TARGETS[request.loudness][0]
+        loudness = [(name, before, _measure_output(request.output, i) if before else None)
+                    for i, (name, before, _) in enumerate(loudness)]
+        for name, before, after in loudness:
+            if before is None:
+                notes.append(f"{name} audio: silent, left as it is")
+            elif abs(after.integrated - target) > 1.0:
+                notes.append(f"{name} audio: {after.integrated:.1f} LUFS, not {target:g}: its peaks hold it under "
+                             "the true-peak ceiling")
+    return ExportResult(request, done, from_takes, time.perf_counter() - started, notes, loudness)
+
+
+def _conversion_notes(video, codec) -> list:
+    """What the export changes of the source's picture, in words (informational: each is expected)."""
+    notes = []
+    if not video.is_image and video.pix_fmt != codec.pix_fmt:
+        notes.append(f"picture {video.pix_fmt} -> {codec.pix_fmt}, {codec.title}")
+    unknown = [tag for tag, value in vars(video.colour).items() if value is None]
+    if unknown and not video.is_image:
+        notes.append(f"the source does not tag its colour {', '.join(unknown)}: written as BT.709 limited range")
+    return notes
+
+
+def _audio_track(request: ExportRequest, name: str, first: int, last: int, output):
+    """Write audio track `name` (dub, original or mix) of frames [first, last) to `output` (WAV), at the
+    request's loudness target; returns (its loudness before, loudnorm's mode) when normalised, else (None, None)."""
+    import ffmpeg
+
+    from core.loudness import LOUDNESS_TARGETS, SAMPLE_RATE, SILENCE, measure, normalise, write
+    from core.video import FINITE_EXPR
+
+    seconds = f"{(last - first) / request.fps:.6f}"
+
+    def placed(stream, offset_s):
+        """`stream` with its sample 0 at `offset_s` of the export, padded or cut to its length."""
+        stream = stream.filter("aeval", exprs=FINITE_EXPR, c="same").filter("asetpts", "PTS-STARTPTS")
+        if offset_s > 0:
+            stream = stream.filter("adelay", delays=f"{offset_s * 1000:.3f}", all=1)
+        elif offset_s < 0:
+            stream = stream.filter("atrim", start=f"{-offset_s:.6f}").filter("asetpts", "PTS-STARTPTS")
+        return (stream.filter("apad", whole_dur=seconds).filter("atrim", end=seconds)
+                .filter("aresample", SAMPLE_RATE))
+
+    def dub():
+        return placed(ffmpeg.input(str(request.dub))["a:0"],
+                      (request.offset_frames - first) / request.fps)
+
+    def original():
+        return placed(ffmpeg.input(str(request.video))["a:0"], -first / request.fps)
+
+    def mix():
+        levels = [dub().filter("volume", f"{request.dub_level}dB"),
+                  original().filter("volume", f"{request.original_level}dB")]
+        levels = [s.filter("aformat", channel_layouts="stereo") for s in levels]
+        return ffmpeg.filter(levels, "amix", inputs=2, normalize=0, duration="longest")
+
+    build = {"dub": dub, "original": original, "mix": mix}[name]
+    source = request.dub if name == "dub" else request.video
+    if request.loudness:
+        before = measure(build(), source)
+        if before.integrated > SILENCE:
+            return before, normalise(build(), LOUDNESS_TARGETS[request.loudness][0], before, output, source)
+        # silence: no gain gives it a level, so it is written as it is
+    write(build(), output, source)
+    return None, None
+
+
+def _measure_output(path, index: int):
+    import ffmpeg
+
+    from core.loudness import measure
+
+    return measure(ffmpeg.input(str(path))[f"a:{index}"], path)
 
 
 def commit_export(project: Project, result: ExportResult):
@@ -156,4 +298,5 @@ def commit_export(project: Project, result: ExportResult):
     r = result.request
     return project.record_export(r.output, preset=r.preset_name,
                                  info={"frames": result.frames, "from_takes": result.from_takes,
-                                       "crf": r.crf, "x264_preset": r.preset})
+                                       "crf": r.crf, "x264_preset": r.preset, "format": r.format, "audio": r.audio,
+                                       "loudness": r.loudness, "range": [r.start, r.end]})

@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -29,6 +30,27 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what VideoWriter writes: suffix -> muxer
+
+
+@dataclass(frozen=True)
+class VideoCodec:
+    """A picture format VideoWriter encodes, with the audio that goes with it."""
+    title: str
+    encoder: tuple  # ffmpeg's video encoder options (H.264's rate control comes from the writer's crf/preset)
+    pix_fmt: str
+    audio: tuple  # ffmpeg's audio encoder options
+    suffixes: tuple  # the containers that hold it
+    min_size: tuple = (2, 2)  # (width, height) the encoder accepts
+
+
+VIDEO_CODECS = {
+    "h264": VideoCodec("H.264 (4:2:0 8-bit)", ("-c:v", "libx264"), "yuv420p", ("-c:a", "aac"), (".mp4", ".mov", ".mkv")),
+    # masters carry uncompressed audio: PCM 24-bit
+    "prores": VideoCodec("ProRes 422 HQ (4:2:2 10-bit)", ("-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0"),
+                         "yuv422p10le", ("-c:a", "pcm_s24le"), (".mov", ".mkv")),
+    "dnxhr": VideoCodec("DNxHR HQ (4:2:2 8-bit)", ("-c:v", "dnxhd", "-profile:v", "dnxhr_hq"), "yuv422p",
+                        ("-c:a", "pcm_s24le"), (".mov", ".mkv"), min_size=(256, 120)),
+}
 # Containers with a real index, where seeking is trusted. MPEG-PS/TS seek by guessing
 # byte offsets and then stamp the next frames wrongly (seen: 3 frames off), so those
 # are decoded from the start instead.
@@ -36,6 +58,35 @@ SEEKABLE_FORMATS = {"mov", "mp4", "matroska", "webm", "avi"}
 # swscale's fast default YUV -> RGB rounds every pixel ~1 level dark; with the encoder's matching
 # flags (VideoWriter) a re-encoded frame keeps its colours within a level
 _EXACT_COLOUR = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+
+# ffmpeg's names of the colour tags (AVColorPrimaries, AVColorTransferCharacteristic, AVColorSpace,
+# AVColorRange), the ones a source can be carried with; "unspecified" and anything else is unknown.
+_PRIMARIES = {1: "bt709", 4: "bt470m", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 8: "film", 9: "bt2020",
+              10: "smpte428", 11: "smpte431", 12: "smpte432", 22: "jedec-p22"}
+_TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte240m", 8: "linear",
+              11: "iec61966-2-4", 13: "iec61966-2-1", 14: "bt2020-10", 15: "bt2020-12", 16: "smpte2084",
+              18: "arib-std-b67"}
+_MATRICES = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc"}  # swscale's
+_RANGES = {1: "tv", 2: "pc"}
+
+
+@dataclass(frozen=True)
+class Colour:
+    """A video's colour tags, by ffmpeg's names; None where the file does not say."""
+    primaries: str | None = None
+    transfer: str | None = None
+    matrix: str | None = None
+    range: str | None = None
+
+    @classmethod
+    def of_frame(cls, frame) -> "Colour":
+        return cls(_PRIMARIES.get(int(frame.color_primaries)), _TRANSFERS.get(int(frame.color_trc)),
+                   _MATRICES.get(int(frame.colorspace)), _RANGES.get(int(frame.color_range)))
+
+    def or_bt709(self) -> "Colour":
+        """The tags written for this: BT.709 limited range where unknown (what players assume for HD)."""
+        return Colour(self.primaries or "bt709", self.transfer or "bt709", self.matrix or "bt709",
+                      self.range or "tv")
 
 # --------------------------------------------------------------------------- reading
 
@@ -90,6 +141,8 @@ class VideoSource:
             raise MediaError(self.path, "not a readable image")
         self.height, self.width = self._image.shape[:2]
         self.rotation = 0
+        self.colour = Colour()  # an image's RGB is taken as it is
+        self.pix_fmt = "bgr24"
         self.fps = HP.fps  # a still renders as a static clip at the training rate
         self.vfr = False
         self.timestamps = np.zeros(1, dtype=np.float64)
@@ -136,6 +189,8 @@ class VideoSource:
                         self.fps)
 
         self._coded_size = (first.width, first.height)
+        self.colour = Colour.of_frame(first)
+        self.pix_fmt = first.format.name  # the decoder's, e.g. yuv420p
         rotation = getattr(first, "rotation", 0)  # display matrix, counter-clockwise degrees
         if not rotation and "rotate" in stream.metadata:  # old-style tag, clockwise degrees
             rotation = -int(float(stream.metadata["rotate"]))
@@ -376,15 +431,19 @@ def _reason(error) -> str:
 # --------------------------------------------------------------------------- writing
 
 class VideoWriter:
-    """Encode BGR frames to an H.264/AAC MP4 through the ffmpeg binary, atomically.
+    """Encode BGR frames to an H.264/AAC MP4 (or a VIDEO_CODECS format) through the ffmpeg binary, atomically.
 
-    Frames go to ffmpeg's stdin as raw video. Everything is written to temp files next
-    to `path`, which appears (renamed in one step) only when `close()` succeeds; on an
-    exception inside `with`, on `abort()`, or when ffmpeg fails, nothing is left.
+    Frames go to ffmpeg's stdin as raw video, converted with the `colour` tags' matrix and range
+    and tagged with them (BT.709 where unknown); `timecode` labels the first frame (a tmcd track in
+    MOV/MP4); `extra_audio` are further audio tracks, each placed as the first is.
+    Everything is written to temp files next to `path`, which appears (renamed in one step)
+    only when `close()` succeeds; on an exception inside `with`, on `abort()`, or when ffmpeg
+    fails, nothing is left.
     """
 
     def __init__(self, path, width: int, height: int, fps, audio_path=None, audio_offset_s: float = 0.0,
-                 crf: int = 18, preset: str = "medium", audio_bitrate: str = "192k", protect=()):
+                 crf: int = 18, preset: str = "medium", audio_bitrate: str = "192k", protect=(), codec: str = "h264",
+                 colour: Colour = Colour(), timecode: str | None = None, extra_audio=()):
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         if self.width <= 0 or self.height <= 0:
@@ -396,16 +455,28 @@ class VideoWriter:
         self.audio_path = None if audio_path is None else Path(audio_path)
         self.audio_offset_s = float(audio_offset_s)
         self.audio_bitrate = audio_bitrate
+        self.extra_audio = [Path(a) for a in extra_audio]
+        if self.extra_audio and self.audio_path is None:
+            raise ValueError("extra audio tracks need a first one")
+        if codec not in VIDEO_CODECS:
+            raise ValueError(f"unknown codec {codec!r}: {', '.join(VIDEO_CODECS)}")
+        self.codec = VIDEO_CODECS[codec]
+        self.colour = colour.or_bt709()
+        self.timecode = timecode
         self.frame_count = 0
         self._proc = None
         self._temps = []
 
-        if self.audio_path is not None:
-            _check_audio_input(self.audio_path)
-        for source in [*protect, self.audio_path]:
+        for audio in [self.audio_path, *self.extra_audio]:
+            if audio is not None:
+                _check_audio_input(audio)
+        for source in [*protect, self.audio_path, *self.extra_audio]:
             if source is not None and _same_file(self.path, source):
                 raise MediaError(self.path, "refusing to write over an input file")
-        check_video_output(self.path)
+        check_video_output(self.path, codec=codec)
+        if self.width < self.codec.min_size[0] or self.height < self.codec.min_size[1]:
+            raise MediaError(self.path, f"{self.codec.title} needs a picture of at least "
+                                        f"{self.codec.min_size[0]}x{self.codec.min_size[1]}, not {width}x{height}")
         parent = self.path.parent
 
         # yuv420p halves chroma resolution, so x264 needs even sides: crop the odd last
@@ -424,7 +495,7 @@ class VideoWriter:
         self._temps.append(self._final_tmp)
         try:
             # With audio, the video is encoded first and muxed afterwards (see close()).
-            self._video_tmp = temp_beside(self.path, "video.mp4") if self.audio_path else self._final_tmp
+            self._video_tmp = temp_beside(self.path, f"video{suffix}") if self.audio_path else self._final_tmp
             if self._video_tmp != self._final_tmp:
                 self._temps.append(self._video_tmp)
             self._start_encoder(crf, preset)
@@ -435,20 +506,32 @@ class VideoWriter:
     def _start_encoder(self, crf, preset):
         # accurate_rnd + full_chroma_int: swscale's fast default path darkens every frame by ~2
         # levels (blue most), which would show on the untouched pixels of a re-encoded shot.
-        vf = "scale=out_color_matrix=bt709:out_range=tv:flags=accurate_rnd+full_chroma_int,format=yuv420p"
+        c = self.colour
+        # The matrix converts, the other tags only label: setparams puts them on the frames, where
+        # ffmpeg 7+ takes them from (the -color_* options alone lose the primaries and transfer).
+        matrix = {"bt470bg": "bt470", "bt2020nc": "bt2020"}.get(c.matrix, c.matrix)  # scale's names
+        vf = (f"scale=out_color_matrix={matrix}:out_range={c.range}:flags=accurate_rnd+full_chroma_int,"
+              f"format={self.codec.pix_fmt},setparams=range={c.range}:color_primaries={c.primaries}:"
+              f"color_trc={c.transfer}:colorspace={c.matrix}")
         if (self.out_width, self.out_height) != (self.width, self.height):
             vf = f"crop={self.out_width}:{self.out_height}:0:0," + vf
+        rate = ["-preset", preset, "-crf", str(crf)] if "libx264" in self.codec.encoder else []
         cmd = ["-hide_banner", "-loglevel", "error", "-nostats", "-y",
                "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}",
                "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-",
-               "-vf", vf, "-c:v", "libx264", "-preset", preset, "-crf", str(crf), "-pix_fmt", "yuv420p",
-               # BT.709 conversion, tagged, so players do not guess the matrix and shift colours.
-               "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
-               "-movflags", "+faststart", "-f", "mp4" if self.audio_path else self._format, str(self._video_tmp)]
+               "-vf", vf, *self.codec.encoder, *rate, "-pix_fmt", self.codec.pix_fmt,
+               # tagged, so players do not guess the matrix and shift colours
+               "-colorspace", c.matrix, "-color_primaries", c.primaries, "-color_trc", c.transfer,
+               "-color_range", c.range,
+               *([] if self.audio_path else self._container_options()), "-f", self._format, str(self._video_tmp)]
         # stderr goes to a file, not a pipe: nobody drains a pipe while we write frames,
         # and a full pipe would block ffmpeg and then us.
         self._stderr = tempfile.TemporaryFile()
         self._proc = start_ffmpeg(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr)
+
+    def _container_options(self) -> list:
+        """Options of the file's last pass: the index up front, and the start timecode."""
+        return ["-movflags", "+faststart", *(["-timecode", self.timecode] if self.timecode else [])]
 
     def write(self, frame: np.ndarray):
         """Append one BGR uint8 frame of the writer's (width, height)."""
@@ -496,19 +579,19 @@ class VideoWriter:
         # `apad` in one pass overshoots the video by up to ~0.2 s of audio (measured).
         duration = self.frame_count / self.fps
         end = f"{float(duration):.6f}"
-        # NaN/inf samples (some TTS output) make ffmpeg's AAC encoder refuse the whole track:
-        # zero them, as core.audio does for the mel. Finite samples pass through bit-exact.
-        filters = [r"aeval=exprs=if(isnan(val(ch))+isinf(val(ch))\,0\,val(ch)):c=same",
-                   "asetpts=PTS-STARTPTS"]  # sample 0 at t=0, as core.audio loads it
+        filters = ["aeval=exprs=" + FINITE_EXPR.replace(",", r"\,") + ":c=same", "asetpts=PTS-STARTPTS"]  # sample 0 at t=0, as core.audio loads it
         if self.audio_offset_s > 0:
             filters.append(f"adelay=delays={self.audio_offset_s * 1000:.3f}:all=1")
         elif self.audio_offset_s < 0:
             filters += [f"atrim=start={-self.audio_offset_s:.6f}", "asetpts=PTS-STARTPTS"]
         filters += [f"apad=whole_dur={end}", f"atrim=end={end}"]  # pad with silence, then cut: exact length
-        cmd = ["-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-y",
-               "-i", str(self._video_tmp), "-i", str(self.audio_path), "-map", "0:v:0", "-map", "1:a:0",
-               "-c:v", "copy", "-af", ",".join(filters), "-c:a", "aac", "-b:a", self.audio_bitrate,
-               "-movflags", "+faststart", "-f", self._format, str(self._final_tmp)]
+        tracks = [self.audio_path, *self.extra_audio]
+        bitrate = ["-b:a", self.audio_bitrate] if "aac" in self.codec.audio else []
+        cmd = ["-nostdin", "-hide_banner", "-loglevel", "error", "-nostats", "-y", "-i", str(self._video_tmp),
+               *[arg for track in tracks for arg in ("-i", str(track))], "-map", "0:v:0",
+               *[arg for i in range(len(tracks)) for arg in ("-map", f"{i + 1}:a:0")],
+               "-c:v", "copy", "-af", ",".join(filters), *self.codec.audio, *bitrate,
+               *self._container_options(), "-f", self._format, str(self._final_tmp)]
         proc = run_ffmpeg(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if proc.returncode != 0:
             raise MediaError(self.path, f"adding the audio failed: {_tail(proc.stderr)}")
@@ -551,15 +634,25 @@ class VideoWriter:
         return False
 
 
-def check_video_output(path, protect=()):
-    """check_writable for a video: its name must also say a container VideoWriter writes (an MP4
-    named out.wav would be misread by everything that trusts the name)."""
+# NaN/inf samples (some TTS output) make ffmpeg's AAC encoder refuse the whole track and its loudness
+# meter read nothing: zero them, as core.audio does for the mel. Finite samples pass through bit-exact.
+FINITE_EXPR = "if(isnan(val(ch))+isinf(val(ch)),0,val(ch))"  # for aeval
+
+
+def check_video_output(path, protect=(), codec: str = "h264"):
+    """check_writable for a video: its name must also say a container VideoWriter writes that holds
+    `codec` (an MP4 named out.wav would be misread by everything that trusts the name)."""
     check_writable(path, protect)
     suffix = Path(path).suffix.lower()
     if suffix not in OUTPUT_FORMATS:
         *others, last = OUTPUT_FORMATS
         raise MediaError(path, f"cannot write a video as {repr(suffix) if suffix else 'a name without extension'}: "
                                f"name it {', '.join(others)} or {last}")
+    held = VIDEO_CODECS[codec].suffixes
+    if suffix not in held:
+        *others, last = held
+        names = f"{', '.join(others)} or {last}" if others else last
+        raise MediaError(path, f"a {suffix} file cannot hold {VIDEO_CODECS[codec].title}: name it {names}")
 
 
 def check_writable(path, protect=()):

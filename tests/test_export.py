@@ -4,6 +4,7 @@ The media are flat colours, so which frames came from a take and which from the 
 read off the pixels: the clip is red, the take blue.
 """
 import hashlib
+import os
 
 import numpy as np
 import pytest
@@ -142,3 +143,169 @@ def test_a_variable_rate_video_exports_its_conformed_frames(media, tmp_path):
         assert exported.frame_count == 75
         shown = [frame_id(frame) for _, frame in exported.frames(10)]
     assert shown == timeline[10:].tolist()  # the original frames, each where the renderer puts it
+
+
+# --------------------------------------------------------------------------- delivery: formats, range, audio
+
+SIZE = (256, 144)  # DNxHR's smallest is 256x120
+TAGS = "color_primaries=smpte170m:color_trc=smpte170m:colorspace=smpte170m:range=tv"  # not BT.709, to see it carried
+
+
+@pytest.fixture(scope="module")
+def delivery(tmp_path_factory):
+    """A red 2 s clip (50 frames) tagged SMPTE 170M, starting at 01:00:00:00, with a 500 Hz track of its own;
+    a 2 s dub, a quiet tone with clicks: gained to -23 LUFS the clicks would pass -1 dBTP."""
+    folder = tmp_path_factory.mktemp("delivery_media")
+    video, dub = folder / "clip.mov", folder / "dub.wav"
+    ffmpeg("-f", "lavfi", "-i", f"color=c=0xe02020:s={SIZE[0]}x{SIZE[1]}:r={FPS}:d=2", "-f", "lavfi", "-i",
+           "sine=frequency=500:sample_rate=48000:duration=2", "-vf", f"setparams={TAGS}", "-pix_fmt", "yuv420p",
+           "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-timecode", "01:00:00:00", "-shortest", video)
+    ffmpeg("-f", "lavfi", "-i", r"aevalsrc=0.05*sin(2*PI*300*t)+0.5*lt(mod(t\,0.4)\,0.002):s=48000:d=2", dub)
+    return video, dub
+
+
+def delivery_project(folder, video, dub) -> Project:
+    """s1 [0, 10) with a blue take chosen, s2 [10, 50) the original."""
+    project = Project.new(video, MediaFacts.probe_video(video), path=folder / "delivery.lipsmith", dub_path=dub,
+                          dub_facts=MediaFacts.probe_file(dub, duration=2.0))
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 10), project.make_segment(10, 50, "silence")]))
+    take_id = project.new_take_id()
+    file = project.take_file_for(take_id)
+    with VideoWriter(file, *SIZE, FPS, crf=0, preset="ultrafast") as writer:
+        for _ in range(10):
+            writer.write(np.full((SIZE[1], SIZE[0], 3), BLUE, np.uint8))
+    project.execute(AddTake(project, project.new_take("s1", file, take_id=take_id, start=0, end=10), choose=True))
+    project.save()
+    return project
+
+
+def facts(path) -> dict:
+    """What ffprobe would say of a file's video stream, and its streams' kinds, read with PyAV."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        tags = stream.codec_context  # the container's colour tags
+        colour = (int(tags.color_primaries), int(tags.color_trc), int(tags.colorspace), int(tags.color_range))
+        frames = list(container.decode(stream))
+        return {"codec": stream.codec_context.name, "profile": stream.codec_context.profile,
+                "pix_fmt": stream.codec_context.pix_fmt, "size": (stream.width, stream.height),
+                "frames": len(frames), "times": [float(f.pts * f.time_base) for f in frames], "colour": colour,
+                "timecode": stream.metadata.get("timecode"),
+                "streams": [s.type for s in container.streams],
+                "audio": [s.codec_context.name for s in container.streams.audio]}
+
+
+def ebur128(path, stream: int) -> tuple[float, float]:
+    """(integrated LUFS, true peak dBTP) of an audio stream, by ffmpeg's ebur128 meter."""
+    import re
+    import subprocess
+
+    from core.ffmpeg import run_ffmpeg
+
+    proc = run_ffmpeg(["-nostdin", "-hide_banner", "-nostats", "-i", str(path), "-map", f"0:a:{stream}",
+                       "-af", "ebur128=peak=true", "-f", "null", "-"], stderr=subprocess.PIPE, check=True)
+    summary = proc.stderr.decode().rsplit("Summary:", 1)[1]
+    return (float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary)[1]),
+            float(re.search(r"True peak:\s+Peak:\s+(-?[\d.]+) dBFS", summary)[1]))
+
+
+@pytest.mark.parametrize("format, suffix, codec, profile, pix_fmt, audio", [
+    ("h264", ".mp4", "h264", "High", "yuv420p", "aac"),
+    ("prores", ".mov", "prores", "HQ", "yuv422p10le", "pcm_s24le"),
+    ("dnxhr", ".mov", "dnxhd", "DNXHR HQ", "yuv422p", "pcm_s24le"),
+])
+def test_each_format_keeps_the_source_frames_their_times_size_colour_and_timecode(
+        delivery, tmp_path, format, suffix, codec, profile, pix_fmt, audio):
+    video, dub = delivery
+    project = delivery_project(tmp_path, video, dub)
+    out = tmp_path / f"final{suffix}"
+    result = export_video(lambda *a: None, lambda: False, export_request(project, out, DRAFT, format))
+    got, source = facts(out), facts(video)
+    assert (got["codec"], got["profile"], got["pix_fmt"], got["audio"]) == (codec, profile, pix_fmt, [audio])
+    assert got["size"] == source["size"] and got["frames"] == source["frames"] == result.frames == 50
+    assert got["times"] == pytest.approx(source["times"], abs=1e-6)  # frame-exact: each frame at its time
+    assert got["colour"] == source["colour"] == (6, 6, 6, 1)  # SMPTE 170M, limited range: carried, not BT.709
+    assert got["timecode"] == "01:00:00:00" and "data" in got["streams"]  # the tmcd track
+    assert colours(out) == ["blue"] * 10 + ["red"] * 40
+    assert (f"picture yuv420p -> {pix_fmt}" in " ".join(result.notes)) == (pix_fmt != "yuv420p")
+
+
+def test_cli_exports_an_in_out_range_with_its_timecode_and_the_dub_under_it(delivery, tmp_path, capsys):
+    video, dub = delivery
+    project = delivery_project(tmp_path, video, dub)
+    out = tmp_path / "range.mov"  # .mov: ProRes by default
+    assert main.main(["export", str(project.path), "-o", str(out), "--from", "0.2", "--to", "0:00.8", "-q"]) == 0
+    assert "15 frames, 5 from takes" in capsys.readouterr().out
+    got = facts(out)
+    assert (got["codec"], got["frames"], got["timecode"]) == ("prores", 15, "01:00:00:05")
+    assert got["times"] == pytest.approx([k / FPS for k in range(15)], abs=1e-6)
+    assert colours(out) == ["blue"] * 5 + ["red"] * 10
+    import av
+
+    with av.open(str(out)) as container:
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+    assert samples == 48000 * 15 // FPS  # the range's 0.6 s, to the sample
+
+
+def test_a_format_the_output_cannot_hold_or_an_unwritable_output_is_refused_naming_the_file(
+        delivery, tmp_path, capsys):
+    from core.errors import MediaError
+
+    video, dub = delivery
+    project = delivery_project(tmp_path, video, dub)
+    out = tmp_path / "final.mp4"
+    with pytest.raises(MediaError, match=r"final\.mp4: a \.mp4 file cannot hold ProRes 422 HQ .*name it \.mov or \.mkv"):
+        export_video(lambda *a: None, lambda: False, export_request(project, out, DRAFT, "prores"))
+    assert main.main(["export", str(project.path), "-o", str(out), "--format", "dnxhr", "-q"]) == 1
+    assert capsys.readouterr().err.strip().count("\n") == 0  # one line
+    assert main.main(["export", str(project.path), "-o", str(out), "--format", "vp9"]) == 2  # not a format
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if not os.access(locked, os.W_OK):  # root writes anywhere
+            assert main.main(["export", str(project.path), "-o", str(locked / "x.mov"), "-q"]) == 1
+            assert f"{locked / 'x.mov'}: cannot write" in capsys.readouterr().err
+    finally:
+        locked.chmod(0o700)
+    assert main.main(["export", str(project.path), "-o", str(tmp_path / "x.mov"), "--to", "9", "-q"]) == 1
+    assert "is not within the project's 2.000 s" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith((".final", "final", ".x", "x."))] == []
+
+
+@pytest.mark.parametrize("target, format, suffix, audio, streams", [
+    ("-23", "prores", ".mov", "dub+original", 2),
+    ("-24", "h264", ".mp4", "mix", 1),
+])
+def test_loudness_two_pass_lands_on_the_target_under_the_true_peak_ceiling(
+        delivery, tmp_path, capsys, target, format, suffix, audio, streams):
+    video, dub = delivery
+    project = delivery_project(tmp_path, video, dub)
+    out = tmp_path / f"loud{suffix}"
+    assert main.main(["export", str(project.path), "-o", str(out), "--format", format, "--audio", audio,
+                      "--loudness", target, "--original-level", "-6", "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert len(facts(out)["audio"]) == streams
+    for stream in range(streams):
+        integrated, peak = ebur128(out, stream)
+        assert abs(integrated - float(target)) <= 1.0 and peak <= -1.0
+    assert printed.count("LUFS") == 2 * streams and "before" in printed  # before and after, per track
+    if audio == "dub+original":  # the dub alone at -23 would peak over the ceiling: held under it
+        assert ebur128(dub, 0)[1] + (-23 - ebur128(dub, 0)[0]) > -1.0
+
+
+def test_a_mix_takes_each_track_at_its_level(delivery, tmp_path):
+    video, dub = delivery
+    project = delivery_project(tmp_path, video, dub)
+    levels = {}
+    for name, original_level in (("dub_only", -120.0), ("both", 0.0)):
+        out = tmp_path / f"{name}.mov"
+        export_video(lambda *a: None, lambda: False,
+                     export_request(project, out, DRAFT, audio="mix", original_level=original_level))
+        levels[name] = ebur128(out, 0)[0]
+    dub_alone = tmp_path / "dub.mov"
+    export_video(lambda *a: None, lambda: False, export_request(project, dub_alone, DRAFT))
+    assert levels["dub_only"] == pytest.approx(ebur128(dub_alone, 0)[0], abs=0.2)  # the original at -120 dB
+    assert levels["both"] > levels["dub_only"] + 1  # the 500 Hz track adds to it
