@@ -309,3 +309,21 @@ def test_a_mix_takes_each_track_at_its_level(delivery, tmp_path):
     export_video(lambda *a: None, lambda: False, export_request(project, dub_alone, DRAFT))
     assert levels["dub_only"] == pytest.approx(ebur128(dub_alone, 0)[0], abs=0.2)  # the original at -120 dB
     assert levels["both"] > levels["dub_only"] + 1  # the 500 Hz track adds to it
+
+
+def test_a_cancelled_or_refused_delivery_leaves_nothing_beside_the_output(media, delivery, tmp_path):
+    from core.errors import Cancelled, MediaError
+
+    video, dub = delivery
+    project = delivery_project(tmp_path, video, dub)
+    (tmp_path / "small").mkdir()
+    small = new_project(tmp_path / "small", media[0], media[2])  # 64x48
+    before = set(tmp_path.iterdir())
+    out = tmp_path / "final.mov"
+    request = export_request(project, out, DRAFT, "prores", audio="dub+original", loudness="-23")
+    asked = []
+    with pytest.raises(Cancelled):  # after the audio tracks are built, during the frames
+        export_video(lambda *a: None, lambda: asked.append(1) or len(asked) > 3, request)
+    with pytest.raises(MediaError, match=r"final\.mov: DNxHR HQ .* needs a picture of at least 256x120, not 64x48"):
+        export_video(lambda *a: None, lambda: False, export_request(small, out, DRAFT, "dnxhr"))
+    assert set(tmp_path.iterdir()) == before
