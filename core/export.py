@@ -13,6 +13,7 @@ with them in one atomic write.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -182,7 +183,10 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
             notes = _conversion_notes(video, codec)
             names = {"dub": ["dub"], "dub+original": ["dub", "original"], "mix": ["mix"]}[request.audio]
             for name in names:
-                tracks.append(temp_beside(request.output, f"{name}.wav"))
+                try:
+                    tracks.append(temp_beside(request.output, f"{name}.wav"))
+                except OSError as e:
+                    raise MediaError(request.output, f"cannot write: {e.strerror or e}") from None
             loudness = []
             for name, track in zip(names, tracks):
                 before, mode = _audio_track(request, name, first, last, track)
@@ -210,8 +214,6 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
                         done += 1
                         from_takes += take is not None
                         progress(done, last - first, "export")
-    except OSError as e:  # the temp audio tracks beside the output
-        raise MediaError(request.output, f"cannot write: {e.strerror or e}") from None
     finally:
         for track in tracks:
             track.unlink(missing_ok=True)
@@ -232,12 +234,17 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
 
 def _conversion_notes(video, codec) -> list:
     """What the export changes of the source's picture, in words (informational: each is expected)."""
+    if video.is_image:
+        return []
     notes = []
-    if not video.is_image and video.pix_fmt != codec.pix_fmt:
+    if video.pix_fmt != codec.pix_fmt:
         notes.append(f"picture {video.pix_fmt} -> {codec.pix_fmt}, {codec.title}")
+    if re.search(r"p(9|1[0-6])", video.pix_fmt):  # the frames are the renderer's: 8-bit BGR
+        notes.append(f"the source's {video.pix_fmt} passes through 8 bits per channel on the way")
     unknown = [tag for tag, value in vars(video.colour).items() if value is None]
-    if unknown and not video.is_image:
-        notes.append(f"the source does not tag its colour {', '.join(unknown)}: written as BT.709 limited range")
+    if unknown:
+        notes.append(f"the source leaves its colour {', '.join(unknown)} untagged: written as BT.709 "
+                     "(limited range)")
     return notes
 
 
