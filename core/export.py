@@ -284,9 +284,10 @@ def _audio_track(request: ExportRequest, name: str, first: int, last: int, outpu
     build = {"dub": dub, "original": original, "mix": mix}[name]
     source = request.dub if name == "dub" else request.video
     if request.loudness:
-        before = measure(build(), source)
+        target = LOUDNESS_TARGETS[request.loudness][0]
+        before = measure(build(), source, target)
         if before.integrated > SILENCE:
-            return before, normalise(build(), LOUDNESS_TARGETS[request.loudness][0], before, output, source)
+            return before, normalise(build(), target, before, output, source)
         # silence: no gain gives it a level, so it is written as it is
     write(build(), output, source)
     return None, None

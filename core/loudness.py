@@ -34,9 +34,11 @@ class Loudness:
         return f"{self.integrated:.1f} LUFS, true peak {self.true_peak:.1f} dBTP"
 
 
-def measure(stream, name) -> Loudness:
-    """The loudness of an ffmpeg-python audio stream (one decode; `name` names it in errors)."""
-    return _loudness(_run(stream.filter("loudnorm", print_format="json").output("-", f="null"), name), "input")
+def measure(stream, name, target: float = -23.0) -> Loudness:
+    """The loudness of an ffmpeg-python audio stream (one decode; `name` names it in errors). `target`
+    (LUFS) sets only the offset, which the second pass applies should it fall back to dynamic mode."""
+    measuring = stream.filter("loudnorm", I=target, TP=TRUE_PEAK, print_format="json")
+    return _loudness(_run(measuring.output("-", f="null"), name), "input")
 
 
 def normalise(stream, target: float, measured: Loudness, output, name) -> str:

@@ -327,3 +327,16 @@ def test_a_cancelled_or_refused_delivery_leaves_nothing_beside_the_output(media,
     with pytest.raises(MediaError, match=r"final\.mov: DNxHR HQ .* needs a picture of at least 256x120, not 64x48"):
         export_video(lambda *a: None, lambda: False, export_request(small, out, DRAFT, "dnxhr"))
     assert set(tmp_path.iterdir()) == before
+
+
+def test_a_track_whose_peaks_keep_it_under_the_target_is_said_to_be(delivery, tmp_path):
+    video, _ = delivery
+    spiky = tmp_path / "spiky.wav"  # clicks 33 dB over a quiet tone: the ceiling allows no gain to -23
+    ffmpeg("-f", "lavfi", "-i", r"aevalsrc=0.02*sin(2*PI*300*t)+0.9*lt(mod(t\,0.4)\,0.002):s=48000:d=2", spiky)
+    project = delivery_project(tmp_path, video, spiky)
+    out = tmp_path / "spiky.mov"
+    result = export_video(lambda *a: None, lambda: False, export_request(project, out, DRAFT, loudness="-23"))
+    [(name, before, after)] = result.loudness
+    integrated, peak = ebur128(out, 0)
+    assert name == "dub" and before.true_peak > -1.0 and peak <= -1.0 and integrated < -24.0
+    assert f"dub audio: {after.integrated:.1f} LUFS, not -23" in " ".join(result.notes)
