@@ -5,7 +5,7 @@ score, find the face) are core.jobs, export core.export, speaker adaptation core
 editor never imports training/), edits core.project's commands. Modules, from the bottom up
 (each small, one concern):
 
-  timecode      frames ↔ "m:ss.ff" text (Qt-free)
+  timecode      a project's SMPTE timecode (core.timecode owns the notation); ETA durations (Qt-free)
   filetypes     what a dropped or opened file is: video, audio, project (Qt-free)
   workers       `Job` (a QObject whose work runs in a QThread: progress, ETA, cancel) and `JobManager`
   settings      QSettings-backed preferences (theme, shortcuts, last folders, window layout)

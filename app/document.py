@@ -14,8 +14,9 @@ from PySide6.QtCore import QObject, Signal
 
 from core.jobs import Waveform, project_length
 from core.project import Command, EditError, Project, Segment, Take
+from core.timecode import Timecode, TimecodeError
 
-from .timecode import timecode
+from .timecode import project_timecode
 
 
 @dataclass(frozen=True)
@@ -217,8 +218,33 @@ class Document(QObject):
         """The segment under the playhead (the inspector's and Ctrl+R's subject)."""
         return self.project.segment_at(self.frame)
 
+    @property
+    def timecode(self) -> Timecode:
+        return project_timecode(self.project)
+
     def time_text(self, frame: int | None = None) -> str:
-        return timecode(self.frame if frame is None else frame, self.fps)
+        """The timecode of `frame` (default: the playhead's)."""
+        return self.timecode.text(self.frame if frame is None else frame)
+
+    def span_text(self, start: int, end: int) -> str:
+        """Frames [start, end) as in–out timecodes, the out point inclusive (its last frame)."""
+        return self.timecode.span(start, end)
+
+    def jump(self, entry: str) -> bool:
+        """Move the playhead to a typed timecode, or +N / -N frames from it; a `message` says why not, or
+        that it stopped at the clip's edge."""
+        try:
+            frame = self.timecode.jump(entry, self.frame)
+        except TimecodeError as e:
+            self.message.emit(str(e))
+            return False
+        if not 0 <= frame < self.length:
+            edge = "first" if frame < 0 else "last"
+            self.message.emit(f"{entry.strip()} is outside the clip ({self.span_text(0, self.length)}): "
+                              f"went to its {edge} frame")
+        self.set_frame(frame)
+        return True
+
 
     @property
     def title(self) -> str:

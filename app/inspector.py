@@ -23,7 +23,6 @@ from core.adapt import checkpoint_key, model_choices
 from core.project import ChooseTake, RenameSegment, SetSegmentSettings
 
 from .document import take_caption
-from .timecode import timecode
 
 PAD_NAMES = ("top", "bottom", "left", "right")
 
@@ -229,11 +228,9 @@ class Inspector(QWidget):
             self.takes.clear()
             self._update_buttons()
             return
-        fps = doc.fps
         self.title.setText(f"{segment.title} · {segment.kind}" if segment.name
                            else f"Segment {segment.id} · {segment.kind}")
-        self.range_label.setText(f"{timecode(segment.start, fps)} – {timecode(segment.end, fps)}  "
-                                 f"({segment.frames} frames)")
+        self.range_label.setText(f"{doc.span_text(segment.start, segment.end)}  ({segment.frames} frames)")
         verdict = project.verdict(segment)
         if segment.lse_c is None:
             conf = "Confidence: not scored"

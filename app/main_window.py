@@ -394,7 +394,7 @@ class MainWindow(QMainWindow):
         text = f"{doc.time_text()}  frame {doc.frame}/{max(doc.length - 1, 0)}"
         r = doc.marked_range()
         if r is not None:
-            text += f"   in {doc.time_text(r[0])}  out {doc.time_text(r[1])}"
+            text += f"   in {doc.time_text(r[0])}  out {doc.timecode.out_text(r[1])}"
         if self.transport.playing:
             text += f"   ▶ {self.transport.speed:+d}×"
         self.frame_label.setText(text)
@@ -518,7 +518,7 @@ class MainWindow(QMainWindow):
             self.status("No segment under the playhead")
             return
         name, ok = QInputDialog.getText(self, "Rename segment", f"Name of segment {s.id} "
-                                        f"({doc.time_text(s.start)}–{doc.time_text(s.end)}); empty: its id",
+                                        f"({doc.span_text(s.start, s.end)}); empty: its id",
                                         QLineEdit.EchoMode.Normal, s.name)
         if ok and " ".join(name.split()) != s.name:
             doc.execute(lambda: RenameSegment(doc.project, s.id, name))
@@ -951,7 +951,7 @@ class MainWindow(QMainWindow):
             targets[f"Segment {s.title} (under the playhead)"] = (s.start, s.end, s.id, f"segment {s.id}")
         r = doc.marked_range()
         if r is not None:
-            what = f"{doc.time_text(r[0])}–{doc.time_text(r[1])}"
+            what = doc.span_text(*r)
             targets[f"In–out range {what}"] = (r[0], r[1], None, what)
         targets["Whole clip"] = (0, jobs.media_length(doc.project), None, "whole clip")
         dialog = dialogs.RenderDialog(list(targets), doc.project.settings["mouth"],
@@ -979,7 +979,7 @@ class MainWindow(QMainWindow):
         r = doc.marked_range()
         if r is None:
             return self.render_clip()
-        return self._render(r[0], r[1], None, f"{doc.time_text(r[0])}–{doc.time_text(r[1])}")
+        return self._render(r[0], r[1], None, doc.span_text(*r))
 
     def render_segment(self, segment_id: str | None = None):
         doc = self.document

@@ -18,7 +18,7 @@ import numpy as np
 from PySide6.QtCore import QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap, QTransform
 from PySide6.QtWidgets import (QButtonGroup, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView,
-                               QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QLineEdit, QToolButton, QVBoxLayout, QWidget)
 
 from core.plan import source_of
 
@@ -31,9 +31,54 @@ MASK_RGB = (64, 220, 255)  # the mask's tint
 FIT, ACTUAL = "fit", "actual"
 
 
+class TimecodeEntry(QLineEdit):
+    """The playhead's timecode, to type over: a timecode (or its last fields, or digits alone), or +N / -N
+    frames, and Enter jumps there; Escape, or leaving the field, puts the playhead's back."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.document = None
+        self.setObjectName("timecodeEntry")
+        self.setToolTip("Timecode: type one (01:00:10:00, or 10:00 within this minute, or 1000), or +N / -N "
+                        "frames, and press Enter to go there")
+        font = QFont("monospace")
+        font.setStyleHint(QFont.StyleHint.TypeWriter)
+        self.setFont(font)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setFixedWidth(self.fontMetrics().horizontalAdvance("00:00:00:00") + 16)
+        self.returnPressed.connect(self._commit)
+
+    def show_playhead(self):
+        """The playhead's timecode, unless the user is typing one."""
+        if not self.hasFocus() or not self.isModified():
+            self.setText(self.document.time_text() if self.document is not None else "")
+
+    def _commit(self):
+        if self.document is not None and self.document.jump(self.text()):
+            self._revert()  # shows where it went, and gives the keys back to the transport
+        else:
+            self.selectAll()  # the status bar says why; the next try replaces this one
+
+    def keyPressEvent(self, event):
+        if event.key() == Qt.Key.Key_Escape:
+            self._revert()
+            return
+        super().keyPressEvent(event)
+
+    def focusOutEvent(self, event):
+        super().focusOutEvent(event)
+        self._revert()
+
+    def _revert(self):
+        self.setModified(False)
+        self.show_playhead()
+        self.clearFocus()
+
+
 class InfoLabel(QLabel):
-    """The time and frame under the playhead; only the time where the bar is too narrow for both (the
-    status bar shows them too), rather than the text cut off mid-word."""
+    """The frame under the playhead, and the last one; only the frame where the bar is too narrow for both
+    (the status bar shows them too), rather than the text cut off mid-word."""
+
 
     def __init__(self, parent=None):
         super().__init__("", parent)
@@ -182,7 +227,7 @@ class FrameView(QGraphicsView):
 
 
 class PreviewPanel(QWidget):
-    """FrameView with its bar: Original | Result, Fit | 100 %, and the frame / time readout."""
+    """FrameView with its bar: Original | Result, Fit | 100 %, the timecode entry and the frame readout."""
     zoom_changed = Signal(str)
 
     def __init__(self, reader: FrameReader, parent=None):
@@ -212,6 +257,7 @@ class PreviewPanel(QWidget):
         self.result_button.clicked.connect(lambda: self.document and self.document.set_show_result(True))
         self.fit_button.clicked.connect(lambda: self.set_zoom("fit"))
         self.actual_button.clicked.connect(lambda: self.set_zoom("actual"))
+        self.timecode = TimecodeEntry(self)
         self.info = InfoLabel(self)
         self.info.setObjectName("frameInfo")
 
@@ -229,6 +275,8 @@ class PreviewPanel(QWidget):
         bar.addSpacing(16)
         bar.addWidget(self.mask_button)
         bar.addStretch(1)
+        bar.addWidget(self.timecode)
+        bar.addSpacing(8)
         bar.addWidget(self.info)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -251,7 +299,8 @@ class PreviewPanel(QWidget):
         return b
 
     def _set_enabled(self, on: bool):
-        for b in (self.original_button, self.result_button, self.fit_button, self.actual_button, self.mask_button):
+        for b in (self.original_button, self.result_button, self.fit_button, self.actual_button, self.mask_button,
+                  self.timecode):
             b.setEnabled(on)
 
     def set_document(self, document):
@@ -259,8 +308,9 @@ class PreviewPanel(QWidget):
             for signal in (self.document.frame_changed, self.document.changed, self.document.view_changed,
                            self.document.media_changed):
                 signal.disconnect(self.refresh)
-        self.document = document
+        self.document = self.timecode.document = document
         self.shown = self.wanted = None
+        self.timecode.show_playhead()
         if document is None:
             self.view.clear("Drop a video and its dub here, or File ▸ New from video…")
             self.view.set_mask(None)
@@ -304,7 +354,8 @@ class PreviewPanel(QWidget):
             return
         self.original_button.setChecked(not doc.show_result)
         self.result_button.setChecked(doc.show_result)
-        self.info.set_texts(f"{doc.time_text()}  ·  frame {doc.frame} / {max(doc.length - 1, 0)}", doc.time_text())
+        self.timecode.show_playhead()
+        self.info.set_texts(f"frame {doc.frame} / {max(doc.length - 1, 0)}", f"{doc.frame}")
         self.mask_button.setChecked(doc.show_mask)
         what, path, index, label = self.source_for(doc.frame)
         if doc.project.video.missing and what == "original":

@@ -1,23 +1,15 @@
-"""Frames as text for rulers, labels and the status bar (Qt-free)."""
+"""Time as the app writes it (Qt-free): a project's SMPTE timecode (core.timecode owns the notation),
+and short durations for ETAs."""
 from __future__ import annotations
 
 import math
 
+from core.timecode import Timecode
 
-def timecode(frame: float, fps: float, frames: bool = True) -> str:
-    """`m:ss.ff` (frames within the second) or `h:mm:ss.ff` past an hour; `frames=False`: `m:ss`."""
-    fps = fps if fps and fps > 0 else 25.0
-    sign = "-" if frame < 0 else ""
-    frame = abs(frame)
-    per_second = max(1, int(round(fps)))
-    seconds = int(math.floor(frame / fps + 1e-9))
-    ff = int(round(frame - seconds * fps))
-    if ff >= per_second:  # rounding at a second's edge
-        seconds, ff = seconds + 1, 0
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    text = f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-    return sign + (f"{text}.{ff:02d}" if frames else text)
+
+def project_timecode(project) -> Timecode:
+    """How the project's frames are labelled: its video's rate, from the video's start timecode."""
+    return Timecode.of(project.fps, project.video.facts.start_timecode)
 
 
 def duration_text(seconds: float | None) -> str:

@@ -27,10 +27,10 @@ from PySide6.QtWidgets import QScrollBar, QVBoxLayout, QWidget
 
 from core.plan import source_of
 from core.project import DEFAULT_THRESHOLD, SetThreshold, verdict
+from core.timecode import Timecode
 
 from .theme import DARK, Colours
 from .thumbnails import Thumbnails
-from .timecode import timecode
 
 AXIS_WIDTH = 34
 LABEL_WIDTH = 64
@@ -47,11 +47,11 @@ NAME_CHAR_PX = 7  # rough width of a label character, to hide names that do not 
 
 
 class TimeAxis(pg.AxisItem):
-    """Frames labelled as time; ticks on whole frames, seconds and minutes."""
+    """Frames labelled with the video's timecode; ticks on whole frames and on its seconds and minutes."""
 
-    def __init__(self, fps: float = 25.0):
+    def __init__(self, timecode: Timecode = Timecode.of(25.0)):
         super().__init__("top")
-        self.fps = fps
+        self.timecode = timecode
 
     def tickSpacing(self, minVal, maxVal, size):
         span = maxVal - minVal
@@ -59,15 +59,16 @@ class TimeAxis(pg.AxisItem):
             return super().tickSpacing(minVal, maxVal, size)
         per_frame = size / span
         seconds = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
-        candidates = sorted({1, 2, 5, 10, *(s * self.fps for s in seconds)})
+        candidates = sorted({1, 2, 5, 10, *(s * self.timecode.base for s in seconds)})  # timecode seconds
         major = next((c for c in candidates if c * per_frame >= 90), candidates[-1])
         divides = lambda c: abs(major / c - round(major / c)) < 1e-6  # noqa: E731
         minor = next((c for c in candidates if c * per_frame >= 14 and divides(c)), major)
         return [(major, 0), (minor, 0)]
 
     def tickStrings(self, values, scale, spacing):
-        with_frames = spacing < self.fps - 1e-6
-        return [timecode(v, self.fps, frames=with_frames) if v >= 0 else "" for v in values]
+        with_frames = spacing < self.timecode.base
+        # ticks a timecode second or more apart are labelled hh:mm:ss
+        return [self.timecode.text(v)[:None if with_frames else -3] if v >= 0 else "" for v in values]
 
 
 class LaneBox(pg.ViewBox):
@@ -352,7 +353,7 @@ class Timeline(QWidget):
         self.thumbnails.set_source(None if document is None or document.project.video.missing
                                    else document.project.video.path)
         if document is not None:
-            self.axis.fps = document.fps
+            self.axis.timecode = document.timecode
             document.changed.connect(self.refresh)
             document.frame_changed.connect(self._on_frame)
             document.marks_changed.connect(self._on_marks)
@@ -710,7 +711,7 @@ class Timeline(QWidget):
             s = doc.project.segment_at(frame)
             if s is not None:
                 score = "not scored" if s.lse_c is None else f"LSE-C {s.lse_c:.3g}"
-                tip = (f"{s.title} · {s.kind} · {timecode(s.start, doc.fps)}–{timecode(s.end, doc.fps)} · {score} · "
+                tip = (f"{s.title} · {s.kind} · {doc.span_text(s.start, s.end)} · {score} · "
                        f"{doc.project.verdict(s)}")
                 at = self.curve_value(frame)
                 if at is not None:
@@ -729,7 +730,7 @@ class Timeline(QWidget):
                 if fallback:
                     tip += f" · the generated mouth in {fallback} frames (no actor's mouth alike)"
         else:
-            tip = f"{timecode(frame, doc.fps)} · frame {frame}"
+            tip = f"{doc.time_text(frame)} · frame {frame}"
             hit = next(((a, b) for a, b in getattr(self, "_no_face_shown", []) if a <= frame < b), None)
             if hit is not None:
                 tip += (f" · no face found in frames {hit[0]}–{hit[1] - 1}: the result shows the original "

@@ -428,13 +428,6 @@ def test_unsaved_changes_prompt_and_recovery_offer(opened, qtbot, boxes):
 # --------------------------------------------------------------------------- pure helpers
 
 
-def test_timecode_text():
-    from app.timecode import timecode
-
-    assert timecode(0, 25) == "0:00.00" and timecode(62 * 25 + 3, 25) == "1:02.03"
-    assert timecode(3600 * 25, 25, frames=False) == "1:00:00"
-
-
 # --------------------------------------------------------------------------- project settings, nudge, names
 
 
@@ -577,9 +570,11 @@ def test_at_the_smallest_window_size_nothing_is_cut_off(opened, qtbot):
     # dragged narrower than that
     assert window.inspector.width() <= scroll.viewport().width()
     assert scroll.minimumWidth() > window.inspector.minimumSizeHint().width()
-    info = window.preview.info  # the time and frame: shortened to the time, never cut mid-text
+    info = window.preview.info  # the frame and the last one: shortened to the frame, never cut mid-text
     assert info.fontMetrics().horizontalAdvance(info.text()) <= info.contentsRect().width()
-    assert info.text().startswith(window.document.time_text())
+    assert info.text().startswith(str(window.document.frame))
+    entry = window.preview.timecode  # the timecode shows whole
+    assert entry.fontMetrics().horizontalAdvance(entry.text()) <= entry.contentsRect().width()
     window.resize(1600, 900)
     qtbot.waitUntil(lambda: "frame" in info.text())
 
@@ -1027,8 +1022,8 @@ def test_weak_segments_list_follows_scores_threshold_undo_and_segment_edits(open
     doc, timeline = window.document, window.timeline
     assert weak_rows(window) == [] and window.weak_dock.windowTitle() == "Weak Segments"
     a, b, d, e = score_a_scene(doc)
-    # time order, timecodes as the app writes them, LSE-C to 3 significant digits
-    assert weak_rows(window) == [(a, "0:00.00–0:00.15", "0.0213"), (d, "0:02.00–0:02.12", "0.0104")]
+    # time order, timecodes as the app writes them (out points inclusive), LSE-C to 3 significant digits
+    assert weak_rows(window) == [(a, "00:00:00:00–00:00:00:14", "0.0213"), (d, "00:00:02:00–00:00:02:11", "0.0104")]
     assert window.weak_dock.windowTitle() == "Weak Segments (2)"
     assert window.weak_panel.summary.text() == ("2 of 3 scored speech segment(s) below LSE-C 0.035.\n"
                                                 "1 speech segment(s) not scored yet.")
@@ -1048,7 +1043,7 @@ def test_weak_segments_list_follows_scores_threshold_undo_and_segment_edits(open
     doc.execute(SplitSegment(doc.project, a, 7))  # its halves are not scored: not weak
     assert [r[0] for r in weak_rows(window)] == [d, e]
     doc.execute(MergeSegments(doc.project, [d, e]))  # one weak segment, over both ranges
-    assert weak_rows(window) == [(d, "0:02.00–0:03.00", f"{(0.0104 * 12 + 0.02 * 13) / 25:.3g}")]
+    assert weak_rows(window) == [(d, "00:00:02:00–00:00:02:24", f"{(0.0104 * 12 + 0.02 * 13) / 25:.3g}")]
     window.actions["edit.undo"].trigger()
     window.actions["edit.undo"].trigger()
     assert [r[0] for r in weak_rows(window)] == [a, d, e]
@@ -1111,7 +1106,7 @@ def test_weak_scores_from_the_scoring_job_bring_the_list_to_the_front_and_a_job_
     assert in_front(window.jobs_dock) and not in_front(window.weak_dock)
     window.score()
     wait_jobs(qtbot, window)
-    assert weak_rows(window) == [("s1", "0:00.00–0:01.05", "0.02")]
+    assert weak_rows(window) == [("s1", "00:00:00:00–00:00:01:04", "0.02")]
     qtbot.waitUntil(lambda: in_front(window.weak_dock) and not in_front(window.jobs_dock))
     window.run_job("Another job", lambda progress, cancel: None)
     qtbot.waitUntil(lambda: in_front(window.jobs_dock) and not in_front(window.weak_dock))
@@ -1623,3 +1618,54 @@ def test_the_mask_overlay_of_a_variable_rate_video_follows_the_source_frame_each
         assert window.preview.view.mask_shown.crop_box == tuple(doc.track.crop_box(source_frame, pads)), frame
     assert int(timeline[40]) == 32 and doc.track.crop_box(32, pads)[0] != doc.track.crop_box(40, pads)[0]
     assert doc.track_timeline.tolist() == timeline.tolist()
+
+
+# --------------------------------------------------------------------------- timecode
+
+
+def test_timecode_from_the_sources_start_in_every_view_and_the_entry_jumps(window, qtbot, media, tmp_path):
+    from dataclasses import replace
+
+    video, dub = media
+    facts = replace(MediaFacts.probe_video(video), start_timecode="01:00:00:00")  # as a camera's file carries it
+    project = Project.new(video, facts, path=tmp_path / "tc.lipsmith", dub_path=dub,
+                          dub_facts=MediaFacts.probe_file(dub, duration=float(SECONDS)))
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 30), project.make_segment(30, N)]))
+    project.save()
+    assert Project.load(project.path).video.facts.start_timecode == "01:00:00:00"  # kept with the project
+    window._set_project(project)
+    wait_jobs(qtbot, window)
+    doc, entry = window.document, window.preview.timecode
+    assert doc.time_text() == entry.text() == "01:00:00:00"
+    # the inspector writes the segment's out point inclusive: [0, 30) ends on its 30th frame
+    assert window.inspector.range_label.text().startswith("01:00:00:00–01:00:01:04")
+    assert window.timeline.axis.tickStrings([0, 25, 50], 1, 25) == ["01:00:00", "01:00:01", "01:00:02"]
+    assert window.timeline.axis.tickStrings([0, 5], 1, 5) == ["01:00:00:00", "01:00:00:05"]
+
+    def enter(text):
+        entry.setFocus()
+        entry.selectAll()
+        qtbot.keyClicks(entry, text)
+        qtbot.keyClick(entry, Qt.Key.Key_Return)
+
+    enter("01:00:02:10")
+    assert doc.frame == 60 and entry.text() == "01:00:02:10" and not entry.hasFocus()
+    enter("-5")
+    assert doc.frame == 55 and entry.text() == "01:00:02:05"
+    enter("+3")
+    assert doc.frame == 58
+    enter("1:00")  # the last fields: this minute's 1 s 00
+    assert doc.frame == 25
+    enter("01:00:00:25")  # no frame 25 at 25 fps: nothing moves, the status bar says why
+    assert doc.frame == 25 and "out of range" in window.statusBar().currentMessage()
+    assert entry.text() == "01:00:00:25" and entry.hasFocus()  # left to correct
+    qtbot.keyClick(entry, Qt.Key.Key_Escape)
+    assert entry.text() == "01:00:01:00" and not entry.hasFocus()
+    enter("02:00:00:00")  # past the clip: its last frame, and a word why
+    assert doc.frame == N - 1 and "outside the clip (01:00:00:00–01:00:02:24)" in window.statusBar().currentMessage()
+
+    doc.set_frame(10)
+    doc.mark_in()
+    doc.set_frame(20)
+    doc.mark_out()
+    assert "in 01:00:00:10  out 01:00:00:20" in window.frame_label.text()  # the out mark's frame, as marked

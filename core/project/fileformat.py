@@ -186,7 +186,7 @@ def _get(d, key: str, kind: str, where: str, default=_REQUIRED):
 
 def _facts_in(d: dict, where: str) -> MediaFacts:
     kinds = {"size": "int?", "fingerprint": "str?", "duration": "num?", "fps": "num?", "frame_count": "int?",
-             "width": "int?", "height": "int?", "is_image": "bool"}
+             "width": "int?", "height": "int?", "is_image": "bool", "start_timecode": "str?"}
     return MediaFacts(**{f.name: _get(d, f.name, kinds[f.name], where, f.default) for f in fields(MediaFacts)})
 
 

@@ -194,6 +194,7 @@ class MediaFacts:
     width: int | None = None
     height: int | None = None
     is_image: bool = False
+    start_timecode: str | None = None  # the label of the video's first frame, as the file writes it
 
     @classmethod
     def probe_file(cls, path, duration: float | None = None) -> "MediaFacts":
@@ -210,7 +211,8 @@ class MediaFacts:
         with VideoSource(path) as v:
             base = cls.probe_file(path)
             return replace(base, duration=float(v.duration), fps=float(v.fps), frame_count=v.picture_count,
-                           width=int(v.width), height=int(v.height), is_image=bool(v.is_image))
+                           width=int(v.width), height=int(v.height), is_image=bool(v.is_image),
+                           start_timecode=v.start_timecode)
 
 
 @dataclass(frozen=True)
