@@ -79,7 +79,6 @@ class InfoLabel(QLabel):
     """The frame under the playhead, and the last one; only the frame where the bar is too narrow for both
     (the status bar shows them too), rather than the text cut off mid-word."""
 
-
     def __init__(self, parent=None):
         super().__init__("", parent)
         self._full = self._short = ""
