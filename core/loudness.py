@@ -1,9 +1,11 @@
-"""Audio tracks of a delivery, and their loudness: measured and normalised to a broadcast target by ffmpeg's loudnorm, two-pass.
+"""Audio tracks of a delivery, and their loudness: measured, and normalised to a broadcast target in
+two passes of ffmpeg's loudnorm.
 
 The first pass measures (integrated loudness, true peak, loudness range, gate threshold); the second
 applies one gain for the whole track (linear=true) from those figures, so the dynamics are left as
-mixed. loudnorm falls back to its dynamic mode by itself where one gain would push the true peak over
-the ceiling or the target range is narrower than the track's. Graphs are ffmpeg-python streams.
+mixed. Where that gain would push the true peak over the ceiling, loudnorm gives less gain or falls
+back to its dynamic mode (a limiter) by itself; core.export says when a track ends off its target.
+Graphs are ffmpeg-python streams, run through core.ffmpeg.
 """
 from __future__ import annotations
 
