@@ -44,7 +44,8 @@ class VideoCodec:
 
 
 VIDEO_CODECS = {
-    "h264": VideoCodec("H.264 (4:2:0 8-bit)", ("-c:v", "libx264"), "yuv420p", ("-c:a", "aac"), (".mp4", ".mov", ".mkv")),
+    "h264": VideoCodec("H.264 (4:2:0 8-bit)", ("-c:v", "libx264"), "yuv420p", ("-c:a", "aac"),
+                       (".mp4", ".mov", ".mkv")),
     # masters carry uncompressed audio: PCM 24-bit
     "prores": VideoCodec("ProRes 422 HQ (4:2:2 10-bit)", ("-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0"),
                          "yuv422p10le", ("-c:a", "pcm_s24le"), (".mov", ".mkv")),
@@ -579,7 +580,8 @@ class VideoWriter:
         # `apad` in one pass overshoots the video by up to ~0.2 s of audio (measured).
         duration = self.frame_count / self.fps
         end = f"{float(duration):.6f}"
-        filters = ["aeval=exprs=" + FINITE_EXPR.replace(",", r"\,") + ":c=same", "asetpts=PTS-STARTPTS"]  # sample 0 at t=0, as core.audio loads it
+        filters = ["aeval=exprs=" + FINITE_EXPR.replace(",", r"\,") + ":c=same",
+                   "asetpts=PTS-STARTPTS"]  # sample 0 at t=0, as core.audio loads it
         if self.audio_offset_s > 0:
             filters.append(f"adelay=delays={self.audio_offset_s * 1000:.3f}:all=1")
         elif self.audio_offset_s < 0:

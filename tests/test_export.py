@@ -256,7 +256,8 @@ def test_a_format_the_output_cannot_hold_or_an_unwritable_output_is_refused_nami
     video, dub = delivery
     project = delivery_project(tmp_path, video, dub)
     out = tmp_path / "final.mp4"
-    with pytest.raises(MediaError, match=r"final\.mp4: a \.mp4 file cannot hold ProRes 422 HQ .*name it \.mov or \.mkv"):
+    refusal = r"final\.mp4: a \.mp4 file cannot hold ProRes 422 HQ .*name it \.mov or \.mkv"
+    with pytest.raises(MediaError, match=refusal):
         export_video(lambda *a: None, lambda: False, export_request(project, out, DRAFT, "prores"))
     assert main.main(["export", str(project.path), "-o", str(out), "--format", "dnxhr", "-q"]) == 1
     assert capsys.readouterr().err.strip().count("\n") == 0  # one line
