@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core import __version__
-from core.cli_types import count, crf, finite_float, number, positive_int, time_value
+from core.cli_types import count, crf, finite_float, frame_of, number, positive_int, time_value
 
 
 class ProgressBar:
@@ -57,8 +57,10 @@ def add_render_parser(sub):
     rng = p.add_argument_group("range (output frames; default the whole clip)")
     rng.add_argument("--start-frame", type=count, help="first output frame")
     rng.add_argument("--end-frame", type=positive_int, help="output frame to stop before")
-    rng.add_argument("--from", dest="from_time", type=time_value, help="start time, e.g. 12.5 or 0:12.5")
-    rng.add_argument("--to", dest="to_time", type=time_value, help="end time")
+    rng.add_argument("--from", dest="from_time", type=time_value,
+                     help="start time: seconds (12.5 or 0:12.5) or the video's timecode (01:00:12:12, which counts "
+                          "from its start timecode; ';' before the frames in drop-frame)")
+    rng.add_argument("--to", dest="to_time", type=time_value, help="end time, as --from: rendering stops before it")
     p.add_argument("--length", choices=LENGTH_POLICIES, default="cut",
                    help="when dub and video differ: cut to the shorter, loop or bounce the video to the dub's "
                         "length, or pad with the original frames (default cut)")
@@ -105,15 +107,19 @@ def cmd_render(args) -> int:
     from core.video import check_video_output
 
     check_video_output(args.output, protect=(args.video, args.dub))  # fail before minutes of detection, not after
-    fps_probe = None
     start, end = args.start_frame or 0, args.end_frame
     if args.from_time is not None or args.to_time is not None:
+        from core.errors import MediaError
+        from core.timecode import Timecode, TimecodeError
         from core.video import VideoSource
 
-        with VideoSource(args.video) as probe:
-            fps_probe = probe.fps
-        start = int(round((args.from_time or 0.0) * fps_probe)) if args.from_time is not None else start
-        end = int(round(args.to_time * fps_probe)) if args.to_time is not None else end
+        with VideoSource(args.video) as probe:  # seconds and timecodes become frames at the video's rate
+            timecode = Timecode.of(probe.fps, probe.start_timecode)
+        try:
+            start = frame_of(args.from_time, timecode) if args.from_time is not None else start
+            end = frame_of(args.to_time, timecode) if args.to_time is not None else end
+        except TimecodeError as exc:
+            raise MediaError(args.video, f"--from/--to: {exc}") from None
     options = RenderOptions(
         checkpoint=args.checkpoint, device=args.device, start_frame=start, end_frame=end,
         length_policy=args.length, pads=tuple(args.pads), smooth_window=args.smooth, face_index=args.face,
@@ -269,23 +275,30 @@ def add_export_parser(sub):
                    help="normalise each audio track, two-pass, to " + ", ".join(
                        f"{name} LUFS ({standard})" for name, (_, standard) in LOUDNESS_TARGETS.items())
                    + f", true peak under {TRUE_PEAK:g} dBTP (default %(default)s)")
-    p.add_argument("--from", dest="from_time", type=time_value, help="export from this time, e.g. 12.5 or 0:12.5")
-    p.add_argument("--to", dest="to_time", type=time_value, help="export up to this time (default: the end)")
+    p.add_argument("--from", dest="from_time", type=time_value,
+                   help="export from this time: seconds (12.5 or 0:12.5) or the video's timecode (01:00:12:12)")
+    p.add_argument("--to", dest="to_time", type=time_value, help="export up to this time, as --from (default: the end)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_export)
 
 
 def cmd_export(args) -> int:
+    from app.timecode import project_timecode
     from core.export import export_request, export_video
     from core.project import EditError, Project, ProjectError
+    from core.timecode import TimecodeError
 
     project = Project.load(args.project)
     missing = project.missing_media()
     if missing:
         ref = project.media[missing[0]]
         raise ProjectError(project.path, f"the {missing[0]} {ref.path} is missing: relink it in the editor")
-    start = int(round(args.from_time * project.fps)) if args.from_time is not None else 0
-    end = int(round(args.to_time * project.fps)) if args.to_time is not None else None
+    timecode = project_timecode(project)
+    try:
+        start = frame_of(args.from_time, timecode) if args.from_time is not None else 0
+        end = frame_of(args.to_time, timecode) if args.to_time is not None else None
+    except TimecodeError as exc:
+        raise ProjectError(project.path, f"--from/--to: {exc}") from None
     try:
         request = export_request(project, Path(args.output).absolute(), args.preset, args.format, args.audio,
                                  args.dub_level, args.original_level, args.loudness, start, end)

@@ -49,9 +49,9 @@ NAME_CHAR_PX = 7  # rough width of a label character, to hide names that do not 
 class TimeAxis(pg.AxisItem):
     """Frames labelled with the video's timecode; ticks on whole frames and on its seconds and minutes."""
 
-    def __init__(self, timecode: Timecode = Timecode.of(25.0)):
+    def __init__(self):
         super().__init__("top")
-        self.timecode = timecode
+        self.timecode = Timecode.of(25.0)  # until a document sets its own
 
     def tickSpacing(self, minVal, maxVal, size):
         span = maxVal - minVal

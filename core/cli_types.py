@@ -4,6 +4,8 @@ built without it."""
 import argparse
 import math
 
+from core.timecode import Timecode, TimecodeError, is_label
+
 
 def number(kind, accept=lambda value: True, requirement: str = "", infinite: bool = False):
     """An argparse type: an int or a float that `accept`s it (floats: finite unless `infinite`);
@@ -33,8 +35,11 @@ fraction = number(float, lambda v: 0 <= v < 1, "in [0, 1)")
 crf = number(int, lambda v: 0 <= v <= 51, "an H.264 CRF in [0, 51]")
 
 
-def time_value(text: str) -> float:
-    """Seconds (>= 0) from "12.5", "1:02.5" or "00:01:02.5"."""
+def time_value(text: str) -> float | str:
+    """Seconds (>= 0) from "12.5", "1:02.5" or "00:01:02.5"; or a timecode "01:00:12:05" (';' before
+    the frames in drop-frame) as written: only the video's rate says which frame it is (`frame_of`)."""
+    if is_label(text):
+        return text.strip()
     try:
         seconds = 0.0
         for part in text.split(":"):
@@ -42,5 +47,18 @@ def time_value(text: str) -> float:
     except ValueError:
         seconds = math.nan
     if not (math.isfinite(seconds) and seconds >= 0):
-        raise argparse.ArgumentTypeError(f"must be a time >= 0 such as 12.5 or 1:02.5, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be a time >= 0 such as 12.5 or 1:02.5, or a timecode such as "
+                                         f"00:00:12:12, not {text!r}")
     return seconds
+
+
+def frame_of(value: float | str, timecode: Timecode) -> int:
+    """The frame a `time_value` names in a video labelled by `timecode`: seconds from its first frame, or
+    a label of its timecode (which starts at the video's start timecode). Raises TimecodeError for a
+    label the rate has not, or one before the video's first frame."""
+    if not isinstance(value, str):
+        return int(round(value * timecode.fps))
+    frame = timecode.frame(value)
+    if frame < 0:
+        raise TimecodeError(f"{value} is before the video's first frame, {timecode.text(0)}")
+    return frame

@@ -14,11 +14,16 @@ import re
 from dataclasses import dataclass
 
 DROP_RATES = (30000 / 1001, 60000 / 1001)  # the rates drop-frame timecode exists for
-_LABEL = re.compile(r"(\d+)[:;](\d{1,2})[:;](\d{1,2})([:;.])(\d{1,3})")
+_LABEL = re.compile(r"(\d+)[:;](\d{1,2})[:;](\d{1,2})([:;])(\d{1,3})")
 
 
 class TimecodeError(ValueError):
     """Text that is not a timecode at the rate it is read at; the message says why."""
+
+
+def is_label(text: str) -> bool:
+    """Whether `text` is written as a timecode, hh:mm:ss:ff (its fields are checked when read at a rate)."""
+    return _LABEL.fullmatch(text.strip()) is not None
 
 
 def nominal_base(fps: float) -> int:
@@ -82,7 +87,7 @@ class Timecode:
     start: int = 0  # the count of the first frame's label
 
     @classmethod
-    def of(cls, fps: float, start: str | None = None) -> "Timecode":
+    def of(cls, fps: float, start: str | None = None) -> Timecode:
         """A video's timecode: drop-frame at 29.97 and 59.94, unless its start timecode is written
         non-drop (':' before the frames); the start timecode, when it has one, labels its first frame."""
         fps = fps if fps and fps > 0 else 25.0

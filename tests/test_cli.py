@@ -664,3 +664,91 @@ def test_a_dataset_without_usable_clips_is_bad_input_naming_the_filelist(capsys,
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 1, (code, line)  # before: exit 2, "bad usage"
     assert line.startswith(f"error: {data / 'filelists' / 'train.txt'}: ") and "no usable clips" in line, line
+
+
+# --------------------------------------------------------------------------- SMPTE timecode in --from / --to
+
+
+@pytest.fixture(scope="session")
+def timecoded_clips(media):
+    """2 s at 25 fps starting at 01:00:00:00, and 3 s at 29.97 (drop-frame) starting at 00:00:59;00."""
+    return (once(media / "tc25.mov", lambda p: ffmpeg(
+                "-f", "lavfi", "-i", "color=c=gray:s=64x48:r=25:d=2", "-c:v", "libx264", "-preset", "ultrafast",
+                "-timecode", "01:00:00:00", p)),
+            once(media / "tc2997.mp4", lambda p: ffmpeg(
+                "-f", "lavfi", "-i", "color=c=gray:s=64x48:r=30000/1001:d=3", "-c:v", "libx264", "-preset",
+                "ultrafast", "-timecode", "00:00:59;00", p)))
+
+
+@pytest.fixture
+def planned_range(monkeypatch):
+    """The render's [start, end) frames, without rendering: the Renderer stops once it has its options."""
+    import core.render
+    from core.errors import MediaError
+
+    seen = {}
+
+    def renderer(video, dub, options, **kwargs):
+        seen["range"] = (options.start_frame, options.end_frame)
+        raise MediaError(video, "stopped by the test")
+
+    monkeypatch.setattr(core.render, "Renderer", renderer)
+    return seen
+
+
+@pytest.mark.parametrize("clip,from_,to,expected", [
+    (0, "01:00:00:10", "01:00:01:05", (10, 30)),  # counted from the source's start timecode
+    (0, "0.4", "0:01.2", (10, 30)),  # seconds as before
+    (1, "00:01:00;02", "00:01:01;00", (30, 58)),  # drop-frame: 00:01:00;00 and ;01 are not labels
+])
+def test_from_and_to_take_the_videos_timecode(capsys, tmp_path, timecoded_clips, voice_wav, planned_range, clip,
+                                                from_, to, expected):
+    code = main.main(["render", str(timecoded_clips[clip]), str(voice_wav), "-o", str(tmp_path / "o.mp4"),
+                      "--from", from_, "--to", to])
+    assert code == 1 and "stopped by the test" in capsys.readouterr().err
+    assert planned_range["range"] == expected
+
+
+@pytest.mark.parametrize("clip,from_,words", [
+    (0, "00:59:59:24", "before the video's first frame, 01:00:00:00"),
+    (0, "01:00:00:25", "out of range"),  # 25 fps has frames 00-24
+    (1, "00:01:00;01", "does not exist in drop-frame"),
+])
+def test_a_timecode_the_video_has_not_is_refused_naming_it(capsys, tmp_path, timecoded_clips, voice_wav,
+                                                            planned_range, clip, from_, words):
+    video = timecoded_clips[clip]
+    code = main.main(["render", str(video), str(voice_wav), "-o", str(tmp_path / "o.mp4"), "--from", from_])
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 1 and line.startswith(f"error: {video}: --from/--to: ") and words in line and from_ in line, line
+    assert "range" not in planned_range  # refused before the render started
+
+
+def test_timecodes_parse_as_written_and_seconds_forms_stay_seconds():
+    args = main.build_parser().parse_args(["render", "v.mp4", "d.wav", "-o", "o.mp4", "--from", "01:00:00;10",
+                                           "--to", "00:01:02.5"])
+    assert (args.from_time, args.to_time) == ("01:00:00;10", 62.5)
+
+
+def test_export_from_and_to_take_the_projects_timecode(capsys, tmp_path, timecoded_clips, voice_wav, monkeypatch):
+    import core.export
+    from core.project import EditError, MediaFacts, Project
+
+    video = timecoded_clips[0]
+    project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "tc.lipsmith", dub_path=voice_wav,
+                          dub_facts=MediaFacts.probe_file(voice_wav, duration=1.5))
+    project.save()
+    seen = []
+
+    def export_request(project, output, *options):
+        seen.append(options[-2:])
+        raise EditError("stopped by the test")
+
+    monkeypatch.setattr(core.export, "export_request", export_request)
+    argv = ["export", str(project.path), "-o", str(tmp_path / "o.mp4"), "-q"]
+    assert main.main([*argv, "--from", "01:00:00:05", "--to", "01:00:01:00"]) == 1
+    assert main.main([*argv, "--from", "0.2", "--to", "1"]) == 1
+    assert seen == [(5, 25), (5, 25)]
+    assert main.main([*argv, "--from", "00:00:00:05"]) == 1
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert line.startswith(f"error: {project.path}: --from/--to: ") and "before the video's first frame" in line, line
+    assert len(seen) == 2  # refused before the export was asked for

@@ -2,7 +2,7 @@
 a source's start timecode is read and labels its first frame."""
 import pytest
 
-from core.timecode import Timecode, TimecodeError, format_count, parse_count
+from core.timecode import Timecode, TimecodeError, format_count, is_label, parse_count
 from tests.conftest import ffmpeg
 
 DAY_RATES = [(24000 / 1001, False), (24.0, False), (25.0, False), (30000 / 1001, True), (30.0, False), (50.0, False),
@@ -107,3 +107,8 @@ def test_a_file_without_a_timecode_has_none(tmp_path):
     ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=25:duration=0.2", "-c:v", "libx264", path)
     with VideoSource(path) as v:
         assert v.start_timecode is None
+
+
+def test_what_is_written_as_a_timecode():
+    assert is_label("01:00:00:00") and is_label("01:00:00;00") and is_label(" 1:2:3:4 ")
+    assert not any(is_label(t) for t in ("00:01:02.5", "1:02.5", "12.5", "01:00:00", "01:00:00:00:00", "a:b:c:d"))
