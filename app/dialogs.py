@@ -99,27 +99,66 @@ def _lay_out(dialog: QDialog, form: QFormLayout, summary: str, ok_text: str):
 
 
 class ExportDialog(QDialog):
-    """Where to write the MP4, and with which preset."""
+    """Where to write the video, in which format (the preset: H.264's quality), with which audio
+    and loudness: the command line's `export` options."""
 
     def __init__(self, default_path: Path, summary: str, parent=None):
+        from core.export import AUDIO_MODES, default_format
+        from core.loudness import LOUDNESS_TARGETS
+        from core.video import VIDEO_CODECS
+
         super().__init__(parent)
         self.setWindowTitle("Export")
         self.path = QLineEdit(str(default_path), self)
         holder = _with_browse(self, self.path, self._browse)
+        self.format = QComboBox(self)
+        for name, codec in VIDEO_CODECS.items():
+            self.format.addItem(f"{codec.title} ({', '.join(codec.suffixes)})", name)
+        self.format.setCurrentIndex(self.format.findData(default_format(default_path)))
+        self.format.currentIndexChanged.connect(self._follow_format)
         self.preset = QComboBox(self)
         self.preset.addItems(list(EXPORT_PRESETS))
+        self.audio = QComboBox(self)
+        for name, what in AUDIO_MODES.items():
+            self.audio.addItem(what[0].upper() + what[1:], name)
+        self.loudness = QComboBox(self)
+        self.loudness.addItem("As mixed", "off")
+        for name, (lufs, standard) in LOUDNESS_TARGETS.items():
+            self.loudness.addItem(f"{lufs:g} LUFS ({standard})", name)
         form = QFormLayout()
         form.addRow("File", holder)
+        form.addRow("Format", self.format)
         form.addRow("Preset", self.preset)
+        form.addRow("Audio", self.audio)
+        form.addRow("Loudness", self.loudness)
         _lay_out(self, form, summary, "Export")
+        self._follow_format()
+
+    def _follow_format(self):
+        """A name whose container cannot hold the format takes the format's first (ProRes: .mov); the
+        preset is H.264's only."""
+        from core.video import VIDEO_CODECS
+
+        codec = VIDEO_CODECS[self.format.currentData()]
+        path = Path(self.path.text())
+        if path.suffix.lower() not in codec.suffixes:
+            self.path.setText(str(path.with_suffix(codec.suffixes[0])))
+        self.preset.setEnabled(self.format.currentData() == "h264")
 
     def _browse(self):
-        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(), "MP4 video (*.mp4)")
-        if path:
-            self.path.setText(path if path.lower().endswith(".mp4") else path + ".mp4")
+        from core.video import VIDEO_CODECS
 
-    def values(self) -> tuple[Path, str]:
-        return Path(self.path.text()).expanduser(), self.preset.currentText()
+        suffixes = VIDEO_CODECS[self.format.currentData()].suffixes
+        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(),
+                                              f"Video ({' '.join('*' + s for s in suffixes)})")
+        if path:
+            self.path.setText(path if Path(path).suffix.lower() in suffixes else path + suffixes[0])
+
+    def values(self) -> tuple[Path, str, dict]:
+        """(the file, the preset, export_request's format, audio and loudness)."""
+        return (Path(self.path.text()).expanduser(), self.preset.currentText(),
+                {"format": self.format.currentData(), "audio": self.audio.currentData(),
+                 "loudness": self.loudness.currentData()})
 
 
 class RenderDialog(QDialog):

@@ -1178,10 +1178,11 @@ class MainWindow(QMainWindow):
         dialog = dialogs.ExportDialog(last, summary, self)
         if not dialog.exec():
             return None
-        path, preset = dialog.values()
-        return self.export(path, preset)
+        path, preset, options = dialog.values()
+        return self.export(path, preset, **options)
 
-    def export(self, path, preset: str = next(iter(core.export.EXPORT_PRESETS))) -> Job | None:
+    def export(self, path, preset: str = next(iter(core.export.EXPORT_PRESETS)), **options) -> Job | None:
+        """Export to `path` with a preset; `options`: core.export.export_request's format, audio, loudness."""
         doc = self.document
         if doc is None:
             return None
@@ -1189,7 +1190,7 @@ class MainWindow(QMainWindow):
         if not path.suffix:
             path = path.with_suffix(".mp4")
         try:
-            request = core.export.export_request(doc.project, path, preset)
+            request = core.export.export_request(doc.project, path, preset, **options)
         except (EditError, ProjectError) as e:
             dialogs.warning(self, "Cannot export", str(e))
             return None
@@ -1199,7 +1200,8 @@ class MainWindow(QMainWindow):
             if doc is self.document:
                 core.export.commit_export(doc.project, result)
                 doc.notify()
-            self.status(f"Exported {result.frames} frames to {path}", 10000)
+            loudness = "; ".join(f"{name} audio {after}" for name, _, after in result.loudness if after)
+            self.status(f"Exported {result.frames} frames to {path}" + (f" ({loudness})" if loudness else ""), 10000)
 
         return self.run_job(f"Export {path.name}", core.export.export_video, request, heavy=True, on_success=done)
 

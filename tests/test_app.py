@@ -1669,3 +1669,27 @@ def test_timecode_from_the_sources_start_in_every_view_and_the_entry_jumps(windo
     doc.set_frame(20)
     doc.mark_out()
     assert "in 01:00:00:10  out 01:00:00:20" in window.frame_label.text()  # the out mark's frame, as marked
+
+
+def test_the_export_dialog_offers_the_delivery_formats_audio_and_loudness(opened, qtbot, tmp_path, monkeypatch):
+    import av
+
+    from app import dialogs
+
+    window = opened
+    dialog = dialogs.ExportDialog(tmp_path / "final.mp4", "", window)
+    assert dialog.format.currentData() == "h264" and dialog.preset.isEnabled()
+    dialog.format.setCurrentIndex(dialog.format.findData("prores"))
+    assert dialog.path.text() == str(tmp_path / "final.mov") and not dialog.preset.isEnabled()  # H.264's only
+    dialog.audio.setCurrentIndex(dialog.audio.findData("dub+original"))
+    dialog.loudness.setCurrentIndex(dialog.loudness.findData("-23"))
+    dialog.exec = lambda: 1  # as if Export were pressed
+    monkeypatch.setattr(dialogs, "ExportDialog", lambda *args: dialog)
+    job = window.export_dialog()
+    wait_jobs(qtbot, window)
+    assert job.state == "done", job.error
+    with av.open(str(tmp_path / "final.mov")) as container:
+        assert container.streams.video[0].codec_context.name == "prores"
+        assert [s.codec_context.name for s in container.streams.audio] == ["pcm_s24le"] * 2
+    assert [name for name, before, after in job.result.loudness if after is not None] == ["dub", "original"]
+    assert window.statusBar().currentMessage().count("LUFS") == 2
