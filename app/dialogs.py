@@ -9,16 +9,20 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, 
                                QVBoxLayout, QWidget)
 
 from core.export import EXPORT_PRESETS
+from core.jobs import REPLACE_CHOSEN
 
-from .project_settings import MOUTH_TEXT, MOUTH_TIP
+from .project_settings import MOUTH_TEXT, MOUTH_TIP, typed
 
 Icon = QMessageBox.Icon
 Button = QMessageBox.StandardButton
 
 
 def message(parent, icon, title: str, text: str, details: str = "", informative: str = "",
-            buttons=Button.Ok, default=None) -> Button:
+            buttons=Button.Ok, default=None, names: dict | None = None) -> Button:
+    """`names`: {button: its text}, where a standard button's own (Yes, No) would not say what it does."""
     box = QMessageBox(icon, title, text, buttons, parent)
+    for button, name in (names or {}).items():
+        box.button(button).setText(name)
     if informative:
         box.setInformativeText(informative)
     if details:
@@ -55,6 +59,18 @@ def ask_recover(parent, name: str, when: str) -> bool:
                                  "it was last saved.",
                      buttons=Button.Yes | Button.No, default=Button.Yes)
     return answer == Button.Yes
+
+
+def ask_picture_length(parent, keep: str, cut: str) -> str:
+    """A new project whose dub and picture differ in length: "pad" (keep the whole picture, the
+    default) or "cut" (to the dub); `keep` and `cut` state what each exports (Project.length_text)."""
+    answer = message(parent, Icon.Question, "Picture and dub differ in length",
+                     "Keep the whole picture? Frames with no dub under them pass through untouched.",
+                     informative=f"Keep the whole picture: {keep}\nCut to the dub: {cut}\n\n"
+                                 "Project ▸ Settings ▸ Length policy changes it later.",
+                     buttons=Button.Yes | Button.No, default=Button.Yes,
+                     names={Button.Yes: "Keep the whole picture", Button.No: "Cut to the dub"})
+    return "cut" if answer == Button.No else "pad"
 
 
 def ask(parent, title: str, text: str, informative: str = "") -> bool:
@@ -162,8 +178,9 @@ class ExportDialog(QDialog):
 
 
 class RenderDialog(QDialog):
-    """Render ▸ Render…: what to render (`targets`: their texts, the first preselected) and with
-    which mouth (`mouth` preselected: the project's)."""
+    """Render ▸ Render…: what to render (`targets`: their texts, the first preselected), with which
+    mouth (`mouth` preselected: the project's), and where the new take replaces a segment's chosen
+    take (core.jobs.REPLACE_CHOSEN, "never" preselected: it is chosen only where there is none)."""
 
     def __init__(self, targets, mouth: str, summary: str, parent=None):
         super().__init__(parent)
@@ -175,14 +192,21 @@ class RenderDialog(QDialog):
             self.mouth.addItem(text, value)
         self.mouth.setCurrentIndex(self.mouth.findData(mouth))
         self.mouth.setToolTip(MOUTH_TIP + " (the project's choice, in Project ▸ Settings, is preselected)")
+        self.replace = QComboBox(self)
+        for value, text in REPLACE_CHOSEN.items():
+            self.replace.addItem(text, value)
+        self.replace.setToolTip("The new take is added to every segment it covers and chosen where a segment has "
+                                "none; where one is chosen, it replaces it only as this says. \"Scores better\": "
+                                "once scoring has measured the new take, where its LSE-C is higher")
         form = QFormLayout()
         form.addRow("Render", self.target)
         form.addRow("Mouth", self.mouth)
+        form.addRow("Replace chosen takes", self.replace)
         _lay_out(self, form, summary, "Render")
 
-    def values(self) -> tuple[str, str]:
-        """(the chosen target's text, "actor" or "generated")."""
-        return self.target.currentText(), self.mouth.currentData()
+    def values(self) -> tuple[str, str, str]:
+        """(the chosen target's text, "actor" or "generated", a REPLACE_CHOSEN key)."""
+        return self.target.currentText(), self.mouth.currentData(), self.replace.currentData()
 
 
 class AdaptDialog(QDialog):
@@ -192,18 +216,18 @@ class AdaptDialog(QDialog):
     def __init__(self, default_path: Path, summary: str, minutes: float = 5.0, parent=None):
         super().__init__(parent)
         self.setWindowTitle("Adapt to speaker")
-        self.minutes = QDoubleSpinBox(self)
+        self.minutes = typed(QDoubleSpinBox(self))
         self.minutes.setRange(0.5, 600.0)
-        self.minutes.setDecimals(1)
+        self.minutes.setDecimals(2)
         self.minutes.setSingleStep(1.0)
         self.minutes.setSuffix(" min")
         self.minutes.setValue(float(minutes))
         self.minutes.setToolTip("Training time budget (face detection of the clip comes first and is not counted)")
         self.path = QLineEdit(str(default_path), self)
         holder = _with_browse(self, self.path, self._browse)
-        self.expert_minutes = QDoubleSpinBox(self)
+        self.expert_minutes = typed(QDoubleSpinBox(self))
         self.expert_minutes.setRange(0.0, 600.0)
-        self.expert_minutes.setDecimals(1)
+        self.expert_minutes.setDecimals(2)
         self.expert_minutes.setSingleStep(1.0)
         self.expert_minutes.setSuffix(" min")
         self.expert_minutes.setSpecialValueText("off")

@@ -32,9 +32,10 @@ class Compare:
         return self.a if self.side == "A" else self.b
 
 
-def take_caption(side: str, take: Take) -> str:
-    """"A · Take 2 · LSE-C 5.5": which side, which take, and its score when it has one."""
-    score = take.scores.get("lse_c")
+def take_caption(side: str, take: Take, segment) -> str:
+    """"A · Take 2 · LSE-C 5.5": which side, which take, and its score over `segment` (the compared one)
+    when it was scored there: the number the segment shows with that take chosen."""
+    score = (take.segment_score(segment) or (None,))[0]
     return f"{side} · {take.label}" + (f" · LSE-C {score:.3g}" if score is not None else "")
 
 

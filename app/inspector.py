@@ -23,8 +23,17 @@ from core.adapt import checkpoint_key, model_choices
 from core.project import ChooseTake, RenameSegment, SetSegmentSettings
 
 from .document import take_caption
+from .project_settings import FRACTION_DECIMALS, typed
 
 PAD_NAMES = ("top", "bottom", "left", "right")
+
+
+def score_text(project, segment) -> str:
+    """A segment's confidence as the inspector and the status bar say it: its chosen take's, over it."""
+    if segment.lse_c is None:
+        return "not scored"
+    text = f"LSE-C {segment.lse_c:.3g} — {project.verdict(segment)} (threshold {project.threshold:g})"
+    return text + (f", LSE-D {segment.lse_d:.2f}" if segment.lse_d is not None else "")
 
 
 class Inspector(QWidget):
@@ -60,7 +69,7 @@ class Inspector(QWidget):
                               "model adapted to the speaker (Render ▸ Adapt to Speaker…; Render ▸ Remove Adapted "
                               "Model… forgets one)")
         self.model.activated.connect(self._choose_model)
-        self.smooth = QSpinBox(self)
+        self.smooth = typed(QSpinBox(self))
         self.smooth.setRange(0, 99)
         self.smooth.setSuffix(" frames")
         self.smooth.setToolTip("Face box smoothing window (0: off)")
@@ -69,17 +78,17 @@ class Inspector(QWidget):
         pads_row = QGridLayout()  # two by two, each named: the dock stays narrow enough beside the preview
         pads_row.setSpacing(4)
         for n, name in enumerate(PAD_NAMES):
-            spin = QSpinBox(self)
+            spin = typed(QSpinBox(self))
             spin.setRange(-100, 200)
             spin.setToolTip(f"Pixels added at the face box's {name}")
             spin.valueChanged.connect(lambda _: self._set({"pads": [s.value() for s in self.pads]}))
             self.pads.append(spin)
             spin.setPrefix(f"{name[0].upper()} ")
             pads_row.addWidget(spin, n // 2, n % 2)
-        self.feather = QDoubleSpinBox(self)
+        self.feather = typed(QDoubleSpinBox(self))
+        self.feather.setDecimals(FRACTION_DECIMALS)
         self.feather.setRange(0.01, 1.0)
         self.feather.setSingleStep(0.01)
-        self.feather.setDecimals(2)
         self.feather.setToolTip("Mask feather, as a fraction of the face size")
         self.feather.valueChanged.connect(lambda v: self._set({"feather": round(float(v), 3)}))
         self.overridden = QLabel("", self)
@@ -231,14 +240,7 @@ class Inspector(QWidget):
         self.title.setText(f"{segment.title} · {segment.kind}" if segment.name
                            else f"Segment {segment.id} · {segment.kind}")
         self.range_label.setText(f"{doc.span_text(segment.start, segment.end)}  ({segment.frames} frames)")
-        verdict = project.verdict(segment)
-        if segment.lse_c is None:
-            conf = "Confidence: not scored"
-        else:
-            conf = f"Confidence: LSE-C {segment.lse_c:.3g} — {verdict} (threshold {project.threshold:g})"
-            if segment.lse_d is not None:
-                conf += f", LSE-D {segment.lse_d:.2f}"
-        self.confidence_label.setText(conf)
+        self.confidence_label.setText(f"Confidence: {score_text(project, segment)}")
         models = doc.models or {}
         hints = []
         if models.get("expert"):
@@ -299,7 +301,7 @@ class Inspector(QWidget):
         self.takes.clear()
         for take in reversed(project.takes_for(segment.id)):  # newest first
             chosen = take.id == segment.take_id
-            score = take.scores.get("lse_c")
+            score = (take.segment_score(segment) or (None,))[0]  # over this segment: what it would show
             parts = [("✓ " if chosen else "   ") + take.label, f"frames {take.start}–{take.end}",
                      take.created.replace("T", " ")[:16]]
             if score is not None:
@@ -348,7 +350,8 @@ class Inspector(QWidget):
         if compare is None:
             return
         for side, button in self.side_buttons.items():
-            button.setText(take_caption(side, doc.project.takes[compare.a if side == "A" else compare.b]))
+            take = doc.project.takes[compare.a if side == "A" else compare.b]
+            button.setText(take_caption(side, take, doc.project.segment(compare.segment_id)))
             button.setChecked(side == compare.side)
         self.choose_shown_button.setEnabled(compare.shown != segment.take_id)
 
@@ -415,5 +418,8 @@ class Inspector(QWidget):
     def _choose(self, take_id):
         if self.segment is None or self.document is None:
             return
-        project, sid = self.document.project, self.segment.id
-        self.document.execute(lambda: ChooseTake(project, sid, take_id))
+        doc, sid = self.document, self.segment.id
+        if doc.execute(lambda: ChooseTake(doc.project, sid, take_id)):
+            s = doc.project.segment(sid)
+            what = doc.project.takes[take_id].label if take_id else "the original frames"
+            doc.message.emit(f"Segment {s.title} exports {what}: {score_text(doc.project, s)}")

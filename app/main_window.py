@@ -1,12 +1,15 @@
 """`MainWindow`: the editor's frame — menus and actions, the preview over the timeline, the
 inspector, jobs and weak segments docks — and the flows that tie them to the project:
 
-  new project   video + dub → probe (job) → saved project → speech segments (job)
+  new project   video + dub → probe (job) → where they differ in length, keep the whole picture (the default)
+                or cut it to the dub → saved project → speech segments (job)
   open          recovery offer for a newer autosave, relink of moved media, dub waveform (job)
   render        whole clip, in–out, or the segment under the playhead (job; Render ▸ Render… also picks the
-                mouth: the actor's own or the generated one, the project's by default) → a take named for its
-                mouth, chosen → its segments scored (job, when the sync expert is installed), in the render's
-                undo step; the renderer's warnings go to the status bar and the job's row
+                mouth: the actor's own or the generated one, the project's by default, and where the take
+                replaces chosen ones: never, where it scores better, always) → a take named for its mouth and
+                what changed, chosen where a segment had none (a re-rendered segment: there) → scored over its
+                segments (job, when the sync expert is installed), in the render's undo step, which then
+                chooses it where it scored better if asked; the renderer's warnings go to the status bar
   export        original frames + chosen takes + dub → MP4 (job) → an export record
   score         the chosen takes with the sync expert (job) → segment confidence and per-frame curves
   adapt         Render ▸ Adapt to Speaker…: the generator fine-tuned on the project's video, its faces found
@@ -651,6 +654,11 @@ class MainWindow(QMainWindow):
     def _project_probed(self, info: jobs.MediaInfo, path: Path):
         project = Project.new(info.video, info.video_facts, path=path, dub_path=info.dub.path,
                               dub_facts=info.dub.facts)
+        # the picture is the master: cutting it to the dub is a choice made knowingly, never a default
+        if project.length_text("pad") != project.length_text("cut"):
+            policy = dialogs.ask_picture_length(self, project.length_text("pad"), project.length_text("cut"))
+            project = Project.new(info.video, info.video_facts, path=path, dub_path=info.dub.path,
+                                  dub_facts=info.dub.facts, settings={"length_policy": policy})
         project.save()
         self.recent.add(path)
         self._set_project(project, info.dub.waveform)
@@ -899,13 +907,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ render, score, export
 
-    def _render(self, start: int, end: int, segment_id: str | None, what: str, mouth: str | None = None) -> Job | None:
-        """Render frames [start, end) into a take (`mouth`: this render's, None: the project's)."""
+    def _render(self, start: int, end: int, segment_id: str | None, what: str, mouth: str | None = None,
+                replace: str = "never") -> Job | None:
+        """Render frames [start, end) into a take (`mouth`: this render's, None: the project's), chosen
+        where a segment it covers has none and, where one is chosen, as `replace` says (REPLACE_CHOSEN)."""
         doc = self.document
         if doc is None:
             return None
         try:
-            request = jobs.render_request(doc.project, start, end, segment_id, what, mouth)
+            request = jobs.render_request(doc.project, start, end, segment_id, what, mouth, replace)
         except EditError as e:
             dialogs.warning(self, "Cannot render", str(e))
             return None
@@ -917,6 +927,7 @@ class MainWindow(QMainWindow):
             for text in result.warnings:
                 job.warn(text)
             warned = "".join(f"; ⚠ {text}" for text in result.warnings)
+            kept = [s.id for s in doc.project.segments if s.take_id and s.within(result.start, result.end)]
             take_id = jobs.commit_render(doc.project, result)
             if request.dub_offset != doc.project.dub_offset:
                 self.status(f"Rendered {what} for the dub at {request.dub_offset:+d} frames, but it was nudged "
@@ -932,7 +943,12 @@ class MainWindow(QMainWindow):
             if result.no_face_ranges:
                 missing = sum(b - a for a, b in result.no_face_ranges)
                 note += f"; no face in {missing} frames (left as they were)"
-            note += self._score_new_take(doc, take_id, what)
+            kept = [sid for sid in kept if doc.project.segment(sid).take_id != take_id]
+            if kept:
+                note += (f"; {len(kept)} segment(s) keep their chosen take"
+                         + (" unless the new one scores better" if replace == "better" else "")
+                         + " (Render ▸ Render… replaces them)")
+            note += self._score_new_take(doc, take_id, what, replace)
             self.status(f"Rendered {what}: {result.generated} frames lip-synced in {result.seconds:.1f} s on "
                         f"{result.device}{note}{warned}", 15000 if warned else 10000)
 
@@ -955,18 +971,21 @@ class MainWindow(QMainWindow):
             targets[f"In–out range {what}"] = (r[0], r[1], None, what)
         targets["Whole clip"] = (0, jobs.media_length(doc.project), None, "whole clip")
         dialog = dialogs.RenderDialog(list(targets), doc.project.settings["mouth"],
-                                      "The render becomes a new take, named for its mouth; Compare A/B in the "
-                                      "inspector sets two takes of a segment side by side.", self)
+                                      "The render becomes a new take of every segment it covers, named for its "
+                                      "mouth and what changed; it is chosen where a segment has no take, elsewhere "
+                                      "as \"Replace chosen takes\" says. Compare A/B in the inspector sets two "
+                                      "takes of a segment side by side.", self)
         if dialog.exec() != dialog.DialogCode.Accepted:
             return None
-        target, mouth = dialog.values()
-        return self._render(*targets[target], mouth=mouth)
+        target, mouth, replace = dialog.values()
+        return self._render(*targets[target], mouth=mouth, replace=replace)
 
-    def _score_new_take(self, doc: Document, take_id: str, what: str) -> str:
-        """Queue the scoring of the segments a new take was chosen for; what the status bar adds."""
+    def _score_new_take(self, doc: Document, take_id: str, what: str, replace: str = "never") -> str:
+        """Queue the scoring of a new take over the segments it covers; what the status bar adds."""
         if (doc.models or {}).get("expert"):
-            return "; not scored: no sync expert installed"
-        return "; scoring it…" if self.score(take_id, what) is not None else ""
+            return "; not scored: no sync expert installed" + (
+                ", so no chosen take was replaced" if replace == "better" else "")
+        return "; scoring it…" if self.score(take_id, what, replace) is not None else ""
 
     def render_clip(self):
         doc = self.document
@@ -989,7 +1008,7 @@ class MainWindow(QMainWindow):
         if s is None:
             self.status("No segment under the playhead")
             return None
-        return self._render(s.start, s.end, s.id, f"segment {s.id}")
+        return self._render(s.start, s.end, s.id, f"segment {s.id}", replace="always")  # asked for this one
 
     def smooth_dialog(self):
         """Render ▸ Smooth Segment's Take…: ask how many frames to average, then run the job."""
@@ -1034,22 +1053,26 @@ class MainWindow(QMainWindow):
 
         return self.run_job(f"Smooth {request.what}", jobs.smooth_take, request, heavy=True, on_success=done)
 
-    def score(self, render: str | None = None, what: str = "chosen takes") -> Job | None:
+    def score(self, render: str | None = None, what: str = "chosen takes", replace: str = "never") -> Job | None:
         """Score the chosen takes with the sync expert (a heavy job): every speech segment's, or after a
-        render only the segments that export its take (`render`), their scores joining its undo step;
-        nothing when those are silence. A render's scoring reports a failure in the status bar: nobody
-        asked for it."""
+        render its take over the segments it covers (`render`), their scores joining its undo step, with
+        `replace` "better" its take chosen where it scores better; nothing when those are silence. A
+        render's scoring reports a failure in the status bar: nobody asked for it."""
         doc = self.document
         if doc is None:
             return None
-        request = jobs.score_request(doc.project, render=render)
+        request = jobs.score_request(doc.project, render=render, replace=replace)
         if render is not None and not request.rows:
             return None
 
         def done(result):
             if doc is self.document:
-                jobs.commit_scores(doc.project, result)
-                self.status(self._scored_text(doc.project, result), 10000)
+                chose = jobs.commit_scores(doc.project, result)
+                text = self._scored_text(doc.project, result)
+                if chose:
+                    text += (f"; the new take scored better and is chosen for "
+                             f"{', '.join(doc.project.segment(sid).title for sid in chose)}")
+                self.status(text, 10000)
                 if doc.project.weak_segments():
                     self.weak_dock.raise_()
 
@@ -1059,7 +1082,8 @@ class MainWindow(QMainWindow):
     @staticmethod
     def _scored_text(project: Project, result: dict) -> str:
         """How many segments were scored, and which of them read weak (below the threshold)."""
-        scored = [s for s in project.segments if s.id in result["scores"] and s.lse_c is not None]
+        scored = [s for s in project.segments if s.id in result["scores"] and s.lse_c is not None
+                  and result.get("segments", {}).get(s.id, (s.take_id,))[0] == s.take_id]  # what they export
         weak = [s.title for s in scored if project.verdict(s) == "poor"]
         text = f"Scored {len(scored)} segment(s) with {result['scorer']}"
         if weak:
@@ -1173,7 +1197,9 @@ class MainWindow(QMainWindow):
         last = project.exports[-1].path if project.exports else folder / f"{Path(doc.title).stem}.mp4"
         speech = [s for s in project.segments if s.kind == "speech"]
         chosen = sum(1 for s in speech if s.take_id)
-        summary = (f"{jobs.project_length(project)} frames at {project.fps:g} fps with the dub. "
+        cut = "" if project.settings["length_policy"] == "cut" else (
+            " To cut the picture to the dub, choose Project ▸ Settings ▸ Length policy ▸ Cut.")
+        summary = (f"Length: {project.length_text()}.{cut} "
                    f"{chosen} of {len(speech)} speech segments use a take; the rest show the original frames.")
         dialog = dialogs.ExportDialog(last, summary, self)
         if not dialog.exec():

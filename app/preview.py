@@ -337,7 +337,8 @@ class PreviewPanel(QWidget):
         if doc.show_result:
             take = self._compared_take(frame)
             if take is not None:
-                return "result", project.take_path(take), frame - take.start, take_caption(doc.compare.side, take)
+                caption = take_caption(doc.compare.side, take, project.segment(doc.compare.segment_id))
+                return "result", project.take_path(take), frame - take.start, caption
             segment = project.segment_at(frame)
             take = project.takes.get(segment.take_id) if segment is not None and segment.take_id else None
             if take is not None:

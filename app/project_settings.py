@@ -31,6 +31,16 @@ MOUTH_TEXT = {"actor": "Actor's own (lips, teeth and skin from the footage, in t
 MOUTH_TIP = ("The mouth a render pastes. Actor's own: the actor's lips, teeth and skin from frames at least 1 s "
              "away, aligned to the generated mouth's shape; where the footage has nothing alike (or the video is a "
              "still) the generated mouth is used, and the takes mark those frames")
+FRACTION_DECIMALS = 3  # the project keeps fractions to 3 decimals: what can be typed is what is stored
+
+
+def typed(spin):
+    """A spin box that takes what is typed: its value arrives (valueChanged) on Enter, focus-out or a
+    step, not per keystroke, so an edit applied per value never reformats the text being typed."""
+    spin.setKeyboardTracking(False)
+    return spin
+
+
 FRACTIONS = (("feather", "Mask feather", "Softness of the mask's edge, as a fraction of the face size"),
              ("mask_width", "Mask width", "Width of the mouth-and-jaw ellipse, as a fraction of the face box"),
              ("mask_height", "Mask height", "Height of the ellipse, as a fraction of the face box"))
@@ -69,7 +79,7 @@ class ProjectSettingsDialog(QDialog):
             self.length_policy.setEnabled(False)
             self.length_policy.setToolTip("The video is a still: it always follows the dub")
         self.detector = _combo(self, DETECTORS, s["detector"])
-        self.face = QSpinBox(self)
+        self.face = typed(QSpinBox(self))
         self.face.setRange(0, 19)
         self.face.setSpecialValueText("Largest, most central")
         self.face.setPrefix("Face ")
@@ -86,7 +96,7 @@ class ProjectSettingsDialog(QDialog):
         pads_row = QHBoxLayout()
         pads_row.setContentsMargins(0, 0, 0, 0)
         for name, value in zip(PAD_NAMES, s["pads"]):
-            spin = QSpinBox(self)
+            spin = typed(QSpinBox(self))
             spin.setRange(-100, 200)
             spin.setValue(int(value))
             spin.setToolTip(f"Pixels added at the face box's {name}")
@@ -94,7 +104,7 @@ class ProjectSettingsDialog(QDialog):
             pads_row.addWidget(spin)
         pads = QWidget(self)
         pads.setLayout(pads_row)
-        self.smooth = QSpinBox(self)
+        self.smooth = typed(QSpinBox(self))
         self.smooth.setRange(0, 99)
         self.smooth.setSuffix(" frames")
         self.smooth.setSpecialValueText("Off")
@@ -102,10 +112,10 @@ class ProjectSettingsDialog(QDialog):
         self.smooth.setToolTip("Face box smoothing window (resets at scene cuts)")
         self.fractions: dict[str, QDoubleSpinBox] = {}
         for key, _, tip in FRACTIONS:
-            spin = QDoubleSpinBox(self)
+            spin = typed(QDoubleSpinBox(self))
+            spin.setDecimals(FRACTION_DECIMALS)
             spin.setRange(0.01, 1.0)
             spin.setSingleStep(0.01)
-            spin.setDecimals(2)
             spin.setValue(float(s[key]))
             spin.setToolTip(tip)
             self.fractions[key] = spin

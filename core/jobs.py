@@ -481,8 +481,8 @@ def commit_scores(project: Project, result: dict) -> list[str]:
     for sid, (lse_c, lse_d) in result["scores"].items():
         s = now.get(sid)
         take_id, start, end = scored.get(sid, (s.take_id, s.start, s.end) if s else (None, None, None))
-        if s is None or (start, end) != (s.start, s.end) or take_id not in project.takes:
-            continue
+        if s is None or (start, end) != (s.start, s.end) or (take_id is not None and take_id not in project.takes):
+            continue  # removed, moved, or its take removed meanwhile
         if take_id == s.take_id:
             scores[sid] = (lse_c, lse_d)
         else:

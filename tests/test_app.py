@@ -17,6 +17,7 @@ in for RetinaFace, and a tiny random-weight generator for the model. Message box
 QMessageBox.exec is patched to record the message and answer.
 """
 import os
+import re
 import time
 
 import pytest
@@ -517,6 +518,7 @@ def test_nudging_moves_the_segments_and_stops_exporting_takes_rendered_for_the_o
     window = opened
     doc = window.document
     project = doc.project
+    doc.execute(SetProjectSettings(project, {"length_policy": "cut"}))  # the output ends with the picture
     take = add_take(project, "s1", 0, 30)  # rendered with the dub at 0, chosen for s1 [0, 30)
     assert export_runs(project, N)[0] == (0, 30, project.take_path(take), 0)
     window.activateWindow()
@@ -1156,7 +1158,7 @@ def test_a_render_scores_the_segments_it_chose_in_the_same_undo_step(opened, qtb
     x, y = timeline.curve.getData()
     assert np.isfinite(y).any() and 0 <= x[np.isfinite(y)].min() and x[np.isfinite(y)].max() < 30
     assert f"LSE-C {s1.lse_c:.3g} — {project.verdict(s1)}" in window.inspector.confidence_label.text()
-    assert f"LSE-C {take.scores['lse_c']:.3g}" in window.inspector.takes.item(0).text()
+    assert f"LSE-C {s1.lse_c:.3g}" in window.inspector.takes.item(0).text()  # the take's number over s1: one
 
     assert window.actions["edit.undo"].text() == f"&Undo Render segment s1 ({take.label})"
     window.actions["edit.undo"].trigger()
@@ -1198,8 +1200,8 @@ def test_a_renders_scores_join_its_undo_step_unless_an_edit_came_between(opened)
         return jobs.commit_render(project, jobs.RenderResult(request, file, request.start, request.end, {"file": "x"},
                                                              request.end - request.start, [], 1.0, "cpu"))
 
-    def render(segment_id, start, end):
-        return commit(jobs.render_request(project, start, end, segment_id, f"segment {segment_id}"))
+    def render(segment_id, start, end):  # as Re-render Segment does: the new take is chosen there
+        return commit(jobs.render_request(project, start, end, segment_id, f"segment {segment_id}", replace="always"))
 
     def scored(request, value):  # the scoring job's result
         return {"scores": {sid: (value, None) for sid in request.segments}, "scorer": "test",
@@ -1272,7 +1274,8 @@ def test_compare_two_takes_flips_at_the_same_frame_and_chooses_one_in_one_undo_s
     project = doc.project
     doc.set_frame(12)
     assert not inspector.compare_button.isEnabled()  # no takes yet
-    first = rendered_take(project, "s1", "smptebars", scores={"lse_c": 5.5}, report={"no_face": [[10, 14]]})
+    first = rendered_take(project, "s1", "smptebars", scores={"lse_c": 5.1, "segments": {"s1": [0, 30, 5.5, None]}},
+                          report={"no_face": [[10, 14]]})  # the caption: its score over the compared segment
     assert not inspector.compare_button.isEnabled()  # one take: nothing to compare
     # an actor's-mouth take against a generated-mouth one: their names tell them apart
     second = rendered_take(project, "s1", "testsrc2", settings=dict(project.effective_settings("s1"), mouth="actor"))
@@ -1288,8 +1291,8 @@ def test_compare_two_takes_flips_at_the_same_frame_and_chooses_one_in_one_undo_s
     qtbot.mouseClick(inspector.compare_button, Qt.MouseButton.LeftButton)
     assert doc.compare.a == second.id and doc.compare.b == first.id and doc.show_result
     assert inspector.compare_row.isVisible() and inspector.side_buttons["A"].isChecked()
-    assert inspector.side_buttons["A"].text() == "A · Take 2 · actor's mouth"
-    assert inspector.side_buttons["B"].text() == "B · Take 1 · generated mouth · LSE-C 5.5"
+    assert re.fullmatch(r"A · Take 2 · actor's mouth · \d\d:\d\d", inspector.side_buttons["A"].text())
+    assert re.fullmatch(r"B · Take 1 · generated mouth · \d\d:\d\d · LSE-C 5.5", inspector.side_buttons["B"].text())
     assert not inspector.choose_shown_button.isEnabled()  # A is the chosen take already
     qtbot.waitUntil(lambda: preview.shown == ("result", project.take_path(second), 12), timeout=10_000)
     a_pixels = shown_pixels(window)
@@ -1304,7 +1307,7 @@ def test_compare_two_takes_flips_at_the_same_frame_and_chooses_one_in_one_undo_s
     b_pixels = shown_pixels(window)
     assert np.abs(b_pixels.astype(int) - take_pixels(project, first, 12)).mean() < 2
     assert np.abs(b_pixels.astype(int) - a_pixels).mean() > 20  # another picture, not the same one again
-    assert preview.view.overlay.startswith("B · Take 1 · generated mouth · LSE-C 5.5")
+    assert re.match(r"B · Take 1 · generated mouth · \d\d:\d\d · LSE-C 5.5", preview.view.overlay)
     assert "no face found here" in preview.view.overlay  # B's own report, not the chosen take's
     qtbot.mouseClick(inspector.side_buttons["A"], Qt.MouseButton.LeftButton)
     assert doc.compare.side == "A"
@@ -1519,7 +1522,7 @@ def test_frames_where_the_actors_mouth_fell_back_are_marked_and_counted(opened, 
     wait_jobs(qtbot, window)
     assert job.state == "done", job.error
     take = project.takes[project.segment("s1").take_id]
-    assert take.label == "Take 1 · actor's mouth" and take.report["generated_mouth"] == [[4, 9], [20, 22]]
+    assert take.label.startswith("Take 1 · actor's mouth · ") and take.report["generated_mouth"] == [[4, 9], [20, 22]]
     assert "the generated mouth in 7 of them" in window.statusBar().currentMessage()
     timeline = window.timeline
     assert list(timeline.generated_mouth_bars.opts["x0"]) == [4, 20]
@@ -1542,9 +1545,9 @@ def test_frames_where_the_actors_mouth_fell_back_are_marked_and_counted(opened, 
     assert "generated mouth here" not in window.preview.view.overlay
 
     # a generated-mouth take chosen instead: nothing falls back there
-    job = window._render(0, 30, "s1", "segment s1", mouth="generated")
+    job = window._render(0, 30, "s1", "segment s1", mouth="generated", replace="always")
     wait_jobs(qtbot, window)
-    assert project.takes[project.segment("s1").take_id].label == "Take 2 · generated mouth"
+    assert project.takes[project.segment("s1").take_id].label.startswith("Take 2 · generated mouth · ")
     assert len(timeline.generated_mouth_bars.opts["x0"]) == 0
     assert list(timeline.take_generated_mouth.opts["x0"]) == [4, 20]  # the actor take still shows its marks
     window.actions["edit.undo"].trigger()
@@ -1669,6 +1672,155 @@ def test_timecode_from_the_sources_start_in_every_view_and_the_entry_jumps(windo
     doc.set_frame(20)
     doc.mark_out()
     assert "in 01:00:00:10  out 01:00:00:20" in window.frame_label.text()  # the out mark's frame, as marked
+
+
+
+# --------------------------------------------------------------------------- issue 13: the editor as a dubbing editor expects it
+
+
+def test_a_new_project_keeps_the_whole_picture_unless_cutting_it_is_chosen(window, qtbot, boxes, media, tmp_path,
+                                                                           monkeypatch):
+    from app import dialogs
+
+    video, _ = media
+    short_dub = tmp_path / "short.wav"  # 1 s of dub under a 3 s picture
+    ffmpeg("-f", "lavfi", "-i", "sine=frequency=300:sample_rate=16000:duration=1", short_dub)
+    window.create_project(video, short_dub, tmp_path / "kept")
+    wait_jobs(qtbot, window)
+    project = window.document.project
+    assert project.settings["length_policy"] == "pad" and window.document.length == N  # the whole picture
+    _, question, informative = boxes.shown[-1]
+    assert question.startswith("Keep the whole picture?")
+    assert ("Keep the whole picture: picture 00:00:03:00, dub 00:00:01:00 — export 00:00:03:00\n"
+            "Cut to the dub: picture 00:00:03:00, dub 00:00:01:00 — export 00:00:01:00 (cut to the dub)") in informative
+
+    summaries = []
+
+    class Export:  # the export dialog, as shown: what it says
+        def __init__(self, path, summary, parent=None):
+            summaries.append(summary)
+
+        def exec(self):
+            return 0
+
+    monkeypatch.setattr(dialogs, "ExportDialog", Export)
+    window.export_dialog()
+    assert "picture 00:00:03:00, dub 00:00:01:00 — export 00:00:03:00." in summaries[-1]
+
+    boxes.answers.append(Button.No)  # "Cut to the dub"
+    window.create_project(video, short_dub, tmp_path / "cut")
+    wait_jobs(qtbot, window)
+    assert window.document.project.settings["length_policy"] == "cut" and window.document.length == FPS
+    window.export_dialog()
+    assert "export 00:00:01:00 (cut to the dub)." in summaries[-1]
+
+
+def test_the_render_dialog_says_where_a_new_take_replaces_chosen_ones(opened, monkeypatch):
+    from app import dialogs
+
+    window = opened
+    project = window.document.project
+    s1 = add_take(project, "s1", 0, 30)  # s1 exports a take of its own; s3 has none
+    asked = []
+    monkeypatch.setattr(window, "_render", lambda *args, **kwargs: asked.append((args, kwargs)))
+    shown = []
+
+    def run(dialog):
+        shown.append([dialog.replace.itemText(i) for i in range(dialog.replace.count())])
+        assert dialog.replace.currentData() == "never"  # the default
+        dialog.target.setCurrentText("Whole clip")
+        dialog.replace.setCurrentIndex(dialog.replace.findData("better"))
+        return dialog.DialogCode.Accepted
+
+    monkeypatch.setattr(dialogs.RenderDialog, "exec", run)
+    window.render_dialog()
+    assert shown[0] == ["Never (only where a segment has no take)",
+                        "Where the new one scores better (LSE-C, once scored)", "Always"]
+    assert asked[-1] == ((0, N, None, "whole clip"), {"mouth": "generated", "replace": "better"})
+    assert project.segment("s1").take_id == s1.id
+
+
+def test_a_whole_clip_render_keeps_the_takes_the_editor_chose(opened, qtbot, boxes, monkeypatch):
+    window = opened
+    project = window.document.project
+    chosen = add_take(project, "s1", 0, 30)
+    said = []
+    monkeypatch.setattr(window, "status", lambda text, ms=6000: said.append(text))
+    job = window.render_clip()
+    wait_jobs(qtbot, window, timeout=60_000)
+    assert job.state == "done", job.error
+    new = [t for t in project.takes.values() if t.start == 0 and t.end == N][0]
+    assert project.segment("s1").take_id == chosen.id  # never replaced behind the editor's back
+    assert project.segment("s3").take_id == new.id and new.id in [t.id for t in project.takes_for("s1")]
+    assert any(text.startswith("Rendered whole clip") and "1 segment(s) keep their chosen take" in text
+               for text in said)
+
+
+def test_choosing_another_take_shows_its_score_everywhere_at_once(opened):
+    from core.project import SetScores, SetThreshold
+
+    window = opened
+    doc = window.document
+    project = doc.project
+    doc.execute(SetThreshold(project, 0.04))
+    good = add_take(project, "s1", 0, 30)
+    doc.execute(SetScores(project, {"s1": (0.06, None)}))
+    weak = add_take(project, "s1", 0, 30)  # chosen, not scored yet
+    doc.execute(SetScores(project, {"s1": (0.01, None)}))
+    doc.set_frame(5)
+    inspector = window.inspector
+    rows = {inspector.takes.item(i).data(Qt.ItemDataRole.UserRole): inspector.takes.item(i).text()
+            for i in range(inspector.takes.count())}
+    assert "LSE-C 0.06" in rows[good.id] and "LSE-C 0.01" in rows[weak.id]  # each take its own number
+    assert "LSE-C 0.01 — poor" in inspector.confidence_label.text()
+    assert window.weak_panel.list.topLevelItemCount() == 1
+
+    inspector._choose(good.id)  # "Use take"
+    assert "LSE-C 0.06 — good" in inspector.confidence_label.text()
+    assert window.weak_panel.list.topLevelItemCount() == 0  # no longer weak
+    from PySide6.QtGui import QColor
+
+    bar = [i for i, s in enumerate(window.timeline._segments_shown) if s.id == "s1"][0]  # the Sync lane's bar
+    assert window.timeline.bars.opts["brushes"][bar].color().name() == QColor(window.colours.good).name()
+    assert window.timeline.bars.opts["height"][bar] == pytest.approx(0.06)
+    assert "LSE-C 0.06" in window.statusBar().currentMessage() and good.label in window.statusBar().currentMessage()
+    inspector._choose(None)  # the original frames: never scored
+    assert inspector.confidence_label.text() == "Confidence: not scored"
+    assert "not scored" in window.statusBar().currentMessage()
+
+
+def test_spin_boxes_take_what_is_typed_and_commit_on_enter(opened, qtbot):
+    window = opened
+    doc = window.document
+    doc.set_frame(5)
+    feather = window.inspector.feather
+
+    def type_into(spin, text):
+        spin.setFocus()
+        spin.lineEdit().selectAll()
+        qtbot.keyClicks(spin.lineEdit(), text)
+
+    depth = doc.project.history.index
+    type_into(feather, "0.25")
+    assert doc.project.history.index == depth  # nothing committed while typing
+    qtbot.keyClick(feather.lineEdit(), Qt.Key.Key_Return)
+    assert doc.project.segment("s1").settings["feather"] == 0.25
+    type_into(feather, "0.125")
+    qtbot.keyClick(feather.lineEdit(), Qt.Key.Key_Return)
+    assert doc.project.segment("s1").settings["feather"] == 0.125
+    smooth = window.inspector.smooth
+    type_into(smooth, "11")
+    qtbot.keyClick(smooth.lineEdit(), Qt.Key.Key_Tab)  # focus out commits too
+    assert doc.project.segment("s1").settings["smooth_window"] == 11
+
+    from PySide6.QtWidgets import QAbstractSpinBox
+
+    from app.dialogs import AdaptDialog
+    from app.project_settings import ProjectSettingsDialog
+
+    dialogs = (ProjectSettingsDialog(doc, window), AdaptDialog(doc.project.folder / "adapted.safetensors", "", parent=window))
+    spins = [spin for w in (window, *dialogs) for spin in w.findChildren(QAbstractSpinBox)]
+    assert len(spins) > 10 and all(not spin.keyboardTracking() for spin in spins)  # every one commits when done
 
 
 def test_the_export_dialog_offers_the_delivery_formats_audio_and_loudness(opened, qtbot, tmp_path, monkeypatch):

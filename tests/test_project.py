@@ -1151,3 +1151,14 @@ def test_take_names_are_unique_per_segment_and_say_what_set_them_apart(folder):
     smoothed = p.new_take("s1", p.take_file_for("t4"), take_id="t4",
                           settings=dict(p.takes["t2"].settings, smoothed_from="t2", window=5))
     assert smoothed.label.startswith("Take 3 · generated mouth · smoothed over 5 frames · ")
+
+
+def test_the_length_an_export_makes_is_stated_plainly(folder):
+    video, dub = folder / "media" / "clip.mp4", folder / "media" / "dub.wav"
+    p = Project.new(video, FACTS, dub_path=dub, dub_facts=MediaFacts(duration=4.0))  # a 10 s picture, a 4 s dub
+    assert p.length_text() == "picture 00:00:10:00, dub 00:00:04:00 — export 00:00:10:00"
+    assert p.length_text("cut") == "picture 00:00:10:00, dub 00:00:04:00 — export 00:00:04:00 (cut to the dub)"
+    longer = Project.new(video, FACTS, dub_path=dub, dub_facts=MediaFacts(duration=12.0))
+    assert longer.length_text().endswith("export 00:00:12:00 (its last frame held to the dub's end)")
+    assert longer.length_text("cut").endswith("export 00:00:10:00 (the dub cut to the picture)")
+    assert longer.length_text("loop").endswith("export 00:00:12:00 (looped to the dub's length)")

@@ -108,6 +108,32 @@ class Project:
         return output_count(facts.frame_count, self.fps, self.dub_seconds(dub_offset), self.settings["length_policy"],
                             facts.is_image)
 
+    def length_text(self, policy: str | None = None) -> str:
+        """What an export under `policy` (default: the project's) makes of the picture and the dub, in
+        plain words: "picture 00:03:00:00, dub 00:01:00:00 — export 00:03:00:00", and when the export is
+        not the whole picture, what becomes of it ("… export 00:01:00:00 (cut to the dub)")."""
+        from core.timecode import Timecode, format_count
+
+        policy = policy or self.settings["length_policy"]
+        facts = self.video.facts
+        drop = Timecode.of(self.fps).drop
+        length = lambda frames: format_count(frames, self.fps, drop)  # noqa: E731 (a duration, from 0)
+        dub = self.dub_seconds()
+        if facts.is_image or not facts.frame_count or dub is None:
+            return (f"still picture, dub {length(self.output_frames() or 0)}" if facts.is_image and dub is not None
+                    else f"picture {length(facts.frame_count or 0)}")
+        picture, dub = facts.frame_count, max(1, int(round(dub * self.fps)))
+        out = output_count(picture, self.fps, dub / self.fps, policy)
+        text = f"picture {length(picture)}, dub {length(dub)} — export {length(out)}"
+        if out < picture:
+            return text + " (cut to the dub)"
+        if out > picture:
+            return text + (" (its last frame held to the dub's end)" if policy == "pad" else
+                           f" ({'looped' if policy == 'loop' else 'bounced'} to the dub's length)")
+        if dub > picture:
+            return text + " (the dub cut to the picture)"
+        return text
+
     def dub_seconds(self, dub_offset: int | None = None) -> float | None:
         """Where the dub ends on the output's clock (its length plus the offset, ≥ 0); None when unknown."""
         if self.dub is None or self.dub.facts.duration is None:
