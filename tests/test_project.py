@@ -1162,3 +1162,17 @@ def test_the_length_an_export_makes_is_stated_plainly(folder):
     assert longer.length_text().endswith("export 00:00:12:00 (its last frame held to the dub's end)")
     assert longer.length_text("cut").endswith("export 00:00:10:00 (the dub cut to the picture)")
     assert longer.length_text("loop").endswith("export 00:00:12:00 (looped to the dub's length)")
+
+
+def test_a_merged_segment_keeps_no_score_of_frames_it_no_longer_exports(folder):
+    p = make_project(folder)  # s1 [0, 100) exports t1 (scored 6.5), s2 [100, 140) silence, s3 its original frames
+    p.execute(MergeSegments(p, ["s1", "s2"]))  # t1 does not cover [0, 140): the merge exports the original frames
+    assert p.segment("s1").take_id is None and p.segment("s1").lse_c is None
+    p.undo()
+    whole = p.new_take("s1", p.take_file_for("t2"), take_id="t2", start=0, end=250)
+    p.execute(AddTake(p, whole))
+    p.execute(ChooseTake(p, "s3", "t2"))
+    p.execute(SetScores(p, {"s3": (4.0, None)}))
+    p.execute(ChooseTake(p, "s2", "t2"))
+    p.execute(MergeSegments(p, ["s2", "s3"]))  # both parts exported t2: the mean of their scores stands
+    assert p.segment("s2").take_id == "t2" and p.segment("s2").lse_c == 4.0

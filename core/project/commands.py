@@ -119,7 +119,8 @@ class SplitSegment(Command):
 class MergeSegments(Command):
     """Merge adjacent segments (touching ranges, no gap) into the first one: it keeps its id and
     settings, becomes speech if any part was, keeps its take if that take covers the whole range,
-    and gets frame-weighted mean scores (or `scores=(lse_c, lse_d)`)."""
+    and gets frame-weighted mean scores where every part exported what it exports (else that take's
+    over its frames, when scored there), or `scores=(lse_c, lse_d)`."""
 
     def __init__(self, project, segment_ids, scores=None):
         ids = list(dict.fromkeys(segment_ids))
@@ -131,6 +132,7 @@ class MergeSegments(Command):
                 raise EditError(f"segments {a.id} and {b.id} are not adjacent: "
                                 f"frames {a.end}–{b.start} lie between them")
         first, last = parts[0], parts[-1]
+        given = scores
         if scores is None:
             scores = tuple(_weighted([(getattr(s, attr), s.frames) for s in parts]) for attr in ("lse_c", "lse_d"))
         merged = replace(first, end=last.end, kind="speech" if any(s.kind == "speech" for s in parts) else "silence",
@@ -138,6 +140,8 @@ class MergeSegments(Command):
         take = project.takes.get(first.take_id)
         if take is None or not merged.within(take.start, take.end):
             merged = replace(merged, take_id=None)
+        if given is None and any(s.take_id != merged.take_id for s in parts):
+            merged = _chosen(merged, take if merged.take_id else None)  # a part's score described other frames
         super().__init__(project)
         self._after = {"segments": self._segments_with(merged, remove={s.id for s in parts[1:]})}
         self.text = f"Merge segments {', '.join(s.id for s in parts)}"
