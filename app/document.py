@@ -246,7 +246,6 @@ class Document(QObject):
         self.set_frame(frame)
         return True
 
-
     @property
     def title(self) -> str:
         path = self.project.path
