@@ -16,7 +16,8 @@ import core.project.fileformat as fileformat
 from core.project import (DEFAULT_THRESHOLD, AddAdaptedModel, AddTake, Autosaver, ChooseTake, EditError, MediaFacts, MergeSegments, NudgeDub, Project,
                           ProjectError, RecentProjects, RelinkMedia, RemoveTake, RenameSegment, RenameTake, ReplaceSegments,
                           SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment, History,
-                          Command, RelinkAdaptedModel, RemoveAdaptedModel, autosave_path_for, recovery_candidate)
+                          Command, RelinkAdaptedModel, RemoveAdaptedModel, autosave_path_for, recovery_candidate,
+                          AddMarker, EditMarker, Marker, RemoveMarker)
 
 FACTS = MediaFacts(size=None, fingerprint=None, duration=10.0, fps=25.0, frame_count=250, width=640, height=360)
 
@@ -83,7 +84,7 @@ def test_round_trip_keeps_everything_and_stores_relative_paths(folder):
     assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None, "segments": {"s1": [0, 100, 6.5, 7.2]}}
     assert not q.modified and not q.history.can_undo
     data = json.loads((folder / "scene.lipsmith").read_text())
-    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 5
+    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 6
     assert data["media"]["video"]["relative"] == "media/clip.mp4"
     assert data["media"]["video"]["absolute"] == str(folder / "media" / "clip.mp4")
     assert data["takes"][0]["file"] == "t1.mkv"
@@ -1176,3 +1177,66 @@ def test_a_merged_segment_keeps_no_score_of_frames_it_no_longer_exports(folder):
     p.execute(ChooseTake(p, "s2", "t2"))
     p.execute(MergeSegments(p, ["s2", "s3"]))  # both parts exported t2: the mean of their scores stands
     assert p.segment("s2").take_id == "t2" and p.segment("s2").lse_c == 4.0
+
+
+def test_markers_are_added_edited_moved_removed_undone_and_saved(folder):
+    p = make_project(folder)
+    p.execute(AddMarker(p, 120, "  line   7 ", "red", "the breath before the line"))
+    p.execute(AddMarker(p, 30))
+    assert p.markers == (Marker(30, "", "blue", ""), Marker(120, "line 7", "red", "the breath before the line"))
+    assert p.markers[0].title == "Marker at frame 30" and p.history.undo_text == "Add Marker at frame 30"
+    with pytest.raises(EditError, match="already at frame 30"):
+        p.execute(AddMarker(p, 30, "twice"))
+    with pytest.raises(EditError, match="colour must be one of red"):
+        p.execute(AddMarker(p, 40, colour="chartreuse"))
+    with pytest.raises(EditError, match="whole frame number"):
+        p.execute(AddMarker(p, -1))
+    before = p.markers
+    p.execute(EditMarker(p, 30, name="door slam"))
+    p.execute(EditMarker(p, 30, colour="green"))
+    p.execute(EditMarker(p, 30, to=200))
+    assert p.history.undo_text == "Move door slam to frame 200"
+    assert [(m.frame, m.name, m.colour) for m in p.markers] == [(120, "line 7", "red"), (200, "door slam", "green")]
+    with pytest.raises(EditError, match="already at frame 120"):
+        p.execute(EditMarker(p, 200, to=120))
+    p.execute(RemoveMarker(p, 120))
+    assert [m.frame for m in p.markers] == [200]
+    for _ in range(4):
+        p.undo()
+    assert p.markers == before
+    for _ in range(4):
+        p.redo()
+    p.save()
+    q = Project.load(p.path)
+    assert q.markers == p.markers == (Marker(200, "door slam", "green", ""),)
+    assert json.loads(p.path.read_text())["markers"] == [{"frame": 200, "name": "door slam", "colour": "green",
+                                                          "note": ""}]
+
+
+def test_typing_a_markers_note_is_one_undo_step(folder):
+    p = make_project(folder)
+    p.execute(AddMarker(p, 10))
+    for text in ("f", "fi", "fix"):
+        p.execute(EditMarker(p, 10, note=text))
+    assert p.markers[0].note == "fix"
+    p.undo()
+    assert p.markers[0].note == "" and p.history.undo_text == "Add Marker at frame 10"
+    with pytest.raises(EditError, match="no marker at frame 11"):
+        EditMarker(p, 11, name="x")
+
+
+def test_a_schema_5_file_opens_with_no_markers_and_a_bad_marker_is_named(folder):
+    p = make_project(folder)
+    data = json.loads(p.path.read_text())
+    data["schema_version"] = 5
+    del data["markers"]
+    old = folder / "old.lipsmith"
+    old.write_text(json.dumps(data))
+    digest = sha(old)
+    q = Project.load(old)
+    assert q.markers == () and not q.modified and sha(old) == digest
+    data["schema_version"] = fileformat.SCHEMA_VERSION
+    data["markers"] = [{"frame": 5, "colour": "mauve"}]
+    old.write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match=r"old\.lipsmith.*markers\[0\].*colour must be one of"):
+        Project.load(old)

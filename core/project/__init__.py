@@ -4,7 +4,7 @@ No Qt in here: the editor (app/) wraps it, and it is tested without a display. M
 reading order:
 
   model       settings and their validation; MediaFacts, MediaRef, Segment (and its verdict), Take,
-              ExportRecord, AdaptedModel
+              Marker, ExportRecord, AdaptedModel
   project     Project: state, lookups, save/load, relink helpers, the takes cache
   commands    every edit as a Command with do()/undo()/merge(), kept in a History; Batch: several
               commands as one undo step
@@ -25,26 +25,27 @@ Typical use::
     p.undo()
     p.save()
 """
-from .commands import (AddAdaptedModel, AddTake, Batch, ChooseTake, Command, History, MergeSegments, NudgeDub,
-                       RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RemoveTake, RenameSegment, RenameTake,
-                       ReplaceSegments, SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment)
+from .commands import (AddAdaptedModel, AddMarker, AddTake, Batch, ChooseTake, Command, EditMarker, History,
+                       MergeSegments, NudgeDub, RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RemoveMarker,
+                       RemoveTake, RenameSegment, RenameTake, ReplaceSegments, SetProjectSettings, SetScores,
+                       SetSegmentSettings, SetThreshold, SplitSegment)
 from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
-from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, MOUTH_NAMES, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX,
-                    AdaptedModel, EditError, ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take,
-                    autosave_path_for, cache_dir_for, check_segments, frame_curve, normalise_setting, segment_name,
-                    verdict)
+from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MARKER_COLOURS, MEDIA_KINDS,
+                    MOUTH_NAMES, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, AdaptedModel, EditError, ExportRecord, Marker,
+                    MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for, cache_dir_for, check_segments,
+                    frame_curve, make_marker, normalise_setting, segment_name, verdict)
 from .project import Project
 from .recent import RecentProjects, config_dir
 from .recovery import Autosaver, discard_autosave, recovery_candidate
 
 __all__ = [
-    "AdaptedModel", "AddAdaptedModel", "AddTake", "Autosaver", "Batch", "ChooseTake", "Command",
-    "DEFAULT_SETTINGS", "DEFAULT_THRESHOLD", "EditError", "ExportRecord", "History", "MEDIA_KINDS", "MIGRATIONS",
-    "MOUTH_NAMES", "MediaFacts", "MediaRef",
+    "AdaptedModel", "AddAdaptedModel", "AddMarker", "AddTake", "Autosaver", "Batch", "ChooseTake", "Command",
+    "DEFAULT_MARKER_COLOUR", "DEFAULT_SETTINGS", "DEFAULT_THRESHOLD", "EditError", "EditMarker", "ExportRecord",
+    "History", "MARKER_COLOURS", "MEDIA_KINDS", "MIGRATIONS", "MOUTH_NAMES", "Marker", "MediaFacts", "MediaRef",
     "MergeSegments", "NudgeDub", "Project", "ProjectError", "RecentProjects", "RelinkAdaptedModel", "RelinkMedia",
-    "RemoveAdaptedModel", "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
+    "RemoveAdaptedModel", "RemoveMarker", "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
     "SetSegmentSettings", "SetThreshold", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
-    "check_segments", "config_dir", "discard_autosave", "frame_curve", "migrate", "normalise_setting",
+    "check_segments", "config_dir", "discard_autosave", "frame_curve", "make_marker", "migrate", "normalise_setting",
     "recovery_candidate", "segment_name", "verdict",
 ]

@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from .model import (DEFAULT_SETTINGS, MEDIA_KINDS, SEGMENT_KEYS, AdaptedModel, EditError, MediaFacts, MediaRef,
-                    Segment, Take, _is_int, _is_number, _jsonish, _key, _now, _score, check_segments, frame_curve,
-                    normalise_setting, segment_name)
+from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, MEDIA_KINDS, SEGMENT_KEYS, AdaptedModel, EditError,
+                    Marker, MediaFacts, MediaRef, Segment, Take, _is_int, _is_number, _jsonish, _key, _now, _score,
+                    check_segments, frame_curve, make_marker, normalise_setting, segment_name)
 
 if TYPE_CHECKING:
     from .project import Project
@@ -543,6 +543,63 @@ class RemoveAdaptedModel(Command):
         self.path = model.path
         self.segment_ids = tuple(s.id for s in changed)  # the segments that chose it
         self.text = f"Remove adapted model {model.title}"
+
+
+def _marker(project, frame: int) -> Marker:
+    marker = project.marker_at(frame)
+    if marker is None:
+        raise EditError(f"no marker at frame {frame}")
+    return marker
+
+
+def _markers_with(project, marker: Marker | None, remove: int | None = None) -> tuple:
+    """The markers with the one at `remove` dropped and `marker` put in its place by frame (one per frame)."""
+    kept = [m for m in project.markers if m.frame != remove]
+    if marker is not None:
+        if any(m.frame == marker.frame for m in kept):
+            raise EditError(f"a marker is already at frame {marker.frame}")
+        kept.append(marker)
+    return tuple(sorted(kept, key=lambda m: m.frame))
+
+
+class AddMarker(Command):
+    """A marker at `frame` (one per frame)."""
+
+    def __init__(self, project, frame: int, name: str = "", colour: str = DEFAULT_MARKER_COLOUR, note: str = ""):
+        marker = make_marker(frame, name, colour, note)
+        super().__init__(project, markers=_markers_with(project, marker))
+        self.text = f"Add {marker.title}"
+
+
+class RemoveMarker(Command):
+    def __init__(self, project, frame: int):
+        marker = _marker(project, frame)
+        super().__init__(project, markers=_markers_with(project, None, remove=frame))
+        self.text = f"Remove {marker.title}"
+
+
+class EditMarker(Command):
+    """Rename, recolour, re-note or move the marker at `frame` (the fields given; None keeps one).
+    Consecutive edits of the same fields of one marker merge (typing its note is one step)."""
+
+    def __init__(self, project, frame: int, *, name: str | None = None, colour: str | None = None,
+                 note: str | None = None, to: int | None = None):
+        old = _marker(project, frame)
+        new = make_marker(old.frame if to is None else to, old.name if name is None else name,
+                          old.colour if colour is None else colour, old.note if note is None else note)
+        super().__init__(project, markers=_markers_with(project, new, remove=frame))
+        changed = [what for what, value in (("name", name), ("colour", colour), ("note", note), ("frame", to))
+                   if value is not None]
+        if to is not None:
+            self.text = f"Move {old.title} to frame {new.frame}"
+        elif changed == ["name"]:
+            self.text = f"Rename {old.title} to {new.name}" if new.name else f"Clear the name of {old.title}"
+        elif changed == ["colour"]:
+            self.text = f"Make {old.title} {new.colour}"
+        else:
+            self.text = f"Edit {', '.join(changed)} of {old.title}"
+        # a move changes which marker a later edit names, so only edits in place merge
+        self.merge_key = None if to is not None else ("marker", new.frame, tuple(changed))
 
 
 class Batch(Command):

@@ -17,10 +17,11 @@ from typing import Callable
 from core.atomic import atomic_write
 from core.sync_scale import EXPERT_LSE_C_LIMIT
 
-from .model import (DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, AdaptedModel, ExportRecord, MediaFacts,
-                    MediaRef, ProjectError, Segment, Take, _is_int, _is_number, normalise_setting)
+from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, AdaptedModel, EditError,
+                    ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _is_int, _is_number, make_marker,
+                    normalise_setting)
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 def _v1_to_v2(data: dict) -> dict:
@@ -62,10 +63,17 @@ def _v4_to_v5(data: dict) -> dict:
     return data
 
 
+def _v5_to_v6(data: dict) -> dict:
+    """Schema 6: markers (frame, name, colour, note). A file from before has none."""
+    data.setdefault("markers", [])
+    return data
+
+
 # MIGRATIONS[n] turns a schema-n dict into a schema-(n+1) dict (pure: no file access).
 # Add one with every SCHEMA_VERSION bump; loading chains them, the file itself is never rewritten.
 # (A bump also keeps an older Lipsmith from opening a newer file and dropping what it cannot read.)
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
+MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5,
+                                                 5: _v5_to_v6}
 
 
 def migrate(data, path=None) -> dict:
@@ -155,6 +163,7 @@ def encode(p, folder: Path | None) -> dict:
                      "choices": e.choices, "info": _values_out(e.info, folder)} for e in p.exports],
         "adapted_models": [{"path": _link_out(m.path, folder), "label": m.label, "created": m.created,
                             "info": _values_out(m.info, folder)} for m in p.adapted_models],
+        "markers": [asdict(m) for m in p.markers],
         "next_ids": dict(p._next),
     }
 
@@ -233,6 +242,14 @@ def decode(data: dict, path: Path) -> dict:
         adapted.append(AdaptedModel(
             _link_in(_get(d, "path", "dict", w), folder, f"{w}.path")[0], _get(d, "label", "str", w, ""),
             _get(d, "created", "str", w, ""), _values_in(_get(d, "info", "dict", w, {}), folder, f"{w}.info")))
+    markers = []
+    for i, d in enumerate(_get(data, "markers", "list", "file", [])):
+        w = f"markers[{i}]"
+        try:
+            markers.append(make_marker(_get(d, "frame", "int", w), _get(d, "name", "str", w, ""),
+                                       _get(d, "colour", "str", w, DEFAULT_MARKER_COLOUR), _get(d, "note", "str", w, "")))
+        except EditError as e:
+            raise Malformed(f"{w}: {e}") from None
     settings = _values_in(_get(data, "settings", "dict", "file", {}), folder, "settings")
     unknown = set(settings) - set(DEFAULT_SETTINGS)
     if unknown:
@@ -241,7 +258,7 @@ def decode(data: dict, path: Path) -> dict:
         video=media["video"], path=path, dub=media.get("dub"),
         dub_offset=_get(data, "dub_offset_frames", "int", "file", 0), settings=settings,
         threshold=_get(data, "threshold", "num", "file", DEFAULT_THRESHOLD), segments=segments, takes=takes,
-        exports=exports, adapted_models=adapted, created=_get(data, "created", "str", "file", None),
+        exports=exports, adapted_models=adapted, markers=markers, created=_get(data, "created", "str", "file", None),
         next_ids={k: v for k, v in _get(data, "next_ids", "dict", "file", {}).items() if _is_int(v)})
 
 

@@ -31,7 +31,11 @@ CHECKPOINT_SUFFIXES = {".pth", ".pt", ".safetensors", ".ckpt"}
 # (core.sync_scale). The official SyncNet's scale is ~100x larger: drag the line.
 DEFAULT_THRESHOLD = EXPERT_WEAK_BELOW
 RECENT_LIMIT = 10
-NAME_LIMIT = 80  # characters in a segment's name
+NAME_LIMIT = 80  # characters in a segment's or a marker's name
+NOTE_LIMIT = 2000  # characters in a marker's note
+# a marker's colours: the names OpenTimelineIO (and the NLEs it speaks to) give them
+MARKER_COLOURS = ("red", "pink", "orange", "yellow", "green", "cyan", "blue", "purple", "magenta", "black", "white")
+DEFAULT_MARKER_COLOUR = "blue"
 
 
 class ProjectError(LipsmithError):
@@ -145,13 +149,13 @@ def _jsonish(value, what: str):
     raise EditError(f"{what}: {type(value).__name__} values cannot be stored in a project")
 
 
-def segment_name(value) -> str:
-    """A segment's name as stored: one line, trimmed; "" clears it (the id is shown again)."""
+def segment_name(value, what: str = "a segment's name") -> str:
+    """A segment's (or marker's) name as stored: one line, trimmed; "" clears it (the id is shown again)."""
     if not isinstance(value, str):
-        raise EditError(f"a segment's name must be text, not {value!r}")
+        raise EditError(f"{what} must be text, not {value!r}")
     name = " ".join(value.split())
     if len(name) > NAME_LIMIT:
-        raise EditError(f"a segment's name is at most {NAME_LIMIT} characters ({len(name)} given)")
+        raise EditError(f"{what} is at most {NAME_LIMIT} characters ({len(name)} given)")
     return name
 
 
@@ -261,6 +265,41 @@ def verdict(segment: Segment, threshold: float) -> str:
     if segment.lse_c is None:
         return "unscored"
     return "good" if segment.lse_c >= threshold else "poor"
+
+
+@dataclass(frozen=True)
+class Marker:
+    """A note pinned to an output frame (the NLE's marker): at most one per frame."""
+    frame: int
+    name: str = ""
+    colour: str = DEFAULT_MARKER_COLOUR  # one of MARKER_COLOURS
+    note: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.name or f"Marker at frame {self.frame}"
+
+
+def make_marker(frame, name="", colour=DEFAULT_MARKER_COLOUR, note="") -> Marker:
+    """A marker with its fields checked and in their stored form (EditError saying what is wrong)."""
+    if not _is_int(frame) or frame < 0:
+        raise EditError(f"a marker's frame must be a whole frame number ≥ 0, not {frame!r}")
+    if colour not in MARKER_COLOURS:
+        raise EditError(f"a marker's colour must be one of {', '.join(MARKER_COLOURS)}, not {colour!r}")
+    if not isinstance(note, str):
+        raise EditError(f"a marker's note must be text, not {note!r}")
+    if len(note) > NOTE_LIMIT:
+        raise EditError(f"a marker's note is at most {NOTE_LIMIT} characters ({len(note)} given)")
+    return Marker(frame, segment_name(name, "a marker's name"), colour, note.strip())
+
+
+def check_markers(markers) -> None:
+    """Markers sorted by frame, one per frame."""
+    for i, m in enumerate(markers):
+        if not isinstance(m, Marker):
+            raise EditError(f"marker {i} is a {type(m).__name__}, not a Marker")
+        if i and m.frame <= markers[i - 1].frame:
+            raise EditError(f"markers at frames {markers[i - 1].frame} and {m.frame} are not in order, one per frame")
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,13 @@ from core.plan import output_count
 from . import fileformat
 from .commands import Command, History, RelinkMedia
 from .model import (CACHE_SUFFIX, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SUFFIX, AdaptedModel, EditError,
-                    ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now,
-                    autosave_path_for, cache_dir_for, check_segments, normalise_setting, take_name, take_number,
-                    verdict)
+                    ExportRecord, Marker, MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now,
+                    autosave_path_for, cache_dir_for, check_markers, check_segments, normalise_setting, take_name,
+                    take_number, verdict)
 
 
 class Project:
-    """A lip-sync project: media, dub offset, segments, takes, settings, export history, undo history.
+    """A lip-sync project: media, dub offset, segments, takes, markers, settings, export history, undo history.
 
     Read state freely; change it only through `execute(command)` (undoable) or the few explicit
     non-undoable calls (`record_export`, `save*`). Segments and takes are frozen dataclasses:
@@ -36,8 +36,8 @@ class Project:
 
     def __init__(self, video: MediaRef, *, path=None, dub: MediaRef | None = None, dub_offset: int = 0,
                  settings: dict | None = None, threshold: float = DEFAULT_THRESHOLD, segments=(), takes=(),
-                 exports=(), adapted_models=(), created: str | None = None, next_ids: dict | None = None,
-                 history_limit: int = 200):
+                 exports=(), adapted_models=(), markers=(), created: str | None = None,
+                 next_ids: dict | None = None, history_limit: int = 200):
         self.path = None if path is None else Path(os.path.abspath(path))
         self.media: dict[str, MediaRef] = {"video": video}
         if dub is not None:
@@ -53,6 +53,8 @@ class Project:
         self.exports: list[ExportRecord] = list(exports)
         # generators fine-tuned on this project's video (AddAdaptedModel), oldest first
         self.adapted_models: tuple[AdaptedModel, ...] = tuple(adapted_models)
+        self.markers: tuple[Marker, ...] = tuple(sorted(markers, key=lambda m: m.frame))  # sorted by frame
+        check_markers(self.markers)
         self.created = created or _now()
         self._next = {"segment": 1, "take": 1, **(next_ids or {})}
         for prefix, kind, ids in (("s", "segment", [s.id for s in self.segments]), ("t", "take", self.takes)):
@@ -192,6 +194,9 @@ class Project:
 
     def segment_at(self, frame: int) -> Segment | None:
         return next((s for s in self.segments if s.start <= frame < s.end), None)
+
+    def marker_at(self, frame: int) -> Marker | None:
+        return next((m for m in self.markers if m.frame == frame), None)
 
     def take(self, take_id: str) -> Take:
         try:
