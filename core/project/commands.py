@@ -292,6 +292,51 @@ class RenameSegment(Command):
         self.text = f"Rename segment {s.title} to {name}" if name else f"Clear the name of segment {s.id}"
 
 
+class ImportSegments(Command):
+    """Segments from another editor's markers (core.interchange): `ranges` of (start, end, name). A range
+    that is a segment's frames renames it (a name equal but for case, as an EDL writes it, is no change);
+    any other becomes a speech segment cut out of those it overlaps, which keep their frames outside it.
+    The new one takes the settings of the segment it starts in, and its chosen take where that covers it."""
+
+    def __init__(self, project, ranges):
+        segments = list(project.segments)
+        self.renamed, self.created = [], []
+        for start, end, name in sorted(ranges):
+            if not (_is_int(start) and _is_int(end)) or not 0 <= start < end:
+                raise EditError(f"frames [{start}, {end}) are not a range of whole frames ≥ 0")
+            name = segment_name(name)
+            same = next((i for i, s in enumerate(segments) if (s.start, s.end) == (start, end)), None)
+            if same is None:
+                segments = _carved(project, segments, start, end, name)
+                self.created.append(next(s.id for s in segments if s.start == start))
+            elif name and name.casefold() != segments[same].title.casefold():
+                segments[same] = replace(segments[same], name=name)
+                self.renamed.append(segments[same].id)
+        check_segments(segments, project.takes)
+        super().__init__(project, segments=tuple(segments))
+        self.text = f"Import segments: {len(self.created)} new, {len(self.renamed)} renamed"
+
+
+def _carved(project, segments: list, start: int, end: int, name: str) -> list:
+    """`segments` with a new speech segment over [start, end) and the frames it takes cut out of the others
+    (one it falls inside becomes two); a part keeps its chosen take, and its scores only where they still
+    describe what it exports (_chosen)."""
+    host = next((s for s in segments if s.start <= start < s.end), None)
+    new = project.make_segment(start, end, "speech", name=name, settings=dict(host.settings) if host else {})
+    take = project.takes.get(host.take_id) if host else None
+    out = [_chosen(new, take if take is not None and new.within(take.start, take.end) else None)]
+    for s in segments:
+        if s.end <= start or end <= s.start:
+            out.append(s)
+            continue
+        kept = project.takes.get(s.take_id)
+        if s.start < start:
+            out.append(_chosen(replace(s, end=start), kept))
+        if end < s.end:
+            out.append(_chosen(replace(s, id=s.id if start <= s.start else project.new_segment_id(), start=end), kept))
+    return sorted(out, key=lambda s: s.start)
+
+
 class NudgeDub(Command):
     """Move the dub by `frames` (positive: later), and its segments with it. Consecutive nudges merge
     into one undo step; undo restores the offset, every segment and every take choice exactly.
