@@ -319,6 +319,100 @@ def cmd_export(args) -> int:
     return 0
 
 
+def add_project_parser(sub):
+    from core.hparams import LENGTH_POLICIES
+
+    p = sub.add_parser("project", help="make a .lipsmith project, as the editor's File ▸ New from Video does")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    new = actions.add_parser("new", help="a project of a video and its dub, with its speech segments detected")
+    new.add_argument("video", help="the picture")
+    new.add_argument("dub", help="the dubbed audio (any format ffmpeg reads, or a video's audio track)")
+    new.add_argument("-o", "--output", required=True, help="the project file (.lipsmith, added when missing)")
+    new.add_argument("--length", choices=LENGTH_POLICIES, default="pad",
+                     help="when dub and picture differ: pad (the picture is the master: its last frame held to "
+                          "the dub's end), cut to the shorter, loop or bounce the picture (default %(default)s)")
+    new.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    new.set_defaults(run=cmd_project_new)
+
+
+def cmd_project_new(args) -> int:
+    from core import jobs
+    from core.atomic import interrupted
+    from core.project import SUFFIX, Project, ProjectError
+
+    path = Path(args.output)
+    if path.suffix.lower() != SUFFIX:
+        path = path.with_name(path.name + SUFFIX)
+    if path.exists():
+        raise ProjectError(path, "exists already: open it in the editor, or choose another name")
+    bar = ProgressBar(args.quiet)
+    try:
+        info = jobs.probe_media(bar, interrupted, args.video, args.dub)
+        project = Project.new(info.video, info.video_facts, path=path, dub_path=info.dub.path,
+                              dub_facts=info.dub.facts, settings={"length_policy": args.length})
+        ranges = jobs.detect_segments(bar, interrupted, project.dub.path, project.fps, jobs.media_length(project),
+                                      project.dub_offset)
+    finally:
+        bar.close()
+    jobs.commit_segments(project, ranges)
+    project.save()
+    speech = sum(r.kind == "speech" for r in ranges)
+    print(f"wrote {path}: {len(ranges)} segments, {speech} with speech; {project.length_text()}")
+    return 0
+
+
+def add_export_timeline_parser(sub):
+    p = sub.add_parser("export-timeline", help="a project's timeline for another editor: the picture, the dub, "
+                                               "and each speech segment as a marker")
+    p.add_argument("project", help="the .lipsmith project (only read)")
+    p.add_argument("-o", "--output", required=True,
+                   help=".otio (OpenTimelineIO: Resolve), .xml (Final Cut Pro 7 XML: Premiere, Resolve) or "
+                        ".edl (CMX 3600: Avid)")
+    p.set_defaults(run=cmd_export_timeline)
+
+
+def cmd_export_timeline(args) -> int:
+    from core.interchange import adapter_for, export_timeline
+    from core.project import Project
+
+    adapter_for(args.output)  # an unknown format fails before the project is read
+    project = Project.load(args.project)
+    path = export_timeline(project, args.output)
+    speech = sum(s.kind == "speech" for s in project.segments)
+    print(f"wrote {path}: {speech} speech segments as markers")
+    return 0
+
+
+def add_import_timeline_parser(sub):
+    p = sub.add_parser("import-timeline", help="segments from another editor's markers (.otio, .edl, .xml): one "
+                                               "over a segment's frames renames it, one over other frames becomes "
+                                               "a segment; the project is saved")
+    p.add_argument("project", help="the .lipsmith project")
+    p.add_argument("timeline", help="the timeline file (only read)")
+    p.set_defaults(run=cmd_import_timeline)
+
+
+def cmd_import_timeline(args) -> int:
+    from core.interchange import InterchangeError, import_timeline
+    from core.project import EditError, Project
+
+    project = Project.load(args.project)
+    try:
+        command, points, outside = import_timeline(project, args.timeline)
+    except EditError as exc:
+        raise InterchangeError(args.timeline, str(exc)) from None
+    if command is not None and (command.created or command.renamed):
+        project.save()
+        print(f"{project.path}: {len(command.created)} segments added, {len(command.renamed)} renamed")
+    else:
+        print(f"{project.path}: unchanged (no marker of {args.timeline} adds or renames a segment)")
+    if points:
+        print(f"note: {points} markers of one frame left out: a segment needs an in and an out point")
+    if outside:
+        print(f"note: {outside} markers outside the project's frames left out")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lipsmith", description="Lipsmith: lip-sync for dubbing editors.")
     parser.add_argument("--version", action="version", version=f"lipsmith {__version__}")
@@ -326,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_render_parser(sub)
     add_score_parser(sub)
     add_export_parser(sub)
+    add_project_parser(sub)
+    add_export_timeline_parser(sub)
+    add_import_timeline_parser(sub)
     doctor = sub.add_parser("doctor", help="check this installation: torch and GPU, ffmpeg, detectors, models, cache")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.set_defaults(run=cmd_doctor)

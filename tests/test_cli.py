@@ -752,3 +752,40 @@ def test_export_from_and_to_take_the_projects_timecode(capsys, tmp_path, timecod
     line = capsys.readouterr().err.strip().splitlines()[-1]
     assert line.startswith(f"error: {project.path}: --from/--to: ") and "before the video's first frame" in line, line
     assert len(seen) == 2  # refused before the export was asked for
+
+
+def test_project_new_detects_segments_and_its_timeline_goes_to_another_editor_and_back(capsys, tmp_path,
+                                                                                      timecoded_clips, voice_wav):
+    import opentimelineio as otio
+
+    from core.project import Project
+
+    video = timecoded_clips[0]  # 2 s at 25 fps from 01:00:00:00; the dub is 1.5 s
+    assert main.main(["project", "new", str(video), str(voice_wav), "-o", str(tmp_path / "scene"), "-q"]) == 0
+    path = tmp_path / "scene.lipsmith"
+    assert capsys.readouterr().out.startswith(f"wrote {path}: ")
+    project = Project.load(path)
+    assert project.video.facts.start_timecode == "01:00:00:00" and project.settings["length_policy"] == "pad"
+    spans = [(s.start, s.end) for s in project.segments]
+    assert spans[0][0] == 0 and spans[-1][1] == 50 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert main.main(["project", "new", str(video), str(voice_wav), "-o", str(path), "-q"]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {path}: exists already: open it in the editor, or choose " \
+                                              "another name"
+
+    assert main.main(["export-timeline", str(path), "-o", str(tmp_path / "scene.txt")]) == 1
+    assert "unknown timeline format .txt" in capsys.readouterr().err and not (tmp_path / "scene.txt").exists()
+    timeline_path = tmp_path / "scene.otio"
+    assert main.main(["export-timeline", str(path), "-o", str(timeline_path)]) == 0
+    timeline = otio.adapters.read_from_file(str(timeline_path))
+    assert otio.opentime.to_timecode(timeline.global_start_time, 25) == "01:00:00:00"
+    assert [t.kind for t in timeline.tracks] == ["Video", "Audio"]
+
+    # the editor across the room marks a line; it comes back as a segment
+    timeline.tracks.markers.append(otio.schema.Marker(name="Line 1", marked_range=otio.opentime.TimeRange(
+        otio.opentime.RationalTime(5, 25), otio.opentime.RationalTime(10, 25))))
+    otio.adapters.write_to_file(timeline, str(timeline_path))
+    capsys.readouterr()
+    assert main.main(["import-timeline", str(path), str(timeline_path)]) == 0
+    assert capsys.readouterr().out.startswith(f"{path}: 1 segments added, 0 renamed")
+    line = next(s for s in Project.load(path).segments if s.name == "Line 1")
+    assert (line.start, line.end, line.kind) == (5, 15, "speech")
