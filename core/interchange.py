@@ -93,7 +93,7 @@ def build_timeline(project: Project, adapter: str = "otio_json"):
         markers.append(_marker(otio, adapter, segment.title, place(segment.start), frames(segment.frames), colour,
                              segment_note(project, segment), timecode.out_text(segment.end),
                              {"segment": segment.id, "take": segment.take_id, "lse_c": segment.lse_c}))
-    for marker in getattr(project, "markers", ()):  # the project's own markers, where the project has them
+    for marker in project.markers:
         markers.append(_marker(otio, adapter, marker.title, place(marker.frame), frames(0), marker.colour.upper(),
                              marker.note, None, {"marker": True}))
 

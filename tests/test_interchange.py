@@ -11,7 +11,8 @@ from core.project.commands import ImportSegments
 FORMATS = (".otio", ".edl", ".xml")
 
 
-def scene(folder: Path, fps: float = 25.0, start_timecode: str | None = "01:00:00:00", dub_offset: int = 0) -> Project:
+def scene(folder: Path, fps: float = 25.0, start_timecode: str | None = "01:00:00:00", dub_offset: int = 0,
+          markers=()) -> Project:
     """100 frames: a good, a weak and an unscored speech segment between silences; the good one has a take.
     The media are stand-ins: a timeline names its files, it never opens them."""
     video, dub = folder / "scene.mov", folder / "dub.wav"
@@ -27,7 +28,7 @@ def scene(folder: Path, fps: float = 25.0, start_timecode: str | None = "01:00:0
                 Segment("s6", 85, 100, "silence")]
     return Project.new(video, MediaFacts(fps=fps, frame_count=100, duration=100 / fps, start_timecode=start_timecode),
                        path=folder / "scene.lipsmith", dub_path=dub, dub_facts=MediaFacts(duration=3.0),
-                       dub_offset=dub_offset, segments=segments, takes=[take])
+                       dub_offset=dub_offset, segments=segments, takes=[take], markers=markers)
 
 
 EXPECTED = [(10, 40, "Where were you?", "GREEN"), (50, 70, "s4", "RED"), (70, 85, "Nowhere.", "YELLOW")]
@@ -145,3 +146,16 @@ def test_an_unknown_suffix_or_an_unreadable_file_is_refused_naming_it(tmp_path):
     broken.write_text("<xmeml><sequence>")
     with pytest.raises(InterchangeError, match="broken.xml"):
         read_markers(broken, project)
+
+
+@pytest.mark.parametrize("suffix", FORMATS)
+def test_the_projects_markers_go_out_as_markers_of_no_length_with_their_colour_and_are_not_imported(tmp_path, suffix):
+    from core.project import Marker
+
+    project = scene(tmp_path, markers=[Marker(12, "Door slam", "cyan", "loop the breath"), Marker(60, "", "purple")])
+    path = export_timeline(project, tmp_path / f"scene{suffix}")
+    points = [(m.start, m.end, m.name.casefold(), m.colour) for m in read_markers(path, project) if m.end == m.start]
+    assert points == [(12, 12, "door slam", "CYAN"), (60, 60, "marker at frame 60", "PURPLE")]
+    before = project.segments
+    command, left_out, _ = import_timeline(project, path)
+    assert left_out == 2 and command.created == [] and command.renamed == [] and project.segments == before
