@@ -278,6 +278,8 @@ def add_export_parser(sub):
     p.add_argument("--from", dest="from_time", type=time_value,
                    help="export from this time: seconds (12.5 or 0:12.5) or the video's timecode (01:00:12:12)")
     p.add_argument("--to", dest="to_time", type=time_value, help="export up to this time, as --from (default: the end)")
+    p.add_argument("--no-qc", action="store_true",
+                   help="write no QC report (OUT.qc.html: sync, leak, seam, faces, loudness, models) beside it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=cmd_export)
 
@@ -316,6 +318,15 @@ def cmd_export(args) -> int:
     for name, before, after in result.loudness:
         if before is not None:
             print(f"loudness of the {name} audio: {before} before, {after} after")
+    if not args.no_qc:
+        from core.qc import qc_path, write_qc_report
+
+        bar = ProgressBar(args.quiet)
+        try:
+            write_qc_report(project, result, progress=bar)
+        finally:
+            bar.close()
+        print(f"wrote the QC report {qc_path(request.output)}")
     return 0
 
 

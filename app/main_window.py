@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDia
 
 import core.adapt
 import core.export
+import core.qc
 from core import jobs
 from core.errors import LipsmithError
 from core.project import (SUFFIX, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError, RecentProjects,
@@ -1227,7 +1228,11 @@ class MainWindow(QMainWindow):
                 core.export.commit_export(doc.project, result)
                 doc.notify()
             loudness = "; ".join(f"{name} audio {after}" for name, _, after in result.loudness if after)
-            self.status(f"Exported {result.frames} frames to {path}" + (f" ({loudness})" if loudness else ""), 10000)
+            exported = f"Exported {result.frames} frames to {path}" + (f" ({loudness})" if loudness else "")
+            self.status(exported, 10000)
+            report = core.qc.qc_request(doc.project, result)  # measured on the export, beside it (OUT.qc.html)
+            self.run_job(f"QC report {report.report.name}", core.qc.qc_report, report, heavy=True,
+                         on_success=lambda _: self.status(f"{exported}; QC report {report.report.name}", 10000))
 
         return self.run_job(f"Export {path.name}", core.export.export_video, request, heavy=True, on_success=done)
 

@@ -1,0 +1,474 @@
+"""The QC report written beside an export (OUT.qc.html): what a reviewer checks before delivery.
+
+Measured on the exported file itself, with the project's face track (the renderer's, from the
+detection cache: nothing is detected again where a render already did):
+
+* lip-sync confidence per speech segment: the expert's per-frame curve over the export and its
+  audio, the segment's mean and verdict (the project's threshold), and the clip's AV offset;
+* leak: mouth movement while the dub is silent, the mean absolute change of the mouth box's grey
+  levels from frame to frame over the silence segments, in the export and in the same source frames;
+* seam: the mean absolute grey gradient on the blend mask's edge band against that inside the mask,
+  over the frames pasted from takes (a visible seam raises the edge's);
+* frames without a face (passed through as they were), the loudness of each audio track before and
+  after normalising, the frames of lowest confidence as thumbnails, the models and the settings.
+
+`qc_request` snapshots the project (UI thread); `qc_report` is the job body (Qt-free, any thread):
+it measures, returns the figures and writes the HTML rendered from them, one self-contained file
+(inline CSS and SVG, JPEG data URIs, no script).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from core.hparams import HP
+
+QC_SUFFIX = ".qc.html"
+WORST_FRAMES = 6  # thumbnails of the lowest-confidence frames
+WORST_SPACING = 12  # 25-fps frames between two thumbnails, so they show different moments
+THUMB_WIDTH = 320
+EDGE_BAND = (0.1, 0.9)  # mask weights on its feathered edge
+INSIDE = 0.9  # mask weight inside it
+
+
+def qc_path(output) -> Path:
+    """OUT.qc.html beside the export OUT."""
+    output = Path(output)
+    return output.with_name(output.name + QC_SUFFIX)
+
+
+@dataclass
+class QCRequest:
+    output: Path  # the export
+    report: Path  # the HTML written
+    export: object  # core.export.ExportResult
+    segments: list  # the project's core.project.Segment
+    blends: dict  # take file → (core.blend.BlendSettings, pads) its render used
+    track: object  # core.jobs.TrackRequest: the face track the renderer used
+    threshold: float
+    models: list  # (role, bundled name or path)
+    settings: dict
+    project: str
+
+
+def qc_request(project, export_result, output_path=None) -> QCRequest:
+    """Snapshot of what the report on `export_result` needs from `project`; `output_path`: the HTML
+    (default: qc_path of the export)."""
+    from core.blend import BlendSettings
+    from core.jobs import track_request
+
+    blends = {}
+    for take in project.takes.values():
+        settings = {**project.settings, **take.settings}
+        blends[project.take_path(take)] = (BlendSettings.from_settings(settings), tuple(settings["pads"]))
+    generators = {str(project.settings["checkpoint"])}
+    generators |= {str(t.settings["checkpoint"]) for s, t in project.chosen_runs() if "checkpoint" in t.settings}
+    models = [("generator", g) for g in sorted(generators)] + [("expert", "expert")]
+    output = export_result.request.output
+    return QCRequest(Path(output), Path(output_path) if output_path else qc_path(output), export_result,
+                     list(project.segments), blends, track_request(project), project.threshold, models,
+                     dict(project.settings), str(project.path or ""))
+
+
+def write_qc_report(project, export_result, output_path=None, progress=None, cancel=None) -> dict:
+    """Measure the export `export_result` made of `project` and write the report (atomic) to
+    `output_path` (default OUT.qc.html); returns the figures the HTML shows."""
+    return qc_report(progress or (lambda *a: None), cancel or (lambda: False),
+                     qc_request(project, export_result, output_path))
+
+
+def qc_report(progress, cancel, request: QCRequest) -> dict:
+    """The job body: measure, write the HTML (atomic), return the figures."""
+    from core.atomic import atomic_write_text
+
+    figures = measure(progress, cancel, request)
+    atomic_write_text(request.report, render_html(figures))
+    return figures
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def measure(progress, cancel, request: QCRequest) -> dict:
+    """The report's figures (JSON-like: numbers, None where nothing was measured)."""
+    from core.errors import TooShort
+    from core.jobs import face_track
+    from core.plan import plan_frames
+    from core.project import verdict
+    from core.sync import SCORE_FPS, load_scorer, score_video
+    from core.video import VideoSource
+
+    r = request.export.request
+    first, last = r.start, r.start + request.export.frames
+    with VideoSource(r.video) as video:  # the output's frames as the export planned them (core.export)
+        dub_seconds = max(r.dub_seconds + r.offset_frames / r.fps, 0.0)
+        plan, _ = plan_frames(video.picture_count, r.fps, dub_seconds, r.policy, video.is_image)
+        source = np.asarray(video.picture_source(plan))[first:last]
+    track = face_track(progress, cancel, request.track).track
+
+    scorer = load_scorer("expert")
+    try:
+        scores = score_video(request.output, None, scorer=scorer, track=track, frame_map=source,
+                             progress=progress, cancel=cancel)
+    except TooShort:
+        scores = None
+    if scores is not None:
+        with VideoSource(request.output) as out:
+            scored = first + out.frames_at_rate(SCORE_FPS, len(scores.frame_conf))  # project frame of each
+        conf = np.asarray(scores.frame_conf, np.float64)
+    else:
+        scored, conf = np.zeros(0, int), np.zeros(0)
+
+    segments = []
+    for s in request.segments:
+        a, b = max(s.start, first), min(s.end, last)
+        if s.kind != "speech" or a >= b:
+            continue
+        inside = (scored >= a) & (scored < b)
+        values = conf[inside]
+        finite = values[np.isfinite(values)]
+        lse_c = float(finite.mean()) if finite.size else None
+        segments.append({"id": s.id, "title": s.title, "start": a, "end": b,
+                         "take": s.take_id, "lse_c": lse_c, "verdict": verdict(replace(s, lse_c=lse_c),
+                                                                               request.threshold),
+                         "curve": [[int(f), _number(c)] for f, c in zip(scored[inside], values)]})
+    speech = np.zeros(len(scored), bool)  # confidence means nothing where the dub is silent
+    for s in segments:
+        speech |= (scored >= s["start"]) & (scored < s["end"])
+    worst = _worst(scored, np.where(speech, conf, np.nan))
+    pictures = _picture_figures(progress, cancel, request, track, source, first, last, worst)
+    figures = {
+        "project": request.project, "output": str(request.output), "fps": r.fps, "range": [first, last],
+        "frames": last - first, "threshold": request.threshold,
+        "sync": None if scores is None else {
+            "scorer": scores.scorer, "lse_c": _number(scores.lse_c), "lse_d": _number(scores.lse_d),
+            "offset_frames": scores.offset_frames, "offset_ms": scores.offset_ms, "windows": scores.windows},
+        "segments": segments, **pictures,
+        "loudness": [{"track": name, "before": _loudness(before), "after": _loudness(after)}
+                     for name, before, after in request.export.loudness],
+        "models": _models(request.models), "settings": request.settings, "notes": list(request.export.notes),
+    }
+    return figures
+
+
+def _number(x):
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _loudness(value):
+    return None if value is None else {"integrated": value.integrated, "true_peak": value.true_peak,
+                                       "lra": value.lra}
+
+
+def _worst(scored: np.ndarray, conf: np.ndarray) -> dict:
+    """{project frame: confidence} of the WORST_FRAMES lowest (NaN: not a candidate), WORST_SPACING scored
+    frames apart at least."""
+    picked = []
+    for j in np.argsort(np.where(np.isfinite(conf), conf, np.inf), kind="stable"):
+        if not np.isfinite(conf[j]) or len(picked) == WORST_FRAMES:
+            break
+        if all(abs(int(j) - k) >= WORST_SPACING for k in picked):
+            picked.append(int(j))
+    return {int(scored[j]): float(conf[j]) for j in sorted(picked)}
+
+
+def _models(models) -> list:
+    from core.atomic import sha256_file
+    from core.errors import WeightsError
+    from core.weights import resolve
+
+    out = []
+    for role, name in models:
+        try:
+            path, sha = resolve(name)
+        except WeightsError as e:
+            out.append({"role": role, "name": str(name), "file": None, "sha256": None, "problem": e.problem})
+            continue
+        out.append({"role": role, "name": str(name), "file": path.name, "sha256": sha or sha256_file(path)})
+    return out
+
+
+def _grey(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+
+def mouth_box(crop_box) -> tuple:
+    """The lower half of the generator's crop: the part of the face it regenerates."""
+    x1, y1, x2, y2 = crop_box
+    return x1, (y1 + y2) // 2, x2, y2
+
+
+def seam_strength(frame: np.ndarray, crop_box, weight: np.ndarray) -> tuple[float, float] | None:
+    """(mean |grey gradient| on the mask's edge band, inside the mask) of `frame` at `crop_box`,
+    `weight` the paste weight over it; None where the crop holds no band or no inside."""
+    x1, y1, x2, y2 = crop_box
+    grey = _grey(frame[y1:y2, x1:x2])
+    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    edge = (weight > EDGE_BAND[0]) & (weight < EDGE_BAND[1])
+    inside = weight >= INSIDE
+    if not edge.any() or not inside.any():
+        return None
+    return float(gradient[edge].mean()), float(gradient[inside].mean())
+
+
+def _picture_figures(progress, cancel, request, track, source, first, last, worst) -> dict:
+    """One pass over the export and its source frames: leak, seam, frames without a face, thumbnails."""
+    from core.blend import paste_weight
+    from core.errors import Cancelled
+    from core.render import source_frames
+    from core.video import VideoSource
+
+    runs = request.export.request.runs
+    take_of = np.full(last - first, None, object)  # the take file each output frame came from
+    for a, b, take, _ in runs:
+        a, b = max(a, first), min(b, last)
+        if a < b and take is not None:
+            take_of[a - first:b - first] = Path(take)
+    silent = np.zeros(last - first, bool)
+    silences = [(max(s.start, first), min(s.end, last), s) for s in request.segments
+                if s.kind == "silence" and max(s.start, first) < min(s.end, last)]
+    for a, b, _ in silences:
+        silent[a - first:b - first] = True
+    pads = tuple(request.settings["pads"])
+    leak_out, leak_src = np.full(last - first, np.nan), np.full(last - first, np.nan)
+    seams, no_face, thumbs = [], [], []
+    previous = None  # (output frame, source frame) of the frame before, when it was silent
+    with VideoSource(request.output) as out, VideoSource(request.export.request.video) as video:
+        pairs = zip(out.frames(0, last - first), source_frames(video, source))
+        for k, ((_, frame), original) in enumerate(pairs):
+            if cancel():
+                raise Cancelled("QC report cancelled")
+            if k % 25 == 0:
+                progress(k, last - first, "qc")
+            f = first + k
+            blend, take_pads = request.blends.get(take_of[k], (None, pads))
+            box = track.crop_box(int(source[k]), take_pads)
+            if box is None:
+                no_face.append(f)
+            elif silent[k] and previous is not None:  # this frame's mouth box, in both frames
+                x1, y1, x2, y2 = mouth_box(box)
+                leak_out[k] = float(np.abs(_grey(frame[y1:y2, x1:x2]) - _grey(previous[0][y1:y2, x1:x2])).mean())
+                leak_src[k] = float(np.abs(_grey(original[y1:y2, x1:x2])
+                                           - _grey(previous[1][y1:y2, x1:x2])).mean())
+            previous = (frame, original) if silent[k] else None
+            if box is not None and blend is not None:
+                weight = paste_weight(box, track.landmarks_at(int(source[k])), (HP.img_size, HP.img_size), blend)
+                seam = seam_strength(frame, box, weight)
+                if seam is not None:
+                    seams.append((*seam, *(seam_strength(original, box, weight) or (np.nan, np.nan))))
+            if f in worst:
+                thumbs.append({"frame": f, "conf": worst[f], "jpeg": _thumbnail(frame, box)})
+    leak_rows = []
+    for a, b, s in silences:
+        o, v = leak_out[a - first:b - first], leak_src[a - first:b - first]
+        measured = np.isfinite(o) & np.isfinite(v)
+        leak_rows.append({"id": s.id, "title": s.title, "start": a, "end": b, "frames": int(measured.sum()),
+                          "output": float(o[measured].mean()) if measured.any() else None,
+                          "source": float(v[measured].mean()) if measured.any() else None})
+    measured = np.isfinite(leak_out) & np.isfinite(leak_src)
+    seams = np.asarray(seams, np.float64).reshape(-1, 4)
+    return {
+        "leak": {"output": float(leak_out[measured].mean()) if measured.any() else None,
+                 "source": float(leak_src[measured].mean()) if measured.any() else None,
+                 "frames": int(measured.sum()), "segments": leak_rows},
+        "seam": {"frames": len(seams),
+                 "edge": float(seams[:, 0].mean()) if len(seams) else None,
+                 "inside": float(seams[:, 1].mean()) if len(seams) else None,
+                 "source_edge": float(np.nanmean(seams[:, 2])) if np.isfinite(seams[:, 2]).any() else None,
+                 "source_inside": float(np.nanmean(seams[:, 3])) if np.isfinite(seams[:, 3]).any() else None},
+        "no_face": {"frames": len(no_face), "ranges": _ranges(no_face)},
+        "worst": thumbs,
+    }
+
+
+def _ranges(frames: list) -> list:
+    """Sorted frames as half-open [start, end) runs."""
+    out = []
+    for f in frames:
+        if out and out[-1][1] == f:
+            out[-1][1] = f + 1
+        else:
+            out.append([f, f + 1])
+    return out
+
+
+def _thumbnail(frame: np.ndarray, box) -> str:
+    """The frame, THUMB_WIDTH wide, the generator's crop outlined, as a JPEG data URI."""
+    frame = frame.copy()
+    if box is not None:
+        cv2.rectangle(frame, box[:2], (box[2] - 1, box[3] - 1), (0, 200, 255), max(1, frame.shape[1] // 320))
+    h, w = frame.shape[:2]
+    small = cv2.resize(frame, (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w))), interpolation=cv2.INTER_AREA)
+    _, data = cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii")
+
+
+# --------------------------------------------------------------------------- the HTML
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
+h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee;
+text-align: left; vertical-align: top; } th { background: #f4f4f4; white-space: nowrap; } td.n { text-align: right;
+font-variant-numeric: tabular-nums; } .good { color: #1a7f37; font-weight: 600; } .poor { color: #c62828;
+font-weight: 600; } .unscored { color: #888; } .muted { color: #777; } code { font-size: 12px; word-break: break-all; }
+.thumbs { display: flex; flex-wrap: wrap; gap: 12px; } figure { margin: 0; } figcaption { font-size: 12px; color: #555; }
+svg { background: #fafafa; border: 1px solid #e4e4e4; }
+"""
+CURVE_SIZE = (520, 110)  # px of each segment's confidence plot
+
+
+def _fmt(value, digits: int = 2, unit: str = "") -> str:
+    return "–" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def _curve_svg(curve: list, start: int, end: int, threshold: float) -> str:
+    """The per-frame confidence over [start, end) as an inline SVG: a line broken where a frame was not
+    scored, the threshold dashed."""
+    w, h = CURVE_SIZE
+    values = [c for _, c in curve if c is not None]
+    lo, hi = min([0.0, threshold, *values]), max([threshold, *values])
+    margin = 0.08 * (hi - lo) + 1e-6
+    lo, hi = lo - margin, hi + margin
+    span = max(end - 1 - start, 1)
+
+    def x(f):
+        return 4 + (w - 8) * (f - start) / span
+
+    def y(c):
+        return h - 14 - (h - 28) * (c - lo) / (hi - lo)  # 14 px below for the frames, above for the scale
+
+    lines, points = [], []
+    for f, c in curve:
+        if c is None:
+            lines.append(points)
+            points = []
+        else:
+            points.append(f"{x(f):.1f},{y(c):.1f}")
+    lines.append(points)
+    parts = [f'<svg width="{w}" height="{h}" viewBox="0 0 {w} {h}" xmlns="http://www.w3.org/2000/svg">',
+             (f'<line x1="0" x2="{w}" y1="{y(threshold):.1f}" y2="{y(threshold):.1f}" stroke="#c62828" '
+              'stroke-dasharray="5,4" stroke-width="1"/>'),
+             f'<line x1="0" x2="{w}" y1="{y(0):.1f}" y2="{y(0):.1f}" stroke="#bbb" stroke-width="1"/>']
+    for points in lines:
+        if len(points) == 1:
+            cx, cy = points[0].split(",")
+            parts.append(f'<circle cx="{cx}" cy="{cy}" r="2" fill="#1565c0"/>')
+        elif points:
+            parts.append(f'<polyline fill="none" stroke="#1565c0" stroke-width="1.5" points="{" ".join(points)}"/>')
+    parts.append(f'<text x="4" y="10" font-size="10" fill="#777">LSE-C {hi:.2f}</text>'
+                 f'<text x="4" y="{y(lo) - 2:.1f}" font-size="10" fill="#777">{lo:.2f}</text>'
+                 f'<text x="{w / 2}" y="{h - 2}" font-size="10" fill="#777" text-anchor="middle">frame</text>')
+    parts.append(f'<text x="4" y="{h - 2}" font-size="10" fill="#777">{start}</text>'
+                 f'<text x="{w - 4}" y="{h - 2}" font-size="10" fill="#777" text-anchor="end">{end - 1}</text>'
+                 f'<text x="{w - 4}" y="{y(threshold) - 3:.1f}" font-size="10" fill="#c62828" text-anchor="end">'
+                 f'threshold {threshold:.2f}</text>')
+    if not values:
+        parts.append(f'<text x="{w / 2}" y="{h / 2}" font-size="12" fill="#888" text-anchor="middle">'
+                     'no frame scored (no face, or too short)</text>')
+    return "".join(parts) + "</svg>"
+
+
+def _table(header: list, rows: list) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(cell if cell.startswith("<td") else f"<td>{html.escape(cell)}</td>"
+                                    for cell in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _n(value, digits: int = 2, unit: str = "") -> str:
+    return f'<td class="n">{_fmt(value, digits, unit)}</td>'
+
+
+def render_html(figures: dict) -> str:
+    """The report: one HTML file, its style inline, its pictures data URIs, no script."""
+    fps, threshold = figures["fps"], figures["threshold"]
+    e = html.escape
+    first, last = figures["range"]
+    name = e(Path(figures["output"]).name)
+    out = [(f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>QC: {name}</title>"
+            f"<style>{CSS}</style></head><body>"),
+           f"<h1>QC report: {name}</h1>",
+           (f"<p class=\"muted\">{e(figures['output'])}<br>project {e(figures['project'])}<br>frames "
+            f"{first}–{last - 1} ({figures['frames']} frames, {figures['frames'] / fps:.2f} s at {fps:g} fps)</p>")]
+
+    sync = figures["sync"]
+    out.append("<h2>Lip sync</h2>")
+    if sync is None:
+        out.append("<p>The export is too short to score.</p>")
+    else:
+        out.append(_table(["scorer", "LSE-C", "LSE-D", "AV offset", "windows"], [[
+            sync["scorer"], _n(sync["lse_c"], 3), _n(sync["lse_d"], 3),
+            f'<td class="n">{sync["offset_frames"]:+d} frames ({sync["offset_ms"]:+.0f} ms)</td>',
+            f'<td class="n">{sync["windows"]}</td>']]))
+        out.append("<p class=\"muted\">AV offset: positive when the audio lags the picture (25-fps frames). "
+                   f"A segment is good at LSE-C ≥ {threshold:.2f}, the project's threshold.</p>")
+    for s in figures["segments"]:
+        verdict = s["verdict"]
+        out.append(f"<h3>{e(s['title'])} <span class=\"muted\">frames {s['start']}–{s['end'] - 1} "
+                   f"({s['start'] / fps:.2f}–{s['end'] / fps:.2f} s), "
+                   f"{'take ' + e(s['take']) if s['take'] else 'original frames'}</span></h3>"
+                   f"<p>LSE-C {_fmt(s['lse_c'], 3)} <span class=\"{verdict}\">{verdict}</span></p>"
+                   + _curve_svg(s["curve"], s["start"], s["end"], threshold))
+    if not figures["segments"]:
+        out.append("<p>No speech segment in the exported range.</p>")
+
+    worst = figures["worst"]
+    if worst:
+        out.append("<h2>Lowest-confidence frames</h2><div class=\"thumbs\">")
+        for t in worst:
+            out.append(f"<figure><img src=\"{t['jpeg']}\" width=\"{THUMB_WIDTH}\" alt=\"frame {t['frame']}\">"
+                       f"<figcaption>frame {t['frame']} ({t['frame'] / fps:.2f} s): confidence "
+                       f"{t['conf']:.3f}</figcaption></figure>")
+        out.append("</div>")
+
+    leak = figures["leak"]
+    out.append("<h2>Mouth movement while the dub is silent</h2>"
+               "<p class=\"muted\">Mean absolute change of the mouth box's grey levels from one frame to the next "
+               "(0–255), over the silence segments: the export against the same source frames.</p>")
+    rows = [[f"{r['title']} ({r['start']}–{r['end'] - 1})", f'<td class="n">{r["frames"]}</td>',
+             _n(r["output"]), _n(r["source"])] for r in leak["segments"]]
+    rows.append(["all", f'<td class="n">{leak["frames"]}</td>', _n(leak["output"]), _n(leak["source"])])
+    out.append(_table(["silence", "frames", "export", "source"], rows))
+
+    seam = figures["seam"]
+    out.append("<h2>Blend seam</h2><p class=\"muted\">Mean absolute grey gradient on the blend mask's feathered "
+               "edge and inside the mask, over the frames pasted from takes; the source's at the same places.</p>")
+    out.append(_table(["", "frames", "edge", "inside", "edge / inside"], [
+        ["export", f'<td class="n">{seam["frames"]}</td>', _n(seam["edge"]), _n(seam["inside"]),
+         _n(None if seam["edge"] is None else seam["edge"] / max(seam["inside"], 1e-6))],
+        ["source", f'<td class="n">{seam["frames"]}</td>', _n(seam["source_edge"]), _n(seam["source_inside"]),
+         _n(None if seam["source_edge"] is None else seam["source_edge"] / max(seam["source_inside"], 1e-6))]]))
+
+    no_face = figures["no_face"]
+    out.append(f"<h2>Frames without a face</h2><p>{no_face['frames']} of {figures['frames']}"
+               + (": " + ", ".join(f"{a}–{b - 1}" for a, b in no_face["ranges"]) if no_face["ranges"] else "")
+               + " (passed through as they were)</p>")
+
+    out.append("<h2>Loudness</h2>")
+    rows = []
+    for t in figures["loudness"]:
+        before, after = t["before"], t["after"]
+        rows.append([t["track"], _n(before and before["integrated"], 1, " LUFS"),
+                     _n(before and before["true_peak"], 1, " dBTP"), _n(after and after["integrated"], 1, " LUFS"),
+                     _n(after and after["true_peak"], 1, " dBTP")])
+    out.append(_table(["track", "before", "true peak", "after", "true peak"], rows)
+               + ("" if any(t["before"] for t in figures["loudness"]) else
+                  "<p class=\"muted\">Not normalised: the export kept the tracks' levels.</p>"))
+
+    out.append("<h2>Models</h2>")
+    out.append(_table(["role", "name", "file", "SHA-256"], [
+        [m["role"], m["name"], m["file"] or m.get("problem", "–"),
+         f"<td><code>{e(m['sha256'] or '–')}</code></td>"] for m in figures["models"]]))
+    out.append("<h2>Settings</h2>")
+    out.append(_table(["setting", "value"], [[k, str(v)] for k, v in figures["settings"].items()]))
+    if figures["notes"]:
+        out.append("<h2>Notes</h2><ul>" + "".join(f"<li>{e(n)}</li>" for n in figures["notes"]) + "</ul>")
+    out.append("</body></html>\n")
+    return "\n".join(out)
