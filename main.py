@@ -418,7 +418,7 @@ def cmd_import_timeline(args) -> int:
     else:
         print(f"{project.path}: unchanged (no marker of {args.timeline} adds or renames a segment)")
     if points:
-        print(f"note: {points} markers of one frame left out: a segment needs an in and an out point")
+        print(f"note: {points} markers of no length left out: a segment needs an in and an out point")
     if outside:
         print(f"note: {outside} markers outside the project's frames left out")
     return 0

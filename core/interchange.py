@@ -21,7 +21,7 @@ from pathlib import Path
 from core.atomic import atomic_write_text
 from core.errors import LipsmithError
 from core.project import Project, verdict
-from core.timecode import Timecode, format_count, parse_count
+from core.timecode import Timecode, TimecodeError, format_count, parse_count
 
 FORMATS = {".otio": "otio_json", ".edl": "cmx_3600", ".xml": "fcp_xml"}  # suffix → OpenTimelineIO adapter
 VERDICT_COLOURS = {"good": "GREEN", "poor": "RED", "unscored": "YELLOW"}  # OpenTimelineIO's MarkerColor names
@@ -193,7 +193,10 @@ def read_markers(path, project: Project) -> list[TimelineMarker]:
     for record, marker in placed:
         start = int(round(record.rescaled_to(fps).value))
         duration = int(round(marker.marked_range.duration.rescaled_to(fps).value))
-        out.append(_read_marker(marker, start, start + duration, adapter, timecode))
+        try:
+            out.append(_read_marker(marker, start, start + duration, adapter, timecode))
+        except TimecodeError as exc:
+            raise InterchangeError(path, f"marker {marker.name!r}: {exc}") from None
     return sorted(out, key=lambda m: (m.start, m.end))
 
 
@@ -222,7 +225,7 @@ def _read_marker(marker, start: int, end: int, adapter: str, timecode: Timecode)
 def import_timeline(project: Project, path):
     """Segments from a timeline file's markers, as one undoable edit (core.project.ImportSegments): a
     marker over a segment's frames renames it; a marker over other frames becomes a speech segment. A
-    marker of one frame marks no range and is left out. Returns (the command or None, the point markers
+    marker of no length (a point) marks no range and is left out. Returns (the command or None, the point markers
     left out, the markers outside the timeline)."""
     from core.project.commands import ImportSegments
 

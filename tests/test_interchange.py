@@ -159,3 +159,11 @@ def test_the_projects_markers_go_out_as_markers_of_no_length_with_their_colour_a
     before = project.segments
     command, left_out, _ = import_timeline(project, path)
     assert left_out == 2 and command.created == [] and command.renamed == [] and project.segments == before
+
+
+def test_an_edl_locator_whose_out_point_is_no_timecode_is_refused_naming_the_file(tmp_path):
+    project = scene(tmp_path)
+    path = export_timeline(project, tmp_path / "scene.edl")
+    path.write_text(path.read_text().replace("OUT 01:00:01:14", "OUT 01:00:01:77"))
+    with pytest.raises(InterchangeError, match=r"scene\.edl.*WHERE WERE YOU.*out of range"):
+        read_markers(path, project)
