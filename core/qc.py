@@ -312,7 +312,7 @@ def _thumbnail(frame: np.ndarray, box) -> str:
 # --------------------------------------------------------------------------- the HTML
 
 CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1100px; color: #222; }
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; padding: 0 16px; max-width: 1100px; color: #222; }
 h1 { font-size: 22px; margin-bottom: 4px; } h2 { font-size: 17px; margin-top: 28px; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; margin: 8px 0; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee;
 text-align: left; vertical-align: top; } th { background: #f4f4f4; white-space: nowrap; } td.n { text-align: right;
