@@ -28,12 +28,28 @@ from .project_settings import FRACTION_DECIMALS, typed
 PAD_NAMES = ("top", "bottom", "left", "right")
 
 
+VERDICT_WORDS = {"good": "good", "poor": "weak", "unscored": "not scored", "silence": "silence, not judged"}
+CONFIDENCE_TIP = ("Lip-sync confidence is LSE-C, measured by Lipsmith's SyncNet sync expert: how clearly the mouth "
+                  "matches the dub at the best offset (higher is better). Below the threshold — the dashed line in "
+                  "the timeline's Sync lane, which you can drag — a segment is weak: worth another take.")
+
+
 def score_text(project, segment) -> str:
-    """A segment's confidence as the inspector and the status bar say it: its chosen take's, over it."""
+    """A segment's confidence in plain words, as the inspector and the status bar say it (its chosen
+    take's, over it): "good (0.054; threshold 0.035)", "weak (…)", "not scored"."""
+    words = VERDICT_WORDS[project.verdict(segment)]
     if segment.lse_c is None:
-        return "not scored"
-    text = f"LSE-C {segment.lse_c:.3g} — {project.verdict(segment)} (threshold {project.threshold:g})"
-    return text + (f", LSE-D {segment.lse_d:.2f}" if segment.lse_d is not None else "")
+        return words
+    return f"{words} ({segment.lse_c:.3g}; threshold {project.threshold:g})"
+
+
+def score_tip(segment) -> str:
+    """What the plain words stand for: the metric's name and, where measured, both numbers."""
+    if segment.lse_c is None:
+        return CONFIDENCE_TIP
+    numbers = f"LSE-C {segment.lse_c:.3g}" + (f", LSE-D {segment.lse_d:.2f} (lower is better)"
+                                              if segment.lse_d is not None else "")
+    return f"{CONFIDENCE_TIP}\n\nThis segment: {numbers}."
 
 
 class Inspector(QWidget):
@@ -230,6 +246,7 @@ class Inspector(QWidget):
             self.title.setText("No segment" if doc is None or doc.project.segments else "No segments yet")
             self.range_label.setText("")
             self.confidence_label.setText("")
+            self.confidence_label.setToolTip("")
             self.hint.setText("" if doc is None else "Speech detection marks the segments; the inspector shows "
                                                       "the one under the playhead.")
             self.overridden.setText("")
@@ -240,7 +257,8 @@ class Inspector(QWidget):
         self.title.setText(f"{segment.title} · {segment.kind}" if segment.name
                            else f"Segment {segment.id} · {segment.kind}")
         self.range_label.setText(f"{doc.span_text(segment.start, segment.end)}  ({segment.frames} frames)")
-        self.confidence_label.setText(f"Confidence: {score_text(project, segment)}")
+        self.confidence_label.setText(f"Lip-sync confidence: {score_text(project, segment)}")
+        self.confidence_label.setToolTip(score_tip(segment))
         models = doc.models or {}
         hints = []
         if models.get("expert"):
@@ -422,4 +440,4 @@ class Inspector(QWidget):
         if doc.execute(lambda: ChooseTake(doc.project, sid, take_id)):
             s = doc.project.segment(sid)
             what = doc.project.takes[take_id].label if take_id else "the original frames"
-            doc.message.emit(f"Segment {s.title} exports {what}: {score_text(doc.project, s)}")
+            doc.message.emit(f"Segment {s.title} exports {what}: lip-sync confidence {score_text(doc.project, s)}")

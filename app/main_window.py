@@ -1,5 +1,5 @@
 """`MainWindow`: the editor's frame — menus and actions, the preview over the timeline, the
-inspector, jobs and weak segments docks — and the flows that tie them to the project:
+inspector, jobs, weak segments and markers docks — and the flows that tie them to the project:
 
   new project   video + dub → probe (job) → where they differ in length, keep the whole picture (the default)
                 or cut it to the dub → saved project → speech segments (job)
@@ -22,6 +22,9 @@ inspector, jobs and weak segments docks — and the flows that tie them to the p
   media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay
   weak          the Weak Segments dock lists the speech scored below the threshold; Playback ▸ Next /
                 Previous Weak Segment move the playhead to their starts
+  markers       M adds a marker at the playhead (AddMarker; on one, M names it in the Markers dock, which
+                lists, edits and removes them); Shift+↑/↓ walk them, ↑/↓ walk every edit (segment edges
+                and markers); Shift+I/O go to the in / out mark; Ctrl+Shift+Space plays in to out; loop
 
 Long work always runs as a Job (app.workers); its failure becomes a message box, its result is
 applied on this thread as undoable commands. Autosave ticks every few seconds (core.project's
@@ -43,9 +46,9 @@ import core.export
 import core.qc
 from core import jobs
 from core.errors import LipsmithError
-from core.project import (SUFFIX, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError, RecentProjects,
-                          RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RenameSegment, SetProjectSettings,
-                          SplitSegment, discard_autosave, recovery_candidate)
+from core.project import (SUFFIX, AddMarker, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError,
+                          RecentProjects, RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RenameSegment,
+                          SetProjectSettings, SplitSegment, discard_autosave, recovery_candidate)
 
 from . import dialogs
 from .document import Document
@@ -53,6 +56,7 @@ from .filetypes import DUB_FILTER, PROJECT_FILTER, SUPPORTED_TEXT, VIDEO_FILTER,
 from .frames import FrameReader
 from .inspector import Inspector
 from .jobs_panel import JobsPanel
+from .markers import MarkersPanel
 from .playback import Transport
 from .preview import PreviewPanel
 from .project_settings import ProjectSettingsDialog
@@ -65,6 +69,7 @@ from .workers import Job, JobManager
 
 APP_NAME = "Lipsmith"
 WEAK_TITLE = "Weak Segments"
+MARKERS_TITLE = "Markers"
 AUTOSAVE_TICK_MS = 5000
 CHECKPOINT_FILTER = "Generator checkpoints (*.safetensors *.pth *.pt *.ckpt)"
 ADAPTED_FILTER = "Adapted generator weights (*.safetensors)"
@@ -110,9 +115,14 @@ class MainWindow(QMainWindow):
         self.weak_panel = WeakSegmentsPanel(self)
         self.weak_dock = self._dock(WEAK_TITLE, self.weak_panel, "weak")
         self.tabifyDockWidget(self.jobs_dock, self.weak_dock)  # a third dock below would squeeze the inspector
+        self.markers_panel = MarkersPanel(self)
+        self.markers_dock = self._dock(MARKERS_TITLE, self.markers_panel, "markers")
+        self.tabifyDockWidget(self.weak_dock, self.markers_dock)
         self.jobs_dock.raise_()
         self.weak_panel.count_changed.connect(
             lambda n: self.weak_dock.setWindowTitle(f"{WEAK_TITLE} ({n})" if n else WEAK_TITLE))
+        self.markers_panel.count_changed.connect(
+            lambda n: self.markers_dock.setWindowTitle(f"{MARKERS_TITLE} ({n})" if n else MARKERS_TITLE))
 
         self.frame_label = QLabel("", self)
         self.frame_label.setObjectName("frameInfo")
@@ -250,6 +260,16 @@ class MainWindow(QMainWindow):
         a("mark.in", "Mark &In", lambda: self.document and self.document.mark_in())
         a("mark.out", "Mark &Out", lambda: self.document and self.document.mark_out())
         a("mark.clear", "&Clear In and Out", lambda: self.document and self.document.clear_marks())
+        a("play.goto_in", "Go to I&n", lambda: self.goto_mark("in"))
+        a("play.goto_out", "Go to O&ut", lambda: self.goto_mark("out"))
+        a("play.prev_edit", "Previous &Edit", lambda: self.goto_edit(-1))
+        a("play.next_edit", "Next E&dit", lambda: self.goto_edit(1))
+        a("play.in_to_out", "Pla&y In to Out", self.play_in_to_out)
+        a("play.loop", "&Loop Playback", self.transport.set_loop, True)
+        a("marker.add", "&Add Marker", self.add_marker)
+        a("marker.remove", "Remo&ve Marker", self.remove_marker)
+        a("marker.prev", "Previous &Marker", lambda: self.goto_marker(-1))
+        a("marker.next", "Next Mar&ker", lambda: self.goto_marker(1))
         a("render.clip", "Render &Whole Clip", self.render_clip)
         a("render.range", "Render In–Out &Range", self.render_range)
         a("render.dialog", "Re&nder…", self.render_dialog)
@@ -306,7 +326,9 @@ class MainWindow(QMainWindow):
         m = bar.addMenu("&Playback")
         for name in ("play.toggle", "play.reverse", "play.stop", "play.forward", None, "play.prev_frame",
                      "play.next_frame", "play.back_second", "play.forward_second", "play.start", "play.end", None,
-                     "play.next_weak", "play.prev_weak", None, "mark.in", "mark.out", "mark.clear"):
+                     "play.next_weak", "play.prev_weak", None, "marker.add", "marker.remove", "marker.prev",
+                     "marker.next", None, "mark.in", "mark.out", "mark.clear", "play.goto_in", "play.goto_out", None,
+                     "play.prev_edit", "play.next_edit", "play.in_to_out", "play.loop"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&Render")
@@ -322,6 +344,7 @@ class MainWindow(QMainWindow):
         m.addAction(self.inspector_dock.toggleViewAction())
         m.addAction(self.jobs_dock.toggleViewAction())
         m.addAction(self.weak_dock.toggleViewAction())
+        m.addAction(self.markers_dock.toggleViewAction())
         m.addSeparator()
         m.addAction(self.actions["view.light"])
 
@@ -349,7 +372,9 @@ class MainWindow(QMainWindow):
         for name in ("file.save", "file.save_as", "file.export", "edit.split", "edit.merge_next", "play.toggle",
                      "play.reverse", "play.stop", "play.forward", "play.prev_frame", "play.next_frame",
                      "play.back_second", "play.forward_second", "play.start", "play.end", "play.next_weak",
-                     "play.prev_weak", "mark.in", "mark.out",
+                     "play.prev_weak", "mark.in", "mark.out", "play.goto_in", "play.goto_out", "play.prev_edit",
+                     "play.next_edit", "play.in_to_out", "play.loop", "marker.add", "marker.remove", "marker.prev",
+                     "marker.next",
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
                      "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.nudge_earlier",
@@ -400,7 +425,9 @@ class MainWindow(QMainWindow):
         if r is not None:
             text += f"   in {doc.time_text(r[0])}  out {doc.timecode.out_text(r[1])}"
         if self.transport.playing:
-            text += f"   ▶ {self.transport.speed:+d}×"
+            text += f"   ▶ {self.transport.speed:+d}×" + (" in–out" if self.transport.range else "")
+        if self.transport.loop:
+            text += "   loop"
         self.frame_label.setText(text)
         self.actions["play.toggle"].setText("&Pause" if self.transport.playing else "&Play")
 
@@ -434,6 +461,7 @@ class MainWindow(QMainWindow):
         self.timeline.set_document(document)
         self.inspector.set_document(document)
         self.weak_panel.set_document(document)
+        self.markers_panel.set_document(document)
         self._update_actions()
         self._update_frame_label()
         if old is not None:
@@ -579,6 +607,84 @@ class MainWindow(QMainWindow):
         self._goto(target.start)
         self.status(f"Weak segment {weak.index(target) + 1} of {len(weak)}: {target.title}, "
                     f"LSE-C {target.lse_c:.3g} (threshold {doc.project.threshold:g})")
+
+    def goto_marker(self, step: int):
+        """The playhead to the next (`step` 1) or previous (-1) marker."""
+        doc = self.document
+        if doc is None:
+            return
+        markers = doc.project.markers
+        if step > 0:
+            target = next((m for m in markers if m.frame > doc.frame), None)
+        else:
+            target = next((m for m in reversed(markers) if m.frame < doc.frame), None)
+        if target is None:
+            self.status(f"No marker {'after' if step > 0 else 'before'} the playhead" if markers else
+                        "No markers yet: M adds one at the playhead")
+            return
+        self._goto(target.frame)
+        self.status(f"Marker {markers.index(target) + 1} of {len(markers)}: {target.title}"
+                    + (f" — {target.note}" if target.note else ""))
+
+    def goto_edit(self, step: int):
+        """The playhead to the next (`step` 1) or previous (-1) edit: a segment's first frame or the
+        frame after its last, a marker, the clip's ends."""
+        doc = self.document
+        if doc is None:
+            return
+        last = max(doc.length - 1, 0)
+        project = doc.project
+        points = sorted({0, last, *(min(f, last) for s in project.segments for f in (s.start, s.end)),
+                         *(m.frame for m in project.markers if m.frame <= last)})
+        if step > 0:
+            target = next((f for f in points if f > doc.frame), None)
+        else:
+            target = next((f for f in reversed(points) if f < doc.frame), None)
+        if target is not None:
+            self._goto(target)
+
+    def goto_mark(self, which: str):
+        """Shift+I / Shift+O: the playhead to the in mark, or to the out mark's frame (the last one in)."""
+        doc = self.document
+        if doc is None:
+            return
+        frame = doc.in_point if which == "in" else None if doc.out_point is None else doc.out_point - 1
+        if frame is None:
+            self.status(f"No {which} mark: {'I' if which == 'in' else 'O'} sets it at the playhead")
+            return
+        self._goto(frame)
+
+    def play_in_to_out(self):
+        """Play from the in mark to the out mark (either missing: the clip's edge), then stop there."""
+        doc = self.document
+        if doc is None:
+            return
+        marked = doc.marked_range()
+        if marked is None:
+            self.status("No in or out mark: playing the whole clip")
+        self.transport.play_range(*(marked or (0, doc.length)))
+
+    def add_marker(self):
+        """M: a marker at the playhead; on a marker, the cursor in its name (the Markers tab)."""
+        doc = self.document
+        if doc is None:
+            return
+        if doc.project.marker_at(doc.frame) is not None:
+            self.markers_dock.show()
+            self.markers_dock.raise_()
+            self.markers_panel.edit_name()
+            return
+        if doc.execute(lambda: AddMarker(doc.project, doc.frame)):
+            self.status(f"Marker at {doc.time_text()} (M again to name it)")
+
+    def remove_marker(self):
+        doc = self.document
+        if doc is None:
+            return
+        if doc.project.marker_at(doc.frame) is None:
+            self.status("No marker at the playhead")
+        else:
+            self.markers_panel.remove_current()
 
     # ------------------------------------------------------------------ jobs
 

@@ -1,11 +1,12 @@
-"""`Transport`: play / pause and J-K-L shuttle over the document's playhead.
+"""`Transport`: play / pause and J-K-L shuttle over the document's playhead; play in to out; loop.
 
 A timer moves the playhead by wall-clock time × speed (frames the preview cannot decode in time
 are skipped, never queued). At 1× forwards the dub plays through QtMultimedia, when it is there
 and an audio output exists; the picture then follows the audio's clock. Played from before the
 dub's start (a dub nudged later), the audio starts when the playhead reaches it; a playhead moved
 by something else while playing (a click in the timeline, a weak segment) plays on from there,
-the audio with it.
+the audio with it. `play_range` plays [start, end) and stops at its last frame; with `loop` on,
+playback at an end (the range's, else the clip's) starts again from the other.
 """
 from __future__ import annotations
 
@@ -78,6 +79,8 @@ class Transport(QObject):
         self._audio_offset = 0.0
         self._audio_waiting = False  # at 1×, the playhead not yet at the dub's start
         self._ticking = False  # the playhead moving by the transport's own hand
+        self.loop = False  # at an end, start again from the other
+        self.range: tuple[int, int] | None = None  # [start, end) being played in to out; None: the clip
 
     def set_document(self, document):
         self.stop()
@@ -94,12 +97,37 @@ class Transport(QObject):
     def playing(self) -> bool:
         return self.speed != 0
 
-    def play(self, speed: int = 1):
+    def bounds(self) -> tuple[int, int]:
+        """[first, last] frames playback runs between: the range played in to out, else the clip."""
+        if self.range is not None:
+            return self.range[0], self.range[1] - 1
+        return 0, max(self.document.length - 1, 0)
+
+    def play_range(self, start: int, end: int):
+        """Play frames [start, end) from `start`: it stops on the last one (with `loop`: again from `start`)."""
+        doc = self.document
+        if doc is None or end - start < 1:
+            return
+        self.stop()
+        self.range = (start, end)
+        doc.set_frame(start)
+        self.play(1, keep_range=True)
+
+    def set_loop(self, on: bool):
+        self.loop = bool(on)
+        self.state_changed.emit()
+
+    def play(self, speed: int = 1, keep_range: bool = False):
         doc = self.document
         if doc is None or doc.length <= 1:
             return
-        if speed > 0 and doc.frame >= doc.length - 1:
-            doc.set_frame(0)  # play from the start again
+        if not keep_range:
+            self.range = None
+        first, last = self.bounds()
+        if speed > 0 and doc.frame >= last:
+            doc.set_frame(first)  # play from the start again
+        elif speed < 0 and doc.frame <= first and self.loop:
+            doc.set_frame(last)
         self.speed = speed
         self._origin = (time.monotonic(), doc.frame)
         self._audio.stop()
@@ -118,9 +146,11 @@ class Transport(QObject):
             self._audio_offset = doc.project.dub_offset / doc.fps
 
     def _on_frame_changed(self, frame: int):
-        """The playhead moved by another hand while playing: play on from there, the audio too."""
+        """The playhead moved by another hand while playing: play on from there, the audio too (to the
+        clip's end: a seek leaves the in–out range)."""
         if self._ticking or not self.speed:
             return
+        self.range = None
         self._origin = (time.monotonic(), frame)
         self._audio.stop()
         self._start_audio()
@@ -128,6 +158,7 @@ class Transport(QObject):
     def stop(self):
         self._timer.stop()
         self._audio.stop()
+        self.range = None
         if self.speed:
             self.speed = 0
             self.state_changed.emit()
@@ -154,15 +185,27 @@ class Transport(QObject):
         else:
             t0, f0 = self._origin
             target = f0 + int((time.monotonic() - t0) * doc.fps * self.speed)
+        first, last = self.bounds()
+        # at an end: stop on it, or (looping) start again from the other end once it has been shown
+        wrap = self.loop and ((self.speed > 0 and target > last) or (self.speed < 0 and target < first))
+        end = not self.loop and ((self.speed > 0 and target >= last) or (self.speed < 0 and target <= first))
+        if wrap:
+            target = first if self.speed > 0 else last
+        elif end:
+            target = last if self.speed > 0 else first
         self._ticking = True
         try:
             doc.set_frame(target)
         finally:
             self._ticking = False
-        if self._audio_waiting and doc.frame >= doc.project.dub_offset:
+        if wrap:
+            self._origin = (time.monotonic(), doc.frame)
+            self._audio.stop()
             self._start_audio()
-        if (self.speed > 0 and target >= doc.length - 1) or (self.speed < 0 and target <= 0):
+        elif end:
             self.stop()
+        elif self._audio_waiting and doc.frame >= doc.project.dub_offset:
+            self._start_audio()
 
 
 def _faster(speed: int) -> int:

@@ -1,6 +1,7 @@
 """The timeline: a time ruler with the playhead, then lanes sharing one time axis (in frames):
 
-  (ruler)   time; red marks under it where what exports has no face (the renders' reports)
+  (ruler)   time; the project's markers (coloured triangles: hover for the name and note); red marks under
+            it where what exports has no face (the renders' reports)
   Video     thumbnails of the source frames, decoded in a background thread (app.thumbnails)
   Original  the video's own audio
   Dub       the dub's waveform (placed at the dub offset)
@@ -29,6 +30,7 @@ from core.plan import source_of
 from core.project import DEFAULT_THRESHOLD, SetThreshold, verdict
 from core.timecode import Timecode
 
+from .markers import MARKER_HEX
 from .theme import DARK, Colours
 from .thumbnails import Thumbnails
 
@@ -269,6 +271,9 @@ class Timeline(QWidget):
         self.take_generated_mouth = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
         self.take_generated_mouth.setZValue(3)
         self.labels["ruler"].setToolTip(MARKS_LEGEND)
+        self.marker_points = pg.ScatterPlotItem(size=11, symbol="t", pxMode=True)  # "t": a triangle, point down
+        self.marker_points.setZValue(16)
+        self.plots["ruler"].addItem(self.marker_points)
         self.selection = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
         self.plots["sync"].addItem(self.selection)
         self.take_bars = pg.BarGraphItem(x0=[], x1=[], y0=[], height=[])
@@ -280,6 +285,7 @@ class Timeline(QWidget):
                                          labelOpts={"position": 0.98, "anchors": [(1, 1), (1, 1)]})
         self.threshold.setZValue(10)
         self.threshold.sigPositionChanged.connect(self._recolour)
+        self.threshold.sigPositionChanged.connect(self._label_threshold)
         self.threshold.sigPositionChangeFinished.connect(self._threshold_done)
         self.plots["sync"].addItem(self.threshold)
         self.regions = {}
@@ -386,6 +392,7 @@ class Timeline(QWidget):
             self._set_names([])
             self._set_takes([])
             self._draw_marks()
+            self._draw_markers()
             self.thumb_strip.set_slots([], 1, 1.0, 1)
             self.threshold.hide()
             return
@@ -395,6 +402,7 @@ class Timeline(QWidget):
         self._draw_segments()
         self._draw_takes()
         self._draw_marks()
+        self._draw_markers()
         self._update_range_bar()
         self._update_thumbs()
 
@@ -454,6 +462,7 @@ class Timeline(QWidget):
             self.threshold.blockSignals(True)
             self.threshold.setValue(project.threshold)
             self.threshold.blockSignals(False)
+        self._label_threshold()
         segments = project.segments
         self._segments_shown = segments
         heights = [top * 0.12 if s.kind == "silence" else (top if s.lse_c is None else max(s.lse_c, top * 0.02))
@@ -497,6 +506,18 @@ class Timeline(QWidget):
                                          self.c.generated_mouth)):
             bars.setOpts(x0=[a for a, _ in ranges], x1=[b for _, b in ranges], y0=[y] * len(ranges),
                          height=[0.28] * len(ranges), brush=pg.mkBrush(colour), pen=pg.mkPen(colour, width=1))
+
+    def _draw_markers(self):
+        markers = self.document.project.markers if self.document is not None else ()
+        self._markers_shown = markers
+        self.marker_points.setData(x=[m.frame for m in markers], y=[0.8] * len(markers),
+                                   brush=[pg.mkBrush(MARKER_HEX[m.colour]) for m in markers],
+                                   pen=pg.mkPen(self.c.background, width=1))
+
+    def _label_threshold(self, *_):
+        """The line's label says where the line is: while it is dragged, and after an edit moved it
+        (set with its signals blocked, or while the line was hidden, which the label does not follow)."""
+        self.threshold.label.setText(f"threshold {self.threshold.value():.3g}")
 
     def _recolour(self, *_):
         if self.document is None or not self._segments_shown:
@@ -739,6 +760,11 @@ class Timeline(QWidget):
             if hit is not None:
                 tip += (f" · the generated mouth in frames {hit[0]}–{hit[1] - 1}: the actor's mouth was asked for, "
                         "but the footage had nothing alike")
+            x0, x1 = self.view_range()
+            near = (x1 - x0) / max(box.width(), 1.0) * 6  # frames within 6 pixels of the pointer
+            hit = min(getattr(self, "_markers_shown", ()), key=lambda m: abs(m.frame - x), default=None)
+            if hit is not None and abs(hit.frame - x) <= max(near, 1.0):
+                tip += f" · marker: {hit.title}" + (f" — {hit.note}" if hit.note else "")
         box.setToolTip(tip)
 
     def curve_value(self, frame: int) -> float | None:

@@ -1104,7 +1104,7 @@ def test_weak_scores_from_the_scoring_job_bring_the_list_to_the_front_and_a_job_
     window = opened
     scores = {"s1": (0.02, None), "s3": (0.05, None)}
     monkeypatch.setattr(jobs, "score_takes", lambda progress, cancel, request: {"scores": scores, "scorer": "test"})
-    assert window.tabifiedDockWidgets(window.jobs_dock) == [window.weak_dock]
+    assert window.tabifiedDockWidgets(window.jobs_dock) == [window.weak_dock, window.markers_dock]
     assert in_front(window.jobs_dock) and not in_front(window.weak_dock)
     window.score()
     wait_jobs(qtbot, window)
@@ -1157,7 +1157,9 @@ def test_a_render_scores_the_segments_it_chose_in_the_same_undo_step(opened, qtb
     assert colour(0) == pg.mkColor(verdict_colour(s1, project.threshold, timeline.c)).name()
     x, y = timeline.curve.getData()
     assert np.isfinite(y).any() and 0 <= x[np.isfinite(y)].min() and x[np.isfinite(y)].max() < 30
-    assert f"LSE-C {s1.lse_c:.3g} — {project.verdict(s1)}" in window.inspector.confidence_label.text()
+    words = {"good": "good", "poor": "weak"}[project.verdict(s1)]
+    assert (window.inspector.confidence_label.text()
+            == f"Lip-sync confidence: {words} ({s1.lse_c:.3g}; threshold {project.threshold:g})")
     assert f"LSE-C {s1.lse_c:.3g}" in window.inspector.takes.item(0).text()  # the take's number over s1: one
 
     assert window.actions["edit.undo"].text() == f"&Undo Render segment s1 ({take.label})"
@@ -1165,7 +1167,7 @@ def test_a_render_scores_the_segments_it_chose_in_the_same_undo_step(opened, qtb
     s1 = project.segment("s1")
     assert s1.take_id is None and s1.lse_c is None and take.id not in project.takes
     assert colour(0) == pg.mkColor(timeline.c.unscored).name()
-    assert window.inspector.confidence_label.text() == "Confidence: not scored"
+    assert window.inspector.confidence_label.text() == "Lip-sync confidence: not scored"
     window.actions["edit.redo"].trigger()
     assert project.segment("s1").lse_c is not None and project.takes[take.id].scores == take.scores
 
@@ -1772,20 +1774,22 @@ def test_choosing_another_take_shows_its_score_everywhere_at_once(opened):
     rows = {inspector.takes.item(i).data(Qt.ItemDataRole.UserRole): inspector.takes.item(i).text()
             for i in range(inspector.takes.count())}
     assert "LSE-C 0.06" in rows[good.id] and "LSE-C 0.01" in rows[weak.id]  # each take its own number
-    assert "LSE-C 0.01 — poor" in inspector.confidence_label.text()
+    assert inspector.confidence_label.text() == "Lip-sync confidence: weak (0.01; threshold 0.04)"
+    assert "LSE-C 0.01" in inspector.confidence_label.toolTip() and "SyncNet" in inspector.confidence_label.toolTip()
     assert window.weak_panel.list.topLevelItemCount() == 1
 
     inspector._choose(good.id)  # "Use take"
-    assert "LSE-C 0.06 — good" in inspector.confidence_label.text()
+    assert inspector.confidence_label.text() == "Lip-sync confidence: good (0.06; threshold 0.04)"
     assert window.weak_panel.list.topLevelItemCount() == 0  # no longer weak
     from PySide6.QtGui import QColor
 
     bar = [i for i, s in enumerate(window.timeline._segments_shown) if s.id == "s1"][0]  # the Sync lane's bar
     assert window.timeline.bars.opts["brushes"][bar].color().name() == QColor(window.colours.good).name()
     assert window.timeline.bars.opts["height"][bar] == pytest.approx(0.06)
-    assert "LSE-C 0.06" in window.statusBar().currentMessage() and good.label in window.statusBar().currentMessage()
+    assert "good (0.06; threshold 0.04)" in window.statusBar().currentMessage()
+    assert good.label in window.statusBar().currentMessage()
     inspector._choose(None)  # the original frames: never scored
-    assert inspector.confidence_label.text() == "Confidence: not scored"
+    assert inspector.confidence_label.text() == "Lip-sync confidence: not scored"
     assert "not scored" in window.statusBar().currentMessage()
 
 
@@ -1845,3 +1849,137 @@ def test_the_export_dialog_offers_the_delivery_formats_audio_and_loudness(opened
         assert [s.codec_context.name for s in container.streams.audio] == ["pcm_s24le"] * 2
     assert [name for name, before, after in job.result.loudness if after is not None] == ["dub", "original"]
     assert window.statusBar().currentMessage().count("LUFS") == 2
+
+
+# --------------------------------------------------------------------------- markers, navigation, plain words
+
+
+def test_m_adds_a_marker_the_markers_tab_names_colours_moves_and_removes_it_all_undoable(opened, qtbot):
+    from core.project import Marker
+
+    window = opened
+    doc, project, panel = window.document, window.document.project, window.markers_panel
+    window.activateWindow()
+    window.timeline.setFocus()
+    assert window.actions["view.mask"].shortcut().toString() == "Shift+M"  # M is the NLE's marker key
+    doc.set_frame(12)
+    qtbot.keyClick(window, Qt.Key.Key_M)
+    assert project.markers == (Marker(12),) and not doc.show_mask
+    assert window.actions["edit.undo"].text() == "&Undo Add Marker at frame 12"
+    assert panel.list.topLevelItemCount() == 1 and window.markers_dock.windowTitle() == "Markers (1)"
+    assert panel.list.currentItem().text(0) == doc.time_text(12)
+    assert window.timeline.marker_points.getData()[0].tolist() == [12]
+    qtbot.keyClick(window, Qt.Key.Key_M)  # again on the marker: its name is for typing
+    assert len(project.markers) == 1 and panel.name.hasFocus()
+    panel.name.setText("breath")
+    panel.name.editingFinished.emit()
+    panel.colour.setCurrentIndex(panel.colour.findData("red"))
+    panel.colour.activated.emit(panel.colour.currentIndex())
+    panel.note.setText("ADR: the breath is early")
+    panel.note.editingFinished.emit()
+    assert project.markers == (Marker(12, "breath", "red", "ADR: the breath is early"),)
+    assert panel.list.topLevelItem(0).text(1) == "breath"
+    panel.frame.setValue(40)  # moves it; the playhead follows
+    assert project.markers[0].frame == 40 and doc.frame == 40 and panel.list.currentItem() is not None
+    assert window.timeline.marker_points.getData()[0].tolist() == [40]
+    window.actions["view.mask"].trigger()  # the mask overlay kept its action, on Shift+M
+    assert doc.show_mask
+
+    doc.set_frame(0)
+    panel.list.itemClicked.emit(panel.list.topLevelItem(0), 0)  # a click goes there
+    assert doc.frame == 40
+    panel.list.setFocus()
+    qtbot.keyClick(panel.list, Qt.Key.Key_Delete)
+    assert project.markers == ()
+    window.actions["edit.undo"].trigger()
+    assert window.actions["edit.undo"].text() == "&Undo Move breath to frame 40"
+    window.actions["edit.undo"].trigger()
+    assert project.markers == (Marker(12, "breath", "red", "ADR: the breath is early"),)
+    window.save()
+    assert Project.load(project.path).markers == project.markers
+
+
+def test_markers_and_edits_are_walked_and_in_out_are_gone_to(opened, qtbot):
+    from core.project import AddMarker
+
+    window = opened
+    doc, project = window.document, window.document.project
+    doc.execute(AddMarker(project, 20, "door"))
+    doc.execute(AddMarker(project, 60, "laugh"))
+    window.activateWindow()
+    window.timeline.setFocus()
+    doc.set_frame(0)
+    walk = []
+    for _ in range(7):
+        qtbot.keyClick(window, Qt.Key.Key_Down)  # segment edges 30, 50 and the clip's end 74; markers 20, 60
+        walk.append(doc.frame)
+    assert walk == [20, 30, 50, 60, 74, 74, 74]
+    qtbot.keyClick(window, Qt.Key.Key_Up)
+    assert doc.frame == 60
+    qtbot.keyClick(window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
+    assert doc.frame == 20 and "door" in window.statusBar().currentMessage()
+    qtbot.keyClick(window, Qt.Key.Key_Up, Qt.KeyboardModifier.ShiftModifier)
+    assert doc.frame == 20 and "No marker before" in window.statusBar().currentMessage()
+    qtbot.keyClick(window, Qt.Key.Key_Down, Qt.KeyboardModifier.ShiftModifier)
+    assert doc.frame == 60
+
+    qtbot.keyClick(window, Qt.Key.Key_I, Qt.KeyboardModifier.ShiftModifier)
+    assert doc.frame == 60 and "No in mark" in window.statusBar().currentMessage()
+    doc.set_frame(10)
+    qtbot.keyClick(window, Qt.Key.Key_I)
+    doc.set_frame(25)
+    qtbot.keyClick(window, Qt.Key.Key_O)
+    doc.set_frame(70)
+    qtbot.keyClick(window, Qt.Key.Key_I, Qt.KeyboardModifier.ShiftModifier)
+    assert doc.frame == 10
+    qtbot.keyClick(window, Qt.Key.Key_O, Qt.KeyboardModifier.ShiftModifier)
+    assert doc.frame == 25  # the out mark's frame: the last one in
+
+
+def test_play_in_to_out_stops_at_the_out_and_loop_starts_again(opened, qtbot):
+    window = opened
+    doc, transport = window.document, window.transport
+    doc.set_frame(5)
+    doc.mark_in()
+    doc.set_frame(14)
+    doc.mark_out()  # frames [5, 15)
+    doc.set_frame(40)
+    window.actions["play.in_to_out"].trigger()
+    assert transport.playing and doc.frame == 5 and transport.range == (5, 15)
+    seen = []
+    doc.frame_changed.connect(seen.append)
+    qtbot.waitUntil(lambda: not transport.playing, timeout=5000)
+    assert doc.frame == 14 and max(seen) == 14 and transport.range is None  # stopped on the out, not past it
+
+    window.actions["play.loop"].trigger()
+    assert transport.loop and "loop" in window.frame_label.text()
+    seen.clear()
+    window.actions["play.in_to_out"].trigger()
+    qtbot.waitUntil(lambda: 14 in seen and seen[-1] < 14, timeout=5000)  # round again from the in
+    assert transport.playing and all(5 <= f <= 14 for f in seen)
+    window.actions["play.loop"].trigger()
+    qtbot.waitUntil(lambda: not transport.playing, timeout=5000)
+    assert doc.frame == 14 and not transport.loop
+
+
+def test_the_inspector_says_the_confidence_in_plain_words_and_the_threshold_label_follows_the_line(opened):
+    from core.project import SetScores, SetThreshold
+
+    window = opened
+    doc, project, inspector, timeline = window.document, window.document.project, window.inspector, window.timeline
+    doc.execute(SetThreshold(project, 0.05))
+    assert timeline.threshold.label.toPlainText() == "threshold 0.05"  # set by an edit, the label with it
+    doc.execute(SetScores(project, {"s1": (0.054, 1.1)}))
+    doc.set_frame(3)
+    assert inspector.confidence_label.text() == "Lip-sync confidence: good (0.054; threshold 0.05)"
+    tip = inspector.confidence_label.toolTip()
+    assert "LSE-C" in tip and "SyncNet" in tip and "LSE-D 1.10" in tip
+    timeline.threshold.setValue(0.06)  # what a drag does while the mouse is down
+    assert timeline.threshold.label.toPlainText() == "threshold 0.06" and project.threshold == 0.05
+    timeline.threshold.sigPositionChangeFinished.emit(timeline.threshold)  # released
+    assert project.threshold == 0.06
+    assert inspector.confidence_label.text() == "Lip-sync confidence: weak (0.054; threshold 0.06)"
+    doc.undo()
+    assert timeline.threshold.label.toPlainText() == "threshold 0.05"
+    doc.set_frame(40)
+    assert inspector.confidence_label.text() == "Lip-sync confidence: silence, not judged"

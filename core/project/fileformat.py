@@ -247,7 +247,8 @@ def decode(data: dict, path: Path) -> dict:
         w = f"markers[{i}]"
         try:
             markers.append(make_marker(_get(d, "frame", "int", w), _get(d, "name", "str", w, ""),
-                                       _get(d, "colour", "str", w, DEFAULT_MARKER_COLOUR), _get(d, "note", "str", w, "")))
+                                       _get(d, "colour", "str", w, DEFAULT_MARKER_COLOUR),
+                                       _get(d, "note", "str", w, "")))
         except EditError as e:
             raise Malformed(f"{w}: {e}") from None
     settings = _values_in(_get(data, "settings", "dict", "file", {}), folder, "settings")
