@@ -36,10 +36,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QInputDialog, QLabel, QLineEdit, QMainWindow,
-                               QScrollArea, QSplitter, QStyle, QToolButton)
+from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog,
+                               QInputDialog, QLabel, QLineEdit, QMainWindow, QScrollArea, QSplitter, QStyle,
+                               QToolButton)
 
 import core.adapt
 import core.export
@@ -143,6 +144,7 @@ class MainWindow(QMainWindow):
         self.autosave_timer.setInterval(AUTOSAVE_TICK_MS)
         self.autosave_timer.timeout.connect(self._autosave_tick)
         self.autosave_timer.start()
+        QApplication.instance().installEventFilter(self)  # Up / Down for a focused spin box or list: eventFilter
         self.resize(1400, 900)
         self.setMinimumSize(QSize(900, 600))
         geometry, state = self.settings.window_state()
@@ -160,6 +162,16 @@ class MainWindow(QMainWindow):
         scroll = self.inspector_dock.widget()
         scroll.setMinimumWidth(self.inspector.minimumSizeHint().width()
                                + scroll.verticalScrollBar().sizeHint().width() + 12)  # + the style's frame
+
+    def eventFilter(self, watched, event):
+        """Up and Down walk the edits, except in a focused spin box, list or combo box of this window,
+        which steps through its own values with them (accepting the override gives it the key)."""
+        if (event.type() == QEvent.Type.ShortcutOverride and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down)
+                and event.modifiers() == Qt.KeyboardModifier.NoModifier
+                and isinstance(watched, (QAbstractSpinBox, QAbstractItemView, QComboBox))
+                and watched.window() is self):
+            event.accept()
+        return super().eventFilter(watched, event)
 
     def showEvent(self, event):
         super().showEvent(event)

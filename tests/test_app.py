@@ -1983,3 +1983,17 @@ def test_the_inspector_says_the_confidence_in_plain_words_and_the_threshold_labe
     assert timeline.threshold.label.toPlainText() == "threshold 0.05"
     doc.set_frame(40)
     assert inspector.confidence_label.text() == "Lip-sync confidence: silence, not judged"
+
+
+def test_up_and_down_step_a_focused_spin_box_or_list_not_the_playhead(opened, qtbot):
+    window = opened
+    doc, smooth = window.document, window.inspector.smooth
+    doc.set_frame(3)
+    window.activateWindow()
+    smooth.setFocus()
+    before = smooth.value()
+    qtbot.keyClick(smooth, Qt.Key.Key_Up)
+    assert smooth.value() == before + 1 and doc.frame == 3
+    window.timeline.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_Down)
+    assert doc.frame == 30  # the next edit: s1's end
