@@ -16,7 +16,6 @@ from core.jobs import Waveform, project_length
 from core.project import Command, EditError, Project, Segment, Take
 from core.timecode import Timecode, TimecodeError
 
-from .timecode import project_timecode
 
 
 @dataclass(frozen=True)
@@ -221,7 +220,7 @@ class Document(QObject):
 
     @property
     def timecode(self) -> Timecode:
-        return project_timecode(self.project)
+        return self.project.timecode
 
     def time_text(self, frame: int | None = None) -> str:
         """The timecode of `frame` (default: the playhead's)."""

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxL
 from core.project import MARKER_COLOURS, EditMarker, RemoveMarker
 from core.project.model import NAME_LIMIT
 
-from .timecode import project_timecode
 
 COLUMNS = ("Timecode", "Name", "Note")
 FRAME = Qt.ItemDataRole.UserRole  # a row's marker frame
@@ -118,7 +117,7 @@ class MarkersPanel(QWidget):
         if markers != self._shown:
             self._shown = markers
             self.list.clear()
-            timecode = project_timecode(project) if project is not None else None
+            timecode = project.timecode if project is not None else None
             for m in markers:
                 item = QTreeWidgetItem([timecode.text(m.frame), m.title, m.note])
                 item.setIcon(0, swatch(m.colour))

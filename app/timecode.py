@@ -1,15 +1,8 @@
-"""Time as the app writes it (Qt-free): a project's SMPTE timecode (core.timecode owns the notation),
-and short durations for ETAs."""
+"""Short durations for ETAs (Qt-free); frames as SMPTE timecode are core.timecode's, a project's
+labelling is `Project.timecode`."""
 from __future__ import annotations
 
 import math
-
-from core.timecode import Timecode
-
-
-def project_timecode(project) -> Timecode:
-    """How the project's frames are labelled: its video's rate, from the video's start timecode."""
-    return Timecode.of(project.fps, project.video.facts.start_timecode)
 
 
 def duration_text(seconds: float | None) -> str:

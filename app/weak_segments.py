@@ -12,7 +12,6 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from .timecode import project_timecode
 
 COLUMNS = ("Segment", "In–Out", "LSE-C", "Takes")
 START = Qt.ItemDataRole.UserRole  # a row's segment start frame
@@ -85,7 +84,7 @@ class WeakSegmentsPanel(QWidget):
 
     def _row(self, project, s) -> tuple:
         """(start frame, the columns' texts, tooltip) of a weak segment's row."""
-        span = project_timecode(project).span(s.start, s.end)
+        span = project.timecode.span(s.start, s.end)
         takes = len(project.takes_for(s.id))
         tip = (f"{s.title} · {span} · LSE-C {s.lse_c:.3g} (threshold {project.threshold:g}) · {takes} take(s)"
                " — click to go to its start")

@@ -43,10 +43,6 @@ def adapter_for(path) -> str:
     return adapter
 
 
-def project_timecode(project: Project) -> Timecode:
-    return Timecode.of(project.fps, project.video.facts.start_timecode)
-
-
 # --------------------------------------------------------------------------- export
 
 
@@ -71,7 +67,7 @@ def build_timeline(project: Project, adapter: str = "otio_json"):
     import opentimelineio as otio
 
     fps = project.fps
-    timecode = project_timecode(project)
+    timecode = project.timecode
     at = lambda frame: otio.opentime.RationalTime(timecode.start + frame, fps)  # noqa: E731 (the video's time)
     frames = lambda count: otio.opentime.RationalTime(count, fps)  # noqa: E731
     facts = project.video.facts
@@ -179,7 +175,7 @@ def read_markers(path, project: Project) -> list[TimelineMarker]:
         raise InterchangeError(path, f"is not a readable {adapter} timeline: {exc}") from None
     if not isinstance(timeline, otio.schema.Timeline):
         raise InterchangeError(path, f"holds a {type(timeline).__name__}, not a timeline")
-    timecode = project_timecode(project)
+    timecode = project.timecode
     placed = [(marker.marked_range.start_time, marker) for marker in timeline.tracks.markers]  # (record time, marker)
     for track in timeline.tracks:
         for marker in track.markers:

@@ -153,3 +153,21 @@ def test_the_cli_export_writes_the_report_beside_it_unless_told_not_to(media, tm
     assert qc_path(out).is_file() and "cli.mp4.qc.html" in capsys.readouterr().out
     assert main.main(["export", str(project.path), "-o", str(quiet), "--preset", DRAFT, "-q", "--no-qc"]) == 0
     assert quiet.is_file() and not qc_path(quiet).exists()
+
+
+def test_a_report_that_cannot_be_made_is_a_note_the_export_stands(media, tmp_path, stub_detector, capsys,
+                                                                   monkeypatch):
+    import core.qc
+    from core.errors import LipsmithError
+
+    def fail(project, result, **kwargs):
+        raise LipsmithError(project.path, "no sync expert installed")
+
+    monkeypatch.setattr(core.qc, "write_qc_report", fail)
+    video, dub = media
+    project = qc_project(tmp_path, video, dub)
+    out = tmp_path / "delivered.mp4"
+    assert main.main(["export", str(project.path), "-o", str(out), "--preset", DRAFT, "-q"]) == 0
+    printed = capsys.readouterr().out
+    assert out.is_file() and not qc_path(out).exists()
+    assert f"{out} is complete, but no QC report was written" in printed and "no sync expert" in printed

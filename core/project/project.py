@@ -110,6 +110,14 @@ class Project:
         return output_count(facts.frame_count, self.fps, self.dub_seconds(dub_offset), self.settings["length_policy"],
                             facts.is_image)
 
+    @property
+    def timecode(self):
+        """How the project's frames are labelled (core.timecode.Timecode): the video's rate, counted
+        from the video's start timecode."""
+        from core.timecode import Timecode
+
+        return Timecode.of(self.fps, self.video.facts.start_timecode)
+
     def length_text(self, policy: str | None = None) -> str:
         """What an export under `policy` (default: the project's) makes of the picture and the dub, in
         plain words: "picture 00:03:00:00, dub 00:01:00:00 — export 00:03:00:00", and when the export is
