@@ -11,15 +11,16 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit,
-                               QPushButton, QSpinBox, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QComboBox, QFormLayout, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
+                               QSpinBox, QTreeWidgetItem, QVBoxLayout)
 
 from core.project import MARKER_COLOURS, EditMarker, RemoveMarker
 from core.project.model import NAME_LIMIT
 
+from .frame_list import FRAME, FrameList
+
 
 COLUMNS = ("Timecode", "Name", "Note")
-FRAME = Qt.ItemDataRole.UserRole  # a row's marker frame
 # how each of OpenTimelineIO's marker colours is drawn (the ruler, the list's swatches)
 MARKER_HEX = {"red": "#e5484d", "pink": "#f07ab5", "orange": "#f0883e", "yellow": "#e3c341", "green": "#3fb950",
               "cyan": "#39c5cf", "blue": "#4f8bff", "purple": "#a371f7", "magenta": "#db61a2", "black": "#30363d",
@@ -32,25 +33,15 @@ def swatch(colour: str) -> QIcon:
     return QIcon(pixmap)
 
 
-class MarkersPanel(QWidget):
+class MarkersPanel(FrameList):
     count_changed = Signal(int)  # markers listed (the dock's title shows it)
 
     def __init__(self, parent=None):
-        super().__init__(parent)
-        self.document = None
-        self._shown = None  # the rows on screen: rebuilt only when they change
+        super().__init__(COLUMNS, parent)  # a row's frame: its marker's
         self._editing = None  # the frame of the marker the fields show (what they edit)
-        self.list = QTreeWidget(self)
-        self.list.setHeaderLabels(COLUMNS)
-        self.list.setRootIsDecorated(False)
-        self.list.setUniformRowHeights(True)
-        self.list.setAllColumnsShowFocus(True)
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.list.header()
         header.setStretchLastSection(True)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        self.list.itemClicked.connect(self._go)
-        self.list.itemActivated.connect(self._go)  # Enter, or a double-click
         self.list.installEventFilter(self)
 
         self.name = QLineEdit(self)
@@ -93,17 +84,6 @@ class MarkersPanel(QWidget):
         layout.addLayout(buttons)
         self.set_document(None)
 
-    def set_document(self, document):
-        if self.document is not None:
-            self.document.changed.disconnect(self.refresh)
-            self.document.frame_changed.disconnect(self._follow_playhead)
-        self.document = document
-        self._shown = None
-        if document is not None:
-            document.changed.connect(self.refresh)
-            document.frame_changed.connect(self._follow_playhead)
-        self.refresh()
-
     def current(self):
         """The marker at the playhead, or None."""
         doc = self.document
@@ -135,14 +115,7 @@ class MarkersPanel(QWidget):
     def _follow_playhead(self, *_):
         """Select the row of the marker at the playhead and show it in the fields; none elsewhere."""
         marker = self.current()
-        items = (self.list.topLevelItem(i) for i in range(self.list.topLevelItemCount()))
-        item = next((it for it in items if marker is not None and it.data(0, FRAME) == marker.frame), None)
-        if item is not self.list.currentItem():
-            self.list.setCurrentItem(item)
-            if item is None:
-                self.list.clearSelection()
-            else:
-                self.list.scrollToItem(item)
+        self.select_frame(marker.frame if marker is not None else None)
         for w in (self.name, self.colour, self.frame, self.note, self.remove_button):
             w.setEnabled(marker is not None)
         frame = marker.frame if marker is not None else None
@@ -185,12 +158,6 @@ class MarkersPanel(QWidget):
         """The cursor in the marker's name (M on a marker)."""
         self.name.setFocus()
         self.name.selectAll()
-
-    # -- going there
-
-    def _go(self, item: QTreeWidgetItem, *_):
-        if self.document is not None:
-            self.document.set_frame(item.data(0, FRAME))
 
     def eventFilter(self, watched, event):
         if (watched is self.list and event.type() == event.Type.KeyPress

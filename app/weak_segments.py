@@ -10,33 +10,24 @@ threshold, undo / redo, splits, merges and new segments all arrive that way.
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHeaderView, QLabel, QTreeWidgetItem, QVBoxLayout
+
+from .frame_list import FRAME, FrameList
 
 
 COLUMNS = ("Segment", "In–Out", "LSE-C", "Takes")
-START = Qt.ItemDataRole.UserRole  # a row's segment start frame
 
 
-class WeakSegmentsPanel(QWidget):
+class WeakSegmentsPanel(FrameList):
     count_changed = Signal(int)  # weak segments listed (the dock's title shows it)
 
     def __init__(self, parent=None):
-        super().__init__(parent)
-        self.document = None
-        self._shown = None  # the rows and summary on screen: rebuilt only when they change
-        self.list = QTreeWidget(self)
-        self.list.setHeaderLabels(COLUMNS)
-        self.list.setRootIsDecorated(False)
-        self.list.setUniformRowHeights(True)
-        self.list.setAllColumnsShowFocus(True)
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        super().__init__(COLUMNS, parent)  # a row's frame: its segment's start
         header = self.list.header()
         header.setStretchLastSection(False)
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)  # a long name elides, the numbers stay
         for column in range(1, len(COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
-        self.list.itemClicked.connect(self._go)
-        self.list.itemActivated.connect(self._go)  # Enter, or a double-click
         self.summary = QLabel("", self)
         self.summary.setObjectName("hint")
         self.summary.setWordWrap(True)
@@ -47,17 +38,6 @@ class WeakSegmentsPanel(QWidget):
         layout.addWidget(self.list, 1)
         layout.addWidget(self.summary)
         self.set_document(None)
-
-    def set_document(self, document):
-        if self.document is not None:
-            self.document.changed.disconnect(self.refresh)
-            self.document.frame_changed.disconnect(self._follow_playhead)
-        self.document = document
-        self._shown = None
-        if document is not None:
-            document.changed.connect(self.refresh)
-            document.frame_changed.connect(self._follow_playhead)
-        self.refresh()
 
     # -- showing
 
@@ -72,7 +52,7 @@ class WeakSegmentsPanel(QWidget):
         self.list.clear()
         for start, texts, tip in rows:
             item = QTreeWidgetItem(list(texts))
-            item.setData(0, START, start)
+            item.setData(0, FRAME, start)
             for column in range(len(COLUMNS)):
                 item.setToolTip(column, tip)
             for column in (2, 3):
@@ -91,25 +71,9 @@ class WeakSegmentsPanel(QWidget):
         return s.start, (s.title, span, f"{s.lse_c:.3g}", str(takes)), tip
 
     def _follow_playhead(self, *_):
-        """Highlight the row of the segment under the playhead; none when that one is not weak. Only
-        when that changes: during playback this runs every frame, and the list may be scrolled."""
-        doc = self.document
-        segment = doc.selected_segment() if doc is not None else None
-        items = (self.list.topLevelItem(i) for i in range(self.list.topLevelItemCount()))
-        item = next((it for it in items if segment is not None and it.data(0, START) == segment.start), None)
-        if item is self.list.currentItem():
-            return
-        self.list.setCurrentItem(item)
-        if item is None:
-            self.list.clearSelection()
-        else:
-            self.list.scrollToItem(item)
-
-    # -- going there
-
-    def _go(self, item: QTreeWidgetItem, *_):
-        if self.document is not None:
-            self.document.set_frame(item.data(0, START))
+        """Highlight the row of the segment under the playhead; none when that one is not weak."""
+        segment = self.document.selected_segment() if self.document is not None else None
+        self.select_frame(segment.start if segment is not None else None)
 
 
 def summary_text(project) -> str:
