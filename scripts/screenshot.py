@@ -6,8 +6,9 @@
 --render renders the whole clip (with the bundled generator unless --checkpoint names another)
 and waits for the scoring that follows a render, so the Sync lane shows the scores.
 
---mask turns the preview's mask overlay on (the face track job runs first); --video/--dub use
-other media than the bundled demo portrait and speech.
+--mask turns the preview's mask overlay on (the face track job runs first); --markers adds three
+named, coloured markers and shows the Markers tab; --video/--dub use other media than the bundled
+demo portrait and speech.
 """
 import os
 import shutil
@@ -63,6 +64,14 @@ else:
     d.set_frame((speech[1].start + speech[1].end) // 2 if len(speech) > 1 else 10)
 d.in_point, d.out_point = speech[0].start, speech[0].end
 d.marks_changed.emit()
+if "--markers" in sys.argv:  # on the ruler and in the Markers tab
+    from core.project import AddMarker
+    for frame, name, colour, note in ((speech[0].start, "line 1 in", "green", ""),
+                                      ((speech[0].start + speech[0].end) // 2, "breath", "yellow", "breath early"),
+                                      (speech[-1].start, "retake?", "red", "ask the director")):
+        d.execute(AddMarker(d.project, frame, name=name, colour=colour, note=note))
+    w.markers_dock.show()
+    w.markers_dock.raise_()
 if "--mask" in sys.argv:
     d.set_show_mask(True)
     t = time.time()
