@@ -334,7 +334,7 @@ def cmd_export(args) -> int:
 
 
 def add_project_parser(sub):
-    from core.hparams import LENGTH_POLICIES
+    from core.hparams import LENGTH_POLICIES, PROJECT_LENGTH_POLICY
 
     p = sub.add_parser("project", help="make a .lipsmith project, as the editor's File ▸ New from Video does")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -342,7 +342,7 @@ def add_project_parser(sub):
     new.add_argument("video", help="the picture")
     new.add_argument("dub", help="the dubbed audio (any format ffmpeg reads, or a video's audio track)")
     new.add_argument("-o", "--output", required=True, help="the project file (.lipsmith, added when missing)")
-    new.add_argument("--length", choices=LENGTH_POLICIES, default="pad",
+    new.add_argument("--length", choices=LENGTH_POLICIES, default=PROJECT_LENGTH_POLICY,
                      help="when dub and picture differ: pad (the picture is the master: its last frame held to "
                           "the dub's end), cut to the shorter, loop or bounce the picture (default %(default)s)")
     new.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

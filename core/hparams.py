@@ -37,6 +37,8 @@ HP = HParams()
 
 # what to do when dub and video differ in length (see core.render.plan_frames)
 LENGTH_POLICIES = ("cut", "loop", "bounce", "pad")
+# a project's: the picture is the master, frames with no dub under them pass through (cutting is a choice)
+PROJECT_LENGTH_POLICY = "pad"
 
 # where the rendered mouth's lips, teeth and skin come from (see core.actor_mouth)
 MOUTH_MODES = ("actor", "generated")

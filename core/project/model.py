@@ -18,7 +18,7 @@ import numpy as np
 
 from core.blend import BlendSettings
 from core.errors import LipsmithError
-from core.hparams import HP, LENGTH_POLICIES, MOUTH_MODES
+from core.hparams import HP, LENGTH_POLICIES, MOUTH_MODES, PROJECT_LENGTH_POLICY
 from core.sync_scale import EXPERT_WEAK_BELOW
 
 SUFFIX = ".lipsmith"
@@ -53,8 +53,7 @@ DEFAULT_SETTINGS = {
     "checkpoint": "generator",  # a bundled model name, or a Path (e.g. a speaker-adapted model)
     "detector": "retinaface",
     "device": "auto",
-    # the picture is the master: frames with no dub under them pass through; cutting to the dub is a choice
-    "length_policy": "pad",
+    "length_policy": PROJECT_LENGTH_POLICY,
     "pads": list(HP.pads),  # top, bottom, left, right
     "smooth_window": 5,
     "face_index": None,  # None: the largest, most central face
