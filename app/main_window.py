@@ -1348,8 +1348,11 @@ class MainWindow(QMainWindow):
             loudness = "; ".join(f"{name} audio {after}" for name, _, after in result.loudness if after)
             exported = f"Exported {result.frames} frames to {path}" + (f" ({loudness})" if loudness else "")
             self.status(exported, 10000)
+            if doc is not self.document:  # the project was closed meanwhile: nothing to measure it against
+                return
             report = core.qc.qc_request(doc.project, result)  # measured on the export, beside it (OUT.qc.html)
-            self.run_job(f"QC report {report.report.name}", core.qc.qc_report, report, heavy=True,
+            # the export is complete whatever happens to its report: a failure is a status-bar note, as on the CLI
+            self.run_job(f"QC report {report.report.name}", core.qc.qc_report, report, heavy=True, report=False,
                          on_success=lambda _: self.status(f"{exported}; QC report {report.report.name}", 10000))
 
         return self.run_job(f"Export {path.name}", core.export.export_video, request, heavy=True, on_success=done)

@@ -38,7 +38,7 @@ from core import actor_mouth
 from core.audio import load_audio, mel_windows, melspectrogram
 from core.blend import BlendSettings, composite
 from core.faces import track_video
-from core.hparams import HP
+from core.hparams import HP, MOUTH_MODES
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.render import FaceGenerator, RenderOptions, Renderer, cpu_supports_bf16
 from core.video import VideoSource, VideoWriter
@@ -230,7 +230,7 @@ def main():
     parser.add_argument("--workdir", default="/tmp/lipsmith-bench")
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--widths", type=float, nargs="+", default=[1.0, 0.5])
-    parser.add_argument("--mouths", nargs="+", choices=["generated", "actor"], default=["generated"])
+    parser.add_argument("--mouths", nargs="+", choices=MOUTH_MODES, default=["generated"])
     parser.add_argument("--preset", default=RenderOptions.preset, help="x264 preset (default: the renderer's)")
     parser.add_argument("--crf", type=int, default=18)
     parser.add_argument("--stage-frames", type=int, default=96)

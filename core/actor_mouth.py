@@ -34,9 +34,8 @@ from core.blend import BlendSettings, crop_landmarks, crop_mask, lips_mask, matc
 from core.errors import Cancelled
 from core.faces.cache import (default_cache_dir, file_fingerprint, from_json_array, json_array, read_cache_entry,
                               save_npz_atomic)
-from core.hparams import HP
+from core.hparams import EXCLUDE_S, HP
 
-EXCLUDE_S = 1.0  # never a mouth from this close to the output's own moment
 WINDOW_S = 60.0  # the bank holds the footage within this much of the rendered range
 MAX_ENTRIES = 3000  # at most this many mouths (evenly spaced) in memory
 MAX_WIDTH = 320  # mouths are kept at the footage's own resolution up to this width

@@ -40,5 +40,9 @@ LENGTH_POLICIES = ("cut", "loop", "bounce", "pad")
 # a project's: the picture is the master, frames with no dub under them pass through (cutting is a choice)
 PROJECT_LENGTH_POLICY = "pad"
 
+# a frame of the source this close to the output's moment still carries its mouth: the generator's
+# reference and the actor's mouths come from farther away (core.references, core.actor_mouth)
+EXCLUDE_S = 1.0
+
 # where the rendered mouth's lips, teeth and skin come from (see core.actor_mouth)
 MOUTH_MODES = ("actor", "generated")

@@ -221,7 +221,7 @@ def _picture_figures(progress, cancel, request, track, source, first, last, wors
     """One pass over the export and its source frames: leak, seam, frames without a face, thumbnails."""
     from core.blend import paste_weight
     from core.errors import Cancelled
-    from core.render import source_frames
+    from core.render import source_frames, to_ranges
     from core.video import VideoSource
 
     runs = request.export.request.runs
@@ -282,20 +282,9 @@ def _picture_figures(progress, cancel, request, track, source, first, last, wors
                  "inside": float(seams[:, 1].mean()) if len(seams) else None,
                  "source_edge": float(np.nanmean(seams[:, 2])) if np.isfinite(seams[:, 2]).any() else None,
                  "source_inside": float(np.nanmean(seams[:, 3])) if np.isfinite(seams[:, 3]).any() else None},
-        "no_face": {"frames": len(no_face), "ranges": _ranges(no_face)},
+        "no_face": {"frames": len(no_face), "ranges": [list(r) for r in to_ranges(no_face)]},
         "worst": thumbs,
     }
-
-
-def _ranges(frames: list) -> list:
-    """Sorted frames as half-open [start, end) runs."""
-    out = []
-    for f in frames:
-        if out and out[-1][1] == f:
-            out[-1][1] = f + 1
-        else:
-            out.append([f, f + 1])
-    return out
 
 
 def _thumbnail(frame: np.ndarray, box) -> str:

@@ -22,9 +22,8 @@ import cv2
 import numpy as np
 
 from core.errors import MediaError
-from core.hparams import HP
+from core.hparams import EXCLUDE_S, HP
 
-EXCLUDE_S = 1.0  # a reference this close to the output's moment would carry its mouth
 BLOCK_S = 5.0  # one rest frame per this much of a shot: the head's pose drifts slowly
 
 

@@ -345,7 +345,8 @@ class VideoSource:
             try:
                 yield from packet.decode() if packet is not None else stream.codec_context.decode(None)
             except av.FFmpegError as e:
-                seconds = None if packet.pts is None else float((packet.pts - int(self._pts[0])) * self._time_base)
+                seconds = (None if packet is None or packet.pts is None
+                           else float((packet.pts - int(self._pts[0])) * self._time_base))
                 self._damaged(f"skipping a damaged packet at {seconds:.3f} s ({_reason(e)})" if seconds is not None
                               else f"skipping a damaged packet ({_reason(e)})")
             if packet is None:

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from core.cli_types import (count, finite_float, fraction, non_negative_float, number, positive_float,
                             positive_int)
+from core.hparams import MOUTH_MODES
 
 ADAPT_LR = 5e-5  # speaker adaptation's learning rate (the generator)
 SYNC_SWITCH = 0.75  # eval sync loss under which the generator's sync term switches on (the paper's)
@@ -182,7 +183,7 @@ def add_parsers(sub):
                        "sync by our expert and by MediaPipe, the original mouth's leak, sheets")
     p.add_argument("--videos", nargs="+", required=True, help="talking-face clips (held-out speakers)")
     p.add_argument("--dubs", nargs="+", help="foreign speech, paired with the videos in order (repeated as needed)")
-    p.add_argument("--modes", nargs="+", choices=["actor", "generated"], default=["generated", "actor"])
+    p.add_argument("--modes", nargs="+", choices=MOUTH_MODES, default=["generated", "actor"])
     p.add_argument("--espeak", action="store_true", help="dub every video with eSpeak NG speaking p/b/m-rich sentences "
                    "(phones timed exactly; needs libespeak-ng) and, with --aperture-python, report the bilabial "
                    "ratio: lip gap on p/b/m ÷ on open vowels")

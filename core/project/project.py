@@ -122,11 +122,11 @@ class Project:
         """What an export under `policy` (default: the project's) makes of the picture and the dub, in
         plain words: "picture 00:03:00:00, dub 00:01:00:00 — export 00:03:00:00", and when the export is
         not the whole picture, what becomes of it ("… export 00:01:00:00 (cut to the dub)")."""
-        from core.timecode import Timecode, format_count
+        from core.timecode import format_count
 
         policy = policy or self.settings["length_policy"]
         facts = self.video.facts
-        drop = Timecode.of(self.fps).drop
+        drop = self.timecode.drop
         length = lambda frames: format_count(frames, self.fps, drop)  # noqa: E731 (a duration, from 0)
         dub = self.dub_seconds()
         if facts.is_image or not facts.frame_count or dub is None:
