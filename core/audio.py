@@ -142,3 +142,10 @@ def mel_windows(mel: np.ndarray, times, hp=HP) -> np.ndarray:
 def frame_times(count: int, fps: float) -> np.ndarray:
     """Times of `count` frames at a constant rate."""
     return np.arange(count, dtype=np.float64) / float(fps)
+
+
+def frame_loudness(mel: np.ndarray, fps: float, frames: int) -> np.ndarray:
+    """Mean log-mel energy of the audio heard during each of `frames` video frames."""
+    energy = mel.mean(axis=0)
+    edges = np.minimum((np.arange(frames + 1) * HP.mel_fps / fps).astype(int), len(energy) - 1)
+    return np.array([energy[a:max(b, a + 1)].mean() for a, b in zip(edges[:-1], edges[1:])])

@@ -29,14 +29,12 @@ BLOCK_S = 5.0  # one rest frame per this much of a shot: the head's pose drifts 
 
 def own_loudness(video_path, fps: float, n_frames: int) -> np.ndarray | None:
     """Mean log-mel energy of the video's own audio under each frame, or None without audio."""
-    from core.audio import load_audio, melspectrogram
+    from core.audio import frame_loudness, load_audio, melspectrogram
 
     try:
-        energy = melspectrogram(load_audio(video_path)).mean(axis=0)
+        return frame_loudness(melspectrogram(load_audio(video_path)), fps, n_frames)
     except MediaError:
         return None
-    edges = np.minimum((np.arange(n_frames + 1) * HP.mel_fps / fps).astype(int), len(energy) - 1)
-    return np.array([energy[a:max(b, a + 1)].mean() for a, b in zip(edges[:-1], edges[1:])])
 
 
 def rest_frames(has_face: np.ndarray, cuts, fps: float, loudness: np.ndarray | None, lo: int, hi: int) -> dict:

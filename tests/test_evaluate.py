@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 
+from core.audio import frame_loudness
 from core.hparams import HP
 from training import evaluate
 
@@ -12,11 +13,11 @@ def test_frame_loudness_averages_the_mel_heard_during_each_frame():
     fps, frames = 25.0, 20
     columns = int(frames * HP.mel_fps / fps)  # 64 mel steps for 20 frames
     mel = np.where(np.arange(columns) < columns // 2, 1.0, -1.0)[None].repeat(80, axis=0)
-    loud = evaluate.frame_loudness(mel, fps, frames)
+    loud = frame_loudness(mel, fps, frames)
     assert loud.shape == (frames,)
     assert np.allclose(loud[:10], 1.0) and np.allclose(loud[10:], -1.0)  # frame 10 starts at mel step 32
     # frames past the audio's end repeat its last step instead of failing
-    assert np.allclose(evaluate.frame_loudness(mel, fps, frames + 5)[frames:], -1.0)
+    assert np.allclose(frame_loudness(mel, fps, frames + 5)[frames:], -1.0)
 
 
 def test_aperture_loudness_r_skips_frames_without_a_mesh_and_refuses_too_little():
@@ -38,7 +39,7 @@ def test_aperture_judge_reads_the_original_frames_through_the_renders_frame_map(
     rng = np.random.default_rng(1)
     columns = int(frames * HP.mel_fps / fps) + 16
     own_mel, dub_mel = rng.normal(size=(80, columns)), rng.normal(size=(80, columns))
-    own_loud, dub_loud = (evaluate.frame_loudness(m, fps, frames) for m in (own_mel, dub_mel))
+    own_loud, dub_loud = (frame_loudness(m, fps, frames) for m in (own_mel, dub_mel))
     source_index = np.arange(frames)[::-1]  # the render played the original backwards
     source_ap = own_loud.copy()  # the original mouth follows its own audio
     rendered_ap = dub_loud + 0.1  # the rendered mouth follows the dub

@@ -29,11 +29,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.audio import load_audio, melspectrogram
+from core.audio import frame_loudness, load_audio, melspectrogram
 from core.render import RenderOptions, Renderer
 from core.sync import load_scorer, score_video
 from core.video import VideoSource
-from training.evaluate import aperture_loudness_r, frame_loudness, measure_apertures
+from training.evaluate import aperture_loudness_r, measure_apertures
 
 SPEECH_PERCENTILE = 40  # frames louder than this percentile of the dub count as its speech
 

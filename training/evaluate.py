@@ -27,19 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.audio import load_audio, melspectrogram
-from core.hparams import HP
+from core.audio import frame_loudness, load_audio, melspectrogram
 from core.render import RenderOptions, Renderer
 from core.sync import load_scorer, score_video
 from core.video import VideoSource
 from training.adapt import adapt
-
-
-def frame_loudness(mel: np.ndarray, fps: float, frames: int) -> np.ndarray:
-    """Mean log-mel energy of the audio heard during each of `frames` video frames."""
-    energy = mel.mean(axis=0)
-    edges = np.minimum((np.arange(frames + 1) * HP.mel_fps / fps).astype(int), len(energy) - 1)
-    return np.array([energy[a:max(b, a + 1)].mean() for a, b in zip(edges[:-1], edges[1:])])
 
 
 def aperture_loudness_r(aperture: np.ndarray, loudness: np.ndarray) -> float:
