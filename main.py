@@ -253,9 +253,7 @@ def cmd_score(args) -> int:
 
 
 def add_export_parser(sub):
-    from core.export import AUDIO_MODES, EXPORT_PRESETS
-    from core.loudness import LOUDNESS_TARGETS, TRUE_PEAK
-    from core.video import VIDEO_CODECS
+    from core.delivery import AUDIO_MODES, EXPORT_PRESETS, LOUDNESS_TARGETS, TRUE_PEAK, VIDEO_CODECS
 
     p = sub.add_parser("export", help="export a saved .lipsmith project as the editor does: each segment's "
                                       "chosen take, the original frames elsewhere, with the dub")

@@ -120,7 +120,7 @@ class ExportDialog(QDialog):
 
     def __init__(self, default_path: Path, summary: str, parent=None):
         from core.export import AUDIO_MODES, default_format
-        from core.loudness import LOUDNESS_TARGETS
+        from core.delivery import LOUDNESS_TARGETS
         from core.video import VIDEO_CODECS
 
         super().__init__(parent)

@@ -19,16 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.delivery import AUDIO_MODES, EXPORT_PRESETS
 from core.jobs import UserError, project_length
 from core.project import EditError, Project
 
-EXPORT_PRESETS = {  # name → (CRF, x264 preset): H.264's; ProRes and DNxHR have one quality
-    "High quality (CRF 18)": (18, "medium"),
-    "Fast draft (CRF 23)": (23, "veryfast"),
-    "Archive (CRF 12)": (12, "slow"),
-}
-AUDIO_MODES = {"dub": "the dub", "dub+original": "the dub, and the video's own track as a second stream",
-               "mix": "the dub mixed with the video's own track"}
 
 
 def default_format(output) -> str:
@@ -99,7 +93,7 @@ def export_request(project: Project, output, preset_name: str, format: str | Non
                    start: int = 0, end: int | None = None) -> ExportRequest:
     """Snapshot for exporting the project's frames [start, end) to `output` with one of EXPORT_PRESETS, as
     `format` (default_format of the output's name), with `audio` (AUDIO_MODES) at a `loudness` target."""
-    from core.loudness import LOUDNESS_TARGETS
+    from core.delivery import LOUDNESS_TARGETS
     from core.video import VIDEO_CODECS
 
     if project.dub is None:
@@ -218,7 +212,7 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
         for track in tracks:
             track.unlink(missing_ok=True)
     if request.loudness:
-        from core.loudness import LOUDNESS_TARGETS
+        from core.delivery import LOUDNESS_TARGETS
 
         target = LOUDNESS_TARGETS[request.loudness][0]
         loudness = [(name, before, _measure_output(request.output, i) if before else None)
@@ -253,7 +247,8 @@ def _audio_track(request: ExportRequest, name: str, first: int, last: int, outpu
     request's loudness target; returns (its loudness before, loudnorm's mode) when normalised, else (None, None)."""
     import ffmpeg
 
-    from core.loudness import LOUDNESS_TARGETS, SAMPLE_RATE, SILENCE, measure, normalise, write
+    from core.delivery import LOUDNESS_TARGETS
+    from core.loudness import SAMPLE_RATE, SILENCE, measure, normalise, write
     from core.video import FINITE_EXPR
 
     seconds = f"{(last - first) / request.fps:.6f}"

@@ -15,11 +15,10 @@ import re
 import subprocess
 from dataclasses import dataclass
 
+from core.delivery import TRUE_PEAK
 from core.errors import MediaError
 from core.ffmpeg import run_ffmpeg
 
-LOUDNESS_TARGETS = {"-23": (-23.0, "EBU R128"), "-24": (-24.0, "ATSC A/85")}  # the CLI's values -> (LUFS, standard)
-TRUE_PEAK = -1.0  # dBTP, the ceiling both standards' delivery specs ask for
 SAMPLE_RATE = 48000  # loudnorm works (and outputs) at 192 kHz; deliveries are at 48
 SILENCE = -70.0  # LUFS: EBU R128's absolute gate; quieter than this is silence, nothing to normalise
 

@@ -21,6 +21,7 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 from core.atomic import Interrupted, interrupted, signals_held, sweep_stale_temps, temp_beside
+from core.delivery import VIDEO_CODECS
 from core.errors import MediaError
 from core.ffmpeg import run_ffmpeg, start_ffmpeg
 from core.hparams import HP
@@ -32,26 +33,6 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 OUTPUT_FORMATS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}  # what VideoWriter writes: suffix -> muxer
 
 
-@dataclass(frozen=True)
-class VideoCodec:
-    """A picture format VideoWriter encodes, with the audio that goes with it."""
-    title: str
-    encoder: tuple  # ffmpeg's video encoder options (H.264's rate control comes from the writer's crf/preset)
-    pix_fmt: str
-    audio: tuple  # ffmpeg's audio encoder options
-    suffixes: tuple  # the containers that hold it
-    min_size: tuple = (2, 2)  # (width, height) the encoder accepts
-
-
-VIDEO_CODECS = {
-    "h264": VideoCodec("H.264 (4:2:0 8-bit)", ("-c:v", "libx264"), "yuv420p", ("-c:a", "aac"),
-                       (".mp4", ".mov", ".mkv")),
-    # masters carry uncompressed audio: PCM 24-bit
-    "prores": VideoCodec("ProRes 422 HQ (4:2:2 10-bit)", ("-c:v", "prores_ks", "-profile:v", "3", "-vendor", "apl0"),
-                         "yuv422p10le", ("-c:a", "pcm_s24le"), (".mov", ".mkv")),
-    "dnxhr": VideoCodec("DNxHR HQ (4:2:2 8-bit)", ("-c:v", "dnxhd", "-profile:v", "dnxhr_hq"), "yuv422p",
-                        ("-c:a", "pcm_s24le"), (".mov", ".mkv"), min_size=(256, 120)),
-}
 # Containers with a real index, where seeking is trusted. MPEG-PS/TS seek by guessing
 # byte offsets and then stamp the next frames wrongly (seen: 3 frames off), so those
 # are decoded from the start instead.

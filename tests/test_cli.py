@@ -521,7 +521,7 @@ def test_good_numbers_still_parse():
     assert sync.sync_switch == float("inf")  # "inf: from the first step" stays allowed where it means something
 
 
-def test_parser_imports_neither_torch_nor_the_trainers():
+def test_parser_imports_neither_torch_nor_the_trainers_nor_the_media_libraries():
     import subprocess
     import sys
 
@@ -529,7 +529,8 @@ def test_parser_imports_neither_torch_nor_the_trainers():
             "main.build_parser()\n"
             "for argv in (['--help'], ['--version'], ['train-expert', '--help']):\n"
             "    assert main.main(argv) == 0\n"
-            "heavy = [m for m in ('torch', 'training.train_expert', 'training.adapt') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch', 'training.train_expert', 'training.adapt', 'cv2', 'av')\n"
+            "         if m in sys.modules]\n"
             "print('HEAVY', heavy)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(main.__file__).parent)
