@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from core.models.wav2lip import GeneratorDims, Wav2Lip
-from core.render import FaceGenerator, cpu_supports_bf16
+from core.device import cpu_supports_bf16
+from core.render import FaceGenerator
 
 
 def images_per_second(run, crops, mels, batch, repeats):

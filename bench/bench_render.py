@@ -40,7 +40,8 @@ from core.blend import BlendSettings, composite
 from core.faces import track_video
 from core.hparams import HP, MOUTH_MODES
 from core.models.wav2lip import GeneratorDims, Wav2Lip
-from core.render import FaceGenerator, RenderOptions, Renderer, cpu_supports_bf16
+from core.device import cpu_supports_bf16
+from core.render import FaceGenerator, RenderOptions, Renderer
 from core.video import VideoSource, VideoWriter
 from core.weights import save_weights
 from tests.conftest import DATA, ffmpeg

@@ -25,7 +25,7 @@ class Check:
 def _torch() -> Check:
     import torch
 
-    from core.render import cpu_supports_bf16, select_device
+    from core.device import cpu_supports_bf16, select_device
 
     device = select_device("auto")
     if device.type == "cuda":

@@ -21,7 +21,8 @@ import torch
 from core import actor_mouth
 from core.audio import is_silent, load_audio, mel_windows, melspectrogram
 from core.blend import BlendSettings, composite
-from core.errors import Cancelled, FaceError, MediaError, SetupError
+from core.device import cpu_supports_bf16, select_device
+from core.errors import Cancelled, FaceError, MediaError
 from core.hparams import HP, MOUTH_MODES
 from core.plan import plan_frames
 from core.references import build_references
@@ -127,26 +128,6 @@ def source_frames(video: VideoSource, indices, block: int = 32):
 
 
 # --------------------------------------------------------------------------- generator
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """`auto`: CUDA, else Apple MPS, else the CPU. A named device must be one this machine has:
-    torch would accept the name and fail later, with a traceback, on the first tensor sent there."""
-    cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
-    mps = ["mps"] if torch.backends.mps.is_available() else []
-    if name == "auto":
-        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
-    available = ["cpu", *cuda, *mps]
-    if ("cuda:0" if name == "cuda" else name) not in available:
-        raise SetupError(None, f"device {name!r} is not available here; available: {', '.join(available)}")
-    return torch.device(name)
-
-
-def cpu_supports_bf16() -> bool:
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:

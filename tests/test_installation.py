@@ -13,7 +13,7 @@ import torch
 import main
 from core import ffmpeg as ffmpeg_module
 from core.errors import SetupError
-from core.render import select_device
+from core.device import select_device
 from tests.conftest import ffmpeg
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 from core.adapt import adapted_expert_output
 from core.atomic import sha256_file
 from core.errors import Cancelled, FaceError, LipsmithError, MediaError, WeightsError
-from core.render import select_device
+from core.device import select_device
 from core.weights import MODELS_DIR, load_model, read_manifest, read_sidecar, resolve, save_weights
 from training import prepare, train_expert, train_generator
 from training.cli import ADAPT_LR, add_expert_args

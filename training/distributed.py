@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from core.render import select_device
+from core.device import select_device
 
 
 @dataclass(frozen=True)
