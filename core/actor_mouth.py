@@ -105,13 +105,18 @@ class MouthBank:
         return len(self.frames)
 
 
+def window(used_frames, fps: float, n_source: int) -> tuple[int, int]:
+    """[lo, hi): the source frames within WINDOW_S of those a job shows (where its mouths come from)."""
+    reach = int(WINDOW_S * fps)
+    return max(0, int(np.min(used_frames)) - reach), min(n_source, int(np.max(used_frames)) + reach + 1)
+
+
 def bank_frames(track, used_frames, fps: float, n_source: int) -> np.ndarray:
     """The source frames a bank for a job showing `used_frames` is built from: the frames with a
     face within WINDOW_S of them, every stride-th by index when there are more than MAX_ENTRIES.
     The stride is a power of two and the frames its multiples, so the banks of neighbouring or
     longer ranges share their frames (and the cache serves them) instead of each taking its own."""
-    lo = max(0, int(np.min(used_frames) - WINDOW_S * fps))
-    hi = min(n_source, int(np.max(used_frames) + WINDOW_S * fps) + 1)
+    lo, hi = window(used_frames, fps, n_source)
     candidates = np.array([i for i in range(lo, hi) if track.crop_box(i) is not None], dtype=np.int64)
     stride = 1
     while len(candidates[candidates % stride == 0]) > MAX_ENTRIES:

@@ -284,6 +284,7 @@ class Renderer:
         if len(self.range) == 0:
             raise MediaError(self.video.path, f"the frame range {options.start_frame}..{options.end_frame} is empty: "
                              f"the output has {len(self.source)} frames")
+        self.used = self.source[np.asarray(self.range)]  # the source frames this job shows
         self.warnings = []  # for the user, before the frames are rendered
         without = int(len(self.range) - self.with_dub[self.range.start:self.range.stop].sum())
         if options.dub_offset_s and without > len(self.range) / 2:
@@ -295,9 +296,8 @@ class Renderer:
             raise ValueError(f"mouth must be one of {', '.join(MOUTH_MODES)}, not {options.mouth!r}")
         self.generator = generator or load_generator(options, len(self.range))
         self.track = self._track_faces()
-        used = self.source[np.asarray(self.range)]
         self.references = None if self.video.is_image else build_references(
-            self.video, self.track, used, self.fps, options.pads)
+            self.video, self.track, self.used, self.fps, options.pads)
         self.actor = self._actor_mouth() if options.mouth == "actor" else None
         self.generated_mouth_frames = []  # frames where the actor's mouth was asked for but not found
 
@@ -308,11 +308,10 @@ class Renderer:
         if isinstance(detector, str):
             params = {"weights_dir": self.options.detector_weights} if self.options.detector_weights else {}
             detector = get_detector(detector, **params)
-        used = self.source[np.asarray(self.range)]  # the source frames this job shows: only they need faces
-        lo, hi = int(used.min()), int(used.max()) + 1
-        if self.options.mouth == "actor":  # and the footage the actor's mouths are read from
-            reach = int(actor_mouth.WINDOW_S * self.fps)
-            lo, hi = max(0, lo - reach), min(self.video.frame_count, hi + reach)
+        # the source frames this job shows need faces, and so does the footage the actor's mouths come from
+        lo, hi = int(self.used.min()), int(self.used.max()) + 1
+        if self.options.mouth == "actor":
+            lo, hi = actor_mouth.window(self.used, self.fps, self.video.frame_count)
         track = track_video(self.video, detector=detector, cache_dir=self.options.cache_dir,
                             face_index=self.options.face_index, smooth_window=self.options.smooth_window,
                             progress=lambda d, t: self.progress(d, t, "detect"), cancel=self.cancel,
@@ -333,8 +332,7 @@ class Renderer:
             self.warnings.append(f"{self.video.path.name}: a still image has no footage of the actor's mouth; "
                                  "the generated mouth is used")
             return None
-        used = self.source[np.asarray(self.range)]
-        frames = actor_mouth.bank_frames(self.track, used, self.fps, self.video.frame_count)
+        frames = actor_mouth.bank_frames(self.track, self.used, self.fps, self.video.frame_count)
         bank = actor_mouth.build_bank(self.video, self.track, frames, self.options.pads,
                                       progress=lambda d, t: self.progress(d, t, "mouths"), cancel=self.cancel,
                                       cache_dir=self.options.cache_dir)
