@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.blend import BlendSettings, crop_landmarks, crop_mask, lips_mask, match_colour
+from core.blend import BlendSettings, composite, matched_crop, paste_patch
 from core.errors import Cancelled
 from core.faces.cache import (default_cache_dir, file_fingerprint, from_json_array, json_array, read_cache_entry,
                               save_npz_atomic)
@@ -312,31 +312,24 @@ class ActorMouth:
 
     def paste(self, frame: np.ndarray, generated: np.ndarray, box, landmarks, source_frame: int) -> bool:
         """Composite into `frame` (in place) at the int `box`: the colour-matched generated crop's
-        shape and shading plus the aligned real mouth's detail, through the blend mask. False
-        (nothing pasted) when the bank has no mouth for it: the caller pastes the generated crop."""
+        shape and shading plus the aligned real mouth's detail, through the blend mask. False when
+        the bank has no mouth for it: the generated crop is pasted as it is (a fallback)."""
         x1, y1, x2, y2 = (int(v) for v in box)
         h, w = y2 - y1, x2 - x1
-        gh, gw = generated.shape[:2]
+        gh = generated.shape[0]
         if h < 4 or w < 4:
+            composite(frame, generated, box, landmarks, self.settings)
             return False
-        original = frame[y1:y2, x1:x2]
-        small_mask = crop_mask(box, landmarks, (gw, gh), self.settings)
-        if self.settings.color_match:
-            small_original = cv2.resize(original, (gw, gh), interpolation=cv2.INTER_AREA)
-            lips = lips_mask((gw, gh), crop_landmarks(box, landmarks, (gw, gh)))
-            generated = match_colour(generated, small_original, small_mask, lips)
+        generated, small_mask = matched_crop(frame, generated, box, landmarks, self.settings)
+        patch = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
         mouth = cv2.resize(generated[gh // 2:], self.bank.size, interpolation=cv2.INTER_CUBIC)
         row = self.pick(mouth, source_frame)
         self.previous = row
-        if row is None:
-            return False
-        self.picks.append(int(self.bank.frames[row]))
-        real = self.aligned(row, mouth).astype(np.float32)
-        sigma = DETAIL_SIGMA * self.bank.size[0] / HP.img_size
-        mouth = cv2.GaussianBlur(mouth.astype(np.float32), (0, 0), sigma) + real - cv2.GaussianBlur(real, (0, 0), sigma)
-        patch = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        patch[h // 2:] = cv2.resize(mouth, (w, h - h // 2), interpolation=cv2.INTER_LINEAR)
-        weight = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-        base = original.astype(np.float32)
-        frame[y1:y2, x1:x2] = np.clip(base + weight * (patch - base) + 0.5, 0, 255).astype(np.uint8)
-        return True
+        if row is not None:
+            self.picks.append(int(self.bank.frames[row]))
+            real = self.aligned(row, mouth).astype(np.float32)
+            sigma = DETAIL_SIGMA * self.bank.size[0] / HP.img_size
+            mouth = cv2.GaussianBlur(mouth.astype(np.float32), (0, 0), sigma) + real - cv2.GaussianBlur(real, (0, 0), sigma)
+            patch[h // 2:] = cv2.resize(mouth, (w, h - h // 2), interpolation=cv2.INTER_LINEAR)
+        paste_patch(frame, patch, box, small_mask)
+        return row is not None

@@ -128,15 +128,29 @@ def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
     h, w = y2 - y1, x2 - x1
     if h < 2 or w < 2:
         return frame
+    generated, small_mask = matched_crop(frame, generated, box, landmarks, settings)
+    return paste_patch(frame, cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR), box, small_mask)
+
+
+def matched_crop(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
+                 settings: BlendSettings = BlendSettings()) -> tuple:
+    """(the generated crop with the original's colour when `settings` ask for it, the crop's mask),
+    both at the generated crop's own size."""
+    x1, y1, x2, y2 = (int(v) for v in box)
     gh, gw = generated.shape[:2]
-    original = frame[y1:y2, x1:x2]
     small_mask = crop_mask(box, landmarks, (gw, gh), settings)
     if settings.color_match:
-        small_original = cv2.resize(original, (gw, gh), interpolation=cv2.INTER_AREA)
+        small_original = cv2.resize(frame[y1:y2, x1:x2], (gw, gh), interpolation=cv2.INTER_AREA)
         lips = lips_mask((gw, gh), crop_landmarks(box, landmarks, (gw, gh)))
         generated = match_colour(generated, small_original, small_mask, lips)
-    patch = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return generated, small_mask
+
+
+def paste_patch(frame: np.ndarray, patch: np.ndarray, box, small_mask: np.ndarray) -> np.ndarray:
+    """Blend `patch` (the int `box`'s size) into `frame` (in place) through `small_mask` scaled to it."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    h, w = y2 - y1, x2 - x1
     weight = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-    base = original.astype(np.float32)
-    frame[y1:y2, x1:x2] = (base + weight * (patch - base) + 0.5).astype(np.uint8)
+    base = frame[y1:y2, x1:x2].astype(np.float32)
+    frame[y1:y2, x1:x2] = np.clip(base + weight * (patch.astype(np.float32) - base) + 0.5, 0, 255).astype(np.uint8)
     return frame

@@ -376,10 +376,12 @@ class Renderer:
                 k, frame = batch[n]
                 src = int(self.source[k])
                 landmarks = self.track.landmarks_at(src)
-                if self.actor is None or not self.actor.paste(frame, face, box, landmarks, src):
+                if self.actor is None:
                     composite(frame, face, box, landmarks, self.options.blend)
-                    if self.options.mouth == "actor":
+                    if self.options.mouth == "actor":  # a still: no footage of the actor's mouth
                         self.generated_mouth_frames.append(int(k))
+                elif not self.actor.paste(frame, face, box, landmarks, src):  # pasted the generated mouth
+                    self.generated_mouth_frames.append(int(k))
         done = set(todo)
         for n, (k, frame) in enumerate(batch):
             yield k, frame, n in done
