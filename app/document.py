@@ -65,10 +65,17 @@ class Document(QObject):
         self.track_key = None  # the TrackRequest.key it was built for
         self.models: dict | None = None  # {"generator": problem or None, "expert": ...}; None: not checked yet
         self._length = project_length(project)
+        self._marks()
         self._closed = False
         project.history.add_listener(self._on_history)
 
     # -- the project
+
+    def _marks(self):
+        """What the chosen takes mark, kept per change (the preview asks at every frame it shows): where
+        a render found no face, and where the actor's mouth was asked for but the generated one pasted."""
+        self.no_face_ranges = self.project.no_face_ranges()
+        self.generated_mouth_ranges = self.project.generated_mouth_ranges()
 
     @property
     def fps(self) -> float:
@@ -87,6 +94,7 @@ class Document(QObject):
         if self._closed:
             return
         self._length = project_length(self.project)
+        self._marks()
         if self.frame >= self._length:
             self.set_frame(self._length - 1)
         self._end_stale_compare()

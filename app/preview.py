@@ -384,7 +384,7 @@ class PreviewPanel(QWidget):
         """Whether the take on screen has `frame` among its `marks`: "no_face_ranges" (its render left the
         frame as it was) or "generated_mouth_ranges" (the actor's mouth asked, the generated one pasted)."""
         compared = self._compared_take(frame)
-        ranges = getattr(compared, marks) if compared is not None else getattr(self.document.project, marks)()
+        ranges = getattr(compared if compared is not None else self.document, marks)
         return any(a <= frame < b for a, b in ranges)
 
     def source_frame(self, frame: int) -> int:

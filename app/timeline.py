@@ -498,9 +498,9 @@ class Timeline(QWidget):
     def _draw_marks(self):
         """The ruler's marks on what exports: no face found (the original frames), and the generated
         mouth where the actor's was asked for."""
-        project = self.document.project if self.document is not None else None
-        self._no_face_shown = project.no_face_ranges() if project is not None else []
-        self._generated_mouth_shown = project.generated_mouth_ranges() if project is not None else []
+        doc = self.document
+        self._no_face_shown = doc.no_face_ranges if doc is not None else []
+        self._generated_mouth_shown = doc.generated_mouth_ranges if doc is not None else []
         for bars, ranges, y, colour in ((self.no_face_bars, self._no_face_shown, 0.0, self.c.no_face),
                                         (self.generated_mouth_bars, self._generated_mouth_shown, 0.3,
                                          self.c.generated_mouth)):
