@@ -37,6 +37,32 @@ def test_sharpness_and_change_are_measured_against_the_source(tmp_path):
     soft = picture_measures(source, blurred, track, index, speech)
     assert soft["sharpness"] < 0.2
     assert picture_measures(source, frozen, track, index, speech)["change"] < 0.05
+    assert as_is["colour"] < 0.5 and abs(as_is["seam"] - as_is["source_seam"]) < 0.05
+
+
+def test_a_tinted_mouth_and_a_smoothed_inside_are_measured(tmp_path):
+    source = write(tmp_path / "source.mp4", [textured(i) for i in range(N)])
+    from core.blend import paste_weight
+    from core.hparams import HP
+    from core.video import VideoSource
+
+    with VideoSource(source) as video:
+        track = track_video(video, detector=BoxDetector(), use_cache=False)
+    box = track.crop_box(0, HP.pads)
+    x1, y1, x2, y2 = box
+    inside = paste_weight(box, None, (HP.img_size, HP.img_size))[..., None] > 0.9
+
+    def altered(i):  # redder, and flat where the mask is fully on: a paste whose edge is all the detail
+        frame = textured(i).astype(np.int16)
+        crop = frame[y1:y2, x1:x2]
+        crop[:] = np.where(inside, 128, crop)
+        frame[..., 2] += 20
+        return np.clip(frame, 0, 255).astype(np.uint8)
+
+    measured = picture_measures(source, write(tmp_path / "altered.mp4", [altered(i) for i in range(N)]), track,
+                                np.arange(N), np.ones(N, bool))
+    assert measured["colour"] > 3
+    assert measured["seam"] > 3 * measured["source_seam"]
 
 
 def test_closed_share_counts_speech_frames_with_the_lips_together():

@@ -10,6 +10,9 @@ Each video is rendered with every mouth mode against a foreign dub (paired in or
   change     mean absolute frame-to-frame change in the mouth box during the dub's speech,
              render ÷ source (a real mouth moves this much; far above it flickers, far below it
              freezes)
+  colour     distance between the mouth box's mean CIELAB (a*, b*) in render and source, mean over frames
+  seam       mean |gradient| on the blend mask's feathered edge ÷ inside the mask (core.qc's seam
+             strength), beside the same on the source (a visible seam raises the render's)
   LSE-C      our expert's confidence against the dub
 and with --aperture-python, by MediaPipe's lip aperture (training/lip_aperture.py):
   sync r     aperture against the dub's loudness (does the mouth follow the dub?)
@@ -30,6 +33,9 @@ import cv2
 import numpy as np
 
 from core.audio import frame_loudness, load_audio, melspectrogram
+from core.blend import BlendSettings, paste_weight
+from core.hparams import HP
+from core.qc import seam_strength
 from core.render import RenderOptions, Renderer
 from core.sync import load_scorer, score_video
 from core.video import VideoSource
@@ -49,19 +55,28 @@ def grey(image) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
-def picture_measures(source_path, output_path, track, source_index, speech) -> dict:
-    """Sharpness and frame-to-frame change of the output's mouth box against the source's."""
-    ratios, change_out, change_src, previous = [], [], [], None
+def lip_colour(image) -> np.ndarray:
+    """Mean (a*, b*) of a BGR image in CIELAB units (8-bit Lab keeps a* and b* unscaled, offset 128)."""
+    return cv2.cvtColor(image, cv2.COLOR_BGR2LAB).reshape(-1, 3)[:, 1:].astype(np.float32).mean(axis=0)
+
+
+def picture_measures(source_path, output_path, track, source_index, speech, pads=HP.pads,
+                     blend=BlendSettings()) -> dict:
+    """Against the source, in the mouth box (from the source's face track): sharpness, frame-to-frame
+    change, colour shift; and the blend seam's strength (gradient on the mask's edge ÷ inside)."""
+    ratios, change_out, change_src, colour, seams, previous = [], [], [], [], [], None
     with VideoSource(source_path) as source, VideoSource(output_path) as output:
         wanted = sorted(set(int(i) for i in source_index))
         originals = {i: f for i, f in source.frames(wanted[0], wanted[-1] + 1) if i in set(wanted)}
         for k, frame in output.frames(0, len(source_index)):
-            box = track.crop_box(int(source_index[k]))
+            i = int(source_index[k])
+            box = track.crop_box(i)
             if box is None:
                 previous = None
                 continue
             rows, cols = mouth_box(box)
-            out, src = grey(frame[rows, cols]), grey(originals[int(source_index[k])][rows, cols])
+            original = originals[i]
+            out, src = grey(frame[rows, cols]), grey(original[rows, cols])
             src_var = cv2.Laplacian(src, cv2.CV_32F).var()
             if src_var > 0:
                 ratios.append(cv2.Laplacian(out, cv2.CV_32F).var() / src_var)
@@ -69,8 +84,18 @@ def picture_measures(source_path, output_path, track, source_index, speech) -> d
                 change_out.append(np.abs(out - previous[0]).mean())
                 change_src.append(np.abs(src - previous[1]).mean())
             previous = (out, src)
+            colour.append(float(np.linalg.norm(lip_colour(frame[rows, cols]) - lip_colour(original[rows, cols]))))
+            crop = track.crop_box(i, pads)
+            weight = paste_weight(crop, track.landmarks_at(i), (HP.img_size, HP.img_size), blend)
+            pasted, kept = seam_strength(frame, crop, weight) or (np.nan, np.nan), seam_strength(original, crop, weight)
+            if kept is not None:
+                seams.append((pasted[0] / max(pasted[1], 1e-6), kept[0] / max(kept[1], 1e-6)))
+    seams = np.asarray(seams, np.float64).reshape(-1, 2)
     return {"sharpness": float(np.median(ratios)) if ratios else float("nan"),
-            "change": float(np.mean(change_out) / max(np.mean(change_src), 1e-6)) if change_src else float("nan")}
+            "change": float(np.mean(change_out) / max(np.mean(change_src), 1e-6)) if change_src else float("nan"),
+            "colour": float(np.mean(colour)) if colour else float("nan"),
+            "seam": float(np.nanmean(seams[:, 0])) if len(seams) else float("nan"),
+            "source_seam": float(np.mean(seams[:, 1])) if len(seams) else float("nan")}
 
 
 def correlation(a, b) -> float:
@@ -140,10 +165,11 @@ def compare(args) -> int:
             row = {"video": str(video), "dub": str(dub), "mode": mode, "frames": report.frames,
                    "fallback_frames": len(report.generated_mouth_frames), "seconds": report.seconds,
                    "lse_c": score_video(path, dub, scorer=scorer, track=renderer.track, frame_map=source_index).lse_c,
-                   **picture_measures(video, path, renderer.track, source_index, speech)}
+                   **picture_measures(video, path, renderer.track, source_index, speech, options.pads, options.blend)}
             rendered[mode] = (path, row, source_index, loudness, speech, renderer)
             results.append(row)
             print(f"{video.stem:<40} {mode:<9} sharpness {row['sharpness']:.2f}  change {row['change']:.2f}  "
+                  f"colour {row['colour']:.2f}  seam {row['seam']:.2f} (source {row['source_seam']:.2f})  "
                   f"LSE-C {row['lse_c']:.4f}  fallbacks {row['fallback_frames']}  {report.fps:.1f} frames/s", flush=True)
         path, row, source_index, loudness, speech, renderer = next(iter(rendered.values()))
         sheet(video, [v[0] for v in rendered.values()], renderer.track, source_index, loudness, speech,
@@ -153,7 +179,7 @@ def compare(args) -> int:
     summary = {"modes": {}, "results": results}
     for mode in args.modes:
         rows = [r for r in results if r["mode"] == mode]
-        keys = [k for k in ("sharpness", "change", "lse_c", "sync_r", "leak_r", "closed", "own_closed", "bilabial")
+        keys = [k for k in ("sharpness", "change", "colour", "seam", "source_seam", "lse_c", "sync_r", "leak_r", "closed", "own_closed", "bilabial")
                 if k in rows[0]]
         summary["modes"][mode] = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
         print(f"MEAN {mode:<9} " + "  ".join(f"{k} {v:.4f}" for k, v in summary["modes"][mode].items()))
