@@ -73,6 +73,18 @@ def ask_picture_length(parent, keep: str, cut: str) -> str:
     return "cut" if answer == Button.No else "pad"
 
 
+def ask_export_unrendered(parent, unrendered, total: int) -> bool:
+    """Export although the `unrendered` segments (Project.unrendered_segments, of `total`) have no take?"""
+    n = len(unrendered)
+    shown = ", ".join(s.title for s in unrendered[:8]) + (", …" if n > 8 else "")
+    text = (f"{n} of {total} segments is not rendered: it exports with the original mouth" if n == 1 else
+            f"{n} of {total} segments are not rendered: they export with the original mouth")
+    answer = message(parent, Icon.Warning, "Export", text,
+                     informative=f"Not rendered: {shown}. Render ▸ Render… lip-syncs them first.",
+                     buttons=Button.Yes | Button.Cancel, default=Button.Cancel, names={Button.Yes: "Export anyway"})
+    return answer == Button.Yes
+
+
 def ask(parent, title: str, text: str, informative: str = "") -> bool:
     return message(parent, Icon.Question, title, text, informative=informative,
                    buttons=Button.Yes | Button.No, default=Button.Yes) == Button.Yes
@@ -116,15 +128,17 @@ def _lay_out(dialog: QDialog, form: QFormLayout, summary: str, ok_text: str):
 
 class ExportDialog(QDialog):
     """Where to write the video, in which format (the preset: H.264's quality), with which audio
-    and loudness: the command line's `export` options."""
+    and loudness: the command line's `export` options. A name it proposes (a format's suffix) is never
+    one of `inputs` (core.export.unused_output)."""
 
-    def __init__(self, default_path: Path, summary: str, parent=None):
+    def __init__(self, default_path: Path, summary: str, inputs=(), parent=None):
         from core.export import AUDIO_MODES, default_format
         from core.delivery import LOUDNESS_TARGETS
         from core.video import VIDEO_CODECS
 
         super().__init__(parent)
         self.setWindowTitle("Export")
+        self.inputs = tuple(inputs)
         self.path = QLineEdit(str(default_path), self)
         holder = _with_browse(self, self.path, self._browse)
         self.format = QComboBox(self)
@@ -151,14 +165,15 @@ class ExportDialog(QDialog):
         self._follow_format()
 
     def _follow_format(self):
-        """A name whose container cannot hold the format takes the format's first (ProRes: .mov); the
-        preset is H.264's only."""
+        """A name whose container cannot hold the format takes the format's first (ProRes: .mov), unless
+        that names an input; the preset is H.264's only."""
+        from core.export import unused_output
         from core.video import VIDEO_CODECS
 
         codec = VIDEO_CODECS[self.format.currentData()]
         path = Path(self.path.text())
         if path.suffix.lower() not in codec.suffixes:
-            self.path.setText(str(path.with_suffix(codec.suffixes[0])))
+            self.path.setText(str(unused_output(path.with_suffix(codec.suffixes[0]), self.inputs)))
         self.preset.setEnabled(self.format.currentData() == "h264")
 
     def _browse(self):

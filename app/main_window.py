@@ -10,7 +10,9 @@ inspector, jobs, weak segments and markers docks — and the flows that tie them
                 what changed, chosen where a segment had none (a re-rendered segment: there) → scored over its
                 segments (job, when the sync expert is installed), in the render's undo step, which then
                 chooses it where it scored better if asked; the renderer's warnings go to the status bar
-  export        original frames + chosen takes + dub → MP4 (job) → an export record
+  export        File ▸ Export… proposes a file that is no input (core.export.suggested_output) and, where
+                segments have no chosen take, asks first (Project.unrendered_segments); original frames
+                + chosen takes + dub → MP4 (job) → an export record
   score         the chosen takes with the sync expert (job) → segment confidence and per-frame curves
   adapt         Render ▸ Adapt to Speaker…: the generator fine-tuned on the project's video, its faces found
                 with the project's detector (job) → an adapted model recorded in the project
@@ -25,6 +27,9 @@ inspector, jobs, weak segments and markers docks — and the flows that tie them
   markers       M adds a marker at the playhead (AddMarker; on one, M names it in the Markers dock, which
                 lists, edits and removes them); Shift+↑/↓ walk them, ↑/↓ walk every edit (segment edges
                 and markers); Shift+I/O go to the in / out mark; Ctrl+Shift+Space plays in to out; loop
+  playback      J / K / L shuttle (K held: L / J jog a frame, held half speed; the key releases reach the
+                transport through eventFilter); Playback ▸ Monitor and the transport bar's ♪ button choose
+                the dub, the original or both and their levels (core.monitor; a view setting, kept in Settings)
 
 Long work always runs as a Job (app.workers); its failure becomes a message box, its result is
 applied on this thread as undoable commands. Autosave ticks every few seconds (core.project's
@@ -33,20 +38,22 @@ Autosaver decides when to write).
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QAbstractItemView, QAbstractSpinBox, QApplication, QComboBox, QDockWidget, QFileDialog,
                                QInputDialog, QLabel, QLineEdit, QMainWindow, QScrollArea, QSplitter, QStyle,
-                               QToolButton)
+                               QToolButton, QWidget)
 
 import core.adapt
 import core.export
 import core.qc
 from core import jobs
 from core.errors import LipsmithError
+from core.monitor import SOURCES, Monitor
 from core.project import (SUFFIX, AddMarker, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError,
                           RecentProjects, RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RenameSegment,
                           SetProjectSettings, SplitSegment, discard_autosave, recovery_candidate)
@@ -58,6 +65,7 @@ from .frames import FrameReader
 from .inspector import Inspector
 from .jobs_panel import JobsPanel
 from .markers import MarkersPanel
+from .monitor import MonitorButton
 from .playback import Transport
 from .preview import PreviewPanel
 from .project_settings import ProjectSettingsDialog
@@ -135,6 +143,11 @@ class MainWindow(QMainWindow):
         self.apply_shortcuts()
         for name in ("play.start", "play.prev_frame", "play.toggle", "play.next_frame", "play.end"):
             self.preview.add_control(self._tool_button(name))
+        self.monitor_button = MonitorButton([self.actions[f"play.monitor_{s}"] for s in SOURCES], self)
+        self.monitor_button.levels_changed.connect(
+            lambda dub, original: self.set_monitor(replace(self.transport.monitor, dub_db=dub, original_db=original)))
+        self.preview.add_control(self.monitor_button)
+        self.set_monitor(self.settings.monitor)
         for name, text in (("edit.nudge_earlier_second", "−1 s"), ("edit.nudge_earlier", "−1 frame"),
                            ("edit.nudge_later", "+1 frame"), ("edit.nudge_later_second", "+1 s")):
             self.inspector.add_dub_control(self._text_button(name, text))
@@ -165,13 +178,40 @@ class MainWindow(QMainWindow):
 
     def eventFilter(self, watched, event):
         """Up and Down walk the edits, except in a focused spin box, list or combo box of this window,
-        which steps through its own values with them (accepting the override gives it the key)."""
-        if (event.type() == QEvent.Type.ShortcutOverride and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down)
+        which steps through its own values with them (accepting the override gives it the key). K's
+        press and release and L's and J's releases go to the transport (K held: L / J jog), and a
+        window that loses the keyboard lets go of them."""
+        kind = event.type()
+        if (kind == QEvent.Type.ShortcutOverride and event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down)
                 and event.modifiers() == Qt.KeyboardModifier.NoModifier
                 and isinstance(watched, (QAbstractSpinBox, QAbstractItemView, QComboBox))
                 and watched.window() is self):
             event.accept()
+        if (kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyRelease) and not event.isAutoRepeat()
+                and isinstance(watched, QWidget) and watched.window() is self):
+            self._jog_keys(event)
+        elif kind == QEvent.Type.WindowDeactivate and watched is self:
+            self.transport.release_keys()
         return super().eventFilter(watched, event)
+
+    def _jog_keys(self, event):
+        """A press (its ShortcutOverride, before an action takes it) of play.stop's key holds the stop; a
+        release of it lets go, of play.forward's or play.reverse's ends a jog. Releases match the key alone:
+        a modifier may be let go first."""
+        def key(name):
+            bound = QKeySequence(self.shortcuts.key(name))
+            return bound[0] if bound.count() else None
+
+        if event.type() == QEvent.Type.ShortcutOverride:
+            if event.keyCombination() == key("play.stop"):
+                self.transport.hold_stop(True)
+            return
+        for name, release in (("play.stop", lambda: self.transport.hold_stop(False)),
+                              ("play.forward", lambda: self.transport.release_jog(1)),
+                              ("play.reverse", lambda: self.transport.release_jog(-1))):
+            bound = key(name)
+            if bound is not None and event.key() == bound.key():
+                release()
 
     def showEvent(self, event):
         super().showEvent(event)
@@ -278,6 +318,12 @@ class MainWindow(QMainWindow):
         a("play.next_edit", "Next E&dit", lambda: self.goto_edit(1))
         a("play.in_to_out", "Pla&y In to Out", self.play_in_to_out)
         a("play.loop", "&Loop Playback", self.transport.set_loop, True)
+        monitor = QActionGroup(self)
+        for source, text in SOURCES.items():
+            action = a(f"play.monitor_{source}", f"Monitor &{text}",
+                       lambda on, source=source: self.set_monitor(replace(self.transport.monitor, source=source)),
+                       True)
+            monitor.addAction(action)
         a("marker.add", "&Add Marker", self.add_marker)
         a("marker.remove", "Remo&ve Marker", self.remove_marker)
         a("marker.prev", "Previous &Marker", lambda: self.goto_marker(-1))
@@ -342,6 +388,10 @@ class MainWindow(QMainWindow):
                      "marker.next", None, "mark.in", "mark.out", "mark.clear", "play.goto_in", "play.goto_out", None,
                      "play.prev_edit", "play.next_edit", "play.in_to_out", "play.loop"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
+        m.addSeparator()
+        monitor = m.addMenu("&Monitor")
+        for source in SOURCES:
+            monitor.addAction(self.actions[f"play.monitor_{source}"])
 
         m = bar.addMenu("&Render")
         for name in ("render.segment", "render.smooth", "render.range", "render.clip", "render.dialog", None,
@@ -437,7 +487,7 @@ class MainWindow(QMainWindow):
         if r is not None:
             text += f"   in {doc.time_text(r[0])}  out {doc.timecode.out_text(r[1])}"
         if self.transport.playing:
-            text += f"   ▶ {self.transport.speed:+d}×" + (" in–out" if self.transport.range else "")
+            text += f"   ▶ {self.transport.speed:+g}×" + (" in–out" if self.transport.range else "")
         if self.transport.loop:
             text += "   loop"
         self.frame_label.setText(text)
@@ -1312,16 +1362,16 @@ class MainWindow(QMainWindow):
         if doc is None:
             return None
         project = doc.project
-        folder = project.folder or Path(self.settings.last_dir("exports"))
-        last = project.exports[-1].path if project.exports else folder / f"{Path(doc.title).stem}.mp4"
-        speech = [s for s in project.segments if s.kind == "speech"]
-        chosen = sum(1 for s in speech if s.take_id)
+        proposed = core.export.suggested_output(project, project.folder or self.settings.last_dir("exports"))
+        unrendered, total = project.unrendered_segments(), len(project.segments)
         cut = "" if project.settings["length_policy"] == "cut" else (
             " To cut the picture to the dub, choose Project ▸ Settings ▸ Length policy ▸ Cut.")
         summary = (f"Length: {project.length_text()}.{cut} "
-                   f"{chosen} of {len(speech)} speech segments use a take; the rest show the original frames.")
-        dialog = dialogs.ExportDialog(last, summary, self)
+                   f"{total - len(unrendered)} of {total} segments use a take; the rest show the original frames.")
+        dialog = dialogs.ExportDialog(proposed, summary, core.export.export_inputs(project), self)
         if not dialog.exec():
+            return None
+        if unrendered and not dialogs.ask_export_unrendered(self, unrendered, total):
             return None
         path, preset, options = dialog.values()
         return self.export(path, preset, **options)
@@ -1358,6 +1408,14 @@ class MainWindow(QMainWindow):
         return self.run_job(f"Export {path.name}", core.export.export_video, request, heavy=True, on_success=done)
 
     # ------------------------------------------------------------------ view, help
+
+    def set_monitor(self, monitor: Monitor):
+        """Hear `monitor` from now on (the transport), and next time (the settings); the menu and the
+        transport bar's button show it."""
+        self.transport.set_monitor(monitor)
+        self.settings.monitor = monitor
+        self.actions[f"play.monitor_{monitor.source}"].setChecked(True)
+        self.monitor_button.show_monitor(monitor)
 
     def set_light_theme(self, on: bool):
         self.settings.theme = "light" if on else "dark"

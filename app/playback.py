@@ -1,12 +1,19 @@
-"""`Transport`: play / pause and J-K-L shuttle over the document's playhead; play in to out; loop.
+"""`Transport`: play / pause and J-K-L shuttle over the document's playhead; play in to out; loop; what
+is heard (core.monitor: the dub, the video's own audio or both, each at its level).
 
 A timer moves the playhead by wall-clock time × speed (frames the preview cannot decode in time
-are skipped, never queued). At 1× forwards the dub plays through QtMultimedia, when it is there
-and an audio output exists; the picture then follows the audio's clock. Played from before the
-dub's start (a dub nudged later), the audio starts when the playhead reaches it; a playhead moved
-by something else while playing (a click in the timeline, a weak segment) plays on from there,
-the audio with it. `play_range` plays [start, end) and stops at its last frame; with `loop` on,
-playback at an end (the range's, else the clip's) starts again from the other.
+are skipped, never queued). At 1× forwards each monitored track plays through QtMultimedia, when it
+is there and an audio output exists, a player and an output of its own per track (so a level changes
+at once); the picture then follows the audio's clock (the dub's, else the original's), and a second
+track that drifts from it is put back. Played from before the dub's start (a dub nudged later), the
+dub starts when the playhead reaches it; a playhead moved by something else while playing (a click in
+the timeline, a weak segment) plays on from there, the audio with it. Backwards, faster and slower,
+the picture plays silent. `play_range` plays [start, end) and stops at its last frame; with `loop`
+on, playback at an end (the range's, else the clip's) starts again from the other.
+
+J / L shuttle backwards / forwards, faster at each press; K stops. With K held, a tap of L or J steps
+one frame, and holding it plays at half speed until it is let go: the window reports K and the
+releases (`hold_stop`, `release_jog`), which an action triggered on a press cannot see.
 """
 from __future__ import annotations
 
@@ -15,14 +22,21 @@ import time
 
 from PySide6.QtCore import QObject, QTimer, QUrl, Signal
 
+from core.monitor import Monitor, cues
+
 SHUTTLE_SPEEDS = (1, 2, 4, 8)
+JOG_SPEED = 0.5  # K held with L / J held down
+DRIFT_S = 0.08  # a second track further than this from the clock's is put back (seeking is audible:
+RESYNC_S = 1.0  # not more often than this)
 
 
-class _Audio:
-    """The dub through QMediaPlayer, created on first use; None-safe when QtMultimedia is missing."""
+class _Track:
+    """One file through its own QMediaPlayer and QAudioOutput, created on first use; None-safe when
+    QtMultimedia is missing."""
 
     def __init__(self):
         self.player = None
+        self.output = None
         self.source = None
         self.available = os.environ.get("QT_QPA_PLATFORM") != "offscreen"  # no sound device in headless runs
 
@@ -45,14 +59,22 @@ class _Audio:
             return False
         return True
 
-    def play(self, path, seconds: float):
-        if seconds < 0 or not self._ensure():
+    def play(self, path, seconds: float, gain: float):
+        if not self._ensure():
             return
         if self.source != str(path):
             self.player.setSource(QUrl.fromLocalFile(str(path)))
             self.source = str(path)
-        self.player.setPosition(int(seconds * 1000))
+        self.set_gain(gain)
+        self.seek(seconds)
         self.player.play()
+
+    def seek(self, seconds: float):
+        self.player.setPosition(int(seconds * 1000))
+
+    def set_gain(self, gain: float):
+        if self.output is not None:
+            self.output.setVolume(gain)
 
     def position(self) -> float | None:
         if self.player is None or self.player.playbackState() != self.player.PlaybackState.PlayingState:
@@ -75,12 +97,15 @@ class Transport(QObject):
         self._timer.setInterval(15)
         self._timer.timeout.connect(self._tick)
         self._origin = (0.0, 0)  # (time, frame) when the current speed began
-        self._audio = _Audio()
-        self._audio_offset = 0.0
-        self._audio_waiting = False  # at 1×, the playhead not yet at the dub's start
+        self.monitor = Monitor()
+        self._tracks = {"dub": _Track(), "original": _Track()}
+        self._cued = {}  # track → core.monitor.Cue, for the tracks started since playback (re)started
+        self._resynced = 0.0  # when a drifting track was last put back
         self._ticking = False  # the playhead moving by the transport's own hand
         self.loop = False  # at an end, start again from the other
         self.range: tuple[int, int] | None = None  # [start, end) being played in to out; None: the clip
+        self.stop_held = False  # K is down: L / J jog
+        self._jogging = 0  # the direction of the L / J key down while K is held; 0: none
 
     def set_document(self, document):
         self.stop()
@@ -117,7 +142,17 @@ class Transport(QObject):
         self.loop = bool(on)
         self.state_changed.emit()
 
-    def play(self, speed: int = 1, keep_range: bool = False):
+    def set_monitor(self, monitor: Monitor):
+        """Hear `monitor` from now on: new levels at once; other tracks from the playhead."""
+        other_tracks = monitor.tracks != self.monitor.tracks
+        self.monitor = monitor
+        if other_tracks:
+            self._restart_audio()
+        else:
+            for track in self._cued:
+                self._tracks[track].set_gain(monitor.gain(track))
+
+    def play(self, speed: float = 1, keep_range: bool = False):
         doc = self.document
         if doc is None or doc.length <= 1:
             return
@@ -130,20 +165,44 @@ class Transport(QObject):
             doc.set_frame(last)
         self.speed = speed
         self._origin = (time.monotonic(), doc.frame)
-        self._audio.stop()
-        self._start_audio()
+        self._restart_audio()
         self._timer.start()
         self.state_changed.emit()
 
     def _start_audio(self):
-        """At 1× forwards, the dub from the playhead's time; before the dub's start, wait for it."""
-        doc = self.document
-        dub = doc.project.dub
-        self._audio_waiting = self.speed == 1 and dub is not None and not dub.missing
-        if self._audio_waiting and doc.frame >= doc.project.dub_offset:
-            self._audio_waiting = False
-            self._audio.play(dub.path, (doc.frame - doc.project.dub_offset) / doc.fps)
-            self._audio_offset = doc.project.dub_offset / doc.fps
+        """At 1× forwards, each monitored track not yet started, from the playhead's time in it; one that
+        has not begun there (a dub nudged later) is tried again at each tick."""
+        if self.speed != 1:
+            return
+        for cue in cues(self.monitor, self.document.project, self.document.frame):
+            if cue.track not in self._cued:
+                self._tracks[cue.track].play(cue.path, cue.seconds, cue.gain)
+                self._cued[cue.track] = cue
+
+    def _stop_audio(self):
+        for track in self._tracks.values():
+            track.stop()
+        self._cued.clear()
+
+    def _restart_audio(self):
+        self._stop_audio()
+        self._start_audio()
+
+    def _clock(self) -> float | None:
+        """The playhead's time by the audio (the first playing track's, dub first); put back any other
+        track that has drifted from it. None while no track plays."""
+        times = {track: position + self._cued[track].offset for track in self.monitor.tracks
+                 if track in self._cued and (position := self._tracks[track].position()) is not None}
+        if not times:
+            return None
+        clock = next(iter(times.values()))
+        now = time.monotonic()
+        if now - self._resynced >= RESYNC_S:
+            for track, t in times.items():
+                if abs(t - clock) > DRIFT_S:
+                    self._tracks[track].seek(clock - self._cued[track].offset)
+                    self._resynced = now
+        return clock
 
     def _on_frame_changed(self, frame: int):
         """The playhead moved by another hand while playing: play on from there, the audio too (to the
@@ -152,12 +211,11 @@ class Transport(QObject):
             return
         self.range = None
         self._origin = (time.monotonic(), frame)
-        self._audio.stop()
-        self._start_audio()
+        self._restart_audio()
 
     def stop(self):
         self._timer.stop()
-        self._audio.stop()
+        self._stop_audio()
         self.range = None
         if self.speed:
             self.speed = 0
@@ -167,21 +225,58 @@ class Transport(QObject):
         self.stop() if self.playing else self.play(1)
 
     def forward(self):
-        """L: play forwards; again: faster."""
-        self.play(_faster(self.speed) if self.speed > 0 else 1)
+        """L: play forwards; again: faster. With K held: one frame on; held down too: half speed."""
+        if self.stop_held or self._jogging == 1:  # K let go first: the jog lasts while the key is down
+            self._jog(1)
+        else:
+            self.play(_faster(self.speed) if self.speed > 0 else 1)
 
     def reverse(self):
-        """J: play backwards; again: faster."""
-        self.play(-_faster(-self.speed) if self.speed < 0 else -1)
+        """J: play backwards; again: faster. With K held: one frame back; held down too: half speed."""
+        if self.stop_held or self._jogging == -1:  # K let go first: the jog lasts while the key is down
+            self._jog(-1)
+        else:
+            self.play(-_faster(-self.speed) if self.speed < 0 else -1)
+
+    def hold_stop(self, down: bool):
+        """K went down (True) or up: while it is down, L and J jog."""
+        self.stop_held = down
+
+    def _jog(self, direction: int):
+        """The first press steps a frame; the key pressed again before it is let go (it repeats: held)
+        plays slowly that way."""
+        if self.document is None:
+            return
+        if self._jogging == direction:
+            if self.speed != direction * JOG_SPEED:
+                self.play(direction * JOG_SPEED)
+            return
+        self.stop()
+        self._jogging = direction
+        self.document.step(direction)
+
+    def release_jog(self, direction: int):
+        """L (1) or J (-1) let go: a jog that way ends, and its slow play stops."""
+        if self._jogging != direction:
+            return
+        self._jogging = 0
+        if self.speed == direction * JOG_SPEED:
+            self.stop()
+
+    def release_keys(self):
+        """The window lost the keyboard: no key is held any more."""
+        self.stop_held = False
+        for direction in (1, -1):
+            self.release_jog(direction)
 
     def _tick(self):
         doc = self.document
         if doc is None:
             self.stop()
             return
-        audio_t = self._audio.position() if self.speed == 1 else None
+        audio_t = self._clock() if self.speed == 1 else None
         if audio_t is not None:
-            target = int((audio_t + self._audio_offset) * doc.fps)
+            target = int(audio_t * doc.fps)
         else:
             t0, f0 = self._origin
             target = f0 + int((time.monotonic() - t0) * doc.fps * self.speed)
@@ -200,13 +295,12 @@ class Transport(QObject):
             self._ticking = False
         if wrap:
             self._origin = (time.monotonic(), doc.frame)
-            self._audio.stop()
-            self._start_audio()
+            self._restart_audio()
         elif end:
             self.stop()
-        elif self._audio_waiting and doc.frame >= doc.project.dub_offset:
+        elif self.speed == 1 and len(self._cued) < len(self.monitor.tracks):
             self._start_audio()
 
 
-def _faster(speed: int) -> int:
+def _faster(speed: float) -> int:
     return next((s for s in SHUTTLE_SPEEDS if s > speed), SHUTTLE_SPEEDS[-1])

@@ -1,5 +1,5 @@
 """Preferences in an INI file beside core.project's recent list (`$LIPSMITH_CONFIG` or
-~/.config/lipsmith/settings.ini): theme, shortcut overrides, last folders, window layout."""
+~/.config/lipsmith/settings.ini): theme, shortcut overrides, the audio monitor, last folders, window layout."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from core.monitor import Monitor
 from core.project import config_dir
 
 THEMES = ("dark", "light")
@@ -41,6 +42,23 @@ class Settings:
 
     def set_shortcut_overrides(self, overrides: dict):
         self.q.setValue("shortcuts/overrides", json.dumps(dict(sorted(overrides.items()))))
+
+    # -- the audio monitor (a view setting: not the project's)
+
+    @property
+    def monitor(self) -> Monitor:
+        """As last set; the default where unset or unreadable (a hand-edited file)."""
+        try:
+            return Monitor(str(self.q.value("monitor/source", "dub")), float(self.q.value("monitor/dub_db", 0.0)),
+                           float(self.q.value("monitor/original_db", 0.0)))
+        except (TypeError, ValueError):
+            return Monitor()
+
+    @monitor.setter
+    def monitor(self, monitor: Monitor):
+        self.q.setValue("monitor/source", monitor.source)
+        for key, db in (("monitor/dub_db", monitor.dub_db), ("monitor/original_db", monitor.original_db)):
+            self.q.setValue(key, str(db))  # text: "-inf" reads back as float("-inf")
 
     # -- folders, layout
 

@@ -30,6 +30,34 @@ def default_format(output) -> str:
     return "prores" if Path(output).suffix.lower() == ".mov" else "h264"
 
 
+def export_inputs(project: Project) -> tuple[Path, ...]:
+    """The files an export of `project` reads and must never write over: the video, the dub, the project file."""
+    return tuple(p for p in (project.video.path, project.dub.path if project.dub else None, project.path) if p)
+
+
+def unused_output(path, inputs) -> Path:
+    """`path`, or where it names one of `inputs`, the first of NAME-lipsync, NAME-lipsync-2, … beside it
+    that does not (an export never proposes to write over its own sources)."""
+    from itertools import chain, count
+
+    from core.video import same_file
+
+    path = Path(path)
+    names = (path.with_name(f"{path.stem}-lipsync{'' if n == 1 else f'-{n}'}{path.suffix}") for n in count(1))
+    return next(candidate for candidate in chain([path], names)
+                if not any(same_file(candidate, source) for source in inputs))
+
+
+def suggested_output(project: Project, folder) -> Path:
+    """The file an export is first proposed to: the last export's, else <folder>/<the project's name>.mp4
+    (unsaved: the video's name), never one of its inputs."""
+    if project.exports:
+        path = project.exports[-1].path
+    else:
+        path = Path(folder) / f"{(project.path or project.video.path).stem}.mp4"
+    return unused_output(path, export_inputs(project))
+
+
 @dataclass
 class ExportRequest:
     video: Path

@@ -454,7 +454,7 @@ class VideoWriter:
             if audio is not None:
                 _check_audio_input(audio)
         for source in [*protect, self.audio_path, *self.extra_audio]:
-            if source is not None and _same_file(self.path, source):
+            if source is not None and same_file(self.path, source):
                 raise MediaError(self.path, "refusing to write over an input file")
         check_video_output(self.path, codec=codec)
         if self.width < self.codec.min_size[0] or self.height < self.codec.min_size[1]:
@@ -648,7 +648,7 @@ def check_writable(path, protect=()):
     """
     path = Path(path)
     for source in protect:
-        if source is not None and _same_file(path, source):
+        if source is not None and same_file(path, source):
             raise MediaError(path, "refusing to write over an input file")
     parent = path.parent
     if not parent.is_dir():
@@ -673,7 +673,7 @@ def _check_audio_input(path: Path):
         raise MediaError(path, f"not a media file ({_reason(e)})") from None
 
 
-def _same_file(a, b) -> bool:
+def same_file(a, b) -> bool:
     try:
         return os.path.samefile(a, b)  # also catches hard links and case-insensitive names
     except OSError:  # one of them does not exist yet

@@ -10,7 +10,9 @@ weak segments list and the shortcuts that walk it; the dub's audio (a fake playe
 click in the timeline while playing, and starting where a dub nudged later begins; comparing two
 takes A/B (flipping at the same frame, choosing the shown one in one undo step); the mouth a render
 pastes (Project settings, Render ▸ Render…), the frames where the actor's mouth fell back to the
-generated one, a render's warnings; the mask overlay of a variable-frame-rate video.
+generated one, a render's warnings; the mask overlay of a variable-frame-rate video; the audio monitor
+(dub, original or both at their levels, remembered) and K held turning L / J into a jog; the export
+dialog's proposed name (never an input) and its warning about unrendered segments.
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -25,7 +27,7 @@ import pytest
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl  # noqa: E402
 from PySide6.QtGui import QDropEvent  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QLabel, QMessageBox  # noqa: E402
 
 from core.faces.detect import Detection, FaceDetector  # noqa: E402
 from core.project import EditError, MediaFacts, Project, ReplaceSegments, SetProjectSettings  # noqa: E402
@@ -299,10 +301,132 @@ class FakePlayer:
         return self.state
 
 
+class FakeOutput:
+    """Stands in for QAudioOutput: records the volume it is given."""
+    volume = None
+
+    def setVolume(self, volume):
+        self.volume = volume
+
+
+def fake_tracks(transport) -> tuple[FakePlayer, FakeOutput, FakePlayer, FakeOutput]:
+    """A fake player and output for each of the transport's tracks: (dub player, dub output, original …)."""
+    out = []
+    for name in ("dub", "original"):
+        track = transport._tracks[name]
+        track.player, track.output = FakePlayer(), FakeOutput()
+        out += [track.player, track.output]
+    return tuple(out)
+
+
+def test_the_monitor_plays_the_dub_the_original_or_both_at_their_levels_and_is_remembered(opened, qtbot, tmp_path):
+    from app.main_window import MainWindow
+    from app.settings import Settings
+    from core.monitor import SILENT_DB, Monitor
+
+    window = opened
+    doc, transport, button = window.document, window.transport, window.monitor_button
+    dub, dub_out, original, original_out = fake_tracks(transport)
+    playing, paused = FakePlayer.PlaybackState.PlayingState, FakePlayer.PlaybackState.PausedState
+    assert window.actions["play.monitor_dub"].isChecked() and button.text() == "♪ Dub"  # the default
+    doc.set_frame(25)
+    transport.play()
+    assert dub.seeks == [1000] and dub.state == playing and dub_out.volume == 1.0
+    assert original.seeks == [] and original.state != playing
+    transport.stop()
+
+    window.activateWindow()
+    window.timeline.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_3, Qt.KeyboardModifier.AltModifier)  # both
+    assert transport.monitor == Monitor("both") and button.text() == "♪ Both"
+    assert window.actions["play.monitor_both"].isChecked() and not window.actions["play.monitor_dub"].isChecked()
+    transport.play()
+    assert dub.seeks[-1] == original.seeks[-1] == 1000 and dub.state == original.state == playing
+    # levels change at once, while playing
+    button.dub_level.setValue(-6.0)
+    assert dub_out.volume == pytest.approx(10 ** (-6 / 20)) and original_out.volume == 1.0
+    button.original_level.setValue(SILENT_DB)
+    assert original_out.volume == 0.0 and button.original_level.text() == "−∞"
+    assert original.state == playing and dub.seeks[-1] == 1000  # a level is no restart
+    # the original drifting from the dub's clock is put back on it
+    original.ms = 1300
+    qtbot.waitUntil(lambda: original.seeks[-1] == 1000, timeout=2000)
+    assert doc.frame == 25  # the picture follows the dub's clock, which stands still
+
+    # the original alone, while playing: the dub stops, the picture follows the original's clock
+    window.actions["play.monitor_original"].trigger()
+    assert dub.state == paused and original.state == playing and original.seeks[-1] == 1000
+    original.ms = 2000
+    qtbot.waitUntil(lambda: doc.frame == 50, timeout=2000)
+    transport.stop()
+    assert original.state == paused and "♪ Original" == button.text()
+
+    remembered = Monitor("original", -6.0, float("-inf"))
+    settings = Settings(tmp_path / "config" / "settings.ini")
+    assert settings.monitor == remembered
+    again = MainWindow(settings)
+    try:
+        assert again.transport.monitor == remembered and again.actions["play.monitor_original"].isChecked()
+        assert again.monitor_button.dub_level.value() == -6.0 and again.monitor_button.original_level.text() == "−∞"
+    finally:
+        again.close()
+        again.deleteLater()
+    settings.q.setValue("monitor/dub_db", "+6")  # edited by hand: not a level an output can play
+    assert settings.monitor == Monitor()
+
+
+def test_k_held_turns_l_and_j_into_a_frame_step_and_held_down_a_half_speed_jog(opened, qtbot):
+    window = opened
+    doc, transport = window.document, window.transport
+    window.activateWindow()
+    window.timeline.setFocus()
+    doc.set_frame(10)
+    qtbot.keyPress(window, Qt.Key.Key_K)
+    assert transport.stop_held
+    qtbot.keyClick(window, Qt.Key.Key_L)  # a tap: one frame on
+    assert doc.frame == 11 and not transport.playing
+    qtbot.keyClick(window, Qt.Key.Key_J)
+    qtbot.keyClick(window, Qt.Key.Key_J)
+    assert doc.frame == 9 and not transport.playing
+
+    qtbot.keyPress(window, Qt.Key.Key_L)  # held down: it repeats
+    assert doc.frame == 10 and not transport.playing
+    qtbot.keyPress(window, Qt.Key.Key_L)
+    started = time.monotonic()
+    assert transport.speed == 0.5 and "+0.5×" in window.frame_label.text()
+    qtbot.wait(600)
+    moved, elapsed = doc.frame - 10, time.monotonic() - started
+    assert 0 < moved <= elapsed * FPS * 0.5 + 1  # half speed, forwards
+    qtbot.keyRelease(window, Qt.Key.Key_L)
+    assert not transport.playing
+    stopped = doc.frame
+
+    qtbot.keyPress(window, Qt.Key.Key_J)
+    qtbot.keyPress(window, Qt.Key.Key_J)
+    assert transport.speed == -0.5 and doc.frame == stopped - 1
+    qtbot.waitUntil(lambda: doc.frame < stopped - 1, timeout=3000)
+    qtbot.keyRelease(window, Qt.Key.Key_J)
+    assert not transport.playing
+
+    qtbot.keyPress(window, Qt.Key.Key_L)
+    qtbot.keyPress(window, Qt.Key.Key_L)
+    qtbot.keyRelease(window, Qt.Key.Key_K)  # K let go first: L, still down and repeating, jogs on
+    qtbot.keyPress(window, Qt.Key.Key_L)
+    assert transport.speed == 0.5 and not transport.stop_held
+    qtbot.keyRelease(window, Qt.Key.Key_L)
+    assert not transport.playing
+
+    qtbot.keyClick(window, Qt.Key.Key_L)  # K up: L shuttles again
+    qtbot.keyClick(window, Qt.Key.Key_L)
+    assert transport.speed == 2
+    qtbot.keyClick(window, Qt.Key.Key_K)
+    assert not transport.playing and not transport.stop_held
+
+
 def test_the_dub_follows_a_seek_while_playing_and_starts_where_a_nudged_dub_begins(opened, qtbot):
     window = opened
     doc, transport = window.document, window.transport
-    player = transport._audio.player = FakePlayer()
+    player = transport._tracks["dub"].player = FakePlayer()
 
     transport.play()
     assert player.seeks == [0] and player.state == player.PlaybackState.PlayingState
@@ -1699,7 +1823,7 @@ def test_a_new_project_keeps_the_whole_picture_unless_cutting_it_is_chosen(windo
     summaries = []
 
     class Export:  # the export dialog, as shown: what it says
-        def __init__(self, path, summary, parent=None):
+        def __init__(self, path, summary, inputs, parent=None):
             summaries.append(summary)
 
         def exec(self):
@@ -1824,13 +1948,14 @@ def test_spin_boxes_take_what_is_typed_and_commit_on_enter(opened, qtbot):
     assert len(spins) > 10 and all(not spin.keyboardTracking() for spin in spins)  # every one commits when done
 
 
-def test_the_export_dialog_offers_the_delivery_formats_audio_and_loudness(opened, qtbot, tmp_path, monkeypatch):
+def test_the_export_dialog_offers_the_delivery_formats_audio_and_loudness(opened, qtbot, boxes, tmp_path,
+                                                                         monkeypatch):
     import av
 
     from app import dialogs
 
     window = opened
-    dialog = dialogs.ExportDialog(tmp_path / "final.mp4", "", window)
+    dialog = dialogs.ExportDialog(tmp_path / "final.mp4", "", (), window)
     assert dialog.format.currentData() == "h264" and dialog.preset.isEnabled()
     dialog.format.setCurrentIndex(dialog.format.findData("prores"))
     assert dialog.path.text() == str(tmp_path / "final.mov") and not dialog.preset.isEnabled()  # H.264's only
@@ -1839,13 +1964,71 @@ def test_the_export_dialog_offers_the_delivery_formats_audio_and_loudness(opened
     dialog.exec = lambda: 1  # as if Export were pressed
     monkeypatch.setattr(dialogs, "ExportDialog", lambda *args: dialog)
     job = window.export_dialog()
+    assert boxes.shown[-1][1] == "3 of 3 segments are not rendered: they export with the original mouth"
     wait_jobs(qtbot, window)
-    assert job.state == "done", job.error
+    assert job.state == "done", job.error  # exported anyway (the recorder's Yes)
     with av.open(str(tmp_path / "final.mov")) as container:
         assert container.streams.video[0].codec_context.name == "prores"
         assert [s.codec_context.name for s in container.streams.audio] == ["pcm_s24le"] * 2
     assert [name for name, before, after in job.result.loudness if after is not None] == ["dub", "original"]
     assert window.statusBar().currentMessage().count("LUFS") == 2
+
+
+def test_the_export_dialog_proposes_no_input_and_warns_of_unrendered_segments_before_exporting(
+        window, qtbot, boxes, media, tmp_path, monkeypatch):
+    import shutil
+    from pathlib import Path
+
+    from app import dialogs
+
+    video, dub = media
+    folder = tmp_path / "job"
+    folder.mkdir()
+    clip = folder / "scene.mp4"
+    shutil.copy(video, clip)
+    project = Project.new(clip, MediaFacts.probe_video(clip), path=folder / "scene.lipsmith", dub_path=dub,
+                          dub_facts=MediaFacts.probe_file(dub, duration=float(SECONDS)))
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 30), project.make_segment(30, 50, "silence"),
+                                              project.make_segment(50, N)]))
+    add_take(project, "s1", 0, 30)
+    project.save()
+    window._set_project(project)
+    wait_jobs(qtbot, window)
+    made = []
+
+    def accepted_dialog(*args):
+        dialog = real_dialog(*args)
+        dialog.exec = lambda: 1  # as if Export were pressed
+        made.append(dialog)
+        return dialog
+
+    real_dialog = dialogs.ExportDialog
+    monkeypatch.setattr(dialogs, "ExportDialog", accepted_dialog)
+
+    boxes.answers = [Button.Cancel]
+    assert window.export_dialog() is None
+    assert Path(made[-1].path.text()) == folder / "scene-lipsync.mp4"  # scene.mp4 is the video
+    assert boxes.shown[-1][1] == "2 of 3 segments are not rendered: they export with the original mouth"
+    assert "s2, s3" in boxes.shown[-1][2]
+    assert not window.jobs.active() and not project.exports and sorted(p.name for p in folder.glob("*.mp4")) == [
+        "scene.mp4"]  # Cancel: nothing exported
+
+    exported = []
+    monkeypatch.setattr(window, "export", lambda path, preset, **options: exported.append(path))
+    window.export_dialog()  # Export anyway (the recorder's Yes)
+    assert exported == [folder / "scene-lipsync.mp4"]
+    add_take(project, "s2", 30, 50)
+    add_take(project, "s3", 50, N)
+    shown = len(boxes.shown)
+    window.export_dialog()  # every segment rendered: no question
+    assert len(boxes.shown) == shown and len(exported) == 2
+    assert made[-1].findChild(QLabel, "hint").text().endswith("3 of 3 segments use a take; the rest show the "
+                                                               "original frames.")
+
+    # a format whose suffix would name an input proposes another name
+    dialog = real_dialog(folder / "scene.mp4", "", [folder / "scene.mov"], window)
+    dialog.format.setCurrentIndex(dialog.format.findData("prores"))
+    assert dialog.path.text() == str(folder / "scene-lipsync.mov")
 
 
 # --------------------------------------------------------------------------- markers, navigation, plain words

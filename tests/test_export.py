@@ -93,6 +93,31 @@ def test_an_export_never_writes_over_the_project_file(media, tmp_path):
     assert sha(project.path) == before
 
 
+def test_the_proposed_output_is_never_an_input(media, tmp_path):
+    import shutil
+
+    from core.export import export_inputs, suggested_output, unused_output
+
+    video, _, dub = media
+    clip = tmp_path / "scene.mp4"
+    shutil.copy(video, clip)
+    # saved as scene.lipsmith beside scene.mp4: scene.mp4 would be the video
+    project = Project.new(clip, MediaFacts.probe_video(clip), path=tmp_path / "scene.lipsmith", dub_path=dub,
+                          dub_facts=MediaFacts.probe_file(dub, duration=1.6))
+    assert export_inputs(project) == (clip, dub, project.path)
+    assert suggested_output(project, tmp_path) == tmp_path / "scene-lipsync.mp4"
+    assert suggested_output(project, tmp_path / "exports") == tmp_path / "exports" / "scene.mp4"
+    project.record_export(tmp_path / "final.mp4")
+    assert suggested_output(project, tmp_path) == tmp_path / "final.mp4"  # the last export's, written over again
+    project.record_export(dub)  # an export that has since become the dub
+    assert suggested_output(project, tmp_path) == dub.with_name("dub-lipsync.wav")
+    unsaved = Project.new(clip, MediaFacts.probe_video(clip), dub_path=dub)
+    assert suggested_output(unsaved, tmp_path) == tmp_path / "scene-lipsync.mp4"  # named for the video
+    taken = [clip, tmp_path / "scene-lipsync.mp4"]
+    assert unused_output(clip, taken) == tmp_path / "scene-lipsync-2.mp4"
+    assert unused_output(project.path, export_inputs(project)) == tmp_path / "scene-lipsync.lipsmith"
+
+
 def test_cli_export_writes_what_the_editor_would_and_leaves_the_project_as_it_was(media, tmp_path, capsys):
     video, _, dub = media
     project = new_project(tmp_path, video, dub, policy="pad")

@@ -358,6 +358,16 @@ def test_nudging_the_dub_moves_its_segments_and_drops_takes_rendered_for_the_old
     assert p.dub_offset == 4 and p.segment("s1").take_id == take.id and p.history.undo_text.startswith("Add")
 
 
+def test_unrendered_segments_are_those_that_export_no_take(folder):
+    p = make_project(folder)  # s1 with t1 chosen, s2 silence and s3 speech without a take
+    assert [s.id for s in p.unrendered_segments()] == ["s2", "s3"]
+    p.execute(NudgeDub(p, 1))  # t1 was rendered for the old timing: s1 shows the original frames
+    assert [s.id for s in p.unrendered_segments()] == [p.segments[0].id, "s1", "s2", "s3"]
+    p.undo()
+    p.execute(ChooseTake(p, "s1", None))
+    assert [s.id for s in p.unrendered_segments()] == ["s1", "s2", "s3"]
+
+
 def test_a_run_of_nudges_is_worked_out_from_where_it_began(folder):
     p = make_project(folder)
     before, depth = state(p), p.history.index

@@ -229,6 +229,11 @@ class Project:
         """(segment, its chosen take) for every segment that exports a take, in time order."""
         return [(s, self.takes[s.take_id]) for s in self.segments if s.take_id in self.takes]
 
+    def unrendered_segments(self) -> list[Segment]:
+        """Segments with no chosen take (never rendered, or their take was rendered for another dub
+        timing), in time order: they export the original frames, the actor's own mouth."""
+        return [s for s in self.segments if s.take_id not in self.takes]
+
     def confidence_curve(self):
         """The per-frame sync confidence of what exports: for each segment with a scored chosen take,
         that take's curve over the segment's frames. (x: output frames, y: LSE-C per frame), NaN
