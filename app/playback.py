@@ -2,11 +2,12 @@
 
 A timer moves the playhead by wall-clock time × speed (frames the preview cannot decode in time
 are skipped, never queued). At 1× forwards the dub plays through QtMultimedia, when it is there
-and an audio output exists; the picture then follows the audio's clock. Played from before the
-dub's start (a dub nudged later), the audio starts when the playhead reaches it; a playhead moved
-by something else while playing (a click in the timeline, a weak segment) plays on from there,
-the audio with it. `play_range` plays [start, end) and stops at its last frame; with `loop` on,
-playback at an end (the range's, else the clip's) starts again from the other.
+and an audio output exists (the dub as the editor slipped it: Document.playback_dub); the picture
+then follows the audio's clock. Played from before the dub's start (a dub nudged later), the audio
+starts when the playhead reaches it; a playhead moved by something else while playing (a click in
+the timeline, a weak segment) plays on from there, the audio with it. `play_range` plays [start, end)
+and stops at its last frame; with `loop` on, playback at an end (the range's, else the clip's) starts
+again from the other.
 """
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class _Audio:
         self.source = None
         self.available = os.environ.get("QT_QPA_PLATFORM") != "offscreen"  # no sound device in headless runs
 
-    def _ensure(self) -> bool:
+    def ready(self) -> bool:
+        """Whether it can play (the player made on first use)."""
         if self.player is not None:
             return True
         if not self.available:
@@ -46,7 +48,7 @@ class _Audio:
         return True
 
     def play(self, path, seconds: float):
-        if seconds < 0 or not self._ensure():
+        if seconds < 0 or not self.ready():
             return
         if self.source != str(path):
             self.player.setSource(QUrl.fromLocalFile(str(path)))
@@ -136,13 +138,16 @@ class Transport(QObject):
         self.state_changed.emit()
 
     def _start_audio(self):
-        """At 1× forwards, the dub from the playhead's time; before the dub's start, wait for it."""
+        """At 1× forwards, the dub (as slipped: Document.playback_dub) from the playhead's time; before the
+        dub's start, wait for it."""
         doc = self.document
         dub = doc.project.dub
         self._audio_waiting = self.speed == 1 and dub is not None and not dub.missing
         if self._audio_waiting and doc.frame >= doc.project.dub_offset:
             self._audio_waiting = False
-            self._audio.play(dub.path, (doc.frame - doc.project.dub_offset) / doc.fps)
+            path = doc.playback_dub() if self._audio.ready() else None  # no slipped dub made for no player
+            if path is not None:
+                self._audio.play(path, (doc.frame - doc.project.dub_offset) / doc.fps)
             self._audio_offset = doc.project.dub_offset / doc.fps
 
     def _on_frame_changed(self, frame: int):

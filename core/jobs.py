@@ -388,7 +388,8 @@ def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
 def commit_smooth(project: Project, result: SmoothResult) -> str:
     """Add the smoothed take to the segment and choose it there: one undo step (scores join it, as a
     render's). It is added but not chosen when the dub was nudged, or the segment slipped, away from the
-    timing the smoothed take was rendered for (see commit_render); the file is deleted again when the project can no longer take it. Returns the take's id."""
+    timing the smoothed take was rendered for (see commit_render); the file is deleted again when the
+    project can no longer take it. Returns the take's id."""
     req = result.request
     try:
         source = project.take(req.take_id)
@@ -432,8 +433,8 @@ def score_request(project: Project, expert: str = "expert", render: str | None =
         if render is None:
             take_id = s.take_id
         else:
-            in_sync = (new is not None and new.settings.get("dub_offset_frames", project.dub_offset) == project.dub_offset
-                       and new.slip_for(s) == s.slip)
+            in_sync = (new is not None and new.slip_for(s) == s.slip
+                       and new.settings.get("dub_offset_frames", project.dub_offset) == project.dub_offset)
             take_id = render if in_sync and s.within(new.start, new.end) else None
         if s.kind != "speech" or not take_id:
             continue

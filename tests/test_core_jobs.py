@@ -352,3 +352,31 @@ def test_where_the_new_take_scores_better_it_is_chosen_when_its_scores_arrive_in
     assert project.takes[new].segment_score(project.segment("s2")) == (0.6, None)  # shown with the take
     project.undo()
     assert [(s.take_id, s.lse_c) for s in project.segments] == [("t1", 0.5), ("t2", 0.9), (None, None)]
+
+
+def test_a_whole_clip_render_with_a_line_slipped_meanwhile_is_scored_and_smoothed_for_the_timing_it_had(tmp_path):
+    from core.project import SlipSegment
+
+    project = three_segments_with_takes(tmp_path)
+    request = jobs.render_request(project, 0, 30, what="whole clip", replace="always")
+    project.execute(SlipSegment(project, "s3", 2))  # while it renders (for s3 at 0)
+    file = project.take_file_for("render")
+    file.write_bytes(b"not really a video")
+    new = jobs.commit_render(project, jobs.RenderResult(request, file, 0, 30, {"file": "x"}, 30, [], 1.0, "cpu"))
+    assert [s.take_id for s in project.segments] == [new, new, None]  # s3's line moved: not chosen there
+    # its scoring pass measures it over the segments whose timing it has: not s3 at +2
+    assert set(jobs.score_request(project, render=new).segments) == {"s1", "s2"}
+    # smoothing s1's take: chosen, unless s1 slips before it is done
+    smooth = jobs.smooth_request(project, "s1", 3)
+    project.execute(SlipSegment(project, "s1", -1))
+    result = jobs.SmoothResult(smooth, project.take_file_for("smoothed"), {"file": "y"})
+    result.file.write_bytes(b"not really a video")
+    smoothed = jobs.commit_smooth(project, result)
+    assert project.segment("s1").take_id is None and smoothed in project.takes
+    project.undo()
+    project.undo()  # s1 at 0 again: its take is the render's
+    result = jobs.SmoothResult(smooth, project.take_file_for("smoothed-2"), {"file": "z"})
+    result.file.write_bytes(b"not really a video")
+    assert project.segment("s1").take_id == new
+    smoothed = jobs.commit_smooth(project, result)
+    assert project.segment("s1").take_id == smoothed != new
