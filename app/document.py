@@ -8,10 +8,14 @@ redos and saves into `changed`.
 """
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from core.errors import LipsmithError
 from core.jobs import Waveform, project_length
 from core.project import Command, EditError, Project, Segment, Take
 from core.timecode import Timecode, TimecodeError
@@ -67,6 +71,8 @@ class Document(QObject):
         self._length = project_length(project)
         self._marks()
         self._closed = False
+        self._slipped_dub: Path | None = None  # the dub as slipped, for playback (playback_dub)
+        self._slipped_folder: tempfile.TemporaryDirectory | None = None
         project.history.add_listener(self._on_history)
 
     # -- the project
@@ -87,8 +93,40 @@ class Document(QObject):
         return self._length
 
     def close(self):
-        """Stop following the project (History has no way to remove a listener)."""
+        """Stop following the project (History has no way to remove a listener); the slipped dub goes."""
         self._closed = True
+        if self._slipped_folder is not None:
+            self._slipped_folder.cleanup()
+            self._slipped_folder = self._slipped_dub = None
+
+    def playback_dub(self) -> Path | None:
+        """The file playback plays: the dub, or where segments are slipped, the dub as slipped (core.slip,
+        as the export delivers it), written when first played after a slip, into a temp folder of the
+        document's. None (and a `message` saying why) when there is nothing to play."""
+        from core.loudness import SAMPLE_RATE
+        from core.slip import write_slipped_dub
+
+        project = self.project
+        dub = project.dub
+        if dub is None or dub.missing:
+            return None
+        slips = project.slips()
+        if not slips:
+            return dub.path
+        key = repr((str(dub.path), project.dub_offset, project.fps, slips)).encode()
+        if self._slipped_folder is None:
+            self._slipped_folder = tempfile.TemporaryDirectory(prefix="lipsmith-dub-")
+        path = Path(self._slipped_folder.name) / f"slipped-{hashlib.sha1(key).hexdigest()[:12]}.wav"
+        if path != self._slipped_dub:
+            try:
+                write_slipped_dub(dub.path, path, slips, project.fps, project.dub_offset, SAMPLE_RATE)
+            except LipsmithError as e:
+                self.message.emit(f"Cannot play the dub as slipped: {e}")
+                return None
+            if self._slipped_dub is not None:
+                self._slipped_dub.unlink(missing_ok=True)  # one at a time: it is as long as the dub
+            self._slipped_dub = path
+        return path
 
     def _on_history(self):
         if self._closed:

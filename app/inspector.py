@@ -1,8 +1,8 @@
 """The inspector: the segment under the playhead — its name, range, kind and confidence, its
 render settings (overrides of the project's: model — the bundled generator or a speaker-adapted
-one —, smoothing, pads, feather), Re-render, and its
-takes — and the dub's offset with the nudge buttons (the window's actions: Alt+←/→ one frame,
-Alt+Shift+←/→ one second).
+one —, smoothing, pads, feather), its slip (the window's actions: Alt+, / Alt+.), Re-render, and its
+takes (those rendered before a slip say so) — and the dub's offset with the nudge buttons (the
+window's actions: Alt+←/→ one frame, Alt+Shift+←/→ one second).
 
 Compare A/B puts two takes of the segment side by side in time: A the chosen take, B the one
 selected in the list; the preview shows one, the A | B buttons (or the window's flip key, the
@@ -52,6 +52,16 @@ def score_tip(segment) -> str:
     return f"{CONFIDENCE_TIP}\n\nThis segment: {numbers}."
 
 
+def slip_text(segment, fps: float) -> str:
+    """"Slip: +2 frames (+80 ms, heard later)", or that the line's dub is where it was recorded."""
+    if segment.kind != "speech":
+        return ""
+    if not segment.slip:
+        return "Slip: none (Alt+, / Alt+. move this line's dub by a frame)"
+    return (f"Slip: {segment.slip:+d} frames ({segment.slip / fps * 1000:+.0f} ms, heard "
+            f"{'later' if segment.slip > 0 else 'earlier'})")
+
+
 class Inspector(QWidget):
     render_requested = Signal(str)  # segment id
 
@@ -74,6 +84,10 @@ class Inspector(QWidget):
         self.name.editingFinished.connect(self._rename)
         self.range_label = QLabel("", self)
         self.range_label.setWordWrap(True)
+        self.slip_label = QLabel("", self)
+        self.slip_label.setWordWrap(True)
+        self.slip_label.setToolTip("This line's own dub moved by whole frames, the rest of the dub as it is: "
+                                   "Alt+, / Alt+. (or Alt+drag in the timeline's Dub lane)")
         self.confidence_label = QLabel("", self)
         self.confidence_label.setWordWrap(True)
         self.hint = QLabel("", self)
@@ -159,6 +173,7 @@ class Inspector(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.name)
         layout.addWidget(self.range_label)
+        layout.addWidget(self.slip_label)
         layout.addWidget(self.confidence_label)
         layout.addWidget(self.hint)
         layout.addWidget(settings)
@@ -245,6 +260,7 @@ class Inspector(QWidget):
         if segment is None:
             self.title.setText("No segment" if doc is None or doc.project.segments else "No segments yet")
             self.range_label.setText("")
+            self.slip_label.setText("")
             self.confidence_label.setText("")
             self.confidence_label.setToolTip("")
             self.hint.setText("" if doc is None else "Speech detection marks the segments; the inspector shows "
@@ -257,6 +273,7 @@ class Inspector(QWidget):
         self.title.setText(f"{segment.title} · {segment.kind}" if segment.name
                            else f"Segment {segment.id} · {segment.kind}")
         self.range_label.setText(f"{doc.span_text(segment.start, segment.end)}  ({segment.frames} frames)")
+        self.slip_label.setText(slip_text(segment, project.fps))
         self.confidence_label.setText(f"Lip-sync confidence: {score_text(project, segment)}")
         self.confidence_label.setToolTip(score_tip(segment))
         models = doc.models or {}
@@ -334,6 +351,10 @@ class Inspector(QWidget):
             offset = take.settings.get("dub_offset_frames")
             if offset is not None and offset != project.dub_offset:
                 parts.append(f"rendered with the dub at {offset:+d} (now {project.dub_offset:+d})")
+            slip = take.slip_for(segment)
+            if slip != segment.slip:
+                parts.append(f"rendered before a slip of {segment.slip:+d} frames" if slip == 0 else
+                             f"rendered with the dub slipped {slip:+d} frames (now {segment.slip:+d})")
             item = QListWidgetItem("  ·  ".join(parts))
             item.setToolTip(item.text())  # the whole line, should the list be narrower than it
             item.setData(Qt.ItemDataRole.UserRole, take.id)

@@ -21,6 +21,9 @@ inspector, jobs, weak segments and markers docks — and the flows that tie them
   settings      Project ▸ Settings… (app.project_settings) → one undoable SetProjectSettings
   nudge, name   the dub by a frame or a second, its segments with it (NudgeDub: takes rendered for the old
                 timing are no longer chosen), a segment's name (RenameSegment)
+  slip          one segment's dub by a frame (Alt+, / Alt+.; Alt+drag in the Dub lane), the rest of the dub as
+                it is (SlipSegment: its takes rendered before the slip are no longer chosen; core.slip is what
+                playback, renders and the export hear)
   media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay
   weak          the Weak Segments dock lists the speech scored below the threshold; Playback ▸ Next /
                 Previous Weak Segment move the playhead to their starts
@@ -56,7 +59,7 @@ from core.errors import LipsmithError
 from core.monitor import SOURCES, Monitor
 from core.project import (SUFFIX, AddMarker, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError,
                           RecentProjects, RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RenameSegment,
-                          SetProjectSettings, SplitSegment, discard_autosave, recovery_candidate)
+                          SetProjectSettings, SlipSegment, SplitSegment, discard_autosave, recovery_candidate)
 
 from . import dialogs
 from .document import Document
@@ -292,6 +295,8 @@ class MainWindow(QMainWindow):
         a("edit.split", "&Split Segment at Playhead", self.split_segment)
         a("edit.merge_next", "&Merge with Next Segment", self.merge_next)
         a("edit.rename", "Re&name Segment…", self.rename_segment)
+        a("edit.slip_earlier", "Slip Segment's Dub 1 Frame Earlier", lambda: self.slip_segment(-1))
+        a("edit.slip_later", "Slip Segment's Dub 1 Frame Later", lambda: self.slip_segment(1))
         a("edit.nudge_earlier", "Nudge Dub 1 Frame &Earlier", lambda: self.nudge_dub(-1))
         a("edit.nudge_later", "Nudge Dub 1 Frame &Later", lambda: self.nudge_dub(1))
         a("edit.nudge_earlier_second", "Nudge Dub 1 Second Earlier", lambda: self.nudge_dub(-self._second()))
@@ -373,7 +378,8 @@ class MainWindow(QMainWindow):
         m.addAction(self.actions["file.quit"])
 
         m = bar.addMenu("&Edit")
-        for name in ("edit.undo", "edit.redo", None, "edit.split", "edit.merge_next", "edit.rename"):
+        for name in ("edit.undo", "edit.redo", None, "edit.split", "edit.merge_next", "edit.rename", None,
+                     "edit.slip_earlier", "edit.slip_later"):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("Pro&ject")
@@ -439,7 +445,8 @@ class MainWindow(QMainWindow):
                      "marker.next",
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
-                     "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.nudge_earlier",
+                     "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.slip_earlier",
+                     "edit.slip_later", "edit.nudge_earlier",
                      "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second",
                      "render.remove_adapted", "render.smooth", "render.dialog"):
             self.actions[name].setEnabled(has)
@@ -452,7 +459,7 @@ class MainWindow(QMainWindow):
         if has:
             segments = bool(project.segments)
             for name in ("render.clip", "render.range", "render.segment", "render.dialog", "edit.split",
-                         "edit.merge_next", "edit.rename"):
+                         "edit.merge_next", "edit.rename", "edit.slip_earlier", "edit.slip_later"):
                 self.actions[name].setEnabled(segments and project.dub is not None)
             for name in ("edit.nudge_earlier", "edit.nudge_later", "edit.nudge_earlier_second",
                          "edit.nudge_later_second"):
@@ -602,6 +609,27 @@ class MainWindow(QMainWindow):
             else:
                 text += "; re-render to lip-sync to it"
             self.status(text, 10000)
+
+    def slip_segment(self, frames: int):
+        """Slip the dub of the segment under the playhead by `frames` (+: later), that line only (undoable;
+        a run of slips of one segment is one undo step)."""
+        doc = self.document
+        s = doc.selected_segment() if doc is not None else None
+        if s is None:
+            self.status("No segment under the playhead to slip")
+            return
+        command = doc.execute(lambda: SlipSegment(doc.project, s.id, int(frames)))
+        if command is None:
+            return
+        history = doc.project.history
+        top = history.commands[history.index - 1] if history.can_undo else None
+        slip = doc.project.segment(s.id).slip
+        text = (f"Segment {s.title}'s dub slipped {slip:+d} frames ({slip / doc.fps * 1000:+.0f} ms), the rest as it is"
+                if slip else f"Segment {s.title}'s dub is back where it was recorded")
+        if isinstance(top, SlipSegment) and top.unchosen:
+            text += ("; it shows the original frames: its take was rendered before the slip (re-render to "
+                     "lip-sync to it)")
+        self.status(text, 10000)
 
     def rename_segment(self, segment_id: str | None = None):
         doc = self.document

@@ -5,9 +5,10 @@ A timer moves the playhead by wall-clock time × speed (frames the preview canno
 are skipped, never queued). At 1× forwards each monitored track plays through QtMultimedia, when it
 is there and an audio output exists, a player and an output of its own per track (so a level changes
 at once); the picture then follows the audio's clock (the dub's, else the original's), and a second
-track that drifts from it is put back. Played from before the dub's start (a dub nudged later), the
-dub starts when the playhead reaches it; a playhead moved by something else while playing (a click in
-the timeline, a weak segment) plays on from there, the audio with it. Backwards, faster and slower,
+track that drifts from it is put back; the dub is heard as the editor slipped it (Document.playback_dub).
+Played from before the dub's start (a dub nudged later), the dub starts when the playhead reaches it; a
+playhead moved by something else while playing (a click in the timeline, a weak segment) plays on
+from there, the audio with it. Backwards, faster and slower,
 the picture plays silent. `play_range` plays [start, end) and stops at its last frame; with `loop`
 on, playback at an end (the range's, else the clip's) starts again from the other.
 
@@ -40,7 +41,8 @@ class _Track:
         self.source = None
         self.available = os.environ.get("QT_QPA_PLATFORM") != "offscreen"  # no sound device in headless runs
 
-    def _ensure(self) -> bool:
+    def ready(self) -> bool:
+        """Whether it can play (the player made on first use)."""
         if self.player is not None:
             return True
         if not self.available:
@@ -60,7 +62,7 @@ class _Track:
         return True
 
     def play(self, path, seconds: float, gain: float):
-        if not self._ensure():
+        if not self.ready():
             return
         if self.source != str(path):
             self.player.setSource(QUrl.fromLocalFile(str(path)))
@@ -175,8 +177,11 @@ class Transport(QObject):
         if self.speed != 1:
             return
         for cue in cues(self.monitor, self.document.project, self.document.frame):
-            if cue.track not in self._cued:
-                self._tracks[cue.track].play(cue.path, cue.seconds, cue.gain)
+            if cue.track not in self._cued and self._tracks[cue.track].ready():
+                # the dub as the editor slipped it (Document.playback_dub), made only for a player
+                path = self.document.playback_dub() if cue.track == "dub" else cue.path
+                if path is not None:
+                    self._tracks[cue.track].play(path, cue.seconds, cue.gain)
                 self._cued[cue.track] = cue
 
     def _stop_audio(self):

@@ -24,6 +24,8 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "edit.split": ("Ctrl+K", "Split the segment at the playhead"),
     "edit.merge_next": ("Ctrl+J", "Merge the segment with the next one"),
     "edit.rename": ("F2", "Rename the selected segment"),
+    "edit.slip_earlier": ("Alt+,", "Slip the selected segment's dub one frame earlier (that line only)"),
+    "edit.slip_later": ("Alt+.", "Slip the selected segment's dub one frame later (that line only)"),
     "edit.nudge_earlier": ("Alt+Left", "Nudge the dub one frame earlier"),
     "edit.nudge_later": ("Alt+Right", "Nudge the dub one frame later"),
     "edit.nudge_earlier_second": ("Alt+Shift+Left", "Nudge the dub one second earlier"),

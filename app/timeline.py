@@ -4,7 +4,8 @@
             it where what exports has no face (the renders' reports)
   Video     thumbnails of the source frames, decoded in a background thread (app.thumbnails)
   Original  the video's own audio
-  Dub       the dub's waveform (placed at the dub offset)
+  Dub       the dub's waveform (placed at the dub offset), each slipped segment's line moved by its slip
+            and labelled with it ("slip +2")
   Sync      one bar per segment, as tall as its confidence (LSE-C) and coloured by its verdict
             against the threshold — the horizontal line, which can be dragged (an undoable edit);
             unscored speech is grey at full height, silence low and dark; over the bars the
@@ -13,6 +14,7 @@
   Takes     rendered takes over the frames they cover; the chosen ones highlighted; red ticks
             where their render found no face
 
+Alt+drag in the Dub lane slips the speech segment under the pointer's dub by whole frames (SlipSegment).
 Click or drag anywhere to move the playhead; Ctrl+wheel zooms around the pointer, the wheel
 scrolls, and so does the scroll bar. Built on pyqtgraph (one PlotItem per lane, x-linked).
 """
@@ -27,7 +29,8 @@ from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QScrollBar, QVBoxLayout, QWidget
 
 from core.plan import source_of
-from core.project import DEFAULT_THRESHOLD, SetThreshold, verdict
+from core.project import DEFAULT_THRESHOLD, SetThreshold, SlipSegment, verdict
+from core.slip import slip_audio
 from core.timecode import Timecode
 
 from .markers import MARKER_HEX
@@ -78,6 +81,7 @@ class LaneBox(pg.ViewBox):
     clicked = Signal(float, float)  # x, y in data coordinates
     double_clicked = Signal(float, float)
     dragged = Signal(float, bool)  # x, finished
+    alt_dragged = Signal(float, float, bool)  # with Alt held: x where the drag began, x now, finished
     wheel_zoom = Signal(float, float)  # factor, around x
     wheel_scroll = Signal(float)  # steps (positive: later)
     hovered = Signal(float, float)
@@ -110,7 +114,11 @@ class LaneBox(pg.ViewBox):
             ev.ignore()
             return
         ev.accept()
-        self.dragged.emit(self.mapSceneToView(ev.scenePos()).x(), ev.isFinish())
+        x = self.mapSceneToView(ev.scenePos()).x()
+        if ev.modifiers() & Qt.KeyboardModifier.AltModifier:
+            self.alt_dragged.emit(self.mapSceneToView(ev.buttonDownScenePos()).x(), x, ev.isFinish())
+        else:
+            self.dragged.emit(x, ev.isFinish())
 
     def hoverEvent(self, ev):
         if not ev.isExit():
@@ -221,6 +229,7 @@ class Timeline(QWidget):
             box.clicked.connect(lambda x, y, name=name: self._on_click(name, x, y))
             box.double_clicked.connect(lambda x, y, name=name: self._on_double_click(name, x, y))
             box.dragged.connect(self._on_drag)
+            box.alt_dragged.connect(lambda x0, x, finished, name=name: self._on_alt_drag(name, x0, x, finished))
             box.wheel_zoom.connect(self.zoom)
             box.wheel_scroll.connect(self._on_wheel_scroll)
             box.hovered.connect(lambda x, y, name=name, box=box: self._on_hover(name, box, x, y))
@@ -243,6 +252,7 @@ class Timeline(QWidget):
         self.thumb_strip = ThumbStrip(self.thumbnails)
         self.plots["thumbs"].addItem(self.thumb_strip)
         self._thumb_update_pending = False
+        self.slip_labels: list[pg.TextItem] = []  # "slip +2" over each slipped segment's dub
         self.wave = pg.PlotDataItem()
         self.wave.setDownsampling(auto=True, method="peak")
         self.wave.setClipToView(True)
@@ -305,6 +315,7 @@ class Timeline(QWidget):
         self._segments_shown = None
         self._curve_shown = None
         self._original_key = None
+        self._slip_drag = None  # (segment id, its slip when an Alt+drag in the dub lane began)
         self.set_colours(colours)
         self.setMinimumHeight(sum(LANES.values()) + 40)
         self.set_document(None)
@@ -342,6 +353,7 @@ class Timeline(QWidget):
             label.setAttr("color", colours.text)
             label.setText(label.text)
         self._original_key = None
+        self._wave_key = None  # the slip labels take the new colours
         self.refresh()
 
     # -- document
@@ -383,6 +395,7 @@ class Timeline(QWidget):
         if doc is None:
             self._wave_key = None
             self.wave.setData([], [])
+            self._set_slip_labels(())
             self.original_wave.setData([], [])
             self.original_note.setText("")
             self.curve.setData([], [])
@@ -407,17 +420,35 @@ class Timeline(QWidget):
         self._update_thumbs()
 
     def _draw_waveform(self):
+        """The dub as heard: placed at the offset, each slipped segment's line moved (core.slip, on the
+        envelope) and labelled with its slip."""
         doc = self.document
         w = doc.waveform
-        key = (id(w), doc.project.dub_offset, doc.fps)
+        project = doc.project
+        slips = project.slips()
+        key = (id(w), project.dub_offset, doc.fps, slips)
         if key == getattr(self, "_wave_key", None):
             return  # unchanged: an hour of dub is a million points, not redrawn on every edit
         self._wave_key = key
+        self._set_slip_labels(slips)
         if w is None or w.lo.size == 0:
             self.wave.setData([], [])
             return
-        x = np.arange(w.lo.size) / w.rate * doc.fps + doc.project.dub_offset
-        self.wave.setData(np.repeat(x, 2), np.stack([w.lo, w.hi], axis=1).ravel())
+        x = np.arange(w.lo.size) / w.rate * doc.fps + project.dub_offset
+        envelope = np.stack([w.lo, w.hi], axis=1)  # slipped as the audio is: the rule is core.slip's
+        envelope = slip_audio(envelope, w.rate, doc.fps, project.dub_offset, slips) if slips else envelope
+        self.wave.setData(np.repeat(x, 2), envelope.ravel())
+
+    def _set_slip_labels(self, slips):
+        for item in self.slip_labels:
+            self.plots["dub"].removeItem(item)
+        self.slip_labels = []
+        for start, _, frames in slips:
+            item = pg.TextItem(f"slip {frames:+d}", color=self.c.text, anchor=(0, 0))
+            item.setPos(start, 1.05)
+            item.setZValue(8)
+            self.plots["dub"].addItem(item)
+            self.slip_labels.append(item)
 
     def _draw_original(self, *_):
         """The video's own audio at source time (its first frame at frame 0)."""
@@ -713,6 +744,22 @@ class Timeline(QWidget):
 
     def _on_drag(self, x: float, finished: bool):
         self._seek(x)
+
+    def _on_alt_drag(self, lane: str, x0: float, x: float, finished: bool):
+        """Alt+drag in the dub lane slips the speech segment where the drag began by the whole frames
+        dragged (one undo step: a drag's slips merge); elsewhere it is a drag."""
+        doc = self.document
+        s = doc.project.segment_at(int(math.floor(x0))) if doc is not None and lane == "dub" else None
+        if s is None or s.kind != "speech":
+            self._on_drag(x, finished)
+            return
+        if self._slip_drag is None or self._slip_drag[0] != s.id:
+            self._slip_drag = (s.id, s.slip)  # the segment, and its slip when the drag began
+        frames = self._slip_drag[1] + int(round(x - x0)) - s.slip
+        if frames:
+            doc.execute(lambda: SlipSegment(doc.project, s.id, frames))
+        if finished:
+            self._slip_drag = None
 
     def _threshold_done(self, *_):
         doc = self.document

@@ -7,7 +7,8 @@ Qt-free: the request is a snapshot of the project, and `commit_export` records t
 A delivery is H.264 MP4, ProRes 422 HQ or DNxHR HQ (core.video.VIDEO_CODECS) at the source's size,
 rate and colour tags, starting at the source's timecode, of the whole project or an in-out range; its
 audio the dub, the dub and the video's own track as a second stream, or a mix of the two, each
-track normalised to a broadcast loudness (core.loudness) if asked. The audio tracks are built first,
+track normalised to a broadcast loudness (core.loudness) if asked. The dub is the one the editor hears:
+each slipped segment's line moved (core.slip). The audio tracks are built first,
 at the picture's exact length, in temp files beside the output; then the frames are encoded and muxed
 with them in one atomic write.
 """
@@ -80,6 +81,7 @@ class ExportRequest:
     loudness: str | None = None  # a core.loudness.LOUDNESS_TARGETS name, or None to leave the levels
     start: int = 0  # the range of frames exported: [start, end)
     end: int | None = None  # None: to the end
+    slips: tuple = ()  # Project.slips: segments whose own dub is moved (core.slip), as delivered
 
 
 @dataclass
@@ -144,7 +146,7 @@ def export_request(project: Project, output, preset_name: str, format: str | Non
     return ExportRequest(project.video.path, project.dub.path, Path(output), project.fps, project.dub.facts.duration,
                          project.dub_offset, project.settings["length_policy"], n, export_runs(project, n), crf,
                          preset, preset_name, project.path, format, audio, dub_level, original_level,
-                         None if loudness == "off" else loudness, start, end)
+                         None if loudness == "off" else loudness, start, end, project.slips())
 
 
 def _fit(frame: np.ndarray, height: int, width: int) -> np.ndarray:
@@ -190,7 +192,7 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
         if not Path(path).is_file():
             raise UserError(f"take file missing: {path} (re-render that segment, or choose the original)")
     done = from_takes = 0
-    tracks = []  # the audio tracks' temp files, beside the output
+    temps = []  # the audio tracks' temp files beside the output (after the slipped dub they are made from)
     try:
         with VideoSource(request.video) as video:
             if request.audio != "dub" and not video.has_audio:
@@ -204,14 +206,23 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
             codec = VIDEO_CODECS[request.format]
             notes = _conversion_notes(video, codec)
             names = {"dub": ["dub"], "dub+original": ["dub", "original"], "mix": ["mix"]}[request.audio]
-            for name in names:
+            # the dub as the editor hears it (each slipped segment's line moved: core.slip), then the tracks
+            for name in (["slipped-dub"] if request.slips else []) + names:
                 try:
-                    tracks.append(temp_beside(request.output, f"{name}.wav"))
+                    temps.append(temp_beside(request.output, f"{name}.wav"))
                 except OSError as e:
                     raise MediaError(request.output, f"cannot write: {e.strerror or e}") from None
+            dub_file = request.dub
+            if request.slips:
+                from core.loudness import SAMPLE_RATE
+                from core.slip import write_slipped_dub
+
+                dub_file = write_slipped_dub(request.dub, temps[0], request.slips, request.fps,
+                                             request.offset_frames, SAMPLE_RATE)
+            tracks = temps[-len(names):]
             loudness = []
             for name, track in zip(names, tracks):
-                before, mode = _audio_track(request, name, first, last, track)
+                before, mode = _audio_track(request, name, first, last, track, dub_file)
                 loudness.append((name, before, None))
                 if mode == "dynamic":
                     notes.append(f"{name} audio: one gain would not keep it under the true-peak ceiling or "
@@ -237,8 +248,8 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
                         from_takes += take is not None
                         progress(done, last - first, "export")
     finally:
-        for track in tracks:
-            track.unlink(missing_ok=True)
+        for temp in temps:
+            temp.unlink(missing_ok=True)
     if request.loudness:
         from core.delivery import LOUDNESS_TARGETS
 
@@ -270,9 +281,10 @@ def _conversion_notes(video, codec) -> list:
     return notes
 
 
-def _audio_track(request: ExportRequest, name: str, first: int, last: int, output):
+def _audio_track(request: ExportRequest, name: str, first: int, last: int, output, dub_file: Path):
     """Write audio track `name` (dub, original or mix) of frames [first, last) to `output` (WAV), at the
-    request's loudness target; returns (its loudness before, loudnorm's mode) when normalised, else (None, None)."""
+    request's loudness target, the dub read from `dub_file` (the request's, or it slipped); returns (its
+    loudness before, loudnorm's mode) when normalised, else (None, None)."""
     import ffmpeg
 
     from core.delivery import LOUDNESS_TARGETS
@@ -292,7 +304,7 @@ def _audio_track(request: ExportRequest, name: str, first: int, last: int, outpu
                 .filter("aresample", SAMPLE_RATE))
 
     def dub():
-        return placed(ffmpeg.input(str(request.dub))["a:0"],
+        return placed(ffmpeg.input(str(dub_file))["a:0"],
                       (request.offset_frames - first) / request.fps)
 
     def original():

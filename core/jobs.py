@@ -23,7 +23,7 @@ from core.errors import LipsmithError
 from core.hparams import HP
 from core.plan import output_count, source_of
 from core.project import (AddTake, Batch, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments, SetScores,
-                          normalise_setting)
+                          normalise_setting, recorded_slip)
 
 # Render ▸ Render…'s "replace chosen takes": a render's take becomes the chosen one where a segment it
 # covers had none; where one was chosen, only as the editor says (never behind the editor's back)
@@ -237,23 +237,34 @@ def render_request(project: Project, start: int, end: int, segment_id: str | Non
 
 def render_take(progress, cancel, request: RenderRequest) -> RenderResult:
     """Render the request's range into a new file in the project's cache folder (atomic: nothing
-    is left there when it fails or is cancelled)."""
+    is left there when it fails or is cancelled). With segments slipped (the settings' `slips`), the
+    generator hears, and the take carries, the dub as slipped (core.slip), from a temp file beside it."""
+    from core.atomic import temp_beside
     from core.errors import WeightsError
     from core.render import Renderer
+    from core.slip import write_slipped_dub
 
     options = Project.render_options(_Frozen(request), None, start_frame=request.start, end_frame=request.end,
                                      crf=TAKE_CRF, preset=TAKE_PRESET, cache_dir=request.detection_cache,
                                      batch_size=request.batch_size)
-    try:
-        renderer = Renderer(request.video, request.dub, options, progress, cancel)
-    except WeightsError as e:
-        if "not found" in e.problem:
-            raise UserError("No generator model installed: choose a checkpoint with Render ▸ Generator model… "
-                            f"({e})") from None
-        raise
     request.cache_dir.mkdir(parents=True, exist_ok=True)
     output = request.cache_dir / f"take-{uuid.uuid4().hex[:10]}{TAKE_SUFFIX}"
-    report = renderer.render_to(output)
+    slips = request.settings.get("slips")
+    slipped = temp_beside(output, "dub.wav") if slips else None
+    try:
+        if slipped is not None:
+            write_slipped_dub(request.dub, slipped, slips, request.fps, request.dub_offset, HP.sample_rate, mono=True)
+        try:
+            renderer = Renderer(request.video, slipped or request.dub, options, progress, cancel)
+        except WeightsError as e:
+            if "not found" in e.problem:
+                raise UserError("No generator model installed: choose a checkpoint with Render ▸ Generator "
+                                f"model… ({e})") from None
+            raise
+        report = renderer.render_to(output)
+    finally:
+        if slipped is not None:
+            slipped.unlink(missing_ok=True)
     progress(1, 1, "hash")
     hashes = {"file": sha256_file(output), "video": None, "dub": None}
     return RenderResult(request, output, renderer.range.start, renderer.range.stop, hashes, report.generated,
@@ -292,12 +303,13 @@ def commit_render(project: Project, result: RenderResult) -> str:
     """Add the rendered take and choose it for the segments it covers that had no take (and, with the
     request's `replace` "always", for those that had one): one undo step. "better" leaves the choice to
     its scores (commit_scores). Should the dub have been nudged while it rendered, the take is added but
-    chosen nowhere (its mouth follows the old timing: see core.project.NudgeDub). The file is deleted
-    again if the project can no longer take it (its segment was removed). Returns the take's id."""
+    chosen nowhere (its mouth follows the old timing: see core.project.NudgeDub), and a segment slipped
+    meanwhile does not choose it (SlipSegment). The file is deleted again if the project can no longer
+    take it (its segment was removed). Returns the take's id."""
     req = result.request
     in_sync = req.dub_offset == project.dub_offset
     covered = [s.id for s in project.segments if in_sync and s.within(result.start, result.end)
-               and (s.take_id is None or req.replace == "always")]
+               and recorded_slip(req.settings, s) == s.slip and (s.take_id is None or req.replace == "always")]
     report = {"no_face": [list(r) for r in result.no_face_ranges], "generated": result.generated,
               "seconds": round(result.seconds, 2), "device": result.device}
     if req.settings.get("mouth") == "actor":
@@ -375,15 +387,18 @@ def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
 
 def commit_smooth(project: Project, result: SmoothResult) -> str:
     """Add the smoothed take to the segment and choose it there: one undo step (scores join it, as a
-    render's). It is added but not chosen when the dub was nudged meanwhile (see commit_render); the
-    file is deleted again when the project can no longer take it. Returns the take's id."""
+    render's). It is added but not chosen when the dub was nudged, or the segment slipped, away from the
+    timing the smoothed take was rendered for (see commit_render); the file is deleted again when the
+    project can no longer take it. Returns the take's id."""
     req = result.request
     try:
         source = project.take(req.take_id)
     except EditError:
         Path(result.file).unlink(missing_ok=True)
         raise
-    chosen = [req.segment_id] if req.dub_offset == project.dub_offset else []
+    s = next((s for s in project.segments if s.id == req.segment_id), None)
+    in_sync = s is not None and req.dub_offset == project.dub_offset and recorded_slip(req.settings, s) == s.slip
+    chosen = [req.segment_id] if in_sync else []
     return add_take(project, result.file, req.segment_id, f"Smooth {req.what} over {req.window} frames", chosen,
                     settings=dict(req.settings, smoothed_from=req.take_id, window=req.window),
                     hashes=take_hashes(project, result.hashes), start=req.start, end=req.end, report=source.report)
@@ -418,7 +433,8 @@ def score_request(project: Project, expert: str = "expert", render: str | None =
         if render is None:
             take_id = s.take_id
         else:
-            in_sync = new is not None and new.settings.get("dub_offset_frames", project.dub_offset) == project.dub_offset
+            in_sync = (new is not None and new.slip_for(s) == s.slip
+                       and new.settings.get("dub_offset_frames", project.dub_offset) == project.dub_offset)
             take_id = render if in_sync and s.within(new.start, new.end) else None
         if s.kind != "speech" or not take_id:
             continue

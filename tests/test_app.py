@@ -1,7 +1,8 @@
 """The editor (app/), offscreen with pytest-qt: the vertical slice — new project from a video and
 a dub, speech detection, render in a worker, result in the preview, export — plus cancel, undo /
 redo through the Edit menu, shortcuts, drops, failing workers, autosave recovery; the project
-settings dialog, dub nudges (the segments move, takes for the old timing stop being chosen),
+settings dialog, dub nudges (the segments move, takes for the old timing stop being chosen), a
+segment's slip (Alt+, / Alt+. and Alt+drag: its line moved in the dub lane, the inspector and playback),
 segment names, the thumbnail / original-audio / confidence-curve lanes, the mask overlay and the
 no-face markers; speaker adaptation (with the project's face detector) and removing adapted models;
 the scoring a render queues (its segments only, in its undo step; none without a sync expert);
@@ -661,6 +662,66 @@ def test_nudging_moves_the_segments_and_stops_exporting_takes_rendered_for_the_o
     assert project.dub_offset == 0 and project.segment("s1").take_id == take.id
     assert [(s.start, s.end) for s in project.segments] == [(0, 30), (30, 50), (50, 75)]
     assert "✓" in window.inspector.takes.item(0).text()
+
+
+def test_alt_comma_and_period_slip_the_segment_under_the_playhead_and_only_its_take_stops_exporting(opened, qtbot):
+    import numpy as np
+    import soundfile
+
+    from core.audio import load_audio
+    from core.export import export_runs
+    from core.slip import slip_audio
+
+    window = opened
+    doc, transport = window.document, window.transport
+    project = doc.project
+    qtbot.waitUntil(lambda: doc.waveform is not None, timeout=10_000)
+    t1, t3 = add_take(project, "s1", 0, 30), add_take(project, "s3", 50, N)
+    wave_before = window.timeline.wave.getData()[1].reshape(-1, 2)  # (lo, hi) per 1/200 s: 8 per frame
+    doc.set_frame(10)  # in s1 [0, 30)
+    window.activateWindow()
+    alt = Qt.KeyboardModifier.AltModifier
+    for key in (Qt.Key.Key_Period, Qt.Key.Key_Period, Qt.Key.Key_Period, Qt.Key.Key_Comma):
+        qtbot.keyClick(window, key, alt)
+    assert [s.slip for s in project.segments] == [2, 0, 0] and project.dub_offset == 0 and doc.frame == 10
+    assert window.actions["edit.undo"].text() == "&Undo Slip segment s1 to +2 frames"  # one merged step
+    assert window.inspector.slip_label.text() == "Slip: +2 frames (+80 ms, heard later)"
+    # s1's take was rendered for the old timing: the original frames export there; s3 keeps its take
+    assert project.segment("s1").take_id is None and project.segment("s3").take_id == t3.id
+    assert export_runs(project, N)[0][2] is None and export_runs(project, N)[-1][2] == project.take_path(t3)
+    assert "shows the original frames" in window.statusBar().currentMessage()
+    assert "rendered before a slip of +2 frames" in window.inspector.takes.item(0).text()
+    # the dub lane draws s1's line two frames later, silence where it was, and says so
+    wave = window.timeline.wave.getData()[1].reshape(-1, 2)
+    assert not wave[:16].any() and wave_before[:16].any()
+    np.testing.assert_array_equal(wave[16:256], wave_before[:240])
+    np.testing.assert_array_equal(wave[256:], wave_before[256:])
+    assert [label.toPlainText() for label in window.timeline.slip_labels] == ["slip +2"]
+    # playback plays the dub as slipped, as the export delivers it
+    player = fake_tracks(transport)[0]
+    transport.play()
+    played, rate = soundfile.read(player.source, dtype="float32")
+    transport.stop()
+    np.testing.assert_array_equal(played, slip_audio(load_audio(project.dub.path, rate), rate, FPS, 0, [(0, 30, 2)]))
+
+    # Alt+drag in the Dub lane slips the segment the drag began in: one step for the drag
+    lane = window.timeline.plots["dub"].vb
+    lane.alt_dragged.emit(60.2, 61.4, False)
+    lane.alt_dragged.emit(60.2, 63.6, True)
+    assert project.segment("s3").slip == 3 and project.segment("s3").take_id is None
+    assert window.actions["edit.undo"].text() == "&Undo Slip segment s3 to +3 frames"
+    window.actions["edit.undo"].trigger()
+    assert project.segment("s3").slip == 0 and project.segment("s3").take_id == t3.id
+    window.actions["edit.undo"].trigger()
+    assert project.segment("s1").take_id == t1.id and window.inspector.slip_label.text().startswith("Slip: none")
+    assert window.timeline.slip_labels == []
+    transport.play()
+    assert player.source == str(project.dub.path)  # nothing slipped: the dub itself
+    transport.stop()
+    doc.set_frame(40)  # s2: silence has no line to slip
+    qtbot.keyClick(window, Qt.Key.Key_Period, alt)
+    assert "only a speech segment's dub slips" in window.statusBar().currentMessage()
+    assert not window.shortcuts.conflicts()
 
 
 def test_a_render_or_scoring_that_finishes_after_a_nudge_does_not_pass_for_the_new_timing(opened):

@@ -146,6 +146,37 @@ def test_render_then_smooth_a_take_as_the_editors_workers_do(media, tiny_checkpo
     assert not project.takes and all(s.take_id is None for s in project.segments)
 
 
+def test_a_render_hears_the_dub_as_slipped_and_its_take_serves_that_slip(media, tiny_checkpoint, tmp_path,
+                                                                        monkeypatch):
+    import core.faces
+    import core.render
+    from core.audio import load_audio
+    from core.project import SlipSegment
+    from core.slip import slip_audio
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector(FACE_BOX))
+    heard = []  # what the renderer makes its mel windows (and the take's audio) from
+    monkeypatch.setattr(core.render, "load_audio", lambda path: heard.append(load_audio(path)) or heard[-1])
+    video, dub, _ = media
+    project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "scene.lipsmith", dub_path=dub,
+                          dub_facts=jobs.load_dub(NO_PROGRESS, NEVER, dub).facts)
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 10), project.make_segment(10, 25)]))
+    project.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint)}))
+    project.save()
+    project.execute(SlipSegment(project, "s2", -3))
+
+    result = jobs.render_take(NO_PROGRESS, NEVER, jobs.render_request(project, 10, 25, "s2", "segment s2"))
+    [audio] = heard
+    np.testing.assert_array_equal(audio, slip_audio(load_audio(dub), 16000, FPS, 0, [(10, 25, -3)]))
+    assert not np.array_equal(audio, load_audio(dub))
+    assert list(project.cache_dir.iterdir()) == [result.file]  # the slipped dub was a temp
+    project.execute(SlipSegment(project, "s2", 1))  # while it rendered: the line is at -2 now
+    take_id = jobs.commit_render(project, result)
+    assert project.takes[take_id].settings["slips"] == [[10, 25, -3]] and project.segment("s2").take_id is None
+    project.execute(SlipSegment(project, "s2", -1))  # back at -3: the take rendered for it is chosen
+    assert project.segment("s2").take_id == take_id and project.segment("s1").take_id is None
+
+
 # --------------------------------------------------------------------------- a variable-frame-rate source
 
 
@@ -321,3 +352,31 @@ def test_where_the_new_take_scores_better_it_is_chosen_when_its_scores_arrive_in
     assert project.takes[new].segment_score(project.segment("s2")) == (0.6, None)  # shown with the take
     project.undo()
     assert [(s.take_id, s.lse_c) for s in project.segments] == [("t1", 0.5), ("t2", 0.9), (None, None)]
+
+
+def test_a_whole_clip_render_with_a_line_slipped_meanwhile_is_scored_and_smoothed_for_the_timing_it_had(tmp_path):
+    from core.project import SlipSegment
+
+    project = three_segments_with_takes(tmp_path)
+    request = jobs.render_request(project, 0, 30, what="whole clip", replace="always")
+    project.execute(SlipSegment(project, "s3", 2))  # while it renders (for s3 at 0)
+    file = project.take_file_for("render")
+    file.write_bytes(b"not really a video")
+    new = jobs.commit_render(project, jobs.RenderResult(request, file, 0, 30, {"file": "x"}, 30, [], 1.0, "cpu"))
+    assert [s.take_id for s in project.segments] == [new, new, None]  # s3's line moved: not chosen there
+    # its scoring pass measures it over the segments whose timing it has: not s3 at +2
+    assert set(jobs.score_request(project, render=new).segments) == {"s1", "s2"}
+    # smoothing s1's take: chosen, unless s1 slips before it is done
+    smooth = jobs.smooth_request(project, "s1", 3)
+    project.execute(SlipSegment(project, "s1", -1))
+    result = jobs.SmoothResult(smooth, project.take_file_for("smoothed"), {"file": "y"})
+    result.file.write_bytes(b"not really a video")
+    smoothed = jobs.commit_smooth(project, result)
+    assert project.segment("s1").take_id is None and smoothed in project.takes
+    project.undo()
+    project.undo()  # s1 at 0 again: its take is the render's
+    result = jobs.SmoothResult(smooth, project.take_file_for("smoothed-2"), {"file": "z"})
+    result.file.write_bytes(b"not really a video")
+    assert project.segment("s1").take_id == new
+    smoothed = jobs.commit_smooth(project, result)
+    assert project.segment("s1").take_id == smoothed != new

@@ -274,6 +274,30 @@ def test_cli_exports_an_in_out_range_with_its_timecode_and_the_dub_under_it(deli
     assert samples == 48000 * 15 // FPS  # the range's 0.6 s, to the sample
 
 
+def test_the_delivered_dub_has_a_slipped_segments_line_moved_and_the_rest_as_it_was(delivery, tmp_path):
+    from core.audio import load_audio
+    from core.project import SlipSegment
+    from core.slip import slip_audio
+
+    video, _ = delivery
+    dub = tmp_path / "line.wav"  # a 300 Hz bed under a 1 kHz line from 0.1 s to 0.3 s (inside s1's frames 0-9)
+    ffmpeg("-f", "lavfi", "-i",
+           r"aevalsrc=0.05*sin(2*PI*300*t)+0.5*sin(2*PI*1000*t)*between(t\,0.1\,0.3):s=48000:d=2", dub)
+    project = delivery_project(tmp_path, video, dub)  # s1 [0, 10) speech, s2 [10, 50) silence
+    project.execute(SlipSegment(project, "s1", 3))
+    out = tmp_path / "slipped.mov"  # ProRes: PCM audio, sample for sample
+    export_video(lambda *a: None, lambda: False, export_request(project, out, DRAFT, "prores"))
+    original, delivered = load_audio(dub, 48000), load_audio(out, 48000)
+    assert delivered.shape == original.shape  # 2 s
+    np.testing.assert_allclose(delivered, slip_audio(original, 48000, FPS, 0, [(0, 10, 3)]), atol=1e-6)
+    onset = lambda audio: int(np.argmax(np.abs(audio) > 0.2))  # noqa: E731 (where the line begins)
+    assert onset(delivered) - onset(original) == 3 * 48000 // FPS  # three frames later, to the sample
+    assert not delivered[:3 * 48000 // FPS].any()  # what the line left: silence
+    after = 13 * 48000 // FPS  # past s1's line, moved into s2's first 3 frames: the dub as it was
+    np.testing.assert_allclose(delivered[after:], original[after:], atol=1e-6)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # its temps are gone
+
+
 def test_a_format_the_output_cannot_hold_or_an_unwritable_output_is_refused_naming_the_file(
         delivery, tmp_path, capsys):
     from core.errors import MediaError

@@ -125,6 +125,17 @@ def test_a_marker_over_other_frames_becomes_a_segment_cut_out_of_those_it_overla
     assert project.segment("s4").lse_c == 0.01  # untouched
 
 
+def test_a_marker_inside_a_slipped_segment_keeps_its_dub_slipped(tmp_path):
+    from core.project import SlipSegment
+
+    project = scene(tmp_path)
+    project.execute(SlipSegment(project, "s4", 2))
+    [new] = project.execute(ImportSegments(project, [(55, 60, "Inside")])).created
+    assert [(s.start, s.end, s.slip) for s in project.segments if 50 <= s.start < 70] == [(50, 55, 2), (55, 60, 2),
+                                                                                         (60, 70, 2)]
+    assert project.segment(new).name == "Inside"
+
+
 def test_a_timeline_of_only_point_markers_changes_nothing_and_says_so(tmp_path):
     project = scene(tmp_path)
     timeline = build_timeline(project)

@@ -17,7 +17,7 @@ from core.project import (DEFAULT_THRESHOLD, AddAdaptedModel, AddTake, Autosaver
                           ProjectError, RecentProjects, RelinkMedia, RemoveTake, RenameSegment, RenameTake, ReplaceSegments,
                           SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment, History,
                           Command, RelinkAdaptedModel, RemoveAdaptedModel, autosave_path_for, recovery_candidate,
-                          AddMarker, EditMarker, Marker, RemoveMarker)
+                          AddMarker, EditMarker, Marker, RemoveMarker, SlipSegment)
 
 FACTS = MediaFacts(size=None, fingerprint=None, duration=10.0, fps=25.0, frame_count=250, width=640, height=360)
 
@@ -84,7 +84,7 @@ def test_round_trip_keeps_everything_and_stores_relative_paths(folder):
     assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None, "segments": {"s1": [0, 100, 6.5, 7.2]}}
     assert not q.modified and not q.history.can_undo
     data = json.loads((folder / "scene.lipsmith").read_text())
-    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 6
+    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 7
     assert data["media"]["video"]["relative"] == "media/clip.mp4"
     assert data["media"]["video"]["absolute"] == str(folder / "media" / "clip.mp4")
     assert data["takes"][0]["file"] == "t1.mkv"
@@ -402,6 +402,103 @@ def test_dub_longer_than_the_video_brings_undetected_dub_into_the_edge_segments(
     p.execute(ReplaceSegments(p, [p.make_segment(20, 40), p.make_segment(240, 250)]))
     p.execute(NudgeDub(p, 5))
     assert [(s.start, s.end) for s in p.segments] == [(25, 45), (245, 250)]
+
+
+def test_slipping_a_segment_moves_only_its_dub_in_one_undo_step_and_is_saved(folder):
+    p = make_project(folder)  # s1 [0, 100) speech with take t1, s2 [100, 140) silence, s3 [140, 250) speech
+    before, depth = state(p), p.history.index
+    for frames in (1, 1, 1, -1):
+        p.execute(SlipSegment(p, "s3", frames))
+    assert p.segment("s3").slip == 2 and p.history.index == depth + 1
+    assert p.history.undo_text == "Slip segment s3 to +2 frames"
+    # its frames, the other segments, the dub offset and the takes: as they were
+    assert spans(p) == [("s1", 0, 100, "speech", "t1"), ("s2", 100, 140, "silence", None),
+                        ("s3", 140, 250, "speech", None)]
+    assert p.dub_offset == 0 and [s.slip for s in p.segments] == [0, 0, 2] and p.slips() == ((140, 250, 2),)
+    p.undo()
+    assert state(p) == before and not p.modified
+    p.redo()
+    after = state(p)
+    assert [s["slip"] for s in after["segments"]] == [0, 0, 2]
+    p.save()
+    q = Project.load(p.path)
+    assert state(q) == after and q.segment("s3").slip == 2
+    q.execute(SlipSegment(q, "s1", -1))  # another segment: a step of its own
+    q.execute(SlipSegment(q, "s3", 1))
+    assert q.history.index == 2 and [s.slip for s in q.segments] == [-1, 0, 3]
+    q.execute(SlipSegment(q, "s3", -1))  # back where the run began: no edit at all
+    assert q.history.index == 1 and q.segment("s3").slip == 2
+    with pytest.raises(EditError, match="s2 is silence: only a speech segment's dub slips"):
+        SlipSegment(q, "s2", 1)
+    with pytest.raises(EditError, match="whole frames"):
+        SlipSegment(q, "s1", 0.5)
+    with pytest.raises(EditError, match="no segment 's9'"):
+        SlipSegment(q, "s9", 1)
+
+
+def test_a_slip_stops_choosing_the_segments_take_and_leaves_the_other_segments_takes(folder):
+    p = make_project(folder)
+    t1 = p.takes["t1"]  # s1's, rendered with nothing slipped, scored 6.5 there
+    t2 = p.new_take("s3", p.take_file_for("t2"), take_id="t2")
+    p.execute(AddTake(p, t2, choose=True))
+    p.execute(SetScores(p, {"s3": (4.0, 8.0)}))
+    s3, t2 = p.segment("s3"), p.takes["t2"]
+    p.execute(SlipSegment(p, "s1", 2))
+    s1 = p.segment("s1")
+    assert s1.take_id is None and s1.lse_c is None  # t1 follows the old timing: the original frames export
+    assert p.history.commands[p.history.index - 1].unchosen
+    assert p.takes == {"t1": t1, "t2": t2} and t1.slip_for(s1) == 0  # kept as it was, listed as rendered before
+    assert p.segment("s3") == s3 and p.chosen_runs() == [(s3, t2)]  # the other segment and its take: untouched
+    # a render made now records the slip; it serves s1 at +2 and is chosen there
+    t3 = p.new_take("s1", p.take_file_for("t3"), take_id="t3")
+    assert t3.settings["slips"] == [[0, 100, 2]] and t3.slip_for(s1) == 2 and t2.slip_for(s3) == 0
+    p.execute(AddTake(p, t3, choose=True))
+    p.execute(SlipSegment(p, "s1", -2))  # slipping back finds t1 again, with its score over s1
+    assert p.segment("s1").take_id == "t1" and p.segment("s1").lse_c == 6.5
+    p.execute(SlipSegment(p, "s1", 2))  # the run ends where it began: t3 as before, no edit
+    assert p.segment("s1").take_id == "t3" and p.history.undo_text.startswith("Add")
+    p.execute(SlipSegment(p, "s1", 1))  # +3: no take was rendered for it
+    assert p.segment("s1").take_id is None
+    # a nudge back to the offset the takes were rendered at does not choose one of another slip
+    p.execute(NudgeDub(p, 1))
+    p.execute(SetThreshold(p, 6))
+    p.execute(NudgeDub(p, -1))
+    assert p.dub_offset == 0 and p.segment("s1").take_id is None and p.segment("s3").take_id == "t2"
+
+
+def test_split_halves_keep_the_slip_and_its_take_and_only_alike_slips_merge(folder):
+    p = make_project(folder)
+    p.execute(SlipSegment(p, "s3", -2))
+    take = p.new_take("s3", p.take_file_for("t2"), take_id="t2")  # rendered at -2
+    p.execute(AddTake(p, take, choose=True))
+    split = p.execute(SplitSegment(p, "s3", 200))
+    halves = p.segment("s3"), p.segment(split.new_id)
+    assert [(s.slip, s.take_id, take.slip_for(s)) for s in halves] == [(-2, "t2", -2), (-2, "t2", -2)]
+    p.execute(SlipSegment(p, split.new_id, 1))
+    with pytest.raises(EditError, match=r"slipped differently \(-2, -1 frames\): slip them alike"):
+        MergeSegments(p, ["s3", split.new_id])
+    p.execute(SlipSegment(p, split.new_id, -1))
+    p.execute(MergeSegments(p, ["s3", split.new_id]))
+    assert (p.segment("s3").slip, p.segment("s3").end, p.segment("s3").take_id) == (-2, 250, "t2")
+
+
+def test_a_schema_6_file_opens_with_no_segment_slipped(folder):
+    p = make_project(folder)
+    data = json.loads(p.path.read_text())
+    data["schema_version"] = 6
+    for s in data["segments"]:
+        del s["slip"]
+    old = folder / "old.lipsmith"
+    old.write_text(json.dumps(data))
+    digest = sha(old)
+    q = Project.load(old)
+    assert [s.slip for s in q.segments] == [0, 0, 0] and q.segments == p.segments and not q.modified
+    assert sha(old) == digest  # reading never rewrites
+    data["schema_version"] = fileformat.SCHEMA_VERSION
+    data["segments"][0]["slip"] = 1.5
+    old.write_text(json.dumps(data))
+    with pytest.raises(ProjectError, match=r"old\.lipsmith.*segments\[0\]\.slip: expected int"):
+        Project.load(old)
 
 
 def test_no_merge_across_the_saved_state(folder):

@@ -7,7 +7,7 @@ reading order:
               Marker, ExportRecord, AdaptedModel
   project     Project: state, lookups, save/load, relink helpers, the takes cache
   commands    every edit as a Command with do()/undo()/merge(), kept in a History; Batch: several
-              commands as one undo step
+              commands as one undo step; SlipSegment: one line's dub moved by frames (core.slip)
   fileformat  JSON encode/decode, schema migrations, atomic writes
   recovery    autosave: `Autosaver.tick(now)`, `recovery_candidate(path)`
   recent      `RecentProjects` (File ▸ Recent)
@@ -28,12 +28,12 @@ Typical use::
 from .commands import (AddAdaptedModel, AddMarker, AddTake, Batch, ChooseTake, Command, EditMarker, History,
                        MergeSegments, NudgeDub, RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RemoveMarker,
                        RemoveTake, RenameSegment, RenameTake, ReplaceSegments, SetProjectSettings, SetScores,
-                       SetSegmentSettings, SetThreshold, SplitSegment)
+                       SetSegmentSettings, SetThreshold, SlipSegment, SplitSegment)
 from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
 from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MARKER_COLOURS, MEDIA_KINDS,
                     MOUTH_NAMES, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, AdaptedModel, EditError, ExportRecord, Marker,
                     MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for, cache_dir_for, check_segments,
-                    frame_curve, make_marker, normalise_setting, segment_name, verdict)
+                    frame_curve, make_marker, normalise_setting, recorded_slip, segment_name, verdict)
 from .project import Project
 from .recent import RecentProjects, config_dir
 from .recovery import Autosaver, discard_autosave, recovery_candidate
@@ -45,7 +45,7 @@ __all__ = [
     "MergeSegments", "NudgeDub", "Project", "ProjectError", "RecentProjects", "RelinkAdaptedModel", "RelinkMedia",
     "RemoveAdaptedModel", "RemoveMarker", "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
-    "SetSegmentSettings", "SetThreshold", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
+    "SetSegmentSettings", "SetThreshold", "SlipSegment", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
     "check_segments", "config_dir", "discard_autosave", "frame_curve", "make_marker", "migrate", "normalise_setting",
-    "recovery_candidate", "segment_name", "verdict",
+    "recorded_slip", "recovery_candidate", "segment_name", "verdict",
 ]

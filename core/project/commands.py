@@ -131,6 +131,10 @@ class MergeSegments(Command):
             if a.end != b.start:
                 raise EditError(f"segments {a.id} and {b.id} are not adjacent: "
                                 f"frames {a.end}–{b.start} lie between them")
+        slips = {s.slip for s in parts}
+        if len(slips) > 1:
+            raise EditError(f"segments {', '.join(s.id for s in parts)} have their dub slipped differently "
+                            f"({', '.join(f'{s.slip:+d}' for s in parts)} frames): slip them alike to merge them")
         first, last = parts[0], parts[-1]
         given = scores
         if scores is None:
@@ -322,7 +326,8 @@ def _carved(project, segments: list, start: int, end: int, name: str) -> list:
     (one it falls inside becomes two); a part keeps its chosen take, and its scores only where they still
     describe what it exports (_chosen)."""
     host = next((s for s in segments if s.start <= start < s.end), None)
-    new = project.make_segment(start, end, "speech", name=name, settings=dict(host.settings) if host else {})
+    new = project.make_segment(start, end, "speech", name=name, settings=dict(host.settings) if host else {},
+                               slip=host.slip if host else 0)
     take = project.takes.get(host.take_id) if host else None
     out = [_chosen(new, take if take is not None and new.within(take.start, take.end) else None)]
     for s in segments:
@@ -444,7 +449,7 @@ class NudgeDub(Command):
         before = {s.id: s.take_id for s in segments}
         out = []
         for s in moved:
-            fits = [t.id for t in in_sync if s.within(t.start, t.end)]
+            fits = [t.id for t in in_sync if s.within(t.start, t.end) and t.slip_for(s) == s.slip]
             keep = before.get(s.id)
             out.append(replace(s, take_id=keep if keep in fits else (fits[-1] if fits else None)))
         check_segments(out, project.takes)
@@ -452,6 +457,56 @@ class NudgeDub(Command):
         self.removed = tuple(sid for sid in before if sid not in kept)
         self.unchosen = tuple(sid for sid, take in before.items() if take is not None and kept.get(sid) is None)
         return {"dub_offset": new_offset, "segments": tuple(out)}
+
+
+class SlipSegment(Command):
+    """Slip one speech segment's dub by `frames` (positive: heard later): its `slip` changes, while its
+    frames, the other segments, the dub offset and every other take choice stay as they are (what is heard
+    is core.slip's rule). Consecutive slips of one segment merge into one undo step, worked out from the
+    segment as it was before the run, so a run that ends where it began is no edit at all.
+
+    Takes: a take's frames were generated for the dub as it was under the segment (its settings record the
+    slips, core.project.model.recorded_slip); after a slip its mouth no longer matches that line, and
+    exporting it would pass off out-of-sync frames as lip-synced. So, as a nudge does (NudgeDub), the segment
+    keeps or gets a take only if one covers it and was rendered with the dub at this offset and this slip
+    (slipping back finds it again); otherwise it exports the original frames until it is re-rendered. Takes
+    themselves are never changed or removed (the inspector lists them as rendered before the slip). Its
+    LSE-C/LSE-D become its take's over it (unscored without one). `unchosen`: whether it lost its take.
+    """
+
+    def __init__(self, project, segment_id: str, frames: int):
+        if not _is_int(frames):
+            raise EditError(f"a segment's dub slips by whole frames, not {frames!r}")
+        s = project.segment(segment_id)
+        if s.kind != "speech":
+            raise EditError(f"segment {s.title} is silence: only a speech segment's dub slips")
+        super().__init__(project)
+        self.segment_id = segment_id
+        self.merge_key = ("slip", segment_id)
+        self._after = self._slipped(s, s.slip + frames)
+
+    def merge(self, other: Command) -> bool:
+        if type(other) is not type(self) or other.merge_key != self.merge_key or self._before is None:
+            return False
+        base = next(s for s in self._before["segments"] if s.id == self.segment_id)
+        after = next(s for s in other._after["segments"] if s.id == self.segment_id)
+        self._after = self._slipped(base, after.slip)  # from the run's start, and applied (see NudgeDub.merge)
+        self.project._apply(self._after)
+        return True
+
+    def _slipped(self, base: Segment, slip: int) -> dict:
+        """The segments with `base` (the segment before the run) at `slip`."""
+        self.text = f"Slip segment {base.title} to {slip:+d} frames"
+        self.unchosen = False
+        if slip == base.slip:
+            return {"segments": self._segments_with(base)}
+        project = self.project
+        moved = replace(base, slip=slip)
+        fits = [t for t in project.takes.values() if moved.within(t.start, t.end) and t.slip_for(moved) == slip
+                and t.settings.get("dub_offset_frames", project.dub_offset) == project.dub_offset]
+        kept = next((t for t in fits if t.id == base.take_id), fits[-1] if fits else None)
+        self.unchosen = base.take_id is not None and kept is None
+        return {"segments": self._segments_with(_chosen(moved, kept))}
 
 
 class SetThreshold(Command):

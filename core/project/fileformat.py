@@ -21,7 +21,7 @@ from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, 
                     ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _is_int, _is_number, make_marker,
                     normalise_setting)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 
 def _v1_to_v2(data: dict) -> dict:
@@ -69,11 +69,19 @@ def _v5_to_v6(data: dict) -> dict:
     return data
 
 
+def _v6_to_v7(data: dict) -> dict:
+    """Schema 7: a segment's slip (frames its own dub is moved by). A file from before slipped none."""
+    for s in data.get("segments") or []:
+        if isinstance(s, dict):
+            s.setdefault("slip", 0)
+    return data
+
+
 # MIGRATIONS[n] turns a schema-n dict into a schema-(n+1) dict (pure: no file access).
 # Add one with every SCHEMA_VERSION bump; loading chains them, the file itself is never rewritten.
 # (A bump also keeps an older Lipsmith from opening a newer file and dropping what it cannot read.)
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5,
-                                                 5: _v5_to_v6}
+                                                 5: _v5_to_v6, 6: _v6_to_v7}
 
 
 def migrate(data, path=None) -> dict:
@@ -219,7 +227,7 @@ def decode(data: dict, path: Path) -> dict:
             _get(d, "kind", "str", w, "speech"), _get(d, "lse_c", "num?", w, None), _get(d, "lse_d", "num?", w, None),
             {k: normalise_setting(k, v, folder)
              for k, v in _values_in(_get(d, "settings", "dict", w, {}), folder, f"{w}.settings").items()},
-            _get(d, "take_id", "str?", w, None), _get(d, "name", "str", w, "")))
+            _get(d, "take_id", "str?", w, None), _get(d, "name", "str", w, ""), _get(d, "slip", "int", w, 0)))
     takes = []
     for i, d in enumerate(_get(data, "takes", "list", "file", [])):
         w = f"takes[{i}]"

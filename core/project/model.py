@@ -241,6 +241,7 @@ class Segment:
     settings: dict = field(default_factory=dict)  # overrides of the project's settings (SEGMENT_KEYS)
     take_id: str | None = None  # the chosen take; None = not rendered (export passes the original)
     name: str = ""  # the user's name for it ("" : shown by its id)
+    slip: int = 0  # frames its own dub is moved by (+: heard later), the rest of the dub as it is (core.slip)
 
     @property
     def frames(self) -> int:
@@ -254,6 +255,12 @@ class Segment:
     def within(self, start: int, end: int) -> bool:
         """Whether these frames lie inside [start, end) (e.g. a take's range, so the take can serve it)."""
         return start <= self.start and self.end <= end
+
+
+def recorded_slip(settings: dict, segment: Segment) -> int:
+    """The slip `segment`'s dub had in a render made with `settings` (a take's: they record the slipped
+    segments as `slips`, [[start, end, frames], …]): the slip of a recorded range holding its frames, else 0."""
+    return next((int(f) for a, b, f in settings.get("slips", ()) if segment.within(a, b)), 0)
 
 
 def verdict(segment: Segment, threshold: float) -> str:
@@ -329,6 +336,11 @@ class Take:
         """Output frames [a, b) where the actor's mouth was asked for but the generated one was pasted
         (core.render: too little footage, nothing alike, or a still)."""
         return [(int(a), int(b)) for a, b in self.report.get("generated_mouth", ())]
+
+    def slip_for(self, segment: Segment) -> int:
+        """The slip (frames) the segment's dub had when this take was rendered: a take whose slip is not the
+        segment's follows other timing (SlipSegment no longer chooses it there)."""
+        return recorded_slip(self.settings, segment)
 
     @property
     def mouth(self) -> str:
@@ -450,6 +462,8 @@ def check_segments(segments, takes=None) -> None:
                             f"{segments[i - 1].id} [{segments[i - 1].start}, {segments[i - 1].end})")
         if takes is not None and s.take_id is not None and s.take_id not in takes:
             raise EditError(f"segment {s.id}: chosen take {s.take_id!r} does not exist")
+        if not _is_int(s.slip):
+            raise EditError(f"segment {s.id}: slip must be a whole number of frames, not {s.slip!r}")
         unknown = set(s.settings) - set(SEGMENT_KEYS)
         if unknown:
             raise EditError(f"segment {s.id}: {', '.join(sorted(unknown))} cannot be set per segment")

@@ -288,15 +288,24 @@ class Project:
         return Segment(self.new_segment_id(), start, end, kind, **kwargs)
 
     def effective_settings(self, segment_id: str | None = None) -> dict:
-        """Project settings with the segment's overrides on top, plus its frame range and the dub offset:
-        what a render of it uses (and what its Take records as `settings`)."""
+        """Project settings with the segment's overrides on top, plus its frame range, the dub offset and
+        the segments' slips (`slips`, where any is slipped: core.slip): what a render of it uses (and what
+        its Take records as `settings`)."""
         out = dict(self.settings)
         if segment_id is not None:
             s = self.segment(segment_id)
             out.update(s.settings)
             out.update(start_frame=s.start, end_frame=s.end)
         out["dub_offset_frames"] = self.dub_offset
+        slips = self.slips()
+        if slips:
+            out["slips"] = [list(slip) for slip in slips]
         return copy.deepcopy(out)
+
+    def slips(self) -> tuple[tuple[int, int, int], ...]:
+        """(start, end, frames) of every slipped segment, in time order: how the dub heard differs from the
+        dub file (core.slip.slip_audio)."""
+        return tuple((s.start, s.end, s.slip) for s in self.segments if s.slip)
 
     def render_options(self, segment_id: str | None = None, **overrides):
         """core.render.RenderOptions for the whole clip or one segment (imports torch: call it off the UI path)."""
