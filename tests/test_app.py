@@ -10,7 +10,8 @@ weak segments list and the shortcuts that walk it; the dub's audio (a fake playe
 click in the timeline while playing, and starting where a dub nudged later begins; comparing two
 takes A/B (flipping at the same frame, choosing the shown one in one undo step); the mouth a render
 pastes (Project settings, Render ▸ Render…), the frames where the actor's mouth fell back to the
-generated one, a render's warnings; the mask overlay of a variable-frame-rate video.
+generated one, a render's warnings; the mask overlay of a variable-frame-rate video; the QC report
+describing the project as its export started.
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -1846,6 +1847,27 @@ def test_the_export_dialog_offers_the_delivery_formats_audio_and_loudness(opened
         assert [s.codec_context.name for s in container.streams.audio] == ["pcm_s24le"] * 2
     assert [name for name, before, after in job.result.loudness if after is not None] == ["dub", "original"]
     assert window.statusBar().currentMessage().count("LUFS") == 2
+
+
+def test_the_qc_report_describes_the_project_as_the_export_started(opened, qtbot, tmp_path, monkeypatch):
+    from core.project import RenameSegment
+    from core.qc import qc_path
+    from core.video import VideoWriter
+
+    write = VideoWriter.write
+    monkeypatch.setattr(VideoWriter, "write", lambda self, frame: (time.sleep(0.02), write(self, frame)))
+    window = opened
+    doc, project = window.document, window.document.project
+    doc.execute(RenameSegment(project, "s1", "Exported-name"))
+    out = tmp_path / "final.mp4"
+    job = window.export(out, "Fast draft (CRF 23)")
+    qtbot.waitUntil(lambda: job.stage == "export" and job.done > 0, timeout=30_000)
+    doc.execute(RenameSegment(project, "s1", "Renamed-while-exporting"))  # the export goes on with the old
+    qtbot.waitUntil(lambda: qc_path(out).is_file(), timeout=60_000)
+    wait_jobs(qtbot, window)
+    assert job.state == "done" and "QC report final.mp4.qc.html" in window.statusBar().currentMessage()
+    text = qc_path(out).read_text(encoding="utf-8")
+    assert "Exported-name" in text and "Renamed-while-exporting" not in text
 
 
 # --------------------------------------------------------------------------- markers, navigation, plain words
