@@ -142,15 +142,16 @@ def export_faces(progress, cancel, pastes: list, source: np.ndarray, video) -> E
     lacks them, only around the source frames its exported frames show. `video`: the source, open."""
     from core.jobs import face_track_in
 
-    keys = [p.track.key for p in pastes]
-    distinct = list(dict.fromkeys(keys))
-    track_of = np.array([distinct.index(key) for key in keys], int)
+    requests = {}  # track key → its request, in the order the export first shows it
+    for paste in pastes:
+        requests.setdefault(paste.track.key, paste.track)
+    number = {key: n for n, key in enumerate(requests)}
+    track_of = np.array([number[paste.track.key] for paste in pastes], int)
     tracks = []
-    for n, key in enumerate(distinct):
+    for n, request in enumerate(requests.values()):
         shown = source[track_of == n]
-        request = next(p.track for p in pastes if p.track.key == key)
-        tracks.append(face_track_in(progress, cancel, replace(request, frames=range(int(shown.min()),
-                                                                                    int(shown.max()) + 1)), video))
+        frames = range(int(shown.min()), int(shown.max()) + 1)
+        tracks.append(face_track_in(progress, cancel, replace(request, frames=frames), video))
     return ExportFaces(tracks, track_of, source)
 
 
