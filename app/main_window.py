@@ -1414,6 +1414,8 @@ class MainWindow(QMainWindow):
             path = path.with_suffix(".mp4")
         try:
             request = core.export.export_request(doc.project, path, preset, **options)
+            # the report describes the project the export was made of, whatever is edited while it runs
+            report = core.qc.qc_request(doc.project, request)
         except (EditError, ProjectError) as e:
             dialogs.warning(self, "Cannot export", str(e))
             return None
@@ -1426,11 +1428,12 @@ class MainWindow(QMainWindow):
             loudness = "; ".join(f"{name} audio {after}" for name, _, after in result.loudness if after)
             exported = f"Exported {result.frames} frames to {path}" + (f" ({loudness})" if loudness else "")
             self.status(exported, 10000)
-            if doc is not self.document:  # the project was closed meanwhile: nothing to measure it against
+            if doc is not self.document:  # the project was closed meanwhile: the export stands, unreported
                 return
-            report = core.qc.qc_request(doc.project, result)  # measured on the export, beside it (OUT.qc.html)
-            # the export is complete whatever happens to its report: a failure is a status-bar note, as on the CLI
-            self.run_job(f"QC report {report.report.name}", core.qc.qc_report, report, heavy=True, report=False,
+            # measured on the export, beside it (OUT.qc.html); the export is complete whatever happens to its
+            # report: a failure is a status-bar note, as on the CLI
+            self.run_job(f"QC report {report.report.name}", core.qc.qc_report, report, result, heavy=True,
+                         report=False,
                          on_success=lambda _: self.status(f"{exported}; QC report {report.report.name}", 10000))
 
         return self.run_job(f"Export {path.name}", core.export.export_video, request, heavy=True, on_success=done)

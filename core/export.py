@@ -92,6 +92,7 @@ class ExportResult:
     seconds: float
     notes: list  # what was converted on the way, in words
     loudness: list  # per audio track: (name, before, after) core.loudness.Loudness, None where not normalised
+    source_frames: np.ndarray  # the source frame each exported frame shows (a take's frames are made from it)
 
 
 def export_runs(project: Project, n_frames: int) -> list:
@@ -262,7 +263,8 @@ def export_video(progress, cancel, request: ExportRequest) -> ExportResult:
             elif abs(after.integrated - target) > 1.0:
                 notes.append(f"{name} audio: {after.integrated:.1f} LUFS, not {target:g}: its peaks hold it under "
                              "the true-peak ceiling")
-    return ExportResult(request, done, from_takes, time.perf_counter() - started, notes, loudness)
+    return ExportResult(request, done, from_takes, time.perf_counter() - started, notes, loudness,
+                        np.asarray(source[first:last]))
 
 
 def _conversion_notes(video, codec) -> list:

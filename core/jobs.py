@@ -358,8 +358,8 @@ def smooth_request(project: Project, segment_id: str, window: int) -> SmoothRequ
         raise EditError(f"the take file {path.name} is missing: re-render segment {s.title}")
     # the face and mask as the take's render found them (the project's settings fill in what it lacks)
     settings = copy.deepcopy({**project.settings, "dub_offset_frames": project.dub_offset, **take.settings})
-    track = TrackRequest(project.video.path, settings["detector"], settings["face_index"], settings["smooth_window"])
-    return SmoothRequest(path, take.id, s.id, take.start, take.end, int(window), settings, track,
+    return SmoothRequest(path, take.id, s.id, take.start, take.end, int(window), settings,
+                         track_request(project, take),
                          int(settings["dub_offset_frames"]), project.cache_dir, f"segment {s.title}'s take")
 
 
@@ -372,7 +372,7 @@ def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
 
     frames = range(request.start, request.end)
     with VideoSource(request.track.video) as source:
-        track = _face_track(progress, cancel, request.track, source)
+        track = face_track_in(progress, cancel, request.track, source)
         pictures = source_of(np.asarray(frames), source.picture_count, request.settings["length_policy"],
                              source.is_image)
         regions = mouth_regions(track, source.picture_source(pictures), request.settings["pads"])
@@ -548,14 +548,17 @@ class TrackRequest:
     face_index: int | None
     smooth_window: int
     detection_cache: str | None = None
+    frames: range | None = None  # the source frames the track is for (core.faces.track_video); None: all
 
     @property
     def key(self) -> tuple:
-        return (self.video, self.detector, self.face_index, self.smooth_window)
+        return (self.video, self.detector, self.face_index, self.smooth_window, self.frames)
 
 
-def track_request(project: Project) -> TrackRequest:
-    s = project.settings
+def track_request(project: Project, take=None) -> TrackRequest:
+    """The face track the project's settings describe, or the one `take`'s render followed (the settings
+    it recorded; the project's fill in what it lacks)."""
+    s = project.settings if take is None else {**project.settings, **take.settings}
     return TrackRequest(project.video.path, s["detector"], s["face_index"], s["smooth_window"])
 
 
@@ -573,13 +576,14 @@ def face_track(progress, cancel, request: TrackRequest) -> PictureTrack:
     from core.video import VideoSource
 
     with VideoSource(request.video) as source:
-        return PictureTrack(_face_track(progress, cancel, request, source),
+        return PictureTrack(face_track_in(progress, cancel, request, source),
                             source.picture_source(np.arange(source.picture_count)))
 
 
-def _face_track(progress, cancel, request: TrackRequest, source):
+def face_track_in(progress, cancel, request: TrackRequest, source):
+    """The request's core.faces.FaceTrack (by source frame) of `source`, the request's video open."""
     from core.faces import get_detector, track_video
 
     return track_video(source, detector=get_detector(request.detector), cache_dir=request.detection_cache,
                        face_index=request.face_index, smooth_window=request.smooth_window,
-                       progress=lambda d, t: progress(d, t, "detect"), cancel=cancel)
+                       progress=lambda d, t: progress(d, t, "detect"), cancel=cancel, frames=request.frames)

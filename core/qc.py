@@ -1,7 +1,8 @@
 """The QC report written beside an export (OUT.qc.html): what a reviewer checks before delivery.
 
-Measured on the exported file itself, with the project's face track (the renderer's, from the
-detection cache: nothing is detected again where a render already did):
+Measured on the exported file itself, each frame with the face track of the take it came from (the
+settings its render recorded; the project's for the original frames), from the detection cache where
+a render filled it, else detected around the exported source frames only:
 
 * lip-sync confidence per speech segment: the expert's per-frame curve over the export and its
   audio, the segment's mean and verdict (the project's threshold), and the clip's AV offset;
@@ -12,13 +13,14 @@ detection cache: nothing is detected again where a render already did):
 * frames without a face (passed through as they were), the loudness of each audio track before and
   after normalising, the frames of lowest confidence as thumbnails, the models and the settings.
 
-`qc_request` snapshots the project (UI thread); `qc_report` is the job body (Qt-free, any thread):
-it measures, returns the figures and writes the HTML rendered from them, one self-contained file
-(inline CSS and SVG, JPEG data URIs, no script).
+`qc_request` snapshots the project (UI thread, as the export starts); `qc_report` is the job body
+(Qt-free, any thread) run on the export's result: it measures, returns the figures and writes the HTML
+rendered from them, one self-contained file (inline CSS and SVG, JPEG data URIs, no script).
 """
 from __future__ import annotations
 
 import base64
+import copy
 import html
 import math
 from dataclasses import dataclass, replace
@@ -44,50 +46,65 @@ def qc_path(output) -> Path:
 
 
 @dataclass
+class Paste:
+    """How exported frames were made: the face track the take's render followed (the project's for the
+    original frames), the generator crop's pads, and the take's blend mask (None: nothing pasted)."""
+    track: object  # core.jobs.TrackRequest
+    pads: tuple
+    blend: object | None  # core.blend.BlendSettings
+
+
+@dataclass
 class QCRequest:
+    """The project as the export saw it: taken when the export starts, so an edit made while it runs
+    shows in neither the export nor its report."""
     output: Path  # the export
     report: Path  # the HTML written
-    export: object  # core.export.ExportResult
     segments: list  # the project's core.project.Segment
-    blends: dict  # take file → (core.blend.BlendSettings, pads) its render used
-    track: object  # core.jobs.TrackRequest: the face track the renderer used
+    original: Paste  # the frames from no take
+    takes: dict  # take file → Paste, for the takes the export uses
     threshold: float
     models: list  # (role, bundled name or path)
     settings: dict
     project: str
 
 
-def qc_request(project, export_result, output_path=None) -> QCRequest:
-    """Snapshot of what the report on `export_result` needs from `project`; `output_path`: the HTML
-    (default: qc_path of the export)."""
+def qc_request(project, export, output_path=None) -> QCRequest:
+    """Snapshot of what the report on the export `export` (a core.export.ExportRequest) needs from
+    `project`; `output_path`: the HTML (default: qc_path of the export)."""
     from core.blend import BlendSettings
     from core.jobs import track_request
 
-    blends = {}
+    used = {Path(take) for _, _, take, _ in export.runs if take is not None}
+    takes = {}
     for take in project.takes.values():
-        settings = {**project.settings, **take.settings}
-        blends[project.take_path(take)] = (BlendSettings.from_settings(settings), tuple(settings["pads"]))
+        path = project.take_path(take)
+        if path in used:
+            settings = {**project.settings, **take.settings}
+            takes[path] = Paste(track_request(project, take), tuple(settings["pads"]),
+                                BlendSettings.from_settings(settings))
     generators = {str(project.settings["checkpoint"])}
     generators |= {str(t.settings["checkpoint"]) for s, t in project.chosen_runs() if "checkpoint" in t.settings}
     models = [("generator", g) for g in sorted(generators)] + [("expert", "expert")]
-    output = export_result.request.output
-    return QCRequest(Path(output), Path(output_path) if output_path else qc_path(output), export_result,
-                     list(project.segments), blends, track_request(project), project.threshold, models,
-                     dict(project.settings), str(project.path or ""))
+    output = Path(export.output)
+    return QCRequest(output, Path(output_path) if output_path else qc_path(output), list(project.segments),
+                     Paste(track_request(project), tuple(project.settings["pads"]), None), takes,
+                     project.threshold, models, copy.deepcopy(project.settings), str(project.path or ""))
 
 
 def write_qc_report(project, export_result, output_path=None, progress=None, cancel=None) -> dict:
     """Measure the export `export_result` made of `project` and write the report (atomic) to
     `output_path` (default OUT.qc.html); returns the figures the HTML shows."""
     return qc_report(progress or (lambda *a: None), cancel or (lambda: False),
-                     qc_request(project, export_result, output_path))
+                     qc_request(project, export_result.request, output_path), export_result)
 
 
-def qc_report(progress, cancel, request: QCRequest) -> dict:
-    """The job body: measure, write the HTML (atomic), return the figures."""
+def qc_report(progress, cancel, request: QCRequest, export) -> dict:
+    """The job body: measure the export (`export`: the core.export.ExportResult it made), write the
+    HTML (atomic), return the figures."""
     from core.atomic import atomic_write_text
 
-    figures = measure(progress, cancel, request)
+    figures = measure(progress, cancel, request, export)
     atomic_write_text(request.report, render_html(figures))
     return figures
 
@@ -95,54 +112,94 @@ def qc_report(progress, cancel, request: QCRequest) -> dict:
 # --------------------------------------------------------------------------- measuring
 
 
-def measure(progress, cancel, request: QCRequest) -> dict:
-    """The report's figures (JSON-like: numbers, None where nothing was measured)."""
+class ExportFaces:
+    """The face of each exported frame k (0: the export's first) as the take it came from found it: its
+    paste's track at its source frame. Indexed by exported frame, it stands in for a core.faces.FaceTrack
+    (core.sync.score_video's `track`, without a frame map)."""
+
+    def __init__(self, tracks: list, track_of: np.ndarray, source: np.ndarray):
+        self.tracks, self.track_of, self.source = tracks, track_of, source  # frame k: tracks[track_of[k]]
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def box(self, k: int):
+        return self.tracks[self.track_of[k]].box(int(self.source[k]))
+
+    def crop_box(self, k: int, pads):
+        return self.tracks[self.track_of[k]].crop_box(int(self.source[k]), pads)
+
+    def landmarks_at(self, k: int):
+        return self.tracks[self.track_of[k]].landmarks_at(int(self.source[k]))
+
+    def with_smoothing(self, window: int, method: str = "mean") -> "ExportFaces":
+        return ExportFaces([t.with_smoothing(window, method) for t in self.tracks], self.track_of, self.source)
+
+
+def export_faces(progress, cancel, pastes: list, source: np.ndarray, video) -> ExportFaces:
+    """The faces of the exported frames, `pastes` what each was made with and `source` the source frame
+    each shows: one track per distinct track request (so usually one), each detected, where the cache
+    lacks them, only around the source frames its exported frames show. `video`: the source, open."""
+    from core.jobs import face_track_in
+
+    requests = {}  # track key → its request, in the order the export first shows it
+    for paste in pastes:
+        requests.setdefault(paste.track.key, paste.track)
+    number = {key: n for n, key in enumerate(requests)}
+    track_of = np.array([number[paste.track.key] for paste in pastes], int)
+    tracks = []
+    for n, request in enumerate(requests.values()):
+        shown = source[track_of == n]
+        frames = range(int(shown.min()), int(shown.max()) + 1)
+        tracks.append(face_track_in(progress, cancel, replace(request, frames=frames), video))
+    return ExportFaces(tracks, track_of, source)
+
+
+def measure(progress, cancel, request: QCRequest, export) -> dict:
+    """The report's figures (JSON-like: numbers, None where nothing was measured) of `export`."""
     from core.errors import TooShort
-    from core.jobs import face_track
-    from core.plan import plan_frames
     from core.project import verdict
     from core.sync import SCORE_FPS, load_scorer, score_video
     from core.video import VideoSource
 
-    r = request.export.request
-    first, last = r.start, r.start + request.export.frames
-    with VideoSource(r.video) as video:  # the output's frames as the export planned them (core.export)
-        dub_seconds = max(r.dub_seconds + r.offset_frames / r.fps, 0.0)
-        plan, _ = plan_frames(video.picture_count, r.fps, dub_seconds, r.policy, video.is_image)
-        source = np.asarray(video.picture_source(plan))[first:last]
-    track = face_track(progress, cancel, request.track).track
-
+    r = export.request
+    first, last = r.start, r.start + export.frames
+    source = np.asarray(export.source_frames)  # the output's frames as the export planned them (core.export)
+    pastes = []  # what each output frame was made with
+    for a, b, take, _ in r.runs:
+        a, b = max(a, first), min(b, last)
+        pastes += [request.original if take is None else request.takes[Path(take)]] * max(b - a, 0)
     scorer = load_scorer("expert")
-    try:
-        scores = score_video(request.output, None, scorer=scorer, track=track, frame_map=source,
-                             progress=progress, cancel=cancel)
-    except TooShort:
-        scores = None
-    if scores is not None:
-        with VideoSource(request.output) as out:
+    with VideoSource(r.video) as video, VideoSource(request.output) as out:
+        faces = export_faces(progress, cancel, pastes, source, video)
+        try:
+            scores = score_video(out, None, scorer=scorer, track=faces, progress=progress, cancel=cancel)
+        except TooShort:
+            scores = None
+        if scores is not None:
             scored = first + out.frames_at_rate(SCORE_FPS, len(scores.frame_conf))  # project frame of each
-        conf = np.asarray(scores.frame_conf, np.float64)
-    else:
-        scored, conf = np.zeros(0, int), np.zeros(0)
+            conf = np.asarray(scores.frame_conf, np.float64)
+        else:
+            scored, conf = np.zeros(0, int), np.zeros(0)
 
-    segments = []
-    for s in request.segments:
-        a, b = max(s.start, first), min(s.end, last)
-        if s.kind != "speech" or a >= b:
-            continue
-        inside = (scored >= a) & (scored < b)
-        values = conf[inside]
-        finite = values[np.isfinite(values)]
-        lse_c = float(finite.mean()) if finite.size else None
-        segments.append({"id": s.id, "title": s.title, "start": a, "end": b,
-                         "take": s.take_id, "lse_c": lse_c, "verdict": verdict(replace(s, lse_c=lse_c),
-                                                                               request.threshold),
-                         "curve": [[int(f), _number(c)] for f, c in zip(scored[inside], values)]})
-    speech = np.zeros(len(scored), bool)  # confidence means nothing where the dub is silent
-    for s in segments:
-        speech |= (scored >= s["start"]) & (scored < s["end"])
-    worst = _worst(scored, np.where(speech, conf, np.nan))
-    pictures = _picture_figures(progress, cancel, request, track, source, first, last, worst)
+        segments = []
+        for s in request.segments:
+            a, b = max(s.start, first), min(s.end, last)
+            if s.kind != "speech" or a >= b:
+                continue
+            inside = (scored >= a) & (scored < b)
+            values = conf[inside]
+            finite = values[np.isfinite(values)]
+            lse_c = float(finite.mean()) if finite.size else None
+            segments.append({"id": s.id, "title": s.title, "start": a, "end": b,
+                             "take": s.take_id, "lse_c": lse_c, "verdict": verdict(replace(s, lse_c=lse_c),
+                                                                                   request.threshold),
+                             "curve": [[int(f), _number(c)] for f, c in zip(scored[inside], values)]})
+        speech = np.zeros(len(scored), bool)  # confidence means nothing where the dub is silent
+        for s in segments:
+            speech |= (scored >= s["start"]) & (scored < s["end"])
+        worst = _worst(scored, np.where(speech, conf, np.nan))
+        pictures = _picture_figures(progress, cancel, request, out, video, faces, pastes, first, last, worst)
     figures = {
         "project": request.project, "output": str(request.output), "fps": r.fps, "range": [first, last],
         "frames": last - first, "threshold": request.threshold,
@@ -151,8 +208,8 @@ def measure(progress, cancel, request: QCRequest) -> dict:
             "offset_frames": scores.offset_frames, "offset_ms": scores.offset_ms, "windows": scores.windows},
         "segments": segments, **pictures,
         "loudness": [{"track": name, "before": _loudness(before), "after": _loudness(after)}
-                     for name, before, after in request.export.loudness],
-        "models": _models(request.models), "settings": request.settings, "notes": list(request.export.notes),
+                     for name, before, after in export.loudness],
+        "models": _models(request.models), "settings": request.settings, "notes": list(export.notes),
     }
     return figures
 
@@ -217,53 +274,44 @@ def seam_strength(frame: np.ndarray, crop_box, weight: np.ndarray) -> tuple[floa
     return float(gradient[edge].mean()), float(gradient[inside].mean())
 
 
-def _picture_figures(progress, cancel, request, track, source, first, last, worst) -> dict:
-    """One pass over the export and its source frames: leak, seam, frames without a face, thumbnails."""
+def _picture_figures(progress, cancel, request, out, video, faces, pastes, first, last, worst) -> dict:
+    """One pass over the export `out` and its source frames in `video` (both open): leak, seam, frames
+    without a face, thumbnails; `faces`: the ExportFaces, `pastes`: what each output frame was made with."""
     from core.blend import paste_weight
     from core.errors import Cancelled
     from core.render import source_frames, to_ranges
-    from core.video import VideoSource
 
-    runs = request.export.request.runs
-    take_of = np.full(last - first, None, object)  # the take file each output frame came from
-    for a, b, take, _ in runs:
-        a, b = max(a, first), min(b, last)
-        if a < b and take is not None:
-            take_of[a - first:b - first] = Path(take)
     silent = np.zeros(last - first, bool)
     silences = [(max(s.start, first), min(s.end, last), s) for s in request.segments
                 if s.kind == "silence" and max(s.start, first) < min(s.end, last)]
     for a, b, _ in silences:
         silent[a - first:b - first] = True
-    pads = tuple(request.settings["pads"])
     leak_out, leak_src = np.full(last - first, np.nan), np.full(last - first, np.nan)
     seams, no_face, thumbs = [], [], []
     previous = None  # (output frame, source frame) of the frame before, when it was silent
-    with VideoSource(request.output) as out, VideoSource(request.export.request.video) as video:
-        pairs = zip(out.frames(0, last - first), source_frames(video, source))
-        for k, ((_, frame), original) in enumerate(pairs):
-            if cancel():
-                raise Cancelled("QC report cancelled")
-            if k % 25 == 0:
-                progress(k, last - first, "qc")
-            f = first + k
-            blend, take_pads = request.blends.get(take_of[k], (None, pads))
-            box = track.crop_box(int(source[k]), take_pads)
-            if box is None:
-                no_face.append(f)
-            elif silent[k] and previous is not None:  # this frame's mouth box, in both frames
-                x1, y1, x2, y2 = mouth_box(box)
-                leak_out[k] = float(np.abs(_grey(frame[y1:y2, x1:x2]) - _grey(previous[0][y1:y2, x1:x2])).mean())
-                leak_src[k] = float(np.abs(_grey(original[y1:y2, x1:x2])
-                                           - _grey(previous[1][y1:y2, x1:x2])).mean())
-            previous = (frame, original) if silent[k] else None
-            if box is not None and blend is not None:
-                weight = paste_weight(box, track.landmarks_at(int(source[k])), (HP.img_size, HP.img_size), blend)
-                seam = seam_strength(frame, box, weight)
-                if seam is not None:
-                    seams.append((*seam, *(seam_strength(original, box, weight) or (np.nan, np.nan))))
-            if f in worst:
-                thumbs.append({"frame": f, "conf": worst[f], "jpeg": _thumbnail(frame, box)})
+    pairs = zip(out.frames(0, last - first), source_frames(video, faces.source))
+    for k, ((_, frame), original) in enumerate(pairs):
+        if cancel():
+            raise Cancelled("QC report cancelled")
+        if k % 25 == 0:
+            progress(k, last - first, "qc")
+        f = first + k
+        paste = pastes[k]
+        box = faces.crop_box(k, paste.pads)
+        if box is None:
+            no_face.append(f)
+        elif silent[k] and previous is not None:  # this frame's mouth box, in both frames
+            x1, y1, x2, y2 = mouth_box(box)
+            leak_out[k] = float(np.abs(_grey(frame[y1:y2, x1:x2]) - _grey(previous[0][y1:y2, x1:x2])).mean())
+            leak_src[k] = float(np.abs(_grey(original[y1:y2, x1:x2]) - _grey(previous[1][y1:y2, x1:x2])).mean())
+        previous = (frame, original) if silent[k] else None
+        if box is not None and paste.blend is not None:
+            weight = paste_weight(box, faces.landmarks_at(k), (HP.img_size, HP.img_size), paste.blend)
+            seam = seam_strength(frame, box, weight)
+            if seam is not None:
+                seams.append((*seam, *(seam_strength(original, box, weight) or (np.nan, np.nan))))
+        if f in worst:
+            thumbs.append({"frame": f, "conf": worst[f], "jpeg": _thumbnail(frame, box)})
     leak_rows = []
     for a, b, s in silences:
         o, v = leak_out[a - first:b - first], leak_src[a - first:b - first]

@@ -26,6 +26,7 @@ own audio features from the 16 kHz waveform):
 Sign of the offset: `SyncScores.offset_frames` is positive when the audio lags the video, for
 every scorer. The reference SyncNet prints "AV offset" = 15 − argmin index = −offset_frames.
 """
+import contextlib
 import copy
 import warnings
 from dataclasses import dataclass, field
@@ -380,7 +381,8 @@ def _face_box(track, i: int):
 def score_video(video_path, audio_path=None, scorer: Scorer | None = None, track=None,
                 frame_map=None, cache_dir=None, face_index=None, progress=None, cancel=None,
                 detector=None) -> SyncScores:
-    """LSE scores of a video against its own audio or `audio_path`, at 25-fps timing.
+    """LSE scores of a video (a path, or a VideoSource its caller keeps open) against its own audio
+    or `audio_path`, at 25-fps timing.
 
     `track` (a FaceTrack) and `frame_map` (video frame → track frame) let a rendered output
     reuse its source's face track instead of detecting faces again. A scorer that smooths
@@ -388,7 +390,9 @@ def score_video(video_path, audio_path=None, scorer: Scorer | None = None, track
     Without a track, `detector` finds the faces (core.faces.track_video: None is RetinaFace).
     """
     scorer = scorer or load_scorer()
-    with VideoSource(video_path) as video:
+    kept_open = isinstance(video_path, VideoSource)
+    with contextlib.nullcontext(video_path) if kept_open else VideoSource(video_path) as video:
+        video_path = video.path
         wave = load_audio(audio_path or video_path)
         seconds = min(video.duration, len(wave) / SAMPLE_RATE)
         n = int(seconds * SCORE_FPS + 1e-6)

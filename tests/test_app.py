@@ -13,7 +13,8 @@ takes A/B (flipping at the same frame, choosing the shown one in one undo step);
 pastes (Project settings, Render ▸ Render…), the frames where the actor's mouth fell back to the
 generated one, a render's warnings; the mask overlay of a variable-frame-rate video; the audio monitor
 (dub, original or both at their levels, remembered) and K held turning L / J into a jog; the export
-dialog's proposed name (never an input) and its warning about unrendered segments.
+dialog's proposed name (never an input) and its warning about unrendered segments; the QC report
+describing the project as its export started.
 
 A synthetic clip has no face, so a stub detector (a fixed box, as in test_render_pipeline) stands
 in for RetinaFace, and a tiny random-weight generator for the model. Message boxes never open:
@@ -2090,6 +2091,27 @@ def test_the_export_dialog_proposes_no_input_and_warns_of_unrendered_segments_be
     dialog = real_dialog(folder / "scene.mp4", "", [folder / "scene.mov"], window)
     dialog.format.setCurrentIndex(dialog.format.findData("prores"))
     assert dialog.path.text() == str(folder / "scene-lipsync.mov")
+
+
+def test_the_qc_report_describes_the_project_as_the_export_started(opened, qtbot, tmp_path, monkeypatch):
+    from core.project import RenameSegment
+    from core.qc import qc_path
+    from core.video import VideoWriter
+
+    write = VideoWriter.write
+    monkeypatch.setattr(VideoWriter, "write", lambda self, frame: (time.sleep(0.02), write(self, frame)))
+    window = opened
+    doc, project = window.document, window.document.project
+    doc.execute(RenameSegment(project, "s1", "Exported-name"))
+    out = tmp_path / "final.mp4"
+    job = window.export(out, "Fast draft (CRF 23)")
+    qtbot.waitUntil(lambda: job.stage == "export" and job.done > 0, timeout=30_000)
+    doc.execute(RenameSegment(project, "s1", "Renamed-while-exporting"))  # the export goes on with the old
+    qtbot.waitUntil(lambda: qc_path(out).is_file(), timeout=60_000)
+    wait_jobs(qtbot, window)
+    assert job.state == "done" and "QC report final.mp4.qc.html" in window.statusBar().currentMessage()
+    text = qc_path(out).read_text(encoding="utf-8")
+    assert "Exported-name" in text and "Renamed-while-exporting" not in text
 
 
 # --------------------------------------------------------------------------- markers, navigation, plain words

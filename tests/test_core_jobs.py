@@ -8,6 +8,7 @@ the model.
 import ast
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -256,6 +257,20 @@ def test_face_track_comes_with_the_pictures_timeline_to_index_it_by(vfr_video, m
     with VideoSource(vfr_video) as source:
         assert found.timeline.tolist() == source.timeline.tolist() and len(found.timeline) == 75
     assert found.timeline[[24, 25, 26, 27, 74]].tolist() == [24, 25, 25, 26, 49]
+
+
+def test_a_track_request_for_some_frames_detects_only_them_and_their_context(vfr_video, tmp_path, monkeypatch):
+    import core.faces
+    from core.faces import context_frames
+
+    detector = BoxDetector(FACE_BOX)
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: detector)
+    request = jobs.TrackRequest(vfr_video, "test-box", None, 0, str(tmp_path / "faces"), frames=range(20, 25))
+    track = jobs.face_track(NO_PROGRESS, NEVER, request).track
+    margin = context_frames(smooth_window=0)
+    assert detector.calls == 5 + 2 * margin and len(track) == 50  # of the source's 50 frames
+    assert track.has_face[20 - margin:25 + margin].all() and not track.has_face[25 + margin:].any()
+    assert request.key != replace(request, frames=None).key  # another track than the whole clip's
 
 
 # --------------------------------------------------------------------------- the actor's mouth

@@ -5,6 +5,7 @@ opens and closes its mouth in a take that covers the speech segment and the sile
 leak there), while the source's mouth stays shut; frames 12-17 are dark (no face).
 """
 import re
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 import main
 from core.export import export_request, export_video
+from core.faces.detect import Detection, FaceDetector
 from core.faces.geometry import padded_box
 from core.hparams import HP
 from core.project import AddTake, ChooseTake, MediaFacts, Project, ReplaceSegments, SetProjectSettings
@@ -34,46 +36,81 @@ class FaceInTheLight(BoxDetector):
         return [] if image.mean() < 20 else super()._detect(image)
 
 
-def face(mouth_open: float) -> np.ndarray:
-    """The face, its mouth open by `mouth_open` (0 closed .. 1 wide)."""
-    frame = np.full((SIZE[1], SIZE[0], 3), 90, np.uint8)
-    x1, y1, x2, y2 = FACE_BOX
-    cx, cy = (x1 + x2) // 2, (y1 + y2) // 2
+def draw_face(frame: np.ndarray, box, mouth_open: float) -> np.ndarray:
+    """A face drawn into `box` of `frame`, its mouth open by `mouth_open` (0 closed .. 1 wide)."""
+    x1, y1, x2, y2 = box
+    cx, cy, s = (x1 + x2) // 2, (y1 + y2) // 2, (y2 - y1) / 140  # drawn for FACE_BOX's 140 px height
     cv2.ellipse(frame, (cx, cy), ((x2 - x1) // 2, (y2 - y1) // 2), 0, 0, 360, (120, 160, 210), -1)
-    for ex in (cx - 22, cx + 22):
-        cv2.circle(frame, (ex, cy - 25), 6, (40, 40, 40), -1)
-    cv2.ellipse(frame, (cx, cy + 38), (22, max(1, int(2 + 16 * mouth_open))), 0, 0, 360, (40, 30, 110), -1)
+    for ex in (cx - int(22 * s), cx + int(22 * s)):
+        cv2.circle(frame, (ex, cy - int(25 * s)), max(1, int(6 * s)), (40, 40, 40), -1)
+    cv2.ellipse(frame, (cx, cy + int(38 * s)), (int(22 * s), max(1, int((2 + 16 * mouth_open) * s))), 0, 0, 360,
+                (40, 30, 110), -1)
     return frame
+
+
+def face(mouth_open: float) -> np.ndarray:
+    """The face at FACE_BOX, its mouth open by `mouth_open`."""
+    return draw_face(np.full((SIZE[1], SIZE[0], 3), 90, np.uint8), FACE_BOX, mouth_open)
+
+
+def flap(k: int) -> float:
+    """A talking mouth's opening at frame k."""
+    return 0.5 + 0.5 * np.sin(k * 1.3)
+
+
+def write_video(path, frames) -> None:
+    with VideoWriter(path, *SIZE, FPS, crf=0, preset="ultrafast") as writer:
+        for frame in frames:
+            writer.write(frame)
+
+
+def write_dub(path, n: int, speech: int) -> None:
+    """A dub of n frames: speech for the first `speech`, then silence."""
+    import soundfile
+
+    wave = speech_like(n / FPS)
+    wave[int(speech / FPS * 16000):] = 0
+    soundfile.write(path, wave, 16000)
+
+
+def write_media(folder, n: int):
+    """The clip (the face, its mouth shut; dark over DARK) and a dub speaking over its first half."""
+    video, dub = folder / "clip.mp4", folder / "dub.wav"
+    write_dub(dub, n, n // 2)
+    write_video(video, (np.zeros_like(face(0)) if k in DARK else face(0.0) for k in range(n)))
+    return video, dub
 
 
 @pytest.fixture(scope="module")
 def media(tmp_path_factory):
-    import soundfile
-
-    folder = tmp_path_factory.mktemp("qc_media")
-    video, dub = folder / "clip.mp4", folder / "dub.wav"
-    wave = speech_like(N / FPS)
-    wave[len(wave) // 2:] = 0  # speech, then silence
-    soundfile.write(dub, wave, 16000)
-    with VideoWriter(video, *SIZE, FPS, crf=0, preset="ultrafast") as writer:
-        for k in range(N):
-            writer.write(np.zeros_like(face(0)) if k in DARK else face(0.0))
-    return video, dub
+    return write_media(tmp_path_factory.mktemp("qc_media"), N)
 
 
-def qc_project(folder, video, dub) -> Project:
-    """s1 [0, 25) speech, s2 [25, 50) silence, one take over both, chosen for both."""
+def new_project(folder, video, dub, n: int) -> Project:
     project = Project.new(video, MediaFacts.probe_video(video), path=folder / "scene.lipsmith", dub_path=dub,
-                          dub_facts=MediaFacts.probe_file(dub, duration=N / FPS))
+                          dub_facts=MediaFacts.probe_file(dub, duration=n / FPS))
     project.execute(SetProjectSettings(project, {"length_policy": "cut"}))
-    project.execute(ReplaceSegments(project, [project.make_segment(0, 25), project.make_segment(25, 50, "silence")]))
+    return project
+
+
+def add_take(project, segment_ids, frames) -> str:
+    """A take of `frames` from frame 0, rendered for the first of `segment_ids` (its settings), chosen for all."""
     take_id = project.new_take_id()
     file = project.take_file_for(take_id)
-    with VideoWriter(file, *SIZE, FPS, crf=0, preset="ultrafast") as writer:
-        for k in range(N):
-            writer.write(np.zeros_like(face(0)) if k in DARK else face(0.5 + 0.5 * np.sin(k * 1.3)))
-    project.execute(AddTake(project, project.new_take("s1", file, take_id=take_id, start=0, end=N), choose=True))
-    project.execute(ChooseTake(project, "s2", take_id))
+    write_video(file, frames)
+    take = project.new_take(segment_ids[0], file, take_id=take_id, start=0, end=len(frames))
+    project.execute(AddTake(project, take, choose=True))
+    for sid in segment_ids[1:]:
+        project.execute(ChooseTake(project, sid, take_id))
+    return take_id
+
+
+def qc_project(folder, video, dub, n: int = N) -> Project:
+    """s1 [0, n/2) speech, s2 [n/2, n) silence, one take over both, chosen for both."""
+    project = new_project(folder, video, dub, n)
+    project.execute(ReplaceSegments(project, [project.make_segment(0, n // 2),
+                                              project.make_segment(n // 2, n, "silence")]))
+    add_take(project, ["s1", "s2"], [np.zeros_like(face(0)) if k in DARK else face(flap(k)) for k in range(n)])
     project.save()
     return project
 
@@ -85,13 +122,14 @@ def stub_detector(monkeypatch):
     monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: FaceInTheLight())
 
 
-def mouth_changes(path, frames) -> np.ndarray:
-    """Mean |grey change| of the mouth box (the generator crop's lower half) from frame k-1 to k, per k."""
-    x1, y1, x2, y2 = padded_box(FACE_BOX, SIZE, HP.pads)
+def mouth_changes(path, frames, box=FACE_BOX) -> np.ndarray:
+    """Mean |grey change| of the mouth box (the generator crop's lower half) of the face at `box` from
+    frame k-1 to k, per k."""
+    x1, y1, x2, y2 = padded_box(box, SIZE, HP.pads)
     y1 = (y1 + y2) // 2
     with VideoSource(path) as video:
         grey = [cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)[y1:y2, x1:x2].astype(np.float32)
-                for f in source_frames(video, np.arange(N))]
+                for f in source_frames(video, np.arange(max(frames) + 1))]
     return np.array([np.abs(grey[k] - grey[k - 1]).mean() for k in frames])
 
 
@@ -171,3 +209,112 @@ def test_a_report_that_cannot_be_made_is_a_note_the_export_stands(media, tmp_pat
     printed = capsys.readouterr().out
     assert out.is_file() and not qc_path(out).exists()
     assert f"{out} is complete, but no QC report was written" in printed and "no sync expert" in printed
+
+
+# --------------------------------------------------------------------------- whose face, and how much is read
+
+FACE1_BOX = (14, 80, 84, 180)  # a second, smaller face left of FACE_BOX's: face 1
+TWO = 60
+
+
+class TwoFaces(FaceDetector):
+    """Finds both faces in every frame: FACE_BOX (the larger, central: face 0) and FACE1_BOX."""
+
+    name = "test-two-faces"
+
+    def _detect(self, image):
+        return [Detection(FACE_BOX, 0.99), Detection(FACE1_BOX, 0.99)]
+
+
+class Boxes:
+    """A face track by export frame, given by hand (core.sync.score_video's `track`)."""
+
+    def __init__(self, boxes):
+        self.boxes = boxes
+
+    def __len__(self):
+        return len(self.boxes)
+
+    def box(self, k):
+        return np.asarray(self.boxes[k], np.float64)
+
+
+def two_faces(mouths0, mouths1) -> list:
+    return [draw_face(face(m0), FACE1_BOX, m1) for m0, m1 in zip(mouths0, mouths1)]
+
+
+def test_each_frame_is_measured_on_the_face_its_take_was_rendered_on(tmp_path, monkeypatch):
+    """s1 (speech) and s2 (silence) export a take rendered on face 1, whose mouth it moves; s3 (silence)
+    the original frames, where face 0 moves its mouth: the project's face (0) measures those."""
+    import core.faces
+    from core.blend import BlendSettings, paste_weight
+    from core.project import SetSegmentSettings
+    from core.qc import seam_strength
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: TwoFaces())
+    video, dub = tmp_path / "two.mp4", tmp_path / "dub.wav"
+    write_dub(dub, TWO, 25)
+    write_video(video, two_faces([flap(k) if k >= 50 else 0 for k in range(TWO)], [0] * TWO))
+    project = new_project(tmp_path, video, dub, TWO)
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 25), project.make_segment(25, 50, "silence"),
+                                              project.make_segment(50, TWO, "silence")]))
+    project.execute(SetSegmentSettings(project, "s1", {"face_index": 1}))
+    add_take(project, ["s1", "s2"], two_faces([0] * 50, [flap(k) for k in range(50)]))
+    assert project.takes[project.segment("s1").take_id].settings["face_index"] == 1
+    out = tmp_path / "final.mp4"
+    figures = write_qc_report(project, export_video(lambda *a: None, lambda: False,
+                                                    export_request(project, out, DRAFT)))
+
+    # confidence: the expert on face 1 where the take is, face 0 over the original frames
+    direct = score_video(out, None, scorer=load_scorer("expert"),
+                         track=Boxes([FACE1_BOX] * 50 + [FACE_BOX] * (TWO - 50)))
+    [s1] = figures["segments"]
+    assert [f for f, _ in s1["curve"]] == list(range(25))
+    curve = [np.nan if c is None else c for _, c in s1["curve"]]
+    assert np.isfinite(curve).sum() > 10
+    np.testing.assert_allclose(curve, direct.frame_conf[:25], atol=1e-6)
+    assert figures["sync"]["lse_c"] == pytest.approx(direct.lse_c, abs=1e-6)
+
+    # leak: face 1's mouth over s2 (the take's), face 0's over s3 (the original frames)
+    s2, s3 = figures["leak"]["segments"]
+    assert s2["output"] == pytest.approx(mouth_changes(out, range(26, 50), FACE1_BOX).mean(), rel=1e-5)
+    assert s2["source"] == pytest.approx(mouth_changes(video, range(26, 50), FACE1_BOX).mean(), abs=1e-6)
+    assert s2["output"] > 5 * max(s2["source"], 0.1)
+    assert s3["output"] == pytest.approx(mouth_changes(out, range(50, TWO), FACE_BOX).mean(), rel=1e-5)
+    assert s3["source"] == pytest.approx(mouth_changes(video, range(50, TWO), FACE_BOX).mean(), abs=1e-6)
+    assert s3["output"] > 1
+
+    # seam: on face 1's crop and the take's mask, over the take's frames only
+    crop = padded_box(FACE1_BOX, SIZE, HP.pads)
+    weight = paste_weight(crop, None, (HP.img_size, HP.img_size), BlendSettings.from_settings(project.settings))
+    with VideoSource(out) as exported:
+        edges = [seam_strength(frame, crop, weight)[0] for _, frame in exported.frames(0, 50)]
+    assert figures["seam"]["frames"] == 50 and figures["seam"]["edge"] == pytest.approx(np.mean(edges), rel=1e-5)
+    assert figures["no_face"]["frames"] == 0
+
+
+def test_an_uncached_report_on_a_range_detects_and_opens_only_what_it_measures(tmp_path, monkeypatch):
+    import collections
+
+    import core.faces
+    import core.video
+    from core.faces import context_frames
+
+    monkeypatch.setenv("LIPSMITH_CACHE", str(tmp_path / "cache"))  # nothing detected yet
+    detector = FaceInTheLight()
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: detector)
+    video, dub = write_media(tmp_path, 100)
+    project = qc_project(tmp_path, video, dub, 100)
+    out = tmp_path / "range.mp4"
+    result = export_video(lambda *a: None, lambda: False, export_request(project, out, DRAFT, start=40, end=60))
+    assert result.source_frames.tolist() == list(range(40, 60)) and detector.calls == 0
+
+    opened = collections.Counter()
+    init = core.video.VideoSource.__init__
+    monkeypatch.setattr(core.video.VideoSource, "__init__",
+                        lambda self, path, *a, **k: (opened.update([Path(path)]), init(self, path, *a, **k))[1])
+    figures = write_qc_report(project, result)
+    assert detector.calls == 20 + 2 * context_frames(project.settings["smooth_window"])  # not the clip's 100
+    assert opened == {video: 1, out: 1}  # each file is opened (its packets scanned) once
+    assert figures["seam"]["frames"] == 20 and figures["no_face"]["frames"] == 0
+    assert [(s["start"], s["end"]) for s in figures["segments"]] == [(40, 50)]
