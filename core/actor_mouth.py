@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.blend import BlendSettings, composite, matched_crop, paste_patch
+from core.blend import BlendSettings, composite, matched_crop, paste_detailed_patch, paste_patch
 from core.errors import Cancelled
 from core.faces.cache import (default_cache_dir, file_fingerprint, from_json_array, json_array, read_cache_entry,
                               save_npz_atomic)
@@ -341,5 +341,7 @@ class ActorMouth:
             real = self.aligned(row, compared, size).astype(np.float32)
             sigma = DETAIL_SIGMA * w / HP.img_size
             patch[h // 2:] = cv2.GaussianBlur(shape, (0, 0), sigma) + real - cv2.GaussianBlur(real, (0, 0), sigma)
+            paste_detailed_patch(frame, patch, box, small_mask, w / HP.img_size)  # detail: finer than the generator's pixel
+            return True
         paste_patch(frame, patch, box, small_mask)
-        return row is not None
+        return False

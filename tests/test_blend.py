@@ -77,3 +77,28 @@ def test_degenerate_box_is_left_alone():
     frame = np.zeros((10, 10, 3), np.uint8)
     composite(frame, np.full((96, 96, 3), 255, np.uint8), (5, 5, 6, 9))
     assert frame.max() == 0
+
+
+def test_a_patch_with_real_detail_keeps_it_across_the_feather_and_leaves_the_outside_alone():
+    from core.blend import crop_mask, paste_detailed_patch, paste_patch, paste_weight
+
+    rng = np.random.default_rng(3)
+    box = (40, 20, 240, 220)
+    frame = rng.integers(90, 170, (260, 280, 3), dtype=np.uint8)  # one skin texture...
+    patch = rng.integers(90, 170, (200, 200, 3), dtype=np.uint8)  # ...and another, as sharp
+    small_mask = crop_mask(box, None, (96, 96))
+    weight = paste_weight(box, None, (96, 96))
+    feather = (weight > 0.2) & (weight < 0.8)
+
+    def detail(result):
+        crop = cv2.cvtColor(result[20:220, 40:240], cv2.COLOR_BGR2GRAY).astype(np.float32)
+        return float(cv2.Laplacian(crop, cv2.CV_32F)[feather].var())
+
+    own = detail(frame)
+    crossfaded = detail(paste_patch(frame.copy(), patch, box, small_mask))
+    detailed_frame = paste_detailed_patch(frame.copy(), patch, box, small_mask, 2.0)
+    assert crossfaded < 0.7 * own  # two textures averaged into a blur
+    assert detail(detailed_frame) > 0.85 * own
+    outside = np.ones(frame.shape[:2], bool)
+    outside[20:220, 40:240] = weight <= 0
+    assert np.array_equal(detailed_frame[outside], frame[outside])
