@@ -546,11 +546,13 @@ def track_request(project: Project) -> TrackRequest:
 @dataclass
 class PictureTrack:
     """The face the renderer would dub (core.faces.FaceTrack, indexed by source frame), every face there is
-    to choose from (core.faces.FaceChoices, from the same detections) and the video's timeline: picture
+    to choose from (core.faces.FaceChoices, from the same detections), the detections themselves (a
+    segment that dubs another face builds its track from them) and the video's timeline: picture
     frame k shows source frame `timeline[k]` (a VFR video's conform)."""
     track: object
     timeline: np.ndarray
     faces: object
+    detections: object
 
 
 def face_track(progress, cancel, request: TrackRequest) -> PictureTrack:
@@ -564,7 +566,8 @@ def face_track(progress, cancel, request: TrackRequest) -> PictureTrack:
         detections = detect_video(source, get_detector(request.detector), cache_dir=request.detection_cache,
                                   progress=lambda d, t: progress(d, t, "detect"), cancel=cancel)
         track = build_track(detections, face_index=request.face_index, smooth_window=request.smooth_window)
-        return PictureTrack(track, source.picture_source(np.arange(source.picture_count)), FaceChoices(detections))
+        return PictureTrack(track, source.picture_source(np.arange(source.picture_count)), FaceChoices(detections),
+                            detections)
 
 
 def _face_track(progress, cancel, request: TrackRequest, source):
