@@ -403,8 +403,8 @@ class MainWindow(QMainWindow):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&View")
-        for name in ("view.result", "view.fit", "view.actual", "view.mask", "view.faces", None, "view.zoom_in", "view.zoom_out",
-                     "view.zoom_all", None):
+        for name in ("view.result", "view.fit", "view.actual", "view.mask", "view.faces", None, "view.zoom_in",
+                     "view.zoom_out", "view.zoom_all", None):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
         m.addAction(self.inspector_dock.toggleViewAction())
         m.addAction(self.jobs_dock.toggleViewAction())
@@ -442,7 +442,8 @@ class MainWindow(QMainWindow):
                      "marker.next",
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
-                     "view.zoom_all", "view.mask", "view.faces", "project.settings", "edit.rename", "edit.nudge_earlier",
+                     "view.zoom_all", "view.mask", "view.faces", "project.settings", "edit.rename",
+                     "edit.nudge_earlier",
                      "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second",
                      "render.remove_adapted", "render.smooth", "render.dialog"):
             self.actions[name].setEnabled(has)

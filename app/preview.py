@@ -489,7 +489,7 @@ class PreviewPanel(QWidget):
         """The document's face track as a segment's own face and smoothing make it (kept for the next frame)."""
         doc = self.document
         track = doc.track
-        if ((track.params["face_index"], track.smooth_window) == (face, window)):
+        if (track.params["face_index"], track.smooth_window) == (face, window):
             return track
         cache = getattr(self, "_track_cache", None)
         if cache is None or cache[0] is not track or cache[1:3] != (face, window):

@@ -46,6 +46,7 @@ __all__ = [
     "RemoveAdaptedModel", "RemoveMarker", "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
     "SetSegmentSettings", "SetThreshold", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
-    "check_segments", "choose_face", "config_dir", "discard_autosave", "frame_curve", "make_marker", "migrate", "normalise_setting",
+    "check_segments", "choose_face", "config_dir", "discard_autosave", "frame_curve", "make_marker", "migrate",
+    "normalise_setting",
     "recovery_candidate", "segment_name", "verdict",
 ]
