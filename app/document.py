@@ -1,6 +1,6 @@
 """`Document`: the open project as the widgets see it — the Project, the playhead, in/out marks,
 the dub's and the video's own waveforms, which models are installed, the face track the mask
-overlay draws — with signals when any of it changes.
+overlay draws and the faces the face picker numbers — with signals when any of it changes.
 
 Every edit goes through `execute` (a core.project command; an EditError becomes a `message`
 for the status bar and nothing changes). The project's History listener turns pushes, undos,
@@ -13,10 +13,12 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from core.errors import LipsmithError
 from core.jobs import Waveform, project_length
+from core.plan import source_of
 from core.project import Command, EditError, Project, Segment, Take
 from core.timecode import Timecode, TimecodeError
 
@@ -64,7 +66,10 @@ class Document(QObject):
         # the video's own audio: None until read; `original_state` says why there is none
         self.original_waveform: Waveform | None = None
         self.original_state = "loading"  # "loading", "ready", "none" (no audio track), "still", "missing", "failed"
+        self.show_faces = False  # the face picker: every face numbered over the preview, a click chooses one
         self.track = None  # core.faces.FaceTrack for the mask overlay (core.jobs.face_track), by source frame
+        self.faces = None  # core.faces.FaceChoices from the same detections, for the face picker
+        self.detections = None  # … and the detections (core.faces.Detections) they were made from
         self.track_timeline = None  # the video's: picture frame k shows source frame track_timeline[k]
         self.track_key = None  # the TrackRequest.key it was built for
         self.models: dict | None = None  # {"generator": problem or None, "expert": ...}; None: not checked yet
@@ -168,14 +173,38 @@ class Document(QObject):
         self.original_state = state or ("ready" if waveform is not None else "none")
         self.media_changed.emit()
 
-    def set_track(self, track, key, timeline):
-        self.track, self.track_key, self.track_timeline = track, key, timeline
+    def set_track(self, found, key):
+        """The face track job's result (core.jobs.PictureTrack) for the settings `key`."""
+        self.track, self.faces, self.detections = found.track, found.faces, found.detections
+        self.track_key, self.track_timeline = key, found.timeline
         self.media_changed.emit()
 
     def set_show_mask(self, on: bool):
         if on != self.show_mask:
             self.show_mask = on
             self.view_changed.emit()
+
+    def set_show_faces(self, on: bool):
+        if on != self.show_faces:
+            self.show_faces = on
+            self.view_changed.emit()
+
+    def source_frames(self, start: int, stop: int):
+        """The source frames shown at output frames [start, stop) (a take's frames have the source's
+        geometry): the picture frames the length policy plays there, through the video's timeline (a VFR
+        video's conform repeats source frames), as the face track counts them. Needs the track's timeline."""
+        facts = self.project.video.facts
+        pictures = source_of(np.arange(start, stop), facts.frame_count, self.project.settings["length_policy"],
+                             facts.is_image)
+        return np.asarray(self.track_timeline)[pictures]
+
+    def source_frame(self, frame: int) -> int:
+        return int(self.source_frames(frame, frame + 1)[0])
+
+    def segment_face(self, segment: Segment | None) -> int:
+        """The face `segment` dubs (the project's where it has none, or no segment): face_index's number."""
+        settings = self.project.effective_settings(segment.id if segment is not None else None)
+        return settings["face_index"] or 0
 
     def set_models(self, models: dict | None):
         self.models = models

@@ -1,8 +1,9 @@
 """The inspector: the segment under the playhead — its name, range, kind and confidence, its
 render settings (overrides of the project's: model — the bundled generator or a speaker-adapted
-one —, smoothing, pads, feather), its slip (the window's actions: Alt+, / Alt+.), Re-render, and its
-takes (those rendered before a slip say so) — and the dub's offset with the nudge buttons (the
-window's actions: Alt+←/→ one frame, Alt+Shift+←/→ one second).
+one —, smoothing, pads, feather; which face it dubs, of how many found, chosen in the preview's
+face picker), its slip (the window's actions: Alt+, / Alt+.), Re-render, and its takes (those rendered
+before a slip say so) — and the dub's offset with the nudge buttons (the window's actions: Alt+←/→ one
+frame, Alt+Shift+←/→ one second).
 
 Compare A/B puts two takes of the segment side by side in time: A the chosen take, B the one
 selected in the list; the preview shows one, the A | B buttons (or the window's flip key, the
@@ -60,6 +61,19 @@ def slip_text(segment, fps: float) -> str:
         return "Slip: none (Alt+, / Alt+. move this line's dub by a frame)"
     return (f"Slip: {segment.slip:+d} frames ({segment.slip / fps * 1000:+.0f} ms, heard "
             f"{'later' if segment.slip > 0 else 'earlier'})")
+
+
+def face_text(document, segment) -> str:
+    """"Face: 1 (of 2 found)": the face the segment dubs and the most faces its shots offer (once the
+    faces are found: the mask overlay or the face picker finds them)."""
+    face = document.segment_face(segment)
+    own = "" if "face_index" in segment.settings else ", the project's"
+    if document.faces is None:
+        return f"Face: {face}{own} (faces not found yet: Shift+F numbers them)"
+    found = document.faces.found_in(document.source_frames(segment.start, segment.end))
+    if found is None:
+        return f"Face: {face}{own} (faces not detected yet here)"
+    return f"Face: {face}{own} (of {found} found)"
 
 
 class Inspector(QWidget):
@@ -121,6 +135,11 @@ class Inspector(QWidget):
         self.feather.setSingleStep(0.01)
         self.feather.setToolTip("Mask feather, as a fraction of the face size")
         self.feather.valueChanged.connect(lambda v: self._set({"feather": round(float(v), 3)}))
+        self.face_label = QLabel("", self)
+        self.face_label.setWordWrap(True)
+        self.face_label.setToolTip("The face this segment dubs (0: the largest, most central one) and how many "
+                                   "faces its shots offer. View ▸ Preview: Face Picker (Shift+F) numbers them in "
+                                   "the preview: click one to choose it.")
         self.overridden = QLabel("", self)
         self.overridden.setObjectName("hint")
         self.overridden.setWordWrap(True)
@@ -133,6 +152,7 @@ class Inspector(QWidget):
         form.addRow("Smoothing", self.smooth)
         form.addRow("Pads", pads_row)
         form.addRow("Feather", self.feather)
+        form.addRow(self.face_label)
         form.addRow(self.overridden)
         form.addRow(self.reset_button)
 
@@ -224,13 +244,13 @@ class Inspector(QWidget):
     def set_document(self, document):
         if self.document is not None:
             for signal in (self.document.changed, self.document.frame_changed, self.document.models_changed,
-                           self.document.view_changed):
+                           self.document.view_changed, self.document.media_changed):
                 signal.disconnect(self.refresh)
         self.document = document
         self._shown_key = None
         if document is not None:
             for signal in (document.changed, document.frame_changed, document.models_changed,
-                           document.view_changed):
+                           document.view_changed, document.media_changed):
                 signal.connect(self.refresh)
         self.refresh()
 
@@ -244,7 +264,8 @@ class Inspector(QWidget):
         key = (id(segment), segment, id(project.takes) if project else None, project.threshold if project else None,
                doc.models if doc else None, project.dub_offset if project else None,
                tuple((k, str(v)) for k, v in project.settings.items()) if project else None,
-               project.adapted_models if project else None, doc.compare if doc else None)
+               project.adapted_models if project else None, doc.compare if doc else None,
+               id(doc.faces) if doc else None)
         if key == self._shown_key:
             return
         self._shown_key = key
@@ -266,6 +287,7 @@ class Inspector(QWidget):
             self.hint.setText("" if doc is None else "Speech detection marks the segments; the inspector shows "
                                                       "the one under the playhead.")
             self.overridden.setText("")
+            self.face_label.setText("")
             self.model.clear()
             self.takes.clear()
             self._update_buttons()
@@ -286,6 +308,7 @@ class Inspector(QWidget):
         settings = project.effective_settings(segment.id)
         self._fill(settings)
         self._fill_models(project, segment)
+        self.face_label.setText(face_text(doc, segment))
         own = sorted(segment.settings)
         self.overridden.setText(f"Overrides the project: {', '.join(own)}" if own else "Project defaults")
         self.reset_button.setEnabled(bool(own))

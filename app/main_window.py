@@ -24,7 +24,9 @@ inspector, jobs, weak segments and markers docks — and the flows that tie them
   slip          one segment's dub by a frame (Alt+, / Alt+.; Alt+drag in the Dub lane), the rest of the dub as
                 it is (SlipSegment: its takes rendered before the slip are no longer chosen; core.slip is what
                 playback, renders and the export hear)
-  media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay
+  media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay and
+                the face picker (View ▸ Preview: Face Picker: a click on a numbered face gives the segment
+                under the playhead that face, core.project.choose_face)
   weak          the Weak Segments dock lists the speech scored below the threshold; Playback ▸ Next /
                 Previous Weak Segment move the playhead to their starts
   markers       M adds a marker at the playhead (AddMarker; on one, M names it in the Markers dock, which
@@ -347,6 +349,7 @@ class MainWindow(QMainWindow):
         a("view.fit", "Preview: &Fit", lambda: self.preview.set_zoom("fit"))
         a("view.actual", "Preview: &100 %", lambda: self.preview.set_zoom("actual"))
         a("view.mask", "Preview: &Mask Overlay", lambda on: self.document and self.document.set_show_mask(on), True)
+        a("view.faces", "Preview: Face &Picker", lambda on: self.document and self.document.set_show_faces(on), True)
         a("view.compare_flip", "Preview: Flip Takes A/B", lambda: self.document and self.document.flip_compare())
         a("view.zoom_in", "Timeline: Zoom &In", self.timeline.zoom_in)
         a("view.zoom_out", "Timeline: Zoom &Out", self.timeline.zoom_out)
@@ -406,8 +409,8 @@ class MainWindow(QMainWindow):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
 
         m = bar.addMenu("&View")
-        for name in ("view.result", "view.fit", "view.actual", "view.mask", None, "view.zoom_in", "view.zoom_out",
-                     "view.zoom_all", None):
+        for name in ("view.result", "view.fit", "view.actual", "view.mask", "view.faces", None, "view.zoom_in",
+                     "view.zoom_out", "view.zoom_all", None):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
         m.addAction(self.inspector_dock.toggleViewAction())
         m.addAction(self.jobs_dock.toggleViewAction())
@@ -445,8 +448,8 @@ class MainWindow(QMainWindow):
                      "marker.next",
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
-                     "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.slip_earlier",
-                     "edit.slip_later", "edit.nudge_earlier",
+                     "view.zoom_all", "view.mask", "view.faces", "project.settings", "edit.rename",
+                     "edit.slip_earlier", "edit.slip_later", "edit.nudge_earlier",
                      "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second",
                      "render.remove_adapted", "render.smooth", "render.dialog"):
             self.actions[name].setEnabled(has)
@@ -465,11 +468,13 @@ class MainWindow(QMainWindow):
                          "edit.nudge_later_second"):
                 self.actions[name].setEnabled(project.dub is not None)
             self.actions["view.mask"].setEnabled(not project.video.missing)
+            self.actions["view.faces"].setEnabled(not project.video.missing)
             self.actions["render.adapt"].setEnabled(not project.video.missing and not project.video.facts.is_image)
             self.actions["render.remove_adapted"].setEnabled(bool(project.adapted_models))
             # which segment is the playhead's is known only when it is triggered: it says so there
             self.actions["render.smooth"].setEnabled(any(s.take_id for s in project.segments))
             self.actions["view.mask"].setChecked(doc.show_mask)
+            self.actions["view.faces"].setChecked(doc.show_faces)
             self.actions["render.range"].setText("Render In–Out &Range" if doc.marked_range()
                                                  else "Render In–Out &Range (no marks: whole clip)")
             self.actions["view.result"].setChecked(doc.show_result)
@@ -563,10 +568,11 @@ class MainWindow(QMainWindow):
         return job
 
     def _ensure_track(self, *_):
-        """With the mask overlay on, get the face track the project's settings describe (a job: from
-        the detection cache when a render made one, else it detects); a settings change rebuilds it."""
+        """With the mask overlay or the face picker on, get the face track the project's settings describe
+        and the faces to choose from (a job: from the detection cache when a render made one, else it
+        detects); a settings change rebuilds it."""
         doc = self.document
-        if doc is None or not doc.show_mask or doc.project.video.missing:
+        if doc is None or not (doc.show_mask or doc.show_faces) or doc.project.video.missing:
             return None
         request = jobs.track_request(doc.project)
         if doc.track_key == request.key or self._track_failed == request.key:
@@ -579,7 +585,7 @@ class MainWindow(QMainWindow):
 
         def done(found: jobs.PictureTrack):
             if doc is self.document:
-                doc.set_track(found.track, request.key, found.timeline)
+                doc.set_track(found, request.key)
 
         job = self.run_job("Find the face", jobs.face_track, request, heavy=True, on_success=done)
         job.failed.connect(lambda *_: setattr(self, "_track_failed", request.key))

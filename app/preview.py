@@ -7,7 +7,10 @@ where the take's render found no face. While the document compares two takes of 
 (Document.compare), that segment shows take A or B instead, and the overlay names it. "Mask"
 draws, over the frame, the face box the renderer crops (detected face + pads, dashed: the
 detected box) and the feathered blend mask the mouth is pasted through (app.overlay, from the
-document's face track and the segment's settings).
+document's face track and the segment's settings: a segment that dubs another face shows that face's).
+"Faces" (the face picker) draws every face detected in the frame with its number (face_index's:
+core.faces.FaceChoices), the segment's own highlighted; a click on one makes it the face of the
+segment under the playhead (core.project.choose_face: one undo step).
 Frames are decoded by app.frames.FrameReader, off the UI thread.
 """
 from __future__ import annotations
@@ -17,16 +20,21 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QPoint, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPen, QPixmap, QTransform
-from PySide6.QtWidgets import (QButtonGroup, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene, QGraphicsView,
-                               QHBoxLayout, QLabel, QLineEdit, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QButtonGroup, QGraphicsItem, QGraphicsPixmapItem, QGraphicsRectItem, QGraphicsScene,
+                               QGraphicsSimpleTextItem, QGraphicsView, QHBoxLayout, QLabel, QLineEdit, QToolButton,
+                               QVBoxLayout, QWidget)
 
+from core.faces import build_track
 from core.plan import source_of
+from core.project import EditError, choose_face
 
 from .document import take_caption
 from .frames import FrameReader
 from .overlay import MaskOverlay, mask_overlay
 
 MASK_RGB = (64, 220, 255)  # the mask's tint
+FACE_RGB = (255, 196, 64)  # the face picker's boxes; the segment's own face in CHOSEN_RGB
+CHOSEN_RGB = (120, 255, 120)
 
 FIT, ACTUAL = "fit", "actual"
 
@@ -111,8 +119,32 @@ class InfoLabel(QLabel):
         return self._for(super().minimumSizeHint(), self._short)
 
 
+class FaceLabel(QGraphicsRectItem):
+    """A face's number on a dark tab, the same size at any zoom (ignores the view's scaling)."""
+
+    def __init__(self, parent):
+        super().__init__(parent)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
+        self.setBrush(QColor(0, 0, 0, 170))
+        self.setPen(QPen(Qt.PenStyle.NoPen))
+        self.text = QGraphicsSimpleTextItem(self)
+        font = QFont()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.3)
+        self.text.setFont(font)
+
+    def show_number(self, number: int, colour: QColor, chosen: bool):
+        self.text.setText(f"{number} ✓" if chosen else str(number))
+        self.text.setBrush(colour)
+        r = self.text.boundingRect()
+        self.setRect(QRectF(0, -r.height() - 6, r.width() + 10, r.height() + 6))
+        self.text.setPos(5, -r.height() - 3)
+
+
 class FrameView(QGraphicsView):
-    """A pixmap in a scene: fit-to-window or 1:1 (scrollable), with a text overlay in a corner."""
+    """A pixmap in a scene: fit-to-window or 1:1 (scrollable), with a text overlay in a corner. With the
+    face picker on, a left click on the frame says where, in image pixels (`clicked_at`)."""
+    clicked_at = Signal(float, float)
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -134,6 +166,44 @@ class FrameView(QGraphicsView):
         self.face_item = QGraphicsRectItem(self.item)
         self.mask_shown: MaskOverlay | None = None
         self.set_mask(None)
+        self.face_items: list[tuple[QGraphicsRectItem, FaceLabel]] = []
+        self.faces_shown: list = []  # the core.faces.FaceChoice drawn
+        self.picking = False
+
+    def set_faces(self, faces, chosen: int | None):
+        """Draw each face's box (image coordinates) with its number; `chosen` (a face's number) highlighted."""
+        self.faces_shown = list(faces or ())
+        while len(self.face_items) < len(self.faces_shown):
+            self.face_items.append((QGraphicsRectItem(self.item), FaceLabel(self.item)))
+        for n, (box_item, label) in enumerate(self.face_items):
+            face = self.faces_shown[n] if n < len(self.faces_shown) else None
+            box_item.setVisible(face is not None)
+            label.setVisible(face is not None)
+            if face is None:
+                continue
+            is_chosen = face.index == chosen
+            colour = QColor(*(CHOSEN_RGB if is_chosen else FACE_RGB))
+            pen = QPen(colour, 3 if is_chosen else 2)
+            pen.setCosmetic(True)
+            box_item.setPen(pen)
+            x1, y1, x2, y2 = face.box
+            box_item.setRect(QRectF(x1, y1, x2 - x1, y2 - y1))
+            label.show_number(face.index, colour, is_chosen)
+            label.setPos(x1, y1)
+            label.setZValue(1)
+
+    def set_picking(self, on: bool):
+        """Clicks choose faces (a pointing hand over the frame)."""
+        self.picking = on
+        self.viewport().setCursor(Qt.CursorShape.PointingHandCursor if on else Qt.CursorShape.ArrowCursor)
+
+    def mousePressEvent(self, event):
+        if self.picking and event.button() == Qt.MouseButton.LeftButton and not self.item.pixmap().isNull():
+            point = self.item.mapFromScene(self.mapToScene(event.position().toPoint()))
+            self.clicked_at.emit(point.x(), point.y())
+            event.accept()
+            return
+        super().mousePressEvent(event)
 
     def set_mask(self, overlay: MaskOverlay | None):
         """Draw `overlay` (image coordinates) over the frame; None hides it."""
@@ -241,9 +311,14 @@ class PreviewPanel(QWidget):
         self.result_button = self._button("Result", "Show each segment's chosen take (T toggles)")
         self.fit_button = self._button("Fit", "Fit the frame to the window (Ctrl+0)")
         self.actual_button = self._button("100 %", "Show the frame pixel for pixel (Ctrl+1)")
-        self.mask_button = self._button("Mask", "Draw the face box and the blend mask over the frame (M)")
+        self.mask_button = self._button("Mask", "Draw the face box and the blend mask over the frame (Shift+M)")
         self.mask_button.setCheckable(True)
         self.mask_button.clicked.connect(lambda on: self.document and self.document.set_show_mask(on))
+        self.faces_button = self._button("Faces", "Number every face found in the frame; click one to make it the "
+                                         "face this segment dubs (Shift+F)")
+        self.faces_button.setCheckable(True)
+        self.faces_button.clicked.connect(lambda on: self.document and self.document.set_show_faces(on))
+        self.view.clicked_at.connect(self.pick_face)
         for group, buttons in ((QButtonGroup(self), (self.original_button, self.result_button)),
                                (QButtonGroup(self), (self.fit_button, self.actual_button))):
             for b in buttons:
@@ -273,6 +348,7 @@ class PreviewPanel(QWidget):
         bar.addWidget(self.actual_button)
         bar.addSpacing(16)
         bar.addWidget(self.mask_button)
+        bar.addWidget(self.faces_button)
         bar.addStretch(1)
         bar.addWidget(self.timecode)
         bar.addSpacing(8)
@@ -299,7 +375,7 @@ class PreviewPanel(QWidget):
 
     def _set_enabled(self, on: bool):
         for b in (self.original_button, self.result_button, self.fit_button, self.actual_button, self.mask_button,
-                  self.timecode):
+                  self.faces_button, self.timecode):
             b.setEnabled(on)
 
     def set_document(self, document):
@@ -313,7 +389,10 @@ class PreviewPanel(QWidget):
         if document is None:
             self.view.clear("Drop a video and its dub here, or File ▸ New from video…")
             self.view.set_mask(None)
+            self.view.set_faces(None, None)
+            self.view.set_picking(False)
             self.mask_button.setChecked(False)
+            self.faces_button.setChecked(False)
             self.info.set_texts("")
             self._set_enabled(False)
             return
@@ -357,6 +436,7 @@ class PreviewPanel(QWidget):
         self.timecode.show_playhead()
         self.info.set_texts(f"frame {doc.frame} / {max(doc.length - 1, 0)}", f"{doc.frame}")
         self.mask_button.setChecked(doc.show_mask)
+        self.faces_button.setChecked(doc.show_faces)
         what, path, index, label = self.source_for(doc.frame)
         if doc.project.video.missing and what == "original":
             self.view.clear(f"Video missing: {path}")
@@ -365,7 +445,7 @@ class PreviewPanel(QWidget):
             label += " · no face found here: original frame"
         elif what == "result" and self._marked_at(doc.frame, "generated_mouth_ranges"):
             label += " · generated mouth here: no actor's mouth alike"
-        label += self._mask_note()
+        label += self._mask_note() + self._faces_note()
         self.view.set_overlay(label)
         wanted = (what, Path(path), index)
         if wanted != self.wanted:
@@ -387,15 +467,6 @@ class PreviewPanel(QWidget):
         ranges = getattr(compared if compared is not None else self.document, marks)
         return any(a <= frame < b for a, b in ranges)
 
-    def source_frame(self, frame: int) -> int:
-        """The source frame shown at output frame `frame` (a take's frames have the source's geometry):
-        the picture frame the length policy plays there, through the video's timeline (a VFR video's
-        conform repeats source frames), as the face track counts them."""
-        doc = self.document
-        facts = doc.project.video.facts
-        picture = source_of(frame, facts.frame_count, doc.project.settings["length_policy"], facts.is_image)
-        return int(doc.track_timeline[picture])
-
     def _mask_note(self) -> str:
         """Update the mask overlay for the current frame; the words the overlay adds."""
         doc = self.document
@@ -407,22 +478,73 @@ class PreviewPanel(QWidget):
             return " · MASK: finding the face…"
         s = doc.selected_segment()
         settings = doc.project.effective_settings(s.id if s else None)
-        track = doc.track
-        if track.smooth_window != int(settings["smooth_window"]):  # a segment's own smoothing
-            track = self._smoothed(int(settings["smooth_window"]))
-        overlay = mask_overlay(track, self.source_frame(doc.frame), settings)
+        track = self._track_for(settings["face_index"] or 0, int(settings["smooth_window"]))
+        overlay = mask_overlay(track, doc.source_frame(doc.frame), settings)
         self.view.set_mask(overlay)
         if overlay is None:
             return " · MASK: no face in this frame (left as it is)"
         return " · MASK" + (" (face box filled in over a gap)" if overlay.interpolated else "")
 
-    def _smoothed(self, window: int):
+    def _track_for(self, face: int, window: int):
+        """The document's face track as a segment's own face and smoothing make it (kept for the next frame)."""
         doc = self.document
-        cache = getattr(self, "_smoothing_cache", None)
-        if cache is None or cache[0] is not doc.track or cache[1] != window:
-            cache = (doc.track, window, doc.track.with_smoothing(window))
-            self._smoothing_cache = cache
-        return cache[2]
+        track = doc.track
+        if (track.params["face_index"], track.smooth_window) == (face, window):
+            return track
+        cache = getattr(self, "_track_cache", None)
+        if cache is None or cache[0] is not track or cache[1:3] != (face, window):
+            if track.params["face_index"] == face:  # only the smoothing differs: no new ranking
+                own = track.with_smoothing(window)
+            else:
+                own = build_track(doc.detections, face_index=face, smooth_window=window)
+            cache = self._track_cache = (track, face, window, own)
+        return cache[3]
+
+    def _faces_note(self) -> str:
+        """Update the face picker's boxes for the current frame; the words the overlay adds."""
+        doc = self.document
+        self.view.set_picking(doc.show_faces)
+        if not doc.show_faces or doc.faces is None:
+            self.view.set_faces(None, None)
+            return " · FACES: finding the faces…" if doc.show_faces else ""
+        source = doc.source_frame(doc.frame)
+        faces = doc.faces.at(source)
+        chosen = doc.segment_face(doc.selected_segment())
+        self.view.set_faces(faces, chosen)
+        if faces is None:
+            return " · FACES: faces not detected yet here"
+        found = doc.faces.found(source)
+        return f" · FACES: {found} found, face {chosen} dubbed · click a face to choose it"
+
+    def pick_face(self, x: float, y: float):
+        """A click at image pixel (x, y) with the face picker on: the face there becomes the face of the
+        segment under the playhead (one undo step); the status bar says what happened."""
+        doc = self.document
+        if doc is None or not doc.show_faces:
+            return
+        if doc.faces is None:
+            doc.message.emit("Still finding the faces: click again when they are numbered")
+            return
+        source = doc.source_frame(doc.frame)
+        if doc.faces.at(source) is None:
+            doc.message.emit("Faces not detected yet here")
+            return
+        face = doc.faces.hit(source, x, y)
+        if face is None:
+            doc.message.emit("No face there: click inside a numbered box")
+            return
+        segment = doc.selected_segment()
+        if segment is None:
+            doc.message.emit(f"No segment here: a face is chosen per segment (face {face}); Project ▸ Settings "
+                             "sets the project's")
+            return
+        try:
+            command, text = choose_face(doc.project, segment.id, face)
+        except EditError as e:
+            doc.message.emit(str(e))
+            return
+        if command is None or doc.execute(command) is not None:
+            doc.message.emit(text)
 
     def _on_frame(self, key, index, image):
         if not (isinstance(key, tuple) and key[0] == "preview") or self.document is None:

@@ -73,6 +73,7 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "view.fit": ("Ctrl+0", "Preview: fit to window"),
     "view.actual": ("Ctrl+1", "Preview: 100 %"),
     "view.mask": ("Shift+M", "Preview: show the face box and blend mask"),
+    "view.faces": ("Shift+F", "Preview: number the faces found; a click on one makes it the segment's face"),
     "view.compare_flip": ("\\", "Preview: flip between takes A and B (Compare A/B in the inspector)"),
     "view.zoom_in": ("Ctrl+=", "Timeline: zoom in"),
     "view.zoom_out": ("Ctrl+-", "Timeline: zoom out"),

@@ -564,20 +564,31 @@ def track_request(project: Project, take=None) -> TrackRequest:
 
 @dataclass
 class PictureTrack:
-    """The face the renderer would dub (core.faces.FaceTrack, indexed by source frame) and the video's
-    timeline: picture frame k shows source frame `timeline[k]` (a VFR video's conform)."""
+    """The face the renderer would dub (core.faces.FaceTrack, indexed by source frame), every face there is
+    to choose from (core.faces.FaceChoices, from the same detections), the detections themselves (a
+    segment that dubs another face builds its track from them) and the video's timeline: picture
+    frame k shows source frame `timeline[k]` (a VFR video's conform)."""
     track: object
     timeline: np.ndarray
+    faces: object
+    detections: object
 
 
 def face_track(progress, cancel, request: TrackRequest) -> PictureTrack:
-    """The face track the mask overlay draws, with the picture's timeline to index it by. Detections
-    come from the per-video cache when a render made them; else this detects."""
+    """The face track the mask overlay draws and the faces the face picker numbers, with the picture's
+    timeline to index them by. Detections come from the per-video cache when a render made them; else
+    this detects."""
+    from core.faces import FaceChoices, build_track, detect_video, get_detector
+    from core.faces.track import with_context
     from core.video import VideoSource
 
     with VideoSource(request.video) as source:
-        return PictureTrack(face_track_in(progress, cancel, request, source),
-                            source.picture_source(np.arange(source.picture_count)))
+        detections = detect_video(source, get_detector(request.detector), cache_dir=request.detection_cache,
+                                  progress=lambda d, t: progress(d, t, "detect"), cancel=cancel,
+                                  frames=with_context(request.frames, smooth_window=request.smooth_window))
+        track = build_track(detections, face_index=request.face_index, smooth_window=request.smooth_window)
+        return PictureTrack(track, source.picture_source(np.arange(source.picture_count)), FaceChoices(detections),
+                            detections)
 
 
 def face_track_in(progress, cancel, request: TrackRequest, source):

@@ -1,14 +1,16 @@
 """Open the editor on the demo portrait + speech, wait for its jobs, grab the window.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py dark out.png \
-        [--render [--checkpoint G]] [--result] [--mask] [--video V --dub D]
+        [--render [--checkpoint G]] [--result] [--mask] [--markers] [--faces] [--video V --dub D]
 
 --render renders the whole clip (with the bundled generator unless --checkpoint names another)
 and waits for the scoring that follows a render, so the Sync lane shows the scores.
 
 --mask turns the preview's mask overlay on (the face track job runs first); --markers adds three
-named, coloured markers and shows the Markers tab; --video/--dub use other media than the bundled
-demo portrait and speech.
+named, coloured markers and shows the Markers tab; --faces turns the face picker on and picks face 1
+for the segment under the playhead, on a still of two faces (the demo portrait beside a smaller,
+mirrored copy of itself, unless --video names other media); --video/--dub use other media than the
+bundled demo portrait and speech.
 """
 import os
 import shutil
@@ -36,7 +38,20 @@ w.resize(1500, 920)
 w.show()
 demo = Path(__file__).resolve().parents[1] / "resources" / "demo"
 arg = lambda name, default: Path(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default  # noqa: E731
-w.create_project(arg("--video", demo / "portrait.png"), arg("--dub", demo / "speech.wav"), folder / "demo.lipsmith")
+picture = demo / "portrait.png"
+if "--faces" in sys.argv:  # two people: the portrait, and a smaller mirrored copy beside it
+    import cv2
+    import numpy as np
+    portrait = cv2.imread(str(picture))
+    h, w_ = portrait.shape[:2]
+    small = cv2.resize(portrait[:, ::-1], (w_ * 3 // 4, h * 3 // 4), interpolation=cv2.INTER_AREA)
+    canvas = np.empty((h, w_ + small.shape[1], 3), np.uint8)
+    canvas[:] = portrait[-1, -1]
+    canvas[:, :w_] = portrait
+    canvas[h - small.shape[0]:, w_:] = small
+    picture = folder / "two-faces.png"
+    cv2.imwrite(str(picture), canvas)
+w.create_project(arg("--video", picture), arg("--dub", demo / "speech.wav"), folder / "demo.lipsmith")
 t = time.time()
 while time.time() - t < 60:
     app.processEvents(); time.sleep(0.02)
@@ -78,6 +93,19 @@ if "--mask" in sys.argv:
     while (d.track is None or w.jobs.active()) and time.time() - t < 120:
         app.processEvents(); time.sleep(0.02)
     print("mask", d.track is not None)
+if "--faces" in sys.argv:  # the faces numbered, then face 1 picked as a click on it picks it
+    d.set_show_faces(True)
+    t = time.time()
+    while (d.faces is None or w.jobs.active()) and time.time() - t < 120:
+        app.processEvents(); time.sleep(0.02)
+    for _ in range(50):
+        app.processEvents(); time.sleep(0.02)
+    faces = d.faces.at(d.source_frame(d.frame)) if d.faces is not None else None
+    print("faces", [(f.index, [round(v) for v in f.box]) for f in faces or ()])
+    if faces and len(faces) > 1:
+        x1, y1, x2, y2 = faces[1].box
+        w.preview.pick_face((x1 + x2) / 2, (y1 + y2) / 2)
+        print("picked:", w.statusBar().currentMessage(), "|", w.inspector.face_label.text())
 t = time.time()
 while time.time() - t < 30:  # the thumbnails in view
     app.processEvents(); time.sleep(0.02)

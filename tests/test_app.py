@@ -11,7 +11,8 @@ weak segments list and the shortcuts that walk it; the dub's audio (a fake playe
 click in the timeline while playing, and starting where a dub nudged later begins; comparing two
 takes A/B (flipping at the same frame, choosing the shown one in one undo step); the mouth a render
 pastes (Project settings, Render ▸ Render…), the frames where the actor's mouth fell back to the
-generated one, a render's warnings; the mask overlay of a variable-frame-rate video; the audio monitor
+generated one, a render's warnings; the mask overlay of a variable-frame-rate video; the face picker
+(the faces numbered in the preview, a click choosing the segment's face, undoable); the audio monitor
 (dub, original or both at their levels, remembered) and K held turning L / J into a jog; the export
 dialog's proposed name (never an input) and its warning about unrendered segments; the QC report
 describing the project as its export started.
@@ -942,6 +943,79 @@ def test_mask_overlay_draws_the_renderers_box_and_mask(opened, qtbot):
     assert not np.array_equal(view.mask_shown.mask, shown.mask)  # a softer feather
     window.actions["view.mask"].trigger()
     assert not doc.show_mask and not view.mask_item.isVisible() and "MASK" not in view.overlay
+
+
+CENTRE_FACE = (110.0, 50.0, 210.0, 190.0)  # face 0: the larger, central one
+CORNER_FACE = (10.0, 10.0, 60.0, 70.0)  # face 1
+
+
+class TwoFaces(FaceDetector):
+    """Two faces in every frame: a big central one and a small one in the corner."""
+
+    name = "test-two-faces"
+
+    def _detect(self, image):
+        return [Detection(CORNER_FACE, 0.98), Detection(CENTRE_FACE, 0.99)]
+
+
+def click_image(qtbot, view, x, y):
+    """A left click on the preview at image pixel (x, y)."""
+    point = view.mapFromScene(view.item.mapToScene(QPointF(x, y)))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+
+
+def test_face_picker_numbers_the_faces_and_a_click_chooses_the_segments_face(opened, qtbot, monkeypatch):
+    import core.faces
+
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: TwoFaces())
+    window = opened
+    doc = window.document
+    view = window.preview.view
+    doc.set_frame(12)  # segment s1
+    status = window.statusBar().currentMessage
+    assert window.actions["view.faces"].shortcut().toString() == "Shift+F"
+    assert window.inspector.face_label.text() == "Face: 0, the project's (faces not found yet: Shift+F numbers them)"
+    window.actions["view.faces"].trigger()
+    assert doc.show_faces and window.preview.faces_button.isChecked() and view.picking
+    wait_jobs(qtbot, window)
+    qtbot.waitUntil(lambda: not view.item.pixmap().isNull())
+    assert [(f.index, f.box) for f in view.faces_shown] == [(0, CENTRE_FACE), (1, CORNER_FACE)]
+    labels = [label.text.text() for _, label in view.face_items]
+    assert labels == ["0 ✓", "1"] and all(box.isVisible() for box, _ in view.face_items)
+    assert "FACES: 2 found, face 0 dubbed" in view.overlay
+    assert window.inspector.face_label.text() == "Face: 0, the project's (of 2 found)"
+
+    click_image(qtbot, view, 35, 40)  # inside face 1's box
+    assert doc.project.segment("s1").settings["face_index"] == 1
+    assert "face 1" in status() and "default is face 0" in status()
+    assert window.inspector.face_label.text() == "Face: 1 (of 2 found)"
+    assert [label.text.text() for _, label in view.face_items] == ["0", "1 ✓"]
+    assert "face 1 dubbed" in view.overlay
+    window.actions["view.mask"].trigger()  # the mask follows the segment's face
+    assert view.mask_shown is not None and view.mask_shown.face_box == CORNER_FACE
+    window.actions["view.mask"].trigger()
+    assert window.actions["edit.undo"].text() == "&Undo Segment s1: set face_index"
+
+    window.actions["edit.undo"].trigger()
+    assert "face_index" not in doc.project.segment("s1").settings
+    assert window.inspector.face_label.text() == "Face: 0, the project's (of 2 found)"
+    click_image(qtbot, view, 160, 120)  # face 0: the project's already
+    assert "face_index" not in doc.project.segment("s1").settings and "the project's default face" in status()
+    click_image(qtbot, view, 300, 220)  # no face there
+    assert "No face there" in status()
+    # where the detection cache has no frames (as when a job has not reached them): nothing drawn, said so
+    from core import jobs
+    from core.faces import Detections, FaceChoices
+
+    undetected = FaceChoices(Detections.undetected(len(doc.faces), (320, 240), {}, ""))
+    doc.set_track(jobs.PictureTrack(doc.track, doc.track_timeline, undetected, doc.detections), doc.track_key)
+    assert "FACES: faces not detected yet here" in view.overlay and view.faces_shown == []
+    assert window.inspector.face_label.text() == "Face: 0, the project's (faces not detected yet here)"
+    click_image(qtbot, view, 35, 40)
+    assert status() == "Faces not detected yet here" and "face_index" not in doc.project.segment("s1").settings
+    window.actions["view.faces"].trigger()
+    assert not doc.show_faces and not view.picking and not any(box.isVisible() for box, _ in view.face_items)
+    assert "FACES" not in view.overlay
 
 
 def test_frames_without_a_face_are_marked_on_the_timeline_and_in_the_preview(opened, qtbot):

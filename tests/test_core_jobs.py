@@ -257,6 +257,9 @@ def test_face_track_comes_with_the_pictures_timeline_to_index_it_by(vfr_video, m
     with VideoSource(vfr_video) as source:
         assert found.timeline.tolist() == source.timeline.tolist() and len(found.timeline) == 75
     assert found.timeline[[24, 25, 26, 27, 74]].tolist() == [24, 25, 25, 26, 49]
+    # the faces to choose from, from the same detections, by source frame too
+    assert [(f.index, f.box) for f in found.faces.at(49)] == [(0, tuple(map(float, FACE_BOX)))]
+    assert len(found.faces) == 50 and found.faces.found(0) == 1
 
 
 def test_a_track_request_for_some_frames_detects_only_them_and_their_context(vfr_video, tmp_path, monkeypatch):

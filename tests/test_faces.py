@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from core.errors import WeightsError
-from core.faces import (Cancelled, Detection, Detections, FaceAlignmentDetector, FaceDetector,
+from core.faces import (Cancelled, Detection, Detections, FaceAlignmentDetector, FaceChoices, FaceDetector,
                         FaceTrack, RetinaFaceDetector, build_track, context_frames, crop_face, default_cache_dir,
                         detect_frames, detect_video, face_alignment_expected_files,
                         file_fingerprint, find_scene_cuts, get_detector, padded_box,
@@ -212,6 +212,48 @@ def test_smoothing_window_and_gap_reset():
     plan2 = [[bx] for bx in boxes[:10]] + [[]] * 10 + [[(120.0, 70.0, 220.0, 200.0)]] * 10
     _, g = run(plan2, smooth_window=5, max_fill_gap=3)
     np.testing.assert_allclose(g.boxes[20], (120.0, 70.0, 220.0, 200.0))
+
+
+# ----------------------------------------------------------------------------- the faces to choose from
+
+def test_face_choices_number_faces_as_face_index_chooses_them(tmp_path):
+    """Clicking face k in the editor and rendering with face_index=k dub the same person: in every
+    frame, FaceChoices' face k is where track_video(face_index=k) puts its box, across a scene cut
+    where the two faces trade places (and ranks), from the same detection cache."""
+    right = (230.0, 30.0, 310.0, 130.0)  # the other person in the second shot: off-centre, big
+    plan = [[BIG, SMALL] if i % 2 else [SMALL, BIG] for i in range(10)] + [[SMALL, right]] * 10
+    plan[4] = plan[4] + [(280.0, 190.0, 300.0, 210.0)]  # a face seen once: too brief to choose
+    src = FakeSource(_video_file(tmp_path), stamped_frames(20, cut_at=10))
+    cache = tmp_path / "cache"
+    tracks = [track_video(src, StampDetector(plan), cache_dir=cache, face_index=k, smooth_window=0) for k in (0, 1)]
+    choices = FaceChoices(detect_video(src, StampDetector(plan), cache_dir=cache, frames=range(0)))
+    assert tracks[0].scene_cuts == [10]
+    for i in range(20):
+        faces = choices.at(i)
+        assert [f.index for f in faces] == [0, 1], i
+        for face, track in zip(faces, tracks):
+            np.testing.assert_allclose(face.box, track.raw_boxes[i])
+    np.testing.assert_allclose(choices.at(3)[0].box, BIG)
+    np.testing.assert_allclose(choices.at(15)[0].box, right)  # the second shot ranks afresh
+    assert choices.found(0) == choices.found(15) == 2 and choices.found_in(range(20)) == 2
+    assert tracks[0].params["face_choices"] == 2
+
+
+def test_face_choices_hit_test_and_frames_not_detected(tmp_path):
+    inner = (130.0, 80.0, 170.0, 120.0)  # a face inside BIG's box (a poster behind): the smaller wins
+    plan = [[BIG, SMALL, inner]] * 12
+    src = FakeSource(_video_file(tmp_path), plain_frames(12))
+    dets = detect_video(src, PlanDetector(plan[2:8]), cache_dir=tmp_path / "c", frames=range(2, 8))
+    choices = FaceChoices(dets)
+    assert choices.at(1) is None and choices.found(1) is None and choices.hit(1, 150, 100) is None
+    assert choices.found_in(range(0, 2)) is None and choices.found_in(range(0, 3)) == 3
+    boxes = {f.index: f.box for f in choices.at(5)}
+    assert boxes[0] == BIG and boxes[1] == inner and boxes[2] == SMALL  # the central one before the corner
+    assert choices.hit(5, 200, 180) == 0  # inside BIG only
+    assert choices.hit(5, 30, 30) == 2
+    assert choices.hit(5, 150, 100) == 1  # inside BIG and inner: the one in front
+    assert choices.hit(5, 300, 10) is None  # no face there
+    assert choices.at(12) is None and choices.hit(-1, 0, 0) is None  # outside the video
 
 
 # ----------------------------------------------------------------------------- geometry

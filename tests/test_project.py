@@ -17,7 +17,7 @@ from core.project import (DEFAULT_THRESHOLD, AddAdaptedModel, AddTake, Autosaver
                           ProjectError, RecentProjects, RelinkMedia, RemoveTake, RenameSegment, RenameTake, ReplaceSegments,
                           SetProjectSettings, SetScores, SetSegmentSettings, SetThreshold, SplitSegment, History,
                           Command, RelinkAdaptedModel, RemoveAdaptedModel, autosave_path_for, recovery_candidate,
-                          AddMarker, EditMarker, Marker, RemoveMarker, SlipSegment)
+                          AddMarker, EditMarker, Marker, RemoveMarker, SlipSegment, choose_face)
 
 FACTS = MediaFacts(size=None, fingerprint=None, duration=10.0, fps=25.0, frame_count=250, width=640, height=360)
 
@@ -607,6 +607,29 @@ def test_effective_settings_and_render_options(folder):
     data = json.loads(p.path.read_text())
     s3 = next(d for d in data["segments"] if d["id"] == "s3")
     assert s3["settings"]["checkpoint"]["relative"] == "adapted/me.safetensors"
+
+
+def test_choosing_a_segments_face_overrides_the_project_and_the_default_drops_the_override(folder):
+    p = make_project(folder)
+    command, text = choose_face(p, "s3", 1)
+    p.execute(command)
+    assert p.segment("s3").settings["face_index"] == 1 and p.effective_settings("s3")["face_index"] == 1
+    assert "face 1" in text and "default is face 0" in text and "takes keep the face" in text
+    assert choose_face(p, "s3", 1) == (None, "Segment s3 dubs face 1 already")
+    command, text = choose_face(p, "s3", 0)  # the project's face: the segment follows the project again
+    p.execute(command)
+    assert "face_index" not in p.segment("s3").settings and "project's default face again" in text
+    assert choose_face(p, "s3", 0) == (None, "Segment s3 dubs face 0 already: the project's default face")
+    p.undo()
+    assert p.segment("s3").settings["face_index"] == 1
+    p.undo()
+    assert "face_index" not in p.segment("s3").settings
+    p.execute(SetProjectSettings(p, {"face_index": 2}))
+    command, _ = choose_face(p, "s3", 0)  # face 0 is no longer the default: an override
+    p.execute(command)
+    assert p.segment("s3").settings["face_index"] == 0
+    with pytest.raises(EditError, match="a face is a number"):
+        choose_face(p, "s3", -1)
 
 
 # --------------------------------------------------------------------------- damaged files

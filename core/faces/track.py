@@ -285,6 +285,20 @@ class FaceTrack(NpzRecord):
 
 
 
+def scene_cuts(detections: Detections, cuts=None, cut_threshold: float = 0.3) -> list:
+    """The sorted shot starts inside the video: `cuts` when given, else those its cut scores show."""
+    if cuts is None:
+        cuts = find_scene_cuts(detections.cut_scores, threshold=cut_threshold)
+    return sorted({int(c) for c in cuts if 0 < c < len(detections)})
+
+
+def shot_choices(tracks, shot: int, shot_length: int, min_track_len: int = 3) -> list:
+    """The tracks of `shot` that `face_index` chooses among, best first: face_index k dubs the k-th.
+    A track counts with at least `min_track_len` detections (or the whole shot, if shorter)."""
+    need = min(min_track_len, shot_length)
+    return [t for t in tracks if t.shot == shot and len(t) >= need]
+
+
 def build_track(detections: Detections, face_index: int = 0, smooth_window: int = SMOOTH_WINDOW,
                 smooth_method: str = "mean", max_fill_gap: int = MAX_FILL_GAP, iou_threshold: float = 0.3,
                 min_track_len: int = 3, cut_threshold: float = 0.3, cuts=None) -> FaceTrack:
@@ -295,9 +309,7 @@ def build_track(detections: Detections, face_index: int = 0, smooth_window: int 
     if face_index < 0:
         raise ValueError("face_index must be >= 0")
     n = len(detections)
-    if cuts is None:
-        cuts = find_scene_cuts(detections.cut_scores, threshold=cut_threshold)
-    cuts = sorted({int(c) for c in cuts if 0 < c < n})
+    cuts = scene_cuts(detections, cuts, cut_threshold)
     tracks = link_tracks(detections, cuts, iou_threshold)
     k = next((t.landmarks.shape[1] for t in tracks if t.landmarks is not None), 0)
 
@@ -308,8 +320,7 @@ def build_track(detections: Detections, face_index: int = 0, smooth_window: int 
     scores = np.full(n, np.nan)
     face_choices = 0  # the most faces one shot offers: face_index must be below it to find any
     for shot, (a, b) in enumerate(shot_bounds(n, cuts)):
-        need = min(min_track_len, b - a)
-        cands = [t for t in tracks if t.shot == shot and len(t) >= need]
+        cands = shot_choices(tracks, shot, b - a, min_track_len)
         face_choices = max(face_choices, len(cands))
         if face_index >= len(cands):
             continue
@@ -353,10 +364,15 @@ def track_video(source, detector=None, cache_dir=None, use_cache: bool = True, p
     `context_frames` are detected, and the track has no face outside what was detected."""
     from .detections import detect_video
 
-    if frames is not None:
-        margin = context_frames(track_params.get("smooth_window", SMOOTH_WINDOW),
-                                track_params.get("max_fill_gap", MAX_FILL_GAP))
-        frames = range(max(0, frames.start - margin), frames.stop + margin)
-    dets = detect_video(source, detector, cache_dir=cache_dir, use_cache=use_cache,
-                        progress=progress, cancel=cancel, frames=frames)
+    dets = detect_video(source, detector, cache_dir=cache_dir, use_cache=use_cache, progress=progress,
+                        cancel=cancel, frames=with_context(frames, **track_params))
     return build_track(dets, **track_params)
+
+
+def with_context(frames: range | None, smooth_window: int = SMOOTH_WINDOW, max_fill_gap: int = MAX_FILL_GAP,
+                 **_) -> range | None:
+    """The source frames a track for `frames` detects: them and their `context_frames` (None: all)."""
+    if frames is None:
+        return None
+    margin = context_frames(smooth_window, max_fill_gap)
+    return range(max(0, frames.start - margin), frames.stop + margin)

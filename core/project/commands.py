@@ -94,6 +94,29 @@ class SetSegmentSettings(Command):
         self.merge_key = ("segment-settings", segment_id, tuple(keys), bool(reset))
 
 
+def choose_face(project, segment_id: str, face_index: int) -> tuple[SetSegmentSettings | None, str]:
+    """What picking face `face_index` (core.faces.FaceChoices' numbering) for a segment does: a
+    SetSegmentSettings giving it its own face, or dropping its own when the pick is the project's face
+    (the segment then follows the project's setting again); None when the segment dubs that face
+    already. And the words that say so. Takes already rendered keep the face they recorded."""
+    s = project.segment(segment_id)
+    if not _is_int(face_index) or face_index < 0:
+        raise EditError(f"a face is a number ≥ 0, not {face_index!r}")
+    default = project.settings["face_index"] or 0
+    own = s.settings.get("face_index")
+    current = default if "face_index" not in s.settings else (own or 0)
+    if face_index == default:
+        if "face_index" in s.settings:
+            return (SetSegmentSettings(project, segment_id, reset=["face_index"]),
+                    f"Segment {s.title}: face {face_index}, the project's default face again")
+        return None, f"Segment {s.title} dubs face {face_index} already: the project's default face"
+    if face_index == current:
+        return None, f"Segment {s.title} dubs face {face_index} already"
+    return (SetSegmentSettings(project, segment_id, {"face_index": int(face_index)}),
+            f"Segment {s.title}: face {face_index} (the project's default is face {default}); "
+            "its takes keep the face they were rendered with")
+
+
 class SplitSegment(Command):
     """Split a segment at `frame` (start < frame < end): the left part keeps the id, the right one
     gets a new id; both keep the settings and the chosen take (it covers both). Their scores are
