@@ -45,7 +45,7 @@ class ProgressBar:
 
 
 def add_render_parser(sub):
-    from core.hparams import LENGTH_POLICIES, MOUTH_MODES
+    from core.hparams import DEFAULT_MOUTH, LENGTH_POLICIES, MOUTH_MODES
 
     p = sub.add_parser("render", help="lip-sync a video (or a still portrait) to a dubbed track")
     p.add_argument("video", help="video file, or a still image for static mode")
@@ -77,9 +77,10 @@ def add_render_parser(sub):
                    help="folder holding face-alignment's s3fd-619a316812.pth and 2DFAN4-11f355bf06.pth.tar "
                         "(default: the torch hub cache); never downloaded")
     p.add_argument("--batch-size", type=positive_int, default=32)
-    p.add_argument("--mouth", choices=MOUTH_MODES, default="generated",
-                   help="actor: the actor's own lips, teeth and skin from frames at least 1 s away, in the shape the "
-                        "generator draws for the dub (sharp); generated: the generator's mouth alone (default)")
+    p.add_argument("--mouth", choices=MOUTH_MODES, default=DEFAULT_MOUTH,
+                   help="actor (default): the actor's own lips, teeth and skin from frames at least 1 s away, in the "
+                        "shape the generator draws for the dub (sharp; a still or a short shot gets the generated "
+                        "mouth); generated: the generator's mouth alone")
     p.add_argument("--feather", type=number(float, lambda v: 0 <= v <= 1, "a fraction in [0, 1]"), default=0.08,
                    help="mask feather, fraction of the face size")
     p.add_argument("--no-color-match", action="store_true", help="paste the generated colours as they are")
@@ -144,7 +145,7 @@ def cmd_render(args) -> int:
     if report.no_face_frames:
         spans = ", ".join(f"{a}-{b - 1}" for a, b in report.no_face_ranges[:8])
         print(f"note: no face in {len(report.no_face_frames)} frames (passed through unchanged): {spans}")
-    if report.generated_mouth_frames:
+    if report.generated_mouth_frames and renderer.actor is not None:  # a still: its warning said why
         spans = ", ".join(f"{a}-{b - 1}" for a, b in report.generated_mouth_ranges[:8])
         print(f"note: the generated mouth in {len(report.generated_mouth_frames)} frames (no mouth of the actor's "
               f"like it): {spans}")

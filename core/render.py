@@ -23,7 +23,7 @@ from core.audio import is_silent, load_audio, mel_windows, melspectrogram
 from core.blend import BlendSettings, composite
 from core.device import cpu_supports_bf16, select_device
 from core.errors import Cancelled, FaceError, MediaError
-from core.hparams import HP, MOUTH_MODES
+from core.hparams import DEFAULT_MOUTH, HP, MOUTH_MODES
 from core.plan import plan_frames
 from core.references import build_references
 from core.video import VideoSource, VideoWriter
@@ -51,7 +51,7 @@ class RenderOptions:
     preset: str = "veryfast"  # see main.py --preset: the encoder was the real-time bottleneck
     allow_silent_dub: bool = False
     strict: bool = False  # a damaged or truncated source is an error, not a warning
-    mouth: str = "generated"  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
+    mouth: str = DEFAULT_MOUTH  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
 
 
 @dataclass

@@ -1554,7 +1554,7 @@ def test_compare_two_takes_flips_at_the_same_frame_and_chooses_one_in_one_undo_s
     assert doc.compare.a == second.id and doc.compare.b == first.id and doc.show_result
     assert inspector.compare_row.isVisible() and inspector.side_buttons["A"].isChecked()
     assert re.fullmatch(r"A · Take 2 · actor's mouth · \d\d:\d\d", inspector.side_buttons["A"].text())
-    assert re.fullmatch(r"B · Take 1 · generated mouth · \d\d:\d\d · LSE-C 5.5", inspector.side_buttons["B"].text())
+    assert re.fullmatch(r"B · Take 1 · actor's mouth · \d\d:\d\d · LSE-C 5.5", inspector.side_buttons["B"].text())
     assert not inspector.choose_shown_button.isEnabled()  # A is the chosen take already
     qtbot.waitUntil(lambda: preview.shown == ("result", project.take_path(second), 12), timeout=10_000)
     a_pixels = shown_pixels(window)
@@ -1569,7 +1569,7 @@ def test_compare_two_takes_flips_at_the_same_frame_and_chooses_one_in_one_undo_s
     b_pixels = shown_pixels(window)
     assert np.abs(b_pixels.astype(int) - take_pixels(project, first, 12)).mean() < 2
     assert np.abs(b_pixels.astype(int) - a_pixels).mean() > 20  # another picture, not the same one again
-    assert re.match(r"B · Take 1 · generated mouth · \d\d:\d\d · LSE-C 5.5", preview.view.overlay)
+    assert re.match(r"B · Take 1 · actor's mouth · \d\d:\d\d · LSE-C 5.5", preview.view.overlay)
     assert "no face found here" in preview.view.overlay  # B's own report, not the chosen take's
     qtbot.mouseClick(inspector.side_buttons["A"], Qt.MouseButton.LeftButton)
     assert doc.compare.side == "A"
@@ -1702,15 +1702,15 @@ def test_the_projects_mouth_is_set_in_project_settings_and_the_render_dialog_can
     render_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&Render")
     assert window.actions["render.dialog"] in render_menu.actions()
 
-    def actor_and_ok(dialog):
-        assert dialog.mouth.currentData() == "generated"  # the default
-        dialog.mouth.setCurrentIndex(dialog.mouth.findData("actor"))
+    def generated_and_ok(dialog):
+        assert dialog.mouth.currentData() == "actor"  # the default
+        dialog.mouth.setCurrentIndex(dialog.mouth.findData("generated"))
         dialog.accept()
         return dialog.result()
 
-    monkeypatch.setattr(ProjectSettingsDialog, "exec", actor_and_ok)
+    monkeypatch.setattr(ProjectSettingsDialog, "exec", generated_and_ok)
     window.actions["project.settings"].trigger()
-    assert project.settings["mouth"] == "actor" and window.actions["edit.undo"].text() == "&Undo Project settings"
+    assert project.settings["mouth"] == "generated" and window.actions["edit.undo"].text() == "&Undo Project settings"
 
     asked = []  # what each render job was asked for
 
@@ -1732,12 +1732,12 @@ def test_the_projects_mouth_is_set_in_project_settings_and_the_render_dialog_can
         return fill
 
     doc.set_frame(60)
-    monkeypatch.setattr(dialogs.RenderDialog, "exec", choose("Segment", "generated"))
+    monkeypatch.setattr(dialogs.RenderDialog, "exec", choose("Segment", "actor"))
     window.actions["render.dialog"].trigger()
     wait_jobs(qtbot, window)
-    assert shown[-1] == (["Segment s3 (under the playhead)", "Whole clip"], "actor")  # the project's mouth first
+    assert shown[-1] == (["Segment s3 (under the playhead)", "Whole clip"], "generated")  # the project's mouth first
     assert (asked[-1].start, asked[-1].end, asked[-1].segment_id) == (50, N, "s3")
-    assert asked[-1].settings["mouth"] == "generated" and project.settings["mouth"] == "actor"  # this render only
+    assert asked[-1].settings["mouth"] == "actor" and project.settings["mouth"] == "generated"  # this render only
     doc.mark_in()
     monkeypatch.setattr(dialogs.RenderDialog, "exec", choose("Whole", "actor"))
     window.actions["render.dialog"].trigger()
@@ -1745,14 +1745,14 @@ def test_the_projects_mouth_is_set_in_project_settings_and_the_render_dialog_can
     assert len(shown[-1][0]) == 3 and (asked[-1].start, asked[-1].end, asked[-1].settings["mouth"]) == (0, N, "actor")
     window.render_segment("s1")  # the quick actions render with the project's mouth
     wait_jobs(qtbot, window)
-    assert asked[-1].segment_id == "s1" and asked[-1].settings["mouth"] == "actor"
+    assert asked[-1].segment_id == "s1" and asked[-1].settings["mouth"] == "generated"
     monkeypatch.setattr(dialogs.RenderDialog, "exec", lambda dialog: dialog.DialogCode.Rejected)
     window.actions["render.dialog"].trigger()  # cancelled: no render
     wait_jobs(qtbot, window)
     assert len(asked) == 3 and not boxes.shown
 
     window.actions["edit.undo"].trigger()
-    assert project.settings["mouth"] == "generated"
+    assert project.settings["mouth"] == "actor"
 
 
 def fake_render(window, monkeypatch, generated_mouth=(), warnings=()):
@@ -1996,7 +1996,7 @@ def test_the_render_dialog_says_where_a_new_take_replaces_chosen_ones(opened, mo
     window.render_dialog()
     assert shown[0] == ["Never (only where a segment has no take)",
                         "Where the new one scores better (LSE-C, once scored)", "Always"]
-    assert asked[-1] == ((0, N, None, "whole clip"), {"mouth": "generated", "replace": "better"})
+    assert asked[-1] == ((0, N, None, "whole clip"), {"mouth": "actor", "replace": "better"})
 
 
 def test_a_whole_clip_render_keeps_the_takes_the_editor_chose(opened, qtbot, boxes, monkeypatch):

@@ -288,7 +288,8 @@ def test_a_render_with_the_actors_mouth_records_its_mouth_fallbacks_and_warnings
     video, dub, _ = media
     project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "scene.lipsmith", dub_path=dub,
                           dub_facts=jobs.load_dub(NO_PROGRESS, NEVER, dub).facts)
-    project.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint), "length_policy": "pad"}))
+    project.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint), "length_policy": "pad",
+                                                  "mouth": "generated"}))
     project.execute(NudgeDub(project, 15))  # 15 of the 25 frames before the dub starts
     project.execute(ReplaceSegments(project, [project.make_segment(0, 25)]))
     project.save()

@@ -1187,7 +1187,7 @@ def test_a_schema_4_file_opens_with_the_generated_mouth_for_the_project_and_its_
     """Schema 5 stores the mouth a render pastes; every render before it pasted the generated one."""
     p = make_project(folder)
     data = json.loads(p.path.read_text())
-    assert data["settings"]["mouth"] == "generated" and data["takes"][0]["settings"]["mouth"] == "generated"
+    assert "mouth" in data["settings"] and "mouth" in data["takes"][0]["settings"]
     data["schema_version"] = 4
     del data["settings"]["mouth"]
     del data["takes"][0]["settings"]["mouth"]
@@ -1207,17 +1207,18 @@ def test_a_schema_4_file_opens_with_the_generated_mouth_for_the_project_and_its_
 
 def test_the_projects_mouth_is_a_setting_renders_use_and_takes_name(folder):
     p = make_project(folder)
-    assert p.settings["mouth"] == "generated" and p.render_options("s1").mouth == "generated"
-    p.execute(SetProjectSettings(p, {"mouth": "actor"}))
-    assert p.effective_settings("s1")["mouth"] == "actor" and p.render_options("s1").mouth == "actor"
+    assert p.settings["mouth"] == "actor" and p.render_options("s1").mouth == "actor"  # the default (core.hparams)
+    p.execute(SetProjectSettings(p, {"mouth": "generated"}))
+    assert p.effective_settings("s1")["mouth"] == "generated" and p.render_options("s1").mouth == "generated"
     with pytest.raises(EditError, match="mouth must be one of"):
         SetProjectSettings(p, {"mouth": "teeth"})
     with pytest.raises(EditError, match="cannot be set per segment"):
         p.execute(SetSegmentSettings(p, "s1", {"mouth": "actor"}))
     p.save()
-    assert Project.load(p.path).settings["mouth"] == "actor"
-    actor = p.new_take("s1", p.take_file_for("ta"), take_id="ta", report={"generated_mouth": [[3, 8], [95, 120]]})
-    generated = p.new_take("s1", p.take_file_for("tg"), take_id="tg", settings=dict(p.settings, mouth="generated"))
+    assert Project.load(p.path).settings["mouth"] == "generated"
+    actor = p.new_take("s1", p.take_file_for("ta"), take_id="ta", settings=dict(p.settings, mouth="actor"),
+                       report={"generated_mouth": [[3, 8], [95, 120]]})
+    generated = p.new_take("s1", p.take_file_for("tg"), take_id="tg")
     assert actor.label.startswith("Take 2 · actor's mouth") and actor.mouth == "actor"
     assert generated.label.startswith("Take 2 · generated mouth") and generated.mouth == "generated"
     assert actor.generated_mouth_ranges == [(3, 8), (95, 120)] and generated.generated_mouth_ranges == []
@@ -1270,18 +1271,18 @@ def test_take_names_are_unique_per_segment_and_say_what_set_them_apart(folder):
     import re
 
     p = make_project(folder)  # s1 has t1, rendered with its settings (smoothing 9, pads 0 20 0 0)
-    assert re.fullmatch(r"Take 1 · generated mouth · \d\d:\d\d", p.takes["t1"].label)
+    assert re.fullmatch(r"Take 1 · actor's mouth · \d\d:\d\d", p.takes["t1"].label)
     p.execute(SetSegmentSettings(p, "s1", {"feather": 0.3}))
     p.execute(AddTake(p, p.new_take("s1", p.take_file_for("t2"), take_id="t2")))
-    assert re.fullmatch(r"Take 2 · generated mouth · feather 0\.3 · \d\d:\d\d", p.takes["t2"].label)
+    assert re.fullmatch(r"Take 2 · actor's mouth · feather 0\.3 · \d\d:\d\d", p.takes["t2"].label)
     p.execute(RemoveTake(p, "t1"))
     third = p.new_take("s1", p.take_file_for("t3"), take_id="t3", settings=dict(p.effective_settings("s1"),
-                                                                                 mouth="actor"))
-    assert third.label.startswith("Take 3 · actor's mouth · ")  # never a second "Take 2"
+                                                                                 mouth="generated"))
+    assert third.label.startswith("Take 3 · generated mouth · ")  # never a second "Take 2"
     assert "feather" not in third.label  # the same as the take before it, but its mouth
     smoothed = p.new_take("s1", p.take_file_for("t4"), take_id="t4",
                           settings=dict(p.takes["t2"].settings, smoothed_from="t2", window=5))
-    assert smoothed.label.startswith("Take 3 · generated mouth · smoothed over 5 frames · ")
+    assert smoothed.label.startswith("Take 3 · actor's mouth · smoothed over 5 frames · ")
 
 
 def test_the_length_an_export_makes_is_stated_plainly(folder):

@@ -18,7 +18,7 @@ import numpy as np
 
 from core.blend import BlendSettings
 from core.errors import LipsmithError
-from core.hparams import HP, LENGTH_POLICIES, MOUTH_MODES, PROJECT_LENGTH_POLICY
+from core.hparams import DEFAULT_MOUTH, HP, LENGTH_POLICIES, MOUTH_MODES, PROJECT_LENGTH_POLICY
 from core.sync_scale import EXPERT_WEAK_BELOW
 
 SUFFIX = ".lipsmith"
@@ -61,7 +61,7 @@ DEFAULT_SETTINGS = {
     "mask_width": _BLEND.mask_width,
     "mask_height": _BLEND.mask_height,
     "color_match": _BLEND.color_match,
-    "mouth": "generated",  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
+    "mouth": DEFAULT_MOUTH,  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
 }
 MOUTH_NAMES = {"actor": "actor's mouth", "generated": "generated mouth"}  # what a take's name says
 # what a segment may override; detector, device, length policy and mouth are whole-clip or per-render choices
