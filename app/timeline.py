@@ -9,16 +9,21 @@
             against the threshold — the horizontal line, which can be dragged (an undoable edit);
             unscored speech is grey at full height, silence low and dark; over the bars the
             per-frame confidence curve of each segment's chosen take (stored when it was scored);
-            segment names at their start. Double-click a segment to rename it.
+            segment names at their start. Double-click a segment to rename it; drag its edge (the
+            pointer turns into a double arrow) to trim it — a cut between touching segments moves for
+            both (core.project.TrimSegment), one undo step per drag
   Takes     rendered takes over the frames they cover; the chosen ones highlighted; red ticks
             where their render found no face
 
-Click or drag anywhere to move the playhead; Ctrl+wheel zooms around the pointer, the wheel
-scrolls, and so does the scroll bar. Built on pyqtgraph (one PlotItem per lane, x-linked).
+Click or drag anywhere to move the playhead; a dragged edge or playhead snaps to segment edges,
+markers and the playhead within a few pixels (core.edges). Ctrl+wheel zooms around the pointer, the
+wheel scrolls, and so does the scroll bar. Built on pyqtgraph (one PlotItem per lane, x-linked).
 """
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
@@ -26,8 +31,9 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QScrollBar, QVBoxLayout, QWidget
 
+from core.edges import edge_at, snap, snap_targets
 from core.plan import source_of
-from core.project import DEFAULT_THRESHOLD, SetThreshold, verdict
+from core.project import DEFAULT_THRESHOLD, SetThreshold, TrimSegment, trim_bounds, verdict
 from core.timecode import Timecode
 
 from .markers import MARKER_HEX
@@ -46,6 +52,8 @@ THUMB_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 75, 100,
 MARKS_LEGEND = ("Marks on the ruler (and on each take): red, no face found there (the original frames show); "
                 "violet, the generated mouth where the actor's own was asked for (the footage had nothing alike)")
 NAME_CHAR_PX = 7  # rough width of a label character, to hide names that do not fit their segment
+EDGE_PX = 5  # a press this near a segment's edge in the sync lane grabs the edge
+SNAP_PX = 8  # a dragged edge or playhead this near a segment edge, a marker or the playhead snaps to it
 
 
 class TimeAxis(pg.AxisItem):
@@ -77,7 +85,7 @@ class LaneBox(pg.ViewBox):
     """A lane's view: no built-in pan/zoom; clicks, drags and wheel turns become signals."""
     clicked = Signal(float, float)  # x, y in data coordinates
     double_clicked = Signal(float, float)
-    dragged = Signal(float, bool)  # x, finished
+    dragged = Signal(float, float, bool, bool)  # x, x where the button went down, started, finished
     wheel_zoom = Signal(float, float)  # factor, around x
     wheel_scroll = Signal(float)  # steps (positive: later)
     hovered = Signal(float, float)
@@ -110,7 +118,8 @@ class LaneBox(pg.ViewBox):
             ev.ignore()
             return
         ev.accept()
-        self.dragged.emit(self.mapSceneToView(ev.scenePos()).x(), ev.isFinish())
+        self.dragged.emit(self.mapSceneToView(ev.scenePos()).x(), self.mapSceneToView(ev.buttonDownScenePos()).x(),
+                          ev.isStart(), ev.isFinish())
 
     def hoverEvent(self, ev):
         if not ev.isExit():
@@ -177,6 +186,17 @@ class ThumbStrip(pg.GraphicsObject):
                 painter.drawImage(target, image)
 
 
+@dataclass(frozen=True)
+class EdgeDrag:
+    """A segment edge being dragged: where it may go and what it snaps to, both as they were when the
+    drag began (its moves are worked out from there, one undo step: TrimSegment's `drag` token)."""
+    segment_id: str
+    edge: str  # "start" or "end"
+    bounds: tuple[int, int | None]
+    targets: list[int]
+    token: int
+
+
 class Timeline(QWidget):
     seek_requested = Signal(int)
     rename_requested = Signal(str)  # segment id (double-click in the sync lane)
@@ -220,7 +240,8 @@ class Timeline(QWidget):
             self.glw.ci.layout.setRowFixedHeight(row, height)
             box.clicked.connect(lambda x, y, name=name: self._on_click(name, x, y))
             box.double_clicked.connect(lambda x, y, name=name: self._on_double_click(name, x, y))
-            box.dragged.connect(self._on_drag)
+            box.dragged.connect(lambda x, x0, started, finished, name=name:
+                                self._on_drag(name, x, x0, started, finished))
             box.wheel_zoom.connect(self.zoom)
             box.wheel_scroll.connect(self._on_wheel_scroll)
             box.hovered.connect(lambda x, y, name=name, box=box: self._on_hover(name, box, x, y))
@@ -301,7 +322,9 @@ class Timeline(QWidget):
             line.setZValue(20)
             plot.addItem(line)
             self.playheads[name] = line
-        self.playheads["ruler"].sigDragged.connect(lambda line: self._seek(line.value()))
+        self.playheads["ruler"].sigDragged.connect(lambda line: self._seek_snapped(line.value()))
+        self._edge_drag: EdgeDrag | None = None
+        self._drag_tokens = itertools.count(1)
         self._segments_shown = None
         self._curve_shown = None
         self._original_key = None
@@ -711,8 +734,56 @@ class Timeline(QWidget):
             if s is not None:
                 self.rename_requested.emit(s.id)
 
-    def _on_drag(self, x: float, finished: bool):
-        self._seek(x)
+    def _frames_per_px(self) -> float:
+        x0, x1 = self.view_range()
+        return (x1 - x0) / max(self.plots["sync"].vb.width(), 1.0)
+
+    def edge_near(self, x: float) -> tuple[str, str] | None:
+        """(segment id, "start" / "end") of the segment edge within EDGE_PX pixels of `x`, None if none."""
+        if self.document is None:
+            return None
+        return edge_at(self.document.project.segments, x, EDGE_PX * self._frames_per_px())
+
+    def _seek_snapped(self, x: float):
+        """The playhead to `x`, or to a segment edge or marker within SNAP_PX pixels of it."""
+        if self.document is None:
+            return
+        frame = snap(x, snap_targets(self.document.project), SNAP_PX * self._frames_per_px())
+        self._seek(x if frame is None else frame)
+
+    def _on_drag(self, lane: str, x: float, press_x: float, started: bool, finished: bool):
+        """A drag from a segment's edge in the sync lane trims it; any other drag moves the playhead."""
+        if started:
+            self._edge_drag = self._grab_edge(press_x) if lane == "sync" else None
+        if self._edge_drag is None:
+            self._seek_snapped(x)
+        else:
+            self._move_edge(self._edge_drag, x)
+        if finished:
+            self._edge_drag = None
+
+    def _grab_edge(self, x: float) -> EdgeDrag | None:
+        hit = self.edge_near(x)
+        if hit is None:
+            return None
+        segment_id, edge = hit
+        project = self.document.project
+        moving = getattr(project.segment(segment_id), edge)
+        return EdgeDrag(segment_id, edge, trim_bounds(project, project.segments, segment_id, edge),
+                        snap_targets(project, self.document.frame, leave_out={moving}), next(self._drag_tokens))
+
+    def _move_edge(self, drag: EdgeDrag, x: float):
+        doc = self.document
+        segment = next((s for s in doc.project.segments if s.id == drag.segment_id), None) if doc else None
+        if segment is None:  # gone (the project changed under the drag)
+            self._edge_drag = None
+            return
+        frame = snap(x, drag.targets, SNAP_PX * self._frames_per_px())
+        frame = int(round(x)) if frame is None else frame
+        lo, hi = drag.bounds
+        frame = max(lo, frame if hi is None else min(frame, hi))
+        if frame != getattr(segment, drag.edge):
+            doc.execute(lambda: TrimSegment(doc.project, drag.segment_id, drag.edge, frame, drag=drag.token))
 
     def _threshold_done(self, *_):
         doc = self.document
@@ -729,6 +800,10 @@ class Timeline(QWidget):
         frame = int(math.floor(x))
         tip = ""
         if lane == "sync":
+            if self.edge_near(x) is not None:
+                box.setCursor(Qt.CursorShape.SizeHorCursor)
+            else:
+                box.unsetCursor()
             s = doc.project.segment_at(frame)
             if s is not None:
                 score = "not scored" if s.lse_c is None else f"LSE-C {s.lse_c:.3g}"
@@ -737,7 +812,7 @@ class Timeline(QWidget):
                 at = self.curve_value(frame)
                 if at is not None:
                     tip += f" · here {at:.3g}"
-                tip += " (double-click to rename)"
+                tip += " (double-click to rename; drag an edge to trim)"
         elif lane == "takes":
             hits = [t for t, row in getattr(self, "_takes_shown", []) if t.start <= frame < t.end
                     and row <= y < row + 1]
