@@ -345,7 +345,8 @@ class MainWindow(QMainWindow):
         a("view.compare_flip", "Preview: Flip Takes A/B", lambda: self.document and self.document.flip_compare())
         a("view.zoom_in", "Timeline: Zoom &In", self.timeline.zoom_in)
         a("view.zoom_out", "Timeline: Zoom &Out", self.timeline.zoom_out)
-        a("view.zoom_all", "Timeline: Show &All", self.timeline.zoom_all)
+        a("view.zoom_all", "Timeline: &Zoom to Fit", self.timeline.zoom_to_fit)
+        a("view.zoom_selection", "Timeline: Zoom to &Selection", self.zoom_to_selection)
         a("view.light", "&Light Theme", self.set_light_theme, True)
         a("help.shortcuts", "&Keyboard Shortcuts…", self.shortcuts_dialog)
         a("help.about", "&About Lipsmith", self.about)
@@ -401,7 +402,7 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&View")
         for name in ("view.result", "view.fit", "view.actual", "view.mask", None, "view.zoom_in", "view.zoom_out",
-                     "view.zoom_all", None):
+                     "view.zoom_all", "view.zoom_selection", None):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
         m.addAction(self.inspector_dock.toggleViewAction())
         m.addAction(self.jobs_dock.toggleViewAction())
@@ -439,7 +440,8 @@ class MainWindow(QMainWindow):
                      "marker.next",
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
-                     "view.zoom_all", "view.mask", "project.settings", "edit.rename", "edit.nudge_earlier",
+                     "view.zoom_all", "view.zoom_selection", "view.mask", "project.settings", "edit.rename",
+                     "edit.nudge_earlier",
                      "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second",
                      "render.remove_adapted", "render.smooth", "render.dialog"):
             self.actions[name].setEnabled(has)
@@ -1408,6 +1410,10 @@ class MainWindow(QMainWindow):
         return self.run_job(f"Export {path.name}", core.export.export_video, request, heavy=True, on_success=done)
 
     # ------------------------------------------------------------------ view, help
+
+    def zoom_to_selection(self):
+        if self.document is not None and not self.timeline.zoom_to_selection():
+            self.status("No segment under the playhead to zoom to")
 
     def set_monitor(self, monitor: Monitor):
         """Hear `monitor` from now on (the transport), and next time (the settings); the menu and the

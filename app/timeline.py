@@ -390,7 +390,7 @@ class Timeline(QWidget):
             document.media_changed.connect(self._draw_original)
         self.setEnabled(document is not None)
         self.refresh()
-        self.zoom_all()
+        self.zoom_to_fit()
         self._on_frame()
         self._on_marks()
         self._on_models()
@@ -649,9 +649,22 @@ class Timeline(QWidget):
     def zoom_out(self):
         self.zoom(ZOOM_STEP)
 
-    def zoom_all(self):
+    def zoom_to_fit(self):
+        """The whole project across the view."""
         n = self.length
         self.plots["ruler"].setXRange(-0.01 * n, n * 1.01, padding=0)
+
+    def zoom_to(self, start: float, end: float):
+        """Frames [start, end) across the view, a twentieth of them spare on either side."""
+        spare = (end - start) / 20
+        self.set_view(start - spare, end + spare)
+
+    def zoom_to_selection(self) -> bool:
+        """The selected segment (the one under the playhead) across the view; False when there is none."""
+        s = self.document.selected_segment() if self.document is not None else None
+        if s is not None:
+            self.zoom_to(s.start, s.end)
+        return s is not None
 
     def _on_wheel_scroll(self, steps: float):
         x0, x1 = self.view_range()

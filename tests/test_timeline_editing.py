@@ -96,3 +96,27 @@ def test_a_dragged_edge_and_the_playhead_snap_to_edges_markers_and_the_playhead(
     assert doc.frame == 50
     drag(timeline, "dub", [70.0, 40.0 - near])  # and to the marker
     assert doc.frame == 40
+
+
+def test_zoom_to_fit_and_to_the_selected_segment_from_the_view_menu_and_their_keys(opened, qtbot):
+    window = opened
+    timeline, doc = window.timeline, window.document
+    assert window.shortcuts.key("view.zoom_all") == "Shift+Z" and window.shortcuts.key("view.zoom_selection") == "Alt+Z"
+    assert not window.shortcuts.conflicts()
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    assert {window.actions["view.zoom_all"], window.actions["view.zoom_selection"]} <= set(view_menu.actions())
+
+    doc.set_frame(40)  # in s2 [30, 50)
+    window.actions["view.zoom_selection"].trigger()
+    x0, x1 = timeline.view_range()
+    assert x0 == pytest.approx(29) and x1 == pytest.approx(51)  # the segment, a twentieth spare either side
+
+    window.activateWindow()
+    timeline.setFocus()
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.ShiftModifier)
+    x0, x1 = timeline.view_range()
+    assert x0 <= 0 and x1 >= N and x1 - x0 < N * 1.05  # the whole project, nothing more
+    doc.set_frame(60)  # in s3 [50, 75)
+    qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.AltModifier)
+    x0, x1 = timeline.view_range()
+    assert x0 == pytest.approx(48.75) and x1 == pytest.approx(76.25)
