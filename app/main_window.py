@@ -351,6 +351,11 @@ class MainWindow(QMainWindow):
         a("help.shortcuts", "&Keyboard Shortcuts…", self.shortcuts_dialog)
         a("help.about", "&About Lipsmith", self.about)
         self.actions["view.light"].setChecked(self.settings.theme == "light")
+        # right-clicks on the timeline: the segment's and the lane's actions, the inspector's take menu
+        self.timeline.set_menus(
+            segment=[self.actions[n] for n in ("render.segment", "edit.split", "edit.merge_next", "edit.rename")]
+            + [None, self.actions["marker.add"]],
+            lane=[self.actions["marker.add"], self.actions["view.zoom_all"]], take=self.inspector.take_menu)
 
     def apply_shortcuts(self):
         self.shortcuts.apply(self.actions)

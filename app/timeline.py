@@ -15,7 +15,9 @@
   Takes     rendered takes over the frames they cover; the chosen ones highlighted; red ticks
             where their render found no face
 
-Click or drag anywhere to move the playhead; a dragged edge or playhead snaps to segment edges,
+Right-click: a segment (sync lane) offers the window's segment actions, a take (takes lane) the
+inspector's take menu, anywhere else Add Marker and Zoom to Fit; the playhead goes there first, so
+each item acts there. Click or drag anywhere to move the playhead; a dragged edge or playhead snaps to segment edges,
 markers and the playhead within a few pixels (core.edges). Ctrl+wheel zooms around the pointer, the
 wheel scrolls, and so does the scroll bar. Built on pyqtgraph (one PlotItem per lane, x-linked).
 """
@@ -27,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QScrollBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMenu, QScrollBar, QVBoxLayout, QWidget
 
 from core.edges import edge_at, snap, snap_targets
 from core.plan import source_of
@@ -87,6 +89,7 @@ class LaneBox(pg.ViewBox):
     double_clicked = Signal(float, float)
     dragged = Signal(float, float, bool, bool)  # x, x where the button went down, started, finished
     wheel_zoom = Signal(float, float)  # factor, around x
+    context_requested = Signal(float, float, QPoint)  # x, y, where on the screen (a right-click)
     wheel_scroll = Signal(float)  # steps (positive: later)
     hovered = Signal(float, float)
 
@@ -109,6 +112,10 @@ class LaneBox(pg.ViewBox):
         if ev.button() == Qt.MouseButton.LeftButton:
             p = self.mapSceneToView(ev.scenePos())
             (self.double_clicked if ev.double() else self.clicked).emit(p.x(), p.y())
+            ev.accept()
+        elif ev.button() == Qt.MouseButton.RightButton:
+            p = self.mapSceneToView(ev.scenePos())
+            self.context_requested.emit(p.x(), p.y(), ev.screenPos().toPoint())
             ev.accept()
         else:
             ev.ignore()
@@ -243,6 +250,7 @@ class Timeline(QWidget):
             box.dragged.connect(lambda x, x0, started, finished, name=name:
                                 self._on_drag(name, x, x0, started, finished))
             box.wheel_zoom.connect(self.zoom)
+            box.context_requested.connect(lambda x, y, at, name=name: self._on_context(name, x, y, at))
             box.wheel_scroll.connect(self._on_wheel_scroll)
             box.hovered.connect(lambda x, y, name=name, box=box: self._on_hover(name, box, x, y))
             box.disableAutoRange()
@@ -324,6 +332,7 @@ class Timeline(QWidget):
             self.playheads[name] = line
         self.playheads["ruler"].sigDragged.connect(lambda line: self._seek_snapped(line.value()))
         self._edge_drag: EdgeDrag | None = None
+        self._segment_actions, self._lane_actions, self._take_menu = [], [], None
         self._drag_tokens = itertools.count(1)
         self._segments_shown = None
         self._curve_shown = None
@@ -331,6 +340,11 @@ class Timeline(QWidget):
         self.set_colours(colours)
         self.setMinimumHeight(sum(LANES.values()) + 40)
         self.set_document(None)
+
+    def set_menus(self, segment: list, lane: list, take):
+        """What a right-click offers: the window's actions for a segment and for an empty lane (None: a
+        separator), and `take(take id)`, the menu of a take."""
+        self._segment_actions, self._lane_actions, self._take_menu = list(segment), list(lane), take
 
     # -- appearance
 
@@ -798,6 +812,34 @@ class Timeline(QWidget):
         if frame != getattr(segment, drag.edge):
             doc.execute(lambda: TrimSegment(doc.project, drag.segment_id, drag.edge, frame, drag=drag.token))
 
+    def take_at(self, frame: int, y: float):
+        """The take drawn at `frame` in the takes lane's row `y`, None where there is none."""
+        return next((t for t, row in self._takes_shown if t.start <= frame < t.end and row <= y < row + 1), None)
+
+    def context_menu(self, lane: str, x: float, y: float) -> QMenu | None:
+        """The menu a right-click at (x, y) of `lane` opens, the playhead moved there first so that each
+        item acts there: a take's (takes lane), a segment's (sync lane), else the lane's."""
+        doc = self.document
+        if doc is None:
+            return None
+        self._seek(x)
+        frame = int(math.floor(x))
+        take = self.take_at(frame, y) if lane == "takes" else None
+        if take is not None and self._take_menu is not None:
+            return self._take_menu(take.id)
+        on_segment = lane == "sync" and doc.project.segment_at(frame) is not None
+        menu = QMenu(self)
+        for action in self._segment_actions if on_segment else self._lane_actions:
+            menu.addSeparator() if action is None else menu.addAction(action)
+        return menu
+
+    def _on_context(self, lane: str, x: float, y: float, at: QPoint):
+        menu = self.context_menu(lane, x, y)
+        if menu is not None:
+            if not menu.isEmpty():
+                menu.exec(at)
+            menu.deleteLater()
+
     def _threshold_done(self, *_):
         doc = self.document
         if doc is None:
@@ -827,10 +869,8 @@ class Timeline(QWidget):
                     tip += f" · here {at:.3g}"
                 tip += " (double-click to rename; drag an edge to trim)"
         elif lane == "takes":
-            hits = [t for t, row in getattr(self, "_takes_shown", []) if t.start <= frame < t.end
-                    and row <= y < row + 1]
-            if hits:
-                t = hits[0]
+            t = self.take_at(frame, y)
+            if t is not None:
                 tip = f"{t.label} · frames {t.start}–{t.end} · {t.created}"
                 missing = sum(b - a for a, b in t.no_face_ranges)
                 if missing:

@@ -8,10 +8,10 @@ pytest.importorskip("pytestqt")
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt  # noqa: E402
 from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtWidgets import QApplication, QMenu  # noqa: E402
 
 from core.project import AddMarker  # noqa: E402
-from tests.test_app import N, add_take, boxes, media, opened, window  # noqa: E402,F401 (fixtures)
+from tests.test_app import N, add_take, boxes, media, opened, rendered_take, window  # noqa: E402,F401 (fixtures)
 
 
 def lane_point(timeline, lane: str, frame: float, y: float | None = None) -> QPoint:
@@ -120,3 +120,100 @@ def test_zoom_to_fit_and_to_the_selected_segment_from_the_view_menu_and_their_ke
     qtbot.keyClick(window, Qt.Key.Key_Z, Qt.KeyboardModifier.AltModifier)
     x0, x1 = timeline.view_range()
     assert x0 == pytest.approx(48.75) and x1 == pytest.approx(76.25)
+
+
+@pytest.fixture
+def menus(monkeypatch):
+    """Every menu the timeline or the inspector opens, recorded instead of shown (PySide's QMenu.exec
+    cannot be patched on the class: they make theirs from a recording subclass)."""
+    import app.inspector
+    import app.timeline
+
+    shown = []
+
+    class Recording(QMenu):
+        def exec(self, *args):
+            shown.append(self)
+
+        def deleteLater(self):  # kept for the test to trigger its items
+            pass
+
+    monkeypatch.setattr(app.timeline, "QMenu", Recording)
+    monkeypatch.setattr(app.inspector, "QMenu", Recording)
+    return shown
+
+
+def items(menu):
+    return [a for a in menu.actions() if not a.isSeparator()]
+
+
+def test_right_click_a_segment_or_an_empty_lane_offers_the_windows_actions_there(opened, menus):
+    window = opened
+    timeline, doc, actions = window.timeline, window.document, window.actions
+    project = doc.project
+    timeline.set_view(0, 75)
+
+    point = lane_point(timeline, "sync", 40.5)  # a real right-click, on s2 [30, 50)
+    mouse(timeline, QEvent.Type.MouseButtonPress, point, Qt.MouseButton.RightButton, Qt.MouseButton.RightButton)
+    mouse(timeline, QEvent.Type.MouseButtonRelease, point, Qt.MouseButton.RightButton, Qt.MouseButton.NoButton)
+    assert len(menus) == 1 and doc.frame == 40  # the playhead went there: each item acts there
+    assert items(menus[0]) == [actions[n] for n in ("render.segment", "edit.split", "edit.merge_next", "edit.rename",
+                                                     "marker.add")]
+    dict((a.text(), a) for a in items(menus[0]))["&Split Segment at Playhead"].trigger()
+    assert [(s.start, s.end) for s in project.segments] == [(0, 30), (30, 40), (40, 50), (50, N)]
+
+    menu = timeline.context_menu("sync", 12.2, 0.0)  # Merge with Next, on s1
+    next(a for a in items(menu) if a is actions["edit.merge_next"]).trigger()
+    assert [(s.start, s.end) for s in project.segments] == [(0, 40), (40, 50), (50, N)]
+    menu = timeline.context_menu("sync", 44.0, 0.0)  # Add Marker, here
+    next(a for a in items(menu) if a is actions["marker.add"]).trigger()
+    assert [m.frame for m in project.markers] == [44]
+
+    timeline.set_view(20, 40)
+    point = lane_point(timeline, "dub", 25.0)  # an empty lane: Add Marker, Zoom to Fit
+    mouse(timeline, QEvent.Type.MouseButtonPress, point, Qt.MouseButton.RightButton, Qt.MouseButton.RightButton)
+    mouse(timeline, QEvent.Type.MouseButtonRelease, point, Qt.MouseButton.RightButton, Qt.MouseButton.NoButton)
+    assert items(menus[-1]) == [actions["marker.add"], actions["view.zoom_all"]] and doc.frame == 25
+    items(menus[-1])[1].trigger()
+    assert timeline.view_range()[0] <= 0 and timeline.view_range()[1] >= N
+
+
+def test_right_click_a_take_chooses_compares_or_removes_it(opened, menus, qtbot):
+    window = opened
+    timeline, doc, inspector = window.timeline, window.document, window.inspector
+    project = doc.project
+    first = rendered_take(project, "s1", "smptebars")
+    second = rendered_take(project, "s1", "testsrc2")  # chosen; drawn in the row above the first
+    timeline.set_view(0, 75)
+
+    menu = timeline.context_menu("takes", 10.5, 0.5)  # the first take's row
+    assert doc.frame == 10 and [a.text() for a in items(menu)] == ["&Choose", "Compare &A/B", "&Remove"]
+    assert all(a.isEnabled() for a in items(menu))
+    items(menu)[0].trigger()  # Choose: the inspector's Use take
+    assert project.segment("s1").take_id == first.id and project.history.undo_text.startswith("Choose")
+
+    menu = timeline.context_menu("takes", 10.5, 1.5)  # the second's
+    items(menu)[1].trigger()  # Compare A/B: the chosen take against this one
+    assert (doc.compare.a, doc.compare.b) == (first.id, second.id) and inspector.compare_button.isChecked()
+
+    steps = project.history.index
+    items(timeline.context_menu("takes", 10.5, 1.5))[2].trigger()  # Remove
+    assert second.id not in project.takes and project.history.index == steps + 1 and doc.compare is None
+    window.actions["edit.undo"].trigger()
+    assert second.id in project.takes
+
+    # the inspector's list offers the same menu on a right-click of a take
+    row = next(i for i in range(inspector.takes.count())
+               if inspector.takes.item(i).data(Qt.ItemDataRole.UserRole) == second.id)
+    inspector.takes.customContextMenuRequested.emit(inspector.takes.visualItemRect(inspector.takes.item(row)).center())
+    assert inspector.takes.currentRow() == row and [a.text() for a in items(menus[-1])][0] == "&Choose"
+    items(menus[-1])[0].trigger()
+    assert project.segment("s1").take_id == second.id
+    choose = items(inspector.take_menu(second.id))[0]
+    assert not choose.isEnabled()  # the chosen take already
+
+    # a take the segment under the playhead cannot use: only Remove
+    wide = add_take(project, "s3", 45, N)  # over s2's last frames and s3
+    menu = timeline.context_menu("takes", 46.0, 0.5)
+    assert doc.project.segment_at(doc.frame).id == "s2" and wide.id in {t.id for t, _ in timeline._takes_shown}
+    assert [a.isEnabled() for a in items(menu)] == [False, False, True]
