@@ -21,6 +21,8 @@ inspector, jobs, weak segments and markers docks — and the flows that tie them
   settings      Project ▸ Settings… (app.project_settings) → one undoable SetProjectSettings
   nudge, name   the dub by a frame or a second, its segments with it (NudgeDub: takes rendered for the old
                 timing are no longer chosen), a segment's name (RenameSegment)
+  timeline      a segment's edge dragged (TrimSegment, app.timeline); View ▸ Zoom to Fit / to Selection; its
+                right-click menus hold this window's segment and lane actions and the inspector's take menu
   media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay
   weak          the Weak Segments dock lists the speech scored below the threshold; Playback ▸ Next /
                 Previous Weak Segment move the playhead to their starts

@@ -55,6 +55,12 @@ def test_dragging_a_segment_edge_trims_it_in_one_undo_step(opened, qtbot):
     doc.set_frame(5)
     timeline.set_view(0, 60)  # 60 frames over the lane: several pixels a frame
     assert timeline.edge_near(30.2) == ("s1", "end") and timeline.edge_near(40) is None
+    box = timeline.plots["sync"].vb
+    for frame, shape in ((30.2, Qt.CursorShape.SizeHorCursor), (40.0, Qt.CursorShape.ArrowCursor)):
+        QTest.qWait(20)  # moves closer in time are dropped
+        mouse(timeline, QEvent.Type.MouseMove, lane_point(timeline, "sync", frame), Qt.MouseButton.NoButton,
+              Qt.MouseButton.NoButton)
+        assert box.cursor().shape() == shape  # over an edge: the double arrow
 
     drag(timeline, "sync", [30.0, 32.0, 34.0, 36.0, 36.4])  # the cut s1 | s2 moves for both
     assert ranges(project) == [(0, 36), (36, 50), (50, N)]
