@@ -165,7 +165,7 @@ def test_right_click_a_segment_or_an_empty_lane_offers_the_windows_actions_there
     assert len(menus) == 1 and doc.frame == 40  # the playhead went there: each item acts there
     assert items(menus[0]) == [actions[n] for n in ("render.segment", "edit.split", "edit.merge_next", "edit.rename",
                                                      "marker.add")]
-    dict((a.text(), a) for a in items(menus[0]))["&Split Segment at Playhead"].trigger()
+    {a.text(): a for a in items(menus[0])}["&Split Segment at Playhead"].trigger()
     assert [(s.start, s.end) for s in project.segments] == [(0, 30), (30, 40), (40, 50), (50, N)]
 
     menu = timeline.context_menu("sync", 12.2, 0.0)  # Merge with Next, on s1

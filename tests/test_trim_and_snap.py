@@ -4,7 +4,8 @@ finding (core.edges), headless."""
 import pytest
 
 from core.edges import edge_at, snap, snap_targets
-from core.project import AddMarker, AddTake, EditError, ReplaceSegments, SetScores, TrimSegment, trim_bounds
+from core.project import (AddMarker, AddTake, EditError, ReplaceSegments, Segment, SetScores, TrimSegment,
+                          trim_bounds)
 from tests.test_project import folder, make_project  # noqa: F401 (a fixture)
 
 
@@ -103,14 +104,13 @@ def test_a_drag_that_closes_a_gap_does_not_roll_the_next_segment(folder):  # noq
 
 
 def test_edge_at_finds_the_nearest_edge_within_reach():
-    p_segments = [type("S", (), dict(id=i, start=a, end=b)) for i, a, b in (("a", 10, 50), ("b", 50, 90),
-                                                                            ("c", 100, 120))]
-    assert edge_at(p_segments, 10.4, 1.0) == ("a", "start")
-    assert edge_at(p_segments, 49.2, 1.0) == ("a", "end")  # the cut a | b is a's end
-    assert edge_at(p_segments, 50.6, 1.0) == ("a", "end")
-    assert edge_at(p_segments, 91.0, 1.5) == ("b", "end")
-    assert edge_at(p_segments, 98.9, 1.5) == ("c", "start")
-    assert edge_at(p_segments, 70.0, 3.0) is None
+    segments = [Segment("a", 10, 50), Segment("b", 50, 90), Segment("c", 100, 120)]
+    assert edge_at(segments, 10.4, 1.0) == ("a", "start")
+    assert edge_at(segments, 49.2, 1.0) == ("a", "end")  # the cut a | b is a's end
+    assert edge_at(segments, 50.6, 1.0) == ("a", "end")
+    assert edge_at(segments, 91.0, 1.5) == ("b", "end")
+    assert edge_at(segments, 98.9, 1.5) == ("c", "start")
+    assert edge_at(segments, 70.0, 3.0) is None
 
 
 def test_snap_takes_the_nearest_target_within_reach():

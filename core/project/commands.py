@@ -165,19 +165,21 @@ class TrimSegment(Command):
         if not _is_int(frame):
             raise EditError(f"a segment's edge moves to a whole frame number, not {frame!r}")
         super().__init__(project)
-        self.segment_id, self.edge, self.frame = segment_id, edge, frame
+        self.segment_id, self.edge = segment_id, edge
         self._after = {"segments": self._trimmed(project.segments, frame)}
+        self._title = project.segment(segment_id).title
+        self._moved_to(frame)
         self.merge_key = None if drag is None else ("trim", drag)
 
-    @property
-    def text(self) -> str:
-        return f"Trim segment {self.project.segment(self.segment_id).title} {self.edge} to frame {self.frame}"
+    def _moved_to(self, frame: int):
+        self.frame = frame
+        self.text = f"Trim segment {self._title} {self.edge} to frame {frame}"
 
     def merge(self, other: Command) -> bool:
         if type(other) is not type(self) or self.merge_key is None or other.merge_key != self.merge_key:
             return False
         lo, hi = trim_bounds(self.project, self._before["segments"], self.segment_id, self.edge)
-        self.frame = min(max(other.frame, lo), hi if hi is not None else other.frame)
+        self._moved_to(min(max(other.frame, lo), hi if hi is not None else other.frame))
         self._after = {"segments": self._trimmed(self._before["segments"], self.frame)}
         self.project._apply(self._after)  # the project shows the merged step (History already did `other`)
         return True
