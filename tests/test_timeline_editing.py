@@ -10,7 +10,7 @@ from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMenu  # noqa: E402
 
-from core.project import AddMarker  # noqa: E402
+from core.project import AddMarker, EditError  # noqa: E402
 from tests.test_app import N, add_take, boxes, media, opened, rendered_take, window  # noqa: E402,F401 (fixtures)
 
 
@@ -153,7 +153,11 @@ def items(menu):
     return [a for a in menu.actions() if not a.isSeparator()]
 
 
-def test_right_click_a_segment_or_an_empty_lane_offers_the_windows_actions_there(opened, menus):
+def test_right_click_a_segment_or_an_empty_lane_offers_the_windows_actions_there(opened, menus, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    import app.main_window
+
     window = opened
     timeline, doc, actions = window.timeline, window.document, window.actions
     project = doc.project
@@ -174,6 +178,19 @@ def test_right_click_a_segment_or_an_empty_lane_offers_the_windows_actions_there
     menu = timeline.context_menu("sync", 44.0, 0.0)  # Add Marker, here
     next(a for a in items(menu) if a is actions["marker.add"]).trigger()
     assert [m.frame for m in project.markers] == [44]
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a: ("Reply", True))
+    menu = timeline.context_menu("sync", 60.0, 0.0)  # Rename Segment…, s3
+    next(a for a in items(menu) if a is actions["edit.rename"]).trigger()
+    assert project.segment("s3").name == "Reply"
+    asked = []
+
+    def render_request(project, start, end, segment_id, *rest):  # asked, then refused: no job starts
+        asked.append((start, end, segment_id))
+        raise EditError("not in this test")
+
+    monkeypatch.setattr(app.main_window.jobs, "render_request", render_request)
+    items(timeline.context_menu("sync", 5.0, 0.0))[0].trigger()  # Re-render Segment: the one under the click
+    assert asked == [(0, 40, "s1")]
 
     timeline.set_view(20, 40)
     point = lane_point(timeline, "dub", 25.0)  # an empty lane: Add Marker, Zoom to Fit
