@@ -15,11 +15,12 @@
   Takes     rendered takes over the frames they cover; the chosen ones highlighted; red ticks
             where their render found no face
 
-Right-click: a segment (sync lane) offers the window's segment actions, a take (takes lane) the
-inspector's take menu, anywhere else Add Marker and Zoom to Fit; the playhead goes there first, so
-each item acts there. Click or drag anywhere to move the playhead; a dragged edge or playhead snaps to segment edges,
-markers and the playhead within a few pixels (core.edges). Ctrl+wheel zooms around the pointer, the
-wheel scrolls, and so does the scroll bar. Built on pyqtgraph (one PlotItem per lane, x-linked).
+Click or drag anywhere to move the playhead; a dragged edge or playhead snaps to segment edges,
+markers and the playhead within a few pixels (core.edges). Right-click: a segment (sync lane) offers
+the window's segment actions, a take (takes lane) the inspector's take menu, anywhere else Add Marker
+and Zoom to Fit; the playhead goes there first, so each item acts there. Ctrl+wheel zooms around the
+pointer, the wheel scrolls, and so does the scroll bar. Built on pyqtgraph (one PlotItem per lane,
+x-linked).
 """
 from __future__ import annotations
 
@@ -89,9 +90,9 @@ class LaneBox(pg.ViewBox):
     double_clicked = Signal(float, float)
     dragged = Signal(float, float, bool, bool)  # x, x where the button went down, started, finished
     wheel_zoom = Signal(float, float)  # factor, around x
-    context_requested = Signal(float, float, QPoint)  # x, y, where on the screen (a right-click)
     wheel_scroll = Signal(float)  # steps (positive: later)
     hovered = Signal(float, float)
+    context_requested = Signal(float, float, QPoint)  # x, y, where on the screen (a right-click)
 
     def __init__(self):
         super().__init__(enableMenu=False)
