@@ -240,3 +240,16 @@ def test_right_click_a_take_chooses_compares_or_removes_it(opened, menus, qtbot)
     menu = timeline.context_menu("takes", 46.0, 0.5)
     assert doc.project.segment_at(doc.frame).id == "s2" and wide.id in {t.id for t, _ in timeline._takes_shown}
     assert [a.isEnabled() for a in items(menu)] == [False, False, True]
+
+
+def test_zoom_to_selection_with_no_segment_under_the_playhead_says_so(opened):
+    from core.project import ReplaceSegments
+
+    window = opened
+    doc = window.document
+    doc.execute(ReplaceSegments(doc.project, [doc.project.make_segment(0, 30)]))
+    doc.set_frame(40)
+    before = window.timeline.view_range()
+    window.actions["view.zoom_selection"].trigger()
+    assert window.timeline.view_range() == before
+    assert window.statusBar().currentMessage() == "No segment under the playhead to zoom to"
