@@ -10,18 +10,21 @@ selected in the list; the preview shows one, the A | B buttons (or the window's 
 backslash by default) switch at the same frame, "Choose shown take" makes the one on screen
 the chosen take. Comparing is a view (Document.compare): only choosing is an edit.
 
+A take's menu (right-click it in the list, or in the timeline's takes lane) chooses it, compares it
+A/B with the chosen take, or removes it from the project.
+
 Every change is a command (RenameSegment; SetSegmentSettings, a spin box's run of steps merging
-into one undo step; ChooseTake; NudgeDub), so the Edit menu undoes it.
+into one undo step; ChooseTake; RemoveTake; NudgeDub), so the Edit menu undoes it.
 """
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QButtonGroup, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QPushButton, QSpinBox,
-                               QToolButton, QVBoxLayout, QWidget)
+                               QHBoxLayout, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QPushButton,
+                               QSpinBox, QToolButton, QVBoxLayout, QWidget)
 
 from core.adapt import checkpoint_key, model_choices
-from core.project import ChooseTake, RenameSegment, SetSegmentSettings
+from core.project import ChooseTake, RemoveTake, RenameSegment, SetSegmentSettings
 
 from .document import take_caption
 from .project_settings import FRACTION_DECIMALS, typed
@@ -165,6 +168,8 @@ class Inspector(QWidget):
         self.takes.setWordWrap(True)
         self.takes.itemDoubleClicked.connect(lambda item: self._choose(item.data(Qt.ItemDataRole.UserRole)))
         self.takes.currentItemChanged.connect(lambda *_: self._update_buttons())
+        self.takes.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.takes.customContextMenuRequested.connect(self._on_takes_menu)
         self.use_button = QPushButton("Use take", self)
         self.use_button.clicked.connect(self._choose_current)
         self.original_button = QPushButton("Use original", self)
@@ -476,6 +481,38 @@ class Inspector(QWidget):
         item = self.takes.currentItem()
         if item is not None and item.data(Qt.ItemDataRole.UserRole):
             self._choose(item.data(Qt.ItemDataRole.UserRole))
+
+    def take_menu(self, take_id: str) -> QMenu:
+        """Choose, Compare A/B (with the chosen take) and Remove for a take, which becomes the list's current
+        one: the list's own buttons. A take that cannot serve the segment under the playhead (it is not in
+        the list) can only be removed."""
+        row = next((i for i in range(self.takes.count())
+                    if self.takes.item(i).data(Qt.ItemDataRole.UserRole) == take_id), None)
+        if row is not None:
+            self.takes.setCurrentRow(row)
+        menu = QMenu(self)
+        menu.addAction("&Choose", self._choose_current).setEnabled(row is not None and self.use_button.isEnabled())
+        menu.addAction("Compare &A/B", lambda: self._toggle_compare(True)).setEnabled(
+            row is not None and self.compare_button.isEnabled())
+        menu.addAction("&Remove", lambda: self._remove(take_id))
+        return menu
+
+    def _on_takes_menu(self, at):
+        item = self.takes.itemAt(at)
+        take_id = item.data(Qt.ItemDataRole.UserRole) if item is not None else None
+        if take_id:
+            menu = self.take_menu(take_id)
+            menu.exec(self.takes.viewport().mapToGlobal(at))
+            menu.deleteLater()
+
+    def _remove(self, take_id: str):
+        doc = self.document
+        if doc is None or take_id not in doc.project.takes:
+            return
+        label = doc.project.takes[take_id].label or take_id
+        if doc.execute(lambda: RemoveTake(doc.project, take_id)):
+            doc.message.emit(f"Removed {label}: a segment that chose it exports the original frames (Undo brings "
+                             "it back)")
 
     def _choose(self, take_id):
         if self.segment is None or self.document is None:

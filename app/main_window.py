@@ -24,6 +24,8 @@ inspector, jobs, weak segments and markers docks — and the flows that tie them
   slip          one segment's dub by a frame (Alt+, / Alt+.; Alt+drag in the Dub lane), the rest of the dub as
                 it is (SlipSegment: its takes rendered before the slip are no longer chosen; core.slip is what
                 playback, renders and the export hear)
+  timeline      a segment's edge dragged (TrimSegment, app.timeline); View ▸ Zoom to Fit / to Selection; its
+                right-click menus hold this window's segment and lane actions and the inspector's take menu
   media lanes   the video's own audio (job) for the timeline; the face track (job) for the mask overlay and
                 the face picker (View ▸ Preview: Face Picker: a click on a numbered face gives the segment
                 under the playhead that face, core.project.choose_face)
@@ -353,11 +355,17 @@ class MainWindow(QMainWindow):
         a("view.compare_flip", "Preview: Flip Takes A/B", lambda: self.document and self.document.flip_compare())
         a("view.zoom_in", "Timeline: Zoom &In", self.timeline.zoom_in)
         a("view.zoom_out", "Timeline: Zoom &Out", self.timeline.zoom_out)
-        a("view.zoom_all", "Timeline: Show &All", self.timeline.zoom_all)
+        a("view.zoom_all", "Timeline: &Zoom to Fit", self.timeline.zoom_to_fit)
+        a("view.zoom_selection", "Timeline: Zoom to &Selection", self.zoom_to_selection)
         a("view.light", "&Light Theme", self.set_light_theme, True)
         a("help.shortcuts", "&Keyboard Shortcuts…", self.shortcuts_dialog)
         a("help.about", "&About Lipsmith", self.about)
         self.actions["view.light"].setChecked(self.settings.theme == "light")
+        # right-clicks on the timeline: the segment's and the lane's actions, the inspector's take menu
+        self.timeline.set_menus(
+            segment=[self.actions[n] for n in ("render.segment", "edit.split", "edit.merge_next", "edit.rename")]
+            + [None, self.actions["marker.add"]],
+            lane=[self.actions["marker.add"], self.actions["view.zoom_all"]], take=self.inspector.take_menu)
 
     def apply_shortcuts(self):
         self.shortcuts.apply(self.actions)
@@ -410,7 +418,7 @@ class MainWindow(QMainWindow):
 
         m = bar.addMenu("&View")
         for name in ("view.result", "view.fit", "view.actual", "view.mask", "view.faces", None, "view.zoom_in",
-                     "view.zoom_out", "view.zoom_all", None):
+                     "view.zoom_out", "view.zoom_all", "view.zoom_selection", None):
             m.addSeparator() if name is None else m.addAction(self.actions[name])
         m.addAction(self.inspector_dock.toggleViewAction())
         m.addAction(self.jobs_dock.toggleViewAction())
@@ -448,8 +456,8 @@ class MainWindow(QMainWindow):
                      "marker.next",
                      "mark.clear", "render.clip", "render.range", "render.segment", "render.detect", "render.score",
                      "render.checkpoint", "render.adapt", "view.result", "view.fit", "view.actual", "view.zoom_in", "view.zoom_out",
-                     "view.zoom_all", "view.mask", "view.faces", "project.settings", "edit.rename",
-                     "edit.slip_earlier", "edit.slip_later", "edit.nudge_earlier",
+                     "view.zoom_all", "view.zoom_selection", "view.mask", "view.faces", "project.settings",
+                     "edit.rename", "edit.slip_earlier", "edit.slip_later", "edit.nudge_earlier",
                      "edit.nudge_later", "edit.nudge_earlier_second", "edit.nudge_later_second",
                      "render.remove_adapted", "render.smooth", "render.dialog"):
             self.actions[name].setEnabled(has)
@@ -1445,6 +1453,10 @@ class MainWindow(QMainWindow):
         return self.run_job(f"Export {path.name}", core.export.export_video, request, heavy=True, on_success=done)
 
     # ------------------------------------------------------------------ view, help
+
+    def zoom_to_selection(self):
+        if self.document is not None and not self.timeline.zoom_to_selection():
+            self.status("No segment under the playhead to zoom to")
 
     def set_monitor(self, monitor: Monitor):
         """Hear `monitor` from now on (the transport), and next time (the settings); the menu and the

@@ -77,7 +77,8 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "view.compare_flip": ("\\", "Preview: flip between takes A and B (Compare A/B in the inspector)"),
     "view.zoom_in": ("Ctrl+=", "Timeline: zoom in"),
     "view.zoom_out": ("Ctrl+-", "Timeline: zoom out"),
-    "view.zoom_all": ("Ctrl+Shift+0", "Timeline: show everything"),
+    "view.zoom_all": ("Shift+Z", "Timeline: zoom to fit (the whole project)"),
+    "view.zoom_selection": ("Alt+Z", "Timeline: zoom to the selected segment (the one under the playhead)"),
     "view.light": ("", "Light theme"),
     "help.shortcuts": ("F1", "Keyboard shortcuts"),
 }

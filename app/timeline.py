@@ -10,26 +10,35 @@
             against the threshold — the horizontal line, which can be dragged (an undoable edit);
             unscored speech is grey at full height, silence low and dark; over the bars the
             per-frame confidence curve of each segment's chosen take (stored when it was scored);
-            segment names at their start. Double-click a segment to rename it.
+            segment names at their start. Double-click a segment to rename it; drag its edge (the
+            pointer turns into a double arrow) to trim it — a cut between touching segments moves for
+            both (core.project.TrimSegment), one undo step per drag
   Takes     rendered takes over the frames they cover; the chosen ones highlighted; red ticks
             where their render found no face
 
 Alt+drag in the Dub lane slips the speech segment under the pointer's dub by whole frames (SlipSegment).
-Click or drag anywhere to move the playhead; Ctrl+wheel zooms around the pointer, the wheel
-scrolls, and so does the scroll bar. Built on pyqtgraph (one PlotItem per lane, x-linked).
+Click or drag anywhere to move the playhead; a dragged edge or playhead snaps to segment edges,
+markers and the playhead within a few pixels (core.edges). Right-click: a segment (sync lane) offers
+the window's segment actions, a take (takes lane) the inspector's take menu, anywhere else Add Marker
+and Zoom to Fit; the playhead goes there first, so each item acts there. Ctrl+wheel zooms around the
+pointer, the wheel scrolls, and so does the scroll bar. Built on pyqtgraph (one PlotItem per lane,
+x-linked).
 """
 from __future__ import annotations
 
+import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QPoint, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter
-from PySide6.QtWidgets import QScrollBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QMenu, QScrollBar, QVBoxLayout, QWidget
 
+from core.edges import edge_at, snap, snap_targets
 from core.plan import source_of
-from core.project import DEFAULT_THRESHOLD, SetThreshold, SlipSegment, verdict
+from core.project import DEFAULT_THRESHOLD, SetThreshold, SlipSegment, TrimSegment, trim_bounds, verdict
 from core.slip import slip_audio
 from core.timecode import Timecode
 
@@ -49,6 +58,8 @@ THUMB_STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50, 60, 75, 100,
 MARKS_LEGEND = ("Marks on the ruler (and on each take): red, no face found there (the original frames show); "
                 "violet, the generated mouth where the actor's own was asked for (the footage had nothing alike)")
 NAME_CHAR_PX = 7  # rough width of a label character, to hide names that do not fit their segment
+EDGE_PX = 5  # a press this near a segment's edge in the sync lane grabs the edge
+SNAP_PX = 8  # a dragged edge or playhead this near a segment edge, a marker or the playhead snaps to it
 
 
 class TimeAxis(pg.AxisItem):
@@ -80,11 +91,12 @@ class LaneBox(pg.ViewBox):
     """A lane's view: no built-in pan/zoom; clicks, drags and wheel turns become signals."""
     clicked = Signal(float, float)  # x, y in data coordinates
     double_clicked = Signal(float, float)
-    dragged = Signal(float, bool)  # x, finished
+    dragged = Signal(float, float, bool, bool)  # x, x where the button went down, started, finished
     alt_dragged = Signal(float, float, bool)  # with Alt held: x where the drag began, x now, finished
     wheel_zoom = Signal(float, float)  # factor, around x
     wheel_scroll = Signal(float)  # steps (positive: later)
     hovered = Signal(float, float)
+    context_requested = Signal(float, float, QPoint)  # x, y, where on the screen (a right-click)
 
     def __init__(self):
         super().__init__(enableMenu=False)
@@ -106,6 +118,10 @@ class LaneBox(pg.ViewBox):
             p = self.mapSceneToView(ev.scenePos())
             (self.double_clicked if ev.double() else self.clicked).emit(p.x(), p.y())
             ev.accept()
+        elif ev.button() == Qt.MouseButton.RightButton:
+            p = self.mapSceneToView(ev.scenePos())
+            self.context_requested.emit(p.x(), p.y(), ev.screenPos().toPoint())
+            ev.accept()
         else:
             ev.ignore()
 
@@ -114,11 +130,11 @@ class LaneBox(pg.ViewBox):
             ev.ignore()
             return
         ev.accept()
-        x = self.mapSceneToView(ev.scenePos()).x()
+        x, x0 = self.mapSceneToView(ev.scenePos()).x(), self.mapSceneToView(ev.buttonDownScenePos()).x()
         if ev.modifiers() & Qt.KeyboardModifier.AltModifier:
-            self.alt_dragged.emit(self.mapSceneToView(ev.buttonDownScenePos()).x(), x, ev.isFinish())
+            self.alt_dragged.emit(x0, x, ev.isFinish())
         else:
-            self.dragged.emit(x, ev.isFinish())
+            self.dragged.emit(x, x0, ev.isStart(), ev.isFinish())
 
     def hoverEvent(self, ev):
         if not ev.isExit():
@@ -185,6 +201,17 @@ class ThumbStrip(pg.GraphicsObject):
                 painter.drawImage(target, image)
 
 
+@dataclass(frozen=True)
+class EdgeDrag:
+    """A segment edge being dragged: where it may go and what it snaps to, both as they were when the
+    drag began (its moves are worked out from there, one undo step: TrimSegment's `drag` token)."""
+    segment_id: str
+    edge: str  # "start" or "end"
+    bounds: tuple[int, int | None]
+    targets: list[int]
+    token: int
+
+
 class Timeline(QWidget):
     seek_requested = Signal(int)
     rename_requested = Signal(str)  # segment id (double-click in the sync lane)
@@ -228,9 +255,11 @@ class Timeline(QWidget):
             self.glw.ci.layout.setRowFixedHeight(row, height)
             box.clicked.connect(lambda x, y, name=name: self._on_click(name, x, y))
             box.double_clicked.connect(lambda x, y, name=name: self._on_double_click(name, x, y))
-            box.dragged.connect(self._on_drag)
+            box.dragged.connect(lambda x, x0, started, finished, name=name:
+                                self._on_drag(name, x, x0, started, finished))
             box.alt_dragged.connect(lambda x0, x, finished, name=name: self._on_alt_drag(name, x0, x, finished))
             box.wheel_zoom.connect(self.zoom)
+            box.context_requested.connect(lambda x, y, at, name=name: self._on_context(name, x, y, at))
             box.wheel_scroll.connect(self._on_wheel_scroll)
             box.hovered.connect(lambda x, y, name=name, box=box: self._on_hover(name, box, x, y))
             box.disableAutoRange()
@@ -311,7 +340,10 @@ class Timeline(QWidget):
             line.setZValue(20)
             plot.addItem(line)
             self.playheads[name] = line
-        self.playheads["ruler"].sigDragged.connect(lambda line: self._seek(line.value()))
+        self.playheads["ruler"].sigDragged.connect(lambda line: self._seek_snapped(line.value()))
+        self._edge_drag: EdgeDrag | None = None
+        self._segment_actions, self._lane_actions, self._take_menu = [], [], None
+        self._drag_tokens = itertools.count(1)
         self._segments_shown = None
         self._curve_shown = None
         self._original_key = None
@@ -319,6 +351,11 @@ class Timeline(QWidget):
         self.set_colours(colours)
         self.setMinimumHeight(sum(LANES.values()) + 40)
         self.set_document(None)
+
+    def set_menus(self, segment: list, lane: list, take):
+        """What a right-click offers: the window's actions for a segment and for an empty lane (None: a
+        separator), and `take(take id)`, the menu of a take."""
+        self._segment_actions, self._lane_actions, self._take_menu = list(segment), list(lane), take
 
     # -- appearance
 
@@ -379,7 +416,7 @@ class Timeline(QWidget):
             document.media_changed.connect(self._draw_original)
         self.setEnabled(document is not None)
         self.refresh()
-        self.zoom_all()
+        self.zoom_to_fit()
         self._on_frame()
         self._on_marks()
         self._on_models()
@@ -657,9 +694,22 @@ class Timeline(QWidget):
     def zoom_out(self):
         self.zoom(ZOOM_STEP)
 
-    def zoom_all(self):
+    def zoom_to_fit(self):
+        """The whole project across the view."""
         n = self.length
         self.plots["ruler"].setXRange(-0.01 * n, n * 1.01, padding=0)
+
+    def zoom_to(self, start: float, end: float):
+        """Frames [start, end) across the view, a twentieth of them spare on either side."""
+        spare = (end - start) / 20
+        self.set_view(start - spare, end + spare)
+
+    def zoom_to_selection(self) -> bool:
+        """The selected segment (the one under the playhead) across the view; False when there is none."""
+        s = self.document.selected_segment() if self.document is not None else None
+        if s is not None:
+            self.zoom_to(s.start, s.end)
+        return s is not None
 
     def _on_wheel_scroll(self, steps: float):
         x0, x1 = self.view_range()
@@ -742,8 +792,84 @@ class Timeline(QWidget):
             if s is not None:
                 self.rename_requested.emit(s.id)
 
-    def _on_drag(self, x: float, finished: bool):
+    def _frames_per_px(self) -> float:
+        x0, x1 = self.view_range()
+        return (x1 - x0) / max(self.plots["sync"].vb.width(), 1.0)
+
+    def edge_near(self, x: float) -> tuple[str, str] | None:
+        """(segment id, "start" / "end") of the segment edge within EDGE_PX pixels of `x`, None if none."""
+        if self.document is None:
+            return None
+        return edge_at(self.document.project.segments, x, EDGE_PX * self._frames_per_px())
+
+    def _seek_snapped(self, x: float):
+        """The playhead to `x`, or to a segment edge or marker within SNAP_PX pixels of it."""
+        if self.document is None:
+            return
+        frame = snap(x, snap_targets(self.document.project), SNAP_PX * self._frames_per_px())
+        self._seek(x if frame is None else frame)
+
+    def _on_drag(self, lane: str, x: float, press_x: float, started: bool, finished: bool):
+        """A drag from a segment's edge in the sync lane trims it; any other drag moves the playhead."""
+        if started:
+            self._edge_drag = self._grab_edge(press_x) if lane == "sync" else None
+        if self._edge_drag is None:
+            self._seek_snapped(x)
+        else:
+            self._move_edge(self._edge_drag, x)
+        if finished:
+            self._edge_drag = None
+
+    def _grab_edge(self, x: float) -> EdgeDrag | None:
+        hit = self.edge_near(x)
+        if hit is None:
+            return None
+        segment_id, edge = hit
+        project = self.document.project
+        moving = getattr(project.segment(segment_id), edge)
+        return EdgeDrag(segment_id, edge, trim_bounds(project, project.segments, segment_id, edge),
+                        snap_targets(project, self.document.frame, leave_out={moving}), next(self._drag_tokens))
+
+    def _move_edge(self, drag: EdgeDrag, x: float):
+        doc = self.document
+        segment = next((s for s in doc.project.segments if s.id == drag.segment_id), None) if doc else None
+        if segment is None:  # gone (the project changed under the drag)
+            self._edge_drag = None
+            return
+        frame = snap(x, drag.targets, SNAP_PX * self._frames_per_px())
+        frame = int(round(x)) if frame is None else frame
+        lo, hi = drag.bounds
+        frame = max(lo, frame if hi is None else min(frame, hi))
+        if frame != getattr(segment, drag.edge):
+            doc.execute(lambda: TrimSegment(doc.project, drag.segment_id, drag.edge, frame, drag=drag.token))
+
+    def take_at(self, frame: int, y: float):
+        """The take drawn at `frame` in the takes lane's row `y`, None where there is none."""
+        return next((t for t, row in self._takes_shown if t.start <= frame < t.end and row <= y < row + 1), None)
+
+    def context_menu(self, lane: str, x: float, y: float) -> QMenu | None:
+        """The menu a right-click at (x, y) of `lane` opens, the playhead moved there first so that each
+        item acts there: a take's (takes lane), a segment's (sync lane), else the lane's."""
+        doc = self.document
+        if doc is None:
+            return None
         self._seek(x)
+        frame = int(math.floor(x))
+        take = self.take_at(frame, y) if lane == "takes" else None
+        if take is not None and self._take_menu is not None:
+            return self._take_menu(take.id)
+        on_segment = lane == "sync" and doc.project.segment_at(frame) is not None
+        menu = QMenu(self)
+        for action in self._segment_actions if on_segment else self._lane_actions:
+            menu.addSeparator() if action is None else menu.addAction(action)
+        return menu
+
+    def _on_context(self, lane: str, x: float, y: float, at: QPoint):
+        menu = self.context_menu(lane, x, y)
+        if menu is not None:
+            if not menu.isEmpty():
+                menu.exec(at)
+            menu.deleteLater()
 
     def _on_alt_drag(self, lane: str, x0: float, x: float, finished: bool):
         """Alt+drag in the dub lane slips the speech segment where the drag began by the whole frames
@@ -776,6 +902,10 @@ class Timeline(QWidget):
         frame = int(math.floor(x))
         tip = ""
         if lane == "sync":
+            if self.edge_near(x) is not None:
+                box.setCursor(Qt.CursorShape.SizeHorCursor)
+            else:
+                box.unsetCursor()
             s = doc.project.segment_at(frame)
             if s is not None:
                 score = "not scored" if s.lse_c is None else f"LSE-C {s.lse_c:.3g}"
@@ -784,12 +914,10 @@ class Timeline(QWidget):
                 at = self.curve_value(frame)
                 if at is not None:
                     tip += f" · here {at:.3g}"
-                tip += " (double-click to rename)"
+                tip += " (double-click to rename; drag an edge to trim)"
         elif lane == "takes":
-            hits = [t for t, row in getattr(self, "_takes_shown", []) if t.start <= frame < t.end
-                    and row <= y < row + 1]
-            if hits:
-                t = hits[0]
+            t = self.take_at(frame, y)
+            if t is not None:
                 tip = f"{t.label} · frames {t.start}–{t.end} · {t.created}"
                 missing = sum(b - a for a, b in t.no_face_ranges)
                 if missing:

@@ -28,7 +28,8 @@ Typical use::
 from .commands import (AddAdaptedModel, AddMarker, AddTake, Batch, ChooseTake, Command, EditMarker, History,
                        MergeSegments, NudgeDub, RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RemoveMarker,
                        RemoveTake, RenameSegment, RenameTake, ReplaceSegments, SetProjectSettings, SetScores,
-                       SetSegmentSettings, SetThreshold, SlipSegment, SplitSegment, choose_face)
+                       SetSegmentSettings, SetThreshold, SlipSegment, SplitSegment, TrimSegment, choose_face,
+                       trim_bounds)
 from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
 from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MARKER_COLOURS, MEDIA_KINDS,
                     MOUTH_NAMES, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, AdaptedModel, EditError, ExportRecord, Marker,
@@ -45,7 +46,7 @@ __all__ = [
     "MergeSegments", "NudgeDub", "Project", "ProjectError", "RecentProjects", "RelinkAdaptedModel", "RelinkMedia",
     "RemoveAdaptedModel", "RemoveMarker", "RemoveTake", "RenameSegment", "RenameTake", "ReplaceSegments",
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
-    "SetSegmentSettings", "SetThreshold", "SlipSegment", "SplitSegment", "Take", "autosave_path_for", "cache_dir_for",
-    "check_segments", "choose_face", "config_dir", "discard_autosave", "frame_curve", "make_marker", "migrate",
-    "normalise_setting", "recorded_slip", "recovery_candidate", "segment_name", "verdict",
+    "SetSegmentSettings", "SetThreshold", "SlipSegment", "SplitSegment", "Take", "TrimSegment", "autosave_path_for",
+    "cache_dir_for", "check_segments", "choose_face", "config_dir", "discard_autosave", "frame_curve", "make_marker",
+    "migrate", "normalise_setting", "recorded_slip", "recovery_candidate", "segment_name", "trim_bounds", "verdict",
 ]

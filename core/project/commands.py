@@ -174,6 +174,92 @@ class MergeSegments(Command):
         self.text = f"Merge segments {', '.join(s.id for s in parts)}"
 
 
+class TrimSegment(Command):
+    """Move one edge of a segment to `frame`, a whole frame: its first frame for edge "start", the frame
+    after its last for "end". Segments tile the dub (its speech and silence), so an edge the segment shares
+    with a neighbour is the cut between them and moves for both (a roll: the neighbour gives or takes the
+    frames); a free edge (a gap beside it) moves into the gap. `trim_bounds` says how far it may go.
+    A segment whose frames change keeps its chosen take only where that take still covers it (the take's
+    own frames never change; otherwise the segment exports the original frames, as after a merge), and its
+    scores only where that take was scored over exactly its new frames (_chosen, as a split's halves):
+    a mean over other frames describes nothing it exports.
+    `drag`: a token every move of one drag shares; those merge into one undo step, each worked out again
+    from the segments before the drag (a take lost on the way is back when the edge returns)."""
+
+    def __init__(self, project, segment_id: str, edge: str, frame: int, drag=None):
+        if edge not in ("start", "end"):
+            raise EditError(f"a segment's edge is \"start\" or \"end\", not {edge!r}")
+        if not _is_int(frame):
+            raise EditError(f"a segment's edge moves to a whole frame number, not {frame!r}")
+        super().__init__(project)
+        self.segment_id, self.edge = segment_id, edge
+        self._after = {"segments": self._trimmed(project.segments, frame)}
+        self._title = project.segment(segment_id).title
+        self._moved_to(frame)
+        self.merge_key = None if drag is None else ("trim", drag)
+
+    def _moved_to(self, frame: int):
+        self.frame = frame
+        self.text = f"Trim segment {self._title} {self.edge} to frame {frame}"
+
+    def merge(self, other: Command) -> bool:
+        if type(other) is not type(self) or self.merge_key is None or other.merge_key != self.merge_key:
+            return False
+        lo, hi = trim_bounds(self.project, self._before["segments"], self.segment_id, self.edge)
+        self._moved_to(min(max(other.frame, lo), hi if hi is not None else other.frame))
+        self._after = {"segments": self._trimmed(self._before["segments"], self.frame)}
+        self.project._apply(self._after)  # the project shows the merged step (History already did `other`)
+        return True
+
+    def _trimmed(self, segments: tuple, frame: int) -> tuple:
+        i = _index(segments, self.segment_id)
+        s = segments[i]
+        lo, hi = trim_bounds(self.project, segments, self.segment_id, self.edge)
+        if not (lo <= frame and (hi is None or frame <= hi)):
+            reach = f"{lo}–{hi}" if hi is not None else f"{lo} or later"
+            raise EditError(f"cannot move the {self.edge} of segment {s.title} [{s.start}, {s.end}) to frame {frame}: "
+                            f"it can go to frames {reach} (a segment keeps a frame at least and never overlaps "
+                            "another, nor leaves the output)")
+        out = list(segments)
+        j = i - 1 if self.edge == "start" else i + 1  # the neighbour across the edge
+        shared = 0 <= j < len(out) and (out[j].end == s.start if self.edge == "start" else out[j].start == s.end)
+        changes = {i: {self.edge: frame}}
+        if shared:
+            changes[j] = {"end" if self.edge == "start" else "start": frame}
+        for k, fields in changes.items():
+            moved = replace(out[k], **fields)
+            if (moved.start, moved.end) != (out[k].start, out[k].end):
+                take = self.project.takes.get(moved.take_id)
+                out[k] = _chosen(moved, take if take is not None and moved.within(take.start, take.end) else None)
+        check_segments(out, self.project.takes)
+        return tuple(out)
+
+
+def _index(segments, segment_id: str) -> int:
+    for i, s in enumerate(segments):
+        if s.id == segment_id:
+            return i
+    raise EditError(f"no segment {segment_id!r}")
+
+
+def trim_bounds(project, segments, segment_id: str, edge: str) -> tuple[int, int | None]:
+    """The frames [lo, hi] one edge of a segment may move to (TrimSegment): every segment keeps a frame at
+    least, so an edge shared with a neighbour stops a frame short of the neighbour's far edge and a free one
+    at the next segment (touching it) or at the output's first / last frame; hi None: no end known."""
+    i = _index(segments, segment_id)
+    s = segments[i]
+    if edge == "start":
+        before = segments[i - 1] if i else None
+        if before is None:
+            return 0, s.end - 1
+        return (before.start + 1 if before.end == s.start else before.end), s.end - 1
+    after = segments[i + 1] if i + 1 < len(segments) else None
+    if after is not None:
+        return s.start + 1, after.end - 1 if after.start == s.end else after.start
+    end = project.output_frames()
+    return s.start + 1, None if end is None else max(end, s.end)
+
+
 def _weighted(pairs) -> float | None:
     pairs = [(v, n) for v, n in pairs if v is not None]
     return sum(v * n for v, n in pairs) / sum(n for _, n in pairs) if pairs else None
