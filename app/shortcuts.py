@@ -17,7 +17,7 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "file.open": ("Ctrl+O", "Open a project"),
     "file.save": ("Ctrl+S", "Save"),
     "file.save_as": ("Ctrl+Shift+S", "Save as"),
-    "file.export": ("Ctrl+E", "Export the result to MP4"),
+    "file.export": ("Ctrl+E", "Export the result (H.264, ProRes or DNxHR, with a QC report)"),
     "file.quit": ("Ctrl+Q", "Quit"),
     "edit.undo": ("Ctrl+Z", "Undo"),
     "edit.redo": ("Ctrl+Shift+Z", "Redo"),
@@ -83,6 +83,13 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
     "help.shortcuts": ("F1", "Keyboard shortcuts"),
 }
 DEFAULT_SHORTCUTS = {name: key for name, (key, _) in SHORTCUTS.items()}
+
+
+def markdown_table() -> str:
+    """The default keys as the README lists them (`python -m app.shortcuts` prints it): one row per
+    action, in the order of the Keyboard Shortcuts dialog."""
+    rows = [f"| {key or '—'} | {what} |" for key, what in SHORTCUTS.values()]
+    return "\n".join(["| key | action |", "|---|---|", *rows])
 
 
 def normalised(key: str) -> str:
@@ -197,3 +204,7 @@ class ShortcutsDialog(QDialog):
         for name, key in self.keys().items():
             self.shortcuts.bind(name, key)
         super().accept()
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -1,13 +1,14 @@
 """Open the editor on the demo portrait + speech, wait for its jobs, grab the window.
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshot.py dark out.png \
-        [--render [--checkpoint G]] [--result] [--mask] [--markers] [--faces] [--video V --dub D]
+        [--render [--checkpoint G]] [--result] [--mask] [--markers] [--trim] [--faces] [--video V --dub D]
 
 --render renders the whole clip (with the bundled generator unless --checkpoint names another)
 and waits for the scoring that follows a render, so the Sync lane shows the scores.
 
 --mask turns the preview's mask overlay on (the face track job runs first); --markers adds three
-named, coloured markers and shows the Markers tab; --faces turns the face picker on and picks face 1
+named, coloured markers and shows the Markers tab; --trim moves the first line's out point 8 frames
+earlier as a drag of its edge would (TrimSegment) and zooms the timeline to that segment; --faces turns the face picker on and picks face 1
 for the segment under the playhead, on a still of two faces (the demo portrait beside a smaller,
 mirrored copy of itself, unless --video names other media); --video/--dub use other media than the
 bundled demo portrait and speech.
@@ -87,6 +88,11 @@ if "--markers" in sys.argv:  # on the ruler and in the Markers tab
         d.execute(AddMarker(d.project, frame, name=name, colour=colour, note=note))
     w.markers_dock.show()
     w.markers_dock.raise_()
+if "--trim" in sys.argv:  # the first line's out point 8 frames earlier; the segment after it rolls with it
+    from core.project import TrimSegment
+    d.execute(TrimSegment(d.project, speech[0].id, "end", speech[0].end - 8))
+    d.set_frame(speech[0].end - 1)
+    w.actions["view.zoom_selection"].trigger()
 if "--mask" in sys.argv:
     d.set_show_mask(True)
     t = time.time()

@@ -24,6 +24,7 @@ QMessageBox.exec is patched to record the message and answer.
 import os
 import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -227,6 +228,15 @@ def test_segment_edit_undo_redo_through_the_edit_menu(opened):
     assert [(s.start, s.end) for s in project.segments] == [(0, 30), (30, 50), (50, 60), (60, N)]
     undo.trigger()
     assert len(project.segments) == 3
+
+
+def test_the_readmes_shortcut_table_is_the_applications():
+    from app.shortcuts import SHORTCUTS, markdown_table
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    listed = readme.split("<!-- shortcuts -->\n", 1)[1].split("\n<!-- /shortcuts -->", 1)[0]
+    assert listed == markdown_table()
+    assert len(listed.splitlines()) == len(SHORTCUTS) + 2
 
 
 def test_shortcuts_move_the_playhead(opened, qtbot, tmp_path):
@@ -2113,7 +2123,6 @@ def test_the_export_dialog_offers_the_delivery_formats_audio_and_loudness(opened
 def test_the_export_dialog_proposes_no_input_and_warns_of_unrendered_segments_before_exporting(
         window, qtbot, boxes, media, tmp_path, monkeypatch):
     import shutil
-    from pathlib import Path
 
     from app import dialogs
 
