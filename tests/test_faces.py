@@ -560,7 +560,9 @@ def test_range_render_detects_only_its_range_and_context(clip_and_dub, tmp_path)
 
     video, dub = clip_and_dub
     detector = CountingDetector([BIG])
-    options = RenderOptions(detector=detector, cache_dir=str(tmp_path / "cache"), start_frame=20, end_frame=30)
+    # the generated mouth: the actor's also reads the footage around the range (actor_mouth.window)
+    options = RenderOptions(detector=detector, cache_dir=str(tmp_path / "cache"), start_frame=20, end_frame=30,
+                            mouth="generated")
     renderer = Renderer(video, dub, options, generator=InvertingGenerator())
     margin = context_frames(smooth_window=options.smooth_window, max_fill_gap=3)
     assert detector.calls == 10 + 2 * margin
