@@ -329,19 +329,21 @@ class ActorMouth:
             composite(frame, generated, box, landmarks, self.settings)
             return False
         generated, small_mask = matched_crop(frame, generated, box, landmarks, self.settings)
-        patch = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
         compared = cv2.resize(generated[gh // 2:], self.bank.size, interpolation=cv2.INTER_CUBIC)
         row = self.pick(compared, source_frame)
         self.previous = row
-        if row is not None:
-            self.picks.append(int(self.bank.frames[row]))
-            # both bands at the box's own resolution: the real detail is resampled once (`aligned`)
-            size = (w, h - h // 2)
-            shape = cv2.resize(generated[gh // 2:], size, interpolation=cv2.INTER_CUBIC).astype(np.float32)
-            real = self.aligned(row, compared, size).astype(np.float32)
-            sigma = DETAIL_SIGMA * w / HP.img_size
-            patch[h // 2:] = cv2.GaussianBlur(shape, (0, 0), sigma) + real - cv2.GaussianBlur(real, (0, 0), sigma)
-            paste_detailed_patch(frame, patch, box, small_mask, w / HP.img_size)  # detail: finer than the generator's pixel
-            return True
-        paste_patch(frame, patch, box, small_mask)
-        return False
+        if row is None:
+            paste_patch(frame, cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR), box, small_mask)
+            return False
+        self.picks.append(int(self.bank.frames[row]))
+        # both parts at the box's own resolution (the real mouth resampled once: `aligned`), split at
+        # DETAIL_SIGMA of the generator's pixels: the generated mouth's shape below, the real one's detail above
+        size, sigma = (w, h - h // 2), DETAIL_SIGMA * w / HP.img_size
+        low = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        shape = cv2.resize(generated[gh // 2:], size, interpolation=cv2.INTER_CUBIC)
+        low[h // 2:] = cv2.GaussianBlur(shape, (0, 0), sigma)
+        real = self.aligned(row, compared, size)
+        detail = np.zeros((h, w, 3), np.float32)
+        detail[h // 2:] = real.astype(np.float32) - cv2.GaussianBlur(real, (0, 0), sigma)
+        paste_detailed_patch(frame, low, detail, box, small_mask, sigma)
+        return True

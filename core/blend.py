@@ -156,18 +156,26 @@ def paste_patch(frame: np.ndarray, patch: np.ndarray, box, small_mask: np.ndarra
     return frame
 
 
-def paste_detailed_patch(frame: np.ndarray, patch: np.ndarray, box, small_mask: np.ndarray, sigma: float) -> np.ndarray:
-    """`paste_patch` for a patch with real detail of its own (the actor's mouth): its coarse part
-    (below `sigma` pixels) blends through the feathered mask as `paste_patch` blends, its detail
-    switches at the mask's half-way line. Cross-fading two different textures over the wide feather
-    averages them into a blur (a mouth box half in the feather kept ~0.55 of the source's detail);
-    the switch is invisible where both are real skin. Pixels outside the mask stay as they were."""
+def paste_detailed_patch(frame: np.ndarray, low: np.ndarray, detail: np.ndarray, box, small_mask: np.ndarray,
+                         sigma: float) -> np.ndarray:
+    """Blend a patch that has real detail of its own (the actor's mouth) into `frame` (in place) at the
+    int `box`, given as its coarse part `low` and its `detail` (both the box's size, float32): the
+    coarse part replaces the frame's own (below `sigma` pixels) through the feathered mask, as
+    `paste_patch` blends; the detail replaces the frame's at the mask's half-way line. Cross-fading
+    two different textures over the wide feather averages them into a blur (a mouth box half in the
+    feather kept ~0.55 of the source's detail); the switch is invisible where both are real skin.
+    Pixels outside the mask stay as they were."""
     x1, y1, x2, y2 = (int(v) for v in box)
     h, w = y2 - y1, x2 - x1
     weight = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)
-    core = cv2.GaussianBlur((weight >= 0.5).astype(np.float32), (0, 0), 1.0)[..., None] * (weight[..., None] > 0)
-    base, patch = frame[y1:y2, x1:x2].astype(np.float32), patch.astype(np.float32)
-    base_low, patch_low = cv2.GaussianBlur(base, (0, 0), sigma), cv2.GaussianBlur(patch, (0, 0), sigma)
-    out = base + weight[..., None] * (patch_low - base_low) + core * ((patch - patch_low) - (base - base_low))
-    frame[y1:y2, x1:x2] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    left, top, width, height = cv2.boundingRect((weight > 0).astype(np.uint8))  # the rest stays as it is
+    if not width or not height:
+        return frame
+    rows, cols = slice(top, top + height), slice(left, left + width)
+    weight = weight[rows, cols]
+    core = cv2.GaussianBlur((weight >= 0.5).astype(np.float32), (0, 0), 1.0) * (weight > 0)
+    crop = frame[y1:y2, x1:x2]
+    base, base_low = crop[rows, cols].astype(np.float32), cv2.GaussianBlur(crop, (0, 0), sigma)[rows, cols]
+    out = base + weight[..., None] * (low[rows, cols] - base_low) + core[..., None] * (detail[rows, cols] - base + base_low)
+    crop[rows, cols] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     return frame
