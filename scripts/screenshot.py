@@ -91,7 +91,7 @@ if "--markers" in sys.argv:  # on the ruler and in the Markers tab
 if "--trim" in sys.argv:  # the first line's out point 8 frames earlier; the segment after it rolls with it
     from core.project import TrimSegment
     d.execute(TrimSegment(d.project, speech[0].id, "end", speech[0].end - 8))
-    d.set_frame(speech[0].end - 1)
+    d.set_frame(d.project.segment(speech[0].id).end - 1)
     w.actions["view.zoom_selection"].trigger()
 if "--mask" in sys.argv:
     d.set_show_mask(True)
