@@ -118,7 +118,9 @@ def test_reading_the_dub_gives_its_length_and_waveform_and_refuses_a_silent_one(
         jobs.load_dub(NO_PROGRESS, NEVER, silent)
 
 
-def test_render_then_smooth_a_take_as_the_editors_workers_do(media, tiny_checkpoint, tmp_path, monkeypatch):
+def two_segments(media, tiny_checkpoint, tmp_path, monkeypatch) -> Project:
+    """A saved project over `media` (25 frames, segments [0, 10) and [10, 25)) rendering with the tiny
+    checkpoint, the stub detector finding the face."""
     import core.faces
 
     monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector(FACE_BOX))
@@ -128,6 +130,11 @@ def test_render_then_smooth_a_take_as_the_editors_workers_do(media, tiny_checkpo
     project.execute(ReplaceSegments(project, [project.make_segment(0, 10), project.make_segment(10, 25)]))
     project.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint)}))
     project.save()
+    return project
+
+
+def test_render_then_smooth_a_take_as_the_editors_workers_do(media, tiny_checkpoint, tmp_path, monkeypatch):
+    project = two_segments(media, tiny_checkpoint, tmp_path, monkeypatch)
     assert jobs.media_length(project) == 25
 
     request = jobs.render_request(project, 0, 25, what="whole clip")
@@ -155,21 +162,16 @@ def test_a_render_hears_the_dub_as_slipped_and_its_take_serves_that_slip(media, 
     from core.project import SlipSegment
     from core.slip import slip_audio
 
-    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: BoxDetector(FACE_BOX))
     heard = []  # what the renderer makes its mel windows (and the take's audio) from
     monkeypatch.setattr(core.render, "load_audio", lambda path: heard.append(load_audio(path)) or heard[-1])
-    video, dub, _ = media
-    project = Project.new(video, MediaFacts.probe_video(video), path=tmp_path / "scene.lipsmith", dub_path=dub,
-                          dub_facts=jobs.load_dub(NO_PROGRESS, NEVER, dub).facts)
-    project.execute(ReplaceSegments(project, [project.make_segment(0, 10), project.make_segment(10, 25)]))
-    project.execute(SetProjectSettings(project, {"checkpoint": str(tiny_checkpoint)}))
-    project.save()
+    project = two_segments(media, tiny_checkpoint, tmp_path, monkeypatch)
     project.execute(SlipSegment(project, "s2", -3))
 
     result = jobs.render_take(NO_PROGRESS, NEVER, jobs.render_request(project, 10, 25, "s2", "segment s2"))
     [audio] = heard
-    np.testing.assert_array_equal(audio, slip_audio(load_audio(dub), 16000, FPS, 0, [(10, 25, -3)]))
-    assert not np.array_equal(audio, load_audio(dub))
+    dub = load_audio(project.dub.path)
+    np.testing.assert_array_equal(audio, slip_audio(dub, 16000, FPS, 0, [(10, 25, -3)]))
+    assert not np.array_equal(audio, dub)
     assert list(project.cache_dir.iterdir()) == [result.file]  # the slipped dub was a temp
     project.execute(SlipSegment(project, "s2", 1))  # while it rendered: the line is at -2 now
     take_id = jobs.commit_render(project, result)
