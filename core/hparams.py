@@ -45,8 +45,8 @@ PROJECT_LENGTH_POLICY = "pad"
 EXCLUDE_S = 1.0
 
 # where the rendered mouth's lips, teeth and skin come from (see core.actor_mouth). The actor's by
-# default: six held-out talks, foreign dubs (README): mouth-box sharpness ÷ source 0.24 -> 0.69, our
-# expert's LSE-C 0.0799 -> 0.0806, MediaPipe's aperture ~ dub loudness 0.419 -> 0.410 (run-to-run
-# noise of that judge on the same files: ±0.02), the original mouth's leak 0.244 -> 0.215
+# default: six held-out talks, foreign dubs (README): mouth-box sharpness ÷ source 0.24 -> 0.72, our
+# expert's LSE-C 0.0799 -> 0.0806, MediaPipe's aperture ~ dub loudness 0.419 -> 0.405 (that judge's
+# run-to-run spread on the same files: ±0.02), the original mouth's leak 0.244 -> 0.219
 MOUTH_MODES = ("actor", "generated")
 DEFAULT_MOUTH = "actor"
