@@ -366,16 +366,20 @@ def smooth_request(project: Project, segment_id: str, window: int) -> SmoothRequ
 def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
     """Average the take's mouth over the request's window into a new file in the cache folder
     (core.smooth; atomic: nothing is left there when it fails or is cancelled)."""
+    from dataclasses import replace
+
     from core.blend import BlendSettings
     from core.smooth import mouth_regions, smooth_video
     from core.video import VideoSource
 
     frames = range(request.start, request.end)
     with VideoSource(request.track.video) as source:
-        track = face_track_in(progress, cancel, request.track, source)
-        pictures = source_of(np.asarray(frames), source.picture_count, request.settings["length_policy"],
-                             source.is_image)
-        regions = mouth_regions(track, source.picture_source(pictures), request.settings["pads"])
+        shown = source.picture_source(source_of(np.asarray(frames), source.picture_count,
+                                                request.settings["length_policy"], source.is_image))
+        # the take's own source frames (and their context) are all the track needs: no whole-video detection
+        track = face_track_in(progress, cancel, replace(request.track, frames=range(int(np.min(shown)),
+                                                                                    int(np.max(shown)) + 1)), source)
+        regions = mouth_regions(track, shown, request.settings["pads"])
     # frames before a late dub were never generated (core.render): nothing to steady there
     regions = [None if k < request.dub_offset else r for k, r in zip(frames, regions)]
     output = request.cache_dir / f"take-{uuid.uuid4().hex[:10]}{TAKE_SUFFIX}"

@@ -249,6 +249,27 @@ def test_smoothing_a_take_of_a_variable_rate_source_takes_the_face_of_each_pictu
         assert take.frame_count == n
 
 
+def test_smoothing_a_take_detects_only_its_own_frames_and_their_context(media, vfr_video, tmp_path, monkeypatch):
+    import core.faces
+    from core.faces import context_frames
+    from core.video import VideoWriter
+
+    detector = BoxDetector(FACE_BOX)
+    monkeypatch.setattr(core.faces, "get_detector", lambda name="retinaface", **params: detector)
+    monkeypatch.setenv("LIPSMITH_CACHE", str(tmp_path / "cache"))  # nothing detected yet
+    project = vfr_project(tmp_path, vfr_video, media[1])
+    project.execute(ReplaceSegments(project, [project.make_segment(0, 10),
+                                              project.make_segment(10, project.output_frames())]))
+    take_id = project.new_take_id()
+    file = project.take_file_for(take_id)
+    with VideoWriter(file, 128, 96, FPS, crf=0, preset="ultrafast") as writer:  # output frames 0-9: source 0-9
+        for _ in range(10):
+            writer.write(np.full((96, 128, 3), 128, np.uint8))
+    jobs.add_take(project, file, "s1", "Render segment s1", ["s1"], take_id=take_id, start=0, end=10)
+    jobs.smooth_take(NO_PROGRESS, NEVER, jobs.smooth_request(project, "s1", 3))
+    assert detector.calls == 10 + context_frames(smooth_window=project.settings["smooth_window"])  # not all 50
+
+
 def test_face_track_comes_with_the_pictures_timeline_to_index_it_by(vfr_video, monkeypatch):
     import core.faces
     from core.video import VideoSource
