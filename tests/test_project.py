@@ -482,14 +482,20 @@ def test_split_halves_keep_the_slip_and_its_take_and_only_alike_slips_merge(fold
     assert (p.segment("s3").slip, p.segment("s3").end, p.segment("s3").take_id) == (-2, 250, "t2")
 
 
+def written_as_schema(p, version: int, forget) -> tuple[Path, dict]:
+    """`p`'s saved file as schema `version` wrote it, beside it as old.lipsmith: `forget(data)` takes out
+    what that schema did not have. Returns (that file, its data) for tests that write variants of it."""
+    data = json.loads(p.path.read_text())
+    data["schema_version"] = version
+    forget(data)
+    old = p.path.with_name("old.lipsmith")
+    old.write_text(json.dumps(data))
+    return old, data
+
+
 def test_a_schema_6_file_opens_with_no_segment_slipped(folder):
     p = make_project(folder)
-    data = json.loads(p.path.read_text())
-    data["schema_version"] = 6
-    for s in data["segments"]:
-        del s["slip"]
-    old = folder / "old.lipsmith"
-    old.write_text(json.dumps(data))
+    old, data = written_as_schema(p, 6, lambda data: [s.pop("slip") for s in data["segments"]])
     digest = sha(old)
     q = Project.load(old)
     assert [s.slip for s in q.segments] == [0, 0, 0] and q.segments == p.segments and not q.modified
@@ -957,14 +963,8 @@ def test_settings_from_a_dialog_are_separate_steps_and_saved(folder):
 
 def test_a_schema_1_file_loads_through_the_migration(folder):
     p = make_project(folder)
-    data = json.loads(p.path.read_text())
-    data["schema_version"] = 1
-    for s in data["segments"]:
-        del s["name"]
-    for t in data["takes"]:
-        del t["report"]
-    old = folder / "old.lipsmith"
-    old.write_text(json.dumps(data))
+    old, _ = written_as_schema(p, 1, lambda data: [s.pop("name") for s in data["segments"]]
+                               + [t.pop("report") for t in data["takes"]])
     q = Project.load(old)
     assert [s.name for s in q.segments] == ["", "", ""] and q.takes["t1"].report == {}
     assert json.loads(old.read_text())["schema_version"] == 1  # reading never rewrites
@@ -1134,11 +1134,7 @@ def test_removing_an_adapted_model_falls_back_for_future_renders_and_takes_keep_
 
 def test_a_schema_2_file_loads_with_no_adapted_models(folder):
     p = make_project(folder)
-    data = json.loads(p.path.read_text())
-    data["schema_version"] = 2
-    del data["adapted_models"]
-    old = folder / "old.lipsmith"
-    old.write_text(json.dumps(data))
+    old, data = written_as_schema(p, 2, lambda data: data.pop("adapted_models"))
     assert Project.load(old).adapted_models == ()
     data["schema_version"] = 3
     data["adapted_models"] = [{"path": 5}]
@@ -1358,11 +1354,7 @@ def test_typing_a_markers_note_is_one_undo_step(folder):
 
 def test_a_schema_5_file_opens_with_no_markers_and_a_bad_marker_is_named(folder):
     p = make_project(folder)
-    data = json.loads(p.path.read_text())
-    data["schema_version"] = 5
-    del data["markers"]
-    old = folder / "old.lipsmith"
-    old.write_text(json.dumps(data))
+    old, data = written_as_schema(p, 5, lambda data: data.pop("markers"))
     digest = sha(old)
     q = Project.load(old)
     assert q.markers == () and not q.modified and sha(old) == digest
