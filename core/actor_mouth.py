@@ -71,11 +71,6 @@ def source_mouth(frame: np.ndarray, box) -> np.ndarray:
     return np.ascontiguousarray(half)
 
 
-def lower_half(frame: np.ndarray, box, size) -> np.ndarray:
-    """The lower half of the int crop `box` (x1, y1, x2, y2) of `frame`, resized to `size` (w, h)."""
-    return cv2.resize(source_mouth(frame, box), size, interpolation=cv2.INTER_AREA)
-
-
 def descriptor(mouth: np.ndarray) -> np.ndarray:
     """What a mouth looks like at the generator's blur: the grey mouth region, zero mean, unit
     norm, so a dot product of two descriptors is their correlation."""

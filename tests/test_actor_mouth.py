@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core import actor_mouth
-from core.actor_mouth import ActorMouth, MouthBank, build_bank, descriptor, lower_half
+from core.actor_mouth import ActorMouth, MouthBank, build_bank, descriptor, source_mouth
 from core.blend import paste_weight
 from core.render import Renderer, RenderOptions
 from core.video import VideoWriter
@@ -41,6 +41,11 @@ def mouth_image(height: float, size=MOUTH_SIZE) -> np.ndarray:
     cv2.ellipse(img, centre, (int(22 * s * q), max(q, int(height / 2 * s * q))), 0, 0, 360, (30, 20, 40), -1,
                 cv2.LINE_AA, 4)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def lower_half(frame: np.ndarray, box, size) -> np.ndarray:
+    """The lower half of the int crop `box` of `frame` as the bank keeps it, resized to `size` (w, h)."""
+    return cv2.resize(source_mouth(frame, box), size, interpolation=cv2.INTER_AREA)
 
 
 def dark_height(mouth: np.ndarray) -> float:
