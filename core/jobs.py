@@ -437,9 +437,9 @@ def score_request(project: Project, expert: str = "expert", render: str | None =
         if render is None:
             take_id = s.take_id
         else:
-            in_sync = (new is not None and new.slip_for(s) == s.slip
+            in_sync = (new is not None and new.fits(s)
                        and new.settings.get("dub_offset_frames", project.dub_offset) == project.dub_offset)
-            take_id = render if in_sync and s.within(new.start, new.end) else None
+            take_id = render if in_sync else None
         if s.kind != "speech" or not take_id:
             continue
         take = project.takes[take_id]

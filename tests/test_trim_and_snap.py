@@ -139,3 +139,19 @@ def test_a_take_keeps_serving_the_segment_a_trim_keeps_it_under(folder):  # noqa
     assert p.segment("s3").take_id == "t2" and ranges(p)[1] == ("s2", 100, 130)
     p.execute(TrimSegment(p, "s3", "start", 125))
     assert p.segment("s3").take_id is None
+
+
+def test_a_trim_past_the_range_a_take_was_slipped_over_leaves_that_take(folder):  # noqa: F811
+    from core.project import SlipSegment
+
+    p = make_project(folder)
+    p.execute(TrimSegment(p, "s1", "end", 90))
+    p.execute(SlipSegment(p, "s1", 3))
+    slipped = p.new_take("s1", p.take_file_for("t9"), take_id="t9", start=0, end=140,
+                         settings=dict(p.effective_settings("s1")))  # rendered hearing s1 [0, 90) 3 frames later
+    p.execute(AddTake(p, slipped, choose=True))
+    assert p.segment("s1").take_id == "t9" and slipped.slip_for(p.segment("s1")) == 3
+    p.execute(TrimSegment(p, "s1", "end", 95))  # [0, 95): the dub under frames 90-94 was not slipped in t9
+    assert p.segment("s1").take_id is None
+    p.undo()
+    assert p.segment("s1").take_id == "t9"

@@ -179,8 +179,9 @@ class TrimSegment(Command):
     after its last for "end". Segments tile the dub (its speech and silence), so an edge the segment shares
     with a neighbour is the cut between them and moves for both (a roll: the neighbour gives or takes the
     frames); a free edge (a gap beside it) moves into the gap. `trim_bounds` says how far it may go.
-    A segment whose frames change keeps its chosen take only where that take still covers it (the take's
-    own frames never change; otherwise the segment exports the original frames, as after a merge), and its
+    A segment whose frames change keeps its chosen take only where that take still fits it (Take.fits: it
+    covers the new frames, and heard their dub at the segment's slip; the take's own frames never change;
+    otherwise the segment exports the original frames, as after a merge), and its
     scores only where that take was scored over exactly its new frames (_chosen, as a split's halves):
     a mean over other frames describes nothing it exports.
     `drag`: a token every move of one drag shares; those merge into one undo step, each worked out again
@@ -230,7 +231,7 @@ class TrimSegment(Command):
             moved = replace(out[k], **fields)
             if (moved.start, moved.end) != (out[k].start, out[k].end):
                 take = self.project.takes.get(moved.take_id)
-                out[k] = _chosen(moved, take if take is not None and moved.within(take.start, take.end) else None)
+                out[k] = _chosen(moved, take if take is not None and take.fits(moved) else None)
         check_segments(out, self.project.takes)
         return tuple(out)
 
@@ -558,7 +559,7 @@ class NudgeDub(Command):
         before = {s.id: s.take_id for s in segments}
         out = []
         for s in moved:
-            fits = [t.id for t in in_sync if s.within(t.start, t.end) and t.slip_for(s) == s.slip]
+            fits = [t.id for t in in_sync if t.fits(s)]
             keep = before.get(s.id)
             out.append(replace(s, take_id=keep if keep in fits else (fits[-1] if fits else None)))
         check_segments(out, project.takes)
@@ -611,7 +612,7 @@ class SlipSegment(Command):
             return {"segments": self._segments_with(base)}
         project = self.project
         moved = replace(base, slip=slip)
-        fits = [t for t in project.takes.values() if moved.within(t.start, t.end) and t.slip_for(moved) == slip
+        fits = [t for t in project.takes.values() if t.fits(moved)
                 and t.settings.get("dub_offset_frames", project.dub_offset) == project.dub_offset]
         kept = next((t for t in fits if t.id == base.take_id), fits[-1] if fits else None)
         self.unchosen = base.take_id is not None and kept is None

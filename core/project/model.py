@@ -342,6 +342,12 @@ class Take:
         segment's follows other timing (SlipSegment no longer chooses it there)."""
         return recorded_slip(self.settings, segment)
 
+    def fits(self, segment: Segment) -> bool:
+        """Whether this take can be `segment`'s choice as far as its frames and its line go: it covers the
+        segment's frames and was rendered hearing the segment's dub at its slip (the dub offset is the
+        callers' to check: a nudge compares it with the new one)."""
+        return segment.within(self.start, self.end) and self.slip_for(segment) == segment.slip
+
     @property
     def mouth(self) -> str:
         """The mouth the take was rendered with: "actor" or "generated"."""
