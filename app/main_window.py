@@ -610,10 +610,7 @@ class MainWindow(QMainWindow):
         if doc is None or doc.project.dub is None:
             return
         if doc.execute(lambda: NudgeDub(doc.project, int(frames))):
-            history = doc.project.history
-            # the run of nudges this one joined (or started) is the top step: what it did to the takes
-            top = history.commands[history.index - 1] if history.can_undo else None
-            run = top if isinstance(top, NudgeDub) else None
+            run = self._last_step(NudgeDub)  # the run of nudges this one joined (or started): what it did to takes
             offset = doc.project.dub_offset
             text = f"Dub offset {offset:+d} frames ({offset / doc.fps:+.3f} s); segments moved with it"
             stale = len(run.unchosen) if run is not None else 0
@@ -623,6 +620,13 @@ class MainWindow(QMainWindow):
             else:
                 text += "; re-render to lip-sync to it"
             self.status(text, 10000)
+
+    def _last_step(self, kind):
+        """The project's last undoable step when it is a `kind` command (a run of nudges or slips merges into
+        one), else None."""
+        history = self.document.project.history
+        top = history.commands[history.index - 1] if history.can_undo else None
+        return top if isinstance(top, kind) else None
 
     def slip_segment(self, frames: int):
         """Slip the dub of the segment under the playhead by `frames` (+: later), that line only (undoable;
@@ -635,12 +639,11 @@ class MainWindow(QMainWindow):
         command = doc.execute(lambda: SlipSegment(doc.project, s.id, int(frames)))
         if command is None:
             return
-        history = doc.project.history
-        top = history.commands[history.index - 1] if history.can_undo else None
+        run = self._last_step(SlipSegment)  # a run that ends where it began leaves no step (an earlier one's is on top)
         slip = doc.project.segment(s.id).slip
         text = (f"Segment {s.title}'s dub slipped {slip:+d} frames ({slip / doc.fps * 1000:+.0f} ms), the rest as it is"
                 if slip else f"Segment {s.title}'s dub is back where it was recorded")
-        if isinstance(top, SlipSegment) and top.unchosen:
+        if slip and run is not None and run.segment_id == s.id and run.unchosen:
             text += ("; it shows the original frames: its take was rendered before the slip (re-render to "
                      "lip-sync to it)")
         self.status(text, 10000)

@@ -92,7 +92,7 @@ class LaneBox(pg.ViewBox):
     clicked = Signal(float, float)  # x, y in data coordinates
     double_clicked = Signal(float, float)
     dragged = Signal(float, float, bool, bool)  # x, x where the button went down, started, finished
-    alt_dragged = Signal(float, float, bool)  # with Alt held: x where the drag began, x now, finished
+    alt_dragged = Signal(float, float, bool, bool)  # with Alt held: x where the drag began, x now, started, finished
     wheel_zoom = Signal(float, float)  # factor, around x
     wheel_scroll = Signal(float)  # steps (positive: later)
     hovered = Signal(float, float)
@@ -132,7 +132,7 @@ class LaneBox(pg.ViewBox):
         ev.accept()
         x, x0 = self.mapSceneToView(ev.scenePos()).x(), self.mapSceneToView(ev.buttonDownScenePos()).x()
         if ev.modifiers() & Qt.KeyboardModifier.AltModifier:
-            self.alt_dragged.emit(x0, x, ev.isFinish())
+            self.alt_dragged.emit(x0, x, ev.isStart(), ev.isFinish())
         else:
             self.dragged.emit(x, x0, ev.isStart(), ev.isFinish())
 
@@ -257,7 +257,8 @@ class Timeline(QWidget):
             box.double_clicked.connect(lambda x, y, name=name: self._on_double_click(name, x, y))
             box.dragged.connect(lambda x, x0, started, finished, name=name:
                                 self._on_drag(name, x, x0, started, finished))
-            box.alt_dragged.connect(lambda x0, x, finished, name=name: self._on_alt_drag(name, x0, x, finished))
+            box.alt_dragged.connect(lambda x0, x, started, finished, name=name:
+                                    self._on_alt_drag(name, x0, x, started, finished))
             box.wheel_zoom.connect(self.zoom)
             box.context_requested.connect(lambda x, y, at, name=name: self._on_context(name, x, y, at))
             box.wheel_scroll.connect(self._on_wheel_scroll)
@@ -389,8 +390,9 @@ class Timeline(QWidget):
         for name, label in self.labels.items():
             label.setAttr("color", colours.text)
             label.setText(label.text)
+        for item in self.slip_labels:
+            item.setColor(colours.text)
         self._original_key = None
-        self._wave_key = None  # the slip labels take the new colours
         self.refresh()
 
     # -- document
@@ -871,15 +873,15 @@ class Timeline(QWidget):
                 menu.exec(at)
             menu.deleteLater()
 
-    def _on_alt_drag(self, lane: str, x0: float, x: float, finished: bool):
+    def _on_alt_drag(self, lane: str, x0: float, x: float, started: bool, finished: bool):
         """Alt+drag in the dub lane slips the speech segment where the drag began by the whole frames
         dragged (one undo step: a drag's slips merge); elsewhere it is a drag."""
         doc = self.document
         s = doc.project.segment_at(int(math.floor(x0))) if doc is not None and lane == "dub" else None
         if s is None or s.kind != "speech":
-            self._on_drag(x, finished)
+            self._on_drag(lane, x, x0, started, finished)
             return
-        if self._slip_drag is None or self._slip_drag[0] != s.id:
+        if started or self._slip_drag is None or self._slip_drag[0] != s.id:
             self._slip_drag = (s.id, s.slip)  # the segment, and its slip when the drag began
         frames = self._slip_drag[1] + int(round(x - x0)) - s.slip
         if frames:

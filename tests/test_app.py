@@ -231,12 +231,11 @@ def test_segment_edit_undo_redo_through_the_edit_menu(opened):
 
 
 def test_the_readmes_shortcut_table_is_the_applications():
-    from app.shortcuts import SHORTCUTS, markdown_table
+    from app.shortcuts import markdown_table
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     listed = readme.split("<!-- shortcuts -->\n", 1)[1].split("\n<!-- /shortcuts -->", 1)[0]
     assert listed == markdown_table()
-    assert len(listed.splitlines()) == len(SHORTCUTS) + 2
 
 
 def test_shortcuts_move_the_playhead(opened, qtbot, tmp_path):
@@ -718,12 +717,19 @@ def test_alt_comma_and_period_slip_the_segment_under_the_playhead_and_only_its_t
 
     # Alt+drag in the Dub lane slips the segment the drag began in: one step for the drag
     lane = window.timeline.plots["dub"].vb
-    lane.alt_dragged.emit(60.2, 61.4, False)
-    lane.alt_dragged.emit(60.2, 63.6, True)
+    lane.alt_dragged.emit(60.2, 61.4, True, False)
+    lane.alt_dragged.emit(60.2, 63.6, False, True)
     assert project.segment("s3").slip == 3 and project.segment("s3").take_id is None
     assert window.actions["edit.undo"].text() == "&Undo Slip segment s3 to +3 frames"
     window.actions["edit.undo"].trigger()
     assert project.segment("s3").slip == 0 and project.segment("s3").take_id == t3.id
+    # elsewhere (the ruler, the dub lane over silence) an Alt+drag is a drag: it moves the playhead
+    frame = doc.frame
+    window.timeline.plots["ruler"].vb.alt_dragged.emit(5.0, 12.2, True, True)
+    assert doc.frame == 12
+    lane.alt_dragged.emit(40.5, 44.2, True, True)  # s2 [30, 50) is silence
+    assert doc.frame == 44 and project.segment("s2").slip == 0
+    doc.set_frame(frame)
     window.actions["edit.undo"].trigger()
     assert project.segment("s1").take_id == t1.id and window.inspector.slip_label.text().startswith("Slip: none")
     assert window.timeline.slip_labels == []
