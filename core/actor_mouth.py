@@ -307,7 +307,7 @@ class ActorMouth:
         w, h = size
         (fw, fh), (rh, rw) = self.bank.size, real.shape[:2]
         flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-        gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        gx, gy = np.arange(w, dtype=np.float32)[None], np.arange(h, dtype=np.float32)[:, None]
         # pixel centres: x at `size` -> x * fw / w at the bank's size -> (.. + flow) -> x * rw / fw in `real`
         map_x = ((gx + 0.5) * (fw / w) + flow[..., 0]) * (rw / fw) - 0.5
         map_y = ((gy + 0.5) * (fh / h) + flow[..., 1]) * (rh / fh) - 0.5

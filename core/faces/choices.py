@@ -50,8 +50,6 @@ class FaceChoices:
             for k, track in enumerate(choices):
                 for frame, box in zip(track.frames, track.boxes):
                     self._faces[int(frame)].append(FaceChoice(k, tuple(float(v) for v in box)))
-        for faces in self._faces:
-            faces.sort(key=lambda f: f.index)
 
     def __len__(self) -> int:
         return len(self._faces)
