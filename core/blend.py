@@ -175,7 +175,12 @@ def paste_detailed_patch(frame: np.ndarray, low: np.ndarray, detail: np.ndarray,
     weight = weight[rows, cols]
     core = cv2.GaussianBlur((weight >= 0.5).astype(np.float32), (0, 0), 1.0) * (weight > 0)
     crop = frame[y1:y2, x1:x2]
-    base, base_low = crop[rows, cols].astype(np.float32), cv2.GaussianBlur(crop, (0, 0), sigma)[rows, cols]
+    # the frame's coarse part, blurred over the rectangle and the blur's reach around it only
+    reach = int(np.ceil(3 * sigma))
+    r0, c0 = max(top - reach, 0), max(left - reach, 0)
+    around = crop[r0:min(top + height + reach, h), c0:min(left + width + reach, w)]
+    base_low = cv2.GaussianBlur(around, (0, 0), sigma)[top - r0:top - r0 + height, left - c0:left - c0 + width]
+    base = crop[rows, cols].astype(np.float32)
     out = base + weight[..., None] * (low[rows, cols] - base_low) + core[..., None] * (detail[rows, cols] - base + base_low)
     crop[rows, cols] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
     return frame

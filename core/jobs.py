@@ -366,8 +366,6 @@ def smooth_request(project: Project, segment_id: str, window: int) -> SmoothRequ
 def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
     """Average the take's mouth over the request's window into a new file in the cache folder
     (core.smooth; atomic: nothing is left there when it fails or is cancelled)."""
-    from dataclasses import replace
-
     from core.blend import BlendSettings
     from core.smooth import mouth_regions, smooth_video
     from core.video import VideoSource
@@ -377,8 +375,7 @@ def smooth_take(progress, cancel, request: SmoothRequest) -> SmoothResult:
         shown = source.picture_source(source_of(np.asarray(frames), source.picture_count,
                                                 request.settings["length_policy"], source.is_image))
         # the take's own source frames (and their context) are all the track needs: no whole-video detection
-        track = face_track_in(progress, cancel, replace(request.track, frames=range(int(np.min(shown)),
-                                                                                    int(np.max(shown)) + 1)), source)
+        track = face_track_in(progress, cancel, request.track.over(shown), source)
         regions = mouth_regions(track, shown, request.settings["pads"])
     # frames before a late dub were never generated (core.render): nothing to steady there
     regions = [None if k < request.dub_offset else r for k, r in zip(frames, regions)]
@@ -557,6 +554,12 @@ class TrackRequest:
     @property
     def key(self) -> tuple:
         return (self.video, self.detector, self.face_index, self.smooth_window, self.frames)
+
+    def over(self, source_frames) -> "TrackRequest":
+        """This track for the span of `source_frames` only (and, as track_video adds, their context)."""
+        from dataclasses import replace
+
+        return replace(self, frames=range(int(np.min(source_frames)), int(np.max(source_frames)) + 1))
 
 
 def track_request(project: Project, take=None) -> TrackRequest:

@@ -149,9 +149,7 @@ def export_faces(progress, cancel, pastes: list, source: np.ndarray, video) -> E
     track_of = np.array([number[paste.track.key] for paste in pastes], int)
     tracks = []
     for n, request in enumerate(requests.values()):
-        shown = source[track_of == n]
-        frames = range(int(shown.min()), int(shown.max()) + 1)
-        tracks.append(face_track_in(progress, cancel, replace(request, frames=frames), video))
+        tracks.append(face_track_in(progress, cancel, request.over(source[track_of == n]), video))
     return ExportFaces(tracks, track_of, source)
 
 
