@@ -11,7 +11,10 @@ import cv2
 
 from core.audio import mel_window, melspectrogram
 from tests.conftest import speech_like
+from tests.test_lip_shape import face_points
+from training import lip_shape as L
 from training.datasets import Augment, ExpertDataset, GeneratorDataset, StretchDataset
+from training.lip_shape import COLUMNS
 
 FRAMES = {"s1/long": 60, "s1/mid": 30, "s2/other": 40, "s2/short": 8}
 CROP_H, CROP_W = 110, 90
@@ -273,23 +276,53 @@ def test_augment_image_identity_and_scale():
     assert cols.min() in (42, 43) and cols.max() in (61, 62)  # moved right by ~4.8 px
 
 
+def shape_rows(aperture):
+    """lip_shape.npz rows whose aperture column is `aperture` and the rest noise."""
+    rows = np.random.default_rng(1).normal(0, 1, (len(aperture), len(COLUMNS))).astype(np.float32)
+    rows[:, 0] = aperture
+    return rows
+
+
 def test_stretch_aperture_target_from_the_measured_file(root):
-    with pytest.raises(FileNotFoundError, match="lip_aperture.py"):
+    with pytest.raises(FileNotFoundError, match="lip_shape.py"):
         StretchDataset(root, "train", train=False, stretch=8, aux="aperture")
     rng = np.random.default_rng(0)
-    measured = {"s1/long": rng.uniform(0, 0.5, 60).astype(np.float32)}
-    measured["s1/long"][7] = np.nan  # no mesh in that frame
-    np.savez(root / "lip_aperture.npz", **measured)
+    measured = rng.uniform(0, 0.5, 60).astype(np.float32)
+    measured[7] = np.nan  # no mesh in that frame
+    np.savez(root / "lip_shape.npz", **{"s1/long": shape_rows(measured)})
     try:
         ds = StretchDataset(root, "train", train=False, stretch=8, aux="aperture")
         target = ds.aux_target(0)  # s1/long: z-scored, the gap kept
         assert np.isnan(target[7]) and abs(np.nanmean(target)) < 1e-4
-        np.testing.assert_allclose(np.argsort(target[:7]), np.argsort(measured["s1/long"][:7]))
+        np.testing.assert_allclose(np.argsort(target[:7]), np.argsort(measured[:7]))
         assert np.isnan(ds.aux_target(1)).all()  # s1/mid was not measured: no target at all
         _, _, aux = ds[0]
         np.testing.assert_array_equal(aux[0].numpy(), target[0:5])
     finally:
-        (root / "lip_aperture.npz").unlink()
+        (root / "lip_shape.npz").unlink()
+
+
+def test_stretch_shape_target_is_the_teacher_per_frame_z_scored(root):
+    rng = np.random.default_rng(0)
+    long = np.stack([L.lip_shape(face_points(open_by=o, pout=q)) for o, q in zip(rng.uniform(0, 30, 60),
+                                                                                 rng.uniform(-3, 3, 60))])
+    long[9] = np.nan
+    np.savez(root / "lip_shape.npz", **{"s1/long": long, "s1/mid": long[:30]})
+    try:
+        ds = StretchDataset(root, "train", train=False, stretch=8, aux="shape")
+        assert ds.aux_features == L.SHAPE_FEATURES
+        target = ds.aux_target(0)
+        assert target.shape == (60, L.SHAPE_FEATURES) and np.isnan(target[9]).all()
+        np.testing.assert_allclose(np.nanmean(target, axis=0), 0, atol=1e-4)  # each feature z-scored per clip
+        inner = long[:, L.COLUMNS.index("inner_gap")]
+        ok = np.isfinite(inner)
+        assert np.corrcoef(target[ok, 0], inner[ok])[0, 1] > 0.999  # feature 0: the inner gap
+        assert ds.aux_target(2).shape == (40, L.SHAPE_FEATURES) and np.isnan(ds.aux_target(2)).all()  # s2/other
+        faces, mels, aux = ds[0]
+        assert aux.shape == (8, 5 * L.SHAPE_FEATURES)  # K windows x (T frames x F features), frame-major
+        np.testing.assert_array_equal(aux[2].numpy(), target[2:7].reshape(-1))
+    finally:
+        (root / "lip_shape.npz").unlink()
 
 
 def test_augment_mel_warp_and_band_mask():
@@ -308,18 +341,24 @@ def test_augment_mel_warp_and_band_mask():
     assert all(0.9 <= d["warp"] <= 1.1 and 0 <= d["mask"][1] <= 12 and sum(d["mask"]) <= 80 for d in draws)
 
 
-def test_balance_speakers_weights_speakers_by_the_square_root_of_their_windows(root):
+def test_balance_weights_sources_then_speakers_by_the_square_root_of_their_windows(root):
     ds = StretchDataset(root, "train", train=True, stretch=4, epoch_size=4000)
+    windows = np.array([len(s) for s in ds.starts], float)  # s1/long, s1/mid | s2/other, s2/short
+    s1, s2 = windows[:2].sum(), windows[2:].sum()
+
+    def by_root(w):  # clip shares of a source whose clips are each their own speaker
+        return np.sqrt(w) / np.sqrt(w).sum()
+
     # no manifest here: speakers as prepare names them (each clip is its own speaker)
     ds.balance_speakers()
-    windows = np.array([len(s) for s in ds.starts], float)
-    np.testing.assert_allclose(ds.clip_weights, np.sqrt(windows) / np.sqrt(windows).sum())
-    speakers = {"s1/long": "one", "s1/mid": "one", "s2/other": "two", "s2/short": "two"}
+    expected = np.concatenate([by_root(windows[:2]) * np.sqrt(s1), by_root(windows[2:]) * np.sqrt(s2)])
+    np.testing.assert_allclose(ds.clip_weights, expected / expected.sum())
+    # one speaker in both clips of s1: drawn by their windows within it
+    speakers = {"s1/long": "one", "s1/mid": "one", "s2/other": "two", "s2/short": "three"}
     (root / "manifest.json").write_text(json.dumps({"clips": {k: {"speaker": v} for k, v in speakers.items()}}))
     try:
         ds.balance_speakers()
-        one, two = windows[0] + windows[1], windows[2] + windows[3]
-        expected = windows / np.sqrt([one, one, two, two])
+        expected = np.concatenate([windows[:2] / s1 * np.sqrt(s1), by_root(windows[2:]) * np.sqrt(s2)])
         np.testing.assert_allclose(ds.clip_weights, expected / expected.sum())
         drawn = np.bincount([ds.plan(i, entropy=i)["clip"] for i in range(3000)], minlength=4) / 3000
         np.testing.assert_allclose(drawn, ds.clip_weights, atol=0.03)

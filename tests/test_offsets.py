@@ -10,6 +10,7 @@ import soundfile as sf
 from tests.conftest import speech_like
 from training import offsets
 from training.datasets import StretchDataset, frame_loudness, read_av_offsets, read_clip_mel, scan_clip
+from training.lip_shape import COLUMNS
 
 # clip -> (offset the fake scorer reports, its LSE-C), in the order clips are scored (train, then val)
 MEASURED = {"a/sure": (3, 2.5), "a/zero": (0, 4.0), "b/too_far": (11, 3.0), "b/unsure": (2, 0.4)}
@@ -65,7 +66,8 @@ def test_offsets_from_aperture_finds_the_lag_of_the_lips_against_the_loudness(tm
     apertures = {"a/sure": shifted + rng.normal(0, 0.05, 40).astype(np.float32),
                  "a/zero": loud["a/zero"] + rng.normal(0, 0.05, 40).astype(np.float32),
                  "b/too_far": rng.normal(0, 1, 40).astype(np.float32)}  # no relation: unsure or lag 0
-    np.savez(tmp_path / "lip_aperture.npz", **apertures)
+    np.savez(tmp_path / "lip_shape.npz", **{key: np.pad(a[:, None], ((0, 0), (0, len(COLUMNS) - 1)))
+                                            for key, a in apertures.items()})  # column 0: the aperture
     args = argparse.Namespace(data=str(tmp_path), expert=None, output=None, from_aperture=True, max_offset=4,
                               min_r=0.3, min_gain=0.1)
     assert offsets.run(args) == 0

@@ -2,6 +2,7 @@
 (with a stub face detector) and, when ../shared/data is present, on two real clips."""
 import json
 import os
+import shutil
 from pathlib import Path
 
 import cv2
@@ -121,30 +122,57 @@ def test_speaker_of_uses_the_known_groups_and_defaults_to_the_clip():
     assert speaker_of("video-retalking/face_3_part1") == speaker_of("hdtf/aoc_flags")
 
 
-def test_split_by_speaker_keeps_speakers_whole_seeded_and_near_the_fraction():
-    clips = {f"grid_s1/c{i}": 75 for i in range(40)}  # one big speaker
+def test_split_by_speaker_keeps_speakers_whole_seeded_and_near_the_fraction_per_folder():
+    clips = {f"grid_s1/c{i}": 75 for i in range(40)}  # one big speaker, also in grid/
     clips.update({f"pcavs/{i:05d}": 100 + 10 * i for i in range(20)})
-    clips.update({"pcavs/741400104": 300, "pcavs/741400163": 350, "grid/bbaf2n": 75})
-    total = sum(clips.values())
+    clips.update({"pcavs/741400104": 300, "pcavs/741400163": 350, "grid/bbaf2n": 75, "grid/brbk7n": 75,
+                  "grid/lbax4n": 80})
+    clips.update({f"lrs2_bbc/{p}_{n:05d}": 40 for p in range(10) for n in range(3)})  # 10 programmes of 3 clips
     seen_val = set()
     for seed in range(6):
         train, val = split_by_speaker(clips, 0.15, seed)
         assert sorted(train + val) == sorted(clips)
         assert not {speaker_of(k) for k in train} & {speaker_of(k) for k in val}
-        val_frames = sum(clips[k] for k in val)
-        assert 0 < val_frames <= 0.15 * total
-        assert val_frames >= 0.10 * total  # greedy fill gets close to the target
+        for folder in ("pcavs", "lrs2_bbc"):  # each folder validated on its own speakers, near its share
+            total = sum(n for k, n in clips.items() if k.startswith(folder))
+            in_val = sum(clips[k] for k in val if k.startswith(folder))
+            assert 0.10 * total <= in_val <= 0.15 * total
+        assert len({speaker_of(k) for k in clips if k.startswith("lrs2_bbc")}) == 10  # a programme, a speaker
         assert split_by_speaker(clips, 0.15, seed) == (train, val)
         seen_val.add(tuple(val))
         assert ("pcavs/741400104" in val) == ("pcavs/741400163" in val)
-        assert ("grid/bbaf2n" in val) == ("grid_s1/c0" in val)
+        assert not any(k.startswith("grid_s1") for k in val)  # grid:s1 is grid's too big speaker
     assert len(seen_val) > 1  # the seed matters
     assert split_by_speaker(clips, 0.0, 0)[1] == []
-    # every speaker bigger than the target: still one for validation, one for training
+    # every speaker bigger than the target: still one for validation, one for training (folders of one
+    # speaker each are pooled)
     train, val = split_by_speaker({"a/x": 100, "b/y": 200}, 0.1, 0)
     assert val == ["a/x"] and train == ["b/y"]
     with pytest.raises(ValueError):
         split_by_speaker(clips, 1.0, 0)
+
+
+def test_pinned_clips_hold_their_speakers_in_validation_and_their_folders_add_none():
+    clips = {f"talks/t{i}": 100 for i in range(10)}
+    clips.update({"talks/t3_part2": 100, "misc/mead_m030": 50, "talks/spectre_MEAD_M030_x": 50})
+    clips.update({f"news/n{i}": 100 for i in range(10)})
+    for seed in range(4):
+        train, val = split_by_speaker(clips, 0.15, seed, pinned=("talks/t3", "talks/spectre_MEAD_M030_x"))
+        talks_val = [k for k in val if k.startswith("talks/")]
+        assert sorted(talks_val) == ["talks/spectre_MEAD_M030_x", "talks/t3", "talks/t3_part2"]  # parts count
+        assert "misc/mead_m030" in val  # the same person, elsewhere
+        assert sum(k.startswith("news/") for k in val) == 1  # a folder without pins: its own share
+
+
+def test_face_identities_join_the_known_groups_into_speakers():
+    keys = ["arabic_news/v_1", "arabic_news/v_2", "arabic_news/v_3", "grid/bbaf2n", "grid_s1/c1", "misc/x"]
+    faces = {"arabic_news/v_1": "face:0", "arabic_news/v_3": "face:0", "misc/x": "face:1", "grid_s1/c1": "face:1"}
+    speakers = P.merged_speakers(keys, faces)
+    assert speakers["arabic_news/v_1"] == speakers["arabic_news/v_3"] == "arabic_news/v_1"
+    assert speakers["arabic_news/v_2"] == "arabic_news/v_2"
+    # misc/x looks like a clip of grid:s1, which also holds grid/bbaf2n: all one speaker
+    assert speakers["misc/x"] == speakers["grid/bbaf2n"] == speakers["grid_s1/c1"] == "grid:s1"
+    assert P.merged_speakers(keys, {}) == {k: speaker_of(k) for k in keys}
 
 
 def test_face_runs_split_at_gaps_and_shots_and_drop_short_runs():
@@ -379,3 +407,17 @@ def test_real_clips(tmp_path):
     prepare_dataset(src, out, val_fraction=0.5, cache_dir=cache, log=lines.append)
     assert {p: p.stat().st_mtime_ns for p in files} == before
     assert sum("done already" in line for line in lines) == 2
+
+
+def test_the_index_takes_speakers_from_the_face_identities(prepared, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(prepared[0], out)
+    P.write_index(out, val_fraction=0.3)
+    before = json.loads((out / "manifest.json").read_text())["clips"]
+    assert before["cam/steady"]["speaker"] != before["cam/talk_part1"]["speaker"]
+    (out / "identities.json").write_text(json.dumps({"clips": {"cam/steady": "face:0", "cam/talk_part1": "face:0"}}))
+    summary = P.write_index(out, val_fraction=0.3)
+    clips = json.loads((out / "manifest.json").read_text())["clips"]
+    assert clips["cam/steady"]["speaker"] == clips["cam/talk_part1"]["speaker"] == clips["cam/talk_part2"]["speaker"]
+    assert summary["train_speakers"] + summary["val_speakers"] == 1  # one face, one speaker: nothing to hold out
+    assert (out / "filelists" / "val.txt").read_text() == ""

@@ -1,7 +1,9 @@
 """`python main.py train-expert` end to end on a tiny synthetic prepared set: both objectives
 run, write loadable weights and a resumable checkpoint, and refuse a changed configuration."""
 import json
+import shutil
 
+import numpy as np
 import pytest
 
 import main
@@ -112,3 +114,22 @@ def test_roc_auc_counts_in_sync_pairs_ranked_above_off_sync_ones():
     # calibration does not matter: every probability under 0.5 (accuracy 50 %), ranking perfect
     assert roc_auc(torch.tensor([0.4, 0.45, 0.1, 0.2]), labels) == 1.0
     assert math.isnan(roc_auc(torch.tensor([0.4, 0.3]), torch.tensor([1.0, 1.0])))
+
+
+def test_the_lip_shape_teacher_trains_heads_on_both_embeddings(data, tmp_path):
+    from training.checkpoint import load_model_state
+    from training.datasets import read_filelist
+    from training.lip_shape import COLUMNS, SHAPE_FEATURES
+
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    rng = np.random.default_rng(0)
+    keys = read_filelist(copy, "train") + read_filelist(copy, "val")
+    shapes = {k: rng.normal(0, 1, (len(list((copy / k).glob("*.jpg"))), len(COLUMNS))).astype(np.float32)
+              for k in keys}
+    np.savez(copy / "lip_shape.npz", **shapes)
+    assert train(copy, tmp_path / "run", "--steps", "2", "--aux", "shape", "--aux-from", "both") == 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert all(np.isfinite(r["shape"]) and r["shape"] > 0 for r in log if "loss" in r)
+    for head in ("aux_head", "audio_aux_head"):  # T frames x the teacher's features
+        assert load_model_state(tmp_path / "run" / "last.safetensors", head)["weight"].shape[0] == 5 * SHAPE_FEATURES

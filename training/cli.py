@@ -56,9 +56,10 @@ def add_expert_args(p):
                    help="windows per stretch (offsets objective; at least 6); the batch holds batch-size / stretch "
                         "stretches")
     p.add_argument("--nce", type=non_negative_float, default=1.0, help="weight of the InfoNCE term (offsets objective)")
-    p.add_argument("--aux", choices=["loudness", "aperture"], default="loudness",
+    p.add_argument("--aux", choices=["loudness", "aperture", "shape"], default="loudness",
                    help="auxiliary per-frame target the face embedding predicts (offsets objective): the audio's "
-                        "loudness, or the lip aperture of DATA/lip_aperture.npz (training/lip_aperture.py)")
+                        "loudness, or from DATA/lip_shape.npz (training/lip_shape.py) the lip aperture or the "
+                        "lip-shape teacher (gaps, width, protrusion, contour PCA)")
     p.add_argument("--aux-weight", type=non_negative_float, default=1.0, help="weight of the auxiliary loss (0: off)")
     p.add_argument("--aux-from", choices=["face", "both"], default="face",
                    help="which embeddings predict the auxiliary target: the face's, or the audio's as well (so both "
@@ -129,7 +130,7 @@ def add_parsers(sub):
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--expert", help="expert checkpoint (ours or lipsync_expert.pth)")
     source.add_argument("--from-aperture", action="store_true",
-                        help="no expert yet: the lag of best lip-aperture/loudness correlation (DATA/lip_aperture.npz)")
+                        help="no expert yet: the lag of best lip-aperture/loudness correlation (DATA/lip_shape.npz)")
     p.add_argument("--min-r", type=number(float, lambda v: -1 <= v <= 1, "a correlation in [-1, 1]"), default=0.3,
                    help="--from-aperture: weakest correlation trusted")
     p.add_argument("--min-gain", type=non_negative_float, default=0.1,
@@ -160,6 +161,17 @@ def add_parsers(sub):
     p.add_argument("--cache-dir", help="face detection cache folder")
     p.set_defaults(run=entry("training.adapt", "run"))
 
+    p = sub.add_parser("evaluate-expert", help="held-out report of a sync expert per source: window AUC and "
+                       "accuracy at the training speakers' threshold, own audio against foreign per clip")
+    p.add_argument("--data", required=True, help="prepared dataset (its train and val filelists)")
+    p.add_argument("--expert", default="expert", help="expert to judge (default: the bundled one)")
+    p.add_argument("--av-offsets", help="JSON of per-clip AV offsets (python main.py offsets)")
+    p.add_argument("--max-windows", type=positive_int, default=6000, help="windows drawn from each filelist")
+    p.add_argument("--foreign", type=positive_int, default=3, help="foreign tracks per validation clip")
+    p.add_argument("--seed", type=count, default=0)
+    p.add_argument("-o", "--output", help="JSON to write (default: DATA/expert_report.json)")
+    p.set_defaults(run=entry("training.expert_report", "run"))
+
     p = sub.add_parser("evaluate", help="held-out lip-sync: own vs unsynced vs rendered LSE, with face sheets")
     p.add_argument("--data", required=True, help="prepared dataset (its val filelist and manifest)")
     p.add_argument("--generator", default="generator")
@@ -175,7 +187,7 @@ def add_parsers(sub):
                    help="with --adapt-minutes: adapt the expert to the clip first for this long (adapt --expert-minutes); "
                         "the scores still come from --expert")
     p.add_argument("--cache-dir")
-    p.add_argument("--aperture-python", help="a Python with mediapipe 0.10.14 (training/lip_aperture.py): also "
+    p.add_argument("--aperture-python", help="a Python with mediapipe 0.10.14 (training/lip_shape.py): also "
                    "judge lip-sync by MediaPipe's lip aperture against loudness, independent of our expert")
     p.set_defaults(run=entry("training.evaluate", "evaluate"))
 

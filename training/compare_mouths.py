@@ -14,7 +14,7 @@ Each video is rendered with every mouth mode against a foreign dub (paired in or
   seam       mean |gradient| on the blend mask's feathered edge ÷ inside the mask (core.qc's seam
              strength), beside the same on the source (a visible seam raises the render's)
   LSE-C      our expert's confidence against the dub
-and with --aperture-python, by MediaPipe's lip aperture (training/lip_aperture.py):
+and with --aperture-python, by MediaPipe's lip aperture (training/lip_shape.py):
   sync r     aperture against the dub's loudness (does the mouth follow the dub?)
   leak r     aperture against the *original* footage's aperture at the same source frame (does the
              original mouth come through? near 0 is right under a foreign dub)

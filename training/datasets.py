@@ -47,6 +47,7 @@ from torch.utils.data import Dataset
 from core.audio import mel_index, melspectrogram
 from core.errors import LipsmithError
 from core.hparams import HP
+from training.lip_shape import SHAPE_FEATURES, read_lip_shapes, shape_targets
 from training.prepare import speaker_of
 
 FPS = 25
@@ -289,16 +290,25 @@ class _WindowDataset(Dataset):
         return c, int(self.starts[c][w - self._offsets[c]])
 
     def balance_speakers(self) -> None:
-        """Random draws (epoch_size) weight each speaker by the square root of its windows
-        instead of by its windows: one speaker with 40 clips (GRID s1 is a third of our
-        training frames) no longer dominates what the audio encoder hears, yet its extra
-        material still counts. Within a speaker, clips are drawn by their windows."""
+        """Random draws (epoch_size) weight each source folder by the square root of its windows,
+        and within it each speaker by the square root of theirs, instead of everything by its
+        windows: one speaker with 40 clips (GRID s1) or one broadcaster's 2,000 one-word clips
+        (the Arabic news set, 42 of our 74 minutes) no longer dominates what the expert hears,
+        yet their extra material still counts. Within a speaker, clips are drawn by their windows."""
         speakers = clip_speakers(self.root, [clip.key for clip in self.clips])
+        sources = [clip.key.split("/")[0] for clip in self.clips]
         windows = np.array([len(s) for s in self.starts], np.float64)
-        total = {}
-        for speaker, n in zip(speakers, windows):
-            total[speaker] = total.get(speaker, 0.0) + n
-        weights = np.array([n / np.sqrt(total[speaker]) for speaker, n in zip(speakers, windows)])
+        by_speaker, by_source = {}, {}
+        for speaker, source, n in zip(speakers, sources, windows):
+            by_speaker[speaker] = by_speaker.get(speaker, 0.0) + n
+            by_source[source] = by_source.get(source, 0.0) + n
+        # a speaker's share of its source: sqrt of its windows over the source's sum of such roots
+        roots: dict = {}
+        for speaker, source in set(zip(speakers, sources)):
+            roots[source] = roots.get(source, 0.0) + np.sqrt(by_speaker[speaker])
+        weights = np.array([(n / by_speaker[speaker]) * (np.sqrt(by_speaker[speaker]) / roots[source])
+                            * np.sqrt(by_source[source])
+                            for speaker, source, n in zip(speakers, sources, windows)])
         self.clip_weights = weights / weights.sum()
 
     # -- loading
@@ -413,9 +423,11 @@ class StretchDataset(_WindowDataset):
     clip (layout as ExpertDataset), one augmentation draw for the whole stretch; mels
     (K, 1, 80, 16): the mel windows of the same starts (with the clip's AV offset). Window k's
     in-sync mel is mels[k]; mels[j != k] are the same clip's audio |j - k| frames off.
-    aux (K, T): the auxiliary per-frame target of each window's frames, z-scored per clip, NaN
-    where unknown: `loudness()` of the audio, or the lip aperture that MediaPipe measured
-    (`training/lip_aperture.py`, DATA/lip_aperture.npz) with aux="aperture".
+    aux (K, T * F): the auxiliary per-frame target of each window's frames (F values a frame,
+    frame-major), z-scored per clip, NaN where unknown: `loudness()` of the audio (F = 1), or
+    from the lip shape that MediaPipe measured (`training/lip_shape.py`, DATA/lip_shape.npz):
+    its aperture with aux="aperture" (F = 1), the lip-shape teacher with aux="shape" (F = 8:
+    `lip_shape.shape_targets`, the PCA basis fitted on the training filelist's clips).
     """
 
     def __init__(self, root, filelist, train: bool = True, stretch: int = 16, syncnet_T: int = HP.syncnet_T,
@@ -424,15 +436,16 @@ class StretchDataset(_WindowDataset):
         self.K = int(stretch)
         self.aux = aux
         self._loudness = {}
-        self._aperture = None
+        self._measured = None  # {clip key: (frames,) or (frames, F) z-scored lip target}
         if aux == "aperture":
-            path = Path(root) / "lip_aperture.npz"
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} not found: run training/lip_aperture.py on the prepared data first")
-            with np.load(path) as f:
-                self._aperture = {key: zscored(f[key]) for key in f.files}
+            self._measured = {key: zscored(rows[:, 0]) for key, rows in read_lip_shapes(root).items()}
+        elif aux == "shape":
+            fit = read_filelist(root, "train") if (Path(root) / "filelists" / "train.txt").is_file() else []
+            self._measured = {key: zscored(rows) for key, rows in
+                              shape_targets(read_lip_shapes(root), fit or read_filelist(root, filelist)).items()}
         elif aux != "loudness":
-            raise ValueError(f"unknown auxiliary target {aux!r} (loudness or aperture)")
+            raise ValueError(f"unknown auxiliary target {aux!r} (loudness, aperture or shape)")
+        self.aux_features = SHAPE_FEATURES if aux == "shape" else 1
         super().__init__(root, filelist, train, syncnet_T, epoch_size, seed, augment, av_offsets)
 
     def _valid_starts(self, clip: Clip) -> np.ndarray:
@@ -464,16 +477,18 @@ class StretchDataset(_WindowDataset):
         faces = np.stack([lower[k:k + self.T].reshape(self.T * 3, half, HP.img_size) for k in range(self.K)])
         mels = np.stack([self._mel_out(self._mel_at(c, s + k), p, d["rng"]) for k in range(self.K)])
         per_frame = self.aux_target(c)[s:s + self.K + self.T - 1]
-        aux = np.stack([per_frame[k:k + self.T] for k in range(self.K)])
+        aux = np.stack([per_frame[k:k + self.T].reshape(-1) for k in range(self.K)])
         return (torch.from_numpy(np.ascontiguousarray(faces)), torch.from_numpy(mels[:, None]),
                 torch.from_numpy(aux)), d
 
     def aux_target(self, c: int) -> np.ndarray:
-        if self._aperture is None:
+        """Clip c's per-frame target: (frames,) for loudness and aperture, (frames, F) for shape."""
+        if self._measured is None:
             return self.loudness(c)
-        target = self._aperture.get(self.clips[c].key)
-        if target is None or len(target) != self.clips[c].frames:
-            return np.full(self.clips[c].frames, np.nan, np.float32)  # not measured: no target
+        target = self._measured.get(self.clips[c].key)
+        if target is None or len(target) != self.clips[c].frames:  # not measured: no target
+            return np.full((self.clips[c].frames,) + (() if self.aux_features == 1 else (self.aux_features,)),
+                           np.nan, np.float32)
         return target
 
     def loudness(self, c: int) -> np.ndarray:
@@ -502,8 +517,10 @@ def frame_loudness(mel: np.ndarray, frames: int, shift: int = 0) -> np.ndarray:
 
 
 def zscored(x: np.ndarray) -> np.ndarray:
-    """(x - mean) / std over the finite values (NaN stays NaN), float32."""
+    """(x - mean) / std over the finite values (NaN stays NaN), float32; a 2-D x column by column."""
     x = np.asarray(x, np.float32).copy()
+    if x.ndim == 2:
+        return np.stack([zscored(column) for column in x.T], axis=1) if x.shape[1] else x
     ok = np.isfinite(x)
     if ok.sum() > 1:
         x[ok] = (x[ok] - x[ok].mean()) / max(float(x[ok].std()), 1e-3)

@@ -13,7 +13,7 @@ the generator is first adapted to each clip's speaker on its own footage (what a
 with Render ▸ Adapt to Speaker), so speaker adaptation is measured on held-out speakers too.
 
 The generator was trained to please that same expert, so its LSE-C may flatter it. With
-`--aperture-python PY` (an interpreter with MediaPipe, see training/lip_aperture.py) the three
+`--aperture-python PY` (an interpreter with MediaPipe, see training/lip_shape.py) the three
 are also judged by something that owes nothing to our models: the correlation between the lip
 aperture that MediaPipe Face Mesh measures in each frame and the loudness of the audio heard
 with it (a mouth that follows speech opens on loud frames and closes on quiet ones).
@@ -46,13 +46,13 @@ def aperture_loudness_r(aperture: np.ndarray, loudness: np.ndarray) -> float:
 
 
 def measure_apertures(python: str, videos: list) -> list:
-    """Per-frame lip apertures of each video, measured by training/lip_aperture.py under `python`."""
+    """Per-frame lip apertures of each video, measured by training/lip_shape.py under `python`."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "apertures.npz"
-        subprocess.run([python, "-m", "training.lip_aperture", "--videos", *map(str, videos), "-o", str(out)],
+        subprocess.run([python, "-m", "training.lip_shape", "--videos", *map(str, videos), "-o", str(out)],
                        check=True, cwd=Path(__file__).resolve().parents[1], stdout=sys.stderr)
         with np.load(out) as found:
-            return [found[str(n)] for n in range(len(videos))]
+            return [found[str(n)][:, 0] for n in range(len(videos))]  # COLUMNS[0]: aperture
 
 
 def contact_sheet(original_path, rendered_path, track, source_index, dub_mel, fps, path, n=4):

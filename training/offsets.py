@@ -2,7 +2,7 @@
 before there is one, from the lips' opening against the audio's loudness.
 
     python main.py offsets --data PREPARED --expert runs/expert/best.safetensors -o PREPARED/av_offsets.json
-    python main.py offsets --data PREPARED --from-aperture     # needs PREPARED/lip_aperture.npz
+    python main.py offsets --data PREPARED --from-aperture     # needs PREPARED/lip_shape.npz
 
 In-the-wild footage carries a few frames of AV offset (LRS2 itself was sync-corrected with
 SyncNet before Wav2Lip was trained on it). Each clip is scored with the paper's protocol
@@ -12,7 +12,7 @@ mistake (|offset| <= --max-offset); other clips are listed as unsure and left un
 `train-expert --av-offsets FILE` (and the generator) then train on the corrected clips.
 
 `--from-aperture` bootstraps the first expert: the mouth opens as the voice gets loud, so the
-lag that maximises the correlation of the lip aperture (training/lip_aperture.py, MediaPipe)
+lag that maximises the correlation of the lip aperture (training/lip_shape.py, MediaPipe)
 with the per-frame loudness is the clip's offset. It is kept where that correlation is
 clearly better than at lag 0 (by --min-gain) and good in itself (>= --min-r); measured on our
 data, GRID clips come out at 0 and several in-the-wild clips at +2..+3 frames.
@@ -25,6 +25,7 @@ import numpy as np
 from core.atomic import atomic_write_text
 from core.sync import load_scorer, score_crops
 from training.datasets import frame_loudness, read_clip_frames, read_clip_mel, read_filelist, scan_clip, zscored
+from training.lip_shape import read_lip_shapes
 
 
 def measure(data: Path, expert, min_confidence: float, max_offset: int, filelists=("train", "val")) -> dict:
@@ -60,31 +61,28 @@ def lagged_correlations(aperture: np.ndarray, loudness: np.ndarray, max_offset: 
 
 def measure_from_aperture(data: Path, max_offset: int, min_r: float, min_gain: float,
                           filelists=("train", "val")) -> dict:
-    path = data / "lip_aperture.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run training/lip_aperture.py on the prepared data first")
+    apertures = {key: rows[:, 0] for key, rows in read_lip_shapes(data).items()}  # COLUMNS[0]
     result = {"scorer": "aperture-loudness", "min_r": min_r, "min_gain": min_gain, "max_offset": max_offset,
               "offsets": {}, "unsure": {}, "confidence": {}}
-    with np.load(path) as apertures:
-        keys = [key for name in filelists for key in read_filelist(data, name)]
-        for n, key in enumerate(keys, 1):
-            clip = scan_clip(data, key)
-            if clip is None or key not in apertures.files or len(apertures[key]) != clip.frames:
-                continue
-            r = lagged_correlations(zscored(apertures[key]), frame_loudness(read_clip_mel(clip), clip.frames),
-                                    max_offset)
-            if not np.isfinite(r).any():
-                continue
-            best = int(np.nanargmax(r))
-            offset, at_zero = best - max_offset, r[max_offset]
-            result["confidence"][key] = round(float(r[best]), 3)
-            # lag 0 stays unless another lag is clearly better; a weak best lag is not trusted
-            if offset == 0 or (r[best] >= min_r and (not np.isfinite(at_zero) or r[best] - at_zero >= min_gain)):
-                result["offsets"][key] = offset
-            else:
-                result["unsure"][key] = offset
-            print(f"[{n}/{len(keys)}] {key}: best lag {offset:+d} (r {r[best]:.2f}, at 0: {at_zero:.2f})"
-                  f"{'' if key in result['offsets'] else '  (unsure: left unshifted)'}", flush=True)
+    keys = [key for name in filelists for key in read_filelist(data, name)]
+    for n, key in enumerate(keys, 1):
+        clip = scan_clip(data, key)
+        if clip is None or key not in apertures or len(apertures[key]) != clip.frames:
+            continue
+        r = lagged_correlations(zscored(apertures[key]), frame_loudness(read_clip_mel(clip), clip.frames),
+                                max_offset)
+        if not np.isfinite(r).any():
+            continue
+        best = int(np.nanargmax(r))
+        offset, at_zero = best - max_offset, r[max_offset]
+        result["confidence"][key] = round(float(r[best]), 3)
+        # lag 0 stays unless another lag is clearly better; a weak best lag is not trusted
+        if offset == 0 or (r[best] >= min_r and (not np.isfinite(at_zero) or r[best] - at_zero >= min_gain)):
+            result["offsets"][key] = offset
+        else:
+            result["unsure"][key] = offset
+        print(f"[{n}/{len(keys)}] {key}: best lag {offset:+d} (r {r[best]:.2f}, at 0: {at_zero:.2f})"
+              f"{'' if key in result['offsets'] else '  (unsure: left unshifted)'}", flush=True)
     return result
 
 

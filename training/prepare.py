@@ -70,7 +70,25 @@ SPEAKER_GROUPS = {
     "vox:00002": ("pcavs/00002", "pcavs/517600055"),
     "aoc": ("sadtalker/WDA_AlexandriaOcasioCortez_000", "video-retalking/face_3", "hdtf/aoc_flags"),
     "syncnet_fcn": ("syncnet_fcn/*",),  # one recording, re-muxed with shifted audio
+    "mead:M030": ("misc/mead_m030", "talks/spectre_MEAD_M030_*"),
+    "cremad:1001": ("talks/cremad_1001_*",),
+    "styletalk:andrew": ("talks/styletalk_styletalk_andrew_*",),
+    "styletalk:feifeili": ("talks/styletalk_styletalk_feifeili_*",),
+    "ai4r:korean": ("talks/misc_korean_ai4r_*",),  # two clips of one lip-reading corpus: assumed one speaker
 }
+# Folders whose clips are named <programme>_<n> (LRS2's layout): one programme is one speaker
+# for the split (presenters recur within a programme; training/identity.py links them across).
+PROGRAMME_FOLDERS = ("lrs2_bbc",)
+
+# The held-out clips, fixed: the ten validation speakers of the first data set (its seed-0
+# split, which every model card so far reports on) and the six talks every mouth comparison
+# since session 6 was measured on (`compare-mouths`). `split_by_speaker` adds new speakers
+# from every source without one of these.
+VALIDATION_CLIPS = (
+    "talks/dfrf_french", "talks/dfrf_cnn2_25fps", "talks/styletalk_styletalk_KristiNoem_muxed",
+    "talks/styletalk_styletalk_reagan_clip1_muxed", "talks/styletalk_styletalk_andrew_clip_1_muxed",
+    "talks/styletalk_styletalk_feifeili_clip1_muxed",
+)
 
 # Videos that must not be trained on although they decode fine. test_offset_{5,12} carry
 # deliberately shifted audio (the README measures 6.6 and 13.6 frames): in-sync training
@@ -93,45 +111,92 @@ class DatasetError(LipsmithError):
 
 
 def speaker_of(key: str, groups: dict = SPEAKER_GROUPS) -> str:
-    """Speaker id of a clip key "<source>/<clip>[_partN]": a known group, else the clip itself."""
+    """Speaker id of a clip key "<source>/<clip>[_partN]": a known group, the programme of a
+    `PROGRAMME_FOLDERS` clip, else the clip itself."""
     base = _PART.sub("", key)
     for speaker, patterns in groups.items():
         if any(fnmatch.fnmatchcase(base, p) for p in patterns):
             return speaker
+    folder, _, clip = base.partition("/")
+    if folder in PROGRAMME_FOLDERS:
+        return f"{folder}/{clip.rsplit('_', 1)[0]}"
     return base
 
 
+def read_identities(out) -> dict:
+    """{clip key: face-identity cluster} from OUT/identities.json (training/identity.py), or {}."""
+    found = _read_json(Path(out) / "identities.json")
+    return dict(found.get("clips", {})) if found else {}
+
+
+def merged_speakers(keys, identities: dict) -> dict:
+    """{clip key: speaker}: the hand-made groups (`speaker_of`) joined with the face-identity
+    clusters, transitively (two clips of one face are one speaker, and so is everyone in a group
+    with either); each speaker is named by the first of its `speaker_of` names."""
+    parent: dict = {}
+
+    def root(x):
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for key in keys:
+        if key in identities:
+            a, b = root(speaker_of(key)), root(("identity", identities[key]))
+            if a != b:
+                parent[b] = a
+    names: dict = {}
+    for key in keys:
+        name = speaker_of(key)
+        names[root(name)] = min(names.get(root(name), name), name)
+    return {key: names[root(speaker_of(key))] for key in keys}
+
+
 def split_by_speaker(clip_frames: dict, val_fraction: float = 0.15, seed: int = 0,
-                     speaker_fn=speaker_of) -> tuple:
+                     speaker_fn=speaker_of, pinned=()) -> tuple:
     """Split clips into (train, val) lists of keys with no speaker on both sides.
 
-    Speakers are shuffled with `seed` and taken for validation, whole, while the validation
-    frames stay within `val_fraction` of all frames (a speaker that would overshoot is passed
-    over, so one big speaker cannot swallow the validation set). With val_fraction > 0 and at
-    least two speakers, validation gets at least one speaker and training keeps at least one.
+    Validation holds every speaker of a `pinned` clip (a fixed held-out set, so that new data
+    does not reshuffle it) and, from each source folder without a pinned clip, speakers shuffled
+    with `seed` and taken whole while that folder's validation frames stay within `val_fraction`
+    of its frames (a speaker that would overshoot is passed over, so one big speaker cannot
+    swallow the validation set): every new source is validated on its own speakers. A speaker
+    belongs to the folder of its first clip; the speakers of folders with only one speaker are
+    pooled and split the same way. With val_fraction > 0, a group of at least two speakers gives
+    validation at least one and keeps at least one for training.
     """
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val fraction must be in [0, 1), not {val_fraction}")
     by_speaker: dict = {}
     for key in sorted(clip_frames):
         by_speaker.setdefault(speaker_fn(key), []).append(key)
-    speakers = sorted(by_speaker)
-    random.Random(seed).shuffle(speakers)
-    frames = {s: sum(int(clip_frames[k]) for k in by_speaker[s]) for s in speakers}
-    total = sum(frames.values())
-    target = val_fraction * total
-    val, taken = [], 0
-    if val_fraction > 0 and len(speakers) >= 2:
-        for s in speakers:
-            if taken + frames[s] <= target:
-                val.append(s)
-                taken += frames[s]
-        if not val:  # every speaker is bigger than the target: take the smallest
-            val.append(min(speakers, key=lambda s: (frames[s], speakers.index(s))))
-        if len(val) == len(speakers):
-            val.pop()
-    val_set = set(val)
-    train_keys = sorted(k for s in speakers if s not in val_set for k in by_speaker[s])
+    frames = {s: sum(int(clip_frames[k]) for k in keys) for s, keys in by_speaker.items()}
+    pinned = set(pinned)  # clip keys; their parts (<clip>_partN) count too
+    val = {s for s, keys in by_speaker.items() if any(_PART.sub("", k) in pinned for k in keys)}
+    folders: dict = {}
+    for s in sorted(by_speaker):
+        folders.setdefault(by_speaker[s][0].split("/")[0], []).append(s)
+    groups = [g for f, g in sorted(folders.items()) if len(g) >= 2 and not val & set(g)]
+    groups.append(sorted(s for g in folders.values() if len(g) == 1 and not val & set(g) for s in g))
+    rng = random.Random(seed)
+    for group in groups:
+        speakers = list(group)
+        rng.shuffle(speakers)
+        target = val_fraction * sum(frames[s] for s in speakers)
+        chosen, taken = [], 0
+        if val_fraction > 0 and len(speakers) >= 2:
+            for s in speakers:
+                if taken + frames[s] <= target:
+                    chosen.append(s)
+                    taken += frames[s]
+            if not chosen:  # every speaker is bigger than the target: take the smallest
+                chosen.append(min(speakers, key=lambda s: (frames[s], speakers.index(s))))
+            if len(chosen) == len(speakers):
+                chosen.pop()
+        val.update(chosen)
+    train_keys = sorted(k for s, keys in by_speaker.items() if s not in val for k in keys)
     val_keys = sorted(k for s in val for k in by_speaker[s])
     return train_keys, val_keys
 
@@ -584,7 +649,11 @@ def write_index(out, seed: int = 0, val_fraction: float = 0.15) -> dict:
                 "frames": info["frames"], "seconds": info["seconds"], "source": info["video"],
                 "audio_sha256": info["audio_sha256"], "speaker": info["speaker"],
                 "start_frame": info["start_frame"], "source_fps": info["source_fps"]}
-    train, val = split_by_speaker({k: v["frames"] for k, v in clips.items()}, val_fraction, seed)
+    speakers = merged_speakers(clips, read_identities(out))
+    for key, info in clips.items():
+        info["speaker"] = speakers[key]
+    train, val = split_by_speaker({k: v["frames"] for k, v in clips.items()}, val_fraction, seed,
+                                  speaker_fn=speakers.__getitem__, pinned=VALIDATION_CLIPS)
     lists = out / "filelists"
     lists.mkdir(exist_ok=True)
     for name, keys in (("train", train), ("val", val)):
@@ -598,8 +667,8 @@ def write_index(out, seed: int = 0, val_fraction: float = 0.15) -> dict:
     frames = sum(c["frames"] for c in clips.values())
     return {"clips": len(clips), "frames": frames, "skipped": skipped,
             "train_clips": len(train), "val_clips": len(val),
-            "train_speakers": len({speaker_of(k) for k in train}),
-            "val_speakers": len({speaker_of(k) for k in val})}
+            "train_speakers": len({speakers[k] for k in train}),
+            "val_speakers": len({speakers[k] for k in val})}
 
 
 def _write_text_atomic(path: Path, text: str):

@@ -11,7 +11,7 @@ Two objectives:
   Each step then contrasts every window with its nearby offsets, which is what LSE-C and the
   AV offset measure. A training-only head also has the face embedding predict a per-frame
   target (--aux): the audio's loudness, or the lip aperture measured by MediaPipe Face Mesh
-  (training/lip_aperture.py), which points the face encoder at the lips: with our 8 minutes
+  (training/lip_shape.py), which points the face encoder at the lips: with our 8 minutes
   of data the paper's objective stayed at chance for 500 steps, and the offset objective
   alone for 600 (notes on issue 3).
 Validation (held-out speakers) always reports the paper's figures: off-sync accuracy and
@@ -247,8 +247,9 @@ def train(args, progress=None, cancel=None) -> int:
     if args.init_face:  # a face encoder that already sees the lips (same width)
         model.face_encoder.load_state_dict(face_encoder_state(args.init_face))
     # training-only head: the face embedding predicts its frames' auxiliary target (StretchDataset)
-    aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
-    audio_aux_head = torch.nn.Linear(scaled(512, args.width), model.dims.frames).to(ctx.device)
+    aux_size = model.dims.frames * (train_set.aux_features if stretch else 1)
+    aux_head = torch.nn.Linear(scaled(512, args.width), aux_size).to(ctx.device)
+    audio_aux_head = torch.nn.Linear(scaled(512, args.width), aux_size).to(ctx.device)
     models = {"expert": model, **({"aux_head": aux_head} if stretch and args.aux_weight else {}),
               **({"audio_aux_head": audio_aux_head} if stretch and args.aux_weight and args.aux_from == "both" else {})}
     # group 0, the face encoder, is the one --freeze-face stops (lr 0 also stops AdamW's decay)
