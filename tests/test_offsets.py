@@ -69,12 +69,39 @@ def test_offsets_from_aperture_finds_the_lag_of_the_lips_against_the_loudness(tm
     np.savez(tmp_path / "lip_shape.npz", **{key: np.pad(a[:, None], ((0, 0), (0, len(COLUMNS) - 1)))
                                             for key, a in apertures.items()})  # column 0: the aperture
     args = argparse.Namespace(data=str(tmp_path), expert=None, output=None, from_aperture=True, max_offset=4,
-                              min_r=0.3, min_gain=0.1)
+                              min_r=0.3, min_gain=0.1, min_frames=40)
     assert offsets.run(args) == 0
     written = json.loads((tmp_path / "av_offsets.json").read_text())
     assert written["offsets"]["a/sure"] == 3 and written["offsets"]["a/zero"] == 0
-    assert written["offsets"].get("b/too_far", 0) == 0  # never shifted on a weak correlation
+    assert written["offsets"].get("b/too_far", 0) == 0  # never shifted on a weak correlation: 0 or dropped
+    assert ("b/too_far" in written["drop"]) == ("b/too_far" not in written["offsets"])
     assert "b/unsure" not in written["offsets"] and "b/unsure" not in written["unsure"]  # not measured
     assert written["confidence"]["a/sure"] > 0.9 and written["scorer"] == "aperture-loudness"
     # the shift puts the voice back under the lips: the dataset pairs frame i with audio of frame i + 3
     assert read_av_offsets(tmp_path / "av_offsets.json")["a/sure"] == 3
+
+
+def test_short_clips_take_their_sources_pooled_offset_and_unclear_long_ones_are_dropped(tmp_path, capsys):
+    make_prepared(tmp_path)
+    rng = np.random.default_rng(1)
+    loud = {key: frame_loudness(read_clip_mel(scan_clip(tmp_path, key)), 40) for key in MEASURED}
+    late = {}
+    for key in ("a/sure", "a/zero"):  # both of source a: lips 2 frames ahead of the voice
+        late[key] = np.full(40, np.nan, np.float32)
+        late[key][:-2] = loud[key][2:] + rng.normal(0, 0.3, 38)
+    # lips 3 frames ahead but buried in noise: its best lag (+3, r 0.28) is too weak to apply
+    late["b/too_far"] = np.full(40, np.nan, np.float32)
+    late["b/too_far"][:-3] = loud["b/too_far"][3:]
+    late["b/too_far"] += np.random.default_rng(4).normal(0, 2.5 * np.nanstd(loud["b/too_far"]), 40)
+    np.savez(tmp_path / "lip_shape.npz", **{key: np.pad(a[:, None], ((0, 0), (0, len(COLUMNS) - 1)))
+                                            for key, a in late.items()})
+    short = offsets.measure_from_aperture(tmp_path, 4, 0.3, 0.1, min_frames=41)  # every clip is "short"
+    assert short["pooled"]["a"]["offset"] == 2 and short["pooled"]["a"]["applied"]
+    assert short["offsets"]["a/sure"] == short["offsets"]["a/zero"] == 2 and short["drop"] == []
+    assert short["offsets"]["b/too_far"] == (short["pooled"]["b"]["offset"] if short["pooled"]["b"]["applied"] else 0)
+    long = offsets.measure_from_aperture(tmp_path, 4, 0.3, 0.1, min_frames=40)
+    assert long["offsets"]["a/sure"] == 2
+    assert long["drop"] == ["b/too_far"] and long["unsure"] == {"b/too_far": 3} and "b/too_far" not in long["offsets"]
+    (tmp_path / "av_offsets.json").write_text(json.dumps(long))
+    ds = StretchDataset(tmp_path, "train", train=False, stretch=8, av_offsets=read_av_offsets(tmp_path / "av_offsets.json"))
+    assert "b/too_far" in ds.skipped and {c.key for c in ds.clips} == {"a/sure", "a/zero"}

@@ -135,6 +135,8 @@ def add_parsers(sub):
                    help="--from-aperture: weakest correlation trusted")
     p.add_argument("--min-gain", type=non_negative_float, default=0.1,
                    help="--from-aperture: how much better than lag 0 a lag must correlate to be applied")
+    p.add_argument("--min-frames", type=positive_int, default=75,
+                   help="--from-aperture: shorter clips take their source folder's pooled offset (default 75)")
     p.add_argument("-o", "--output", help="JSON to write (default: DATA/av_offsets.json)")
     p.add_argument("--min-confidence", type=finite_float, default=1.0, help="LSE-C under which a clip is left unshifted")
     p.add_argument("--max-offset", type=positive_int, default=6, help="larger offsets are treated as unsure")

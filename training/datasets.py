@@ -237,6 +237,9 @@ class _WindowDataset(Dataset):
         self.clips, self.starts, self.skipped = [], [], []
         self.clip_weights = None  # random draws by window; see balance_speakers()
         for key in read_filelist(self.root, filelist):
+            if key in self.av_offsets and self.av_offsets[key] is None:  # dropped by `offsets`
+                self.skipped.append(key)
+                continue
             clip = scan_clip(self.root, key)
             starts = self._valid_starts(clip) if clip is not None else np.zeros(0, np.int64)
             if clip is None or not self._usable(starts):
@@ -412,8 +415,12 @@ class ExpertDataset(_WindowDataset):
 def read_av_offsets(path) -> dict:
     """Per-clip audio offsets in frames ({"<source>/<clip>": k}) measured by `python main.py
     offsets`: the clip's audio is k frames late (the sound of frame i is heard at frame i + k),
-    so frame i goes with the mel window of frame i + k (core.sync's offset sign)."""
-    return {str(k): int(v) for k, v in json.loads(Path(path).read_text())["offsets"].items()}
+    so frame i goes with the mel window of frame i + k (core.sync's offset sign). A clip the
+    measurement dropped (its "drop" list) maps to None: the datasets leave it out."""
+    found = json.loads(Path(path).read_text())
+    offsets = {str(k): int(v) for k, v in found["offsets"].items()}
+    offsets.update({str(k): None for k in found.get("drop", [])})
+    return offsets
 
 
 class StretchDataset(_WindowDataset):

@@ -14,7 +14,9 @@ mistake (|offset| <= --max-offset); other clips are listed as unsure and left un
 `--from-aperture` bootstraps the first expert: the mouth opens as the voice gets loud, so the
 lag that maximises the correlation of the lip aperture (training/lip_shape.py, MediaPipe)
 with the per-frame loudness is the clip's offset. It is kept where that correlation is
-clearly better than at lag 0 (by --min-gain) and good in itself (>= --min-r); measured on our
+clearly better than at lag 0 (by --min-gain) and good in itself (>= --min-r), and the clip is
+dropped from training where it is not ("drop" in the JSON); clips shorter than --min-frames
+take their source folder's pooled offset (`measure_from_aperture`). Measured on our first
 data, GRID clips come out at 0 and several in-the-wild clips at +2..+3 frames.
 """
 import json
@@ -60,36 +62,68 @@ def lagged_correlations(aperture: np.ndarray, loudness: np.ndarray, max_offset: 
 
 
 def measure_from_aperture(data: Path, max_offset: int, min_r: float, min_gain: float,
-                          filelists=("train", "val")) -> dict:
+                          filelists=("train", "val"), min_frames: int = 75) -> dict:
+    """Offsets from the lips' opening against loudness.
+
+    A clip of `min_frames` or more gets the lag of its own best correlation where that is good
+    (>= min_r) and clearly better than lag 0 (by min_gain); lag 0 where lag 0 is best (and the
+    correlation there positive); and is *dropped* otherwise (its lips and voice disagree about the timing: a voice-over, a wrong
+    speaker, a bad recording). A shorter clip is too short to time alone (1.2 s gives ~26 frame
+    pairs a lag, and noise picks a lag at random), so it takes its source folder's offset: the
+    lag of the folder's pooled curve (each clip's curve weighted by its frames; one broadcaster's
+    chain shares one offset), under the same rule, and is never dropped by this judge."""
     apertures = {key: rows[:, 0] for key, rows in read_lip_shapes(data).items()}  # COLUMNS[0]
     result = {"scorer": "aperture-loudness", "min_r": min_r, "min_gain": min_gain, "max_offset": max_offset,
-              "offsets": {}, "unsure": {}, "confidence": {}}
-    keys = [key for name in filelists for key in read_filelist(data, name)]
-    for n, key in enumerate(keys, 1):
-        clip = scan_clip(data, key)
-        if clip is None or key not in apertures or len(apertures[key]) != clip.frames:
-            continue
-        r = lagged_correlations(zscored(apertures[key]), frame_loudness(read_clip_mel(clip), clip.frames),
-                                max_offset)
-        if not np.isfinite(r).any():
-            continue
+              "min_frames": min_frames, "offsets": {}, "unsure": {}, "drop": [], "pooled": {}, "confidence": {}}
+    curves = {}
+    for name in filelists:
+        for key in read_filelist(data, name):
+            clip = scan_clip(data, key)
+            if clip is None or key not in apertures or len(apertures[key]) != clip.frames:
+                continue
+            r = lagged_correlations(zscored(apertures[key]), frame_loudness(read_clip_mel(clip), clip.frames),
+                                    max_offset)
+            if np.isfinite(r).any():
+                curves[key] = (r, clip.frames)
+
+    def decide(r):
         best = int(np.nanargmax(r))
         offset, at_zero = best - max_offset, r[max_offset]
-        result["confidence"][key] = round(float(r[best]), 3)
-        # lag 0 stays unless another lag is clearly better; a weak best lag is not trusted
-        if offset == 0 or (r[best] >= min_r and (not np.isfinite(at_zero) or r[best] - at_zero >= min_gain)):
+        # no lag at which the lips open with the voice: nothing to trust, not even lag 0
+        sure = r[best] > 0 and (offset == 0 or (r[best] >= min_r and (not np.isfinite(at_zero)
+                                                                  or r[best] - at_zero >= min_gain)))
+        return offset, float(r[best]), bool(sure)
+
+    pooled = {}
+    for source in sorted({key.split("/")[0] for key in curves}):
+        members = [(r, n) for key, (r, n) in curves.items() if key.split("/")[0] == source]
+        stack, weights = np.array([r for r, _ in members]), np.array([n for _, n in members], float)
+        known = np.isfinite(stack)
+        mean = np.where(known, stack, 0).T @ weights / np.maximum(known.T @ weights, 1e-9)
+        mean[known.sum(axis=0) == 0] = np.nan
+        offset, r_best, sure = decide(mean)
+        pooled[source] = offset if sure else 0
+        result["pooled"][source] = {"offset": offset, "r": round(r_best, 3), "clips": len(members), "applied": sure}
+    for n, (key, (r, frames)) in enumerate(curves.items(), 1):
+        offset, r_best, sure = decide(r)
+        result["confidence"][key] = round(r_best, 3)
+        if frames < min_frames:
+            result["offsets"][key] = pooled[key.split("/")[0]]
+        elif sure:
             result["offsets"][key] = offset
         else:
             result["unsure"][key] = offset
-        print(f"[{n}/{len(keys)}] {key}: best lag {offset:+d} (r {r[best]:.2f}, at 0: {at_zero:.2f})"
-              f"{'' if key in result['offsets'] else '  (unsure: left unshifted)'}", flush=True)
+            result["drop"].append(key)
+            print(f"[{n}/{len(curves)}] {key}: best lag {offset:+d} (r {r_best:.2f}, at 0: {r[max_offset]:.2f}): "
+                  "dropped", flush=True)
     return result
 
 
 def run(args) -> int:
     data = Path(args.data)
     if args.from_aperture:
-        result = measure_from_aperture(data, args.max_offset, args.min_r, args.min_gain)
+        result = measure_from_aperture(data, args.max_offset, args.min_r, args.min_gain,
+                                       min_frames=args.min_frames)
     elif args.expert:
         result = measure(data, args.expert, args.min_confidence, args.max_offset)
     else:
@@ -97,5 +131,9 @@ def run(args) -> int:
     out = Path(args.output or data / "av_offsets.json")
     atomic_write_text(out, json.dumps(result, indent=1) + "\n")
     shifted = sum(1 for v in result["offsets"].values() if v)
-    print(f"{len(result['offsets'])} clips measured ({shifted} shifted), {len(result['unsure'])} unsure -> {out}")
+    for source, pooled in result.get("pooled", {}).items():
+        print(f"{source}: pooled over {pooled['clips']} clips, best lag {pooled['offset']:+d} (r {pooled['r']:.2f})"
+              f"{'' if pooled['applied'] else ', not clear: 0'}")
+    dropped = f", {len(result['drop'])} dropped" if "drop" in result else ""
+    print(f"{len(result['offsets'])} clips kept ({shifted} shifted), {len(result['unsure'])} unsure{dropped} -> {out}")
     return 0
