@@ -61,13 +61,17 @@ def lagged_correlations(aperture: np.ndarray, loudness: np.ndarray, max_offset: 
     return out
 
 
+NEAR = 1  # a lag this small is within the mel window's overlap (80 % at one frame): no reason to drop
+
+
 def measure_from_aperture(data: Path, max_offset: int, min_r: float, min_gain: float,
                           filelists=("train", "val"), min_frames: int = 75) -> dict:
     """Offsets from the lips' opening against loudness.
 
     A clip of `min_frames` or more gets the lag of its own best correlation where that is good
     (>= min_r) and clearly better than lag 0 (by min_gain); lag 0 where lag 0 is best (and the
-    correlation there positive); and is *dropped* otherwise (its lips and voice disagree about the timing: a voice-over, a wrong
+    correlation there positive), where lag 0 is good in itself (>= min_r: GRID's slow speech has flat
+    curves) or where an unclear best lag is within `NEAR`; and is *dropped* otherwise (its lips and voice disagree about the timing: a voice-over, a wrong
     speaker, a bad recording). A shorter clip is too short to time alone (1.2 s gives ~26 frame
     pairs a lag, and noise picks a lag at random), so it takes its source folder's offset: the
     lag of the folder's pooled curve (each clip's curve weighted by its frames; one broadcaster's
@@ -111,6 +115,9 @@ def measure_from_aperture(data: Path, max_offset: int, min_r: float, min_gain: f
             result["offsets"][key] = pooled[key.split("/")[0]]
         elif sure:
             result["offsets"][key] = offset
+        elif r[max_offset] >= min_r or (r_best > 0 and abs(offset) <= NEAR):  # in sync enough: kept as it is
+            result["unsure"][key] = offset
+            result["offsets"][key] = 0
         else:
             result["unsure"][key] = offset
             result["drop"].append(key)
