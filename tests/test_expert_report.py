@@ -13,7 +13,7 @@ from training import expert_report as R
 from training.identity import cluster
 
 
-def test_single_linkage_clusters_close_faces_and_keeps_far_ones_apart():
+def test_average_linkage_clusters_close_faces_and_does_not_chain_look_alikes():
     rng = np.random.default_rng(0)
     a = rng.normal(0, 1, 128)
     a /= np.linalg.norm(a)
@@ -21,9 +21,9 @@ def test_single_linkage_clusters_close_faces_and_keeps_far_ones_apart():
     near = lambda v: v + rng.normal(0, 0.01, 128)  # noqa: E731
     vectors = np.stack([near(a), near(b), near(a), near(b), near(a)])
     assert cluster(vectors, 0.5).tolist() == [0, 1, 0, 1, 0]
-    # a chain of steps each under the threshold is one cluster (single linkage)
-    chain = np.stack([np.r_[0.3 * i, np.zeros(127)] for i in range(5)])
-    assert cluster(chain, 0.35).tolist() == [0] * 5 and cluster(chain, 0.25).tolist() == list(range(5))
+    # a chain of look-alikes, each 0.3 from the next: single linkage would make it one person
+    chain = np.stack([np.r_[0.3 * i, np.zeros(127)] for i in range(6)])
+    assert len(set(cluster(chain, 0.35).tolist())) == 3 and len(set(cluster(chain, 1.5).tolist())) == 1
 
 
 def test_best_threshold_and_per_source_window_figures():
