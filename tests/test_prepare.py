@@ -165,13 +165,15 @@ def test_pinned_clips_hold_their_speakers_in_validation_and_their_folders_add_no
 
 
 def test_face_identities_join_the_known_groups_into_speakers():
-    keys = ["arabic_news/v_1", "arabic_news/v_2", "arabic_news/v_3", "grid/bbaf2n", "grid_s1/c1", "misc/x"]
-    faces = {"arabic_news/v_1": "face:0", "arabic_news/v_3": "face:0", "misc/x": "face:1", "grid_s1/c1": "face:1"}
+    keys = ["arabic_news/v_1", "arabic_news/v_2", "arabic_news/v_3", "arabic_news/v_4", "grid/bbaf2n", "grid_s1/c1",
+            "misc/x"]
+    faces = {"arabic_news/v_1": "face:0", "arabic_news/v_3": "face:0", "arabic_news/v_4": "face:1",
+             "misc/x": "face:1", "grid_s1/c1": "face:0"}
     speakers = P.merged_speakers(keys, faces)
     assert speakers["arabic_news/v_1"] == speakers["arabic_news/v_3"] == "arabic_news/v_1"
-    assert speakers["arabic_news/v_2"] == "arabic_news/v_2"
-    # misc/x looks like a clip of grid:s1, which also holds grid/bbaf2n: all one speaker
-    assert speakers["misc/x"] == speakers["grid/bbaf2n"] == speakers["grid_s1/c1"] == "grid:s1"
+    assert speakers["arabic_news/v_2"] == "arabic_news/v_2" and speakers["arabic_news/v_4"] == "arabic_news/v_4"
+    # faces count only where the descriptor was trusted (IDENTITY_FOLDERS): grid's labels stand
+    assert speakers["grid_s1/c1"] == speakers["grid/bbaf2n"] == "grid:s1" and speakers["misc/x"] == "misc/x"
     assert P.merged_speakers(keys, {}) == {k: speaker_of(k) for k in keys}
 
 
@@ -409,13 +411,14 @@ def test_real_clips(tmp_path):
     assert sum("done already" in line for line in lines) == 2
 
 
-def test_the_index_takes_speakers_from_the_face_identities(prepared, tmp_path):
+def test_the_index_takes_speakers_from_the_face_identities(prepared, tmp_path, monkeypatch):
     out = tmp_path / "copy"
     shutil.copytree(prepared[0], out)
     P.write_index(out, val_fraction=0.3)
     before = json.loads((out / "manifest.json").read_text())["clips"]
     assert before["cam/steady"]["speaker"] != before["cam/talk_part1"]["speaker"]
     (out / "identities.json").write_text(json.dumps({"clips": {"cam/steady": "face:0", "cam/talk_part1": "face:0"}}))
+    monkeypatch.setattr(P, "IDENTITY_FOLDERS", ("cam",))
     summary = P.write_index(out, val_fraction=0.3)
     clips = json.loads((out / "manifest.json").read_text())["clips"]
     assert clips["cam/steady"]["speaker"] == clips["cam/talk_part1"]["speaker"] == clips["cam/talk_part2"]["speaker"]
