@@ -59,6 +59,7 @@ def test_the_report_scores_every_held_out_clip_against_other_speakers(tmp_path, 
     assert set(val) == {"all", "s2", "s3"} and val["all"]["windows"] == 50
     assert 0 <= val["all"]["auc"] <= 1 and 0 <= result["threshold_from_training_speakers"] <= 1
     # s2/c (40 frames) against s3/d's audio (longer: allowed); s3/d has no other speaker as long
-    assert result["val_clips"]["s2"] == {"pairs": 1, "own_beats_foreign": 1.0}
+    assert result["val_clips"]["s2"] == {"pairs": 1, "own_beats_foreign": 1.0, "own_lse_c": 2.0, "foreign_lse_c": 1.0}
+    assert "| s2 |" in R.table(result)
     assert result["val_clips"]["s3"]["pairs"] == 0
     assert len(pairs) == 3

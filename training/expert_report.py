@@ -86,8 +86,12 @@ def clip_report(scorer, dataset: ExpertDataset, speakers: dict, foreign: int, se
     sources = sorted({source_of(k) for k in pairs})
     for name in ["all"] + sources:
         chosen = [p for k, ps in pairs.items() if name in ("all", source_of(k)) for p in ps]
-        wins = [own > other for own, other in chosen if np.isfinite(own) and np.isfinite(other)]
-        out[name] = {"pairs": len(wins), "own_beats_foreign": float(np.mean(wins)) if wins else float("nan")}
+        finite = [(own, other) for own, other in chosen if np.isfinite(own) and np.isfinite(other)]
+        wins = [own > other for own, other in finite]
+        # the means set the editor's "weak" line (core/sync_scale.py: midway between them)
+        out[name] = {"pairs": len(wins), "own_beats_foreign": float(np.mean(wins)) if wins else float("nan"),
+                     "own_lse_c": float(np.mean([o for o, _ in finite])) if finite else float("nan"),
+                     "foreign_lse_c": float(np.mean([f for _, f in finite])) if finite else float("nan")}
     return out
 
 
@@ -117,13 +121,14 @@ def report(data, expert="expert", av_offsets=None, max_windows: int = 6000, fore
 
 
 def table(result: dict) -> str:
-    lines = ["| source | windows | AUC | accuracy (train threshold) | accuracy (P 0.5) | own > foreign |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| source | windows | AUC | accuracy (train threshold) | accuracy (P 0.5) | own > foreign | LSE-C own / foreign |",
+             "|---|---|---|---|---|---|---|"]
     for name, w in result["val_windows"].items():
         c = result["val_clips"].get(name, {})
         lines.append(f"| {name} | {w['windows']} | {w['auc']:.3f} | {100 * w['accuracy_at_train_threshold']:.1f} % | "
                      f"{100 * w['accuracy_at_0.5']:.1f} % | {100 * c.get('own_beats_foreign', float('nan')):.0f} % "
-                     f"of {c.get('pairs', 0)} |")
+                     f"of {c.get('pairs', 0)} | {c.get('own_lse_c', float('nan')):.4f} / "
+                     f"{c.get('foreign_lse_c', float('nan')):.4f} |")
     return "\n".join(lines)
 
 
