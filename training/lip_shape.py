@@ -10,7 +10,10 @@ crop's size nor a head tilt changes them:
   aperture    inner-lip gap over mouth width (13-14 over 61-291): "the mouth is open"
   inner_gap   inner-lip gap (13-14)           outer_gap   outer-lip gap (0-17)
   width       mouth-corner distance (61-291)  protrusion  how far the lip middles stand in front
-                                                          of the corners (Face Mesh depth): rounding
+                                                          of the corners (Face Mesh depth)
+Protrusion grows when the lips round (middles forward) and when a smile draws the corners back:
+read it with the width, which narrows in the first and widens in the second (looked at on
+prepared frames: the largest values of talks/ were broad smiles, of the Arabic set rounded lips).
   x0 y0 .. x39 y39  the 20 outer and 20 inner lip-contour points (`LIP_POINTS`)
 `shape_targets()` turns them into the expert's lip-shape teacher (the four gaps and widths and a
 few PCA coefficients of the contour, fitted on training clips); `train-expert --aux shape` makes
