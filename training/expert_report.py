@@ -121,8 +121,8 @@ def report(data, expert="expert", av_offsets=None, max_windows: int = 6000, fore
 
 
 def table(result: dict) -> str:
-    lines = ["| source | windows | AUC | accuracy (train threshold) | accuracy (P 0.5) | own > foreign | LSE-C own / foreign |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| source | windows | AUC | accuracy (train threshold) | accuracy (P 0.5) | own > foreign "
+             "| LSE-C own / foreign |", "|---|---|---|---|---|---|---|"]
     for name, w in result["val_windows"].items():
         c = result["val_clips"].get(name, {})
         lines.append(f"| {name} | {w['windows']} | {w['auc']:.3f} | {100 * w['accuracy_at_train_threshold']:.1f} % | "

@@ -139,8 +139,9 @@ def read_identities(out) -> dict:
 
 def merged_speakers(keys, identities: dict) -> dict:
     """{clip key: speaker}: the hand-made groups (`speaker_of`) joined with the face-identity
-    clusters of the `IDENTITY_FOLDERS` clips, transitively (two clips of one face are one speaker, and so is everyone in a group
-    with either); each speaker is named by the first of its `speaker_of` names."""
+    clusters of the `IDENTITY_FOLDERS` clips, transitively (two clips of one face are one
+    speaker, and so is everyone in a group with either); each speaker is named by the first of
+    its `speaker_of` names."""
     parent: dict = {}
 
     def root(x):
