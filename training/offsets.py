@@ -70,9 +70,9 @@ def measure_from_aperture(data: Path, max_offset: int, min_r: float, min_gain: f
 
     A clip of `min_frames` or more gets the lag of its own best correlation where that is good
     (>= min_r) and clearly better than lag 0 (by min_gain); lag 0 where lag 0 is best (and the
-    correlation there positive), where lag 0 is good in itself (>= min_r: GRID's slow speech has flat
-    curves) or where an unclear best lag is within `NEAR`; and is *dropped* otherwise (its lips and voice disagree about the timing: a voice-over, a wrong
-    speaker, a bad recording). A shorter clip is too short to time alone (1.2 s gives ~26 frame
+    correlation there positive), where lag 0 is good in itself (>= min_r: GRID's slow speech has
+    flat curves) or where an unclear best lag is within `NEAR`; and is *dropped* otherwise (its
+    lips and voice disagree about the timing: a voice-over, a wrong speaker, a bad recording). A shorter clip is too short to time alone (1.2 s gives ~26 frame
     pairs a lag, and noise picks a lag at random), so it takes its source folder's offset: the
     lag of the folder's pooled curve (each clip's curve weighted by its frames; one broadcaster's
     chain shares one offset), under the same rule, and is never dropped by this judge."""
