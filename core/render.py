@@ -204,8 +204,9 @@ class FaceGenerator:
         x = torch.cat([masked, faces], dim=1).contiguous(memory_format=torch.channels_last)
         mel = torch.from_numpy(np.ascontiguousarray(mels)).to(self.device).unsqueeze(1)
         with torch.inference_mode(), self.autocast:
-            pred = self.model(mel, x)
-        pred = pred.float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+            # to 8 bits inside inference mode: without autocast (a CPU with no native bf16) .float()
+            # returns the output itself, an inference tensor that may not be changed in place outside it
+            pred = self.model(mel, x).float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
         return pred.permute(0, 2, 3, 1).cpu().numpy()
 
 

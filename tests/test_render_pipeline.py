@@ -19,6 +19,7 @@ from core.errors import Cancelled, MediaError
 from core.faces.detect import RetinaFaceDetector
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.plan import plan_frames
+from core import render as render_module
 from core.render import FaceGenerator, RenderOptions, Renderer
 from core.video import VideoSource, VideoWriter
 from tests.conftest import FACE_BOX, BoxDetector, speech_like
@@ -411,3 +412,15 @@ def test_folding_batchnorm_keeps_the_generator_output():
     faces, mel = torch.rand(4, 6, 96, 96), torch.rand(4, 1, 80, 16)
     with torch.no_grad():
         torch.testing.assert_close(folded(mel, faces), model(mel, faces), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("native_bf16", [True, False])
+def test_the_generator_runs_with_and_without_native_bf16(monkeypatch, native_bf16):
+    """Without bf16 autocast (a CPU with no native bf16) the model's float output is itself an
+    inference tensor: turning it into 8 bits in place outside inference mode raised."""
+    monkeypatch.setattr(render_module, "cpu_supports_bf16", lambda: native_bf16)
+    torch.manual_seed(0)
+    generator = FaceGenerator(Wav2Lip(GeneratorDims(width=0.25)), torch.device("cpu"), batch_size=4)
+    crops = np.random.default_rng(0).integers(0, 256, (5, 96, 96, 3), dtype=np.uint8)
+    out = generator(crops, np.zeros((5, 80, 16), np.float32))
+    assert out.shape == crops.shape and out.dtype == np.uint8 and out.std() > 0
