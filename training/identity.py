@@ -25,16 +25,14 @@ import argparse
 import concurrent.futures as cf
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from training.lip_shape import clip_keys
+from training.lip_shape import clip_keys, frame_count
 
-_FRAME = re.compile(r"^(\d+)\.jpg$")
 BOTTOM_PAD = 10 / 192  # prepare's crops carry 10 px of chin pad below the face box (at most 192 px tall)
 
 
@@ -61,7 +59,7 @@ def describe_clip(folder: str) -> np.ndarray:
         _MODELS = (dlib.face_recognition_model_v1(models.face_recognition_model_location()),
                    dlib.shape_predictor(models.pose_predictor_five_point_model_location()))
     folder = Path(folder)
-    count = sum(1 for name in os.listdir(folder) if _FRAME.match(name))
+    count = frame_count(folder)
     picks = sorted({0, count // 2, count - 1})
     mean = np.mean([descriptor(*_MODELS, cv2.imread(str(folder / f"{i}.jpg"))) for i in picks], axis=0)
     return mean / max(float(np.linalg.norm(mean)), 1e-6)
@@ -110,7 +108,7 @@ def contact_sheet(data: Path, keys: list, labels: np.ndarray, path: Path, per_ro
         row = []
         for key in members:
             folder = data / key
-            count = sum(1 for name in os.listdir(folder) if _FRAME.match(name))
+            count = frame_count(folder)
             row.append(cv2.resize(cv2.imread(str(folder / f"{count // 2}.jpg")), (64, 64)))
         row += [np.zeros((64, 64, 3), np.uint8)] * (per_row - len(row))
         line = np.hstack(row)

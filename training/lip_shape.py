@@ -62,6 +62,11 @@ def clip_keys(data: Path) -> list:
     return keys
 
 
+def frame_count(folder: Path) -> int:
+    """Frames 0.jpg .. N-1.jpg of a prepared clip folder."""
+    return sum(1 for name in os.listdir(folder) if _FRAME.match(name))
+
+
 def lip_shape(points: np.ndarray) -> np.ndarray:
     """One frame's COLUMNS from Face Mesh landmarks (468+, 3) in pixels (z on x's scale)."""
     eye = points[EYE_LEFT, :2] - points[EYE_RIGHT, :2]
@@ -96,7 +101,7 @@ def measure_clip(folder: str) -> np.ndarray:
     import mediapipe as mp
 
     folder = Path(folder)
-    count = sum(1 for name in os.listdir(folder) if _FRAME.match(name))
+    count = frame_count(folder)
     # video mode: landmarks tracked from frame to frame within the clip
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=False, max_num_faces=1) as mesh:
         rows = [measure_frame(mesh, cv2.imread(str(folder / f"{i}.jpg"))) for i in range(count)]
