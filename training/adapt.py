@@ -173,7 +173,7 @@ def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, st
             workers=0, seed=0, device=device, precision="auto", av_offsets=None, resume=False, force=False,
             expert=str(expert_path) if expert_path else None, gan=False, init=str(base_path),
             sync_switch=math.inf, sync_weight=None, sync_grey=True,
-            unpaired_sync=UNPAIRED_SYNC if expert_path else 0.0)
+            unpaired_sync=UNPAIRED_SYNC if expert_path else 0.0, lip_reader=None, shape_weight=0.0)
         train_generator.train(args, progress=budget_progress(report, "train", minutes) if progress else None,
                               cancel=cancel)
         report(TRAIN_UNITS, TRAIN_UNITS, "save")

@@ -99,6 +99,10 @@ def add_generator_args(p):
                    help="weight of the expert's sync loss on mouths generated to audio from elsewhere in the "
                         "same clip (no true frame exists for them); keeps a generator fine-tuned on one clip "
                         "(speaker adaptation) listening to the audio instead of recalling each frame's mouth")
+    p.add_argument("--lip-reader", help="lip-shape reader (python main.py train-lip-reader) judging the generated "
+                   "mouths' shape against the teacher's on the real frames of their audio (DATA/lip_shape.npz)")
+    p.add_argument("--shape-weight", type=non_negative_float, default=0.0,
+                   help="weight of the lip-shape loss, paired and unpaired (with --lip-reader)")
     p.add_argument("--sync-grey", action="store_true",
                    help="the sync loss shows the expert the generated frames in grey, so the generator cannot "
                         "please a weak expert with colour (validation still scores the colour output)")
@@ -141,6 +145,18 @@ def add_parsers(sub):
     p.add_argument("--min-confidence", type=finite_float, default=1.0, help="LSE-C under which a clip is left unshifted")
     p.add_argument("--max-offset", type=positive_int, default=6, help="larger offsets are treated as unsure")
     p.set_defaults(run=entry("training.offsets", "run"))
+
+    p = sub.add_parser("train-lip-reader", help="train the lip-shape reader (the generator's shape judge) on "
+                       "prepared frames and DATA/lip_shape.npz")
+    p.add_argument("--data", required=True, help="prepared dataset root, measured by training/lip_shape.py")
+    p.add_argument("--run", "--run-dir", dest="run_dir", required=True, help="folder for the reader and its log")
+    p.add_argument("--width", type=positive_float, default=1.0, help="channel width multiplier")
+    p.add_argument("--epochs", type=positive_int, default=4)
+    p.add_argument("--batch-size", type=positive_int, default=128)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--stride", type=positive_int, default=3, help="every N-th frame of a clip (neighbours look alike)")
+    p.add_argument("--seed", type=count, default=0)
+    p.set_defaults(run=entry("training.train_lip_reader", "train"))
 
     p = sub.add_parser("train-generator", help="train the Wav2Lip generator against a frozen expert")
     add_generator_args(p)

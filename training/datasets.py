@@ -548,14 +548,21 @@ class GeneratorDataset(_WindowDataset):
     (1, 80, 16): the audio of another start of the same clip, at least UNPAIRED_GAP frames away
     where the clip allows. There is no true frame for that audio; the trainer asks only the
     expert whether the mouth generated for it matches it.
+
+    With `shapes` ({clip key: (frames, F) lip-shape features}, e.g. `train_lip_reader.
+    reader_features`), items also hold shape (T, F): the features of the target frames, and with
+    `unpaired` unpaired_shape (T, F): those of the frames the unpaired audio belongs to, the
+    shape a mouth speaking that audio has. NaN where not measured.
     """
     UNPAIRED_GAP = 25  # frames (1 s): far enough that the speech differs from the target's
 
     def __init__(self, root, filelist, train: bool = True, T: int = HP.syncnet_T,
                  epoch_size: int | None = None, seed: int = 0, frame_mel_offset: int = 0,
-                 augment: Augment | None = None, av_offsets: dict | None = None, unpaired: bool = False):
+                 augment: Augment | None = None, av_offsets: dict | None = None, unpaired: bool = False,
+                 shapes: dict | None = None):
         self.frame_mel_offset = int(frame_mel_offset)
         self.unpaired = bool(unpaired)
+        self.shapes = shapes
         super().__init__(root, filelist, train, T, epoch_size, seed, augment, av_offsets)
 
     def _valid_starts(self, clip: Clip) -> np.ndarray:
@@ -593,7 +600,19 @@ class GeneratorDataset(_WindowDataset):
                 "mels": mels, "sync_mel": sync_mel}
         if "unpaired_start" in d:
             item["unpaired_mels"], item["unpaired_sync_mel"] = self._window_mels(c, d["unpaired_start"], p, rng)
+        if self.shapes is not None:
+            item["shape"] = self._window_shape(c, i)
+            if "unpaired_start" in d:
+                item["unpaired_shape"] = self._window_shape(c, d["unpaired_start"])
         return item, d
+
+    def _window_shape(self, c: int, start: int) -> torch.Tensor:
+        """(T, F) lip-shape features of frames start..start+T-1 of clip c, NaN where unknown."""
+        rows = self.shapes.get(self.clips[c].key)
+        features = next(iter(self.shapes.values())).shape[1]
+        if rows is None or len(rows) != self.clips[c].frames:  # not measured (or measured on other frames)
+            return torch.full((self.T, features), float("nan"))
+        return torch.from_numpy(np.ascontiguousarray(rows[start:start + self.T], np.float32))
 
     def _window_mels(self, c: int, start: int, p, rng) -> tuple:
         """The generator's per-frame mel windows (T, 1, 80, 16) and the expert's (1, 80, 16) for

@@ -165,10 +165,9 @@ def read_lip_shapes(data) -> dict:
     return shapes
 
 
-def shape_targets(shapes: dict, fit_keys, components: int = SHAPE_COMPONENTS) -> dict:
-    """{clip key: (frames, 4 + components)}: inner gap, outer gap, width, protrusion and the first
-    PCA coefficients of the lip contour, the basis fitted on the frames of `fit_keys` (training
-    clips) only; NaN rows stay NaN. Unnormalised: the dataset z-scores each column per clip."""
+def contour_basis(shapes: dict, fit_keys, components: int = SHAPE_COMPONENTS) -> tuple:
+    """(mean, basis (components, 2·points)): the lip contour's principal components over the
+    measured frames of `fit_keys` (training clips) only."""
     contour = slice(len(MEASURES), None)
     fit = np.concatenate([shapes[k][:, contour] for k in fit_keys if k in shapes] or
                          [np.zeros((0, len(COLUMNS) - len(MEASURES)), np.float32)])
@@ -176,9 +175,21 @@ def shape_targets(shapes: dict, fit_keys, components: int = SHAPE_COMPONENTS) ->
     if len(fit) <= components:
         raise ValueError(f"too few measured frames ({len(fit)}) to fit {components} lip-shape components")
     mean = fit.mean(axis=0)
-    basis = np.linalg.svd(fit - mean, full_matrices=False)[2][:components]
-    return {key: np.concatenate([rows[:, 1:len(MEASURES)], (rows[:, contour] - mean) @ basis.T], axis=1)
-            .astype(np.float32) for key, rows in shapes.items()}
+    return mean.astype(np.float32), np.linalg.svd(fit - mean, full_matrices=False)[2][:components].astype(np.float32)
+
+
+def shape_features(rows: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
+    """(frames, 4 + components): inner gap, outer gap, width, protrusion and the contour's
+    coefficients in `basis`; NaN rows stay NaN."""
+    contour = rows[:, len(MEASURES):]
+    return np.concatenate([rows[:, 1:len(MEASURES)], (contour - mean) @ basis.T], axis=1).astype(np.float32)
+
+
+def shape_targets(shapes: dict, fit_keys, components: int = SHAPE_COMPONENTS) -> dict:
+    """{clip key: (frames, 4 + components)} `shape_features` of every clip, the basis fitted on
+    `fit_keys`. Unnormalised: the expert's dataset z-scores each column per clip."""
+    mean, basis = contour_basis(shapes, fit_keys, components)
+    return {key: shape_features(rows, mean, basis) for key, rows in shapes.items()}
 
 
 def main(argv=None) -> int:

@@ -7,6 +7,11 @@ Without --expert there is no sync term (L1, + GAN): speaker adaptation's fallbac
 loss_G = (1 − s_w − s_g)·L1 + s_w·E_sync + s_g·L_gen, with s_g = 0.07 under --gan (else 0)
 and s_w switched from 0 to 0.03 (0.01 without the GAN) once the eval sync loss drops
 below 0.75, as in the paper. The expert sees the lower halves of the 5 generated frames.
+Beyond the paper: --unpaired-sync adds the expert's loss on mouths generated to audio from
+elsewhere in the clip, and --lip-reader with --shape-weight w adds w·(shape + unpaired shape):
+the lip-shape reader (core/models/lip_reader.py) reads the generated mouths, paired and
+unpaired, and is compared with what MediaPipe measured on the real frames their audio belongs
+to, so closures, rounding and spreading are taught by the audio's own frames.
 
 Called from code (speaker adaptation in the editor), `train(args, progress, cancel)` reports each
 step as `progress(step, total)` (total: the --steps cap, or None without one; --max-minutes may end
@@ -24,6 +29,7 @@ import torch.nn.functional as F
 
 from core.errors import Cancelled
 from core.models.blocks import lower_half
+from core.models.lip_reader import luma
 from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
 from core.models.syncnet import sync_loss, sync_probability
 from core.models.wav2lip import GeneratorDims, Wav2Lip
@@ -32,6 +38,8 @@ from core.weights import load_model, save_weights
 from training import distributed
 from training.checkpoint import load_training_state, manifest_hash, save_training_state, writing
 from training.datasets import GeneratorDataset
+from training.lip_shape import read_lip_shapes
+from training.train_lip_reader import masked_mse, reader_features
 from training.train_expert import autocast, command, loader, start_run, train_loader
 
 
@@ -45,8 +53,7 @@ def generator_input(target: torch.Tensor, reference: torch.Tensor) -> torch.Tens
 
 def grey(frames: torch.Tensor) -> torch.Tensor:
     """(…, 3, H, W) BGR → its luma (Rec. 601) in all three channels."""
-    luma = (frames * frames.new_tensor([0.114, 0.587, 0.299])[:, None, None]).sum(-3, keepdim=True)
-    return luma.expand_as(frames)
+    return luma(frames).expand_as(frames)
 
 
 def expert_sync_loss(expert, generated: torch.Tensor, sync_mel: torch.Tensor) -> tuple:
@@ -57,15 +64,27 @@ def expert_sync_loss(expert, generated: torch.Tensor, sync_mel: torch.Tensor) ->
     return sync_loss(audio_emb, face_emb, target), sync_probability(audio_emb, face_emb).mean()
 
 
-def unpaired_sync_loss(gen, expert, batch: dict, ctx, precision: str, grey_frames: bool) -> torch.Tensor:
-    """The expert's sync loss for the mouth generated to the batch's unpaired audio (another
-    stretch of the same clip): no frame shows that mouth, so only the expert can judge it. On one
-    clip (speaker adaptation) the generator can otherwise recall each frame's true mouth from the
-    upper half and stop listening; this term fails such a generator."""
+def generate_unpaired(gen, batch: dict, ctx, precision: str) -> torch.Tensor:
+    """The mouths generated on the target faces to the batch's unpaired audio (another stretch of
+    the same clip). No frame shows them: the expert judges their sync, the lip reader their shape
+    against the frames that audio belongs to. On one clip (speaker adaptation) the generator can
+    otherwise recall each frame's true mouth from the upper half and stop listening; on any data
+    it can carry the target's own mouth over from the face around it (the leak): both fail here."""
     with autocast(ctx, precision):
         fake = gen(batch["unpaired_mels"], generator_input(batch["target"], batch["reference"]))
-    fake = fake.float()
+    return fake.float()
+
+
+def unpaired_sync_loss(expert, fake: torch.Tensor, batch: dict, grey_frames: bool) -> torch.Tensor:
     return expert_sync_loss(expert, grey(fake) if grey_frames else fake, batch["unpaired_sync_mel"])[0]
+
+
+def shape_loss(reader, generated: torch.Tensor, shape: torch.Tensor) -> torch.Tensor:
+    """MSE between the lip reader's reading of generated frames (B, T, 3, 96, 96) and the teacher's
+    features of the frames their audio belongs to (B, T, F), in the reader's standardised units;
+    unmeasured frames are left out."""
+    read = reader(luma(lower_half(generated)).flatten(0, 1))
+    return masked_mse(read, reader.standardise(shape.flatten(0, 1)))
 
 
 def weights_for(args, sync_on: bool) -> tuple:
@@ -76,9 +95,10 @@ def weights_for(args, sync_on: bool) -> tuple:
 
 
 @torch.no_grad()
-def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str) -> dict:
+def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str, reader=None) -> dict:
     gen.eval()
-    l1s, syncs, probs, unpaired = [], [], [], []
+    found = {name: [] for name in ("val_l1", "val_sync_loss", "val_sync_prob", "val_unpaired_sync_loss",
+                                   "val_shape_loss", "val_unpaired_shape_loss")}
     for n, batch in enumerate(val_loader):
         if n == batches:
             break
@@ -86,19 +106,22 @@ def evaluate(gen, expert, val_loader, ctx, batches: int, precision: str) -> dict
         with autocast(ctx, precision):
             out = gen(batch["mels"], generator_input(batch["target"], batch["reference"]))
         out = out.float()
-        l1s.append(F.l1_loss(out, batch["target"]).item())
+        found["val_l1"].append(F.l1_loss(out, batch["target"]).item())
+        unpaired = generate_unpaired(gen, batch, ctx, precision) if "unpaired_mels" in batch else None
         if expert is not None:
             sync, prob = expert_sync_loss(expert, out, batch["sync_mel"])
-            syncs.append(sync.item())
-            probs.append(prob.item())
-            if "unpaired_mels" in batch:
-                unpaired.append(unpaired_sync_loss(gen, expert, batch, ctx, precision, grey_frames=False).item())
+            found["val_sync_loss"].append(sync.item())
+            found["val_sync_prob"].append(prob.item())
+            if unpaired is not None:
+                found["val_unpaired_sync_loss"].append(unpaired_sync_loss(expert, unpaired, batch, False).item())
+        if reader is not None:
+            found["val_shape_loss"].append(shape_loss(reader, out, batch["shape"]).item())
+            if unpaired is not None:
+                found["val_unpaired_shape_loss"].append(shape_loss(reader, unpaired, batch["unpaired_shape"]).item())
     gen.train()
     mean = lambda xs: distributed.mean_across(sum(xs) / len(xs), ctx) if xs else float("nan")  # noqa: E731
-    found = {"val_l1": mean(l1s), "val_sync_loss": mean(syncs), "val_sync_prob": mean(probs)}
-    if unpaired:
-        found["val_unpaired_sync_loss"] = mean(unpaired)
-    return found
+    return {name: mean(values) for name, values in found.items()
+            if values or name in ("val_sync_loss", "val_sync_prob")}
 
 
 @torch.no_grad()
@@ -128,8 +151,16 @@ def evaluate_lse_c(gen, expert, val_set, ctx, windows: int, precision: str) -> d
 def train(args, progress=None, cancel=None) -> int:
     if args.unpaired_sync and not args.expert:
         raise SystemExit("train-generator: --unpaired-sync needs --expert (only the expert judges unpaired windows)")
-    ctx, run_dir, log, config, data, train_set, val_set = start_run(
-        args, GeneratorDataset, both={"unpaired": args.unpaired_sync > 0})
+    if bool(args.shape_weight) != bool(args.lip_reader):
+        raise SystemExit("train-generator: --shape-weight and --lip-reader go together")
+    reader = load_model(args.lip_reader, expect="lip_reader") if args.lip_reader else None
+    both = {"unpaired": args.unpaired_sync > 0 or reader is not None}
+    if reader is not None:  # the teacher's features in the reader's own basis
+        reader.requires_grad_(False)
+        both["shapes"] = reader_features(reader, read_lip_shapes(args.data))
+    ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset, both=both)
+    if reader is not None:
+        reader = reader.to(ctx.device)
 
     expert = load_model(args.expert, expect="syncnet", device=ctx.device) if args.expert else None
     if expert is not None:
@@ -157,7 +188,7 @@ def train(args, progress=None, cancel=None) -> int:
     batches = iter(train_loader(train_set, args, ctx, args.batch_size, step))
     val_loader = loader(val_set, args, ctx)
     extra = {"dims": asdict(gen.dims), "data": manifest_hash(data), "kind": "wav2lip",
-             "expert": str(args.expert)}
+             "expert": str(args.expert), "lip_reader": str(args.lip_reader)}
     started, seen, metrics = time.perf_counter(), 0, {}
 
     def checkpoint():
@@ -170,7 +201,7 @@ def train(args, progress=None, cancel=None) -> int:
                                                         "gan": bool(args.gan)})
 
     def validate():
-        found = {"step": step, **evaluate(net_g, expert, val_loader, ctx, args.eval_batches, args.precision)}
+        found = {"step": step, **evaluate(net_g, expert, val_loader, ctx, args.eval_batches, args.precision, reader)}
         if expert is not None:
             found.update(evaluate_lse_c(gen, expert, val_set, ctx, 4 * args.eval_batches, args.precision))
         return found
@@ -193,10 +224,18 @@ def train(args, progress=None, cancel=None) -> int:
         adversarial = adversarial_term(net_d, fake, ctx, args.precision) if net_d is not None \
             else torch.zeros((), device=fake.device)
         loss = (1 - s_w - s_g) * l1 + s_w * sync + s_g * adversarial
-        unpaired = torch.zeros((), device=fake.device)
-        if args.unpaired_sync:
-            unpaired = unpaired_sync_loss(net_g, expert, batch, ctx, args.precision, args.sync_grey)
-            loss = loss + args.unpaired_sync * unpaired
+        zero = torch.zeros((), device=fake.device)
+        unpaired, shape, unpaired_shape = zero, zero, zero
+        if "unpaired_mels" in batch:
+            unpaired_fake = generate_unpaired(net_g, batch, ctx, args.precision)
+            if args.unpaired_sync:
+                unpaired = unpaired_sync_loss(expert, unpaired_fake, batch, args.sync_grey)
+                loss = loss + args.unpaired_sync * unpaired
+            if reader is not None:
+                unpaired_shape = shape_loss(reader, unpaired_fake, batch["unpaired_shape"])
+        if reader is not None:
+            shape = shape_loss(reader, fake, batch["shape"])
+            loss = loss + args.shape_weight * (shape + unpaired_shape)
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         opt_g.step()
@@ -214,7 +253,7 @@ def train(args, progress=None, cancel=None) -> int:
             progress(step, total)
         if step % args.log_every == 0:
             log(step=step, l1=l1.item(), sync=sync.item(), gan=adversarial.item(), unpaired=unpaired.item(),
-                samples_per_s=seen / (time.perf_counter() - started))
+                shape=shape.item(), unpaired_shape=unpaired_shape.item(), samples_per_s=seen / (time.perf_counter() - started))
         if step % args.eval_every == 0:
             metrics = validate()
             if not sync_on and metrics["val_sync_loss"] < args.sync_switch:
@@ -222,7 +261,8 @@ def train(args, progress=None, cancel=None) -> int:
             log(**metrics, sync_on=sync_on)
             if ctx.main:
                 score = metrics["val_l1"] + (metrics["val_sync_loss"] if sync_on else 0.0) + \
-                    (metrics["val_unpaired_sync_loss"] if args.unpaired_sync else 0.0)
+                    (metrics["val_unpaired_sync_loss"] if args.unpaired_sync else 0.0) + \
+                    args.shape_weight * (metrics.get("val_shape_loss", 0.0) + metrics.get("val_unpaired_shape_loss", 0.0))
                 if score < best:
                     best = score
                     export("best.safetensors")
