@@ -31,3 +31,34 @@ def test_espeak_times_every_phone_of_what_it_says():
     assert names.count("b") == 2 and "p" in names and "m" in names
     starts = [start for _, start, _ in phones]
     assert starts == sorted(starts) and phones[-1][2] <= len(audio) / rate + 1e-6
+
+
+def test_grid_sentences_come_from_the_clip_names():
+    from training.articulation import grid_sentence
+    assert grid_sentence("bbaf2n") == "bin blue at f two now"
+    assert grid_sentence("id2_vcd_swwp2s") == "set white with p two soon"
+    assert grid_sentence("pgwe6z") is None  # no adverb "z"
+    assert grid_sentence("aoc_flags") is None and grid_sentence("00373") is None
+
+
+def test_the_aligners_phone_names_give_the_same_ratio():
+    from training.articulation import BILABIAL_ARPA, OPEN_VOWELS_ARPA
+    arpa = [("B", 0.0, 0.2), ("AA", 0.2, 0.6), ("M", 0.6, 0.8), ("AE", 0.8, 1.2)]  # PHONES in CMU names
+    closing = np.where(np.isin(np.arange(30), frames_of(PHONES, BILABIAL, FPS, 30)), 0.02, 0.5)
+    assert bilabial_ratio(closing, arpa, FPS, BILABIAL_ARPA, OPEN_VOWELS_ARPA) == pytest.approx(0.04)
+    assert np.isnan(bilabial_ratio(closing, arpa, FPS))  # eSpeak's names find no such phones
+
+
+def test_the_aligner_names_a_file_it_cannot_read_and_goes_on(tmp_path, capsys):
+    import json
+
+    import soundfile as sf
+
+    from training import align_phones
+    sf.write(str(tmp_path / "float.wav"), np.zeros(1600, np.float32), 16000, subtype="FLOAT")
+    items = [[str(tmp_path / "float.wav"), "bin"], [str(tmp_path / "missing.wav"), "bin"]]
+    (tmp_path / "items.json").write_text(json.dumps(items))
+    assert align_phones.main([str(tmp_path / "items.json"), str(tmp_path / "out.json")]) == 0
+    assert json.loads((tmp_path / "out.json").read_text()) == [[], []]
+    err = capsys.readouterr().err
+    assert "float.wav: needs 16 kHz mono 16-bit PCM WAV" in err and "missing.wav" in err

@@ -28,6 +28,17 @@ SENTENCES = (
 )
 BILABIAL = {"p", "b", "m"}
 OPEN_VOWELS = {"a", "A:", "aI", "aU", "A@", "0", "V", "O:"}  # eSpeak's English names
+# the same in CMU (ARPAbet) names, as the forced aligner (training/align_phones.py) gives them
+BILABIAL_ARPA = {"P", "B", "M"}
+OPEN_VOWELS_ARPA = {"AA", "AE", "AH", "AO", "AW", "AY"}
+# GRID sentences are six words, one letter of the clip's name each: "bbaf2n" = "bin blue at f two now"
+GRID_WORDS = ({"b": "bin", "l": "lay", "p": "place", "s": "set"},
+              {"b": "blue", "g": "green", "r": "red", "w": "white"},
+              {"a": "at", "b": "by", "i": "in", "w": "with"},
+              None,  # a letter of the alphabet, said as itself
+              {"z": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
+               "7": "seven", "8": "eight", "9": "nine"},
+              {"a": "again", "n": "now", "p": "please", "s": "soon"})
 PAUSE_S = 0.4  # silence between sentences
 
 _PHONEME, _WORD, _LIST_END = 7, 1, 0
@@ -110,11 +121,80 @@ def frames_of(phones, names, fps: float, n_frames: int) -> np.ndarray:
     return np.flatnonzero(inside)
 
 
-def bilabial_ratio(aperture: np.ndarray, phones, fps: float) -> float:
+def bilabial_ratio(aperture: np.ndarray, phones, fps: float, closing=BILABIAL, opening=OPEN_VOWELS) -> float:
     """Median lip gap on p/b/m frames ÷ median on open-vowel frames (NaN without both)."""
-    closed = aperture[frames_of(phones, BILABIAL, fps, len(aperture))]
-    opened = aperture[frames_of(phones, OPEN_VOWELS, fps, len(aperture))]
+    closed = aperture[frames_of(phones, closing, fps, len(aperture))]
+    opened = aperture[frames_of(phones, opening, fps, len(aperture))]
     closed, opened = closed[np.isfinite(closed)], opened[np.isfinite(opened)]
     if not len(closed) or not len(opened) or np.median(opened) <= 0:
         return float("nan")
     return float(np.median(closed) / np.median(opened))
+
+
+def grid_sentence(name: str) -> str | None:
+    """The words of a GRID clip from its name ("bbaf2n", "id2_vcd_swwp2s"), or None for another name."""
+    code = name.split("_")[-1].lower()
+    if len(code) != len(GRID_WORDS):
+        return None
+    words = []
+    for letter, choices in zip(code, GRID_WORDS):
+        if choices is None:
+            words.append(letter)
+        elif letter in choices:
+            words.append(choices[letter])
+        else:
+            return None
+    return " ".join(words)
+
+
+def real_bilabial_ratios(data, python: str, av_offsets: dict | None = None) -> dict:
+    """{clip key: bilabial ratio} of real speakers: the prepared GRID clips, whose words are known
+    from their names, aligned phone by phone by `python` (a venv with pocketsphinx 5, running
+    training/align_phones.py); the lip gap is MediaPipe's aperture of the prepared frames
+    (DATA/lip_shape.npz). Frame i shows the audio at (i + the clip's AV offset) / 25 s."""
+    import subprocess
+    import sys
+    import tempfile
+
+    import soundfile
+
+    from training.lip_shape import read_lip_shapes
+
+    shapes = read_lip_shapes(data)
+    keys = sorted(k for k in shapes if k.split("/")[0].startswith("grid") and grid_sentence(k.split("/")[-1]))
+    if not keys:
+        return {}
+    with tempfile.TemporaryDirectory(prefix="lipsmith-align-") as tmp:
+        items = []
+        for n, key in enumerate(keys):
+            audio, rate = soundfile.read(str(Path(data) / key / "audio.wav"), dtype="float32")
+            wav = Path(tmp) / f"{n}.wav"
+            soundfile.write(str(wav), audio, rate, subtype="PCM_16")  # the aligner reads 16-bit PCM
+            items.append([str(wav), grid_sentence(key.split("/")[-1])])
+        (Path(tmp) / "items.json").write_text(json.dumps(items))
+        subprocess.run([python, "-m", "training.align_phones", str(Path(tmp) / "items.json"),
+                        str(Path(tmp) / "phones.json")], check=True, cwd=Path(__file__).resolve().parents[1],
+                       stdout=sys.stdout, stderr=sys.stderr)
+        aligned = json.loads((Path(tmp) / "phones.json").read_text())
+    ratios = {}
+    for key, phones in zip(keys, aligned):
+        shift = ((av_offsets or {}).get(key) or 0) / 25
+        phones = [(name, start - shift, end - shift) for name, start, end in phones]
+        ratios[key] = bilabial_ratio(shapes[key][:, 0], phones, 25.0, BILABIAL_ARPA, OPEN_VOWELS_ARPA)
+    return ratios
+
+
+def print_real_bilabials(args) -> int:
+    """`python main.py real-bilabials`: the bilabial ratio of real GRID speakers, per clip and in all."""
+    from training.datasets import read_av_offsets
+
+    offsets = read_av_offsets(args.av_offsets) if args.av_offsets else None
+    ratios = real_bilabial_ratios(args.data, args.aligner_python, offsets)
+    if not ratios:
+        raise SystemExit(f"real-bilabials: no measured GRID clips under {args.data}")
+    for key, ratio in ratios.items():
+        print(f"{key:40s} {ratio:.2f}")
+    values = np.array([r for r in ratios.values() if np.isfinite(r)])
+    print(f"{len(values)} of {len(ratios)} clips: median {np.median(values):.2f}, "
+          f"mean {values.mean():.2f}, 90th percentile {np.percentile(values, 90):.2f}")
+    return 0

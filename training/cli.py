@@ -226,6 +226,13 @@ def add_parsers(sub):
                    "by MediaPipe's lip aperture")
     p.set_defaults(run=entry("training.compare_mouths", "compare"))
 
+    p = sub.add_parser("real-bilabials", help="how far real speakers close their lips on p/b/m: the bilabial ratio "
+                       "of the prepared GRID clips (their words are in their names), phones aligned by pocketsphinx")
+    p.add_argument("--data", required=True, help="prepared dataset root, measured by training/lip_shape.py")
+    p.add_argument("--aligner-python", required=True, help="a Python with pocketsphinx 5 (pip install pocketsphinx)")
+    p.add_argument("--av-offsets", help="JSON of per-clip AV offsets (python main.py offsets)")
+    p.set_defaults(run=entry("training.articulation", "print_real_bilabials"))
+
     p = sub.add_parser("bundle", help="install a trained checkpoint as a bundled default model")
     p.add_argument("checkpoint", help="our .safetensors checkpoint (with its .json sidecar)")
     p.add_argument("--name", required=True, help="bundled name: generator or expert")
