@@ -62,3 +62,10 @@ def test_the_aligner_names_a_file_it_cannot_read_and_goes_on(tmp_path, capsys):
     assert json.loads((tmp_path / "out.json").read_text()) == [[], []]
     err = capsys.readouterr().err
     assert "float.wav: needs 16 kHz mono 16-bit PCM WAV" in err and "missing.wav" in err
+
+
+def test_phone_picks_take_the_middles_of_closures_then_of_openings():
+    from training.articulation import phone_picks
+    # PHONES: b frames 0-4, 0 (open) 5-14, m 15-19, a (open) 20-29
+    assert phone_picks(PHONES, FPS, 30, n=2) == [2, 17, 10, 25]
+    assert phone_picks(PHONES, FPS, 12, n=2) == [2, 2, 10, 10]  # only what lies inside the render

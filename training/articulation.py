@@ -121,6 +121,18 @@ def frames_of(phones, names, fps: float, n_frames: int) -> np.ndarray:
     return np.flatnonzero(inside)
 
 
+def phone_picks(phones, fps: float, n_frames: int, n: int = 4) -> list:
+    """Frames in the middle of n p/b/m phones, then of n open vowels, spread over the dub (for a
+    contact sheet of closures beside openings)."""
+    picks = []
+    for names in (BILABIAL, OPEN_VOWELS):
+        middles = [int((start + end) / 2 * fps) for name, start, end in phones if name in names]
+        middles = [m for m in middles if m < n_frames]
+        if middles:
+            picks += [middles[i] for i in np.linspace(0, len(middles) - 1, n).round().astype(int)]
+    return picks
+
+
 def bilabial_ratio(aperture: np.ndarray, phones, fps: float, closing=BILABIAL, opening=OPEN_VOWELS) -> float:
     """Median lip gap on p/b/m frames ÷ median on open-vowel frames (NaN without both)."""
     closed = aperture[frames_of(phones, closing, fps, len(aperture))]

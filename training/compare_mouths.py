@@ -23,8 +23,9 @@ and with --aperture-python, by MediaPipe's lip aperture (training/lip_shape.py):
   bilabial   with --espeak (the dub is eSpeak NG speaking sentences rich in p/b/m, every phone
              timed; training/articulation.py): the lip gap on p/b/m frames ÷ on open vowels
              (near 0: the lips close on bilabials; near 1: the mouth only follows loudness)
-A sheet per clip shows the mouth at the dub's loudest and quietest speech frames: the source
-frame above, then one row per mode.
+A sheet per clip shows the mouth at the dub's loudest and quietest speech frames (with --espeak:
+in the middle of four p/b/m and four open vowels, left to right): the source frame above, then
+one row per mode.
 """
 import json
 from pathlib import Path
@@ -111,13 +112,17 @@ def closed_share(aperture, speech) -> float:
     return float((gaps < 0.15 * np.percentile(gaps, 95)).mean()) if len(gaps) else float("nan")
 
 
-def sheet(source_path, outputs, track, source_index, loudness, speech, path, n=4):
-    """Mouths at the n loudest and n quietest speech frames: the source above, one row per output."""
+def loudness_picks(loudness, speech, n=4) -> list:
+    """Output frames: the n loudest and the n quietest of the dub's speech."""
     voiced = np.flatnonzero(speech)
-    if not len(voiced):
-        return
     order = voiced[np.argsort(loudness[voiced])]
-    picks = [int(k) for k in list(order[-n:][::-1]) + list(order[:n])]
+    return [int(k) for k in list(order[-n:][::-1]) + list(order[:n])]
+
+
+def sheet(source_path, outputs, track, source_index, picks, path):
+    """Mouths at the output frames `picks`: the source above, one row per output."""
+    if not len(picks):
+        return
     rows = []
     for path_, is_source in [(source_path, True)] + [(o, False) for o in outputs]:
         with VideoSource(path_) as video:
@@ -141,7 +146,7 @@ def compare(args) -> int:
     scorer = load_scorer(args.expert)
     dubs, phones = args.dubs or [args.videos[0]], None
     if args.espeak:
-        from training.articulation import bilabial_dub
+        from training.articulation import bilabial_dub, phone_picks
 
         dubs = [out / "bilabial.wav"]
         phones = bilabial_dub(dubs[0])
@@ -172,8 +177,8 @@ def compare(args) -> int:
                   f"colour {row['colour']:.2f}  seam {row['seam']:.2f} (source {row['source_seam']:.2f})  "
                   f"LSE-C {row['lse_c']:.4f}  fallbacks {row['fallback_frames']}  {report.fps:.1f} frames/s", flush=True)
         path, row, source_index, loudness, speech, renderer = next(iter(rendered.values()))
-        sheet(video, [v[0] for v in rendered.values()], renderer.track, source_index, loudness, speech,
-              out / f"{video.stem}.png")
+        picks = phone_picks(phones, renderer.fps, len(source_index)) if phones else loudness_picks(loudness, speech)
+        sheet(video, [v[0] for v in rendered.values()], renderer.track, source_index, picks, out / f"{video.stem}.png")
     if args.aperture_python:
         judge_apertures(args.aperture_python, results, out, phones)
     summary = {"modes": {}, "results": results}
