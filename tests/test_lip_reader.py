@@ -134,3 +134,8 @@ def test_generator_trains_and_validates_the_shape_terms(mouths, tmp_path):
     assert evals and all(np.isfinite(r["val_shape_loss"]) and np.isfinite(r["val_unpaired_shape_loss"]) for r in evals)
     with pytest.raises(SystemExit, match="--shape-weight and --lip-reader"):
         main.main(["train-generator", "--data", str(data), "--run", str(tmp_path / "x"), "--shape-weight", "0.1"])
+
+
+def test_too_few_frames_for_a_batch_is_said_plainly(mouths, tmp_path):
+    with pytest.raises(SystemExit, match="too few for a batch of 512"):
+        main.main(["train-lip-reader", "--data", str(mouths), "--run", str(tmp_path / "r"), "--batch-size", "512"])

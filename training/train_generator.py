@@ -29,8 +29,8 @@ import torch.nn.functional as F
 
 from core.errors import Cancelled
 from core.models.blocks import lower_half
-from core.models.lip_reader import luma
 from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
+from core.models.lip_reader import luma
 from core.models.syncnet import sync_loss, sync_probability
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.sync import MAX_SHIFT
@@ -39,8 +39,8 @@ from training import distributed
 from training.checkpoint import load_training_state, manifest_hash, save_training_state, writing
 from training.datasets import GeneratorDataset
 from training.lip_shape import read_lip_shapes
-from training.train_lip_reader import masked_mse, reader_features
 from training.train_expert import autocast, command, loader, start_run, train_loader
+from training.train_lip_reader import masked_mse, reader_features
 
 
 

@@ -121,6 +121,9 @@ def train(args) -> int:
     val_frames, val_owners, val_numbers = lower_luma_frames(root, val_keys, 2 * args.stride)
     print(f"{len(frames)} training and {len(val_frames)} validation frames read in "
           f"{time.perf_counter() - started:.0f} s", flush=True)
+    if len(frames) < args.batch_size or not len(val_frames):
+        raise SystemExit(f"train-lip-reader: {root} gives {len(frames)} training and {len(val_frames)} validation "
+                         f"frames at stride {args.stride}: too few for a batch of {args.batch_size}")
 
     known = target[torch.isfinite(target).all(1)]
     reader.target_mean.copy_(known.mean(0))
@@ -131,7 +134,6 @@ def train(args) -> int:
     steps_per_epoch = len(frames) // args.batch_size
     total = args.epochs * steps_per_epoch
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, args.lr, total_steps=total, pct_start=0.1)
-    log = (run_dir / "log.jsonl").open("a", encoding="utf-8")
     step = 0
     for epoch in range(args.epochs):
         reader.train()
@@ -151,8 +153,8 @@ def train(args) -> int:
         found = {"epoch": epoch, "step": step, "minutes": (time.perf_counter() - started) / 60,
                  "val_r2": dict(zip(FEATURES, r_squared(reader, val_frames, val_target))),
                  "val_r2_blurred": dict(zip(FEATURES, r_squared(reader, val_frames, val_target, blur=3.0)))}
-        log.write(json.dumps(found) + "\n")
-        log.flush()
+        with (run_dir / "log.jsonl").open("a", encoding="utf-8") as log:
+            log.write(json.dumps(found) + "\n")
         print("R² held-out:", " ".join(f"{k} {v:.2f}" for k, v in found["val_r2"].items()),
               "| blurred:", " ".join(f"{v:.2f}" for v in found["val_r2_blurred"].values()), flush=True)
     out = run_dir / "lip_reader.safetensors"
