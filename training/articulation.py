@@ -163,13 +163,14 @@ def real_bilabial_ratios(data, python: str, av_offsets: dict | None = None) -> d
     """{clip key: bilabial ratio} of real speakers: the prepared GRID clips, whose words are known
     from their names, aligned phone by phone by `python` (a venv with pocketsphinx 5, running
     training/align_phones.py); the lip gap is MediaPipe's aperture of the prepared frames
-    (DATA/lip_shape.npz). Frame i shows the audio at (i + the clip's AV offset) / 25 s."""
+    (DATA/lip_shape.npz). Frame i shows the audio at (i + the clip's AV offset) / FPS."""
     import subprocess
     import sys
     import tempfile
 
     import soundfile
 
+    from training.datasets import FPS
     from training.lip_shape import read_lip_shapes
 
     shapes = read_lip_shapes(data)
@@ -190,9 +191,9 @@ def real_bilabial_ratios(data, python: str, av_offsets: dict | None = None) -> d
         aligned = json.loads((Path(tmp) / "phones.json").read_text())
     ratios = {}
     for key, phones in zip(keys, aligned):
-        shift = ((av_offsets or {}).get(key) or 0) / 25
+        shift = ((av_offsets or {}).get(key) or 0) / FPS
         phones = [(name, start - shift, end - shift) for name, start, end in phones]
-        ratios[key] = bilabial_ratio(shapes[key][:, 0], phones, 25.0, BILABIAL_ARPA, OPEN_VOWELS_ARPA)
+        ratios[key] = bilabial_ratio(shapes[key][:, 0], phones, FPS, BILABIAL_ARPA, OPEN_VOWELS_ARPA)
     return ratios
 
 

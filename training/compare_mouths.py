@@ -40,7 +40,7 @@ from core.qc import seam_strength
 from core.render import RenderOptions, Renderer
 from core.sync import load_scorer, score_video
 from core.video import VideoSource
-from training.evaluate import aperture_loudness_r, measure_apertures
+from training.evaluate import aperture_loudness_r, loudness_picks, measure_apertures
 
 SPEECH_PERCENTILE = 40  # frames louder than this percentile of the dub count as its speech
 
@@ -110,13 +110,6 @@ def closed_share(aperture, speech) -> float:
     """Share of speech frames whose lip gap is under 15 % of its 95th percentile."""
     gaps = aperture[speech[: len(aperture)] & np.isfinite(aperture)]
     return float((gaps < 0.15 * np.percentile(gaps, 95)).mean()) if len(gaps) else float("nan")
-
-
-def loudness_picks(loudness, speech, n=4) -> list:
-    """Output frames: the n loudest and the n quietest of the dub's speech."""
-    voiced = np.flatnonzero(speech)
-    order = voiced[np.argsort(loudness[voiced])]
-    return [int(k) for k in list(order[-n:][::-1]) + list(order[:n])]
 
 
 def sheet(source_path, outputs, track, source_index, picks, path):

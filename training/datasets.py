@@ -563,6 +563,7 @@ class GeneratorDataset(_WindowDataset):
         self.frame_mel_offset = int(frame_mel_offset)
         self.unpaired = bool(unpaired)
         self.shapes = shapes
+        self._shape_features = next(iter(shapes.values())).shape[1] if shapes else 0
         super().__init__(root, filelist, train, T, epoch_size, seed, augment, av_offsets)
 
     def _valid_starts(self, clip: Clip) -> np.ndarray:
@@ -609,9 +610,8 @@ class GeneratorDataset(_WindowDataset):
     def _window_shape(self, c: int, start: int) -> torch.Tensor:
         """(T, F) lip-shape features of frames start..start+T-1 of clip c, NaN where unknown."""
         rows = self.shapes.get(self.clips[c].key)
-        features = next(iter(self.shapes.values())).shape[1]
         if rows is None or len(rows) != self.clips[c].frames:  # not measured (or measured on other frames)
-            return torch.full((self.T, features), float("nan"))
+            return torch.full((self.T, self._shape_features), float("nan"))
         return torch.from_numpy(np.ascontiguousarray(rows[start:start + self.T], np.float32))
 
     def _window_mels(self, c: int, start: int, p, rng) -> tuple:

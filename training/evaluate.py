@@ -55,14 +55,19 @@ def measure_apertures(python: str, videos: list) -> list:
             return [found[str(n)][:, 0] for n in range(len(videos))]  # COLUMNS[0]: aperture
 
 
+def loudness_picks(loudness, speech, n=4) -> list:
+    """Output frames: the n loudest and the n quietest of the dub's speech."""
+    voiced = np.flatnonzero(speech)
+    order = voiced[np.argsort(loudness[voiced])]
+    return [int(k) for k in list(order[-n:][::-1]) + list(order[:n])]
+
+
 def contact_sheet(original_path, rendered_path, track, source_index, dub_mel, fps, path, n=4):
     """Face crops at the n loudest and n quietest voiced frames: original row above rendered row."""
     with VideoSource(rendered_path) as rendered:
         frames = rendered.frame_count
     per_frame = frame_loudness(dub_mel, fps, frames)
-    voiced = np.flatnonzero(per_frame > np.percentile(per_frame, 40))
-    order = voiced[np.argsort(per_frame[voiced])]
-    picks = list(order[-n:][::-1]) + list(order[:n])
+    picks = loudness_picks(per_frame, per_frame > np.percentile(per_frame, 40), n)
     rows = [[], []]
     with VideoSource(original_path) as original, VideoSource(rendered_path) as rendered:
         for k in picks:
