@@ -15,7 +15,8 @@ from tests.test_datasets import speech_like
 from tests.test_lip_shape import face_points
 from training import lip_shape as L
 from training.datasets import GeneratorDataset
-from training.train_lip_reader import FEATURES, augmented, blurred, masked_mse, reader_features
+from training.train_expert import masked_mse
+from training.train_lip_reader import FEATURES, augmented, blurred, reader_features
 
 
 def mouth_frame(open_by: float, rng) -> np.ndarray:

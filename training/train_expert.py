@@ -171,6 +171,12 @@ def roc_auc(scores: torch.Tensor, labels: torch.Tensor) -> float:
     return float(above.mean())
 
 
+def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE over the finite targets (NaN: not measured); 0, still in the graph, when none is."""
+    known = torch.isfinite(target)
+    return F.mse_loss(pred[known], target[known]) if known.any() else pred.sum() * 0
+
+
 def start_run(args, dataset_cls, both: dict | None = None, **train_options):
     """What every trainer sets up first: process group, seed, run folder, log, config, datasets
     (`both`: options for the training and the validation set; `train_options` for the training set
@@ -326,13 +332,11 @@ def train(args, progress=None, cancel=None) -> int:
             parts = {"bce": bce.item(), "nce": nce.item()}
             if args.aux_weight:
                 target = aux.flatten(0, 1)
-                known = torch.isfinite(target)
                 # the embedding is a unit vector: scaled by sqrt(D) its coordinates have unit
                 # variance, so the head does not need to grow its weights ~sqrt(D)x first
                 scale = face_emb.shape[1] ** 0.5
                 heads = [(aux_head, face_emb)] + ([(audio_aux_head, audio_emb)] if args.aux_from == "both" else [])
-                aux_loss = sum(F.mse_loss(head(emb.float() * scale)[known], target[known]) for head, emb in heads) \
-                    if known.any() else torch.zeros((), device=target.device)
+                aux_loss = sum(masked_mse(head(emb.float() * scale), target) for head, emb in heads)
                 loss = loss + args.aux_weight * aux_loss
                 parts[args.aux] = aux_loss.item()
         else:

@@ -39,8 +39,8 @@ from training import distributed
 from training.checkpoint import load_training_state, manifest_hash, save_training_state, writing
 from training.datasets import GeneratorDataset
 from training.lip_shape import read_lip_shapes
-from training.train_expert import autocast, command, loader, start_run, train_loader
-from training.train_lip_reader import masked_mse, reader_features
+from training.train_expert import autocast, command, loader, masked_mse, start_run, train_loader
+from training.train_lip_reader import reader_features
 
 
 

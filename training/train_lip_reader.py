@@ -26,6 +26,7 @@ from core.weights import save_weights
 from training.checkpoint import check_run_dir, writing
 from training.datasets import read_filelist, read_frame, scan_clip
 from training.lip_shape import MEASURES, SHAPE_COMPONENTS, contour_basis, read_lip_shapes, shape_features
+from training.train_expert import masked_mse
 
 FEATURES = MEASURES[1:] + tuple(f"pca{n}" for n in range(SHAPE_COMPONENTS))  # shape_targets' columns
 
@@ -80,11 +81,6 @@ def augmented(x: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     half = b // 2
     x = torch.cat([blurred(x[:half], float(rng.uniform(1.5, 4.0))), x[half:]])
     return (x + 0.02 * torch.randn_like(x)).clamp(0, 1)
-
-
-def masked_mse(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    known = torch.isfinite(target)
-    return F.mse_loss(pred[known], target[known]) if known.any() else pred.sum() * 0
 
 
 @torch.no_grad()
