@@ -76,7 +76,7 @@ def generator_args(data, run, base, steps=50):
     return argparse.Namespace(
         data=str(data), run_dir=str(run), width=0.25, batch_size=2, lr=1e-4, steps=steps, max_minutes=0,
         eval_every=1000, eval_batches=1, log_every=1000, workers=0, seed=0, device="cpu", precision="auto",
-        av_offsets=None, resume=False, force=False, expert=None, gan=False, init=str(base), sync_switch=0.75,
+        av_offsets=None, balance_speakers=False, resume=False, force=False, expert=None, gan=False, init=str(base), sync_switch=0.75,
         sync_weight=None, sync_grey=False, unpaired_sync=0.0, lip_reader=None, shape_weight=0.0)
 
 

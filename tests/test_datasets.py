@@ -366,25 +366,51 @@ def test_balance_weights_sources_then_speakers_by_the_square_root_of_their_windo
         (root / "manifest.json").unlink()
 
 
-def test_unpaired_audio_comes_from_elsewhere_in_the_same_clip(root):
-    plain = GeneratorDataset(root, "train", train=False)
-    ds = GeneratorDataset(root, "train", train=False, unpaired=True)
-    far_enough = 0
-    for idx in range(0, len(ds), 7):
+def check_elsewhere(ds, speakers):
+    """Every plan's reference and unpaired window lie a second from the target in its clip, or in
+    another clip of the same speaker, or (a short clip, its speaker's only one) as far as the clip
+    allows; the unpaired audio is that window's. Returns how often each case came."""
+    plain = GeneratorDataset(ds.root, "train", train=False)
+    cases = {"far": 0, "same speaker": 0, "farthest": 0}
+    for idx in range(0, len(ds), 3):
         plan, item = ds.plan(idx), ds[idx]
         before = plain.plan(idx)
-        assert {k: plan[k] for k in ("clip", "start", "reference_start")} == \
-            {k: before[k] for k in ("clip", "start", "reference_start")}  # the usual draws are untouched
-        i, j = plan["start"], plan["unpaired_start"]
-        starts = ds.starts[plan["clip"]]
-        assert j in starts and j != i
-        if (np.abs(starts - i) >= ds.UNPAIRED_GAP).any():  # the clip allows a second away: it is
-            assert abs(j - i) >= ds.UNPAIRED_GAP
-            far_enough += 1
-        mel = clip_mel(root, plan["key"])
+        assert {k: plan[k] for k in ("clip", "start", "reference_clip", "reference_start")} == \
+            {k: before[k] for k in ("clip", "start", "reference_clip", "reference_start")}  # unpaired drawn last
+        c, i = plan["clip"], plan["start"]
+        starts = ds.starts[c]
+        for o, j in ((plan["reference_clip"], plan["reference_start"]), (plan["unpaired_clip"], plan["unpaired_start"])):
+            assert j in ds.starts[o]
+            if o != c:
+                assert speakers[ds.clips[o].key] == speakers[ds.clips[c].key]
+                assert not (np.abs(starts - i) >= ds.UNPAIRED_GAP).any()  # only when its own clip is too short
+                cases["same speaker"] += 1
+            elif abs(j - i) >= ds.UNPAIRED_GAP:
+                cases["far"] += 1
+            else:
+                assert abs(j - i) == np.abs(starts - i).max()
+                assert [speakers[clip.key] for clip in ds.clips].count(speakers[ds.clips[c].key]) == 1
+                cases["farthest"] += 1
+        u, j = plan["unpaired_clip"], plan["unpaired_start"]
+        mel = clip_mel(ds.root, ds.clips[u].key)
         assert item["unpaired_mels"].shape == (5, 1, 80, 16)
         for k in range(5):
             np.testing.assert_array_equal(item["unpaired_mels"][k, 0].numpy(), mel_window(mel, (j + k) / 25))
         np.testing.assert_array_equal(item["unpaired_sync_mel"][0].numpy(), mel_window(mel, j / 25))
         assert "unpaired_mels" not in plain[idx]
-    assert far_enough > 0
+    return cases
+
+
+def test_reference_and_unpaired_audio_come_from_a_second_away_or_the_speakers_other_clips(root):
+    # no manifest: each clip its own speaker; s1/mid's 22 starts lie within a second of each other
+    alone = check_elsewhere(GeneratorDataset(root, "train", train=False, unpaired=True),
+                            {k: k for k in FRAMES})
+    assert alone["far"] > 0 and alone["farthest"] > 0 and alone["same speaker"] == 0
+    speakers = {"s1/long": "one", "s1/mid": "one", "s2/other": "two", "s2/short": "three"}
+    (root / "manifest.json").write_text(json.dumps({"clips": {k: {"speaker": v} for k, v in speakers.items()}}))
+    try:  # s1/mid now draws from s1/long, its speaker's other clip
+        shared = check_elsewhere(GeneratorDataset(root, "train", train=False, unpaired=True), speakers)
+        assert shared["far"] > 0 and shared["same speaker"] > 0
+        assert shared["farthest"] < alone["farthest"]  # s2/other still alone: its middle starts as far as it allows
+    finally:
+        (root / "manifest.json").unlink()

@@ -108,3 +108,19 @@ def test_unpaired_sync_needs_an_expert(tiny_prepared, tmp_path):
     import pytest
     with pytest.raises(SystemExit, match="--unpaired-sync needs --expert"):
         run(tiny_prepared, tmp_path / "n", "--unpaired-sync", "0.05")
+
+
+def test_balance_speakers_makes_the_generators_draws_weighted(tiny_prepared, tmp_path, monkeypatch):
+    balanced = []
+    original = GeneratorDataset.balance_speakers
+
+    def spy(self):
+        original(self)
+        balanced.append(self)
+    monkeypatch.setattr(GeneratorDataset, "balance_speakers", spy)
+    assert run(tiny_prepared, tmp_path / "b", "--balance-speakers") == 0
+    [train_set] = balanced  # the training set only; validation keeps its fixed windows
+    assert train_set.train and train_set.epoch_size is not None
+    assert train_set.clip_weights is not None and np.isclose(train_set.clip_weights.sum(), 1)
+    assert any("l1" in r for r in log_of(tmp_path / "b"))
+    assert run(tiny_prepared, tmp_path / "p", "--steps", "1") == 0 and len(balanced) == 1  # off by default

@@ -170,7 +170,8 @@ def adapt(video, output=None, base="generator", expert="expert", minutes=5.0, st
         args = argparse.Namespace(
             data=str(data), run_dir=str(run), width=width, batch_size=batch_size, lr=lr, steps=steps,
             max_minutes=minutes, eval_every=max(5, min(25, steps // 4)), eval_batches=4, log_every=25,
-            workers=0, seed=0, device=device, precision="auto", av_offsets=None, resume=False, force=False,
+            workers=0, seed=0, device=device, precision="auto", av_offsets=None, balance_speakers=False,
+            resume=False, force=False,
             expert=str(expert_path) if expert_path else None, gan=False, init=str(base_path),
             sync_switch=math.inf, sync_weight=None, sync_grey=True,
             unpaired_sync=UNPAIRED_SYNC if expert_path else 0.0, lip_reader=None, shape_weight=0.0)

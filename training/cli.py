@@ -41,6 +41,9 @@ def add_trainer_args(p, default_batch: int):
                    help="auto: bf16 mixed precision on GPU, fp32 on CPU")
     p.add_argument("--av-offsets", help="JSON of per-clip AV offsets (python main.py offsets): train and validate "
                    "on the corrected clips")
+    p.add_argument("--balance-speakers", action="store_true",
+                   help="draw sources, then speakers, by the square root of their material instead of by their "
+                        "windows (random draws: train-expert's offsets objective; train-generator always)")
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.safetensors")
     p.add_argument("--force", action="store_true", help="resume even if hyper-parameters changed")
 
@@ -68,8 +71,6 @@ def add_expert_args(p):
     p.add_argument("--mel-warp", type=fraction, default=0.0,
                    help="vocal-tract-length augmentation: warp the mel axis by a factor in [1 - w, 1 + w]")
     p.add_argument("--freq-mask", type=count, default=0, help="SpecAugment: mask one band of up to N mel bins")
-    p.add_argument("--balance-speakers", action="store_true",
-                   help="draw speakers by the square root of their material (offsets objective)")
     p.add_argument("--weight-decay", type=non_negative_float, default=0.0, help="AdamW weight decay")
     p.add_argument("--face-warmup", type=count, default=0,
                    help="first N steps: the auxiliary loss only (the face encoder learns to see the lips first)")

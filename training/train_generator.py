@@ -158,7 +158,10 @@ def train(args, progress=None, cancel=None) -> int:
     if reader is not None:  # the teacher's features in the reader's own basis
         reader.requires_grad_(False)
         both["shapes"] = reader_features(reader, read_lip_shapes(args.data))
-    ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset, both=both)
+    draws = {"epoch_size": 1 << 30} if args.balance_speakers else {}  # random draws, weighted by clip
+    ctx, run_dir, log, config, data, train_set, val_set = start_run(args, GeneratorDataset, both=both, **draws)
+    if args.balance_speakers:
+        train_set.balance_speakers()
     if reader is not None:
         reader = reader.to(ctx.device)
 
