@@ -1281,8 +1281,12 @@ class MainWindow(QMainWindow):
 
         def done(result):
             if doc is self.document:
+                earlier = doc.project.scorer
                 chose = jobs.commit_scores(doc.project, result)
                 text = self._scored_text(doc.project, result)
+                if earlier is not None and earlier != doc.project.scorer:
+                    text += (f"; earlier scores ({earlier['name']}) cleared: another expert's scale; threshold "
+                             f"{doc.project.threshold:g}")
                 if chose:
                     text += (f"; the new take scored better and is chosen for "
                              f"{', '.join(doc.project.segment(sid).title for sid in chose)}")

@@ -23,7 +23,7 @@ from core.errors import LipsmithError
 from core.hparams import HP
 from core.plan import output_count, source_of
 from core.project import (AddTake, Batch, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments, SetScores,
-                          normalise_setting, recorded_slip)
+                          normalise_setting, recorded_slip, same_scale)
 
 # Render ▸ Render…'s "replace chosen takes": a render's take becomes the chosen one where a segment it
 # covers had none; where one was chosen, only as the editor says (never behind the editor's back)
@@ -453,11 +453,11 @@ NO_EXPERT = "No sync expert installed"
 
 def score_takes(progress, cancel, request: ScoreRequest) -> dict:
     """{"scores": {segment id: (LSE-C, None)}, "takes": {take id: the take's LSE-C, LSE-D and per-frame
-    confidence curve}, "scorer": the scorer's name, "segments": {segment id: (take id, start, end) as
+    confidence curve}, "scorer": the scorer's name, "scale": what the project records of it (SetScores), "segments": {segment id: (take id, start, end) as
     scored}, "render": the request's}."""
     from core.errors import WeightsError
     from core.faces import get_detector
-    from core.sync import load_scorer, score_video
+    from core.sync import load_scorer, scale_of, score_video
 
     try:
         scorer = load_scorer(request.expert)
@@ -479,8 +479,8 @@ def score_takes(progress, cancel, request: ScoreRequest) -> dict:
             curves[take_id] = {"lse_c": scores.lse_c, "lse_d": scores.lse_d, "scorer": scorer.name,
                                "frame_conf": np.asarray(scores.frame_conf, dtype=np.float64),
                                "frame_fps": float(scores.frame_fps)}
-    return {"scores": out, "takes": curves, "scorer": scorer.name, "segments": dict(request.segments),
-            "render": request.render, "replace": request.replace}
+    return {"scores": out, "takes": curves, "scorer": scorer.name, "scale": scale_of(scorer),
+            "segments": dict(request.segments), "render": request.render, "replace": request.replace}
 
 
 def commit_scores(project: Project, result: dict) -> list[str]:
@@ -508,15 +508,17 @@ def commit_scores(project: Project, result: dict) -> list[str]:
     text = f"Score segments ({result['scorer']})"
     render = result.get("render")
     if render is None:
-        project.execute(SetScores(project, scores, text=text, take_scores=takes))
+        project.execute(SetScores(project, scores, text=text, take_scores=takes, scorer=result.get("scale")))
         return []
     better = []
     if result.get("replace") == "better":
+        comparable = result.get("scale") is None or same_scale(project.scorer, result["scale"])
         for sid, (_, _, lse_c, _) in takes.get(render, {}).get("segments", {}).items():
-            chosen = now[sid].lse_c  # the chosen take's over the segment (ChooseTake keeps it so)
+            # the chosen take's over the segment (ChooseTake keeps it so), if on the same expert's scale
+            chosen = now[sid].lse_c if comparable else None
             if lse_c is not None and chosen is not None and lse_c > chosen:
                 better.append(sid)
-    parts = [lambda: SetScores(project, scores, text=text, take_scores=takes)]
+    parts = [lambda: SetScores(project, scores, text=text, take_scores=takes, scorer=result.get("scale"))]
     parts += [lambda sid=sid: ChooseTake(project, sid, render) for sid in better]
     project.execute(Batch(project, parts, text + (f"; chose the new take for {len(better)} segment(s)" if better
                                                   else ""), merge_key=render_step(render)))

@@ -45,6 +45,7 @@ from core.models.syncnet_v2 import SyncNetV2
 from core.render import prepare_for_inference, source_frames
 from core.sync_scale import EXPERT_WEAK_BELOW
 from core.video import VideoSource
+from core.atomic import sha256_file
 from core.weights import kind_of, load_model, resolve
 
 SCORE_FPS = 25.0  # the expert and the reference evaluation work at 25 fps
@@ -94,8 +95,9 @@ class ExpertScorer:
     size = 96
     weak_below = EXPERT_WEAK_BELOW  # segment LSE-C under which a verdict says "weak", on this scorer's scale
 
-    def __init__(self, expert: torch.nn.Module, name: str, device="cpu", batch_size: int = 64):
-        self.name, self.device, self.batch_size = name, torch.device(device), batch_size
+    def __init__(self, expert: torch.nn.Module, name: str, device="cpu", batch_size: int = 64,
+                 sha256: str | None = None):
+        self.name, self.device, self.batch_size, self.sha256 = name, torch.device(device), batch_size, sha256
         self.expert, self.autocast = prepare_for_inference(copy.deepcopy(expert), self.device)
         self.frames = expert.dims.frames
         self.blank = np.zeros((self.size // 2, self.size, 3), np.uint8)
@@ -183,8 +185,8 @@ class SyncNetV2Scorer:
     track_smoothing = V2_SMOOTHING
     weak_below = 1.0  # the official scale (LSE-C of real LRS2 video ~7); not measured here
 
-    def __init__(self, model: SyncNetV2, name: str, device="cpu", batch_size: int = 16):
-        self.model, self.name = model.to(device).eval(), name
+    def __init__(self, model: SyncNetV2, name: str, device="cpu", batch_size: int = 16, sha256: str | None = None):
+        self.model, self.name, self.sha256 = model.to(device).eval(), name, sha256
         self.device, self.batch_size = torch.device(device), batch_size
         self.dims = model.dims
         self.frames = model.dims.frames
@@ -364,14 +366,20 @@ def score_frames(scorer: Scorer, frames, n_frames: int, features: np.ndarray, ch
 def load_scorer(checkpoint="expert", device="cpu") -> Scorer:
     """A scorer for a sync network: our expert (bundled name or file) or an official
     lipsync_expert.pth → ExpertScorer; the official syncnet_v2.model → SyncNetV2Scorer."""
-    path, _ = resolve(checkpoint)
-    model = load_model(path, device=device)
+    path, recorded = resolve(checkpoint)
+    model = load_model(path, device=device)  # checks the file against its recorded SHA-256
+    sha256 = recorded or sha256_file(path)
     if isinstance(model, SyncNetV2):
-        return SyncNetV2Scorer(model, f"syncnet_v2:{path.name}", device)
+        return SyncNetV2Scorer(model, f"syncnet_v2:{path.name}", device, sha256=sha256)
     if isinstance(model, SyncNet):
-        return ExpertScorer(model, f"lipsmith-expert:{path.name}", device)
+        return ExpertScorer(model, f"lipsmith-expert:{path.name}", device, sha256=sha256)
     raise WeightsError(path, f"is a {kind_of(model).name} checkpoint, but a sync expert is needed "
                              "(our expert, lipsync_expert.pth or syncnet_v2.model)")
+
+
+def scale_of(scorer: Scorer) -> dict:
+    """What a project records of the scorer its scores and threshold are on (core.project.SetScores)."""
+    return {"name": scorer.name, "sha256": scorer.sha256, "weak_below": scorer.weak_below}
 
 
 def _face_box(track, i: int):

@@ -396,6 +396,21 @@ def test_where_the_new_take_scores_better_it_is_chosen_when_its_scores_arrive_in
     assert [(s.take_id, s.lse_c) for s in project.segments] == [("t1", 0.5), ("t2", 0.9), (None, None)]
 
 
+def test_scores_of_another_expert_choose_no_take_and_clear_the_old_scale(tmp_path):
+    project = three_segments_with_takes(tmp_path)  # scored 0.5 / 0.9 by an expert whose version is not known
+    new = rendered(project, "better")
+    request = jobs.score_request(project, render=new, replace="better")
+    scale = {"name": "lipsmith-expert:other.safetensors", "sha256": "b" * 64, "weak_below": 0.064}
+    chose = jobs.commit_scores(project, {"scores": {sid: (0.7, None) for sid in request.segments},
+                                         "segments": request.segments, "takes": {new: {"lse_c": 0.7}},
+                                         "scorer": scale["name"], "scale": scale, "render": new,
+                                         "replace": request.replace})
+    assert chose == []  # 0.7 on one scale is not better than 0.5 on another
+    assert [(s.take_id, s.lse_c) for s in project.segments] == [("t1", None), ("t2", None), (new, 0.7)]
+    assert project.scorer == {"name": scale["name"], "sha256": scale["sha256"]} and project.threshold == 0.064
+    assert project.takes["t1"].scores == {} and project.takes[new].segment_score(project.segment("s1")) == (0.7, None)
+
+
 def test_a_whole_clip_render_with_a_line_slipped_meanwhile_is_scored_and_smoothed_for_the_timing_it_had(tmp_path):
     from core.project import SlipSegment
 

@@ -84,7 +84,7 @@ def test_round_trip_keeps_everything_and_stores_relative_paths(folder):
     assert q.takes["t1"].scores == {"lse_c": 7.0, "lse_d": None, "segments": {"s1": [0, 100, 6.5, 7.2]}}
     assert not q.modified and not q.history.can_undo
     data = json.loads((folder / "scene.lipsmith").read_text())
-    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 7
+    assert data["schema_version"] == fileformat.SCHEMA_VERSION == 8
     assert data["media"]["video"]["relative"] == "media/clip.mp4"
     assert data["media"]["video"]["absolute"] == str(folder / "media" / "clip.mp4")
     assert data["takes"][0]["file"] == "t1.mkv"
@@ -192,6 +192,10 @@ def test_relink_refuses_a_different_file_without_new_facts(folder, tmp_path):
 # --------------------------------------------------------------------------- commands and history
 
 
+EXPERT_A = {"name": "lipsmith-expert:a.safetensors", "sha256": "a" * 64, "weak_below": DEFAULT_THRESHOLD}
+EXPERT_B = {"name": "lipsmith-expert:b.safetensors", "sha256": "b" * 64, "weak_below": DEFAULT_THRESHOLD + 0.029}
+
+
 def _commands():
     """(name, function making a command on a project from make_project)."""
     return [
@@ -211,6 +215,8 @@ def _commands():
         ("scores", lambda p: SetScores(p, {"s2": (1.5, None)})),
         ("take scores", lambda p: SetScores(p, {"s1": (6.0, None)}, take_scores={
             "t1": {"lse_c": 6.0, "frame_conf": [1.0, float("nan"), 2.5], "frame_fps": 25.0}})),
+        ("scores of an expert", lambda p: SetScores(p, {"s1": (0.07, None)}, take_scores={"t1": {"lse_c": 0.07}},
+                                                    scorer=EXPERT_B)),
         ("rename segment", lambda p: RenameSegment(p, "s3", "  Marie:\n last line ")),
         ("dialog settings", lambda p: SetProjectSettings(p, {"length_policy": "bounce", "face_index": 2,
                                                              "feather": 0.15}, merge=False)),
@@ -507,6 +513,51 @@ def test_a_schema_6_file_opens_with_no_segment_slipped(folder):
         Project.load(old)
 
 
+def test_scores_keep_one_experts_scale_and_another_expert_clears_them_in_one_undo_step(folder):
+    p = make_project(folder)  # scored without saying by whom: an unknown scale
+    p.execute(SetScores(p, {"s1": (0.05, None), "s3": (0.02, None)}, take_scores={"t1": {"lse_c": 0.05}}, scorer=EXPERT_A))
+    assert p.scorer == {"name": EXPERT_A["name"], "sha256": EXPERT_A["sha256"]} and p.threshold == DEFAULT_THRESHOLD
+    assert p.takes["t1"].scores == {"lse_c": 0.05, "segments": {"s1": [0, 100, 0.05, None]}}  # the old 7.0 gone
+    p.execute(SetScores(p, {"s1": (0.04, None)}, scorer=EXPERT_A))  # the same expert: the rest stays
+    assert [s.lse_c for s in p.segments] == [0.04, None, 0.02]
+    p.execute(SetThreshold(p, 0.03))
+    before = state(p)
+    command = p.execute(SetScores(p, {"s1": (0.08, None)}, scorer=EXPERT_B))
+    assert [s.lse_c for s in p.segments] == [0.08, None, None]  # s3's 0.02 was on A's scale
+    assert p.threshold == EXPERT_B["weak_below"] and p.scorer["sha256"] == EXPERT_B["sha256"]
+    assert "a.safetensors cleared" in command.text and f"threshold {EXPERT_B['weak_below']:g}" in command.text
+    p.save()
+    assert Project.load(p.path).scorer == p.scorer
+    p.undo()
+    assert state(p) == before and p.threshold == 0.03 and p.scorer["sha256"] == EXPERT_A["sha256"]
+
+
+@pytest.mark.parametrize("threshold, after", [(DEFAULT_THRESHOLD, EXPERT_B["weak_below"]), (0.05, 0.05)])
+def test_a_first_scoring_pass_moves_only_the_default_threshold(folder, threshold, after):
+    p = Project.new(folder / "media" / "clip.mp4", FACTS, path=folder / "first.lipsmith")
+    p.execute(ReplaceSegments(p, [p.make_segment(0, 100)]))
+    if threshold != DEFAULT_THRESHOLD:
+        p.execute(SetThreshold(p, threshold))  # set by the editor before any score: kept
+    p.execute(SetScores(p, {"s1": (0.07, None)}, scorer=EXPERT_B))
+    assert p.threshold == after and p.segment("s1").lse_c == 0.07
+
+
+def test_a_schema_7_file_names_its_scorer_without_a_version(folder):
+    p = make_project(folder)
+    p.execute(SetScores(p, {"s1": (6.5, 7.2)}, take_scores={"t1": {"scorer": "lipsmith-expert:old.safetensors"}}))
+    p.save()
+    old, data = written_as_schema(p, 7, lambda data: data.pop("scorer"))
+    q = Project.load(old)
+    assert q.scorer == {"name": "lipsmith-expert:old.safetensors", "sha256": None}  # the next pass replaces them
+    assert q.segments == p.segments and q.threshold == p.threshold
+    for s in data["segments"]:
+        s["lse_c"] = s["lse_d"] = None
+    for t in data["takes"]:
+        t["scores"] = {}
+    old.write_text(json.dumps(data))
+    assert Project.load(old).scorer is None  # never scored
+
+
 def test_no_merge_across_the_saved_state(folder):
     p = make_project(folder)
     p.execute(NudgeDub(p, 1))
@@ -691,10 +742,11 @@ def test_malformed_fields_are_named(folder):
     lambda d: d["segments"][0]["settings"].update(feather="soft"),
     lambda d: d["settings"].update(colour=1),
     lambda d: d.update(threshold="high"),
+    lambda d: d.update(scorer={"name": 3, "sha256": None}),
     lambda d: d["takes"][0].pop("file"),
     lambda d: d["exports"][0].update(path=3),
 ], ids=["media", "no video", "no path", "facts", "overlap", "take", "segment setting", "setting", "threshold",
-        "take file", "export path"])
+        "scorer", "take file", "export path"])
 def test_any_damage_is_a_project_error(folder, damage):
     make_project(folder)
     path = folder / "scene.lipsmith"

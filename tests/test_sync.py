@@ -142,3 +142,14 @@ def test_offsets_past_the_audio_take_no_part_and_no_audio_under_faces_is_nan():
     assert s.offset_frames == 0 and s.lse_c > 0
     gone = lse_scores(face, audio[:0], np.ones(40, bool), "t", 44)  # no audio at all
     assert np.isnan(gone.lse_c) and gone.windows == 0
+
+
+def test_the_bundled_expert_scores_on_its_recorded_version_and_weak_line():
+    from core.sync import load_scorer, scale_of
+    from core.sync_scale import EXPERT_WEAK_BELOW
+    from core.weights import read_manifest
+
+    scale = scale_of(load_scorer("expert"))
+    entry = read_manifest()["expert"]
+    assert scale == {"name": f"lipsmith-expert:{entry['file']}", "sha256": entry["sha256"],
+                     "weak_below": EXPERT_WEAK_BELOW}

@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from core.atomic import sha256_file
 from core.errors import WeightsError
 from core.faces.track import FaceTrack
 from core.models.syncnet_v2 import SyncNetV2
-from core.sync import (SyncNetV2Scorer, load_scorer, score_video, syncnet_v2_crop, syncnet_v2_crop_box)
+from core.sync import (SyncNetV2Scorer, load_scorer, scale_of, score_video, syncnet_v2_crop, syncnet_v2_crop_box)
 from core.weights import load_model
 from tests.conftest import ffmpeg, speech_like
 from tests.test_weights import randomise
@@ -70,6 +71,7 @@ def test_official_file_round_trips_through_load_model_and_load_scorer(tmp_path, 
     assert all(torch.equal(loaded[k], v) for k, v in state.items())
     scorer = load_scorer(str(path))
     assert isinstance(scorer, SyncNetV2Scorer) and scorer.name == "syncnet_v2:syncnet_v2.model"
+    assert scale_of(scorer) == {"name": scorer.name, "sha256": sha256_file(path), "weak_below": 1.0}  # a project's record
     with pytest.raises(WeightsError, match="is a syncnet_v2 checkpoint, but a syncnet model is needed"):
         load_model(path, expect="syncnet")
 

@@ -34,7 +34,8 @@ from .fileformat import MIGRATIONS, SCHEMA_VERSION, migrate
 from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MARKER_COLOURS, MEDIA_KINDS,
                     MOUTH_NAMES, SEGMENT_KEYS, SEGMENT_KINDS, SUFFIX, AdaptedModel, EditError, ExportRecord, Marker,
                     MediaFacts, MediaRef, ProjectError, Segment, Take, autosave_path_for, cache_dir_for, check_segments,
-                    frame_curve, make_marker, normalise_setting, recorded_slip, segment_name, verdict)
+                    frame_curve, make_marker, normalise_setting, recorded_slip, same_scale, scorer_record, segment_name,
+                    verdict)
 from .project import Project
 from .recent import RecentProjects, config_dir
 from .recovery import Autosaver, discard_autosave, recovery_candidate
@@ -48,5 +49,6 @@ __all__ = [
     "SCHEMA_VERSION", "SEGMENT_KEYS", "SEGMENT_KINDS", "SUFFIX", "Segment", "SetProjectSettings", "SetScores",
     "SetSegmentSettings", "SetThreshold", "SlipSegment", "SplitSegment", "Take", "TrimSegment", "autosave_path_for",
     "cache_dir_for", "check_segments", "choose_face", "config_dir", "discard_autosave", "frame_curve", "make_marker",
-    "migrate", "normalise_setting", "recorded_slip", "recovery_candidate", "segment_name", "trim_bounds", "verdict",
+    "migrate", "normalise_setting", "recorded_slip", "recovery_candidate", "same_scale", "scorer_record",
+    "segment_name", "trim_bounds", "verdict",
 ]

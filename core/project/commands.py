@@ -13,9 +13,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, MEDIA_KINDS, SEGMENT_KEYS, AdaptedModel, EditError,
-                    Marker, MediaFacts, MediaRef, Segment, Take, _is_int, _is_number, _jsonish, _key, _now, _score,
-                    check_segments, frame_curve, make_marker, normalise_setting, segment_name)
+from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SEGMENT_KEYS,
+                    AdaptedModel, EditError, Marker, MediaFacts, MediaRef, Segment, Take, _is_int, _is_number,
+                    _jsonish, _key, _now, _score, check_segments, frame_curve, make_marker, normalise_setting,
+                    same_scale, scorer_record, segment_name)
 
 if TYPE_CHECKING:
     from .project import Project
@@ -292,11 +293,21 @@ class SetScores(Command):
     "frame_conf": [per frame], "frame_fps": rate of frame_conf, "segments": {segment id: [start, end,
     lse_c, lse_d]} (the take over segments that do not export it)}} (merged into the take's scores; the
     curve is what the confidence lane draws). A segment's score is recorded in its chosen take's
-    "segments" too, so choosing that take again later brings its score back (ChooseTake)."""
+    "segments" too, so choosing that take again later brings its score back (ChooseTake).
 
-    def __init__(self, project, scores: dict, text: str = "Score segments", take_scores: dict | None = None):
+    `scorer` {"name", "sha256", "weak_below"}: the expert that measured them. Scores of different
+    experts are on different scales, so a project holds one: a pass by an expert other than the
+    project's (model.same_scale) clears every earlier score, segments' and takes', and moves the
+    threshold to the new expert's weak line. A project's first pass moves it only from the default (the
+    bundled expert's line): a threshold the editor set before scoring stays."""
+
+    def __init__(self, project, scores: dict, text: str = "Score segments", take_scores: dict | None = None,
+                 scorer: dict | None = None):
+        new_scale = scorer is not None and not same_scale(project.scorer, scorer)
         changed = [replace(project.segment(i), lse_c=_score(c, "LSE-C"), lse_d=_score(d, "LSE-D"))
                    for i, (c, d) in scores.items()]
+        cleared = [replace(s, lse_c=None, lse_d=None) for s in project.segments
+                   if new_scale and s.id not in scores and (s.lse_c is not None or s.lse_d is not None)]
         take_scores = {tid: dict(values) if isinstance(values, dict) else values
                        for tid, values in (take_scores or {}).items()}
         for s in changed:
@@ -304,10 +315,15 @@ class SetScores(Command):
             if isinstance(values, dict):
                 values["segments"] = {**values.get("segments", {}), s.id: [s.start, s.end, s.lse_c, s.lse_d]}
         takes = None
-        if take_scores:
+        stale = [t for t in project.takes.values() if new_scale and t.scores and t.id not in take_scores]
+        if take_scores or stale:
             takes = dict(project.takes)
+            for take in stale:
+                takes[take.id] = replace(take, scores={})
             for take_id, values in take_scores.items():
                 take = project.take(take_id)
+                if new_scale:
+                    take = replace(take, scores={})
                 if not isinstance(values, dict):
                     raise EditError(f"take {take_id}: scores must be a mapping, not {type(values).__name__}")
                 values = dict(values)
@@ -325,10 +341,20 @@ class SetScores(Command):
                         for sid, (a, b, c, d) in values["segments"].items()}}
                 takes[take_id] = replace(take, scores={**take.scores, **_jsonish(values, f"take {take_id} scores")})
         super().__init__(project)
-        self._after = {"segments": self._segments_with(*changed)}
+        self._after = {"segments": self._segments_with(*cleared, *changed)}
         if takes is not None:
             self._after["takes"] = takes
         self.text = text
+        if new_scale:
+            self._after["scorer"] = scorer_record({k: scorer.get(k) for k in ("name", "sha256")})
+            line = scorer.get("weak_below")
+            if _is_number(line) and (project.scorer is not None or project.threshold == DEFAULT_THRESHOLD):
+                self._after["threshold"] = float(line)
+            if cleared or stale:
+                self.text += (f"; scores of {project.scorer['name'] if project.scorer else 'an earlier expert'} "
+                              f"cleared (another scale)")
+            if "threshold" in self._after and self._after["threshold"] != project.threshold:
+                self.text += f"; threshold {self._after['threshold']:g}, the new expert's weak line"
 
 
 class AddTake(Command):

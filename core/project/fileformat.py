@@ -19,9 +19,9 @@ from core.sync_scale import EXPERT_LSE_C_LIMIT
 
 from .model import (DEFAULT_MARKER_COLOUR, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, AdaptedModel, EditError,
                     ExportRecord, MediaFacts, MediaRef, ProjectError, Segment, Take, _is_int, _is_number, make_marker,
-                    normalise_setting)
+                    normalise_setting, scorer_record)
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 
 def _v1_to_v2(data: dict) -> dict:
@@ -77,11 +77,22 @@ def _v6_to_v7(data: dict) -> dict:
     return data
 
 
+def _v7_to_v8(data: dict) -> dict:
+    """Schema 8: the expert the scores are on (name and SHA-256). A file from before names its scorer
+    only on takes, never its version, and the bundled expert changed: its scores are on an unknown
+    scale (sha256 null), so the next scoring pass replaces them all (commands.SetScores)."""
+    names = {t["scores"]["scorer"] for t in data.get("takes") or []
+             if isinstance(t, dict) and isinstance(t.get("scores"), dict) and isinstance(t["scores"].get("scorer"), str)}
+    scored = names or any(isinstance(s, dict) and s.get("lse_c") is not None for s in data.get("segments") or [])
+    data["scorer"] = {"name": names.pop() if len(names) == 1 else "unknown", "sha256": None} if scored else None
+    return data
+
+
 # MIGRATIONS[n] turns a schema-n dict into a schema-(n+1) dict (pure: no file access).
 # Add one with every SCHEMA_VERSION bump; loading chains them, the file itself is never rewritten.
 # (A bump also keeps an older Lipsmith from opening a newer file and dropping what it cannot read.)
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5,
-                                                 5: _v5_to_v6, 6: _v6_to_v7}
+                                                 5: _v5_to_v6, 6: _v6_to_v7, 7: _v7_to_v8}
 
 
 def migrate(data, path=None) -> dict:
@@ -162,6 +173,7 @@ def encode(p, folder: Path | None) -> dict:
                   for kind, ref in p.media.items()},
         "dub_offset_frames": p.dub_offset,
         "threshold": p.threshold,
+        "scorer": p.scorer,
         "settings": _values_out(p.settings, folder),
         "segments": [{**asdict(replace(s, settings={})), "settings": _values_out(s.settings, folder)}
                      for s in p.segments],
@@ -259,6 +271,10 @@ def decode(data: dict, path: Path) -> dict:
                                        _get(d, "note", "str", w, "")))
         except EditError as e:
             raise Malformed(f"{w}: {e}") from None
+    try:
+        scorer = scorer_record(_get(data, "scorer", "dict?", "file", None))
+    except EditError as e:
+        raise Malformed(str(e)) from None
     settings = _values_in(_get(data, "settings", "dict", "file", {}), folder, "settings")
     unknown = set(settings) - set(DEFAULT_SETTINGS)
     if unknown:
@@ -266,7 +282,8 @@ def decode(data: dict, path: Path) -> dict:
     return dict(
         video=media["video"], path=path, dub=media.get("dub"),
         dub_offset=_get(data, "dub_offset_frames", "int", "file", 0), settings=settings,
-        threshold=_get(data, "threshold", "num", "file", DEFAULT_THRESHOLD), segments=segments, takes=takes,
+        threshold=_get(data, "threshold", "num", "file", DEFAULT_THRESHOLD), scorer=scorer, segments=segments,
+        takes=takes,
         exports=exports, adapted_models=adapted, markers=markers, created=_get(data, "created", "str", "file", None),
         next_ids={k: v for k, v in _get(data, "next_ids", "dict", "file", {}).items() if _is_int(v)})
 

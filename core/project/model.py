@@ -183,6 +183,23 @@ def _score(value, what: str):
     return float(value)
 
 
+def scorer_record(value, what: str = "scorer") -> dict | None:
+    """What a project keeps of the expert its scores and threshold are on: {"name", "sha256"} (None:
+    not known, e.g. scores from before schema 8)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str) \
+            or not isinstance(value.get("sha256"), (str, type(None))):
+        raise EditError(f"{what} must be {{\"name\": text, \"sha256\": text or null}}, not {value!r}")
+    return {"name": value["name"], "sha256": value["sha256"]}
+
+
+def same_scale(a: dict | None, b: dict | None) -> bool:
+    """Whether scores of scorers a and b can be compared: the same network file, known by its SHA-256.
+    LSE-C scales differ between experts (the session-8 expert scores twice the session-7 one)."""
+    return bool(a and b and a.get("sha256") and a.get("sha256") == b.get("sha256"))
+
+
 # --------------------------------------------------------------------------- data
 
 

@@ -22,8 +22,8 @@ from . import fileformat
 from .commands import Command, History, RelinkMedia
 from .model import (CACHE_SUFFIX, DEFAULT_SETTINGS, DEFAULT_THRESHOLD, MEDIA_KINDS, SUFFIX, AdaptedModel, EditError,
                     ExportRecord, Marker, MediaFacts, MediaRef, ProjectError, Segment, Take, _jsonish, _key, _now,
-                    autosave_path_for, cache_dir_for, check_markers, check_segments, normalise_setting, take_name,
-                    take_number, verdict)
+                    autosave_path_for, cache_dir_for, check_markers, check_segments, normalise_setting, scorer_record,
+                    take_name, take_number, verdict)
 
 
 class Project:
@@ -37,7 +37,7 @@ class Project:
     def __init__(self, video: MediaRef, *, path=None, dub: MediaRef | None = None, dub_offset: int = 0,
                  settings: dict | None = None, threshold: float = DEFAULT_THRESHOLD, segments=(), takes=(),
                  exports=(), adapted_models=(), markers=(), created: str | None = None,
-                 next_ids: dict | None = None, history_limit: int = 200):
+                 next_ids: dict | None = None, history_limit: int = 200, scorer: dict | None = None):
         self.path = None if path is None else Path(os.path.abspath(path))
         self.media: dict[str, MediaRef] = {"video": video}
         if dub is not None:
@@ -47,6 +47,8 @@ class Project:
         for k, v in (settings or {}).items():
             self.settings[k] = normalise_setting(k, v, self.folder)
         self.threshold = float(threshold)
+        # the expert the scores and the threshold are on (model.scorer_record); SetScores keeps them one scale
+        self.scorer = scorer_record(scorer)
         self.segments: tuple[Segment, ...] = tuple(segments)  # sorted by start; a tuple: edit via commands
         self.takes: dict[str, Take] = {t.id: t for t in takes}
         check_segments(self.segments, self.takes)
