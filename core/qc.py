@@ -64,6 +64,7 @@ class QCRequest:
     original: Paste  # the frames from no take
     takes: dict  # take file → Paste, for the takes the export uses
     threshold: float
+    scorer: dict | None  # the expert the threshold is on (core.project.scorer_record)
     models: list  # (role, bundled name or path)
     settings: dict
     project: str
@@ -89,7 +90,8 @@ def qc_request(project, export, output_path=None) -> QCRequest:
     output = Path(export.output)
     return QCRequest(output, Path(output_path) if output_path else qc_path(output), list(project.segments),
                      Paste(track_request(project), tuple(project.settings["pads"]), None), takes,
-                     project.threshold, models, copy.deepcopy(project.settings), str(project.path or ""))
+                     project.threshold, project.scorer, models, copy.deepcopy(project.settings),
+                     str(project.path or ""))
 
 
 def write_qc_report(project, export_result, output_path=None, progress=None, cancel=None) -> dict:
@@ -156,8 +158,8 @@ def export_faces(progress, cancel, pastes: list, source: np.ndarray, video) -> E
 def measure(progress, cancel, request: QCRequest, export) -> dict:
     """The report's figures (JSON-like: numbers, None where nothing was measured) of `export`."""
     from core.errors import TooShort
-    from core.project import verdict
-    from core.sync import SCORE_FPS, load_scorer, score_video
+    from core.project import same_scale, verdict
+    from core.sync import SCORE_FPS, load_scorer, scale_of, score_video
     from core.video import VideoSource
 
     r = export.request
@@ -168,6 +170,10 @@ def measure(progress, cancel, request: QCRequest, export) -> dict:
         a, b = max(a, first), min(b, last)
         pastes += [request.original if take is None else request.takes[Path(take)]] * max(b - a, 0)
     scorer = load_scorer("expert")
+    # the project's threshold where it is on this expert's scale (or nothing was scored yet: the bundled
+    # expert's), else the expert's own weak line
+    own_line = request.scorer is None or same_scale(request.scorer, scale_of(scorer))
+    threshold = request.threshold if own_line else scorer.weak_below
     with VideoSource(r.video) as video, VideoSource(request.output) as out:
         faces = export_faces(progress, cancel, pastes, source, video)
         try:
@@ -190,8 +196,7 @@ def measure(progress, cancel, request: QCRequest, export) -> dict:
             finite = values[np.isfinite(values)]
             lse_c = float(finite.mean()) if finite.size else None
             segments.append({"id": s.id, "title": s.title, "start": a, "end": b,
-                             "take": s.take_id, "lse_c": lse_c, "verdict": verdict(replace(s, lse_c=lse_c),
-                                                                                   request.threshold),
+                             "take": s.take_id, "lse_c": lse_c, "verdict": verdict(replace(s, lse_c=lse_c), threshold),
                              "curve": [[int(f), _number(c)] for f, c in zip(scored[inside], values)]})
         speech = np.zeros(len(scored), bool)  # confidence means nothing where the dub is silent
         for s in segments:
@@ -200,7 +205,7 @@ def measure(progress, cancel, request: QCRequest, export) -> dict:
         pictures = _picture_figures(progress, cancel, request, out, video, faces, pastes, first, last, worst)
     figures = {
         "project": request.project, "output": str(request.output), "fps": r.fps, "range": [first, last],
-        "frames": last - first, "threshold": request.threshold,
+        "frames": last - first, "threshold": threshold, "threshold_is": "project" if own_line else "expert",
         "sync": None if scores is None else {
             "scorer": scores.scorer, "lse_c": _number(scores.lse_c), "lse_d": _number(scores.lse_d),
             "offset_frames": scores.offset_frames, "offset_ms": scores.offset_ms, "windows": scores.windows},
@@ -403,7 +408,7 @@ def _curve_svg(curve: list, start: int, end: int, threshold: float) -> str:
     parts.append(f'<text x="4" y="{h - 2}" font-size="10" fill="#777">{start}</text>'
                  f'<text x="{w - 4}" y="{h - 2}" font-size="10" fill="#777" text-anchor="end">{end - 1}</text>'
                  f'<text x="{w - 4}" y="{y(threshold) - 3:.1f}" font-size="10" fill="#c62828" text-anchor="end">'
-                 f'threshold {threshold:.2f}</text>')
+                 f'threshold {threshold:.3g}</text>')
     if not values:
         parts.append(f'<text x="{w / 2}" y="{h / 2}" font-size="12" fill="#888" text-anchor="middle">'
                      'no frame scored (no face, or too short)</text>')
@@ -443,7 +448,10 @@ def render_html(figures: dict) -> str:
             f'<td class="n">{sync["offset_frames"]:+d} frames ({sync["offset_ms"]:+.0f} ms)</td>',
             f'<td class="n">{sync["windows"]}</td>']]))
         out.append("<p class=\"muted\">AV offset: positive when the audio lags the picture (25-fps frames). "
-                   f"A segment is good at LSE-C ≥ {threshold:.2f}, the project's threshold.</p>")
+                   f"A segment is good at LSE-C ≥ {threshold:.3g}, "
+                   + ("the project's threshold.</p>" if figures.get("threshold_is") != "expert" else
+                      "the expert's weak line (the project's threshold is on another expert's scale: "
+                      "rescore it to set one on this scale).</p>"))
     for s in figures["segments"]:
         verdict = s["verdict"]
         out.append(f"<h3>{e(s['title'])} <span class=\"muted\">frames {s['start']}–{s['end'] - 1} "

@@ -16,10 +16,11 @@ from core.export import export_request, export_video
 from core.faces.detect import Detection, FaceDetector
 from core.faces.geometry import padded_box
 from core.hparams import HP
-from core.project import AddTake, ChooseTake, MediaFacts, Project, ReplaceSegments, SetProjectSettings
+from core.project import AddTake, ChooseTake, MediaFacts, Project, ReplaceSegments, SetProjectSettings, SetScores
 from core.qc import qc_path, render_html, write_qc_report
 from core.render import source_frames
 from core.sync import load_scorer, score_video
+from core.sync_scale import EXPERT_WEAK_BELOW
 from core.video import VideoSource, VideoWriter
 from tests.conftest import FACE_BOX, BoxDetector, speech_like
 
@@ -151,6 +152,7 @@ def test_the_report_measures_the_export_and_renders_its_figures(media, tmp_path,
     conf = direct.frame_conf[:25]
     assert s1["lse_c"] == pytest.approx(np.nanmean(conf), abs=1e-6)
     assert s1["verdict"] == ("good" if s1["lse_c"] >= project.threshold else "poor")
+    assert figures["threshold"] == project.threshold and figures["threshold_is"] == "project"  # never scored
     assert [f for f, _ in s1["curve"]] == list(range(25))
     assert all((c is None) == (not np.isfinite(d)) for (_, c), d in zip(s1["curve"], conf))
     assert all(s1["curve"][k][1] is None for k in DARK)  # no face: not scored
@@ -181,6 +183,13 @@ def test_the_report_measures_the_export_and_renders_its_figures(media, tmp_path,
     assert f"{figures['leak']['output']:.2f}" in text and f"{DARK[0]}–{DARK[-1]}" in text
     assert text.count("data:image/jpeg;base64,") == len(figures["worst"]) and text.count("<svg") == 1
     assert expert["sha256"] in text and f"{dub_track['after']['integrated']:.1f} LUFS" in text
+
+    # a project scored by another expert: its threshold is on that scale, so the report uses this expert's line
+    project.execute(SetScores(project, {}, scorer={"name": "other", "sha256": "f" * 64, "weak_below": 9.0}))
+    assert project.threshold == 9.0
+    again = write_qc_report(project, result)
+    assert again["threshold"] == EXPERT_WEAK_BELOW and again["threshold_is"] == "expert"
+    assert "another expert's scale" in report.read_text(encoding="utf-8")
 
 
 def test_the_cli_export_writes_the_report_beside_it_unless_told_not_to(media, tmp_path, stub_detector, capsys):
