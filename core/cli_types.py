@@ -3,6 +3,7 @@ naming the option, instead of a hang or a traceback minutes later. No torch: the
 built without it."""
 import argparse
 import math
+import re
 
 from core.timecode import Timecode, TimecodeError, is_label
 
@@ -33,6 +34,13 @@ non_negative_float = number(float, lambda v: v >= 0, ">= 0")
 finite_float = number(float)
 fraction = number(float, lambda v: 0 <= v < 1, "in [0, 1)")
 crf = number(int, lambda v: 0 <= v <= 51, "an H.264 CRF in [0, 51]")
+
+
+def file_tag(text: str) -> str:
+    """A short version tag that can go into a file name: letters, digits, '.', '_' or '-'."""
+    if not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", text) or text.strip(".") == "":
+        raise argparse.ArgumentTypeError(f"must be 1-32 letters, digits, '.', '_' or '-', not {text!r}")
+    return text
 
 
 def time_value(text: str) -> float | str:

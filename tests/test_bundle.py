@@ -19,7 +19,7 @@ def test_bundle_installs_fp16_with_manifest_and_replaces_the_old_file(tmp_path, 
     torch.manual_seed(0)
     weights.save_weights(Wav2Lip(GeneratorDims(width=0.25)), trained, metadata={"step": 12, "metrics": {"l1": 0.1}})
 
-    assert bundle.bundle(SimpleNamespace(checkpoint=str(trained), name="generator")) == 0
+    assert bundle.bundle(SimpleNamespace(checkpoint=str(trained), name="generator", tag=None)) == 0
     manifest = json.loads((models / "manifest.json").read_text())["models"]
     entry = manifest["generator"]
     assert entry["kind"] == "wav2lip" and entry["dims"]["width"] == 0.25
@@ -31,9 +31,16 @@ def test_bundle_installs_fp16_with_manifest_and_replaces_the_old_file(tmp_path, 
 
     wider = tmp_path / "wider.safetensors"
     weights.save_weights(Wav2Lip(GeneratorDims(width=0.5)), wider)
-    bundle.bundle(SimpleNamespace(checkpoint=str(wider), name="generator"))
+    bundle.bundle(SimpleNamespace(checkpoint=str(wider), name="generator", tag=None))
     assert not (models / entry["file"]).exists()  # the replaced weights do not linger
     assert weights.load_model("generator").dims.width == 0.5
+
+    import main  # a tagged version of the same size: its own file name, the one it replaces removed
+    assert main.main(["bundle", str(wider), "--name", "generator", "--tag", "s8"]) == 0
+    assert weights.read_manifest()["generator"]["file"] == "generator-wav2lip-w0.5-s8.safetensors"
+    assert sorted(p.name for p in models.iterdir()) == ["generator-wav2lip-w0.5-s8.json",
+                                                       "generator-wav2lip-w0.5-s8.safetensors", "manifest.json"]
+    assert main.main(["bundle", str(wider), "--name", "generator", "--tag", "../up"]) == 2  # never a path
 
 
 def test_bundled_file_swapped_behind_the_manifest_is_refused(tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """Put a trained checkpoint into resources/models/ as a bundled default (fp16, SHA-256 in the manifest).
 
-    python main.py bundle runs/gen/best.safetensors --name generator
+    python main.py bundle runs/gen/best.safetensors --name generator [--tag s8]
 
 Only do this when the new model's validation figures beat the bundled one's: git keeps
 every committed weight file forever.
@@ -16,8 +16,9 @@ def bundle(args) -> int:
     model = load_model(args.checkpoint)
     trained = read_sidecar(args.checkpoint)
     kind = kind_of(model).name
-    filename = f"{args.name}-{kind}-w{model.dims.width:g}.safetensors"
-    metadata = {k: trained[k] for k in ("step", "metrics", "data", "gan") if k in trained}
+    tag = f"-{args.tag}" if args.tag else ""
+    filename = f"{args.name}-{kind}-w{model.dims.width:g}{tag}.safetensors"
+    metadata = {k: trained[k] for k in ("step", "metrics", "data", "gan", "run") if k in trained}
     sidecar = save_weights(model, MODELS_DIR / filename, half=True, metadata=metadata)
     old = bundled.get(args.name)
     bundled[args.name] = {"file": filename, "sha256": sidecar["sha256"], "kind": kind, "dims": sidecar["dims"]}

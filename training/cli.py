@@ -3,7 +3,7 @@ stay instant, and a subcommand imports its module only when it runs."""
 import importlib
 from pathlib import Path
 
-from core.cli_types import (count, finite_float, fraction, non_negative_float, number, positive_float,
+from core.cli_types import (count, file_tag, finite_float, fraction, non_negative_float, number, positive_float,
                             positive_int)
 from core.hparams import MOUTH_MODES
 
@@ -237,4 +237,6 @@ def add_parsers(sub):
     p = sub.add_parser("bundle", help="install a trained checkpoint as a bundled default model")
     p.add_argument("checkpoint", help="our .safetensors checkpoint (with its .json sidecar)")
     p.add_argument("--name", required=True, help="bundled name: generator or expert")
+    p.add_argument("--tag", type=file_tag, help="a version in the file name (e.g. s8), so a file name and the scorer "
+                   "names stored with scores tell this model from the one it replaces")
     p.set_defaults(run=entry("training.bundle", "bundle"))
