@@ -50,7 +50,10 @@ def test_the_report_scores_every_held_out_clip_against_other_speakers(tmp_path, 
 
     def fake_score(scorer, crops, has_face, mel):  # own audio: the mel with the crops' length
         pairs.append((len(crops), mel.shape[1]))
-        return SimpleNamespace(lse_c=2.0 if abs(mel.shape[1] - (1 + len(crops) * 640 // 200)) <= 1 else 1.0)
+        own = abs(mel.shape[1] - (1 + len(crops) * 640 // 200)) <= 1
+        conf = np.full(len(crops), 0.5 if own else 0.3)
+        conf[:2] = np.nan  # frames no window covers: not part of the mean
+        return SimpleNamespace(lse_c=2.0 if own else 1.0, frame_conf=conf)
 
     monkeypatch.setattr(R, "score_crops", fake_score)
     result = R.report(root, str(expert), max_windows=50, foreign=2)
@@ -59,7 +62,11 @@ def test_the_report_scores_every_held_out_clip_against_other_speakers(tmp_path, 
     assert set(val) == {"all", "s2", "s3"} and val["all"]["windows"] == 50
     assert 0 <= val["all"]["auc"] <= 1 and 0 <= result["threshold_from_training_speakers"] <= 1
     # s2/c (40 frames) against s3/d's audio (longer: allowed); s3/d has no other speaker as long
-    assert result["val_clips"]["s2"] == {"pairs": 1, "own_beats_foreign": 1.0, "own_lse_c": 2.0, "foreign_lse_c": 1.0}
-    assert "| s2 |" in R.table(result)
+    assert result["val_clips"]["s2"] == {"pairs": 1, "own_beats_foreign": 1.0, "own_lse_c": 2.0, "foreign_lse_c": 1.0,
+                                         "own_segment_conf": 0.5, "foreign_segment_conf": pytest.approx(0.3)}
+    assert "| s2 |" in R.table(result) and "| 2 s and more |" in R.table(result)
     assert result["val_clips"]["s3"]["pairs"] == 0
+    # s2/c (1.6 s) is under 2 s and s3/d (2 s) has no foreign track as long: no weak line from them
+    assert result["val_clips"][R.LONG]["pairs"] == 0 and np.isnan(result["weak_line"])
+    assert R.weak_line({R.LONG: {"own_segment_conf": 0.09, "foreign_segment_conf": 0.03}}) == pytest.approx(0.06)
     assert len(pairs) == 3

@@ -11,7 +11,13 @@
 * Per clip (what the editor shows): LSE-C of each validation clip with its own audio against
   with the audio of `--foreign` clips of other speakers (at least as long, from the same
   validation set); the share of (clip, foreign) pairs in which its own audio scores higher.
-Every figure is given for all validation clips and for each source folder.
+  Beside it the clip's mean per-frame confidence, the number the editor gives a segment
+  (SyncScores.segment_confidence): its "weak" line is midway between the own and the foreign
+  means of the clips of LINE_MIN_S and more (core/sync_scale.py). That mean is not the clip's
+  LSE-C (a mean of per-window margins, not the margin of the mean distances): under a foreign
+  track it stays higher.
+Every figure is given for all validation clips, for each source folder and for the clips of
+LINE_MIN_S and more.
 """
 from __future__ import annotations
 
@@ -25,8 +31,12 @@ from core.atomic import atomic_write_text
 from core.models.syncnet import sync_probability
 from core.sync import load_scorer, score_crops
 from core.weights import load_model, resolve
-from training.datasets import ExpertDataset, clip_speakers, read_av_offsets, read_clip_frames, read_clip_mel
+from training.datasets import FPS, ExpertDataset, clip_speakers, read_av_offsets, read_clip_frames, read_clip_mel
 from training.train_expert import roc_auc
+
+
+LINE_MIN_S = 2.0  # the weak line is set on clips this long and more: dialogue lines, not one-word clips
+LONG = f"{LINE_MIN_S:g} s and more"
 
 
 def source_of(key: str) -> str:
@@ -74,25 +84,42 @@ def clip_report(scorer, dataset: ExpertDataset, speakers: dict, foreign: int, se
     rng = np.random.default_rng(seed)
     clips = dataset.clips
     mels = {c.key: read_clip_mel(c) for c in clips}
+    long = {c.key for c in clips if c.frames >= LINE_MIN_S * FPS}
+
+    def scored(frames, mel) -> tuple:
+        s = score_crops(scorer, frames, np.ones(len(frames), bool), mel)
+        conf = np.asarray(s.frame_conf, np.float64)
+        return s.lse_c, float(np.nanmean(conf)) if np.isfinite(conf).any() else float("nan")
+
     pairs = {}
     for clip in clips:
         frames = read_clip_frames(clip)
-        everywhere = np.ones(len(frames), bool)
-        own = score_crops(scorer, frames, everywhere, mels[clip.key]).lse_c
+        own = scored(frames, mels[clip.key])
         others = [o.key for o in clips if speakers[o.key] != speakers[clip.key] and o.frames >= clip.frames]
         chosen = rng.choice(len(others), size=min(foreign, len(others)), replace=False) if others else []
-        pairs[clip.key] = [(own, score_crops(scorer, frames, everywhere, mels[others[int(j)]]).lse_c) for j in chosen]
+        pairs[clip.key] = [(own, scored(frames, mels[others[int(j)]])) for j in chosen]
     out = {}
-    sources = sorted({source_of(k) for k in pairs})
-    for name in ["all"] + sources:
-        chosen = [p for k, ps in pairs.items() if name in ("all", source_of(k)) for p in ps]
-        finite = [(own, other) for own, other in chosen if np.isfinite(own) and np.isfinite(other)]
-        wins = [own > other for own, other in finite]
-        # the means set the editor's "weak" line (core/sync_scale.py: midway between them)
-        out[name] = {"pairs": len(wins), "own_beats_foreign": float(np.mean(wins)) if wins else float("nan"),
-                     "own_lse_c": float(np.mean([o for o, _ in finite])) if finite else float("nan"),
-                     "foreign_lse_c": float(np.mean([f for _, f in finite])) if finite else float("nan")}
+    for name in ["all", LONG] + sorted({source_of(k) for k in pairs}):
+        chosen = [p for k, ps in pairs.items() if name == "all" or (name == LONG and k in long) or name == source_of(k)
+                  for p in ps]
+        finite = [(own, other) for own, other in chosen if np.all(np.isfinite(own + other))]
+
+        def mean(values):
+            return float(np.mean(values)) if finite else float("nan")
+        out[name] = {"pairs": len(finite),
+                     "own_beats_foreign": mean([own[0] > other[0] for own, other in finite]),
+                     "own_lse_c": mean([own[0] for own, _ in finite]),
+                     "foreign_lse_c": mean([other[0] for _, other in finite]),
+                     "own_segment_conf": mean([own[1] for own, _ in finite]),
+                     "foreign_segment_conf": mean([other[1] for _, other in finite])}
     return out
+
+
+def weak_line(clips: dict) -> float:
+    """The editor's "weak" segment line for this expert: midway between the mean segment confidence of
+    held-out clips of LINE_MIN_S and more with their own audio and with a foreign track."""
+    long = clips.get(LONG, {})
+    return 0.5 * (long.get("own_segment_conf", float("nan")) + long.get("foreign_segment_conf", float("nan")))
 
 
 def report(data, expert="expert", av_offsets=None, max_windows: int = 6000, foreign: int = 3, seed: int = 0) -> dict:
@@ -117,18 +144,21 @@ def report(data, expert="expert", av_offsets=None, max_windows: int = 6000, fore
               "val_windows": window_report(*scored["val"], threshold),
               "val_clips": clip_report(load_scorer(str(path)), val, speakers, foreign, seed),
               "val_speakers": len(set(speakers.values()))}
+    result["weak_line"] = weak_line(result["val_clips"])
     return result
 
 
 def table(result: dict) -> str:
     lines = ["| source | windows | AUC | accuracy (train threshold) | accuracy (P 0.5) | own > foreign "
-             "| LSE-C own / foreign |", "|---|---|---|---|---|---|---|"]
-    for name, w in result["val_windows"].items():
-        c = result["val_clips"].get(name, {})
-        lines.append(f"| {name} | {w['windows']} | {w['auc']:.3f} | {100 * w['accuracy_at_train_threshold']:.1f} % | "
-                     f"{100 * w['accuracy_at_0.5']:.1f} % | {100 * c.get('own_beats_foreign', float('nan')):.0f} % "
-                     f"of {c.get('pairs', 0)} | {c.get('own_lse_c', float('nan')):.4f} / "
-                     f"{c.get('foreign_lse_c', float('nan')):.4f} |")
+             "| LSE-C own / foreign | segment confidence own / foreign |", "|---|---|---|---|---|---|---|---|"]
+    nan = float("nan")
+    for name in dict.fromkeys([*result["val_windows"], *result["val_clips"]]):
+        w, c = result["val_windows"].get(name), result["val_clips"].get(name, {})
+        window = (f"{w['windows']} | {w['auc']:.3f} | {100 * w['accuracy_at_train_threshold']:.1f} % | "
+                  f"{100 * w['accuracy_at_0.5']:.1f} %") if w else "| | |"
+        lines.append(f"| {name} | {window} | {100 * c.get('own_beats_foreign', nan):.0f} % of {c.get('pairs', 0)} | "
+                     f"{c.get('own_lse_c', nan):.4f} / {c.get('foreign_lse_c', nan):.4f} | "
+                     f"{c.get('own_segment_conf', nan):.4f} / {c.get('foreign_segment_conf', nan):.4f} |")
     return "\n".join(lines)
 
 
@@ -139,5 +169,6 @@ def run(args) -> int:
     print(f"threshold chosen on training speakers: {result['threshold_from_training_speakers']:.3f} "
           f"(training windows: AUC {result['train_windows']['all']['auc']:.3f})")
     print(table(result))
+    print(f"weak line (midway of the segment confidences, clips of {LONG}): {result['weak_line']:.4f}")
     print(f"wrote {out}")
     return 0
