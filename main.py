@@ -187,8 +187,8 @@ def add_score_parser(sub):
                         "syncnet_v2.model (the paper's LSE-D/LSE-C protocol)")
     p.add_argument("--segments", action="store_true", help="also score each speech segment of the audio")
     p.add_argument("--threshold", type=finite_float, default=None,
-                   help="segment LSE-C below this is 'weak' (default: the scorer's own, 0.035 for our expert, "
-                        "1.0 for syncnet_v2: their scales differ)")
+                   help="segment LSE-C below this is 'weak' (default: the scorer's own, 0.0734 for the bundled "
+                        "expert, 1.0 for syncnet_v2: their scales differ)")
     p.add_argument("--json", action="store_true", help="print JSON for tools")
     p.add_argument("--cache-dir", help="face detection cache folder")
     p.add_argument("--face", type=count, default=None, help="which face when several are visible")

@@ -40,7 +40,7 @@ CONFIDENCE_TIP = ("Lip-sync confidence is LSE-C, measured by Lipsmith's SyncNet 
 
 def score_text(project, segment) -> str:
     """A segment's confidence in plain words, as the inspector and the status bar say it (its chosen
-    take's, over it): "good (0.054; threshold 0.035)", "weak (…)", "not scored"."""
+    take's, over it): "good (0.081; threshold 0.0734)", "weak (…)", "not scored"."""
     words = VERDICT_WORDS[project.verdict(segment)]
     if segment.lse_c is None:
         return words

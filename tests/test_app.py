@@ -34,7 +34,7 @@ from PySide6.QtGui import QDropEvent  # noqa: E402
 from PySide6.QtWidgets import QLabel, QMessageBox  # noqa: E402
 
 from core.faces.detect import Detection, FaceDetector  # noqa: E402
-from core.project import EditError, MediaFacts, Project, ReplaceSegments, SetProjectSettings  # noqa: E402
+from core.project import DEFAULT_THRESHOLD, EditError, MediaFacts, Project, ReplaceSegments, SetProjectSettings  # noqa: E402
 from tests.conftest import BoxDetector, ffmpeg  # noqa: E402
 
 FPS, SECONDS, N = 25, 3, 75
@@ -1255,16 +1255,16 @@ def test_sync_lane_follows_the_scorers_scale(opened):
     """The bundled expert's LSE-C is ~0.02-0.1: the lane's range and the threshold line follow
     the project's threshold and scores, and a dragged threshold keeps 3 significant digits
     (rounding to 2 decimals would turn 0.0412 into 0.04)."""
-    from core.project import DEFAULT_THRESHOLD, SetScores
+    from core.project import SetScores
 
     timeline, project = opened.timeline, opened.document.project
     seg = [s.id for s in project.segments if s.kind == "speech"]
     project_exec = opened.document.execute
-    project_exec(lambda: SetScores(project, {seg[0]: (0.06, 1.08), seg[1]: (0.02, 1.12)}))
+    project_exec(lambda: SetScores(project, {seg[0]: (0.09, 1.08), seg[1]: (0.02, 1.12)}))
     timeline._draw_segments()
     assert timeline.threshold.value() == pytest.approx(DEFAULT_THRESHOLD)
     top = timeline.plots["sync"].vb.viewRange()[1][1]
-    assert 0.06 < top < 0.1  # not the official 0-10 scale, where these bars would be invisible
+    assert 0.09 < top < 0.2  # not the official 0-10 scale, where these bars would be invisible
     assert [project.verdict(s) for s in seg] == ["good", "poor"]
     timeline.threshold.setValue(0.0412)
     timeline._threshold_done()
@@ -1275,7 +1275,7 @@ def test_sync_lane_follows_the_scorers_scale(opened):
 
 
 def score_a_scene(doc):
-    """Speech a-b-d-e around a silence c, scored on both sides of the default threshold (0.035):
+    """Speech a-b-d-e around a silence c, scored on both sides of the default threshold (0.0734):
     a and d weak (d the weaker: the list is in time order, not by score), b good, e not scored."""
     from core.project import SetScores
 
@@ -1284,7 +1284,7 @@ def score_a_scene(doc):
                                           project.make_segment(30, 50, "silence"), project.make_segment(50, 62),
                                           project.make_segment(62, N)]))
     a, b, _, d, e = (s.id for s in project.segments)
-    doc.execute(SetScores(project, {a: (0.0213, None), b: (0.06, None), d: (0.0104, None)}))
+    doc.execute(SetScores(project, {a: (0.0213, None), b: (0.09, None), d: (0.0104, None)}))
     return a, b, d, e
 
 
@@ -1303,10 +1303,10 @@ def test_weak_segments_list_follows_scores_threshold_undo_and_segment_edits(open
     # time order, timecodes as the app writes them (out points inclusive), LSE-C to 3 significant digits
     assert weak_rows(window) == [(a, "00:00:00:00–00:00:00:14", "0.0213"), (d, "00:00:02:00–00:00:02:11", "0.0104")]
     assert window.weak_dock.windowTitle() == "Weak Segments (2)"
-    assert window.weak_panel.summary.text() == ("2 of 3 scored speech segment(s) below LSE-C 0.035.\n"
+    assert window.weak_panel.summary.text() == (f"2 of 3 scored speech segment(s) below LSE-C {DEFAULT_THRESHOLD:g}.\n"
                                                 "1 speech segment(s) not scored yet.")
 
-    timeline.threshold.setValue(0.07)  # dragged above b's 0.06, as the Sync lane's line commits it
+    timeline.threshold.setValue(0.1)  # dragged above b's 0.09, as the Sync lane's line commits it
     timeline._threshold_done()
     assert [r[0] for r in weak_rows(window)] == [a, b, d]
     window.actions["edit.undo"].trigger()
@@ -1378,7 +1378,7 @@ def test_weak_scores_from_the_scoring_job_bring_the_list_to_the_front_and_a_job_
         return not dock.visibleRegion().isEmpty()
 
     window = opened
-    scores = {"s1": (0.02, None), "s3": (0.05, None)}
+    scores = {"s1": (0.02, None), "s3": (0.09, None)}
     monkeypatch.setattr(jobs, "score_takes", lambda progress, cancel, request: {"scores": scores, "scorer": "test"})
     assert window.tabifiedDockWidgets(window.jobs_dock) == [window.weak_dock, window.markers_dock]
     assert in_front(window.jobs_dock) and not in_front(window.weak_dock)
@@ -1403,6 +1403,7 @@ def test_a_render_scores_the_segments_it_chose_in_the_same_undo_step(opened, qtb
 
     from app.timeline import verdict_colour
     from core.project import SetScores
+    from core.weights import read_manifest
 
     window = opened
     doc = window.document
@@ -1410,7 +1411,9 @@ def test_a_render_scores_the_segments_it_chose_in_the_same_undo_step(opened, qtb
     timeline = window.timeline
     assert doc.models == {"generator": None, "expert": None}
     add_take(project, "s3", 50, N)  # chosen, with no file behind it
-    project.execute(SetScores(project, {"s3": (0.05, 1.1)}))
+    bundled = read_manifest()["expert"]  # scored earlier by the same expert: the render's scoring keeps it
+    project.execute(SetScores(project, {"s3": (0.05, 1.1)}, scorer={
+        "name": f"lipsmith-expert:{bundled['file']}", "sha256": bundled["sha256"], "weak_below": DEFAULT_THRESHOLD}))
     doc.set_frame(10)
     colour = lambda i: timeline.bars.opts["brushes"][i].color().name()  # noqa: E731
     assert colour(0) == pg.mkColor(timeline.c.unscored).name()

@@ -626,7 +626,7 @@ def test_history_limit_makes_the_saved_state_unreachable():
 
 def test_verdict_follows_the_threshold(folder):
     p = make_project(folder)
-    # the default is on the bundled expert's scale (0.035): these official-scale scores all pass it
+    # the default is on the bundled expert's scale (0.0734): these official-scale scores all pass it
     assert [p.verdict(s) for s in p.segments] == ["good", "silence", "good"]
     p.execute(SetThreshold(p, 5.0))
     assert [p.verdict(s) for s in p.segments] == ["good", "silence", "poor"]
@@ -1200,7 +1200,7 @@ def test_a_schema_3_threshold_off_the_experts_scale_opens_as_its_default(folder)
     default 5.0), which no score of the expert (at most 2: distances of unit vectors) reaches: every
     segment read weak. Opening it gives the expert's default; a threshold on its scale is kept."""
     p = make_project(folder)
-    p.execute(SetScores(p, {"s1": (0.05, 1.08), "s3": (0.02, 1.12)}))  # the expert's scale
+    p.execute(SetScores(p, {"s1": (0.09, 1.08), "s3": (0.02, 1.12)}))  # the expert's scale
     p.save()
     data = json.loads(p.path.read_text())
     data["schema_version"] = 3
