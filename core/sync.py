@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 import torch
 
+from core.atomic import sha256_file
 from core.audio import load_audio, mel_window, melspectrogram
 from core.errors import Cancelled, TooShort, WeightsError
 from core.faces import track_video
@@ -45,7 +46,6 @@ from core.models.syncnet_v2 import SyncNetV2
 from core.render import prepare_for_inference, source_frames
 from core.sync_scale import EXPERT_WEAK_BELOW
 from core.video import VideoSource
-from core.atomic import sha256_file
 from core.weights import kind_of, load_model, resolve
 
 SCORE_FPS = 25.0  # the expert and the reference evaluation work at 25 fps

@@ -546,10 +546,8 @@ class GeneratorDataset(_WindowDataset):
 
     The reference comes from elsewhere (`elsewhere`): at least UNPAIRED_GAP frames from the
     target, as the renderer's references are (core.references), in the same clip where it is long
-    enough, else from another clip of the same speaker. A reference from the target's own second
-    carries its mouth and speech timing, and the generator learns to copy it: with the 1.2 s
-    one-word clips of the second data set (62 % of the windows) a run's leak of the original mouth
-    under foreign dubs rose from 0.24 to 0.35.
+    enough, else from another clip of the same speaker, so training sees what rendering gives. (It
+    did not stop the original mouth's leak in the session-10 run: see the model card.)
 
     With `unpaired` set, items also hold unpaired_mels (T, 1, 80, 16) and unpaired_sync_mel
     (1, 80, 16): the audio of a window drawn the same way. There is no true frame for that audio;
@@ -585,7 +583,8 @@ class GeneratorDataset(_WindowDataset):
         return starts[ok]
 
     def plan(self, idx: int, entropy=None) -> dict:
-        """The draws of item idx: clip number, target start, reference start, augmentation."""
+        """The draws of item idx: clip number, target start, reference clip and start, augmentation
+        (and the unpaired audio's clip and start)."""
         rng = self._rng(idx, entropy)
         c, i = self._window(idx, rng)
         draws = {"clip": c, "key": self.clips[c].key, "start": i}

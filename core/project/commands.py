@@ -346,7 +346,7 @@ class SetScores(Command):
             self._after["takes"] = takes
         self.text = text
         if new_scale:
-            self._after["scorer"] = scorer_record({k: scorer.get(k) for k in ("name", "sha256")})
+            self._after["scorer"] = scorer_record(scorer)
             line = scorer.get("weak_below")
             if _is_number(line) and (project.scorer is not None or project.threshold == DEFAULT_THRESHOLD):
                 self._after["threshold"] = float(line)
