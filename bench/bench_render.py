@@ -5,9 +5,9 @@ Makes (once, cached in --workdir) a 1280x720 25 fps clip of a real speaker from
 speech track as the dub. Then, in one run:
 
 1. detection: a cold pass over the clip (written to the cache), frames/s;
-2. stages alone on the first --stage-frames frames: decode, generator (per width),
-   crop + mel, blend, encode (x264 at the render's preset/CRF), as frames/s and as CPU
-   ms/frame (all threads and child processes; steadier than wall time on a shared machine);
+2. stages alone on the first --stage-frames frames, as the renderer runs them: decode (YUV),
+   the face's region to BGR + crop + mel, generator (per width), blend + write back, encode
+   (x264 at the render's preset/CRF, YUV in), as frames/s and as CPU ms/frame (all threads and child processes; steadier than wall time on a shared machine);
 3. the full render per generator width (random weights; our defaults otherwise:
    cut policy, batch 32, CRF 18, the renderer's x264 preset, colour match), with the busy time of
    each stage measured inside the pipeline, the real-time factor = frames/s ÷ 25, and
@@ -41,7 +41,7 @@ from core.faces import track_video
 from core.hparams import HP, MOUTH_MODES
 from core.models.wav2lip import GeneratorDims, Wav2Lip
 from core.device import cpu_supports_bf16
-from core.render import FaceGenerator, RenderOptions, Renderer
+from core.render import FaceGenerator, FaceRegion, RenderOptions, Renderer
 from core.video import VideoSource, VideoWriter
 from core.weights import save_weights
 from tests.conftest import DATA, ffmpeg
@@ -96,23 +96,25 @@ class Timed:
 
 
 def stage_rates(clip, dub, track, widths, n, preset, crf):
-    """{stage: (frames/s wall, CPU ms/frame)} for each stage run alone on the first n frames."""
+    """{stage: (frames/s wall, CPU ms/frame)} for each stage run alone on the first n frames, as the
+    renderer runs it: frames in the source's YUV, the face's region through BGR."""
     video = VideoSource(clip)
     out = {}
     with Timed() as t:
-        frames = [f for _, f in video.frames(0, n)]
-    out["decode"] = t.row(len(frames))
+        frames = [f for _, f in video.frames(0, n, yuv=True)]
+    out["decode (YUV 4:2:0)"] = t.row(len(frames))
 
     mel = melspectrogram(load_audio(dub))
     with Timed() as t:
-        crops, boxes = [], []
+        crops, faces = [], []
         for i, frame in enumerate(frames):
-            x1, y1, x2, y2 = box = track.crop_box(i, HP.pads)
-            crops.append(render_module.cv2.resize(frame[y1:y2, x1:x2], (HP.img_size, HP.img_size),
+            face = FaceRegion(frame, track.crop_box(i, HP.pads))
+            x1, y1, x2, y2 = face.box
+            crops.append(render_module.cv2.resize(face.image[y1:y2, x1:x2], (HP.img_size, HP.img_size),
                                                   interpolation=render_module.cv2.INTER_AREA))
-            boxes.append(box)
+            faces.append(face)
         mels = mel_windows(mel, np.arange(len(frames)) / FPS)
-    out["crop + mel window"] = t.row(len(frames))
+    out["face region to BGR, crop, mel window"] = t.row(len(frames))
     crops = np.stack(crops)
 
     for width in widths:
@@ -124,19 +126,21 @@ def stage_rates(clip, dub, track, widths, n, preset, crf):
         out[f"generator w{width:g}"] = t.row(len(crops))
 
     settings = BlendSettings()
-    copies = [f.copy() for f in frames]
     with Timed() as t:
-        for i, (frame, face, box) in enumerate(zip(copies, generated, boxes)):
-            composite(frame, face, box, track.landmarks_at(i), settings)
-    out[f"blend (box ~{np.mean([b[2] - b[0] for b in boxes]):.0f}x{np.mean([b[3] - b[1] for b in boxes]):.0f})"] = \
-        t.row(len(frames))
+        for i, (face, crop) in enumerate(zip(faces, generated)):
+            composite(face.image, crop, face.box, face.local(track.landmarks_at(i)), settings)
+            face.write_back()
+    boxes = [face.box for face in faces]
+    out[f"blend + write back (box ~{np.mean([b[2] - b[0] for b in boxes]):.0f}x"
+        f"{np.mean([b[3] - b[1] for b in boxes]):.0f})"] = t.row(len(frames))
 
     target = Path(clip).with_name("stage_encode.mp4")
     with Timed() as t:
-        with VideoWriter(target, video.width, video.height, video.fps, crf=crf, preset=preset) as writer:
-            for frame in copies:
+        with VideoWriter(target, video.width, video.height, video.fps, crf=crf, preset=preset,
+                         colour=video.yuv_colour, yuv=True) as writer:
+            for frame in frames:
                 writer.write(frame)
-    out[f"encode (x264 {preset})"] = t.row(len(frames))
+    out[f"encode (x264 {preset}, YUV in)"] = t.row(len(frames))
     target.unlink(missing_ok=True)
     return out
 
@@ -190,7 +194,9 @@ class StageClock:
     def __enter__(self):
         self.wrap_generator_function(render_module, "source_frames", "decode (thread)")
         self.wrap(FaceGenerator, "__call__", "generator")
+        self.wrap(FaceRegion, "__init__", "face region: YUV to BGR")
         self.wrap(render_module, "composite", "blend")
+        self.wrap(FaceRegion, "write_back", "blend: write back to YUV")
         self.wrap(actor_mouth.ActorMouth, "paste", "actor mouth: pick, align, blend")
         self.wrap(render_module, "mel_windows", "mel windows")
         self.wrap(VideoWriter, "write", "encode: pipe write (waits on x264)")

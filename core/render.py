@@ -1,16 +1,22 @@
 """The generator pipeline: a video (or a still) and a dub in, lip-synced frames out.
 
-decode (thread) ─► crop + mel window ─► generator (batched) ─► blend ─► encode (thread)
+decode (thread) ─► crop + mel window ─► generator (batched) ─► blend (thread) ─► encode (ffmpeg)
+
+Frames stay in the source's decoded 8-bit 4:2:0 YUV (core.yuv) from decoder to encoder; only the
+box around the face is converted to BGR for the crop and the blend, and only the pixels the
+blend changed are written back.
 
 Stages are joined by bounded queues, so memory stays flat whatever the video's length.
 Output frame k is shown at k / fps; its mel window starts at int(80 · k / fps) of the
 dub, exactly as the reference maps frames to audio. Which source frame feeds output
 frame k depends on the length policy when dub and video differ.
 """
+import collections
 import contextlib
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +33,7 @@ from core.hparams import DEFAULT_MOUTH, HP, MOUTH_MODES
 from core.plan import plan_frames
 from core.references import build_references
 from core.video import VideoSource, VideoWriter
+from core.yuv import even_box
 from core.weights import load_model
 
 
@@ -88,12 +95,12 @@ def to_ranges(indices) -> list:
 # --------------------------------------------------------------------------- source frames
 
 
-def source_frames(video: VideoSource, indices, block: int = 32):
-    """Frames for a sequence of source indices, decoding forward runs once and reversed
-    runs in small blocks (for bounce), so memory stays bounded."""
+def source_frames(video: VideoSource, indices, block: int = 32, yuv: bool = False):
+    """Frames (BGR, or `YuvFrame`s when `yuv`) for a sequence of source indices, decoding forward
+    runs once and reversed runs in small blocks (for bounce), so memory stays bounded."""
     indices = np.asarray(indices)
     if video.is_image:
-        still = video.read(0)
+        still = next(video.frames(0, 1, yuv=yuv))[1]
         for _ in indices:
             yield still.copy()
         return
@@ -108,7 +115,7 @@ def source_frames(video: VideoSource, indices, block: int = 32):
             j += 1
         run = indices[i:j]
         if step > 0:
-            frames = video.frames(int(run[0]), int(run[-1]) + 1)
+            frames = video.frames(int(run[0]), int(run[-1]) + 1, yuv=yuv)
             current_index, current = next(frames)
             for n, want in enumerate(run):
                 while current_index < want:
@@ -120,7 +127,7 @@ def source_frames(video: VideoSource, indices, block: int = 32):
         else:  # a descending run: decode it block by block, each block forwards, yield in run order
             for lo in range(0, len(run), block):
                 wants = run[lo:lo + block].tolist()
-                decoded = {idx: f for idx, f in video.frames(min(wants), max(wants) + 1)}
+                decoded = {idx: f for idx, f in video.frames(min(wants), max(wants) + 1, yuv=yuv)}
                 for n, want in enumerate(wants):
                     # a frame wanted twice is handed out as a copy the first time (the renderer blends in place)
                     yield decoded[want] if want not in wants[n + 1:] else decoded[want].copy()
@@ -252,6 +259,28 @@ def _background(iterator, maxsize: int, stop: threading.Event):
         yield item
 
 
+class FaceRegion:
+    """The even-cornered region of a YuvFrame around a face's int `box`, as a BGR `image` to crop from
+    and blend into; `box` and `local()` landmarks are in the image's coordinates."""
+
+    def __init__(self, frame, box):
+        x1, y1, x2, y2 = (int(v) for v in box)
+        box = (x1, y1, min(x2, frame.width), min(y2, frame.height))  # an odd source's last row is not encoded
+        self.frame, self.region = frame, even_box(box, frame.width, frame.height)
+        self.image = frame.bgr(self.region)
+        self.original = self.image.copy()
+        rx, ry = self.region[:2]
+        self.offset = np.array([rx, ry], np.float32)
+        self.box = (box[0] - rx, box[1] - ry, box[2] - rx, box[3] - ry)
+
+    def local(self, landmarks):
+        return None if landmarks is None else landmarks - self.offset
+
+    def write_back(self):
+        """The pixels the blend changed go back into the frame; the others keep the decoder's codes."""
+        self.frame.put_bgr(self.region, self.image, np.any(self.image != self.original, axis=2))
+
+
 class Renderer:
     """One render job: open inputs, track the face, then stream frames out."""
 
@@ -340,52 +369,71 @@ class Renderer:
         return actor_mouth.ActorMouth(bank, self.fps, self.options.blend)
 
     def frames(self):
-        """Yield (output index, BGR frame, generated?) for the job's range, in order."""
+        """Yield (output index, YuvFrame, generated?) for the job's range, in order. One batch is
+        blended in a thread while the generator draws the next (torch, OpenCV and the pipe to the
+        encoder all run without the GIL), so the stages overlap on the cores."""
         stop_event = threading.Event()
         indices = np.asarray(self.range)
-        decoded = _background(zip(indices, source_frames(self.video, self.source[indices])), 8, stop_event)
-        batch = []
-        try:
-            for k, frame in decoded:
-                if self.cancel():
-                    raise Cancelled("render cancelled")
-                batch.append((int(k), frame))
-                if len(batch) == self.generator.batch_size:
-                    yield from self._process(batch)
-                    batch = []
-            yield from self._process(batch)
-        finally:
-            stop_event.set()
+        decoded = _background(zip(indices, source_frames(self.video, self.source[indices], yuv=True)), 8,
+                              stop_event)
+        blending = collections.deque()  # at most two batches: one blending, one waiting to be written
+        with ThreadPoolExecutor(1, thread_name_prefix="blend") as blender:
+            try:
+                batch = []
+                for k, frame in decoded:
+                    if self.cancel():
+                        raise Cancelled("render cancelled")
+                    batch.append((int(k), frame))
+                    if len(batch) == self.generator.batch_size:
+                        blending.append(blender.submit(self._blend, *self._generate(batch)))
+                        batch = []
+                    if len(blending) > 1:
+                        yield from blending.popleft().result()
+                if batch:
+                    blending.append(blender.submit(self._blend, *self._generate(batch)))
+                while blending:
+                    yield from blending.popleft().result()
+            finally:
+                stop_event.set()
+                for job in blending:
+                    job.cancel()
 
-    def _process(self, batch):
-        todo, crops, references, boxes = [], [], [], []
+    def _generate(self, batch) -> tuple:
+        """(batch, the frames with a face to redraw, their FaceRegions, their generated crops)."""
+        todo, crops, references, faces = [], [], [], []
         for n, (k, frame) in enumerate(batch):
             src = int(self.source[k])
             box = self.track.crop_box(src, self.options.pads) if self.with_dub[k] else None
             if box is None:
                 continue
-            x1, y1, x2, y2 = box
-            crops.append(cv2.resize(frame[y1:y2, x1:x2], (HP.img_size, HP.img_size), interpolation=cv2.INTER_AREA))
+            face = FaceRegion(frame, box)
+            x1, y1, x2, y2 = face.box
+            crops.append(cv2.resize(face.image[y1:y2, x1:x2], (HP.img_size, HP.img_size),
+                                    interpolation=cv2.INTER_AREA))
             references.append(crops[-1] if self.references is None else self.references.crop_for(src, crops[-1]))
             todo.append(n)
-            boxes.append(box)
+            faces.append(face)
+        generated = []
         if todo:
             times = (np.array([batch[n][0] for n in todo]) / self.fps) - self.options.dub_offset_s
-            mels = mel_windows(self.mel, times)
-            generated = self.generator(np.stack(crops), mels, np.stack(references))
-            for n, box, face in zip(todo, boxes, generated):
-                k, frame = batch[n]
-                src = int(self.source[k])
-                landmarks = self.track.landmarks_at(src)
-                if self.actor is None:
-                    composite(frame, face, box, landmarks, self.options.blend)
-                    if self.options.mouth == "actor":  # a still: no footage of the actor's mouth
-                        self.generated_mouth_frames.append(int(k))
-                elif not self.actor.paste(frame, face, box, landmarks, src):  # pasted the generated mouth
+            generated = self.generator(np.stack(crops), mel_windows(self.mel, times), np.stack(references))
+        return batch, todo, faces, generated
+
+    def _blend(self, batch, todo, faces, generated) -> list:
+        """Blend each generated crop into its frame (in place); [(output index, frame, generated?)]."""
+        for n, face, crop in zip(todo, faces, generated):
+            k = batch[n][0]
+            src = int(self.source[k])
+            landmarks = face.local(self.track.landmarks_at(src))
+            if self.actor is None:
+                composite(face.image, crop, face.box, landmarks, self.options.blend)
+                if self.options.mouth == "actor":  # a still: no footage of the actor's mouth
                     self.generated_mouth_frames.append(int(k))
+            elif not self.actor.paste(face.image, crop, face.box, landmarks, src):  # pasted the generated mouth
+                self.generated_mouth_frames.append(int(k))
+            face.write_back()
         done = set(todo)
-        for n, (k, frame) in enumerate(batch):
-            yield k, frame, n in done
+        return [(k, frame, n in done) for n, (k, frame) in enumerate(batch)]
 
     def render_to(self, output, protect=()) -> RenderReport:
         """Encode the job's frames with the dub into `output` (atomic; nothing left on failure)."""
@@ -395,7 +443,8 @@ class Renderer:
         audio_offset = self.options.dub_offset_s - self.range.start / self.fps
         with VideoWriter(output, self.video.width, self.video.height, self.fps, audio_path=self.dub_path,
                          audio_offset_s=audio_offset, crf=self.options.crf, preset=self.options.preset,
-                         protect=(self.video.path, self.dub_path, *protect)) as writer:
+                         protect=(self.video.path, self.dub_path, *protect), colour=self.video.yuv_colour,
+                         yuv=True) as writer:
             for done, (k, frame, was_generated) in enumerate(self.frames(), 1):
                 writer.write(frame)
                 generated += was_generated

@@ -2,7 +2,8 @@
 `VideoWriter` pipes frames into the ffmpeg binary (H.264 + AAC MP4, written atomically).
 
 Frames are BGR uint8 arrays (H, W, 3) in display orientation, the layout OpenCV and
-the face/blend code expect. Frame timing always comes from packet timestamps, never
+the face/blend code expect, or, for the renderer, `core.yuv.YuvFrame`s: the decoder's own 8-bit
+4:2:0 picture, which the writer encodes without converting it. Frame timing always comes from packet timestamps, never
 from the header's rate, which is wrong on some files. A variable-frame-rate file is
 conformed to a constant rate on its timestamps (`VideoSource.timeline`), as an editor
 conforms it; only then is the header's (nominal) rate used, for that constant rate.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from av.video.reformatter import Interpolation
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
 from core.atomic import Interrupted, interrupted, signals_held, sweep_stale_temps, temp_beside
 from core.delivery import VIDEO_CODECS
@@ -26,6 +27,7 @@ from core.errors import MediaError
 from core.ffmpeg import run_ffmpeg, start_ffmpeg
 from core.hparams import HP
 from core.plan import conform
+from core.yuv import YuvFrame, yuv_matrix
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ _TRANSFERS = {1: "bt709", 4: "gamma22", 5: "gamma28", 6: "smpte170m", 7: "smpte2
               18: "arib-std-b67"}
 _MATRICES = {1: "bt709", 4: "fcc", 5: "bt470bg", 6: "smpte170m", 7: "smpte240m", 9: "bt2020nc"}  # swscale's
 _RANGES = {1: "tv", 2: "pc"}
+_SWSCALE_MATRICES = {"bt709": Colorspace.ITU709, "fcc": Colorspace.FCC, "bt470bg": Colorspace.ITU601,
+                     "smpte170m": Colorspace.ITU601, "smpte240m": Colorspace.SMPTE240M, "bt2020nc": Colorspace.BT2020}
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,7 @@ class VideoSource:
         self.rotation = 0
         self.colour = Colour()  # an image's RGB is taken as it is
         self.pix_fmt = "bgr24"
+        self.yuv_colour = self.colour.or_bt709()
         self.fps = HP.fps  # a still renders as a static clip at the training rate
         self.vfr = False
         self.timestamps = np.zeros(1, dtype=np.float64)
@@ -173,6 +178,10 @@ class VideoSource:
         self._coded_size = (first.width, first.height)
         self.colour = Colour.of_frame(first)
         self.pix_fmt = first.format.name  # the decoder's, e.g. yuv420p
+        # what its YuvFrames are in, and a render of it is tagged with: a JPEG-range format is full range
+        self.yuv_colour = self.colour.or_bt709()
+        if self.pix_fmt.startswith("yuvj"):
+            self.yuv_colour = Colour(**{**vars(self.yuv_colour), "range": "pc"})
         rotation = getattr(first, "rotation", 0)  # display matrix, counter-clockwise degrees
         if not rotation and "rotate" in stream.metadata:  # old-style tag, clockwise degrees
             rotation = -int(float(stream.metadata["rotate"]))
@@ -227,8 +236,9 @@ class VideoSource:
 
     # -- frames
 
-    def frames(self, start: int = 0, stop: int | None = None):
-        """Yield `(index, frame)` for frames start..stop-1, BGR uint8, display orientation.
+    def frames(self, start: int = 0, stop: int | None = None, yuv: bool = False):
+        """Yield `(index, frame)` for frames start..stop-1, BGR uint8 (a `YuvFrame` in `yuv_colour`
+        when `yuv`), display orientation.
 
         Seeks to the keyframe before `start` and decodes forward, so the first frame is
         exactly frame `start`. Every index is yielded once: a frame the decoder could
@@ -243,8 +253,9 @@ class VideoSource:
         if start >= stop:
             return
         if self.is_image:
-            yield 0, self._image.copy()
+            yield 0, self._yuv_of_image() if yuv else self._image.copy()
             return
+        convert = self._to_yuv if yuv else self._to_bgr
         nxt, last = start, None
         decoded = self._decode_from(start)
         try:
@@ -253,7 +264,7 @@ class VideoSource:
                     continue  # before `start` (decoded from the keyframe), or a duplicate PTS
                 if nxt >= stop:
                     break
-                image = self._to_bgr(frame)
+                image = convert(frame)
                 while nxt < min(index, stop):  # missing frames: hold the previous (or this) picture
                     yield nxt, (last if last is not None else image).copy()
                     nxt += 1
@@ -342,10 +353,35 @@ class VideoSource:
     def _to_bgr(self, frame) -> np.ndarray:
         # Fixed output size: a stream that changes resolution mid-way still gives equal frames.
         width, height = self._coded_size
-        image = frame.to_ndarray(format="bgr24", width=width, height=height, interpolation=_EXACT_COLOUR)
+        # read in the matrix and range a render of it is tagged with (an untagged source as BT.709, not as
+        # swscale's BT.601 default): its pixels then decode the same from the source and from a render
+        colour = self.yuv_colour
+        image = frame.to_ndarray(format="bgr24", width=width, height=height, interpolation=_EXACT_COLOUR,
+                                 src_colorspace=_SWSCALE_MATRICES[colour.matrix],
+                                 src_color_range=ColorRange.JPEG if colour.range == "pc" else ColorRange.MPEG)
         if self.rotation:
             image = np.ascontiguousarray(np.rot90(image, self.rotation // 90))  # rot90 turns counter-clockwise
         return image
+
+    def _yuv_matrix(self):
+        return yuv_matrix(self.yuv_colour.matrix, self.yuv_colour.range == "pc")
+
+    def _to_yuv(self, frame) -> YuvFrame:
+        width, height = self._coded_size
+        name = frame.format.name
+        if name.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "rgba", "bgra", "gray", "ya")):
+            return YuvFrame.from_bgr(self._to_bgr(frame), self._yuv_matrix())  # no YUV to keep
+        if name not in ("yuv420p", "yuvj420p") or (frame.width, frame.height) != (width, height):
+            # 4:2:2, 4:4:4, more bits, a changed size: to 8-bit 4:2:0 in the same matrix and range
+            frame = frame.reformat(format="yuvj420p" if name.startswith("yuvj") else "yuv420p", width=width,
+                                   height=height, interpolation=_EXACT_COLOUR)
+        y, u, v = (np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, :p.width] for p in frame.planes)
+        if self.rotation:
+            y, u, v = (np.rot90(plane, self.rotation // 90) for plane in (y, u, v))
+        return YuvFrame.from_planes(y, u, v, self._yuv_matrix())
+
+    def _yuv_of_image(self) -> YuvFrame:
+        return YuvFrame.from_bgr(self._image, self._yuv_matrix())
 
     # -- time
 
@@ -417,7 +453,7 @@ class VideoWriter:
     """Encode BGR frames to an H.264/AAC MP4 (or a VIDEO_CODECS format) through the ffmpeg binary, atomically.
 
     Frames go to ffmpeg's stdin as raw video, converted with the `colour` tags' matrix and range
-    and tagged with them (BT.709 where unknown); `timecode` labels the first frame (a tmcd track in
+    and tagged with them (BT.709 where unknown); with `yuv`, as `YuvFrame`s already in them, unconverted; `timecode` labels the first frame (a tmcd track in
     MOV/MP4); `extra_audio` are further audio tracks, each placed as the first is.
     Everything is written to temp files next to `path`, which appears (renamed in one step)
     only when `close()` succeeds; on an exception inside `with`, on `abort()`, or when ffmpeg
@@ -426,7 +462,7 @@ class VideoWriter:
 
     def __init__(self, path, width: int, height: int, fps, audio_path=None, audio_offset_s: float = 0.0,
                  crf: int = 18, preset: str = "medium", audio_bitrate: str = "192k", protect=(), codec: str = "h264",
-                 colour: Colour = Colour(), timecode: str | None = None, extra_audio=()):
+                 colour: Colour = Colour(), timecode: str | None = None, extra_audio=(), yuv: bool = False):
         self.path = Path(path)
         self.width, self.height = int(width), int(height)
         if self.width <= 0 or self.height <= 0:
@@ -444,6 +480,9 @@ class VideoWriter:
         if codec not in VIDEO_CODECS:
             raise ValueError(f"unknown codec {codec!r}: {', '.join(VIDEO_CODECS)}")
         self.codec = VIDEO_CODECS[codec]
+        self.yuv = yuv
+        if yuv and self.codec.pix_fmt != "yuv420p":
+            raise ValueError(f"YuvFrames are 4:2:0; {self.codec.title} is {self.codec.pix_fmt}")
         self.colour = colour.or_bt709()
         self.timecode = timecode
         self.frame_count = 0
@@ -492,15 +531,18 @@ class VideoWriter:
         c = self.colour
         # The matrix converts, the other tags only label: setparams puts them on the frames, where
         # ffmpeg 7+ takes them from (the -color_* options alone lose the primaries and transfer).
-        matrix = {"bt470bg": "bt470", "bt2020nc": "bt2020"}.get(c.matrix, c.matrix)  # scale's names
-        vf = (f"scale=out_color_matrix={matrix}:out_range={c.range}:flags=accurate_rnd+full_chroma_int,"
-              f"format={self.codec.pix_fmt},setparams=range={c.range}:color_primaries={c.primaries}:"
-              f"color_trc={c.transfer}:colorspace={c.matrix}")
-        if (self.out_width, self.out_height) != (self.width, self.height):
-            vf = f"crop={self.out_width}:{self.out_height}:0:0," + vf
+        vf = (f"setparams=range={c.range}:color_primaries={c.primaries}:color_trc={c.transfer}:"
+              f"colorspace={c.matrix}")
+        if not self.yuv:  # YuvFrames are in the tags' matrix and range already, and even-sided
+            matrix = {"bt470bg": "bt470", "bt2020nc": "bt2020"}.get(c.matrix, c.matrix)  # scale's names
+            vf = (f"scale=out_color_matrix={matrix}:out_range={c.range}:flags=accurate_rnd+full_chroma_int,"
+                  f"format={self.codec.pix_fmt}," + vf)
+            if (self.out_width, self.out_height) != (self.width, self.height):
+                vf = f"crop={self.out_width}:{self.out_height}:0:0," + vf
+        size = (self.out_width, self.out_height) if self.yuv else (self.width, self.height)
         rate = ["-preset", preset, "-crf", str(crf)] if "libx264" in self.codec.encoder else []
         cmd = ["-hide_banner", "-loglevel", "error", "-nostats", "-y",
-               "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{self.width}x{self.height}",
+               "-f", "rawvideo", "-pix_fmt", "yuv420p" if self.yuv else "bgr24", "-s", f"{size[0]}x{size[1]}",
                "-framerate", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "-",
                "-vf", vf, *self.codec.encoder, *rate, "-pix_fmt", self.codec.pix_fmt,
                # tagged, so players do not guess the matrix and shift colours
@@ -516,12 +558,17 @@ class VideoWriter:
         """Options of the file's last pass: the index up front, and the start timecode."""
         return ["-movflags", "+faststart", *(["-timecode", self.timecode] if self.timecode else [])]
 
-    def write(self, frame: np.ndarray):
-        """Append one BGR uint8 frame of the writer's (width, height)."""
+    def write(self, frame):
+        """Append one BGR uint8 frame of the writer's (width, height), or with `yuv` a `YuvFrame` of its
+        even (out_width, out_height)."""
         if self._proc is None:
             raise ValueError(f"{self.path}: writer is closed")
+        if self.yuv:
+            if not isinstance(frame, YuvFrame) or (frame.width, frame.height) != (self.out_width, self.out_height):
+                raise ValueError(f"expected a {self.out_width}x{self.out_height} YuvFrame, got {frame!r}")
+            frame = frame.data
         frame = np.asarray(frame)
-        if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
+        if not self.yuv and (frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8):
             raise ValueError(f"expected a {self.height}x{self.width}x3 uint8 frame, got {frame.shape} {frame.dtype}")
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).data)

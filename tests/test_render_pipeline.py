@@ -22,6 +22,7 @@ from core.plan import plan_frames
 from core import render as render_module
 from core.render import FaceGenerator, RenderOptions, Renderer
 from core.video import VideoSource, VideoWriter
+from core.yuv import YuvFrame
 from tests.conftest import FACE_BOX, BoxDetector, speech_like
 
 FPS = 25
@@ -50,8 +51,9 @@ def synthetic_frame(i: int) -> np.ndarray:
     return frame
 
 
-def source_index(frame: np.ndarray) -> int:
-    """Which synthetic frame this (decoded) frame shows, from its corner patches."""
+def source_index(frame) -> int:
+    """Which synthetic frame this (decoded: BGR, or a YuvFrame) frame shows, from its corner patches."""
+    frame = frame.to_bgr() if isinstance(frame, YuvFrame) else frame
     low, high = (int(round((frame[mark].mean() - 20) / 40)) for mark in MARKS)
     return high * 6 + low
 
@@ -120,7 +122,7 @@ def options(tmp_path, **overrides) -> RenderOptions:
 
 
 def walk(renderer):
-    """(output indices, frames, generated flags) from Renderer.frames()."""
+    """(output indices, YuvFrames, generated flags) from Renderer.frames()."""
     rows = list(renderer.frames())
     return [k for k, _, _ in rows], [f for _, f, _ in rows], [g for _, _, g in rows]
 
@@ -243,7 +245,7 @@ def test_late_dub_leaves_the_first_frames_untouched(clips, tmp_path):
     assert generated == [False] * 10 + [True] * 20  # the dub starts at 0.4 s = frame 10
     with VideoSource(video) as source:
         for k in range(10):
-            assert np.array_equal(frames[k], source.read(k))
+            assert np.array_equal(frames[k].data, next(source.frames(k, k + 1, yuv=True))[1].data)
     mel = melspectrogram(load_audio(dub))
     np.testing.assert_array_equal(generator.mels[0], mel[:, 0:16])  # frame 10 gets the dub's first window
     np.testing.assert_array_equal(np.stack(generator.mels), mel_windows(mel, np.arange(10, 30) / FPS - 0.4))
@@ -351,9 +353,9 @@ def test_frames_past_the_dub_under_pad_are_the_source_frames(clips, tmp_path):
     assert indices == list(range(30))
     assert generated == [True] * 15 + [False] * 15
     with VideoSource(video) as source:
-        originals = [frame for _, frame in source.frames()]
+        originals = [frame for _, frame in source.frames(yuv=True)]
     for k in range(30):
-        assert np.array_equal(frames[k], originals[k]) == (k >= 15), k
+        assert np.array_equal(frames[k].data, originals[k].data) == (k >= 15), k
 
 
 def test_bounce_decodes_backward_runs_in_order_across_blocks():
@@ -362,7 +364,7 @@ def test_bounce_decodes_backward_runs_in_order_across_blocks():
     class CountingVideo:
         is_image = False
 
-        def frames(self, start, stop):
+        def frames(self, start, stop, yuv=False):
             for i in range(start, stop):
                 yield i, np.full((2, 2, 3), i, np.uint8)
 
@@ -380,7 +382,7 @@ def test_conformed_runs_decode_once_and_repeat_frames_as_separate_arrays():
         is_image = False
         opened = 0
 
-        def frames(self, start, stop):
+        def frames(self, start, stop, yuv=False):
             self.opened += 1
             for i in range(start, stop):
                 yield i, np.full((2, 2, 3), i, np.uint8)
