@@ -18,6 +18,8 @@ from tqdm import tqdm
 
 from core import __version__
 from core.cli_types import count, crf, finite_float, frame_of, number, positive_int, time_value
+from core.threads import let_idle_torch_threads_sleep
+from training.cli import TRAINING_COMMANDS
 
 
 class ProgressBar:
@@ -459,6 +461,7 @@ def main(argv=None) -> int:
         # no command, or files (a project, or a video and its dub; the desktop entry's %f): the editor
         from app.main import run
 
+        let_idle_torch_threads_sleep()
         return run([sys.argv[0], *argv])
     from core.errors import Cancelled, LipsmithError
 
@@ -470,6 +473,8 @@ def main(argv=None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command not in TRAINING_COMMANDS:
+        let_idle_torch_threads_sleep()
     from core.atomic import interrupted, signals_as_interrupts
 
     output = getattr(args, "output", None)

@@ -19,6 +19,10 @@ speech track as the dub. Then, in one run:
 With `--mouths generated actor` each width renders with both mouths (core.actor_mouth); the actor's
 mouths are read, and cached, while the renderer is set up, so that time shows in "setup".
 """
+from core.threads import let_idle_torch_threads_sleep
+
+let_idle_torch_threads_sleep()  # as the product's render commands do, before torch is imported
+
 import argparse
 import cProfile
 import pstats

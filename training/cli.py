@@ -122,6 +122,10 @@ def add_prepare_parser(sub):
     return p
 
 
+# the commands that run torch alone on the cores (core.threads: they keep OpenMP's spinning threads)
+TRAINING_COMMANDS = frozenset({"train-expert", "train-lip-reader", "train-generator", "adapt"})
+
+
 def add_parsers(sub):
     """Register the training subcommands on `sub` (main.py's subparsers)."""
     add_prepare_parser(sub)
