@@ -150,9 +150,15 @@ def paste_patch(frame: np.ndarray, patch: np.ndarray, box, small_mask: np.ndarra
     """Blend `patch` (the int `box`'s size) into `frame` (in place) through `small_mask` scaled to it."""
     x1, y1, x2, y2 = (int(v) for v in box)
     h, w = y2 - y1, x2 - x1
-    weight = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)[..., None]
-    base = frame[y1:y2, x1:x2].astype(np.float32)
-    frame[y1:y2, x1:x2] = np.clip(base + weight * (patch.astype(np.float32) - base) + 0.5, 0, 255).astype(np.uint8)
+    weight = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)
+    left, top, width, height = cv2.boundingRect((weight > 0).astype(np.uint8))  # the rest stays as it is
+    if not width or not height:
+        return frame
+    rows, cols = slice(top, top + height), slice(left, left + width)
+    weight = np.ascontiguousarray(weight[rows, cols])
+    crop = frame[y1:y2, x1:x2]
+    crop[rows, cols] = cv2.blendLinear(np.ascontiguousarray(patch[rows, cols]), np.ascontiguousarray(crop[rows, cols]),
+                                       weight, 1.0 - weight)
     return frame
 
 
