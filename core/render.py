@@ -13,7 +13,6 @@ frame k depends on the length policy when dub and video differ.
 """
 import collections
 import contextlib
-import queue
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +31,7 @@ from core.errors import Cancelled, FaceError, MediaError
 from core.hparams import DEFAULT_MOUTH, HP, MOUTH_MODES
 from core.plan import plan_frames
 from core.references import build_references
+from core.threads import in_background
 from core.video import VideoSource, VideoWriter
 from core.yuv import even_box
 from core.weights import load_model
@@ -228,37 +228,6 @@ def load_generator(options: RenderOptions, n_frames: int) -> FaceGenerator:
 # --------------------------------------------------------------------------- the job
 
 
-def _background(iterator, maxsize: int, stop: threading.Event):
-    """Run `iterator` in a thread, handing its items over through a bounded queue."""
-    items: queue.Queue = queue.Queue(maxsize)
-    done = object()
-
-    def pump():
-        try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            items.put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
-            items.put(exc)
-
-    thread = threading.Thread(target=pump, daemon=True)
-    thread.start()
-    while True:
-        item = items.get()
-        if item is done:
-            return
-        if isinstance(item, BaseException):
-            raise item
-        yield item
-
-
 class FaceRegion:
     """The even-cornered region of a YuvFrame around a face's int `box`, as a BGR `image` to crop from
     and blend into; `box` and `local()` landmarks are in the image's coordinates."""
@@ -376,8 +345,8 @@ class Renderer:
         encoder all run without the GIL), so the stages overlap on the cores."""
         stop_event = threading.Event()
         indices = np.asarray(self.range)
-        decoded = _background(zip(indices, source_frames(self.video, self.source[indices], yuv=True)), 8,
-                              stop_event)
+        decoded = in_background(zip(indices, source_frames(self.video, self.source[indices], yuv=True)), 8,
+                                stop_event)
         blending = collections.deque()  # at most two batches: one blending, one waiting to be written
         with ThreadPoolExecutor(1, thread_name_prefix="blend") as blender:
             try:

@@ -8,6 +8,7 @@ from the header's rate, which is wrong on some files. A variable-frame-rate file
 conformed to a constant rate on its timestamps (`VideoSource.timeline`), as an editor
 conforms it; only then is the header's (nominal) rate used, for that constant rate.
 """
+import functools
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
@@ -118,8 +120,6 @@ class VideoSource:
     # -- opening
 
     def _open_image(self):
-        import cv2
-
         # imdecode, not imread: imread cannot open non-ASCII paths on Windows.
         # IMREAD_COLOR drops alpha and applies the EXIF orientation, so the still is upright.
         self._image = cv2.imdecode(np.fromfile(self.path, dtype=np.uint8), cv2.IMREAD_COLOR)
@@ -236,9 +236,9 @@ class VideoSource:
 
     # -- frames
 
-    def frames(self, start: int = 0, stop: int | None = None, yuv: bool = False):
+    def frames(self, start: int = 0, stop: int | None = None, yuv: bool = False, size: tuple | None = None):
         """Yield `(index, frame)` for frames start..stop-1, BGR uint8 (a `YuvFrame` in `yuv_colour`
-        when `yuv`), display orientation.
+        when `yuv`; BGR scaled to `size` (w, h) in the same pass when given), display orientation.
 
         Seeks to the keyframe before `start` and decodes forward, so the first frame is
         exactly frame `start`. Every index is yielded once: a frame the decoder could
@@ -253,9 +253,15 @@ class VideoSource:
         if start >= stop:
             return
         if self.is_image:
-            yield 0, self._yuv_of_image() if yuv else self._image.copy()
+            image = self._image if size is None else cv2.resize(self._image, size, interpolation=cv2.INTER_AREA)
+            yield 0, self._yuv_of_image() if yuv else image.copy()
             return
-        convert = self._to_yuv if yuv else self._to_bgr
+        if yuv:
+            convert = self._to_yuv
+        elif size is None:
+            convert = self._to_bgr
+        else:  # a small picture for a detector: swscale shrinks while it converts, no accurate rounding needed
+            convert = functools.partial(self._to_bgr, size=size, interpolation=Interpolation.AREA)
         nxt, last = start, None
         decoded = self._decode_from(start)
         try:
@@ -350,13 +356,15 @@ class VideoSource:
             return -1
         return int(np.searchsorted(self._pts, t, side="right")) - 1
 
-    def _to_bgr(self, frame) -> np.ndarray:
+    def _to_bgr(self, frame, size=None, interpolation=_EXACT_COLOUR) -> np.ndarray:
         # Fixed output size: a stream that changes resolution mid-way still gives equal frames.
         width, height = self._coded_size
+        if size is not None:  # in display orientation
+            width, height = size[::-1] if self.rotation in (90, 270) else size
         # read in the matrix and range a render of it is tagged with (an untagged source as BT.709, not as
         # swscale's BT.601 default): its pixels then decode the same from the source and from a render
         colour = self.yuv_colour
-        image = frame.to_ndarray(format="bgr24", width=width, height=height, interpolation=_EXACT_COLOUR,
+        image = frame.to_ndarray(format="bgr24", width=width, height=height, interpolation=interpolation,
                                  src_colorspace=_SWSCALE_MATRICES[colour.matrix],
                                  src_color_range=ColorRange.JPEG if colour.range == "pc" else ColorRange.MPEG)
         if self.rotation:

@@ -43,6 +43,15 @@ def ffmpeg(*args):
 
 
 @pytest.fixture
+def every_frame(monkeypatch):
+    """The detector runs on every frame (for tests that count its calls frame by frame; detection on
+    every second frame, the default, is tests/test_detect_every.py's)."""
+    import core.faces.detections as detections_module
+
+    monkeypatch.setattr(detections_module, "DETECT_EVERY", 1)
+
+
+@pytest.fixture
 def tone_wav(tmp_path):
     """1.5 s of a 440 Hz tone at 44.1 kHz stereo."""
     path = tmp_path / "tone.wav"

@@ -249,7 +249,7 @@ def test_smoothing_a_take_of_a_variable_rate_source_takes_the_face_of_each_pictu
         assert take.frame_count == n
 
 
-def test_smoothing_a_take_detects_only_its_own_frames_and_their_context(media, vfr_video, tmp_path, monkeypatch):
+def test_smoothing_a_take_detects_only_its_own_frames_and_their_context(media, vfr_video, tmp_path, monkeypatch, every_frame):
     import core.faces
     from core.faces import context_frames
     from core.video import VideoWriter
@@ -285,7 +285,7 @@ def test_face_track_comes_with_the_pictures_timeline_to_index_it_by(vfr_video, m
     assert len(found.faces) == 50 and found.faces.found(0) == 1
 
 
-def test_a_track_request_for_some_frames_detects_only_them_and_their_context(vfr_video, tmp_path, monkeypatch):
+def test_a_track_request_for_some_frames_detects_only_them_and_their_context(vfr_video, tmp_path, monkeypatch, every_frame):
     import core.faces
     from core.faces import context_frames
 

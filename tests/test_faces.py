@@ -29,6 +29,10 @@ W, H = 320, 240
 
 # ----------------------------------------------------------------------------- helpers
 
+# these tests follow the cache and the ranges frame by frame, counting the detector's calls
+pytestmark = pytest.mark.usefixtures("every_frame")
+
+
 class PlanDetector:
     """Returns planned boxes: plan[i] is the list of boxes (or (box, landmarks)) of the i-th
     frame it is called on. Counts its calls."""
@@ -73,10 +77,10 @@ class FakeSource:
 
         self.decoded = []  # indices of the frames handed out, in order
 
-    def frames(self, start=0, stop=None):
+    def frames(self, start=0, stop=None, size=None):
         for i, frame in enumerate(self._frames[start:stop], start):
             self.decoded.append(i)
-            yield i, frame
+            yield i, frame if size in (None, (self.width, self.height)) else cv2.resize(frame, size)
 
 
 def stamped_frames(n, cut_at=None):

@@ -25,9 +25,9 @@ def seeks(monkeypatch):
     started = []
     real = VideoSource.frames
 
-    def frames(self, start=0, stop=None):
+    def frames(self, start=0, stop=None, **kwargs):
         started.append(start)
-        return real(self, start, stop)
+        return real(self, start, stop, **kwargs)
 
     monkeypatch.setattr(VideoSource, "frames", frames)
     return started

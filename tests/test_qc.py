@@ -302,7 +302,7 @@ def test_each_frame_is_measured_on_the_face_its_take_was_rendered_on(tmp_path, m
     assert figures["no_face"]["frames"] == 0
 
 
-def test_an_uncached_report_on_a_range_detects_and_opens_only_what_it_measures(tmp_path, monkeypatch):
+def test_an_uncached_report_on_a_range_detects_and_opens_only_what_it_measures(tmp_path, monkeypatch, every_frame):
     import collections
 
     import core.faces

@@ -75,13 +75,20 @@ def downscale(frame: np.ndarray, max_side: int = DEFAULT_MAX_SIDE):
     """Return (image, fx, fy): the frame shrunk so its long side is <= max_side, and the
     factors that map its coordinates back (x_full = x_small * fx). No copy when small enough."""
     h, w = frame.shape[:2]
-    long_side = max(h, w)
-    if not max_side or long_side <= max_side:
+    nw, nh = scaled_size(w, h, max_side)
+    if (nw, nh) == (w, h):
         return frame, 1.0, 1.0
-    s = max_side / long_side
-    nw, nh = max(1, round(w * s)), max(1, round(h * s))
     small = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
     return small, w / nw, h / nh
+
+
+def scaled_size(width: int, height: int, max_side: int = DEFAULT_MAX_SIDE) -> tuple:
+    """(w, h) of a `width` × `height` frame shrunk so its long side is <= max_side (0: no limit)."""
+    long_side = max(width, height)
+    if not max_side or long_side <= max_side:
+        return width, height
+    s = max_side / long_side
+    return max(1, round(width * s)), max(1, round(height * s))
 
 
 def as_bgr(frame: np.ndarray) -> np.ndarray:

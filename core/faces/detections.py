@@ -6,18 +6,20 @@ goes, so a cancelled or killed job's work is kept for the next one.
 """
 from __future__ import annotations
 
-import contextlib
 import json
+import threading
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from core.errors import Cancelled
+from core.threads import in_background
 
 from .cache import (CACHE_FORMAT, NpzRecord, cache_path, default_cache_dir, file_fingerprint, from_json_array,
                     json_array, read_cache_entry)
-from .detect import Detection, get_detector, identity_key
+from .detect import Detection, get_detector, identity_key, scaled_size
+from .geometry import iou
 
 
 # ----------------------------------------------------------------------- scene-cut scores
@@ -173,17 +175,56 @@ def _frame_of(item):
     return item
 
 
-def _detect_each(items, detector, cancel, prev_hist=None):
-    """(index, faces best first, cut score, frame) for each (index, frame) of `items`. prev_hist:
-    the histogram of the frame before the first (None: the first is frame 0, cut score 0).
-    cancel() is polled before each frame and raises `Cancelled` when it returns true."""
+def _detect_each(items, detect, cancel, prev_hist=None, every: int = 1):
+    """(index, faces best first, cut score, frame) for each (index, frame) of `items` (consecutive
+    frames), `detect(frame)` giving a frame's faces. prev_hist: the histogram of the frame before the
+    first (None: the first is frame 0, cut score 0). With `every` > 1 the detector runs on every
+    every-th frame; a frame between two whose faces pair up (`between`) gets their interpolation,
+    any other is detected as well. cancel() is polled before each frame and raises `Cancelled`."""
+    held, last = [], None  # frames waiting for the next detected one; (index, faces) of the last detected
     for i, frame in items:
         if cancel is not None and cancel():
             raise Cancelled("face detection cancelled")
-        faces = sorted(detector.detect(frame), key=lambda d: -d.score)
         hist = frame_histogram(frame)
-        yield i, faces, 0.0 if prev_hist is None else histogram_distance(prev_hist, hist), frame
+        cut = 0.0 if prev_hist is None else histogram_distance(prev_hist, hist)
         prev_hist = hist
+        if last is not None and len(held) < every - 1:
+            held.append((i, cut, frame))
+            continue
+        faces = _best_first(detect(frame))
+        for j, held_cut, held_frame in held:
+            guess = between(last[1], faces, (j - last[0]) / (i - last[0]))
+            yield j, _best_first(detect(held_frame)) if guess is None else guess, held_cut, held_frame
+        held, last = [], (i, faces)
+        yield i, faces, cut, frame
+    for j, held_cut, held_frame in held:  # the run ended before another detected frame
+        yield j, _best_first(detect(held_frame)), held_cut, held_frame
+
+
+def _best_first(faces: list) -> list:
+    return sorted(faces, key=lambda d: -d.score)
+
+
+PAIR_IOU = 0.5  # a face two detected frames apart overlaps itself at least this much
+
+
+def between(before: list, after: list, t: float) -> list | None:
+    """The faces at fraction `t` of the way from the frame of `before` to that of `after`, when every
+    face pairs up with one of the other frame (IoU >= PAIR_IOU): boxes and landmarks interpolated
+    linearly, the lower score. None when they do not pair up (a cut, a face coming or going)."""
+    if len(before) != len(after):
+        return None
+    free, faces = list(after), []
+    for a in before:
+        ious = [iou(a.box, b.box) for b in free]
+        if not ious or max(ious) < PAIR_IOU:
+            return None
+        b = free.pop(int(np.argmax(ious)))
+        box = (1 - t) * np.asarray(a.box) + t * np.asarray(b.box)
+        both = a.landmarks is not None and b.landmarks is not None and a.landmarks.shape == b.landmarks.shape
+        landmarks = (1 - t) * a.landmarks + t * b.landmarks if both else None
+        faces.append(Detection(box, min(a.score, b.score), landmarks))
+    return _best_first(faces)
 
 
 def detect_frames(frames, detector=None, progress=None, cancel=None, total: int | None = None) -> Detections:
@@ -200,7 +241,7 @@ def detect_frames(frames, detector=None, progress=None, cancel=None, total: int 
         except TypeError:
             total = 0
     faces, cut_scores, size = [], [], (0, 0)
-    for i, dets, cut, frame in _detect_each(enumerate(map(_frame_of, frames)), detector, cancel):
+    for i, dets, cut, frame in _detect_each(enumerate(map(_frame_of, frames)), detector.detect, cancel):
         if i == 0:
             size = (int(frame.shape[1]), int(frame.shape[0]))
         faces.append(dets)
@@ -213,6 +254,9 @@ def detect_frames(frames, detector=None, progress=None, cancel=None, total: int 
 
 
 SAVE_EVERY = 250  # frames detected between saves of the cache entry: what a killed job can lose
+# the detector runs on every second frame of a video; the frame between two whose faces pair up gets
+# their interpolation (bench/bench_detection.py measures the boxes against every-frame detection)
+DETECT_EVERY = 2
 
 
 def detect_video(source, detector=None, cache_dir=None, use_cache: bool = True, progress=None,
@@ -231,7 +275,7 @@ def detect_video(source, detector=None, cache_dir=None, use_cache: bool = True, 
     call, total = their number); cancel() is polled before each frame and raises `Cancelled`.
     """
     detector = resolve_detector(detector)
-    identity = _plain(detector.identity())
+    identity = {**_plain(detector.identity()), "every": DETECT_EVERY}
     n = int(source.frame_count)
     wanted = range(n) if frames is None else range(max(0, frames.start), min(n, frames.stop))
     entry, fingerprint = None, ""
@@ -248,13 +292,22 @@ def detect_video(source, detector=None, cache_dir=None, use_cache: bool = True, 
         if progress is not None and wanted:
             progress(len(wanted), len(wanted))
         return dets
+    # decoded straight to the detector's size (a backend shrinks every frame to it anyway), in a thread
+    size = scaled_size(int(source.width), int(source.height), getattr(detector, "max_side", 0))
+    fx, fy = int(source.width) / size[0], int(source.height) / size[1]
+
+    def detect(frame):
+        return [d.scaled(fx, fy) for d in detector.detect(frame)] if (fx, fy) != (1, 1) else detector.detect(frame)
+
     done = unsaved = 0
     try:
         for a, b in runs:
-            with contextlib.closing(source.frames(max(a - 1, 0), b)) as items:
+            stop = threading.Event()
+            try:
+                items = in_background(source.frames(max(a - 1, 0), b, size=size), 8, stop)
                 # the frame before a run is decoded for its histogram only: the run's first cut score
                 prev_hist = frame_histogram(next(items)[1]) if a > 0 else None
-                for i, faces, cut, _ in _detect_each(items, detector, cancel, prev_hist):
+                for i, faces, cut, _ in _detect_each(items, detect, cancel, prev_hist, DETECT_EVERY):
                     dets.faces[i], dets.cut_scores[i], dets.detected[i] = faces, cut, True
                     done, unsaved = done + 1, unsaved + 1
                     if progress is not None:
@@ -262,6 +315,8 @@ def detect_video(source, detector=None, cache_dir=None, use_cache: bool = True, 
                     if entry is not None and unsaved >= SAVE_EVERY:
                         _save(dets, entry)
                         unsaved = 0
+            finally:
+                stop.set()  # the decoding thread closes the file
     finally:
         if entry is not None and unsaved:
             _save(dets, entry)
