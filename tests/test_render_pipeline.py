@@ -7,9 +7,11 @@ they need neither real footage nor the real detector. A recording generator stan
 the model where a test looks at which frames were generated and with which mel window;
 the length-policy test encodes with the real (tiny, random-weight) generator.
 """
+import copy
 import threading
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -414,6 +416,29 @@ def test_folding_batchnorm_keeps_the_generator_output():
     faces, mel = torch.rand(4, 6, 96, 96), torch.rand(4, 1, 80, 16)
     with torch.no_grad():
         torch.testing.assert_close(folded(mel, faces), model(mel, faces), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("compile_model", [False, True])
+def test_the_fast_generator_draws_what_the_plain_model_draws(monkeypatch, compile_model):
+    """bf16 weights, folded BatchNorm, channels-last and (for long jobs) compiled with frozen weights: the
+    bundled generator's 8-bit output stays within bf16's rounding of the same model in fp32."""
+    from core.weights import load_model
+
+    model = load_model("generator", expect="wav2lip")
+    rng = np.random.default_rng(0)
+    with VideoSource(Path(__file__).parents[1] / "resources" / "demo" / "portrait.png") as still:
+        face = cv2.resize(still.read(0), (96, 96), interpolation=cv2.INTER_AREA)
+    crops = np.stack([np.roll(face, shift, axis=1) for shift in range(-6, 6, 2)])
+    mels = rng.uniform(-4, 0, (6, 80, 16)).astype(np.float32)
+    monkeypatch.setattr(render_module, "cpu_supports_bf16", lambda: False)
+    plain = FaceGenerator(copy.deepcopy(model), torch.device("cpu"), batch_size=4)(crops, mels)
+    monkeypatch.setattr(render_module, "cpu_supports_bf16", lambda: True)
+    fast = FaceGenerator(model, torch.device("cpu"), batch_size=4, compile_model=compile_model)
+    assert next(fast.model.parameters()).dtype == torch.bfloat16
+    difference = np.abs(fast(crops, mels).astype(int) - plain)
+    assert difference.mean() < 1.0 and np.percentile(difference, 99.9) <= 8, (difference.mean(), difference.max())
+    assert np.abs(plain.astype(int) - plain[::-1]).mean() > 4 * difference.mean()  # the faces differ more
 
 
 @pytest.mark.parametrize("native_bf16", [True, False])
