@@ -198,6 +198,7 @@ class FaceGenerator:
         self.device = device
         self.batch_size = batch_size
         self.model, self.autocast = prepare_for_inference(model, device)
+        self.compiled = compile_model
         if compile_model:
             self.model = compiled(self.model)
 
@@ -209,9 +210,14 @@ class FaceGenerator:
         start = 0
         while start < len(crops):
             size = self.batch_size
+            chunk = [crops[start:start + size], mels[start:start + size], references[start:start + size]]
+            count = len(chunk[0])
+            if self.compiled and count < size:
+                # a compiled model is specialised to its batch size: another (a job's last batch) would
+                # compile again, for as long as the first time; the batch is padded instead
+                chunk = [np.concatenate([a, np.repeat(a[-1:], size - count, axis=0)]) for a in chunk]
             try:
-                out.append(self._run(crops[start:start + size], mels[start:start + size],
-                                     references[start:start + size]))
+                out.append(self._run(*chunk)[:count])
                 start += size
             except torch.OutOfMemoryError:
                 if self.batch_size == 1:
