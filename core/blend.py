@@ -187,6 +187,14 @@ def paste_detailed_patch(frame: np.ndarray, low: np.ndarray, detail: np.ndarray,
     around = crop[r0:min(top + height + reach, h), c0:min(left + width + reach, w)]
     base_low = cv2.GaussianBlur(around, (0, 0), sigma)[top - r0:top - r0 + height, left - c0:left - c0 + width]
     base = crop[rows, cols].astype(np.float32)
-    out = base + weight[..., None] * (low[rows, cols] - base_low) + core[..., None] * (detail[rows, cols] - base + base_low)
-    crop[rows, cols] = np.clip(out + 0.5, 0, 255).astype(np.uint8)
+    # base + weight (low - base_low) + core (detail - base + base_low), in place: one temporary, not six
+    out = np.subtract(low[rows, cols], base_low, dtype=np.float32)
+    out *= weight[..., None]
+    real = np.subtract(detail[rows, cols], base)
+    real += base_low
+    real *= core[..., None]
+    out += real
+    out += base
+    out += 0.5
+    crop[rows, cols] = np.clip(out, 0, 255, out=out).astype(np.uint8)
     return frame
