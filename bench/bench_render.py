@@ -14,6 +14,7 @@ speech track as the dub. Then, in one run, for each clip:
    the CPU time per frame, which bounds the frames/s two idle cores could reach.
 
     python -m bench.bench_render [--widths 1.0 0.5] [--mouths generated actor] [--seconds 20] [--heights 720 1080]
+                                 [--compile]
                                  [--preset medium] [--workdir /tmp/lipsmith-bench] [--profile] [--no-fold]
 
 With `--mouths generated actor` each width renders with both mouths (core.actor_mouth); the actor's
@@ -222,7 +223,7 @@ def children_cpu():
 
 
 def run_render(clip, dub, checkpoint, cache_dir, output, preset, crf, mouth="generated", profile=False,
-               compile_model=None):
+               compile_model=False):
     options = RenderOptions(checkpoint=str(checkpoint), cache_dir=str(cache_dir), preset=preset, crf=crf,
                             mouth=mouth, compile=compile_model)
     started = time.perf_counter()
@@ -259,8 +260,9 @@ def main():
     parser.add_argument("--stage-frames", type=int, default=96)
     parser.add_argument("--profile", action="store_true", help="cProfile the main thread of the width-1 render")
     parser.add_argument("--no-fold", action="store_true", help="keep BatchNorm unfolded (before/after comparison)")
-    parser.add_argument("--compile", action="store_true", default=None,
-                        help="compile the generator as a long job does (its first call, the compile, timed apart)")
+    parser.add_argument("--compile", action="store_true",
+                        help="render each width a second time with the generator compiled, as a long job (over 3000 "
+                             "frames) does; the compile (its first call) is timed apart")
     args = parser.parse_args()
     if args.no_fold:
         render_module.fold_batchnorm = lambda model: model
@@ -291,14 +293,15 @@ def main():
             print(f"  {name:<36} {fps:8.1f}   {cpu_ms:8.1f}")
 
         print(f"\nfull render, cached detection, preset {args.preset}, CRF {args.crf}:")
-        for width, mouth in [(w, m) for w in args.widths for m in args.mouths]:
+        for compiled, width, mouth in [(c, w, m) for c in ([False, True] if args.compile else [False])
+                                       for w in args.widths for m in args.mouths]:
             checkpoint = checkpoint_for(workdir, width)
             output = workdir / f"render_w{width:g}.mp4"
             result = run_render(clip, dub, checkpoint, cache_dir, output, args.preset, args.crf, mouth,
-                                profile=args.profile and width == args.widths[0], compile_model=args.compile)
+                                profile=args.profile and width == args.widths[0], compile_model=compiled)
             report, clock = result["report"], result["clock"]
             fps = report.fps
-            rows.append((height, width, mouth, fps))
+            rows.append((height, width, mouth, compiled, fps))
             print(f"  width {width:g}, {mouth} mouth: {report.frames} frames in {report.seconds:.1f} s = {fps:.1f} "
                   f"frames/s, real-time factor {fps / FPS:.2f}x  (setup incl. cached detection + model load "
                   f"{result['setup']:.1f} s; torch.compile "
@@ -321,9 +324,9 @@ def main():
     for height, fps in detections:
         print(f"  {height}p cold face detection: {fps:.1f} frames/s = {fps / FPS:.2f}x"
               + (f"  [{DETECTION_TARGET:g}x]" if height == 720 else ""))
-    for height, width, mouth, fps in rows:
+    for height, width, mouth, compiled, fps in rows:
         target = RENDER_TARGETS.get(width)
-        print(f"  {height}p width {width:g} {mouth} mouth{', compiled' if args.compile else ''}: {fps:.1f} frames/s "
+        print(f"  {height}p width {width:g} {mouth} mouth{', compiled' if compiled else ''}: {fps:.1f} frames/s "
               f"= {fps / FPS:.2f}x"
               + (f"  [{target:g}x]" if target and height == 720 else ""))
 
