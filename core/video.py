@@ -3,8 +3,8 @@
 
 Frames are BGR uint8 arrays (H, W, 3) in display orientation, the layout OpenCV and
 the face/blend code expect, or, for the renderer, `core.yuv.YuvFrame`s: the decoder's own 8-bit
-4:2:0 picture, which the writer encodes without converting it. Frame timing always comes from packet timestamps, never
-from the header's rate, which is wrong on some files. A variable-frame-rate file is
+4:2:0 picture, which the writer encodes without converting it. Frame timing always comes from
+packet timestamps, never from the header's rate, which is wrong on some files. A variable-frame-rate file is
 conformed to a constant rate on its timestamps (`VideoSource.timeline`), as an editor
 conforms it; only then is the header's (nominal) rate used, for that constant rate.
 """
@@ -14,7 +14,7 @@ import os
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -181,7 +181,7 @@ class VideoSource:
         # what its YuvFrames are in, and a render of it is tagged with: a JPEG-range format is full range
         self.yuv_colour = self.colour.or_bt709()
         if self.pix_fmt.startswith("yuvj"):
-            self.yuv_colour = Colour(**{**vars(self.yuv_colour), "range": "pc"})
+            self.yuv_colour = replace(self.yuv_colour, range="pc")
         rotation = getattr(first, "rotation", 0)  # display matrix, counter-clockwise degrees
         if not rotation and "rotate" in stream.metadata:  # old-style tag, clockwise degrees
             rotation = -int(float(stream.metadata["rotate"]))
