@@ -19,7 +19,7 @@ from tqdm import tqdm
 from core import __version__
 from core.cli_types import count, crf, finite_float, frame_of, number, positive_int, time_value
 from core.threads import let_idle_torch_threads_sleep
-from training.cli import TRAINING_COMMANDS
+from training.cli import TRAINING_COMMANDS, add_parsers
 
 
 class ProgressBar:
@@ -441,8 +441,6 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = sub.add_parser("doctor", help="check this installation: torch and GPU, ffmpeg, detectors, models, cache")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     doctor.set_defaults(run=cmd_doctor)
-    from training.cli import add_parsers
-
     add_parsers(sub)
     return parser
 

@@ -2,7 +2,7 @@
 
 reference: fp32, eager, NCHW, batch 128 (as the official inference script runs it)
 ours:      FaceGenerator — inference mode, folded BatchNorm, channels-last, bf16 weights and autocast
-           where the CPU has native bf16, optionally compiled (core.render.compiled: frozen weights)
+           where the CPU has native bf16, optionally compiled (core.render.compile_for_inference: frozen weights)
 
 With --compile, the first call's cost is shown twice: compiling into an empty kernel cache (a first
 render) and compiling the same model again over that cache (what every later long render pays).

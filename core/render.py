@@ -172,7 +172,7 @@ def prepare_for_inference(model: torch.nn.Module, device: torch.device) -> tuple
     return model, contextlib.nullcontext()
 
 
-def compiled(model: torch.nn.Module) -> torch.nn.Module:
+def compile_for_inference(model: torch.nn.Module) -> torch.nn.Module:
     """torch.compile for inference, its kernels cached with the product's other caches, so a later run
     (or a reboot: /tmp is not kept) loads them in seconds instead of compiling for half a minute.
     Inductor's freezing makes the weights constants, so each convolution is prepacked for oneDNN once:
@@ -200,7 +200,7 @@ class FaceGenerator:
         self.model, self.autocast = prepare_for_inference(model, device)
         self.compiled = compile_model
         if compile_model:
-            self.model = compiled(self.model)
+            self.model = compile_for_inference(self.model)
 
     def __call__(self, crops: np.ndarray, mels: np.ndarray, references: np.ndarray | None = None) -> np.ndarray:
         """crops (B, 96, 96, 3) uint8 BGR, mels (B, 80, 16) → generated crops (B, 96, 96, 3) uint8.

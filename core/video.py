@@ -377,8 +377,8 @@ class VideoSource:
     def _to_yuv(self, frame) -> YuvFrame:
         width, height = self._coded_size
         name = frame.format.name
-        if name.startswith(("gbr", "rgb", "bgr", "argb", "abgr", "rgba", "bgra", "gray", "ya")):
-            return YuvFrame.from_bgr(self._to_bgr(frame), self._yuv_matrix())  # no YUV to keep
+        if frame.format.is_rgb or len(frame.format.components) < 3:  # RGB or grey: no YUV to keep
+            return YuvFrame.from_bgr(self._to_bgr(frame), self._yuv_matrix())
         if name not in ("yuv420p", "yuvj420p") or (frame.width, frame.height) != (width, height):
             # 4:2:2, 4:4:4, more bits, a changed size: to 8-bit 4:2:0 in the same matrix and range
             frame = frame.reformat(format="yuvj420p" if name.startswith("yuvj") else "yuv420p", width=width,
