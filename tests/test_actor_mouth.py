@@ -57,7 +57,7 @@ def dark_height(mouth: np.ndarray) -> float:
 
 def bank_of(frames) -> MouthBank:
     mouths = np.stack([mouth_image(opening(i)) for i in frames])
-    return MouthBank(np.asarray(frames), mouths, np.stack([descriptor(m) for m in mouths]), MOUTH_SIZE)
+    return MouthBank(np.asarray(frames), mouths, np.stack([descriptor(m) for m in mouths]))
 
 
 def test_a_mouth_is_never_taken_from_the_outputs_own_moment():
@@ -95,11 +95,11 @@ def laplacian_energy(image: np.ndarray) -> float:
 
 
 def test_the_real_mouth_keeps_the_footages_resolution():
-    # the bank compares mouths at half the footage's size, but pastes them from the footage itself:
+    # the flow compares mouths at the generator's blur, but the mouth is pasted from the footage itself:
     # a mouth already in the generated shape comes back with its pores, not a resized copy's blur
     native = mouth_image(8, size=(200, 100))
-    bank = MouthBank(np.array([0]), [native], descriptor(native)[None], (100, 50))
-    aligned = ActorMouth(bank, fps=FPS).aligned(0, cv2.resize(native, (100, 50), interpolation=cv2.INTER_AREA),
+    bank = MouthBank(np.array([0]), [native], descriptor(native)[None])
+    aligned = ActorMouth(bank, fps=FPS).aligned(0, cv2.resize(native, (96, 48), interpolation=cv2.INTER_AREA),
                                                 (200, 100))
     assert laplacian_energy(aligned) > 0.8 * laplacian_energy(native)
     assert np.abs(aligned.astype(np.int16) - native.astype(np.int16))[10:-10, 10:-10].mean() < 4
@@ -178,7 +178,7 @@ def test_build_bank_reads_the_lower_half_of_each_face_at_the_footages_resolution
     with VideoSource(actor_clip) as video:
         track = track_video(video, detector=BoxDetector(), use_cache=False)
         bank = build_bank(video, track, [3, 40, 90])
-    assert bank.size == (100, 50)  # the crop is 100 wide: kept as it is, not squeezed to 96
+    assert {m.shape[1] for m in bank.mouths} == {100}  # the crop is 100 wide: kept, not squeezed to 96
     for row, i in enumerate([3, 40, 90]):
         assert abs(dark_height(bank.mouths[row]) - opening(i)) < 2.5
 
@@ -218,7 +218,7 @@ def built(clip, track, frames, cache, **kwargs):
 
 
 def assert_same_mouths(cached: MouthBank, fresh: MouthBank):
-    assert np.array_equal(cached.frames, fresh.frames) and cached.size == fresh.size
+    assert np.array_equal(cached.frames, fresh.frames)
     assert [m.shape for m in cached.mouths] == [m.shape for m in fresh.mouths]
     error = [np.abs(c.astype(np.int16) - f.astype(np.int16)).mean() for c, f in zip(cached.mouths, fresh.mouths)]
     assert max(error) < 3  # JPEG's error, no more
@@ -242,7 +242,7 @@ def test_a_wider_window_reads_only_the_frames_it_lacks(actor_clip, actor_track, 
     wide, read = built(actor_clip, actor_track, range(125), tmp_path)
     assert read == [*range(40), *range(81, 125)]
     assert_same_mouths(wide, built(actor_clip, actor_track, range(125), tmp_path / "other")[0])
-    assert_same_mouths(MouthBank(wide.frames[40:81], wide.mouths[40:81], wide.descriptors[40:81], wide.size), narrow)
+    assert_same_mouths(MouthBank(wide.frames[40:81], wide.mouths[40:81], wide.descriptors[40:81]), narrow)
     assert built(actor_clip, actor_track, range(30, 100), tmp_path)[1] == []  # the entry keeps both
 
 
