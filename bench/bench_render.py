@@ -14,11 +14,14 @@ speech track as the dub. Then, in one run, for each clip:
    the CPU time per frame, which bounds the frames/s two idle cores could reach.
 
     python -m bench.bench_render [--widths 1.0 0.5] [--mouths generated actor] [--seconds 20] [--heights 720 1080]
-                                 [--compile]
+                                 [--compile] [--repeat 3]
                                  [--preset medium] [--workdir /tmp/lipsmith-bench] [--profile] [--no-fold]
 
 With `--mouths generated actor` each width renders with both mouths (core.actor_mouth); the actor's
 mouths are read, and cached, while the renderer is set up, so that time shows in "setup".
+With `--repeat N` the detection pass and the sweep of full renders run N times (the sweep whole each
+time, so a slow spell of a shared machine falls on every configuration alike); the summary gives each
+figure's median and its range over the runs.
 """
 from core.threads import let_idle_torch_threads_sleep
 
@@ -260,6 +263,7 @@ def main():
     parser.add_argument("--stage-frames", type=int, default=96)
     parser.add_argument("--profile", action="store_true", help="cProfile the main thread of the width-1 render")
     parser.add_argument("--no-fold", action="store_true", help="keep BatchNorm unfolded (before/after comparison)")
+    parser.add_argument("--repeat", type=int, default=1, help="run detection and the render sweep this many times")
     parser.add_argument("--compile", action="store_true",
                         help="render each width a second time with the generator compiled, as a long job (over 3000 "
                              "frames) does; the compile (its first call) is timed apart")
@@ -272,20 +276,21 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, bf16 autocast: {cpu_supports_bf16()}, "
           f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'default')}; load average "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} (other jobs share the CPU)")
-    rows, detections = [], []
+    rows, detections = defaultdict(list), defaultdict(list)
     for height in args.heights:
         clip, dub = make_inputs(workdir, args.seconds, height)
         cache_dir = workdir / f"faces{height}"
-        shutil.rmtree(cache_dir, ignore_errors=True)  # a cold detection pass, timed, fills the cache
         video = VideoSource(clip)
         print(f"\nclip: {video.width}x{video.height} {video.fps:g} fps, {video.frame_count} frames; dub {dub.name}")
 
-        started = time.perf_counter()
-        track = track_video(video, cache_dir=cache_dir)
-        detect_s = time.perf_counter() - started
-        detections.append((height, rate(video.frame_count, detect_s)))
-        print(f"detection (RetinaFace, cold, cached afterwards): {video.frame_count} frames in {detect_s:.1f} s = "
-              f"{rate(video.frame_count, detect_s):.1f} frames/s; faces in {int(track.has_face.sum())} frames")
+        for _ in range(args.repeat):
+            shutil.rmtree(cache_dir, ignore_errors=True)  # a cold detection pass, timed, fills the cache
+            started = time.perf_counter()
+            track = track_video(video, cache_dir=cache_dir)
+            detect_s = time.perf_counter() - started
+            detections[height].append(rate(video.frame_count, detect_s))
+            print(f"detection (RetinaFace, cold, cached afterwards): {video.frame_count} frames in {detect_s:.1f} s = "
+                  f"{rate(video.frame_count, detect_s):.1f} frames/s; faces in {int(track.has_face.sum())} frames")
 
         print(f"\nstages alone, first {args.stage_frames} frames:            frames/s   CPU ms/frame")
         for name, (fps, cpu_ms) in stage_rates(clip, dub, track, args.widths, args.stage_frames, args.preset,
@@ -293,16 +298,17 @@ def main():
             print(f"  {name:<36} {fps:8.1f}   {cpu_ms:8.1f}")
 
         print(f"\nfull render, cached detection, preset {args.preset}, CRF {args.crf}:")
-        for compiled, width, mouth in [(c, w, m) for c in ([False, True] if args.compile else [False])
-                                       for w in args.widths for m in args.mouths]:
+        for run, compiled, width, mouth in [(r, c, w, m) for r in range(1, args.repeat + 1)
+                                            for c in ([False, True] if args.compile else [False])
+                                            for w in args.widths for m in args.mouths]:
             checkpoint = checkpoint_for(workdir, width)
             output = workdir / f"render_w{width:g}.mp4"
             result = run_render(clip, dub, checkpoint, cache_dir, output, args.preset, args.crf, mouth,
                                 profile=args.profile and width == args.widths[0], compile_model=compiled)
             report, clock = result["report"], result["clock"]
             fps = report.fps
-            rows.append((height, width, mouth, compiled, fps))
-            print(f"  width {width:g}, {mouth} mouth: {report.frames} frames in {report.seconds:.1f} s = {fps:.1f} "
+            rows[height, width, mouth, compiled].append(fps)
+            print(f"  {'run %d, ' % run if args.repeat > 1 else ''}width {width:g}, {mouth} mouth: {report.frames} frames in {report.seconds:.1f} s = {fps:.1f} "
                   f"frames/s, real-time factor {fps / FPS:.2f}x  (setup incl. cached detection + model load "
                   f"{result['setup']:.1f} s; torch.compile "
                   f"{'on, compiled before in %.1f s' % result['compile_s'] if result['compiled'] else 'off'})")
@@ -320,15 +326,22 @@ def main():
             output.unlink(missing_ok=True)
 
     print(f"\nload average now {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print("summary (issue 17's target in brackets, real time = 25 frames/s):")
-    for height, fps in detections:
-        print(f"  {height}p cold face detection: {fps:.1f} frames/s = {fps / FPS:.2f}x"
-              + (f"  [{DETECTION_TARGET:g}x]" if height == 720 else ""))
-    for height, width, mouth, compiled, fps in rows:
+    print(f"summary (issue 17's target in brackets, real time = 25 frames/s"
+          f"{'; median of %d runs, their range in parentheses' % args.repeat if args.repeat > 1 else ''}):")
+    for height, rates in detections.items():
+        print(f"  {height}p cold face detection: {spread(rates)}" + (f"  [{DETECTION_TARGET:g}x]" if height == 720 else ""))
+    for (height, width, mouth, compiled), rates in rows.items():
         target = RENDER_TARGETS.get(width)
-        print(f"  {height}p width {width:g} {mouth} mouth{', compiled' if compiled else ''}: {fps:.1f} frames/s "
-              f"= {fps / FPS:.2f}x"
+        print(f"  {height}p width {width:g} {mouth} mouth{', compiled' if compiled else ''}: {spread(rates)}"
               + (f"  [{target:g}x]" if target and height == 720 else ""))
+
+
+def spread(rates) -> str:
+    """Frames/s and real-time factor: the median, and with several runs their range."""
+    fps = float(np.median(rates))
+    text = f"{fps:.1f} frames/s = {fps / FPS:.2f}x"
+    return text + (f" ({min(rates) / FPS:.2f}-{max(rates) / FPS:.2f}x)" if len(rates) > 1 else "")
+
 
 if __name__ == "__main__":
     main()
