@@ -12,9 +12,12 @@ expert's LSE-C from 0.078 to 0.080. Part of the rest is not the generator's: wit
 taken from another moment the correlation stays about 0.34 (the pasted box and the jaw outside
 the mask still move with the original).
 
-Rest frames: in each `BLOCK_S` of each shot, the face frame whose own audio is quietest (the
-block's middle when the video has no audio). The reference of source frame i is the nearest rest
-frame of its shot at least `EXCLUDE_S` away, else the farthest of its shot, else frame i itself.
+Rest frames: within `REACH_S` of the frames a job shows, in each `BLOCK_S` of each shot, the face
+frame whose own audio is quietest (the block's middle when the video has no audio). The reference of
+source frame i is the nearest rest frame of its shot at least `EXCLUDE_S` away, else the farthest of
+its shot, else frame i itself. The window is fixed by the job alone and detected for every job, so
+a render does not depend on what else the face cache happens to hold (choosing over whole shots,
+a line rendered again after a wider render took other references from frame 162 of a talk on).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from core.errors import MediaError
 from core.hparams import EXCLUDE_S, HP
 
 BLOCK_S = 5.0  # one rest frame per this much of a shot: the head's pose drifts slowly
+REACH_S = 5.0  # rest frames are chosen within this much of the frames a job shows
 
 
 def own_loudness(video_path, fps: float, n_frames: int) -> np.ndarray | None:
@@ -37,14 +41,22 @@ def own_loudness(video_path, fps: float, n_frames: int) -> np.ndarray | None:
         return None
 
 
+def window(source_frames, fps: float, n_frames: int) -> tuple[int, int]:
+    """[lo, hi): the source frames a job showing `source_frames` takes its rest frames from."""
+    reach = int(round(REACH_S * fps))
+    return max(0, int(np.min(source_frames)) - reach), min(n_frames, int(np.max(source_frames)) + 1 + reach)
+
+
 def rest_frames(has_face: np.ndarray, cuts, fps: float, loudness: np.ndarray | None, lo: int, hi: int) -> dict:
-    """{shot start: sorted rest frames} for the shots that meet source frames [lo, hi)."""
+    """{first frame of a shot within [lo, hi): sorted rest frames} for the shots in source frames
+    [lo, hi), each cut to them: nothing outside [lo, hi) is looked at."""
     from core.faces.track import shot_bounds
 
     block = max(1, int(round(BLOCK_S * fps)))
     rests = {}
     for a, b in shot_bounds(len(has_face), cuts):
-        if b <= lo or a >= hi:
+        a, b = max(a, lo), min(b, hi)
+        if a >= b:
             continue
         chosen = []
         for start in range(a, b, block):
@@ -87,7 +99,7 @@ class References:
 
 def build_references(video, track, source_frames, fps: float, pads=HP.pads) -> References:
     """Choose the rest frames for a job showing `source_frames` and read their crops."""
-    lo, hi = int(np.min(source_frames)), int(np.max(source_frames)) + 1
+    lo, hi = window(source_frames, fps, video.frame_count)
     loudness = own_loudness(video.path, fps, video.frame_count)
     rests = rest_frames(track.has_face, track.scene_cuts, fps, loudness, lo, hi)
     wanted = sorted({r for frames in rests.values() for r in frames})

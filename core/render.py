@@ -31,7 +31,7 @@ from core.device import cpu_supports_bf16, select_device
 from core.errors import Cancelled, FaceError, MediaError
 from core.hparams import DEFAULT_MOUTH, HP, MOUTH_MODES
 from core.plan import plan_frames
-from core.references import build_references
+from core.references import build_references, window as reference_window
 from core.threads import in_background
 from core.video import VideoSource, VideoWriter
 from core.yuv import even_box
@@ -333,10 +333,12 @@ class Renderer:
         if isinstance(detector, str):
             params = {"weights_dir": self.options.detector_weights} if self.options.detector_weights else {}
             detector = get_detector(detector, **params)
-        # the source frames this job shows need faces, and so does the footage the actor's mouths come from
-        lo, hi = int(self.used.min()), int(self.used.max()) + 1
+        # the source frames this job shows need faces, and so do those its references and the actor's
+        # mouths come from: a window fixed by the job, so that what else the cache holds changes nothing
+        lo, hi = reference_window(self.used, self.fps, self.video.frame_count)
         if self.options.mouth == "actor":
-            lo, hi = actor_mouth.window(self.used, self.fps, self.video.frame_count)
+            wider = actor_mouth.window(self.used, self.fps, self.video.frame_count)
+            lo, hi = min(lo, wider[0]), max(hi, wider[1])
         track = track_video(self.video, detector=detector, cache_dir=self.options.cache_dir,
                             face_index=self.options.face_index, smooth_window=self.options.smooth_window,
                             progress=lambda d, t: self.progress(d, t, "detect"), cancel=self.cancel,

@@ -559,18 +559,20 @@ def clip_and_dub(tmp_path):
     return video, dub
 
 
-def test_range_render_detects_only_its_range_and_context(clip_and_dub, tmp_path):
+def test_range_render_detects_only_its_range_and_context(clip_and_dub, tmp_path, monkeypatch):
+    from core import references
     from core.render import RenderOptions, Renderer
 
     video, dub = clip_and_dub
     detector = CountingDetector([BIG])
+    monkeypatch.setattr(references, "REACH_S", 0.2)  # 5 frames each side: the references' window in this short clip
     # the generated mouth: the actor's also reads the footage around the range (actor_mouth.window)
-    options = RenderOptions(detector=detector, cache_dir=str(tmp_path / "cache"), start_frame=20, end_frame=30,
+    options = RenderOptions(detector=detector, cache_dir=str(tmp_path / "cache"), start_frame=25, end_frame=35,
                             mouth="generated")
     renderer = Renderer(video, dub, options, generator=InvertingGenerator())
-    margin = context_frames(smooth_window=options.smooth_window, max_fill_gap=3)
+    margin = 5 + context_frames(smooth_window=options.smooth_window, max_fill_gap=3)
     assert detector.calls == 10 + 2 * margin
-    assert renderer.track.has_face[20:30].all() and not renderer.track.has_face[:20 - margin].any()
+    assert renderer.track.has_face[25:35].all() and not renderer.track.has_face[:25 - margin].any()
     Renderer(video, dub, RenderOptions(detector=detector, cache_dir=str(tmp_path / "cache")),
              generator=InvertingGenerator())
     assert detector.calls == 60  # the whole clip: only the frames not detected yet

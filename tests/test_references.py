@@ -19,7 +19,18 @@ def test_rest_frames_are_the_quietest_face_frame_of_each_block_of_each_shot():
     rests = rest_frames(has_face, [200], FPS, loudness, 0, n)
     assert rests == {0: [10, 150], 200: [230]}  # blocks of 125 frames: [0,125) [125,200) | [200,300)
     assert rest_frames(has_face, [200], FPS, None, 0, n) == {0: [72, 162], 200: [250]}  # no audio: the middles
-    assert list(rest_frames(has_face, [200], FPS, loudness, 210, 260)) == [200]  # only shots the job shows
+    assert rest_frames(has_face, [200], FPS, loudness, 210, 260) == {210: [230]}  # only the frames asked about
+
+
+def test_rest_frames_do_not_depend_on_faces_outside_the_window():
+    # a cold cache knows the faces of the job's window only, a warm one those of the whole video
+    n, lo, hi = 600, 180, 330
+    everywhere = np.ones(n, bool)
+    window_only = np.zeros(n, bool)
+    window_only[lo:hi] = True
+    loudness = np.random.default_rng(1).random(n)
+    assert rest_frames(window_only, [], FPS, loudness, lo, hi) == rest_frames(everywhere, [], FPS, loudness, lo, hi)
+    assert all(lo <= r < hi for rests in rest_frames(everywhere, [], FPS, loudness, lo, hi).values() for r in rests)
 
 
 def test_a_reference_is_of_the_same_shot_and_at_least_a_second_away():
@@ -60,6 +71,32 @@ def test_the_renderer_feeds_each_frame_its_rest_frames_crop(tmp_path):
         rest = renderer.references.frame_for(src)
         assert abs(rest - src) >= FPS  # a second away, in this one-shot clip
         assert np.array_equal(reference, renderer.references.crops[rest])
+
+
+def test_a_render_takes_the_same_references_whatever_else_the_cache_holds(tmp_path):
+    from core.faces import track_video
+    from core.video import VideoSource, VideoWriter
+    from tests.test_actor_mouth import frame_with, mouth_image, opening
+
+    video = tmp_path / "long.mp4"
+    with VideoWriter(video, 320, 240, FPS, crf=0, preset="ultrafast") as writer:
+        for i in range(500):  # 20 s: a 2 s line in the middle, footage on both sides of its window
+            writer.write(frame_with(mouth_image(opening(i))))
+    dub = write_wav(tmp_path / "dub.wav", speech_like(20.0))
+
+    def references_fed(cache):
+        generator = ReferenceRecorder()
+        options = RenderOptions(detector=BoxDetector(), cache_dir=str(cache), mouth="generated")
+        options.start_frame, options.end_frame = 250, 300
+        renderer = Renderer(video, dub, options, generator=generator)
+        list(renderer.frames())
+        return renderer.references.rests, np.stack(generator.references)
+
+    cold = references_fed(tmp_path / "cold")
+    with VideoSource(video) as source:  # another job detected the whole video into this cache
+        track_video(source, detector=BoxDetector(), cache_dir=str(tmp_path / "warm"))
+    warm = references_fed(tmp_path / "warm")
+    assert cold[0] == warm[0] and np.array_equal(cold[1], warm[1])
 
 
 def test_the_reference_is_the_second_half_of_the_generators_input():
