@@ -308,8 +308,9 @@ def main():
             report, clock = result["report"], result["clock"]
             fps = report.fps
             rows[height, width, mouth, compiled].append(fps)
-            print(f"  {'run %d, ' % run if args.repeat > 1 else ''}width {width:g}, {mouth} mouth: {report.frames} frames in {report.seconds:.1f} s = {fps:.1f} "
-                  f"frames/s, real-time factor {fps / FPS:.2f}x  (setup incl. cached detection + model load "
+            run_label = f"run {run}, " if args.repeat > 1 else ""
+            print(f"  {run_label}width {width:g}, {mouth} mouth: {report.frames} frames in {report.seconds:.1f} s = "
+                  f"{fps:.1f} frames/s, real-time factor {fps / FPS:.2f}x  (setup incl. cached detection + model load "
                   f"{result['setup']:.1f} s; torch.compile "
                   f"{'on, compiled before in %.1f s' % result['compile_s'] if result['compiled'] else 'off'})")
             cpu_ms = (result["cpu"] + result["ffmpeg_cpu"]) / report.frames * 1000
@@ -329,7 +330,8 @@ def main():
     print(f"summary (issue 17's target in brackets, real time = 25 frames/s"
           f"{'; median of %d runs, their range in parentheses' % args.repeat if args.repeat > 1 else ''}):")
     for height, rates in detections.items():
-        print(f"  {height}p cold face detection: {spread(rates)}" + (f"  [{DETECTION_TARGET:g}x]" if height == 720 else ""))
+        print(f"  {height}p cold face detection: {spread(rates)}"
+              + (f"  [{DETECTION_TARGET:g}x]" if height == 720 else ""))
     for (height, width, mouth, compiled), rates in rows.items():
         target = RENDER_TARGETS.get(width)
         print(f"  {height}p width {width:g} {mouth} mouth{', compiled' if compiled else ''}: {spread(rates)}"

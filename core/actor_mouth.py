@@ -35,6 +35,7 @@ from core.errors import Cancelled
 from core.faces.cache import (default_cache_dir, file_fingerprint, from_json_array, json_array, read_cache_entry,
                               save_npz_atomic)
 from core.hparams import EXCLUDE_S, HP
+from core.plan import frames_around
 
 WINDOW_S = 60.0  # the bank holds the footage within this much of the rendered range
 MAX_ENTRIES = 3000  # at most this many mouths (evenly spaced) in memory
@@ -109,8 +110,7 @@ class MouthBank:
 
 def window(used_frames, fps: float, n_source: int) -> tuple[int, int]:
     """[lo, hi): the source frames within WINDOW_S of those a job shows (where its mouths come from)."""
-    reach = int(WINDOW_S * fps)
-    return max(0, int(np.min(used_frames)) - reach), min(n_source, int(np.max(used_frames)) + reach + 1)
+    return frames_around(used_frames, WINDOW_S, fps, n_source)
 
 
 def bank_frames(track, used_frames, fps: float, n_source: int) -> np.ndarray:

@@ -12,6 +12,12 @@ import numpy as np
 from core.hparams import LENGTH_POLICIES
 
 
+def frames_around(used_frames, seconds: float, fps: float, n_frames: int) -> tuple[int, int]:
+    """[lo, hi): the source frames within `seconds` of `used_frames` (those a job shows), in the video."""
+    reach = int(round(seconds * fps))
+    return max(0, int(np.min(used_frames)) - reach), min(n_frames, int(np.max(used_frames)) + 1 + reach)
+
+
 def _rule(n_video, policy: str, is_image: bool) -> tuple[int, str]:
     """(frames of the video, the policy that applies): a still loops its one frame to the dub."""
     if policy not in LENGTH_POLICIES:

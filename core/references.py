@@ -26,6 +26,7 @@ import numpy as np
 
 from core.errors import MediaError
 from core.hparams import EXCLUDE_S, HP
+from core.plan import frames_around
 
 BLOCK_S = 5.0  # one rest frame per this much of a shot: the head's pose drifts slowly
 REACH_S = 5.0  # rest frames are chosen within this much of the frames a job shows
@@ -43,8 +44,7 @@ def own_loudness(video_path, fps: float, n_frames: int) -> np.ndarray | None:
 
 def window(source_frames, fps: float, n_frames: int) -> tuple[int, int]:
     """[lo, hi): the source frames a job showing `source_frames` takes its rest frames from."""
-    reach = int(round(REACH_S * fps))
-    return max(0, int(np.min(source_frames)) - reach), min(n_frames, int(np.max(source_frames)) + 1 + reach)
+    return frames_around(source_frames, REACH_S, fps, n_frames)
 
 
 def rest_frames(has_face: np.ndarray, cuts, fps: float, loudness: np.ndarray | None, lo: int, hi: int) -> dict:

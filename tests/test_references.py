@@ -86,8 +86,8 @@ def test_a_render_takes_the_same_references_whatever_else_the_cache_holds(tmp_pa
 
     def references_fed(cache):
         generator = ReferenceRecorder()
-        options = RenderOptions(detector=BoxDetector(), cache_dir=str(cache), mouth="generated")
-        options.start_frame, options.end_frame = 250, 300
+        options = RenderOptions(detector=BoxDetector(), cache_dir=str(cache), mouth="generated",
+                                start_frame=250, end_frame=300)
         renderer = Renderer(video, dub, options, generator=generator)
         list(renderer.frames())
         return renderer.references.rests, np.stack(generator.references)
