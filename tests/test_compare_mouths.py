@@ -5,7 +5,7 @@ import numpy as np
 from core.faces import track_video
 from core.video import VideoWriter
 from tests.conftest import BoxDetector
-from training.compare_mouths import closed_share, picture_measures
+from training.compare_mouths import closed_share, correlation, leak_gain, picture_measures
 
 SIZE, FPS, N = (320, 240), 25, 30
 
@@ -71,3 +71,17 @@ def test_closed_share_counts_speech_frames_with_the_lips_together():
     assert closed_share(aperture, speech) == 0.3
     aperture[:3] = np.nan  # frames without a face mesh do not count
     assert closed_share(aperture, speech) == 0.0
+
+
+def test_leak_gain_is_the_share_of_the_original_opening_whatever_the_output_does_by_itself():
+    rng = np.random.default_rng(0)
+    original = rng.uniform(0.0, 0.3, 5000)
+    for own_movement in (0.005, 0.1):  # a near-still mouth, then one that follows its dub
+        output = 0.2 * original + own_movement * rng.standard_normal(5000)
+        assert abs(leak_gain(output, original) - 0.2) < 0.05
+    # the same leak reads as a much stronger correlation on the near-still mouth
+    still, moving = (0.2 * original + m * rng.standard_normal(5000) for m in (0.005, 0.1))
+    assert correlation(still, original) > 0.9 > 0.3 > correlation(moving, original)
+    original[:5] = np.nan  # frames without a face mesh are left out
+    assert abs(leak_gain(0.5 * original, original) - 0.5) < 1e-9
+    assert np.isnan(leak_gain(original, np.full(5000, 0.1)))

@@ -18,6 +18,10 @@ and with --aperture-python, by MediaPipe's lip aperture (training/lip_shape.py):
   sync r     aperture against the dub's loudness (does the mouth follow the dub?)
   leak r     aperture against the *original* footage's aperture at the same source frame (does the
              original mouth come through? near 0 is right under a foreign dub)
+  leak gain  the least-squares slope of that relation: how much of the original's opening reaches the
+             output (1 copied, 0 none). r alone misleads: the less the output moves by itself, the
+             larger the r of the same small leak (a mouth frozen by a near-silent dub scores r 0.28,
+             gain 0.07; under foreign speech r 0.23, gain 0.10: six held-out talks, generated mouth)
   closed     share of the dub's speech frames with the lips closed (gap under 15 % of its 95th
              percentile), beside the original speaker's own figure
   bilabial   with --espeak (the dub is eSpeak NG speaking sentences rich in p/b/m, every phone
@@ -106,6 +110,16 @@ def correlation(a, b) -> float:
     return float(np.corrcoef(a[keep], b[keep])[0, 1])
 
 
+def leak_gain(output, original) -> float:
+    """Least-squares slope of `output` on `original` over the frames where both are known (NaN with
+    fewer than 10 or a constant original)."""
+    keep = np.isfinite(output) & np.isfinite(original)
+    if keep.sum() < 10 or np.ptp(original[keep]) == 0:
+        return float("nan")
+    o = original[keep] - original[keep].mean()
+    return float(np.dot(output[keep] - output[keep].mean(), o) / np.dot(o, o))
+
+
 def closed_share(aperture, speech) -> float:
     """Share of speech frames whose lip gap is under 15 % of its 95th percentile."""
     gaps = aperture[speech[: len(aperture)] & np.isfinite(aperture)]
@@ -177,8 +191,8 @@ def compare(args) -> int:
     summary = {"modes": {}, "results": results}
     for mode in args.modes:
         rows = [r for r in results if r["mode"] == mode]
-        keys = [k for k in ("sharpness", "change", "colour", "seam", "source_seam", "lse_c", "sync_r", "leak_r", "closed", "own_closed", "bilabial")
-                if k in rows[0]]
+        keys = [k for k in ("sharpness", "change", "colour", "seam", "source_seam", "lse_c", "sync_r", "leak_r",
+                            "leak_gain", "closed", "own_closed", "bilabial") if k in rows[0]]
         summary["modes"][mode] = {k: float(np.nanmean([r[k] for r in rows])) for k in keys}
         print(f"MEAN {mode:<9} " + "  ".join(f"{k} {v:.4f}" for k, v in summary["modes"][mode].items()))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -186,7 +200,7 @@ def compare(args) -> int:
 
 
 def judge_apertures(python: str, results: list, out: Path, phones=None):
-    """Add MediaPipe's sync r, leak r and closed share (and with `phones`, the bilabial ratio) to
+    """Add MediaPipe's sync r, leak r and gain and closed share (and with `phones`, the bilabial ratio) to
     each result row."""
     sources = sorted({r["video"] for r in results})
     apertures = measure_apertures(python, sources + [str(out / f"{Path(r['video']).stem}.{r['mode']}.mp4")
@@ -201,8 +215,9 @@ def judge_apertures(python: str, results: list, out: Path, phones=None):
         own_loud = frame_loudness(melspectrogram(load_audio(row["video"])), fps, len(original))
         speech = dub_loud > np.percentile(dub_loud, SPEECH_PERCENTILE)
         aperture = aperture[: row["frames"]]
+        original_here = original[np.minimum(source_index, len(original) - 1)][: len(aperture)]
         row.update(sync_r=aperture_loudness_r(aperture, dub_loud),
-                   leak_r=correlation(aperture, original[np.minimum(source_index, len(original) - 1)][: len(aperture)]),
+                   leak_r=correlation(aperture, original_here), leak_gain=leak_gain(aperture, original_here),
                    closed=closed_share(aperture, speech),
                    own_closed=closed_share(original, own_loud > np.percentile(own_loud, SPEECH_PERCENTILE)))
         if phones is not None:
@@ -210,5 +225,6 @@ def judge_apertures(python: str, results: list, out: Path, phones=None):
 
             row["bilabial"] = bilabial_ratio(aperture, phones, fps)
         print(f"{Path(row['video']).stem:<40} {row['mode']:<9} sync r {row['sync_r']:+.2f}  leak r {row['leak_r']:+.2f}  "
+              f"leak gain {row['leak_gain']:+.2f}  "
               f"closed {row['closed']:.2f} (the speaker's own {row['own_closed']:.2f})"
               + (f"  bilabial {row['bilabial']:.2f}" if "bilabial" in row else ""))
