@@ -308,30 +308,37 @@ class ActorMouth:
         map_y = ((gy + 0.5) * (fh / h) + flow[..., 1]) * (rh / fh) - 0.5
         return cv2.remap(real, map_x, map_y, RESAMPLING, borderMode=cv2.BORDER_REFLECT)
 
-    def paste(self, frame: np.ndarray, generated: np.ndarray, box, landmarks, source_frame: int) -> bool:
+    def paste(self, frame: np.ndarray, generated: np.ndarray, box, landmarks, source_frame: int,
+              lip_colour: np.ndarray | None = None) -> bool:
         """Composite into `frame` (in place) at the int `box`: the colour-matched generated crop's
-        shape and shading plus the aligned real mouth's detail, through the blend mask. False when
-        the bank has no mouth for it: the generated crop is pasted as it is (a fallback)."""
+        shape and shading plus the aligned real mouth's detail, through the blend mask; the lips'
+        colour is the aligned real mouth's. False when the bank has no mouth for it: the generated
+        crop is pasted as it is, its lips coloured after `lip_colour` (core.blend.match_colour),
+        a fallback."""
         x1, y1, x2, y2 = (int(v) for v in box)
         h, w = y2 - y1, x2 - x1
-        gh = generated.shape[0]
+        gh, gw = generated.shape[:2]
         if h < 4 or w < 4:
-            composite(frame, generated, box, landmarks, self.settings)
+            composite(frame, generated, box, landmarks, self.settings, lip_colour)
             return False
-        generated, small_mask = matched_crop(frame, generated, box, landmarks, self.settings)
-        row = self.pick(generated[gh // 2:], source_frame)
+        matched, small_mask = matched_crop(frame, generated, box, landmarks, self.settings, lip_colour)
+        row = self.pick(matched[gh // 2:], source_frame)
         self.previous = row
         if row is None:
-            paste_patch(frame, cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR), box, small_mask)
+            paste_patch(frame, cv2.resize(matched, (w, h), interpolation=cv2.INTER_LINEAR), box, small_mask)
             return False
         self.picks.append(int(self.bank.frames[row]))
         # both parts at the box's own resolution (the real mouth resampled once: `aligned`), split at
         # DETAIL_SIGMA of the generator's pixels: the generated mouth's shape below, the real one's detail above
         size, sigma = (w, h - h // 2), DETAIL_SIGMA * w / HP.img_size
-        low = cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        shape = cv2.resize(generated[gh // 2:], size, interpolation=cv2.INTER_CUBIC)
+        real = self.aligned(row, matched[gh // 2:], size)
+        if self.settings.color_match:  # the lips coloured after the real mouth in the generated shape
+            real_colour = matched.copy()
+            real_colour[gh // 2:] = cv2.resize(real, (gw, gh - gh // 2), interpolation=cv2.INTER_AREA)
+            matched, _ = matched_crop(frame, generated, box, landmarks, self.settings, real_colour)
+        low = cv2.resize(matched, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+        shape = cv2.resize(matched[gh // 2:], size, interpolation=cv2.INTER_CUBIC)
         low[h // 2:] = cv2.GaussianBlur(shape, (0, 0), sigma)
-        real = self.aligned(row, generated[gh // 2:], size)
         detail = np.zeros((h, w, 3), np.float32)
         detail[h // 2:] = real.astype(np.float32) - cv2.GaussianBlur(real, (0, 0), sigma)
         paste_detailed_patch(frame, low, detail, box, small_mask, sigma)

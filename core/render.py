@@ -396,7 +396,8 @@ class Renderer:
                     job.cancel()
 
     def _generate(self, batch) -> tuple:
-        """(batch, the frames with a face to redraw, their FaceRegions, their generated crops)."""
+        """(batch, the frames with a face to redraw, their FaceRegions, their generated crops, the
+        reference crops they were drawn from)."""
         todo, crops, references, faces = [], [], [], []
         for n, (k, frame) in enumerate(batch):
             src = int(self.source[k])
@@ -414,19 +415,22 @@ class Renderer:
         if todo:
             times = (np.array([batch[n][0] for n in todo]) / self.fps) - self.options.dub_offset_s
             generated = self.generator(np.stack(crops), mel_windows(self.mel, times), np.stack(references))
-        return batch, todo, faces, generated
+        return batch, todo, faces, generated, references
 
-    def _blend(self, batch, todo, faces, generated) -> list:
-        """Blend each generated crop into its frame (in place); [(output index, frame, generated?)]."""
-        for n, face, crop in zip(todo, faces, generated):
+    def _blend(self, batch, todo, faces, generated, references) -> list:
+        """Blend each generated crop into its frame (in place); [(output index, frame, generated?)].
+        The lips take their colour from the reference crop (a quiet frame away from this one), never
+        from the frame's own mouth (core.blend.match_colour); a still has only its own."""
+        for n, face, crop, reference in zip(todo, faces, generated, references):
             k = batch[n][0]
             src = int(self.source[k])
             landmarks = face.local(self.track.landmarks_at(src))
+            lip_colour = None if self.references is None else reference
             if self.actor is None:
-                composite(face.image, crop, face.box, landmarks, self.options.blend)
+                composite(face.image, crop, face.box, landmarks, self.options.blend, lip_colour)
                 if self.options.mouth == "actor":  # a still: no footage of the actor's mouth
                     self.generated_mouth_frames.append(int(k))
-            elif not self.actor.paste(face.image, crop, face.box, landmarks, src):  # pasted the generated mouth
+            elif not self.actor.paste(face.image, crop, face.box, landmarks, src, lip_colour):  # the generated mouth
                 self.generated_mouth_frames.append(int(k))
             face.write_back()
         done = set(todo)

@@ -332,3 +332,19 @@ def test_banks_of_neighbouring_ranges_share_their_frames(monkeypatch):
     overlap = set(range(max(first[0], later[0]), min(first[-1], later[-1]) + 1))
     shared_span = [f for f in first if f in overlap]
     assert set(shared_span) <= set(later) or set(f for f in later if f in overlap) <= set(first)
+
+
+def test_the_lips_take_the_real_mouths_colour_not_the_originals():
+    # the bank's mouths have blue lips, the frame's original mouth red ones: the pasted lips are the
+    # bank's colour (a real mouth from another moment, in the generated shape), so the original
+    # mouth's shape cannot come through its colour
+    frames = range(200)
+    blue = np.stack([mouth_image(opening(i))[..., ::-1] for i in frames])  # BGR read as RGB: blue lips
+    bank = MouthBank(np.asarray(frames), list(blue), np.stack([descriptor(m) for m in blue]))
+    generated = cv2.GaussianBlur(cv2.resize(frame_with(mouth_image(14))[FACE_BOX[1]:FACE_BOX[3], FACE_BOX[0]:FACE_BOX[2]],
+                                            (96, 96), interpolation=cv2.INTER_AREA), (0, 0), 2)
+    frame = frame_with(mouth_image(2))
+    assert ActorMouth(bank, fps=FPS).paste(frame, generated, FACE_BOX, None, source_frame=100)
+    lips = lower_half(frame, FACE_BOX, MOUTH_SIZE)[18:26, 30:66]  # the upper lip and the opening's middle
+    b, g, r = lips.reshape(-1, 3).astype(float).mean(axis=0)
+    assert b > r  # the bank's blue; the original's lips and the generated ones are red

@@ -103,3 +103,29 @@ def test_a_patch_with_real_detail_keeps_it_across_the_feather_and_leaves_the_out
     outside = np.ones(frame.shape[:2], bool)
     outside[20:220, 40:240] = weight <= 0
     assert np.array_equal(detailed_frame[outside], frame[outside])
+
+
+def test_the_lips_take_their_colour_from_the_mouth_given_and_none_of_the_originals_shape():
+    # under a foreign dub the original's mouth opens and closes with the original speech: taking its
+    # colour across the lips painted that speech under the generated mouth
+    skin = (70, 120, 200)  # BGR
+    closed, opened = (np.full((96, 96, 3), skin, np.uint8) for _ in range(2))
+    cv2.ellipse(closed, (48, 72), (16, 3), 0, 0, 360, (70, 60, 170), -1)  # the original mouth, closed
+    cv2.ellipse(opened, (48, 72), (16, 8), 0, 0, 360, (70, 60, 170), -1)  # and open, teeth showing
+    cv2.ellipse(opened, (48, 72), (12, 5), 0, 0, 360, (235, 240, 240), -1)
+    reference = np.full((96, 96, 3), skin, np.uint8)  # a quiet frame of the same actor: pink lips
+    cv2.ellipse(reference, (48, 72), (16, 5), 0, 0, 360, (150, 110, 220), -1)
+    patch = np.full((96, 96, 3), skin, np.uint8)
+    cv2.ellipse(patch, (48, 72), (16, 9), 0, 0, 360, (90, 30, 70), -1)  # the generated mouth
+    mask, lips = lower_face_mask((0, 0, 96, 96)), lips_mask((96, 96))
+    assert lips[(opened != closed).any(axis=2)].all()  # the two originals differ across the lips only
+
+    def matched(target, lip_colour):
+        return match_colour(patch, target, mask, lips, lip_colour).astype(np.int16)
+
+    assert np.array_equal(matched(closed, reference), matched(opened, reference))
+    assert np.abs(matched(closed, None) - matched(opened, None)).max() > 20  # the original's own lips
+    centre = (slice(70, 75), slice(42, 55))
+    chroma = lambda x: lab(x.astype(np.uint8))[centre][..., 1:].reshape(-1, 2).mean(axis=0)
+    result = chroma(matched(opened, reference))
+    assert np.linalg.norm(result - chroma(reference)) < 5 < 15 < np.linalg.norm(result - chroma(opened))

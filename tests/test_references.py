@@ -114,3 +114,24 @@ def test_the_reference_is_the_second_half_of_the_generators_input():
     as_input = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2).float() / 255
     assert torch.all(x[:, :3, 48:] == 0) and torch.allclose(x[:, :3, :48], as_input(crops)[:, :, :48])
     assert torch.allclose(x[:, 3:], as_input(references))
+
+
+def test_the_generated_mouths_lips_are_coloured_after_its_reference_not_its_own_frame(tmp_path, monkeypatch):
+    from core import render
+    from core.video import VideoWriter
+    from tests.test_actor_mouth import frame_with, mouth_image, opening
+
+    video = tmp_path / "speaker.mp4"
+    with VideoWriter(video, 320, 240, FPS, crf=0, preset="ultrafast") as writer:
+        for i in range(150):
+            writer.write(frame_with(mouth_image(opening(i))))
+    lip_colours = []
+    pasted = render.composite
+    monkeypatch.setattr(render, "composite", lambda *args: lip_colours.append(args[5]) or pasted(*args))
+    generator = ReferenceRecorder()
+    renderer = Renderer(video, write_wav(tmp_path / "dub.wav", speech_like(6.0)),
+                        RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="generated"),
+                        generator=generator)
+    list(renderer.frames())
+    assert len(lip_colours) == 150
+    assert all(np.array_equal(c, r) for c, r in zip(lip_colours, generator.references))
