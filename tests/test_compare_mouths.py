@@ -85,3 +85,44 @@ def test_leak_gain_is_the_share_of_the_original_opening_whatever_the_output_does
     original[:5] = np.nan  # frames without a face mesh are left out
     assert abs(leak_gain(0.5 * original, original) - 0.5) < 1e-9
     assert np.isnan(leak_gain(original, np.full(5000, 0.1)))
+
+
+class FaceFinder(BoxDetector):
+    """Finds the light face rectangle wherever it is, with eye, nose and mouth points placed in it."""
+
+    def _detect(self, image):
+        from core.faces.detect import Detection
+
+        ys, xs = np.nonzero(image[..., 0] > 150)
+        x1, y1, x2, y2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        w, h = x2 - x1, y2 - y1
+        points = [(0.3, 0.35), (0.7, 0.35), (0.5, 0.55), (0.35, 0.75), (0.65, 0.75)]
+        return [Detection((x1, y1, x2, y2), 0.99, [(x1 + fx * w, y1 + fy * h) for fx, fy in points])]
+
+
+def moving_face(i: int) -> np.ndarray:
+    """A face rectangle that slides right by 2 pixels a frame; its mouth opens and closes."""
+    frame = np.full((SIZE[1], SIZE[0], 3), 30, np.uint8)
+    x = 80 + 2 * i
+    frame[60:200, x:x + 100] = 200
+    cv2.ellipse(frame, (x + 50, 165), (25, int(2 + 12 * abs(np.sin(i / 3)))), 0, 0, 360, (40, 40, 90), -1)
+    return frame
+
+
+def test_the_still_control_keeps_the_first_mouth_on_a_moving_face(tmp_path):
+    from core.video import VideoSource
+    from training.compare_mouths import still_control
+
+    source = write(tmp_path / "source.mp4", [moving_face(i) for i in range(N)])
+    with VideoSource(source) as video:
+        track = track_video(video, detector=FaceFinder(), use_cache=False, smooth_window=0)
+    assert still_control(source, track, np.arange(N), FPS, tmp_path / "still.mp4") == N
+    with VideoSource(source) as original, VideoSource(tmp_path / "still.mp4") as still:
+        first = original.read(0)[140:190, 95:165].astype(int)
+        for i in (5, 14, 24):  # wide open in the original
+            x = 80 + 2 * i
+            mouth = lambda frame: frame[140:190, x + 15:x + 85].astype(int)
+            assert np.abs(mouth(original.read(i)) - first).mean() > 10  # the original's mouth moved
+            assert np.abs(mouth(still.read(i)) - first).mean() < 4  # the control's did not, and went with the face
+            outside = (slice(None), slice(0, x - 20))  # left of the face: the source, through the codec
+            assert np.abs(still.read(i)[outside].astype(int) - original.read(i)[outside]).max() < 8

@@ -223,6 +223,8 @@ def add_parsers(sub):
                    "(phones timed exactly; needs libespeak-ng) and, with --aperture-python, report the bilabial "
                    "ratio: lip gap on p/b/m ÷ on open vowels")
     p.add_argument("--seconds", type=non_negative_float, default=0.0, help="the first S seconds of each (0: all)")
+    p.add_argument("--still-control", action="store_true", help="also judge a mouth that never moves (the first "
+                   "face frame's, carried by the eyes and nose, through the same mask): the judges' floor for leak")
     p.add_argument("--generator", default="generator")
     p.add_argument("--expert", default="expert")
     p.add_argument("--out", required=True)

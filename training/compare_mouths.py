@@ -20,17 +20,22 @@ and with --aperture-python, by MediaPipe's lip aperture (training/lip_shape.py):
              original mouth come through? near 0 is right under a foreign dub)
   leak gain  the least-squares slope of that relation: how much of the original's opening reaches the
              output (1 copied, 0 none). r alone misleads: the less the output moves by itself, the
-             larger the r of the same small leak (a mouth frozen by a near-silent dub scores r 0.28,
-             gain 0.07; under foreign speech r 0.23, gain 0.10: six held-out talks, generated mouth)
+             larger the r of the same small leak (on six held-out talks the generated mouth scored
+             r 0.28 under a near-silent dub and 0.23 under foreign speech, gains 0.07 and 0.10)
   closed     share of the dub's speech frames with the lips closed (gap under 15 % of its 95th
              percentile), beside the original speaker's own figure
   bilabial   with --espeak (the dub is eSpeak NG speaking sentences rich in p/b/m, every phone
              timed; training/articulation.py): the lip gap on p/b/m frames ÷ on open vowels
              (near 0: the lips close on bilabials; near 1: the mouth only follows loudness)
+With --still-control each video also gets a mouth that never moves (`still_control`: the clip's first face
+frame's lower face, carried along by the eyes and nose, pasted through the same mask): what the judges give
+a mouth that carries nothing of the original speech, so their leak figures have a floor to be read against
+(the original's jaw and chin around the mask move with its speech).
 A sheet per clip shows the mouth at the dub's loudest and quietest speech frames (with --espeak:
 in the middle of four p/b/m and four open vowels, left to right): the source frame above, then
 one row per mode.
 """
+import contextlib
 import json
 from pathlib import Path
 
@@ -63,6 +68,50 @@ def grey(image) -> np.ndarray:
 def lip_colour(image) -> np.ndarray:
     """Mean (a*, b*) of a BGR image in CIELAB units (8-bit Lab keeps a* and b* unscaled, offset 128)."""
     return cv2.cvtColor(image, cv2.COLOR_BGR2LAB).reshape(-1, 3)[:, 1:].astype(np.float32).mean(axis=0)
+
+
+def upper_face(landmarks) -> np.ndarray:
+    """(3, 2) the eyes' and the nose's points of a 5-point (RetinaFace) or 68-point (iBUG) set: they
+    move with the head, not with the jaw."""
+    lm = np.asarray(landmarks, np.float32)
+    if len(lm) == 68:
+        return np.stack([lm[36:42].mean(axis=0), lm[42:48].mean(axis=0), lm[30]])
+    return lm[:3]
+
+
+def still_control(video_path, track, source_index, fps, path, pads=HP.pads, blend=BlendSettings()) -> int:
+    """Write to `path` the output frames `source_index` with the first face frame's lower face carried
+    into each by the similarity that maps its eyes and nose onto that frame's, pasted through the
+    render's mask: a mouth that never moves. Returns the frames with a face."""
+    from core.video import VideoWriter
+
+    faced = [i for i in source_index if track.crop_box(int(i), pads) is not None
+             and track.landmarks_at(int(i)) is not None]
+    if not faced:
+        raise ValueError(f"{video_path}: no face with landmarks in the compared frames")
+    if np.any(np.diff(source_index) < 0):
+        raise ValueError(f"{video_path}: the still control needs the source frames in order (the cut length policy)")
+    with VideoSource(video_path) as source, contextlib.closing(source.frames(int(source_index[0]),
+                                                                           int(source_index[-1]) + 1)) as decoded:
+        still, anchor = source.read(int(faced[0])), upper_face(track.landmarks_at(int(faced[0])))
+        height, width = still.shape[:2]
+        current = (-1, None)
+        with VideoWriter(path, width, height, fps, crf=12, preset="veryfast") as writer:
+            for i in source_index:  # in order (checked above), a frame may repeat
+                while current[0] < i:
+                    current = next(decoded)
+                frame = current[1].copy()
+                box, landmarks = track.crop_box(int(i), pads), track.landmarks_at(int(i))
+                if box is not None and landmarks is not None:
+                    move, _ = cv2.estimateAffinePartial2D(anchor, upper_face(landmarks))
+                    x1, y1, x2, y2 = box
+                    moved = cv2.warpAffine(still, move, (width, height), flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REFLECT)[y1:y2, x1:x2].astype(np.float32)
+                    weight = paste_weight(box, landmarks, (HP.img_size, HP.img_size), blend)[..., None]
+                    crop = frame[y1:y2, x1:x2]
+                    crop[:] = np.clip(crop + weight * (moved - crop) + 0.5, 0, 255).astype(np.uint8)
+                writer.write(frame)
+    return len(faced)
 
 
 def picture_measures(source_path, output_path, track, source_index, speech, pads=HP.pads,
@@ -180,16 +229,24 @@ def compare(args) -> int:
                    **picture_measures(video, path, renderer.track, source_index, speech, options.pads, options.blend)}
             rendered[mode] = (path, row, source_index, loudness, speech, renderer)
             results.append(row)
-            print(f"{video.stem:<40} {mode:<9} sharpness {row['sharpness']:.2f}  change {row['change']:.2f}  "
-                  f"colour {row['colour']:.2f}  seam {row['seam']:.2f} (source {row['source_seam']:.2f})  "
-                  f"LSE-C {row['lse_c']:.4f}  fallbacks {row['fallback_frames']}  {report.fps:.1f} frames/s", flush=True)
+            print_picture(row, f"{report.fps:.1f} frames/s")
         path, row, source_index, loudness, speech, renderer = next(iter(rendered.values()))
+        if args.still_control:
+            path = out / f"{video.stem}.still.mp4"
+            faced = still_control(video, renderer.track, source_index, renderer.fps, path, options.pads, options.blend)
+            results.append({"video": str(video), "dub": str(dub), "mode": "still", "frames": len(source_index),
+                            "fallback_frames": len(source_index) - faced, "seconds": 0.0,
+                            "lse_c": score_video(path, dub, scorer=scorer, track=renderer.track,
+                                                 frame_map=source_index).lse_c,
+                            **picture_measures(video, path, renderer.track, source_index, speech, options.pads,
+                                               options.blend)})
+            print_picture(results[-1], "a mouth that never moves")
         picks = phone_picks(phones, renderer.fps, len(source_index)) if phones else loudness_picks(loudness, speech)
         sheet(video, [v[0] for v in rendered.values()], renderer.track, source_index, picks, out / f"{video.stem}.png")
     if args.aperture_python:
         judge_apertures(args.aperture_python, results, out, phones)
     summary = {"modes": {}, "results": results}
-    for mode in args.modes:
+    for mode in [*args.modes, *(["still"] if args.still_control else [])]:
         rows = [r for r in results if r["mode"] == mode]
         keys = [k for k in ("sharpness", "change", "colour", "seam", "source_seam", "lse_c", "sync_r", "leak_r",
                             "leak_gain", "closed", "own_closed", "bilabial") if k in rows[0]]
@@ -197,6 +254,12 @@ def compare(args) -> int:
         print(f"MEAN {mode:<9} " + "  ".join(f"{k} {v:.4f}" for k, v in summary["modes"][mode].items()))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return 0
+
+
+def print_picture(row: dict, note: str):
+    print(f"{Path(row['video']).stem:<40} {row['mode']:<9} sharpness {row['sharpness']:.2f}  change {row['change']:.2f}  "
+          f"colour {row['colour']:.2f}  seam {row['seam']:.2f} (source {row['source_seam']:.2f})  "
+          f"LSE-C {row['lse_c']:.4f}  fallbacks {row['fallback_frames']}  {note}", flush=True)
 
 
 def judge_apertures(python: str, results: list, out: Path, phones=None):
