@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.blend import BlendSettings, composite, matched_crop, paste_detailed_patch, paste_patch
+from core.blend import BlendSettings, composite, crop_matcher, paste_detailed_patch, paste_patch
 from core.errors import Cancelled
 from core.faces.cache import (default_cache_dir, file_fingerprint, from_json_array, json_array, read_cache_entry,
                               save_npz_atomic)
@@ -321,7 +321,8 @@ class ActorMouth:
         if h < 4 or w < 4:
             composite(frame, generated, box, landmarks, self.settings, lip_colour)
             return False
-        matched, small_mask = matched_crop(frame, generated, box, landmarks, self.settings, lip_colour)
+        match, small_mask = crop_matcher(frame, generated, box, landmarks, self.settings)
+        matched = match(lip_colour)
         row = self.pick(matched[gh // 2:], source_frame)
         self.previous = row
         if row is None:
@@ -335,7 +336,7 @@ class ActorMouth:
         if self.settings.color_match:  # the lips coloured after the real mouth in the generated shape
             real_colour = matched.copy()
             real_colour[gh // 2:] = cv2.resize(real, (gw, gh - gh // 2), interpolation=cv2.INTER_AREA)
-            matched, _ = matched_crop(frame, generated, box, landmarks, self.settings, real_colour)
+            matched = match(real_colour)
         low = cv2.resize(matched, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
         shape = cv2.resize(matched[gh // 2:], size, interpolation=cv2.INTER_CUBIC)
         low[h // 2:] = cv2.GaussianBlur(shape, (0, 0), sigma)

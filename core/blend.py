@@ -92,9 +92,9 @@ def paste_weight(box, landmarks, size, settings: BlendSettings = BlendSettings()
     return cv2.resize(crop_mask(box, landmarks, size, settings), (x2 - x1, y2 - y1), interpolation=cv2.INTER_LINEAR)
 
 
-def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray, lips: np.ndarray,
-                 lip_colour: np.ndarray | None = None) -> np.ndarray:
-    """Give the generated `patch` the original `target`'s colour (both BGR uint8, same size).
+class ColourMatch:
+    """The generated `patch` with the original `target`'s colour (both BGR uint8, same size); call it
+    with the mouth its lips take their colour from.
 
     Around the lips, inside `mask`, the original is the truth: a smooth Lab correction (the
     local difference, blurred) takes its shading, so the jaw's shadows and the skin tone carry
@@ -110,26 +110,41 @@ def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray, lips: 
     or closed, under the new one: on six held-out talks under a near-silent dub that alone gave
     the rendered opening a correlation of 0.28 with the original's (0.17 without it; the
     original's jaw around the mask gives 0.14 to a mouth that never moves).
+    The shading is found once, whatever lips it is then given.
     """
-    size = min(patch.shape[:2])
-    support = (mask > 0.05).astype(np.float32) * (1.0 - lips)
-    weight = cv2.GaussianBlur(support, (0, 0), 0.1 * size)
-    if float(support.sum()) < 1.0:
-        return patch
-    lab_patch = cv2.cvtColor(patch, cv2.COLOR_BGR2LAB).astype(np.float32)
-    lab_target = cv2.cvtColor(target, cv2.COLOR_BGR2LAB).astype(np.float32)
-    difference = cv2.GaussianBlur((lab_target - lab_patch) * support[..., None], (0, 0), 0.1 * size)
-    matched = lab_patch + difference / np.maximum(weight, 1e-3)[..., None]
-    inner = cv2.GaussianBlur(lips, (0, 0), 0.04 * size)[..., None]
-    lab_lips = lab_target if lip_colour is None else cv2.cvtColor(lip_colour, cv2.COLOR_BGR2LAB).astype(np.float32)
-    matched[..., 1:] += inner * (cv2.GaussianBlur(lab_lips[..., 1:], (0, 0), 0.02 * size) - matched[..., 1:])
-    return cv2.cvtColor(np.clip(matched, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+
+    def __init__(self, patch: np.ndarray, target: np.ndarray, mask: np.ndarray, lips: np.ndarray):
+        self.patch, self.target, self.size = patch, target, min(patch.shape[:2])
+        support = (mask > 0.05).astype(np.float32) * (1.0 - lips)
+        self.shaded = None
+        if float(support.sum()) < 1.0:
+            return
+        weight = cv2.GaussianBlur(support, (0, 0), 0.1 * self.size)
+        lab_patch = cv2.cvtColor(patch, cv2.COLOR_BGR2LAB).astype(np.float32)
+        self.lab_target = cv2.cvtColor(target, cv2.COLOR_BGR2LAB).astype(np.float32)
+        difference = cv2.GaussianBlur((self.lab_target - lab_patch) * support[..., None], (0, 0), 0.1 * self.size)
+        self.shaded = lab_patch + difference / np.maximum(weight, 1e-3)[..., None]
+        self.inner = cv2.GaussianBlur(lips, (0, 0), 0.04 * self.size)[..., None]
+
+    def __call__(self, lip_colour: np.ndarray | None = None) -> np.ndarray:
+        if self.shaded is None:
+            return self.patch
+        lab_lips = self.lab_target if lip_colour is None else cv2.cvtColor(lip_colour, cv2.COLOR_BGR2LAB).astype(np.float32)
+        matched = self.shaded.copy()
+        matched[..., 1:] += self.inner * (cv2.GaussianBlur(lab_lips[..., 1:], (0, 0), 0.02 * self.size) - matched[..., 1:])
+        return cv2.cvtColor(np.clip(matched, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
+
+
+def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray, lips: np.ndarray,
+                 lip_colour: np.ndarray | None = None) -> np.ndarray:
+    """`patch` with `target`'s colour, its lips coloured after `lip_colour` (see ColourMatch)."""
+    return ColourMatch(patch, target, mask, lips)(lip_colour)
 
 
 def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
               settings: BlendSettings = BlendSettings(), lip_colour: np.ndarray | None = None) -> np.ndarray:
     """Paste a generated crop (BGR uint8, e.g. 96×96) into `frame` (in place) at the int `box`,
-    its lips coloured after `lip_colour` (see match_colour).
+    its lips coloured after `lip_colour` (see ColourMatch).
 
     Mask and colour match are computed at the generated crop's own size and only then
     scaled up with the patch: the result is the same to a few levels, at a fraction of the
@@ -139,22 +154,22 @@ def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
     h, w = y2 - y1, x2 - x1
     if h < 2 or w < 2:
         return frame
-    generated, small_mask = matched_crop(frame, generated, box, landmarks, settings, lip_colour)
-    return paste_patch(frame, cv2.resize(generated, (w, h), interpolation=cv2.INTER_LINEAR), box, small_mask)
+    matched, small_mask = crop_matcher(frame, generated, box, landmarks, settings)
+    return paste_patch(frame, cv2.resize(matched(lip_colour), (w, h), interpolation=cv2.INTER_LINEAR), box, small_mask)
 
 
-def matched_crop(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
-                 settings: BlendSettings = BlendSettings(), lip_colour: np.ndarray | None = None) -> tuple:
-    """(the generated crop with the original's colour when `settings` ask for it, the crop's mask),
-    both at the generated crop's own size."""
+def crop_matcher(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
+                 settings: BlendSettings = BlendSettings()) -> tuple:
+    """(the generated crop's `ColourMatch` to the original when `settings` ask for one, else a function
+    that returns the crop as it is; the crop's mask), both at the generated crop's own size."""
     x1, y1, x2, y2 = (int(v) for v in box)
     gh, gw = generated.shape[:2]
     small_mask = crop_mask(box, landmarks, (gw, gh), settings)
-    if settings.color_match:
-        small_original = cv2.resize(frame[y1:y2, x1:x2], (gw, gh), interpolation=cv2.INTER_AREA)
-        lips = lips_mask((gw, gh), crop_landmarks(box, landmarks, (gw, gh)))
-        generated = match_colour(generated, small_original, small_mask, lips, lip_colour)
-    return generated, small_mask
+    if not settings.color_match:
+        return (lambda lip_colour=None: generated), small_mask
+    small_original = cv2.resize(frame[y1:y2, x1:x2], (gw, gh), interpolation=cv2.INTER_AREA)
+    lips = lips_mask((gw, gh), crop_landmarks(box, landmarks, (gw, gh)))
+    return ColourMatch(generated, small_original, small_mask, lips), small_mask
 
 
 def paste_patch(frame: np.ndarray, patch: np.ndarray, box, small_mask: np.ndarray) -> np.ndarray:
