@@ -31,7 +31,10 @@ REPLACE_CHOSEN = {"never": "Never (only where a segment has no take)",
                   "better": "Where the new one scores better (LSE-C, once scored)",
                   "always": "Always"}
 TAKE_SUFFIX = ".mkv"
-TAKE_CRF, TAKE_PRESET = 0, "veryfast"  # takes are intermediates: lossless H.264, re-encoded once at export
+# takes are intermediates: lossless H.264, re-encoded once at export. Lossless, every preset keeps the same
+# pixels; ultrafast encodes 500 frames of 720p talking head in 6.6 ms of CPU a frame against veryfast's 17.9,
+# for files 30 % larger (49 MB against 38 for 20 s)
+TAKE_CRF, TAKE_PRESET = 0, "ultrafast"
 WAVEFORM_RATE = 200  # waveform buckets per second
 
 
