@@ -313,7 +313,7 @@ class ActorMouth:
         """Composite into `frame` (in place) at the int `box`: the colour-matched generated crop's
         shape and shading plus the aligned real mouth's detail, through the blend mask; the lips'
         colour is the aligned real mouth's. False when the bank has no mouth for it: the generated
-        crop is pasted as it is, its lips coloured after `lip_colour` (core.blend.match_colour),
+        crop is pasted as it is, its lips coloured after `lip_colour` (core.blend.ColourMatch),
         a fallback."""
         x1, y1, x2, y2 = (int(v) for v in box)
         h, w = y2 - y1, x2 - x1

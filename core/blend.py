@@ -107,14 +107,14 @@ class ColourMatch:
     carries none of the original's speech — the generator's reference (a quiet frame at least a
     second away) or the actor's own mouth already aligned to the generated shape. The target's
     own lips (None: a still, which has no speech) would paint the original mouth's shape, open
-    or closed, under the new one: on six held-out talks under a near-silent dub that alone gave
-    the rendered opening a correlation of 0.28 with the original's (0.17 without it; the
-    original's jaw around the mask gives 0.14 to a mouth that never moves).
+    or closed, under the new one: on six held-out talks under a near-silent dub the rendered
+    opening correlated 0.28 with the original's that way, 0.17 with the reference's colour, where
+    a mouth that never moves scores 0.16 (the original's jaw around the mask).
     The shading is found once, whatever lips it is then given.
     """
 
     def __init__(self, patch: np.ndarray, target: np.ndarray, mask: np.ndarray, lips: np.ndarray):
-        self.patch, self.target, self.size = patch, target, min(patch.shape[:2])
+        self.patch, self.size = patch, min(patch.shape[:2])
         support = (mask > 0.05).astype(np.float32) * (1.0 - lips)
         self.shaded = None
         if float(support.sum()) < 1.0:
@@ -129,9 +129,9 @@ class ColourMatch:
     def __call__(self, lip_colour: np.ndarray | None = None) -> np.ndarray:
         if self.shaded is None:
             return self.patch
-        lab_lips = self.lab_target if lip_colour is None else cv2.cvtColor(lip_colour, cv2.COLOR_BGR2LAB).astype(np.float32)
+        lips = self.lab_target if lip_colour is None else cv2.cvtColor(lip_colour, cv2.COLOR_BGR2LAB).astype(np.float32)
         matched = self.shaded.copy()
-        matched[..., 1:] += self.inner * (cv2.GaussianBlur(lab_lips[..., 1:], (0, 0), 0.02 * self.size) - matched[..., 1:])
+        matched[..., 1:] += self.inner * (cv2.GaussianBlur(lips[..., 1:], (0, 0), 0.02 * self.size) - matched[..., 1:])
         return cv2.cvtColor(np.clip(matched, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
 
 

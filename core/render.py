@@ -420,7 +420,7 @@ class Renderer:
     def _blend(self, batch, todo, faces, generated, references) -> list:
         """Blend each generated crop into its frame (in place); [(output index, frame, generated?)].
         The lips take their colour from the reference crop (a quiet frame away from this one), never
-        from the frame's own mouth (core.blend.match_colour); a still has only its own."""
+        from the frame's own mouth (core.blend.ColourMatch); a still has only its own."""
         for n, face, crop, reference in zip(todo, faces, generated, references):
             k = batch[n][0]
             src = int(self.source[k])

@@ -341,8 +341,9 @@ def test_the_lips_take_the_real_mouths_colour_not_the_originals():
     frames = range(200)
     blue = np.stack([mouth_image(opening(i))[..., ::-1] for i in frames])  # BGR read as RGB: blue lips
     bank = MouthBank(np.asarray(frames), list(blue), np.stack([descriptor(m) for m in blue]))
-    generated = cv2.GaussianBlur(cv2.resize(frame_with(mouth_image(14))[FACE_BOX[1]:FACE_BOX[3], FACE_BOX[0]:FACE_BOX[2]],
-                                            (96, 96), interpolation=cv2.INTER_AREA), (0, 0), 2)
+    x1, y1, x2, y2 = FACE_BOX
+    open_face = cv2.resize(frame_with(mouth_image(14))[y1:y2, x1:x2], (96, 96), interpolation=cv2.INTER_AREA)
+    generated = cv2.GaussianBlur(open_face, (0, 0), 2)
     frame = frame_with(mouth_image(2))
     assert ActorMouth(bank, fps=FPS).paste(frame, generated, FACE_BOX, None, source_frame=100)
     lips = lower_half(frame, FACE_BOX, MOUTH_SIZE)[18:26, 30:66]  # the upper lip and the opening's middle

@@ -257,9 +257,10 @@ def compare(args) -> int:
 
 
 def print_picture(row: dict, note: str):
-    print(f"{Path(row['video']).stem:<40} {row['mode']:<9} sharpness {row['sharpness']:.2f}  change {row['change']:.2f}  "
-          f"colour {row['colour']:.2f}  seam {row['seam']:.2f} (source {row['source_seam']:.2f})  "
-          f"LSE-C {row['lse_c']:.4f}  fallbacks {row['fallback_frames']}  {note}", flush=True)
+    print(f"{Path(row['video']).stem:<40} {row['mode']:<9} sharpness {row['sharpness']:.2f}  "
+          f"change {row['change']:.2f}  colour {row['colour']:.2f}  "
+          f"seam {row['seam']:.2f} (source {row['source_seam']:.2f})  LSE-C {row['lse_c']:.4f}  "
+          f"fallbacks {row['fallback_frames']}  {note}", flush=True)
 
 
 def judge_apertures(python: str, results: list, out: Path, phones=None):
@@ -287,7 +288,7 @@ def judge_apertures(python: str, results: list, out: Path, phones=None):
             from training.articulation import bilabial_ratio
 
             row["bilabial"] = bilabial_ratio(aperture, phones, fps)
-        print(f"{Path(row['video']).stem:<40} {row['mode']:<9} sync r {row['sync_r']:+.2f}  leak r {row['leak_r']:+.2f}  "
-              f"leak gain {row['leak_gain']:+.2f}  "
+        print(f"{Path(row['video']).stem:<40} {row['mode']:<9} sync r {row['sync_r']:+.2f}  "
+              f"leak r {row['leak_r']:+.2f}  leak gain {row['leak_gain']:+.2f}  "
               f"closed {row['closed']:.2f} (the speaker's own {row['own_closed']:.2f})"
               + (f"  bilabial {row['bilabial']:.2f}" if "bilabial" in row else ""))
