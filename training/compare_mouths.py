@@ -35,7 +35,6 @@ A sheet per clip shows the mouth at the dub's loudest and quietest speech frames
 in the middle of four p/b/m and four open vowels, left to right): the source frame above, then
 one row per mode.
 """
-import contextlib
 import json
 from pathlib import Path
 
@@ -46,7 +45,7 @@ from core.audio import frame_loudness, load_audio, melspectrogram
 from core.blend import BlendSettings, paste_weight
 from core.hparams import HP
 from core.qc import seam_strength
-from core.render import RenderOptions, Renderer
+from core.render import RenderOptions, Renderer, source_frames
 from core.sync import load_scorer, score_video
 from core.video import VideoSource
 from training.evaluate import aperture_loudness_r, loudness_picks, measure_apertures
@@ -89,18 +88,11 @@ def still_control(video_path, track, source_index, fps, path, pads=HP.pads, blen
              and track.landmarks_at(int(i)) is not None]
     if not faced:
         raise ValueError(f"{video_path}: no face with landmarks in the compared frames")
-    if np.any(np.diff(source_index) < 0):
-        raise ValueError(f"{video_path}: the still control needs the source frames in order (the cut length policy)")
-    with VideoSource(video_path) as source, contextlib.closing(source.frames(int(source_index[0]),
-                                                                           int(source_index[-1]) + 1)) as decoded:
+    with VideoSource(video_path) as source:
         still, anchor = source.read(int(faced[0])), upper_face(track.landmarks_at(int(faced[0])))
         height, width = still.shape[:2]
-        current = (-1, None)
         with VideoWriter(path, width, height, fps, crf=12, preset="veryfast") as writer:
-            for i in source_index:  # in order (checked above), a frame may repeat
-                while current[0] < i:
-                    current = next(decoded)
-                frame = current[1].copy()
+            for i, frame in zip(source_index, source_frames(source, source_index)):
                 box, landmarks = track.crop_box(int(i), pads), track.landmarks_at(int(i))
                 if box is not None and landmarks is not None:
                     move, _ = cv2.estimateAffinePartial2D(anchor, upper_face(landmarks))
@@ -120,16 +112,13 @@ def picture_measures(source_path, output_path, track, source_index, speech, pads
     change, colour shift; and the blend seam's strength (gradient on the mask's edge ÷ inside)."""
     ratios, change_out, change_src, colour, seams, previous = [], [], [], [], [], None
     with VideoSource(source_path) as source, VideoSource(output_path) as output:
-        wanted = sorted(set(int(i) for i in source_index))
-        originals = {i: f for i, f in source.frames(wanted[0], wanted[-1] + 1) if i in set(wanted)}
-        for k, frame in output.frames(0, len(source_index)):
+        for (k, frame), original in zip(output.frames(0, len(source_index)), source_frames(source, source_index)):
             i = int(source_index[k])
             box = track.crop_box(i)
             if box is None:
                 previous = None
                 continue
             rows, cols = mouth_box(box)
-            original = originals[i]
             out, src = grey(frame[rows, cols]), grey(original[rows, cols])
             src_var = cv2.Laplacian(src, cv2.CV_32F).var()
             if src_var > 0:
