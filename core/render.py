@@ -420,17 +420,16 @@ class Renderer:
     def _blend(self, batch, todo, faces, generated, references) -> list:
         """Blend each generated crop into its frame (in place); [(output index, frame, generated?)].
         The lips take their colour from the reference crop (a quiet frame away from this one), never
-        from the frame's own mouth (core.blend.ColourMatch); a still has only its own."""
+        from the frame's own mouth (core.blend.ColourMatch); a still's reference is itself."""
         for n, face, crop, reference in zip(todo, faces, generated, references):
             k = batch[n][0]
             src = int(self.source[k])
             landmarks = face.local(self.track.landmarks_at(src))
-            lip_colour = None if self.references is None else reference
             if self.actor is None:
-                composite(face.image, crop, face.box, landmarks, self.options.blend, lip_colour)
+                composite(face.image, crop, face.box, landmarks, self.options.blend, reference)
                 if self.options.mouth == "actor":  # a still: no footage of the actor's mouth
                     self.generated_mouth_frames.append(int(k))
-            elif not self.actor.paste(face.image, crop, face.box, landmarks, src, lip_colour):  # the generated mouth
+            elif not self.actor.paste(face.image, crop, face.box, landmarks, src, reference):  # the generated mouth
                 self.generated_mouth_frames.append(int(k))
             face.write_back()
         done = set(todo)
