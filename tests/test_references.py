@@ -53,14 +53,20 @@ class ReferenceRecorder(RecordingGenerator):
         return super().__call__(crops, mels)
 
 
-def test_the_renderer_feeds_each_frame_its_rest_frames_crop(tmp_path):
+def speaker_clip(path):
+    """6 s of a face whose mouth opens and closes, no audio: two rest frames, the middles of [0, 5 s)
+    and [5 s, 6 s)."""
     from core.video import VideoWriter
     from tests.test_actor_mouth import frame_with, mouth_image, opening
 
-    video = tmp_path / "actor.mp4"
-    with VideoWriter(video, 320, 240, FPS, crf=0, preset="ultrafast") as writer:
-        for i in range(150):  # 6 s, no audio: two rest frames, the middles of [0, 5 s) and [5 s, 6 s)
+    with VideoWriter(path, 320, 240, FPS, crf=0, preset="ultrafast") as writer:
+        for i in range(150):
             writer.write(frame_with(mouth_image(opening(i))))
+    return path
+
+
+def test_the_renderer_feeds_each_frame_its_rest_frames_crop(tmp_path):
+    video = speaker_clip(tmp_path / "actor.mp4")
     generator = ReferenceRecorder()
     renderer = Renderer(video, write_wav(tmp_path / "dub.wav", speech_like(6.0)),
                         RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache")), generator=generator)
@@ -118,13 +124,8 @@ def test_the_reference_is_the_second_half_of_the_generators_input():
 
 def test_the_generated_mouths_lips_are_coloured_after_its_reference_not_its_own_frame(tmp_path, monkeypatch):
     from core import render
-    from core.video import VideoWriter
-    from tests.test_actor_mouth import frame_with, mouth_image, opening
 
-    video = tmp_path / "speaker.mp4"
-    with VideoWriter(video, 320, 240, FPS, crf=0, preset="ultrafast") as writer:
-        for i in range(150):
-            writer.write(frame_with(mouth_image(opening(i))))
+    video = speaker_clip(tmp_path / "speaker.mp4")
     lip_colours = []
     pasted = render.composite
     monkeypatch.setattr(render, "composite", lambda *args: lip_colours.append(args[5]) or pasted(*args))
