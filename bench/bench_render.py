@@ -44,7 +44,7 @@ import torch
 import core.render as render_module
 from core import actor_mouth
 from core.audio import load_audio, mel_windows, melspectrogram
-from core.blend import BlendSettings, composite
+from core.blend import BlendSettings, composite, original_crop
 from core.faces import track_video
 from core.hparams import HP, MOUTH_MODES
 from core.models.wav2lip import GeneratorDims, Wav2Lip
@@ -121,9 +121,7 @@ def stage_rates(clip, dub, track, widths, n, preset, crf):
         crops, faces = [], []
         for i, frame in enumerate(frames):
             face = FaceRegion(frame, track.crop_box(i, HP.pads))
-            x1, y1, x2, y2 = face.box
-            crops.append(render_module.cv2.resize(face.image[y1:y2, x1:x2], (HP.img_size, HP.img_size),
-                                                  interpolation=render_module.cv2.INTER_AREA))
+            crops.append(original_crop(face.image, face.box, (HP.img_size, HP.img_size)))
             faces.append(face)
         mels = mel_windows(mel, np.arange(len(frames)) / FPS)
     out["face region to BGR, crop, mel window"] = t.row(len(frames))
@@ -139,8 +137,8 @@ def stage_rates(clip, dub, track, widths, n, preset, crf):
 
     settings = BlendSettings()
     with Timed() as t:
-        for i, (face, crop) in enumerate(zip(faces, generated)):
-            composite(face.image, crop, face.box, face.local(track.landmarks_at(i)), settings)
+        for i, (face, crop, original) in enumerate(zip(faces, generated, crops)):
+            composite(face.image, crop, face.box, face.local(track.landmarks_at(i)), settings, original, original)
             face.write_back()
     boxes = [face.box for face in faces]
     out[f"blend + write back (box ~{np.mean([b[2] - b[0] for b in boxes]):.0f}x"

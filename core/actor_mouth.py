@@ -95,6 +95,16 @@ def generator_blur(mouth: np.ndarray, size) -> np.ndarray:
     return cv2.resize(low, size, interpolation=cv2.INTER_CUBIC)
 
 
+def shape_band(generated: np.ndarray, box_size, sigma: float) -> np.ndarray:
+    """The lower half of the `generated` crop brought to a box of `box_size` (w, h) and blurred there by
+    `sigma` of its pixels (float32): blurred first at the crop's own size, the same band without a
+    blur the box's size."""
+    (w, h), (gh, gw) = box_size, generated.shape[:2]
+    lower = generated[gh // 2:].astype(np.float32)
+    return cv2.resize(cv2.GaussianBlur(lower, (0, 0), sigma * gw / w, sigmaY=sigma * gh / h), (w, h - h // 2),
+                      interpolation=cv2.INTER_CUBIC)
+
+
 @dataclass
 class MouthBank:
     """The actor's real mouths: source frame indices, the mouths (BGR, each at the footage's own
@@ -301,27 +311,28 @@ class ActorMouth:
         flow = self.flow.calc(generator_blur(generated_mouth, FLOW_SIZE), generator_blur(real, FLOW_SIZE), None)
         w, h = size
         (fw, fh), (rh, rw) = FLOW_SIZE, real.shape[:2]
-        flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-        gx, gy = np.arange(w, dtype=np.float32)[None], np.arange(h, dtype=np.float32)[:, None]
-        # pixel centres: x at `size` -> x * fw / w at the flow's size -> (.. + flow) -> x * rw / fw in `real`
-        map_x = ((gx + 0.5) * (fw / w) + flow[..., 0]) * (rw / fw) - 0.5
-        map_y = ((gy + 0.5) * (fh / h) + flow[..., 1]) * (rh / fh) - 0.5
-        return cv2.remap(real, map_x, map_y, RESAMPLING, borderMode=cv2.BORDER_REFLECT)
+        # pixel centres: x at `size` -> (x + 0.5) rw / w - 0.5 in `real`, moved by the flow (found at fw) × rw / fw;
+        # built in place in the flow brought to `size` (one (h, w, 2) map: the remap's own layout)
+        where = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
+        where *= np.float32((rw / fw, rh / fh))
+        where[..., 0] += (np.arange(w, dtype=np.float32) + 0.5) * (rw / w) - 0.5
+        where[..., 1] += ((np.arange(h, dtype=np.float32) + 0.5) * (rh / h) - 0.5)[:, None]
+        return cv2.remap(real, where, None, RESAMPLING, borderMode=cv2.BORDER_REFLECT)
 
     def paste(self, frame: np.ndarray, generated: np.ndarray, box, landmarks, source_frame: int,
-              lip_colour: np.ndarray | None = None) -> bool:
+              lip_colour: np.ndarray | None = None, original: np.ndarray | None = None) -> bool:
         """Composite into `frame` (in place) at the int `box`: the colour-matched generated crop's
         shape and shading plus the aligned real mouth's detail, through the blend mask; the lips'
         colour is the aligned real mouth's. False when the bank has no mouth for it: the generated
         crop is pasted as it is, its lips coloured after `lip_colour` (core.blend.ColourMatch),
-        a fallback."""
+        a fallback. `original`: the box's `core.blend.original_crop` when the caller has it."""
         x1, y1, x2, y2 = (int(v) for v in box)
         h, w = y2 - y1, x2 - x1
         gh, gw = generated.shape[:2]
         if h < 4 or w < 4:
-            composite(frame, generated, box, landmarks, self.settings, lip_colour)
+            composite(frame, generated, box, landmarks, self.settings, lip_colour, original)
             return False
-        match, small_mask = crop_matcher(frame, generated, box, landmarks, self.settings)
+        match, small_mask = crop_matcher(frame, generated, box, landmarks, self.settings, original)
         matched = match(lip_colour)
         row = self.pick(matched[gh // 2:], source_frame)
         self.previous = row
@@ -337,10 +348,7 @@ class ActorMouth:
             real_colour = matched.copy()
             real_colour[gh // 2:] = cv2.resize(real, (gw, gh - gh // 2), interpolation=cv2.INTER_AREA)
             matched = match(real_colour)
-        low = cv2.resize(matched, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-        shape = cv2.resize(matched[gh // 2:], size, interpolation=cv2.INTER_CUBIC)
-        low[h // 2:] = cv2.GaussianBlur(shape, (0, 0), sigma)
-        detail = np.zeros((h, w, 3), np.float32)
-        detail[h // 2:] = real.astype(np.float32) - cv2.GaussianBlur(real, (0, 0), sigma)
-        paste_detailed_patch(frame, low, detail, box, small_mask, sigma)
+        real = real.astype(np.float32)
+        paste_detailed_patch(frame, shape_band(matched, (w, h), sigma), real - cv2.GaussianBlur(real, (0, 0), sigma),
+                             box, small_mask, sigma)
         return True

@@ -141,10 +141,19 @@ def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray, lips: 
     return ColourMatch(patch, target, mask, lips)(lip_colour)
 
 
+def original_crop(frame: np.ndarray, box, size) -> np.ndarray:
+    """The int `box` of `frame` at a generated crop's `size` (w, h): what the generator is shown, and
+    what its crop's colour is matched to."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    return cv2.resize(frame[y1:y2, x1:x2], size, interpolation=cv2.INTER_AREA)
+
+
 def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
-              settings: BlendSettings = BlendSettings(), lip_colour: np.ndarray | None = None) -> np.ndarray:
+              settings: BlendSettings = BlendSettings(), lip_colour: np.ndarray | None = None,
+              original: np.ndarray | None = None) -> np.ndarray:
     """Paste a generated crop (BGR uint8, e.g. 96×96) into `frame` (in place) at the int `box`,
-    its lips coloured after `lip_colour` (see ColourMatch).
+    its lips coloured after `lip_colour` (see ColourMatch); `original`: the box's `original_crop`
+    when the caller has it.
 
     Mask and colour match are computed at the generated crop's own size and only then
     scaled up with the patch: the result is the same to a few levels, at a fraction of the
@@ -154,22 +163,23 @@ def composite(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
     h, w = y2 - y1, x2 - x1
     if h < 2 or w < 2:
         return frame
-    matched, small_mask = crop_matcher(frame, generated, box, landmarks, settings)
+    matched, small_mask = crop_matcher(frame, generated, box, landmarks, settings, original)
     return paste_patch(frame, cv2.resize(matched(lip_colour), (w, h), interpolation=cv2.INTER_LINEAR), box, small_mask)
 
 
 def crop_matcher(frame: np.ndarray, generated: np.ndarray, box, landmarks=None,
-                 settings: BlendSettings = BlendSettings()) -> tuple:
-    """(the generated crop's `ColourMatch` to the original when `settings` ask for one, else a function
-    that returns the crop as it is; the crop's mask), both at the generated crop's own size."""
-    x1, y1, x2, y2 = (int(v) for v in box)
+                 settings: BlendSettings = BlendSettings(), original: np.ndarray | None = None) -> tuple:
+    """(the generated crop's `ColourMatch` to the original — the box's `original_crop`, found here when
+    `original` is None — when `settings` ask for one, else a function that returns the crop as it is;
+    the crop's mask), both at the generated crop's own size."""
     gh, gw = generated.shape[:2]
     small_mask = crop_mask(box, landmarks, (gw, gh), settings)
     if not settings.color_match:
         return (lambda lip_colour=None: generated), small_mask
-    small_original = cv2.resize(frame[y1:y2, x1:x2], (gw, gh), interpolation=cv2.INTER_AREA)
+    if original is None:
+        original = original_crop(frame, box, (gw, gh))
     lips = lips_mask((gw, gh), crop_landmarks(box, landmarks, (gw, gh)))
-    return ColourMatch(generated, small_original, small_mask, lips), small_mask
+    return ColourMatch(generated, original, small_mask, lips), small_mask
 
 
 def paste_patch(frame: np.ndarray, patch: np.ndarray, box, small_mask: np.ndarray) -> np.ndarray:
@@ -191,30 +201,34 @@ def paste_patch(frame: np.ndarray, patch: np.ndarray, box, small_mask: np.ndarra
 def paste_detailed_patch(frame: np.ndarray, low: np.ndarray, detail: np.ndarray, box, small_mask: np.ndarray,
                          sigma: float) -> np.ndarray:
     """Blend a patch that has real detail of its own (the actor's mouth) into `frame` (in place) at the
-    int `box`, given as its coarse part `low` and its `detail` (both the box's size, float32): the
-    coarse part replaces the frame's own (below `sigma` pixels) through the feathered mask, as
-    `paste_patch` blends; the detail replaces the frame's at the mask's half-way line. Cross-fading
-    two different textures over the wide feather averages them into a blur (a mouth box half in the
-    feather kept ~0.55 of the source's detail); the switch is invisible where both are real skin.
-    Pixels outside the mask stay as they were."""
+    int `box`, given as its coarse part `low` and its `detail` (float32, both the size of the box's lower
+    half, rows h // 2 to h: the mask never reaches above it): the coarse part replaces the frame's own
+    (below `sigma` pixels) through the feathered mask, as `paste_patch` blends; the detail replaces the
+    frame's at the mask's half-way line. Cross-fading two different textures over the wide feather
+    averages them into a blur (a mouth box half in the feather kept ~0.55 of the source's detail); the
+    switch is invisible where both are real skin. Pixels outside the mask stay as they were."""
     x1, y1, x2, y2 = (int(v) for v in box)
     h, w = y2 - y1, x2 - x1
-    weight = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)
+    half = h // 2
+    weight = cv2.resize(small_mask, (w, h), interpolation=cv2.INTER_LINEAR)[half:]
     left, top, width, height = cv2.boundingRect((weight > 0).astype(np.uint8))  # the rest stays as it is
     if not width or not height:
         return frame
     rows, cols = slice(top, top + height), slice(left, left + width)
     weight = weight[rows, cols]
     core = cv2.GaussianBlur((weight >= 0.5).astype(np.float32), (0, 0), 1.0) * (weight > 0)
-    crop = frame[y1:y2, x1:x2]
-    # the frame's coarse part, blurred over the rectangle and the blur's reach around it only
+    crop = frame[y1 + half:y2, x1:x2]
+    # the frame's coarse part, blurred over the rectangle and the blur's reach around it only (the
+    # frame above the box's middle too: it is the mouth's surroundings, not the patch's)
     reach = int(np.ceil(3 * sigma))
-    r0, c0 = max(top - reach, 0), max(left - reach, 0)
-    around = crop[r0:min(top + height + reach, h), c0:min(left + width + reach, w)]
-    base_low = cv2.GaussianBlur(around, (0, 0), sigma)[top - r0:top - r0 + height, left - c0:left - c0 + width]
-    base = crop[rows, cols].astype(np.float32)
+    r0, c0 = max(top - reach, -half), max(left - reach, 0)
+    around = frame[y1 + half + r0:y1 + half + min(top + height + reach, h - half),
+                   x1 + c0:x1 + min(left + width + reach, w)].astype(np.float32)
+    inner = slice(top - r0, top - r0 + height), slice(left - c0, left - c0 + width)
+    base_low = cv2.GaussianBlur(around, (0, 0), sigma)[inner]
+    base = around[inner]
     # base + weight (low - base_low) + core (detail - base + base_low), in place: one temporary, not six
-    out = np.subtract(low[rows, cols], base_low, dtype=np.float32)
+    out = np.subtract(low[rows, cols], base_low)
     out *= weight[..., None]
     real = np.subtract(detail[rows, cols], base)
     real += base_low

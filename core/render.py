@@ -26,7 +26,7 @@ import torch
 
 from core import actor_mouth
 from core.audio import is_silent, load_audio, mel_windows, melspectrogram
-from core.blend import BlendSettings, composite
+from core.blend import BlendSettings, composite, original_crop
 from core.device import cpu_supports_bf16, select_device
 from core.errors import Cancelled, FaceError, MediaError
 from core.hparams import DEFAULT_MOUTH, HP, MOUTH_MODES
@@ -397,7 +397,7 @@ class Renderer:
 
     def _generate(self, batch) -> tuple:
         """(batch, the frames with a face to redraw, their FaceRegions, their generated crops, the
-        reference crops they were drawn from)."""
+        reference crops they were drawn from, their original crops)."""
         todo, crops, references, faces = [], [], [], []
         for n, (k, frame) in enumerate(batch):
             src = int(self.source[k])
@@ -405,9 +405,7 @@ class Renderer:
             if box is None:
                 continue
             face = FaceRegion(frame, box)
-            x1, y1, x2, y2 = face.box
-            crops.append(cv2.resize(face.image[y1:y2, x1:x2], (HP.img_size, HP.img_size),
-                                    interpolation=cv2.INTER_AREA))
+            crops.append(original_crop(face.image, face.box, (HP.img_size, HP.img_size)))
             references.append(crops[-1] if self.references is None else self.references.crop_for(src, crops[-1]))
             todo.append(n)
             faces.append(face)
@@ -415,21 +413,21 @@ class Renderer:
         if todo:
             times = (np.array([batch[n][0] for n in todo]) / self.fps) - self.options.dub_offset_s
             generated = self.generator(np.stack(crops), mel_windows(self.mel, times), np.stack(references))
-        return batch, todo, faces, generated, references
+        return batch, todo, faces, generated, references, crops
 
-    def _blend(self, batch, todo, faces, generated, references) -> list:
+    def _blend(self, batch, todo, faces, generated, references, originals) -> list:
         """Blend each generated crop into its frame (in place); [(output index, frame, generated?)].
         The lips take their colour from the reference crop (a quiet frame away from this one), never
         from the frame's own mouth (core.blend.ColourMatch); a still's reference is itself."""
-        for n, face, crop, reference in zip(todo, faces, generated, references):
+        for n, face, crop, reference, original in zip(todo, faces, generated, references, originals):
             k = batch[n][0]
             src = int(self.source[k])
             landmarks = face.local(self.track.landmarks_at(src))
             if self.actor is None:
-                composite(face.image, crop, face.box, landmarks, self.options.blend, reference)
+                composite(face.image, crop, face.box, landmarks, self.options.blend, reference, original)
                 if self.options.mouth == "actor":  # a still: no footage of the actor's mouth
                     self.generated_mouth_frames.append(int(k))
-            elif not self.actor.paste(face.image, crop, face.box, landmarks, src, reference):  # the generated mouth
+            elif not self.actor.paste(face.image, crop, face.box, landmarks, src, reference, original):  # generated
                 self.generated_mouth_frames.append(int(k))
             face.write_back()
         done = set(todo)

@@ -105,6 +105,22 @@ def test_the_real_mouth_keeps_the_footages_resolution():
     assert np.abs(aligned.astype(np.int16) - native.astype(np.int16))[10:-10, 10:-10].mean() < 4
 
 
+@pytest.mark.parametrize("box_size", [(281, 408), (130, 150), (80, 90)])
+def test_the_shape_band_is_the_generated_mouth_blurred_at_the_boxs_size(box_size):
+    # found at the generator's 96 pixels instead of the box's: the same band, to a level
+    rng = np.random.default_rng(5)
+    generated = cv2.GaussianBlur(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8), (0, 0), 1.5)  # its own blur
+    generated[60:76, 30:66] = 20  # an open mouth: a hard edge at the generator's resolution
+    (w, h), sigma = box_size, actor_mouth.DETAIL_SIGMA * box_size[0] / 96
+    plain = cv2.GaussianBlur(cv2.resize(generated[48:], (w, h - h // 2), interpolation=cv2.INTER_CUBIC).astype(np.float32),
+                             (0, 0), sigma)
+    band = actor_mouth.shape_band(generated, (w, h), sigma)
+    assert band.shape == plain.shape and band.dtype == np.float32
+    inside = np.abs(band - plain)[4:-4, 4:-4]  # the borders reflect at different sizes
+    assert inside.mean() < 0.5 and inside.max() < 5  # at most 5 % of the 108-level step across the opening
+    assert np.abs(band - cv2.resize(generated[48:], (w, h - h // 2)).astype(np.float32))[4:-4, 4:-4].max() > 10  # it blurs
+
+
 def frame_with(mouth: np.ndarray) -> np.ndarray:
     frame = np.clip(np.full((SIZE[1], SIZE[0], 3), (90, 110, 150), np.float32) + _SKIN, 0, 255).astype(np.uint8)
     x1, y1, x2, y2 = FACE_BOX

@@ -97,7 +97,7 @@ def test_a_patch_with_real_detail_keeps_it_across_the_feather_and_leaves_the_out
     own = detail(frame)
     crossfaded = detail(paste_patch(frame.copy(), patch, box, small_mask))
     low = cv2.GaussianBlur(patch, (0, 0), 2.0).astype(np.float32)
-    detailed_frame = paste_detailed_patch(frame.copy(), low, patch - low, box, small_mask, 2.0)
+    detailed_frame = paste_detailed_patch(frame.copy(), low[100:], (patch - low)[100:], box, small_mask, 2.0)
     assert crossfaded < 0.7 * own  # two textures averaged into a blur
     assert detail(detailed_frame) > 0.85 * own
     outside = np.ones(frame.shape[:2], bool)
