@@ -90,6 +90,18 @@ def test_the_aligned_real_mouth_takes_the_generated_shape():
     assert abs(dark_height(aligned) - 14) < abs(dark_height(raw) - 14) - 2
 
 
+def test_the_aligned_real_mouth_closes_with_the_generated_one():
+    # a nearly closed generated mouth narrows a half-open real one: the flow is refined at FLOW_SIZE itself
+    # (at half of it, a 3-row gap is a pixel and a half, and the real mouth stayed as open as it was)
+    half_open = [i for i in range(400) if 5 < opening(i) < 8]
+    mouth = ActorMouth(bank_of(half_open), fps=FPS)
+    nearly_closed = mouth_image(3)
+    row = mouth.pick(nearly_closed, source_frame=10_000)
+    assert row is not None
+    raw = mouth.bank.mouths[row]
+    assert dark_height(mouth.aligned(row, nearly_closed, MOUTH_SIZE)) <= dark_height(raw) - 2
+
+
 def laplacian_energy(image: np.ndarray) -> float:
     return float(cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), cv2.CV_32F).var())
 
