@@ -3,7 +3,7 @@
 Wav2Lip regenerates the whole 96×96 crop, but only its lower half carries new
 information; pasting the full crop leaves a rectangle (a blurrier face, a colour step).
 We paste through a feathered ellipse over the mouth and jaw instead, optionally
-matching the patch's colour to the original first (see match_colour).
+matching the patch's colour to the original first (see ColourMatch).
 """
 from dataclasses import dataclass
 
@@ -133,12 +133,6 @@ class ColourMatch:
         matched = self.shaded.copy()
         matched[..., 1:] += self.inner * (cv2.GaussianBlur(lips[..., 1:], (0, 0), 0.02 * self.size) - matched[..., 1:])
         return cv2.cvtColor(np.clip(matched, 0, 255).astype(np.uint8), cv2.COLOR_LAB2BGR)
-
-
-def match_colour(patch: np.ndarray, target: np.ndarray, mask: np.ndarray, lips: np.ndarray,
-                 lip_colour: np.ndarray | None = None) -> np.ndarray:
-    """`patch` with `target`'s colour, its lips coloured after `lip_colour` (see ColourMatch)."""
-    return ColourMatch(patch, target, mask, lips)(lip_colour)
 
 
 def original_crop(frame: np.ndarray, box, size) -> np.ndarray:

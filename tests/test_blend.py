@@ -2,7 +2,7 @@ import numpy as np
 
 import cv2
 
-from core.blend import BlendSettings, composite, lips_mask, lower_face_mask, match_colour
+from core.blend import BlendSettings, ColourMatch, composite, lips_mask, lower_face_mask
 
 
 def test_mask_covers_mouth_and_spares_the_eyes():
@@ -46,7 +46,7 @@ def test_colour_match_takes_the_originals_shading_around_the_lips():
     patch = np.full((96, 96, 3), (120, 160, 225), np.uint8)
     mask = lower_face_mask((0, 0, 96, 96))
     lips = lips_mask((96, 96))
-    matched = match_colour(patch, target, mask, lips)
+    matched = ColourMatch(patch, target, mask, lips)()
     skin = (mask > 0.5) & (lips == 0)
     before, after = (np.abs(lab(x) - lab(target))[skin].mean() for x in (patch, matched))
     assert after < before / 4
@@ -64,7 +64,7 @@ def test_colour_match_keeps_the_generated_opening_and_the_originals_lip_colour()
     patch = np.full((96, 96, 3), skin, np.uint8)
     cv2.ellipse(patch, (48, 72), (16, 9), 0, 0, 360, (90, 30, 70), -1)  # an open, purple mouth
     mask, lips = lower_face_mask((0, 0, 96, 96)), lips_mask((96, 96))
-    matched = lab(match_colour(patch, target, mask, lips))
+    matched = lab(ColourMatch(patch, target, mask, lips)())
     centre = (slice(70, 75), slice(42, 55))
     assert abs(matched[centre][..., 0].mean() - lab(patch)[centre][..., 0].mean()) < 8  # still open, as dark
     hue = lambda x: np.degrees(np.arctan2(x[..., 2] - 128, x[..., 1] - 128)).mean()
@@ -121,7 +121,7 @@ def test_the_lips_take_their_colour_from_the_mouth_given_and_none_of_the_origina
     assert lips[(opened != closed).any(axis=2)].all()  # the two originals differ across the lips only
 
     def matched(target, lip_colour):
-        return match_colour(patch, target, mask, lips, lip_colour).astype(np.int16)
+        return ColourMatch(patch, target, mask, lips)(lip_colour).astype(np.int16)
 
     assert np.array_equal(matched(closed, reference), matched(opened, reference))
     assert np.abs(matched(closed, None) - matched(opened, None)).max() > 20  # the original's own lips
