@@ -284,29 +284,40 @@ class ActorMouth:
     """Pastes the actor's mouth, shaped by each generated crop, frame after frame (in output order:
     it remembers the previous pick to keep runs of real frames together)."""
 
-    def __init__(self, bank: MouthBank, fps: float, settings: BlendSettings = BlendSettings()):
+    def __init__(self, bank: MouthBank, fps: float, settings: BlendSettings = BlendSettings(),
+                 closed: np.ndarray | None = None):
         self.bank = bank
+        self.closed = closed  # which bank mouths are shut (core.closures.closed_rows), or None: no closures
         self.exclude = max(1, int(round(EXCLUDE_S * fps)))
         self.settings = settings
         self.flow = cv2.DISOpticalFlow_create(FLOW_PRESET)
         self.flow.setFinestScale(FLOW_FINEST_SCALE)
         self.previous = None  # bank row of the last pick
+        self.previous_shut = None  # bank row of the last closed mouth pasted
         self.picks: list = []  # source frame of each pick (diagnostics: reuse)
+        self.closures = 0  # frames the dub's closures reached
 
-    def pick(self, generated_mouth: np.ndarray, source_frame: int) -> int | None:
+    def pick(self, generated_mouth: np.ndarray, source_frame: int, among: np.ndarray | None = None,
+             least: int = MIN_ENTRIES, previous: str = "previous") -> int | None:
         """The bank row whose mouth best matches `generated_mouth` and lies outside the exclusion
-        around `source_frame`, or None when too few are eligible or none matches."""
+        around `source_frame` (and among the rows `among` marks), or None when fewer than `least`
+        are eligible or none matches. The row after the last pick of the same kind (the attribute
+        `previous` names) is preferred, and becomes the last pick."""
         eligible = np.abs(self.bank.frames - source_frame) >= self.exclude
-        if eligible.sum() < MIN_ENTRIES:
+        if among is not None:
+            eligible &= among
+        if eligible.sum() < least:
+            setattr(self, previous, None)
             return None
         score = self.bank.descriptors @ descriptor(generated_mouth)
         score[~eligible] = -np.inf
-        if self.previous is not None and self.previous + 1 < len(self.bank) and eligible[self.previous + 1] \
-                and self.bank.frames[self.previous + 1] == self.bank.frames[self.previous] + 1:
-            score[self.previous + 1] += CONTINUE_BONUS
+        last = getattr(self, previous)
+        if last is not None and last + 1 < len(self.bank) and eligible[last + 1] \
+                and self.bank.frames[last + 1] == self.bank.frames[last] + 1:
+            score[last + 1] += CONTINUE_BONUS
         row = int(np.argmax(score))
-        if score[row] < MIN_MATCH:
-            return None
+        row = None if score[row] < MIN_MATCH else row
+        setattr(self, previous, row)
         return row
 
     def aligned(self, row: int, generated_mouth: np.ndarray, size) -> np.ndarray:
@@ -327,12 +338,15 @@ class ActorMouth:
         return cv2.remap(real, where, None, RESAMPLING, borderMode=cv2.BORDER_REFLECT)
 
     def paste(self, frame: np.ndarray, generated: np.ndarray, box, landmarks, source_frame: int,
-              lip_colour: np.ndarray | None = None, original: np.ndarray | None = None) -> bool:
+              lip_colour: np.ndarray | None = None, original: np.ndarray | None = None,
+              closure: float = 0.0) -> bool:
         """Composite into `frame` (in place) at the int `box`: the colour-matched generated crop's
         shape and shading plus the aligned real mouth's detail, through the blend mask; the lips'
         colour is the aligned real mouth's. False when the bank has no mouth for it: the generated
         crop is pasted as it is, its lips coloured after `lip_colour` (core.blend.ColourMatch),
-        a fallback. `original`: the box's `core.blend.original_crop` when the caller has it."""
+        a fallback. `original`: the box's `core.blend.original_crop` when the caller has it.
+        `closure` (0–1, core.closures): how far the dub shuts the lips here; one of the actor's
+        closed mouths (`closed`) replaces the generated shape in that proportion."""
         x1, y1, x2, y2 = (int(v) for v in box)
         h, w = y2 - y1, x2 - x1
         gh, gw = generated.shape[:2]
@@ -342,7 +356,6 @@ class ActorMouth:
         match, small_mask = crop_matcher(frame, generated, box, landmarks, self.settings, original)
         matched = match(lip_colour)
         row = self.pick(matched[gh // 2:], source_frame)
-        self.previous = row
         if row is None:
             paste_patch(frame, cv2.resize(matched, (w, h), interpolation=cv2.INTER_LINEAR), box, small_mask)
             return False
@@ -356,6 +369,14 @@ class ActorMouth:
             real_colour[gh // 2:] = cv2.resize(real, (gw, gh - gh // 2), interpolation=cv2.INTER_AREA)
             matched = match(real_colour)
         real = real.astype(np.float32)
-        paste_detailed_patch(frame, shape_band(matched, (w, h), sigma), real - cv2.GaussianBlur(real, (0, 0), sigma),
-                             box, small_mask, sigma)
+        low, detail = shape_band(matched, (w, h), sigma), real - cv2.GaussianBlur(real, (0, 0), sigma)
+        shut = None if closure <= 0 or self.closed is None else self.pick(
+            matched[gh // 2:], source_frame, among=self.closed, least=1, previous="previous_shut")
+        if shut is not None:  # the closed mouth whole, shape and detail, as it was filmed
+            mouth = cv2.resize(self.bank.mouths[shut], size, interpolation=RESAMPLING).astype(np.float32)
+            soft = cv2.GaussianBlur(mouth, (0, 0), sigma)
+            low = (1 - closure) * low + closure * soft
+            detail = (1 - closure) * detail + closure * (mouth - soft)
+            self.closures += 1
+        paste_detailed_patch(frame, low, detail, box, small_mask, sigma)
         return True

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import torch
 
-from core import actor_mouth
+from core import actor_mouth, closures
 from core.audio import is_silent, load_audio, mel_windows, melspectrogram
 from core.blend import BlendSettings, composite, original_crop
 from core.device import cpu_supports_bf16, select_device
@@ -60,6 +60,7 @@ class RenderOptions:
     allow_silent_dub: bool = False
     strict: bool = False  # a damaged or truncated source is an error, not a warning
     mouth: str = DEFAULT_MOUTH  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
+    closures: bool = True  # the actor's mouth shut where the dub shuts real lips (core.closures), when bundled
 
 
 @dataclass
@@ -72,6 +73,7 @@ class RenderReport:
     seconds: float
     fps: float
     generated_mouth_frames: list = field(default_factory=list)  # mouth "actor" asked, the generated one pasted
+    closed_frames: int = 0  # frames where the dub's closures shut the actor's mouth (in part or whole)
 
     @property
     def generated_mouth_ranges(self) -> list:
@@ -324,6 +326,7 @@ class Renderer:
         self.references = None if self.video.is_image else build_references(
             self.video, self.track, self.used, self.fps, options.pads)
         self.actor = self._actor_mouth() if options.mouth == "actor" else None
+        self.closure = self._closures() if self.actor is not None and options.closures else None
         self.generated_mouth_frames = []  # frames where the actor's mouth was asked for but not found
 
     def _track_faces(self):
@@ -364,6 +367,17 @@ class Renderer:
                                       progress=lambda d, t: self.progress(d, t, "mouths"), cancel=self.cancel,
                                       cache_dir=self.options.cache_dir)
         return actor_mouth.ActorMouth(bank, self.fps, self.options.blend)
+
+    def _closures(self) -> np.ndarray | None:
+        """How far the dub shuts the lips at each output frame of the range (core.closures), the
+        actor's closed mouths marked in its bank; None when the closure models are not bundled."""
+        models = closures.load_closure_models()
+        if models is None:
+            return None
+        dub_shape, reader = models
+        self.actor.closed = closures.closed_rows(closures.mouth_gaps(reader, self.actor.bank.mouths))
+        seconds = np.asarray(self.range) / self.fps - self.options.dub_offset_s
+        return closures.closure_weights(closures.predicted_gaps(dub_shape, self.mel, seconds, self.fps))
 
     def frames(self):
         """Yield (output index, YuvFrame, generated?) for the job's range, in order. One batch is
@@ -427,8 +441,9 @@ class Renderer:
                 composite(face.image, crop, face.box, landmarks, self.options.blend, reference, original)
                 if self.options.mouth == "actor":  # a still: no footage of the actor's mouth
                     self.generated_mouth_frames.append(int(k))
-            elif not self.actor.paste(face.image, crop, face.box, landmarks, src, reference, original):  # generated
-                self.generated_mouth_frames.append(int(k))
+            elif not self.actor.paste(face.image, crop, face.box, landmarks, src, reference, original,
+                                      0.0 if self.closure is None else float(self.closure[k - self.range.start])):
+                self.generated_mouth_frames.append(int(k))  # the generated mouth
             face.write_back()
         done = set(todo)
         return [(k, frame, n in done) for n, (k, frame) in enumerate(batch)]
@@ -451,7 +466,8 @@ class Renderer:
                 self.progress(done, total, "render")
         seconds = time.perf_counter() - started
         return RenderReport(Path(output), total, generated, no_face, self.track.n_faces_seen, seconds,
-                            total / max(seconds, 1e-9), list(self.generated_mouth_frames))
+                            total / max(seconds, 1e-9), list(self.generated_mouth_frames),
+                            0 if self.actor is None else self.actor.closures)
 
 
 def render(video_path, dub_path, output, options: RenderOptions = RenderOptions(), progress=None,

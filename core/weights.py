@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from core.atomic import atomic_files, sha256_file
 from core.errors import WeightsError
 from core.models.discriminator import DiscriminatorDims, QualityDiscriminator
+from core.models.dub_shape import DubShapeDims, DubShapeModel
 from core.models.lip_reader import LipReaderDims, LipShapeReader
 from core.models.syncnet import SyncNet, SyncNetDims
 from core.models.syncnet_v2 import SyncNetV2, SyncNetV2Dims
@@ -50,6 +51,7 @@ KINDS = {
         ModelKind("discriminator", QualityDiscriminator, DiscriminatorDims,
                   "face_encoder_blocks.0.0.conv_block.0.weight", 32, "binary_pred."),
         ModelKind("syncnet_v2", SyncNetV2, SyncNetV2Dims, "netcnnlip.0.weight", 96, "netcnnaud.", scalable=False),
+        ModelKind("dub_shape", DubShapeModel, DubShapeDims, "stem.0.weight", 128, "stem.0."),
         ModelKind("lip_reader", LipShapeReader, LipReaderDims, "encoder.0.conv_block.0.weight", 24, "target_mean"),
     )
 }
@@ -101,7 +103,7 @@ def read_sidecar(path) -> dict:
 def load_model(path, expect: str | None = None, device="cpu", check_sha: bool = True) -> torch.nn.Module:
     """Build and load a model from our safetensors or an official `.pth`, in eval mode.
 
-    `expect` ("wav2lip", "syncnet", "discriminator", "syncnet_v2", "lip_reader") refuses a checkpoint of
+    `expect` ("wav2lip", "syncnet", "discriminator", "syncnet_v2", "lip_reader", "dub_shape") refuses a checkpoint of
     another kind. Anything but `.safetensors` is read as an official checkpoint (`.pth`, `.model`).
     """
     path, manifest_sha = resolve(path)

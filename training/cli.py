@@ -123,7 +123,7 @@ def add_prepare_parser(sub):
 
 
 # the commands that run torch alone on the cores (core.threads: they keep OpenMP's spinning threads)
-TRAINING_COMMANDS = frozenset({"train-expert", "train-lip-reader", "train-generator", "adapt"})
+TRAINING_COMMANDS = frozenset({"train-expert", "train-lip-reader", "train-dub-shape", "train-generator", "adapt"})
 
 
 def add_parsers(sub):
@@ -162,6 +162,19 @@ def add_parsers(sub):
     p.add_argument("--stride", type=positive_int, default=3, help="every N-th frame of a clip (neighbours look alike)")
     p.add_argument("--seed", type=count, default=0)
     p.set_defaults(run=entry("training.train_lip_reader", "train"))
+
+    p = sub.add_parser("train-dub-shape", help="train the dub-shape model (speech -> the lip shape real speakers "
+                       "make, which the actor's mouth closes by) on prepared clips and DATA/lip_shape.npz")
+    p.add_argument("--data", required=True, help="prepared dataset root, measured by training/lip_shape.py")
+    p.add_argument("--run", "--run-dir", dest="run_dir", required=True, help="folder for the model and its log")
+    p.add_argument("--av-offsets", help="per-clip AV offsets (python main.py offsets); its dropped clips are left out")
+    p.add_argument("--width", type=positive_float, default=1.0, help="channel width multiplier")
+    p.add_argument("--steps", type=positive_int, default=3000)
+    p.add_argument("--batch-size", type=positive_int, default=32)
+    p.add_argument("--lr", type=positive_float, default=2e-3)
+    p.add_argument("--eval-every", type=positive_int, default=500, help="validate every N steps")
+    p.add_argument("--seed", type=count, default=0)
+    p.set_defaults(run=entry("training.train_dub_shape", "train"))
 
     p = sub.add_parser("train-generator", help="train the Wav2Lip generator against a frozen expert")
     add_generator_args(p)
@@ -226,6 +239,7 @@ def add_parsers(sub):
     p.add_argument("--still-control", action="store_true", help="also judge a mouth that never moves (the first "
                    "face frame's, carried by the eyes and nose, through the same mask): the judges' floor for leak")
     p.add_argument("--generator", default="generator")
+    p.add_argument("--no-closures", action="store_true", help="the actor's mouth without the dub's closures")
     p.add_argument("--expert", default="expert")
     p.add_argument("--out", required=True)
     p.add_argument("--cache-dir")

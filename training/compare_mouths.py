@@ -201,7 +201,8 @@ def compare(args) -> int:
         mel = melspectrogram(load_audio(dub))
         rendered = {}
         for mode in args.modes:
-            options = RenderOptions(checkpoint=args.generator, cache_dir=args.cache_dir, mouth=mode)
+            options = RenderOptions(checkpoint=args.generator, cache_dir=args.cache_dir, mouth=mode,
+                                    closures=not args.no_closures)
             if args.seconds:
                 with VideoSource(video) as probe:
                     options.end_frame = int(args.seconds * probe.fps)
@@ -213,7 +214,8 @@ def compare(args) -> int:
             loudness = frame_loudness(mel, renderer.fps, len(source_index))
             speech = loudness > np.percentile(loudness, SPEECH_PERCENTILE)
             row = {"video": str(video), "dub": str(dub), "mode": mode, "frames": report.frames,
-                   "fallback_frames": len(report.generated_mouth_frames), "seconds": report.seconds,
+                   "fallback_frames": len(report.generated_mouth_frames), "closed_frames": report.closed_frames,
+                   "seconds": report.seconds,
                    "lse_c": score_video(path, dub, scorer=scorer, track=renderer.track, frame_map=source_index).lse_c,
                    **picture_measures(video, path, renderer.track, source_index, speech, options.pads, options.blend)}
             rendered[mode] = (path, row, source_index, loudness, speech, renderer)

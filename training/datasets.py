@@ -215,6 +215,29 @@ def read_clip_mel(clip: Clip) -> np.ndarray:
     return melspectrogram(audio.mean(axis=1))
 
 
+def speaker_balanced_weights(root, keys: list, counts) -> np.ndarray:
+    """Draw probabilities of clips `keys` holding `counts` items each: each source folder weighted by
+    the square root of its items, and within it each speaker by the square root of theirs, instead
+    of everything by its items: one speaker with 40 clips (GRID s1) or one broadcaster's 2,000
+    one-word clips (the Arabic news set, 42 of our 74 minutes) no longer dominates, yet their extra
+    material still counts. Within a speaker, clips are drawn by their items."""
+    speakers = clip_speakers(root, keys)
+    sources = [key.split("/")[0] for key in keys]
+    counts = np.asarray(counts, np.float64)
+    by_speaker, by_source = {}, {}
+    for speaker, source, n in zip(speakers, sources, counts):
+        by_speaker[speaker] = by_speaker.get(speaker, 0.0) + n
+        by_source[source] = by_source.get(source, 0.0) + n
+    # a speaker's share of its source: sqrt of its items over the source's sum of such roots
+    roots: dict = {}
+    for speaker, source in set(zip(speakers, sources)):
+        roots[source] = roots.get(source, 0.0) + np.sqrt(by_speaker[speaker])
+    weights = np.array([(n / by_speaker[speaker]) * (np.sqrt(by_speaker[speaker]) / roots[source])
+                        * np.sqrt(by_source[source])
+                        for speaker, source, n in zip(speakers, sources, counts)])
+    return weights / weights.sum()
+
+
 class _WindowDataset(Dataset):
     """Shared machinery: clips, their valid window starts, the frame and mel caches, loading.
 
@@ -293,26 +316,10 @@ class _WindowDataset(Dataset):
         return c, int(self.starts[c][w - self._offsets[c]])
 
     def balance_speakers(self) -> None:
-        """Random draws (epoch_size) weight each source folder by the square root of its windows,
-        and within it each speaker by the square root of theirs, instead of everything by its
-        windows: one speaker with 40 clips (GRID s1) or one broadcaster's 2,000 one-word clips
-        (the Arabic news set, 42 of our 74 minutes) no longer dominates what the expert hears,
-        yet their extra material still counts. Within a speaker, clips are drawn by their windows."""
-        speakers = clip_speakers(self.root, [clip.key for clip in self.clips])
-        sources = [clip.key.split("/")[0] for clip in self.clips]
-        windows = np.array([len(s) for s in self.starts], np.float64)
-        by_speaker, by_source = {}, {}
-        for speaker, source, n in zip(speakers, sources, windows):
-            by_speaker[speaker] = by_speaker.get(speaker, 0.0) + n
-            by_source[source] = by_source.get(source, 0.0) + n
-        # a speaker's share of its source: sqrt of its windows over the source's sum of such roots
-        roots: dict = {}
-        for speaker, source in set(zip(speakers, sources)):
-            roots[source] = roots.get(source, 0.0) + np.sqrt(by_speaker[speaker])
-        weights = np.array([(n / by_speaker[speaker]) * (np.sqrt(by_speaker[speaker]) / roots[source])
-                            * np.sqrt(by_source[source])
-                            for speaker, source, n in zip(speakers, sources, windows)])
-        self.clip_weights = weights / weights.sum()
+        """Random draws (epoch_size) by `speaker_balanced_weights` of the clips' windows instead of
+        by the windows themselves."""
+        self.clip_weights = speaker_balanced_weights(self.root, [clip.key for clip in self.clips],
+                                                     [len(s) for s in self.starts])
 
     # -- loading
     def mel(self, c: int) -> np.ndarray:

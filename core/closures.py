@@ -1,0 +1,92 @@
+"""Lips that close where the dub closes them.
+
+The generator opens the mouth with the dub's loudness but almost never shuts it inside speech
+(p/b/m, the short pauses between words): real speakers' lips are closed on 2–8 % of their speech
+frames, the generated ones on 0.3 %. So closures get a channel of their own, apart from both the
+generated shape and the actor's texture:
+
+* when: the dub-shape model (core/models/dub_shape.py) reads from the dub alone how open real lips
+  would be at each output frame; a predicted inner-lip gap under `CLOSED_GAP` is a closure, fading
+  out by `OPEN_GAP`;
+* what: one of the actor's own closed mouths, measured as closed by the lip reader
+  (core/models/lip_reader.py) on the bank's mouths (core/actor_mouth.py), pasted whole in place of
+  the generated shape, in proportion to the closure.
+
+Neither model sees the original mouth at the output's moment (the bank excludes its neighbourhood),
+so a closure cannot replay the original speech. Both are bundled ("dub_shape", "lip_reader"); a
+build without them renders as before.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from core.errors import WeightsError
+from core.hparams import HP
+from core.models.dub_shape import INNER_GAP, DubShapeModel
+from core.models.lip_reader import LipShapeReader
+from core.weights import MANIFEST, load_model, read_manifest, resolve
+
+# predicted inner-lip gap, eye distances: shut below CLOSED_GAP, open above OPEN_GAP, blended between
+CLOSED_GAP, OPEN_GAP = 0.015, 0.03
+BANK_CLOSED_SHARE = 0.15  # a bank mouth is closed below this share of the bank's 95th-percentile gap
+READER_SIZE = (HP.img_size, HP.img_size // 2)  # the lower half of the generator's crop
+CHUNK_FRAMES = 1500  # output frames predicted at once (a minute at 25 fps)
+CONTEXT = 64  # mel frames of audio either side of a piece: more than the model sees (±30)
+
+
+def load_closure_models(device="cpu") -> tuple[DubShapeModel, LipShapeReader] | None:
+    """The bundled dub-shape model and lip reader, or None when this build bundles neither."""
+    bundled = read_manifest()
+    if "dub_shape" not in bundled and "lip_reader" not in bundled:
+        return None
+    if "dub_shape" not in bundled or "lip_reader" not in bundled:
+        missing = "dub_shape" if "dub_shape" not in bundled else "lip_reader"
+        raise WeightsError(MANIFEST, f"bundles one closure model without the other: {missing} is missing")
+    return (load_model(resolve("dub_shape")[0], expect="dub_shape", device=device),
+            load_model(resolve("lip_reader")[0], expect="lip_reader", device=device))
+
+
+@torch.no_grad()
+def predicted_gaps(model: DubShapeModel, mel: np.ndarray, seconds: np.ndarray, fps: float) -> np.ndarray:
+    """The inner-lip gap (eye distances) real lips would show for frames starting at `seconds`
+    (increasing) into the dub whose mel (80, M) is given, each frame 1 / fps long. Read in pieces
+    of CHUNK mel frames with the audio around them, so a feature-length dub costs no more memory
+    than a minute of it."""
+    positions = ((np.asarray(seconds, np.float64) + 0.5 / fps) * HP.mel_fps).astype(np.float32)
+    model = model.eval()
+    out = np.empty(len(positions), np.float32)
+    for first in range(0, len(positions), CHUNK_FRAMES):
+        part = positions[first:first + CHUNK_FRAMES]
+        lo = max(0, int(np.floor(part.min())) - CONTEXT)
+        hi = min(mel.shape[1], int(np.ceil(part.max())) + CONTEXT + 1)
+        x = torch.from_numpy(np.ascontiguousarray(mel[:, lo:max(hi, lo + 1)], np.float32))[None]
+        pred = model.raw(model(x, torch.from_numpy(part - lo)))
+        out[first:first + len(part)] = pred[0, INNER_GAP].numpy()
+    return out
+
+
+def closure_weights(gaps: np.ndarray) -> np.ndarray:
+    """1 where a predicted gap says shut, 0 where open, a ramp between CLOSED_GAP and OPEN_GAP."""
+    return np.clip((OPEN_GAP - np.asarray(gaps, np.float32)) / (OPEN_GAP - CLOSED_GAP), 0.0, 1.0)
+
+
+@torch.no_grad()
+def mouth_gaps(reader: LipShapeReader, mouths) -> np.ndarray:
+    """The lip reader's inner-lip gap (eye distances) of each BGR lower-half mouth."""
+    if not len(mouths):
+        return np.zeros(0, np.float32)
+    grey = [cv2.resize(cv2.cvtColor(m, cv2.COLOR_BGR2GRAY), READER_SIZE, interpolation=cv2.INTER_AREA)
+            for m in mouths]
+    x = torch.from_numpy(np.stack(grey)[:, None].astype(np.float32) / 255)
+    reader = reader.eval()
+    out = torch.cat([reader(x[i:i + 256]) for i in range(0, len(x), 256)])
+    return (out[:, INNER_GAP] * reader.target_std[INNER_GAP] + reader.target_mean[INNER_GAP]).numpy()
+
+
+def closed_rows(gaps: np.ndarray) -> np.ndarray:
+    """Which bank mouths are shut: gap under BANK_CLOSED_SHARE of the bank's 95th percentile."""
+    if not len(gaps):
+        return np.zeros(0, bool)
+    return gaps < BANK_CLOSED_SHARE * np.percentile(gaps, 95)
