@@ -6,15 +6,15 @@ frames, the generated ones on 0.3 %. So closures get a channel of their own, apa
 generated shape and the actor's texture:
 
 * when: the dub-shape model (core/models/dub_shape.py) reads from the dub alone how open real lips
-  would be at each output frame; a predicted inner-lip gap under `CLOSED_GAP` is a closure, fading
-  out by `OPEN_GAP`;
+  would be at each output frame, as a share of the speaker's wide-open gap; under the model's own
+  `closed_gap` is a closure, fading out by its `open_gap` (both chosen on its training speakers);
 * what: one of the actor's own closed mouths, measured as closed by the lip reader
   (core/models/lip_reader.py) on the bank's mouths (core/actor_mouth.py), pasted whole in place of
   the generated shape, in proportion to the closure.
 
 Neither model sees the original mouth at the output's moment (the bank excludes its neighbourhood),
-so a closure cannot replay the original speech. Both are bundled ("dub_shape", "lip_reader"); a
-build without them renders as before.
+so a closure cannot replay the original speech. Both are bundled (as "shape" and "reader"); a build
+without them renders as before.
 """
 from __future__ import annotations
 
@@ -26,10 +26,8 @@ from core.errors import WeightsError
 from core.hparams import HP
 from core.models.dub_shape import INNER_GAP, DubShapeModel
 from core.models.lip_reader import LipShapeReader
-from core.weights import MANIFEST, load_model, read_manifest, resolve
+from core.weights import MANIFEST, load_model, read_manifest
 
-# predicted inner-lip gap, eye distances: shut below CLOSED_GAP, open above OPEN_GAP, blended between
-CLOSED_GAP, OPEN_GAP = 0.015, 0.03
 BANK_CLOSED_SHARE = 0.15  # a bank mouth is closed below this share of the bank's 95th-percentile gap
 READER_SIZE = (HP.img_size, HP.img_size // 2)  # the lower half of the generator's crop
 CHUNK_FRAMES = 1500  # output frames predicted at once (a minute at 25 fps)
@@ -39,18 +37,18 @@ CONTEXT = 64  # mel frames of audio either side of a piece: more than the model 
 def load_closure_models(device="cpu") -> tuple[DubShapeModel, LipShapeReader] | None:
     """The bundled dub-shape model and lip reader, or None when this build bundles neither."""
     bundled = read_manifest()
-    if "dub_shape" not in bundled and "lip_reader" not in bundled:
+    if "shape" not in bundled and "reader" not in bundled:
         return None
-    if "dub_shape" not in bundled or "lip_reader" not in bundled:
-        missing = "dub_shape" if "dub_shape" not in bundled else "lip_reader"
+    if "shape" not in bundled or "reader" not in bundled:
+        missing = "shape" if "shape" not in bundled else "reader"
         raise WeightsError(MANIFEST, f"bundles one closure model without the other: {missing} is missing")
-    return (load_model(resolve("dub_shape")[0], expect="dub_shape", device=device),
-            load_model(resolve("lip_reader")[0], expect="lip_reader", device=device))
+    return (load_model("shape", expect="dub_shape", device=device),
+            load_model("reader", expect="lip_reader", device=device))
 
 
 @torch.no_grad()
 def predicted_gaps(model: DubShapeModel, mel: np.ndarray, seconds: np.ndarray, fps: float) -> np.ndarray:
-    """The inner-lip gap (eye distances) real lips would show for frames starting at `seconds`
+    """The inner-lip gap (a share of the speaker's wide-open gap) real lips would show for frames starting at `seconds`
     (increasing) into the dub whose mel (80, M) is given, each frame 1 / fps long. Read in pieces
     of CHUNK mel frames with the audio around them, so a feature-length dub costs no more memory
     than a minute of it."""
@@ -67,9 +65,10 @@ def predicted_gaps(model: DubShapeModel, mel: np.ndarray, seconds: np.ndarray, f
     return out
 
 
-def closure_weights(gaps: np.ndarray) -> np.ndarray:
-    """1 where a predicted gap says shut, 0 where open, a ramp between CLOSED_GAP and OPEN_GAP."""
-    return np.clip((OPEN_GAP - np.asarray(gaps, np.float32)) / (OPEN_GAP - CLOSED_GAP), 0.0, 1.0)
+def closure_weights(model: DubShapeModel, gaps: np.ndarray) -> np.ndarray:
+    """1 where a predicted gap says shut, 0 where open: a ramp between the model's closed and open gaps."""
+    closed, opened = float(model.closed_gap), float(model.open_gap)
+    return np.clip((opened - np.asarray(gaps, np.float32)) / max(opened - closed, 1e-6), 0.0, 1.0)
 
 
 @torch.no_grad()

@@ -377,7 +377,7 @@ class Renderer:
         dub_shape, reader = models
         self.actor.closed = closures.closed_rows(closures.mouth_gaps(reader, self.actor.bank.mouths))
         seconds = np.asarray(self.range) / self.fps - self.options.dub_offset_s
-        return closures.closure_weights(closures.predicted_gaps(dub_shape, self.mel, seconds, self.fps))
+        return closures.closure_weights(dub_shape, closures.predicted_gaps(dub_shape, self.mel, seconds, self.fps))
 
     def frames(self):
         """Yield (output index, YuvFrame, generated?) for the job's range, in order. One batch is

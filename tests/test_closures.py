@@ -17,9 +17,11 @@ from tests.test_actor_mouth import FACE_BOX, MOUTH_SIZE, bank_of, dark_height, f
 from tests.test_render_pipeline import FPS, write_wav
 
 
-def test_the_closure_ramps_from_shut_to_open():
-    gaps = [0.0, closures.CLOSED_GAP, (closures.CLOSED_GAP + closures.OPEN_GAP) / 2, closures.OPEN_GAP, 0.2]
-    np.testing.assert_allclose(closures.closure_weights(gaps), [1, 1, 0.5, 0, 0], atol=1e-6)
+def test_the_closure_ramps_from_shut_to_open_at_the_models_own_gaps():
+    model = DubShapeModel(DubShapeDims(width=0.25))
+    model.closed_gap.fill_(0.3)
+    model.open_gap.fill_(0.5)
+    np.testing.assert_allclose(closures.closure_weights(model, [0.0, 0.3, 0.4, 0.5, 0.9]), [1, 1, 0.5, 0, 0], atol=1e-6)
 
 
 def test_closed_bank_mouths_are_those_far_under_the_banks_wide_open_ones():
@@ -106,8 +108,8 @@ def test_without_closed_mouths_marked_a_closure_changes_nothing():
 def test_closure_models_come_as_a_pair(monkeypatch):
     monkeypatch.setattr(closures, "read_manifest", lambda: {"generator": {}})
     assert closures.load_closure_models() is None
-    monkeypatch.setattr(closures, "read_manifest", lambda: {"dub_shape": {}})
-    with pytest.raises(WeightsError, match="lip_reader is missing"):
+    monkeypatch.setattr(closures, "read_manifest", lambda: {"shape": {}})
+    with pytest.raises(WeightsError, match="reader is missing"):
         closures.load_closure_models()
 
 

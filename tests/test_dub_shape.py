@@ -13,7 +13,7 @@ from core.models.dub_shape import DubShapeDims, DubShapeModel, frame_positions, 
 from core.weights import load_model, save_weights
 from tests.test_lip_shape import face_points
 from training import lip_shape as L
-from training.train_dub_shape import MARGIN, SEGMENT, SILENCE, closed_labels, paired_clips, segment
+from training.train_dub_shape import MARGIN, SEGMENT, SILENCE, closed_labels, paired_clips, per_clip, segment
 from training.train_lip_reader import FEATURES
 
 FPS = 25
@@ -72,8 +72,13 @@ def test_it_learns_the_opening_and_the_closures_from_the_sound_alone(talking, tm
     assert last["r2"]["inner_gap"] > 0.5, last
     assert last["inner_gap_clip_r"] > 0.7, last
     assert last["closed_auc"] > 0.85, last
+    # calibrated on the training speakers: it shuts about as many held-out speech frames as were shut, rightly
+    assert last["closed_gap"] < last["open_gap"]
+    assert 0.5 * last["closed_share"] < last["shut_share"] < 2 * last["closed_share"], last
+    assert last["shut_precision"] > 0.7 and last["shut_recall"] > 0.5, last
     model = load_model(run / "dub_shape.safetensors", expect="dub_shape")
-    # the teacher's units travel with the weights: raw() gives eye distances again
+    assert float(model.closed_gap) == pytest.approx(last["closed_gap"])
+    # the targets' units travel with the weights: raw() gives the per-clip units again
     train = np.concatenate([p for _, _, p in paired_clips(talking, ["a/one", "a/two", "c/four"],
                                                           _features(talking), {})])
     assert model.target_mean[0].item() == pytest.approx(np.nanmean(train[:, 0]), rel=1e-4)
@@ -121,11 +126,25 @@ def test_read_at_takes_one_set_of_positions_or_one_per_item():
 
 
 def test_closed_lips_are_counted_on_speech_frames_only():
-    gap = np.array([0.0, 0.01, 0.5, 0.6, np.nan, 1.0, 0.02])
-    speech = np.array([True, False, True, True, True, True, True])
+    gap = np.array([0.0, 0.01, 0.5, 0.6, np.nan, 1.0, 0.14, 0.16])  # shares of the clip's wide-open gap
+    speech = np.array([True, False, True, True, True, True, True, True])
     where, closed = closed_labels(gap, speech)
-    np.testing.assert_array_equal(where, [True, False, True, True, False, True, True])
-    np.testing.assert_array_equal(closed, [True, False, False, False, True])
+    np.testing.assert_array_equal(where, [True, False, True, True, False, True, True, True])
+    np.testing.assert_array_equal(closed, [True, False, False, False, True, False])
+
+
+def test_targets_are_in_each_clips_own_units():
+    rows = np.random.default_rng(0).uniform(0, 1, (40, 8)).astype(np.float32)
+    rows[:, 0] *= 0.2  # an inner gap in eye distances
+    rows[3] = np.nan
+    out = per_clip(rows)
+    top = np.nanpercentile(rows[:, 0], 95)
+    np.testing.assert_allclose(out[:, 0], rows[:, 0] / top, rtol=1e-5)  # a share of the wide-open gap
+    assert np.isnan(out[3]).all()
+    np.testing.assert_allclose(np.nanmean(out[:, 2:], 0), 0, atol=1e-5)  # the rest z-scored in the clip
+    np.testing.assert_allclose(np.nanstd(out[:, 2:], 0), 1, atol=1e-3)
+    # twice the speaker, the same targets: the anatomy is gone, the movement stays
+    np.testing.assert_allclose(per_clip(rows * 2), out, rtol=1e-4, atol=1e-5)
 
 
 def test_weights_round_trip_and_refuse_other_kinds(tmp_path):

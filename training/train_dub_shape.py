@@ -4,7 +4,7 @@
 
 Pairs: every prepared clip's mel with `training.lip_shape.shape_features` of its frames
 (DATA/lip_shape.npz, MediaPipe on the full-size crop; the contour basis fitted on the training
-clips), frame i's lips with the audio of frame i + k where `--av-offsets` says the clip's audio is k
+clips) in the clip's own units (`per_clip`: the gaps as shares of the clip's wide-open gap), frame i's lips with the audio of frame i + k where `--av-offsets` says the clip's audio is k
 frames late; clips it dropped are left out. Items are `SEGMENT`-frame stretches with the audio
 around them, drawn with `speaker_balanced_weights` (no one speaker or source dominates). The mel is
 augmented by a gain (±6 dB) and one masked band.
@@ -12,8 +12,9 @@ augmented by a gain (±6 dB) and one masked band.
 Validation (held-out speakers, val filelist, whole clips): R² per feature, the per-clip correlation
 of the predicted and measured inner gap, and how well the prediction finds closed lips (inner gap
 under `CLOSED_SHARE` of the clip's 95th percentile) among the clip's speech frames: ROC AUC, per
-source too. Written to RUN/log.jsonl and printed; the model of the last round is saved as
-RUN/dub_shape.safetensors.
+source too. At the end the model's closed and open gaps are chosen on the training speakers
+(`calibrate`) and the held-out share it shuts, its precision and recall are added. Written to
+RUN/log.jsonl and printed; the model of the last step is saved as RUN/dub_shape.safetensors.
 """
 import json
 import time
@@ -27,7 +28,8 @@ from core.models.dub_shape import INNER_GAP, DubShapeDims, DubShapeModel, frame_
 from core.weights import save_weights
 from training.checkpoint import check_run_dir, writing
 from training.datasets import (FPS, frame_loudness, read_av_offsets, read_clip_mel, read_filelist, scan_clip,
-                               speaker_balanced_weights)
+                               speaker_balanced_weights, zscored)
+from training.compare_mouths import SPEECH_PERCENTILE
 from training.lip_shape import SHAPE_FEATURES, contour_basis, read_lip_shapes, shape_features
 from training.train_expert import masked_mse, roc_auc
 from training.train_lip_reader import FEATURES
@@ -36,20 +38,35 @@ SEGMENT = 50  # frames an item covers (2 s; shorter clips are padded)
 MARGIN = 32  # mel frames of audio either side of a segment (the model sees ±30)
 SILENCE = -HP.max_abs_value  # the mel's floor: no audio
 CLOSED_SHARE = 0.15  # lips closed: inner gap under this share of the clip's 95th percentile
-SPEECH_PERCENTILE = 40  # frames louder than this percentile of the clip count as speech
+GAPS = (0, 1)  # inner and outer gap among the features: scaled by the clip's wide-open gap (`per_clip`)
 FEATURE_WEIGHTS = (2.0,) + (1.0,) * (SHAPE_FEATURES - 1)  # the inner gap, which closures are read from, twice
 
 
+def per_clip(features: np.ndarray) -> np.ndarray:
+    """A clip's teacher features in units the audio can predict: the two gaps as shares of the clip's
+    95th percentile (0 shut, 1 wide open for this speaker: the closed-lip rule's own scale), the rest
+    z-scored within the clip. What the sound tells is how a speaker moves, not their anatomy: with
+    features in absolute units (eye distances) a model learned the speakers' means and no timing
+    (held-out R² ~0 after 500 steps)."""
+    out = zscored(features)
+    for f in GAPS:
+        column = features[:, f]
+        known = np.isfinite(column)
+        top = np.percentile(column[known], 95) if known.sum() > 1 else 0.0
+        out[:, f] = column / top if top > 0 else np.nan
+    return out
+
+
 def paired_clips(root: Path, keys: list, shapes: dict, offsets: dict) -> list:
-    """(key, mel (80, M), targets (frames, features) raw, frame i's lips with the audio of frame i + k,
-    NaN where unmeasured) of each clip that exists, is measured and was not dropped."""
+    """(key, mel (80, M), targets (frames, features) `per_clip`, frame i's lips with the audio of frame
+    i + k, NaN where unmeasured) of each clip that exists, is measured and was not dropped."""
     out = []
     for key in keys:
         k = offsets.get(key, 0)
         clip = scan_clip(root, key) if k is not None else None
         if clip is None or key not in shapes:
             continue
-        lips = shapes[key][:clip.frames]
+        lips = per_clip(shapes[key][:clip.frames])
         targets = np.full((clip.frames, lips.shape[1]), np.nan, np.float32)
         # audio frame j shows the lips of frame j - k
         lo, hi = max(0, k), min(clip.frames, len(lips) + k)
@@ -103,49 +120,69 @@ def predict(model: DubShapeModel, mel: np.ndarray, frames: int, fps: float = FPS
 
 
 def closed_labels(inner_gap: np.ndarray, speech: np.ndarray) -> tuple:
-    """(speech frames with a measured gap, whether the lips are closed there)."""
+    """(speech frames with a measured gap, whether the lips are closed there), the gap as a share of
+    the clip's 95th percentile (`per_clip`)."""
     known = np.isfinite(inner_gap) & speech
-    if known.sum() < 2:
-        return known, np.zeros(0, bool)
-    top = np.percentile(inner_gap[np.isfinite(inner_gap)], 95)
-    return known, inner_gap[known] < CLOSED_SHARE * top
+    return known, inner_gap[known] < CLOSED_SHARE
+
+
+def speech_frames(mel: np.ndarray, frames: int) -> np.ndarray:
+    """The frames louder than SPEECH_PERCENTILE of the clip's (as compare-mouths counts the dub's speech)."""
+    loud = frame_loudness(mel, frames)
+    return np.isfinite(loud) & (loud > np.nanpercentile(loud, SPEECH_PERCENTILE))
+
+
+def closed_on_speech(model: DubShapeModel, clips: list) -> tuple:
+    """(predicted inner gap, measured closed?, source) over every clip's measured speech frames."""
+    gaps, closed, sources = [], [], []
+    for key, mel, target in clips:
+        pred = model.raw(torch.from_numpy(predict(model, mel, len(target)).T[None]))[0, INNER_GAP].numpy()
+        where, shut = closed_labels(target[:, INNER_GAP], speech_frames(mel, len(target)))
+        gaps.append(pred[where])
+        closed.append(shut)
+        sources += [key.split("/")[0]] * int(where.sum())
+    return np.concatenate(gaps), np.concatenate(closed), np.array(sources)
+
+
+def calibrate(model: DubShapeModel, clips: list) -> float:
+    """Set the model's closed and open gaps on `clips` (training speakers): it shuts the lips on as
+    many speech frames as they did (its predictions regress to the mean: none reaches 0), fully
+    below the `share` quantile of its predicted gaps, fading out by twice that. Returns the share."""
+    gaps, closed, _ = closed_on_speech(model, clips)
+    share = float(closed.mean())
+    model.closed_gap.fill_(float(np.quantile(gaps, share)))
+    model.open_gap.fill_(float(np.quantile(gaps, min(1.0, 2 * share))))
+    return share
 
 
 def validate(model: DubShapeModel, clips: list) -> dict:
-    """R² per feature, median per-clip r of the inner gap, closure AUC (all and per source)."""
-    preds, targets, sources, clip_r = [], [], [], []
-    closed_scores, closed_truth, closed_source = [], [], []
+    """R² per feature, median per-clip r of the inner gap, closure AUC (all and per source), and at
+    the model's closed gap the share of speech frames it shuts, and its precision and recall."""
+    preds, targets, clip_r = [], [], []
     for key, mel, target in clips:
         pred = predict(model, mel, len(target))
         truth = model.standardise(torch.from_numpy(target)).numpy()
         preds.append(pred)
         targets.append(truth)
-        sources += [key.split("/")[0]] * len(target)
         known = np.isfinite(truth[:, INNER_GAP])
         if known.sum() > 5 and truth[known, INNER_GAP].std() > 0:
             clip_r.append(float(np.corrcoef(pred[known, INNER_GAP], truth[known, INNER_GAP])[0, 1]))
-        loud = frame_loudness(mel, len(target))
-        speech = np.isfinite(loud) & (loud > np.nanpercentile(loud, SPEECH_PERCENTILE))
-        where, closed = closed_labels(target[:, INNER_GAP], speech)
-        closed_scores.append(-pred[where, INNER_GAP])
-        closed_truth.append(closed)
-        closed_source += [key.split("/")[0]] * int(where.sum())
     pred, truth = np.concatenate(preds), np.concatenate(targets)
     r2 = {}
     for f, name in enumerate(FEATURES):
         known = np.isfinite(truth[:, f])
         t, p = truth[known, f], pred[known, f]
         r2[name] = float(1 - ((p - t) ** 2).sum() / max(((t - t.mean()) ** 2).sum(), 1e-9))
-    scores, truth_closed = np.concatenate(closed_scores), np.concatenate(closed_truth)
-    closed_source = np.array(closed_source)
-    by_source = {}
-    for source in sorted(set(closed_source)):
-        pick = closed_source == source
-        if 0 < truth_closed[pick].sum() < pick.sum():
-            by_source[source] = _auc(scores[pick], truth_closed[pick])
+    gaps, closed, sources = closed_on_speech(model, clips)
+    by_source = {source: _auc(-gaps[sources == source], closed[sources == source])
+                 for source in sorted(set(sources)) if 0 < closed[sources == source].sum() < (sources == source).sum()}
+    shut = gaps < float(model.closed_gap)
     return {"r2": r2, "inner_gap_clip_r": float(np.median(clip_r)) if clip_r else float("nan"),
-            "closed_auc": _auc(scores, truth_closed) if 0 < truth_closed.sum() < len(truth_closed) else float("nan"),
-            "closed_share": float(truth_closed.mean()) if len(truth_closed) else float("nan"),
+            "closed_auc": _auc(-gaps, closed) if 0 < closed.sum() < len(closed) else float("nan"),
+            "closed_share": float(closed.mean()) if len(closed) else float("nan"),
+            "shut_share": float(shut.mean()) if len(shut) else float("nan"),
+            "shut_precision": float(closed[shut].mean()) if shut.any() else float("nan"),
+            "shut_recall": float(shut[closed].mean()) if closed.any() else float("nan"),
             "closed_auc_by_source": by_source}
 
 
@@ -193,7 +230,9 @@ def train(args) -> int:
         loss.backward()
         optimiser.step()
         schedule.step()
-        if step % args.eval_every == 0 or step == total:
+        if step % 100 == 0:
+            print(f"step {step}/{total} loss {loss.item():.3f} {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+        if step % args.eval_every == 0 and step < total:
             found = {"step": step, "minutes": (time.perf_counter() - started) / 60, "loss": loss.item(),
                      **validate(model, val_clips)}
             with (run_dir / "log.jsonl").open("a", encoding="utf-8") as log:
@@ -202,6 +241,15 @@ def train(args) -> int:
                   + " ".join(f"{k} {v:.2f}" for k, v in found["r2"].items())
                   + f" | inner gap r per clip {found['inner_gap_clip_r']:.2f} | closed AUC "
                   f"{found['closed_auc']:.3f} (closed {100 * found['closed_share']:.1f} %)", flush=True)
+    share = calibrate(model, clips)
+    found = {"step": total, "minutes": (time.perf_counter() - started) / 60, "train_closed_share": share,
+             "closed_gap": float(model.closed_gap), "open_gap": float(model.open_gap), **validate(model, val_clips)}
+    with (run_dir / "log.jsonl").open("a", encoding="utf-8") as log:
+        log.write(json.dumps(found) + "\n")
+    print(f"calibrated on the training speakers (closed on {100 * share:.1f} % of their speech frames): shut below "
+          f"{found['closed_gap']:.3f}, open above {found['open_gap']:.3f} | held-out: shuts {100 * found['shut_share']:.1f} % "
+          f"(measured {100 * found['closed_share']:.1f} %), precision {found['shut_precision']:.2f}, recall "
+          f"{found['shut_recall']:.2f}, AUC {found['closed_auc']:.3f}", flush=True)
     out = run_dir / "dub_shape.safetensors"
     with writing(out, "dub-shape model not saved"):
         save_weights(model.eval(), out, metadata={"features": list(FEATURES), **found})

@@ -4,13 +4,16 @@ The generator opens the mouth on loud speech but hardly ever closes it inside sp
 short pauses between words), so the actor's-mouth stage takes closures from this model instead: it
 predicts, from the dub alone, what MediaPipe Face Mesh measures on real speakers
 (training/lip_shape.py: inner and outer lip gap, mouth width, protrusion, contour PCA coefficients),
-learned on every prepared speaker with their own audio. It never sees a face, so it cannot carry the
+learned on every prepared speaker with their own audio, in each speaker's own units: the gaps as
+shares of that speaker's wide-open (95th-percentile) gap, the rest z-scored per clip (the sound
+tells how a speaker moves, not their anatomy). It never sees a face, so it cannot carry the
 original mouth into a render.
 
 A 1-D convolution over the whole mel at its 80 frames a second, dilated to see about ±0.4 s (a
 closure is told by what comes before and after it: the burst of a /p/, the murmur of an /m/), read
-out at each video frame's centre. Outputs are standardised like the lip reader's; the saved model
-carries the teacher's units (`target_mean`, `target_std`), so `raw()` gives eye-distance units.
+out at each video frame's centre. Outputs are standardised over the training frames; the saved
+model carries their mean and spread (`target_mean`, `target_std`), so `raw()` gives the per-speaker
+units back.
 """
 from dataclasses import dataclass
 
@@ -68,6 +71,10 @@ class DubShapeModel(nn.Module):
         self.head = nn.Sequential(nn.Conv1d(c, c, 1), nn.GELU(), nn.Conv1d(c, dims.features, 1))
         self.register_buffer("target_mean", torch.zeros(dims.features))
         self.register_buffer("target_std", torch.ones(dims.features))
+        # predicted inner gaps under `closed_gap` are shut lips, over `open_gap` open ones: chosen on the
+        # training speakers so the model shuts as many speech frames as they did (it predicts no zeros)
+        self.register_buffer("closed_gap", torch.tensor(0.15))
+        self.register_buffer("open_gap", torch.tensor(0.3))
 
     def forward(self, mel: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """mel (B, 80, M) in the Wav2Lip scale, read at `positions` ((N,) or (B, N)) in its frames
@@ -75,9 +82,9 @@ class DubShapeModel(nn.Module):
         return self.head(read_at(self.body(self.stem(mel)), positions))
 
     def standardise(self, raw: torch.Tensor) -> torch.Tensor:
-        """The teacher's measures (…, features) in the model's output units."""
+        """Per-speaker targets (…, features) in the model's output units."""
         return (raw - self.target_mean) / self.target_std
 
     def raw(self, standardised: torch.Tensor) -> torch.Tensor:
-        """(B, features, N) outputs back in the teacher's units (eye distances)."""
+        """(B, features, N) outputs back in per-speaker units (a gap of 0 is shut, 1 wide open)."""
         return standardised * self.target_std[:, None] + self.target_mean[:, None]
