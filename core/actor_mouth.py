@@ -30,6 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.closures import closed_rows
 from core.blend import BlendSettings, composite, crop_matcher, paste_detailed_patch, paste_patch
 from core.errors import Cancelled
 from core.faces.cache import (default_cache_dir, file_fingerprint, from_json_array, json_array, read_cache_entry,
@@ -285,9 +286,9 @@ class ActorMouth:
     it remembers the previous pick to keep runs of real frames together)."""
 
     def __init__(self, bank: MouthBank, fps: float, settings: BlendSettings = BlendSettings(),
-                 closed: np.ndarray | None = None):
+                 gaps: np.ndarray | None = None):
         self.bank = bank
-        self.closed = closed  # which bank mouths are shut (core.closures.closed_rows), or None: no closures
+        self.gaps = gaps  # each bank mouth's inner-lip gap (core.closures.mouth_gaps), or None: no closures
         self.exclude = max(1, int(round(EXCLUDE_S * fps)))
         self.settings = settings
         self.flow = cv2.DISOpticalFlow_create(FLOW_PRESET)
@@ -297,27 +298,37 @@ class ActorMouth:
         self.picks: list = []  # source frame of each pick (diagnostics: reuse)
         self.closures = 0  # frames the dub's closures reached
 
-    def pick(self, generated_mouth: np.ndarray, source_frame: int, among: np.ndarray | None = None,
-             least: int = MIN_ENTRIES, previous: str = "previous") -> int | None:
+    def pick(self, generated_mouth: np.ndarray, source_frame: int) -> int | None:
         """The bank row whose mouth best matches `generated_mouth` and lies outside the exclusion
-        around `source_frame` (and among the rows `among` marks), or None when fewer than `least`
-        are eligible or none matches. The row after the last pick of the same kind (the attribute
-        `previous` names) is preferred, and becomes the last pick."""
+        around `source_frame`, or None when too few are eligible or none matches."""
         eligible = np.abs(self.bank.frames - source_frame) >= self.exclude
-        if among is not None:
-            eligible &= among
-        if eligible.sum() < least:
-            setattr(self, previous, None)
+        if eligible.sum() < MIN_ENTRIES:
             return None
         score = self.bank.descriptors @ descriptor(generated_mouth)
         score[~eligible] = -np.inf
-        last = getattr(self, previous)
+        if self.previous is not None and self.previous + 1 < len(self.bank) and eligible[self.previous + 1] \
+                and self.bank.frames[self.previous + 1] == self.bank.frames[self.previous] + 1:
+            score[self.previous + 1] += CONTINUE_BONUS
+        row = int(np.argmax(score))
+        if score[row] < MIN_MATCH:
+            return None
+        return row
+
+    def pick_shut(self, source_frame: int) -> int | None:
+        """The bank row of a closed mouth (`core.closures.closed_rows` of `gaps`) outside the exclusion
+        around `source_frame`: the frame after the last one taken while that runs on (a closure that
+        lasts moves as filmed), else the one the lip reader reads most shut (chosen by the generated
+        mouth's look, which is open, slightly parted lips won). None when there is none."""
+        if self.gaps is None:
+            return None
+        eligible = closed_rows(self.gaps) & (np.abs(self.bank.frames - source_frame) >= self.exclude)
+        last = self.previous_shut
         if last is not None and last + 1 < len(self.bank) and eligible[last + 1] \
                 and self.bank.frames[last + 1] == self.bank.frames[last] + 1:
-            score[last + 1] += CONTINUE_BONUS
-        row = int(np.argmax(score))
-        row = None if score[row] < MIN_MATCH else row
-        setattr(self, previous, row)
+            row = last + 1
+        else:
+            row = int(np.argmin(np.where(eligible, self.gaps, np.inf))) if eligible.any() else None
+        self.previous_shut = row
         return row
 
     def aligned(self, row: int, generated_mouth: np.ndarray, size) -> np.ndarray:
@@ -346,7 +357,7 @@ class ActorMouth:
         crop is pasted as it is, its lips coloured after `lip_colour` (core.blend.ColourMatch),
         a fallback. `original`: the box's `core.blend.original_crop` when the caller has it.
         `closure` (0–1, core.closures): how far the dub shuts the lips here; one of the actor's
-        closed mouths (`closed`) replaces the generated shape in that proportion."""
+        closed mouths (`pick_shut`) replaces the generated shape in that proportion."""
         x1, y1, x2, y2 = (int(v) for v in box)
         h, w = y2 - y1, x2 - x1
         gh, gw = generated.shape[:2]
@@ -356,6 +367,7 @@ class ActorMouth:
         match, small_mask = crop_matcher(frame, generated, box, landmarks, self.settings, original)
         matched = match(lip_colour)
         row = self.pick(matched[gh // 2:], source_frame)
+        self.previous = row
         if row is None:
             paste_patch(frame, cv2.resize(matched, (w, h), interpolation=cv2.INTER_LINEAR), box, small_mask)
             return False
@@ -370,10 +382,12 @@ class ActorMouth:
             matched = match(real_colour)
         real = real.astype(np.float32)
         low, detail = shape_band(matched, (w, h), sigma), real - cv2.GaussianBlur(real, (0, 0), sigma)
-        shut = None if closure <= 0 or self.closed is None else self.pick(
-            matched[gh // 2:], source_frame, among=self.closed, least=1, previous="previous_shut")
-        if shut is not None:  # the closed mouth whole, shape and detail, as it was filmed
+        shut = self.pick_shut(source_frame) if closure > 0 else None
+        if shut is not None:  # the closed mouth whole, shape and detail, as it was filmed...
             mouth = cv2.resize(self.bank.mouths[shut], size, interpolation=RESAMPLING).astype(np.float32)
+            # ...but in this frame's light: each channel's median (skin, mostly) moved to the frame's own
+            here = frame[y1 + h // 2:y2, x1:x2].reshape(-1, 3)
+            mouth += np.median(here, axis=0).astype(np.float32) - np.median(mouth.reshape(-1, 3), axis=0)
             soft = cv2.GaussianBlur(mouth, (0, 0), sigma)
             low = (1 - closure) * low + closure * soft
             detail = (1 - closure) * detail + closure * (mouth - soft)

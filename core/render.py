@@ -370,12 +370,13 @@ class Renderer:
 
     def _closures(self) -> np.ndarray | None:
         """How far the dub shuts the lips at each output frame of the range (core.closures), the
-        actor's closed mouths marked in its bank; None when the closure models are not bundled."""
+        lip reader's gap of each of the actor's mouths given to it; None when the closure models are
+        not bundled."""
         models = closures.load_closure_models()
         if models is None:
             return None
         dub_shape, reader = models
-        self.actor.closed = closures.closed_rows(closures.mouth_gaps(reader, self.actor.bank.mouths))
+        self.actor.gaps = closures.mouth_gaps(reader, self.actor.bank.mouths)
         seconds = np.asarray(self.range) / self.fps - self.options.dub_offset_s
         return closures.closure_weights(dub_shape, closures.predicted_gaps(dub_shape, self.mel, seconds, self.fps))
 
