@@ -60,7 +60,7 @@ class RenderOptions:
     allow_silent_dub: bool = False
     strict: bool = False  # a damaged or truncated source is an error, not a warning
     mouth: str = DEFAULT_MOUTH  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
-    closures: bool = True  # the actor's mouth shut where the dub shuts real lips (core.closures), when bundled
+    closures: bool = False  # the actor's mouth shut where the dub shuts real lips (core.closures); opt-in (README)
 
 
 @dataclass

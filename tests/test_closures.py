@@ -118,7 +118,7 @@ def test_closure_models_come_as_a_pair(monkeypatch):
         closures.load_closure_models()
 
 
-def test_a_render_shuts_the_lips_where_the_dub_says_and_can_be_told_not_to(tmp_path, monkeypatch):
+def test_a_render_asked_for_closures_shuts_the_lips_where_the_dub_says(tmp_path, monkeypatch):
     from tests.test_actor_mouth import IdentityGenerator
 
     from core.video import VideoWriter
@@ -137,7 +137,7 @@ def test_a_render_shuts_the_lips_where_the_dub_says_and_can_be_told_not_to(tmp_p
             return gap[None, None].repeat(1, 8, 1)
 
     monkeypatch.setattr(closures, "load_closure_models", lambda: (Model(DubShapeDims(width=0.25)), reader))
-    options = RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor")
+    options = RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor", closures=True)
     renderer = Renderer(clip, dub, options, generator=IdentityGenerator())
     assert renderer.closure is not None and set(np.flatnonzero(renderer.closure == 1)) == shut_at
     closed = closures.closed_rows(renderer.actor.gaps)
@@ -147,8 +147,8 @@ def test_a_render_shuts_the_lips_where_the_dub_says_and_can_be_told_not_to(tmp_p
     # shut, though their own mouths were 11-15 rows open (what is left is the mask's feather on the original)
     assert all(dark_height(rows[k]) < 8 for k in shut_at)
     assert all(dark_height(rows[k]) > 9 for k in set(range(125)) - shut_at if opening(int(renderer.source[k])) > 12)
-    off = Renderer(clip, dub, RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor",
-                                            closures=False), generator=IdentityGenerator())
+    off = Renderer(clip, dub, RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor"),
+                   generator=IdentityGenerator())  # closures are asked for, not the default
     assert off.closure is None
     list(off.frames())
     assert off.actor.closures == 0

@@ -202,7 +202,7 @@ def compare(args) -> int:
         rendered = {}
         for mode in args.modes:
             options = RenderOptions(checkpoint=args.generator, cache_dir=args.cache_dir, mouth=mode,
-                                    closures=not args.no_closures)
+                                    closures=args.closures)
             if args.seconds:
                 with VideoSource(video) as probe:
                     options.end_frame = int(args.seconds * probe.fps)
