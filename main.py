@@ -82,11 +82,9 @@ def add_render_parser(sub):
     p.add_argument("--mouth", choices=MOUTH_MODES, default=DEFAULT_MOUTH,
                    help="actor (default): the actor's own lips, teeth and skin from frames at least 1 s away, in the "
                         "shape the generator draws for the dub (sharp; a still or a short shot gets the generated "
-                        "mouth); generated: the generator's mouth alone")
-    p.add_argument("--closures", action="store_true",
-                   help="with --mouth actor: shut the lips with one of the actor's closed mouths where the dub "
-                        "shuts real lips (p/b/m, pauses), as the bundled dub-shape model predicts them (more closures, "
-                        "less steady: see the README)")
+                        "mouth); actor-closing: the same, shut with one of the actor's closed mouths where the dub "
+                        "shuts real lips (p/b/m, pauses; more closures, less steady: see the README); generated: the "
+                        "generator's mouth alone")
     p.add_argument("--feather", type=number(float, lambda v: 0 <= v <= 1, "a fraction in [0, 1]"), default=0.08,
                    help="mask feather, fraction of the face size")
     p.add_argument("--no-color-match", action="store_true", help="paste the generated colours as they are")
@@ -134,7 +132,7 @@ def cmd_render(args) -> int:
         batch_size=args.batch_size, dub_offset_s=args.dub_offset,
         blend=BlendSettings(feather=args.feather, color_match=not args.no_color_match), compile=args.compile,
         crf=args.crf, preset=args.preset, allow_silent_dub=args.allow_silent, strict=args.strict,
-        mouth=args.mouth, closures=args.closures)
+        mouth=args.mouth)
     bar = ProgressBar(args.quiet)
     try:
         renderer = Renderer(args.video, args.dub, options, progress=bar, cancel=interrupted)

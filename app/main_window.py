@@ -60,6 +60,7 @@ import core.export
 import core.qc
 from core import jobs
 from core.errors import LipsmithError
+from core.hparams import ACTOR_MOUTHS
 from core.monitor import SOURCES, Monitor
 from core.project import (SUFFIX, AddMarker, Autosaver, EditError, MergeSegments, NudgeDub, Project, ProjectError,
                           RecentProjects, RelinkAdaptedModel, RelinkMedia, RemoveAdaptedModel, RenameSegment,
@@ -1150,7 +1151,7 @@ class MainWindow(QMainWindow):
                 return
             doc.set_show_result(True)
             note = ""
-            if request.settings["mouth"] == "actor":
+            if request.settings["mouth"] in ACTOR_MOUTHS:
                 fallback = sum(b - a for a, b in result.generated_mouth_ranges)
                 note += (f"; the generated mouth in {fallback} of them (no actor's mouth alike)" if fallback
                          else "; the actor's own mouth in all of them")

@@ -27,6 +27,7 @@ DEVICE_TEXT = {"auto": "Automatic (CUDA, then MPS, then CPU)", "cpu": "CPU", "cu
                "mps": "Apple GPU (MPS)"}
 PAD_NAMES = ("top", "bottom", "left", "right")
 MOUTH_TEXT = {"actor": "Actor's own (lips, teeth and skin from the footage, in the generated shape)",
+              "actor-closing": "Actor's own, shut where the dub shuts real lips (more closures, less steady)",
               "generated": "Generated"}
 MOUTH_TIP = ("The mouth a render pastes. Actor's own: the actor's lips, teeth and skin from frames at least 1 s "
              "away, aligned to the generated mouth's shape; where the footage has nothing alike (or the video is a "

@@ -48,5 +48,8 @@ EXCLUDE_S = 1.0
 # default: six held-out talks, foreign dubs (README): mouth-box sharpness ÷ source 0.24 -> 0.72, our
 # expert's LSE-C 0.0799 -> 0.0806, MediaPipe's aperture ~ dub loudness 0.419 -> 0.405 (that judge's
 # run-to-run spread on the same files: ±0.02), the original mouth's leak 0.244 -> 0.219
-MOUTH_MODES = ("actor", "generated")
+# "actor-closing": the actor's, shut with one of the actor's closed mouths where the dub shuts real lips
+# (core.closures): more closures, less steady (README), so a choice, not the default
+MOUTH_MODES = ("actor", "actor-closing", "generated")
+ACTOR_MOUTHS = ("actor", "actor-closing")  # the modes that paste the actor's own mouth
 DEFAULT_MOUTH = "actor"

@@ -20,7 +20,7 @@ import numpy as np
 
 from core.atomic import sha256_file
 from core.errors import LipsmithError
-from core.hparams import HP
+from core.hparams import ACTOR_MOUTHS, HP
 from core.plan import output_count, source_of
 from core.project import (AddTake, Batch, ChooseTake, EditError, MediaFacts, Project, ReplaceSegments, SetScores,
                           normalise_setting, recorded_slip, same_scale)
@@ -315,7 +315,7 @@ def commit_render(project: Project, result: RenderResult) -> str:
                and recorded_slip(req.settings, s) == s.slip and (s.take_id is None or req.replace == "always")]
     report = {"no_face": [list(r) for r in result.no_face_ranges], "generated": result.generated,
               "seconds": round(result.seconds, 2), "device": result.device}
-    if req.settings.get("mouth") == "actor":
+    if req.settings.get("mouth") in ACTOR_MOUTHS:
         report["generated_mouth"] = [list(r) for r in result.generated_mouth_ranges]
     if result.warnings:
         report["warnings"] = list(result.warnings)

@@ -29,7 +29,7 @@ from core.audio import is_silent, load_audio, mel_windows, melspectrogram
 from core.blend import BlendSettings, composite, original_crop
 from core.device import cpu_supports_bf16, select_device
 from core.errors import Cancelled, FaceError, MediaError
-from core.hparams import DEFAULT_MOUTH, HP, MOUTH_MODES
+from core.hparams import ACTOR_MOUTHS, DEFAULT_MOUTH, HP, MOUTH_MODES
 from core.plan import plan_frames
 from core.references import build_references, window as reference_window
 from core.threads import in_background
@@ -59,8 +59,8 @@ class RenderOptions:
     preset: str = "veryfast"  # see main.py --preset: the encoder was the real-time bottleneck
     allow_silent_dub: bool = False
     strict: bool = False  # a damaged or truncated source is an error, not a warning
-    mouth: str = DEFAULT_MOUTH  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
-    closures: bool = False  # the actor's mouth shut where the dub shuts real lips (core.closures); opt-in (README)
+    mouth: str = DEFAULT_MOUTH  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth);
+    # "actor-closing": and shut where the dub shuts real lips (core.closures)
 
 
 @dataclass
@@ -325,8 +325,8 @@ class Renderer:
         self.track = self._track_faces()
         self.references = None if self.video.is_image else build_references(
             self.video, self.track, self.used, self.fps, options.pads)
-        self.actor = self._actor_mouth() if options.mouth == "actor" else None
-        self.closure = self._closures() if self.actor is not None and options.closures else None
+        self.actor = self._actor_mouth() if options.mouth in ACTOR_MOUTHS else None
+        self.closure = self._closures() if self.actor is not None and options.mouth == "actor-closing" else None
         self.generated_mouth_frames = []  # frames where the actor's mouth was asked for but not found
 
     def _track_faces(self):
@@ -339,7 +339,7 @@ class Renderer:
         # the source frames this job shows need faces, and so do those its references and the actor's
         # mouths come from: a window fixed by the job, so that what else the cache holds changes nothing
         lo, hi = reference_window(self.used, self.fps, self.video.frame_count)
-        if self.options.mouth == "actor":
+        if self.options.mouth in ACTOR_MOUTHS:
             wider = actor_mouth.window(self.used, self.fps, self.video.frame_count)
             lo, hi = min(lo, wider[0]), max(hi, wider[1])
         track = track_video(self.video, detector=detector, cache_dir=self.options.cache_dir,
@@ -440,7 +440,7 @@ class Renderer:
             landmarks = face.local(self.track.landmarks_at(src))
             if self.actor is None:
                 composite(face.image, crop, face.box, landmarks, self.options.blend, reference, original)
-                if self.options.mouth == "actor":  # a still: no footage of the actor's mouth
+                if self.options.mouth in ACTOR_MOUTHS:  # a still: no footage of the actor's mouth
                     self.generated_mouth_frames.append(int(k))
             elif not self.actor.paste(face.image, crop, face.box, landmarks, src, reference, original,
                                       0.0 if self.closure is None else float(self.closure[k - self.range.start])):

@@ -118,7 +118,7 @@ def test_closure_models_come_as_a_pair(monkeypatch):
         closures.load_closure_models()
 
 
-def test_a_render_asked_for_closures_shuts_the_lips_where_the_dub_says(tmp_path, monkeypatch):
+def test_the_closing_mouth_shuts_the_lips_where_the_dub_says_and_the_actors_alone_does_not(tmp_path, monkeypatch):
     from tests.test_actor_mouth import IdentityGenerator
 
     from core.video import VideoWriter
@@ -137,7 +137,7 @@ def test_a_render_asked_for_closures_shuts_the_lips_where_the_dub_says(tmp_path,
             return gap[None, None].repeat(1, 8, 1)
 
     monkeypatch.setattr(closures, "load_closure_models", lambda: (Model(DubShapeDims(width=0.25)), reader))
-    options = RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor", closures=True)
+    options = RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor-closing")
     renderer = Renderer(clip, dub, options, generator=IdentityGenerator())
     assert renderer.closure is not None and set(np.flatnonzero(renderer.closure == 1)) == shut_at
     closed = closures.closed_rows(renderer.actor.gaps)
@@ -148,7 +148,7 @@ def test_a_render_asked_for_closures_shuts_the_lips_where_the_dub_says(tmp_path,
     assert all(dark_height(rows[k]) < 8 for k in shut_at)
     assert all(dark_height(rows[k]) > 9 for k in set(range(125)) - shut_at if opening(int(renderer.source[k])) > 12)
     off = Renderer(clip, dub, RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor"),
-                   generator=IdentityGenerator())  # closures are asked for, not the default
+                   generator=IdentityGenerator())  # the actor's mouth alone: no closures
     assert off.closure is None
     list(off.frames())
     assert off.actor.closures == 0

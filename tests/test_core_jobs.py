@@ -16,7 +16,7 @@ import pytest
 
 from core import jobs
 from core.plan import output_count, plan_frames, source_of
-from core.project import (Batch, ChooseTake, EditError, MediaFacts, Project, RenameSegment, ReplaceSegments,
+from core.project import (MOUTH_NAMES, Batch, ChooseTake, EditError, MediaFacts, Project, RenameSegment, ReplaceSegments,
                           SetProjectSettings)
 from tests.conftest import REPO, BoxDetector, ffmpeg
 
@@ -302,8 +302,9 @@ def test_a_track_request_for_some_frames_detects_only_them_and_their_context(vfr
 # --------------------------------------------------------------------------- the actor's mouth
 
 
+@pytest.mark.parametrize("mouth", ["actor", "actor-closing"])
 def test_a_render_with_the_actors_mouth_records_its_mouth_fallbacks_and_warnings(media, tiny_checkpoint, tmp_path,
-                                                                                 monkeypatch):
+                                                                                 monkeypatch, mouth):
     import core.faces
     from core.project import NudgeDub
 
@@ -318,15 +319,15 @@ def test_a_render_with_the_actors_mouth_records_its_mouth_fallbacks_and_warnings
     project.save()
     with pytest.raises(EditError, match="mouth must be one of"):
         jobs.render_request(project, 0, 25, "s1", "segment s1", mouth="teeth")
-    request = jobs.render_request(project, 0, 25, "s1", "segment s1", mouth="actor")
-    assert request.settings["mouth"] == "actor" and project.settings["mouth"] == "generated"  # this render only
+    request = jobs.render_request(project, 0, 25, "s1", "segment s1", mouth=mouth)
+    assert request.settings["mouth"] == mouth and project.settings["mouth"] == "generated"  # this render only
     result = jobs.render_take(NO_PROGRESS, NEVER, request)
     # a 1 s clip has no footage 1 s away from any frame: every lip-synced frame fell back to the generated mouth
     assert result.generated == 10 and result.generated_mouth_ranges == [(15, 25)]
     assert len(result.warnings) == 1 and "60% of the output" in result.warnings[0]
     take_id = jobs.commit_render(project, result)
     take = project.takes[take_id]
-    assert take.mouth == "actor" and take.label.startswith("Take 1 · actor's mouth · ")
+    assert take.mouth == mouth and take.label.startswith(f"Take 1 · {MOUTH_NAMES[mouth]} · ")
     assert take.generated_mouth_ranges == [(15, 25)] and take.report["warnings"] == result.warnings
     assert project.generated_mouth_ranges() == [(15, 25)]
 

@@ -1249,7 +1249,7 @@ def test_a_schema_4_file_opens_with_the_generated_mouth_for_the_project_and_its_
     data["schema_version"] = fileformat.SCHEMA_VERSION
     data["settings"]["mouth"] = "lips"
     old.write_text(json.dumps(data))
-    with pytest.raises(ProjectError, match=r"old\.lipsmith.*mouth must be one of actor, generated"):
+    with pytest.raises(ProjectError, match=r"old\.lipsmith.*mouth must be one of actor, actor-closing, generated"):
         Project.load(old)
 
 

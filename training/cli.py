@@ -239,7 +239,6 @@ def add_parsers(sub):
     p.add_argument("--still-control", action="store_true", help="also judge a mouth that never moves (the first "
                    "face frame's, carried by the eyes and nose, through the same mask): the judges' floor for leak")
     p.add_argument("--generator", default="generator")
-    p.add_argument("--closures", action="store_true", help="the actor's mouth with the dub's closures (render --closures)")
     p.add_argument("--expert", default="expert")
     p.add_argument("--out", required=True)
     p.add_argument("--cache-dir")

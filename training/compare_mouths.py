@@ -201,8 +201,7 @@ def compare(args) -> int:
         mel = melspectrogram(load_audio(dub))
         rendered = {}
         for mode in args.modes:
-            options = RenderOptions(checkpoint=args.generator, cache_dir=args.cache_dir, mouth=mode,
-                                    closures=args.closures)
+            options = RenderOptions(checkpoint=args.generator, cache_dir=args.cache_dir, mouth=mode)
             if args.seconds:
                 with VideoSource(video) as probe:
                     options.end_frame = int(args.seconds * probe.fps)

@@ -63,7 +63,8 @@ DEFAULT_SETTINGS = {
     "color_match": _BLEND.color_match,
     "mouth": DEFAULT_MOUTH,  # "actor": the actor's own lips and teeth in the generated shape (core.actor_mouth)
 }
-MOUTH_NAMES = {"actor": "actor's mouth", "generated": "generated mouth"}  # what a take's name says
+MOUTH_NAMES = {"actor": "actor's mouth", "actor-closing": "actor's mouth, closing", "generated": "generated mouth"}
+# ^ what a take's name says
 # what a segment may override; detector, device, length policy and mouth are whole-clip or per-render choices
 SEGMENT_KEYS = ("checkpoint", "pads", "smooth_window", "face_index", "feather", "mask_width", "mask_height",
                 "color_match")
