@@ -154,8 +154,8 @@ def cmd_render(args) -> int:
         print(f"note: the generated mouth in {len(report.generated_mouth_frames)} frames (no mouth of the actor's "
               f"like it): {spans}")
     if report.closed_frames:
-        print(f"note: the dub shut the actor's lips on {report.closed_frames} frames (with one of the actor's "
-              f"closed mouths)")
+        print(f"note: the dub shut the actor's lips on {report.closed_frames} frames, in part or whole (with one "
+              f"of the actor's closed mouths)")
     if not args.no_score:
         score_render(renderer, report, args.expert)
     return 0

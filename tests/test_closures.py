@@ -13,7 +13,8 @@ from core.models.dub_shape import DubShapeDims, DubShapeModel
 from core.models.lip_reader import LipReaderDims, LipShapeReader
 from core.render import Renderer, RenderOptions
 from tests.conftest import BoxDetector, speech_like
-from tests.test_actor_mouth import FACE_BOX, MOUTH_SIZE, bank_of, dark_height, frame_with, lower_half, mouth_image, opening
+from tests.test_actor_mouth import (FACE_BOX, MOUTH_SIZE, bank_of, dark_height, frame_with, lower_half, mouth_image,
+                                    opening)
 from tests.test_render_pipeline import FPS, write_wav
 
 
@@ -74,8 +75,9 @@ def test_the_reader_measures_the_banks_mouths_in_eye_distances():
 
 def _paste(mouth: ActorMouth, closure: float, source_frame: int = 100) -> np.ndarray:
     frame = frame_with(mouth_image(8))
-    generated = cv2.GaussianBlur(cv2.resize(frame_with(mouth_image(14))[FACE_BOX[1]:FACE_BOX[3], FACE_BOX[0]:FACE_BOX[2]],
-                                            (96, 96), interpolation=cv2.INTER_AREA), (0, 0), 2)  # wide open
+    x1, y1, x2, y2 = FACE_BOX
+    generated = cv2.GaussianBlur(cv2.resize(frame_with(mouth_image(14))[y1:y2, x1:x2], (96, 96),
+                                            interpolation=cv2.INTER_AREA), (0, 0), 2)  # wide open
     assert mouth.paste(frame, generated, FACE_BOX, None, source_frame=source_frame, closure=closure)
     return lower_half(frame, FACE_BOX, MOUTH_SIZE)
 

@@ -4,8 +4,9 @@
 
 Pairs: every prepared clip's mel with `training.lip_shape.shape_features` of its frames
 (DATA/lip_shape.npz, MediaPipe on the full-size crop; the contour basis fitted on the training
-clips) in the clip's own units (`per_clip`: the gaps as shares of the clip's wide-open gap), frame i's lips with the audio of frame i + k where `--av-offsets` says the clip's audio is k
-frames late; clips it dropped are left out. Items are `SEGMENT`-frame stretches with the audio
+clips) in the clip's own units (`per_clip`: the gaps as shares of the clip's wide-open gap), frame
+i's lips with the audio of frame i + k where `--av-offsets` says the clip's audio is k frames late;
+clips it dropped are left out. Items are `SEGMENT`-frame stretches with the audio
 around them, drawn with `speaker_balanced_weights` (no one speaker or source dominates). The mel is
 augmented by a gain (±6 dB) and one masked band.
 
@@ -231,7 +232,8 @@ def train(args) -> int:
         optimiser.step()
         schedule.step()
         if step % 100 == 0:
-            print(f"step {step}/{total} loss {loss.item():.3f} {(time.perf_counter() - started) / 60:.1f} min", flush=True)
+            print(f"step {step}/{total} loss {loss.item():.3f} {(time.perf_counter() - started) / 60:.1f} min",
+                  flush=True)
         if step % args.eval_every == 0 and step < total:
             found = {"step": step, "minutes": (time.perf_counter() - started) / 60, "loss": loss.item(),
                      **validate(model, val_clips)}
@@ -247,7 +249,8 @@ def train(args) -> int:
     with (run_dir / "log.jsonl").open("a", encoding="utf-8") as log:
         log.write(json.dumps(found) + "\n")
     print(f"calibrated on the training speakers (closed on {100 * share:.1f} % of their speech frames): shut below "
-          f"{found['closed_gap']:.3f}, open above {found['open_gap']:.3f} | held-out: shuts {100 * found['shut_share']:.1f} % "
+          f"{found['closed_gap']:.3f}, open above {found['open_gap']:.3f} | held-out: shuts "
+          f"{100 * found['shut_share']:.1f} % "
           f"(measured {100 * found['closed_share']:.1f} %), precision {found['shut_precision']:.2f}, recall "
           f"{found['shut_recall']:.2f}, AUC {found['closed_auc']:.3f}", flush=True)
     out = run_dir / "dub_shape.safetensors"

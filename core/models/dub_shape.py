@@ -37,7 +37,8 @@ class _Residual(nn.Module):
     def __init__(self, channels: int, dilation: int):
         super().__init__()
         self.conv = nn.Conv1d(channels, channels, 3, padding=dilation, dilation=dilation)
-        self.norm = nn.BatchNorm1d(channels)  # per channel, not over time: a frame's output depends on its neighbourhood only
+        # per channel, not over time: a frame's output depends on its neighbourhood only
+        self.norm = nn.BatchNorm1d(channels)
 
     def forward(self, x):
         return x + torch.nn.functional.gelu(self.norm(self.conv(x)))
