@@ -106,7 +106,7 @@ def test_an_untouched_frame_goes_from_decoder_to_encoder_bit_for_bit(tmp_path):
 
 def test_a_full_range_source_stays_full_range(tmp_path):
     source = tmp_path / "full.mp4"
-    ffmpeg("-f", "lavfi", "-i", "gradients=size=160x120:rate=25:duration=0.2:speed=0", "-pix_fmt", "yuvj420p",
+    ffmpeg("-f", "lavfi", "-i", "gradients=size=160x120:rate=25:duration=0.2:speed=0:seed=7", "-pix_fmt", "yuvj420p",
            "-c:v", "libx264", "-preset", "ultrafast", "-crf", "10", source)
     with VideoSource(source) as video:
         assert video.yuv_colour.range == "pc"
