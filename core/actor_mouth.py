@@ -30,8 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.closures import closed_rows
 from core.blend import BlendSettings, composite, crop_matcher, paste_detailed_patch, paste_patch
+from core.closures import closed_rows
 from core.errors import Cancelled
 from core.faces.cache import (default_cache_dir, file_fingerprint, from_json_array, json_array, read_cache_entry,
                               save_npz_atomic)
@@ -317,8 +317,8 @@ class ActorMouth:
     def pick_shut(self, source_frame: int) -> int | None:
         """The bank row of a closed mouth (`core.closures.closed_rows` of `gaps`) outside the exclusion
         around `source_frame`: the frame after the last one taken while that runs on (a closure that
-        lasts moves as filmed), else the one the lip reader reads most shut (chosen by the generated
-        mouth's look, which is open, slightly parted lips won). None when there is none."""
+        lasts moves as filmed), else the one the lip reader reads most shut. (Chosen by their look
+        beside the generated mouth, which is open, lips parted over teeth won.) None when there is none."""
         if self.gaps is None:
             return None
         eligible = closed_rows(self.gaps) & (np.abs(self.bank.frames - source_frame) >= self.exclude)

@@ -1,7 +1,7 @@
 """Lips that close where the dub closes them.
 
 The generator opens the mouth with the dub's loudness but almost never shuts it inside speech
-(p/b/m, the short pauses between words): real speakers' lips are closed on 2–8 % of their speech
+(p/b/m, the short pauses between words): real speakers' lips are closed on 2.6–5 % of their speech
 frames, the generated ones on 0.3 %. So closures get a channel of their own, apart from both the
 generated shape and the actor's texture:
 
@@ -13,8 +13,8 @@ generated shape and the actor's texture:
   the generated shape, in proportion to the closure.
 
 Neither model sees the original mouth at the output's moment (the bank excludes its neighbourhood),
-so a closure cannot replay the original speech. Both are bundled (as "shape" and "reader"); a build
-without them renders as before.
+so a closure cannot replay the original speech. Both are bundled (as "shape" and "reader"); the
+mouth "actor-closing" uses them (core.render), and without them renders the actor's mouth and says so.
 """
 from __future__ import annotations
 
@@ -50,10 +50,10 @@ def load_closure_models(device="cpu") -> tuple[DubShapeModel, LipShapeReader] | 
 
 @torch.no_grad()
 def predicted_gaps(model: DubShapeModel, mel: np.ndarray, seconds: np.ndarray, fps: float) -> np.ndarray:
-    """The inner-lip gap (a share of the speaker's wide-open gap) real lips would show for frames starting at `seconds`
-    (increasing) into the dub whose mel (80, M) is given, each frame 1 / fps long. Read in pieces
-    of CHUNK mel frames with the audio around them, so a feature-length dub costs no more memory
-    than a minute of it."""
+    """The inner-lip gap (a share of the speaker's wide-open gap) real lips would show for frames
+    starting at `seconds` (increasing) into the dub whose mel (80, M) is given, each frame 1 / fps
+    long. Read CHUNK_FRAMES frames at a time with the audio around them, so a feature-length dub
+    costs no more memory than a minute of it."""
     positions = ((np.asarray(seconds, np.float64) + 0.5 / fps) * HP.mel_fps).astype(np.float32)
     model = model.eval()
     out = np.empty(len(positions), np.float32)

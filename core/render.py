@@ -72,7 +72,7 @@ class RenderReport:
     faces_seen: int
     seconds: float
     fps: float
-    generated_mouth_frames: list = field(default_factory=list)  # mouth "actor" asked, the generated one pasted
+    generated_mouth_frames: list = field(default_factory=list)  # the actor's mouth asked, the generated one pasted
     closed_frames: int = 0  # frames where the dub's closures shut the actor's mouth (in part or whole)
 
     @property
@@ -374,6 +374,8 @@ class Renderer:
         not bundled."""
         models = closures.load_closure_models()
         if models is None:
+            self.warnings.append("this build bundles no closure models (shape, reader): the actor's mouth is "
+                                 "rendered without the dub's closures")
             return None
         dub_shape, reader = models
         self.actor.gaps = closures.mouth_gaps(reader, self.actor.bank.mouths)

@@ -154,6 +154,10 @@ def test_the_closing_mouth_shuts_the_lips_where_the_dub_says_and_the_actors_alon
     assert off.closure is None
     list(off.frames())
     assert off.actor.closures == 0
+    # a build without the closure models renders the actor's mouth and says so
+    monkeypatch.setattr(closures, "load_closure_models", lambda: None)
+    bare = Renderer(clip, dub, options, generator=IdentityGenerator())
+    assert bare.closure is None and any("no closure models" in w for w in bare.warnings)
 
 
 def test_a_closed_mouth_filmed_in_other_light_takes_this_frames():

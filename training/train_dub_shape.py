@@ -27,13 +27,13 @@ import torch
 from core.hparams import HP
 from core.models.dub_shape import INNER_GAP, DubShapeDims, DubShapeModel, frame_positions
 from core.weights import save_weights
-from training.checkpoint import check_run_dir, writing
-from training.datasets import (FPS, frame_loudness, read_av_offsets, read_clip_mel, read_filelist, scan_clip,
+from training.checkpoint import writing
+from training.datasets import (FPS, frame_loudness, read_av_offsets, read_clip_mel, scan_clip,
                                speaker_balanced_weights, zscored)
 from training.compare_mouths import SPEECH_PERCENTILE
-from training.lip_shape import SHAPE_FEATURES, contour_basis, read_lip_shapes, shape_features
+from training.lip_shape import SHAPE_FEATURES, shape_features
 from training.train_expert import masked_mse, roc_auc
-from training.train_lip_reader import FEATURES
+from training.train_lip_reader import FEATURES, start_teacher_run
 
 SEGMENT = 50  # frames an item covers (2 s; shorter clips are padded)
 MARGIN = 32  # mel frames of audio either side of a segment (the model sees ±30)
@@ -192,12 +192,7 @@ def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 def train(args) -> int:
-    root, run_dir = Path(args.data), check_run_dir(args.run_dir)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    train_keys, val_keys = read_filelist(root, "train"), read_filelist(root, "val")
-    measured = read_lip_shapes(root)
-    mean, basis = contour_basis(measured, train_keys)
+    root, run_dir, rng, train_keys, val_keys, measured, mean, basis = start_teacher_run(args)
     shapes = {key: shape_features(rows, mean, basis) for key, rows in measured.items()}
     offsets = read_av_offsets(args.av_offsets) if args.av_offsets else {}
     started = time.perf_counter()

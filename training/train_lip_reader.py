@@ -100,14 +100,21 @@ def r_squared(reader, frames: torch.Tensor, target: torch.Tensor, blur: float = 
     return out
 
 
-def train(args) -> int:
+def start_teacher_run(args) -> tuple:
+    """What the trainers on the lip-shape teacher set up first: (data root, run folder, rng, training and
+    validation clip keys, DATA/lip_shape.npz's rows, the contour's mean and basis fitted on the training
+    clips), torch and the rng seeded with --seed."""
     root, run_dir = Path(args.data), check_run_dir(args.run_dir)
     torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
     train_keys, val_keys = read_filelist(root, "train"), read_filelist(root, "val")
     measured = read_lip_shapes(root)
+    return (root, run_dir, np.random.default_rng(args.seed), train_keys, val_keys, measured,
+            *contour_basis(measured, train_keys))
+
+
+def train(args) -> int:
+    root, run_dir, rng, train_keys, val_keys, measured, mean, basis = start_teacher_run(args)
     reader = LipShapeReader(LipReaderDims(width=args.width, features=len(FEATURES)))
-    mean, basis = contour_basis(measured, train_keys)
     reader.contour_mean.copy_(torch.from_numpy(mean))
     reader.contour_basis.copy_(torch.from_numpy(basis))
     shapes = reader_features(reader, measured)
