@@ -30,7 +30,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.blend import BlendSettings, composite, crop_matcher, paste_detailed_patch, paste_patch
+from core.blend import BlendSettings, composite, crop_matcher, mouth_corners, paste_detailed_patch, paste_patch
 from core.closures import closed_rows
 from core.errors import Cancelled
 from core.faces.cache import (default_cache_dir, file_fingerprint, from_json_array, json_array, read_cache_entry,
@@ -71,6 +71,27 @@ CACHE_FORMAT = 1
 CACHE_ENTRIES = 2 * MAX_ENTRIES  # mouths a cache entry keeps: the latest bank's, then those nearest to it
 JPEG_QUALITY = 95  # a cached mouth differs from the frame by about one level on average
 SEEK_GAP = 32  # missing mouths this few frames apart are read by decoding through the gap, not seeking
+
+
+def lower_half_corners(box, landmarks) -> np.ndarray | None:
+    """The mouth corners (2, 2) of `landmarks` as shares of the int `box`'s lower half (x of its
+    width, y of its height from its middle row, as `source_mouth` cuts it), or None."""
+    corners = mouth_corners(landmarks)
+    if corners is None:
+        return None
+    x1, y1, x2, y2 = box
+    top = y1 + (y2 - y1) // 2
+    return (corners - (x1, top)) / (x2 - x1, y2 - top)
+
+
+def bank_corners(track, frames, pads=HP.pads) -> np.ndarray:
+    """(N, 2, 2) `lower_half_corners` of source `frames` (with a face) in `track`, NaN where unknown."""
+    out = np.full((len(frames), 2, 2), np.nan)
+    for n, i in enumerate(frames):
+        corners = lower_half_corners(track.crop_box(int(i), pads), track.landmarks_at(int(i)))
+        if corners is not None:
+            out[n] = corners
+    return out
 
 
 def source_mouth(frame: np.ndarray, box) -> np.ndarray:
@@ -286,9 +307,10 @@ class ActorMouth:
     it remembers the previous pick to keep runs of real frames together)."""
 
     def __init__(self, bank: MouthBank, fps: float, settings: BlendSettings = BlendSettings(),
-                 gaps: np.ndarray | None = None):
+                 gaps: np.ndarray | None = None, corners: np.ndarray | None = None):
         self.bank = bank
         self.gaps = gaps  # each bank mouth's inner-lip gap (core.closures.mouth_gaps), or None: no closures
+        self.corners = corners  # each bank mouth's corners (N, 2, 2) as `lower_half_corners` gives them, or None
         self.exclude = max(1, int(round(EXCLUDE_S * fps)))
         self.settings = settings
         self.flow = cv2.DISOpticalFlow_create(FLOW_PRESET)
@@ -330,6 +352,23 @@ class ActorMouth:
             row = int(np.argmin(np.where(eligible, self.gaps, np.inf))) if eligible.any() else None
         self.previous_shut = row
         return row
+
+    def placed(self, row: int, corners, size) -> np.ndarray:
+        """Bank mouth `row` at `size` (w, h; float32), its mouth corners moved onto `corners` (both as
+        `lower_half_corners` gives them) by a rotation, scale and shift when both are known: a closed
+        mouth from another moment keeps this moment's tilt and place. One resampling either way."""
+        real = self.bank.mouths[row]
+        known = None if self.corners is None else self.corners[row]
+        if corners is None or known is None or not np.isfinite(known).all() or not np.isfinite(corners).all():
+            return cv2.resize(real, size, interpolation=RESAMPLING).astype(np.float32)
+        (w, h), (rh, rw) = size, real.shape[:2]
+        src, dst = known * (rw, rh), corners * (w, h)  # pixel positions in the bank mouth and at `size`
+        (a, b), (c, d) = src[1] - src[0], dst[1] - dst[0]
+        # the similarity z -> k z + t taking corner 0 to corner 0 and the span a + ib to c + id
+        k = complex(c, d) / complex(a, b) if abs(complex(a, b)) > 1e-6 else 1.0
+        t = complex(*dst[0]) - k * complex(*src[0])
+        matrix = np.float32([[k.real, -k.imag, t.real], [k.imag, k.real, t.imag]])
+        return cv2.warpAffine(real, matrix, size, flags=RESAMPLING, borderMode=cv2.BORDER_REFLECT).astype(np.float32)
 
     def aligned(self, row: int, generated_mouth: np.ndarray, size) -> np.ndarray:
         """Bank mouth `row` warped onto the shape of `generated_mouth` (the generated crop's lower
@@ -384,7 +423,7 @@ class ActorMouth:
         low, detail = shape_band(matched, (w, h), sigma), real - cv2.GaussianBlur(real, (0, 0), sigma)
         shut = self.pick_shut(source_frame) if closure > 0 else None
         if shut is not None:  # the closed mouth whole, shape and detail, as it was filmed...
-            mouth = cv2.resize(self.bank.mouths[shut], size, interpolation=RESAMPLING).astype(np.float32)
+            mouth = self.placed(shut, lower_half_corners(box, landmarks), size)
             # ...but in this frame's light: each channel's median (skin, mostly) moved to the frame's own
             here = frame[y1 + h // 2:y2, x1:x2].reshape(-1, 3)
             mouth += np.median(here, axis=0).astype(np.float32) - np.median(mouth.reshape(-1, 3), axis=0)

@@ -25,6 +25,15 @@ class BlendSettings:
                    color_match=settings["color_match"])
 
 
+def mouth_corners(landmarks) -> np.ndarray | None:
+    """The two mouth corners (2, 2) from RetinaFace's 5 or iBUG's 68 landmarks, or None."""
+    if landmarks is not None and len(landmarks) == 5:
+        return np.asarray(landmarks[3:5], np.float64)
+    if landmarks is not None and len(landmarks) == 68:
+        return np.asarray(landmarks[[48, 54]], np.float64)
+    return None
+
+
 def mouth_centre(box, landmarks) -> tuple[float, float]:
     """Mouth centre in frame coordinates: from landmarks when known, else from the box."""
     x1, y1, x2, y2 = box

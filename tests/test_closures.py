@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from core import closures
-from core.actor_mouth import ActorMouth, EXCLUDE_S
+from core import actor_mouth
+from core.actor_mouth import ActorMouth, EXCLUDE_S, MouthBank
 from core.errors import WeightsError
 from core.hparams import HP
 from core.models.dub_shape import DubShapeDims, DubShapeModel
@@ -169,3 +170,22 @@ def test_a_closed_mouth_filmed_in_other_light_takes_this_frames():
     shut = np.median(_paste(mouth, 1.0).reshape(-1, 3), axis=0)
     assert mouth.closures == 1
     assert np.abs(shut - here).max() < 8  # not the 40 levels it was filmed brighter
+
+
+def test_a_closed_mouth_is_placed_on_this_frames_mouth_corners():
+    line = np.full((48, 96, 3), 200, np.uint8)
+    cv2.line(line, (30, 20), (70, 20), (20, 20, 20), 2)  # a shut mouth, corners at (30, 20) and (70, 20)
+    mouth = ActorMouth(MouthBank(np.array([0]), [line], np.zeros((1, 1))), fps=FPS,
+                       corners=np.array([[[30 / 96, 20 / 48], [70 / 96, 20 / 48]]]))
+    here = np.array([[40 / 96, 30 / 48], [80 / 96, 34 / 48]])  # moved, and tilted down to the right
+    placed = mouth.placed(0, here, (96, 48))
+    dark = placed[..., 0] < 100
+    ys, xs = np.nonzero(dark)
+    assert abs(xs.min() - 40) <= 2 and abs(xs.max() - 80) <= 2
+    assert abs(ys[xs == xs.min()].mean() - 30) <= 1.5 and abs(ys[xs == xs.max()].mean() - 34) <= 1.5
+    # without this frame's corners (or the bank's), the mouth is only resized to the box
+    np.testing.assert_array_equal(mouth.placed(0, None, (96, 48)), line.astype(np.float32))
+    # the corners as shares of the box's lower half, from RetinaFace's five landmarks
+    box, landmarks = (100, 50, 200, 190), np.array([[130, 90], [170, 90], [150, 120], [125, 160], [175, 160]])
+    np.testing.assert_allclose(actor_mouth.lower_half_corners(box, landmarks), [[0.25, 40 / 70], [0.75, 40 / 70]])
+    assert actor_mouth.lower_half_corners(box, None) is None
