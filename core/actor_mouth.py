@@ -309,8 +309,7 @@ class ActorMouth:
     def __init__(self, bank: MouthBank, fps: float, settings: BlendSettings = BlendSettings(),
                  gaps: np.ndarray | None = None, corners: np.ndarray | None = None):
         self.bank = bank
-        self.gaps = gaps  # each bank mouth's inner-lip gap (core.closures.mouth_gaps), or None: no closures
-        self.corners = corners  # each bank mouth's corners (N, 2, 2) as `lower_half_corners` gives them, or None
+        self.measured(gaps, corners)
         self.exclude = max(1, int(round(EXCLUDE_S * fps)))
         self.settings = settings
         self.flow = cv2.DISOpticalFlow_create(FLOW_PRESET)
@@ -336,14 +335,20 @@ class ActorMouth:
             return None
         return row
 
+    def measured(self, gaps: np.ndarray | None, corners: np.ndarray | None = None) -> None:
+        """What closures need of the bank: each mouth's inner-lip gap (core.closures.mouth_gaps; None: no
+        closures) and its corners (N, 2, 2) as `lower_half_corners` gives them (None: not placed)."""
+        self.gaps, self.corners = gaps, corners
+        self.closed = None if gaps is None else closed_rows(gaps)  # which are shut
+
     def pick_shut(self, source_frame: int) -> int | None:
-        """The bank row of a closed mouth (`core.closures.closed_rows` of `gaps`) outside the exclusion
+        """The bank row of a closed mouth (`closed`) outside the exclusion
         around `source_frame`: the frame after the last one taken while that runs on (a closure that
         lasts moves as filmed), else the one the lip reader reads most shut. (Chosen by their look
         beside the generated mouth, which is open, lips parted over teeth won.) None when there is none."""
-        if self.gaps is None:
+        if self.closed is None:
             return None
-        eligible = closed_rows(self.gaps) & (np.abs(self.bank.frames - source_frame) >= self.exclude)
+        eligible = self.closed & (np.abs(self.bank.frames - source_frame) >= self.exclude)
         last = self.previous_shut
         if last is not None and last + 1 < len(self.bank) and eligible[last + 1] \
                 and self.bank.frames[last + 1] == self.bank.frames[last] + 1:

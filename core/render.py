@@ -378,8 +378,8 @@ class Renderer:
                                  "rendered without the dub's closures")
             return None
         dub_shape, reader = models
-        self.actor.gaps = closures.mouth_gaps(reader, self.actor.bank.mouths)
-        self.actor.corners = actor_mouth.bank_corners(self.track, self.actor.bank.frames, self.options.pads)
+        self.actor.measured(closures.mouth_gaps(reader, self.actor.bank.mouths),
+                            actor_mouth.bank_corners(self.track, self.actor.bank.frames, self.options.pads))
         seconds = np.asarray(self.range) / self.fps - self.options.dub_offset_s
         return closures.closure_weights(dub_shape, closures.predicted_gaps(dub_shape, self.mel, seconds, self.fps))
 

@@ -143,7 +143,7 @@ def test_the_closing_mouth_shuts_the_lips_where_the_dub_says_and_the_actors_alon
     options = RenderOptions(detector=BoxDetector(), cache_dir=str(tmp_path / "cache"), mouth="actor-closing")
     renderer = Renderer(clip, dub, options, generator=IdentityGenerator())
     assert renderer.closure is not None and set(np.flatnonzero(renderer.closure == 1)) == shut_at
-    closed = closures.closed_rows(renderer.actor.gaps)
+    closed = renderer.actor.closed
     assert closed.any() and not closed.all()
     rows = {k: lower_half(f.to_bgr(), FACE_BOX, MOUTH_SIZE) for k, f, _ in renderer.frames()}
     assert renderer.actor.closures == len(shut_at)
