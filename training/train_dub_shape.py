@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.closures import predicted_gaps
 from core.hparams import HP
 from core.models.dub_shape import INNER_GAP, DubShapeDims, DubShapeModel, frame_positions
 from core.weights import save_weights
@@ -137,7 +138,7 @@ def closed_on_speech(model: DubShapeModel, clips: list) -> tuple:
     """(predicted inner gap, measured closed?, source) over every clip's measured speech frames."""
     gaps, closed, sources = [], [], []
     for key, mel, target in clips:
-        pred = model.raw(torch.from_numpy(predict(model, mel, len(target)).T[None]))[0, INNER_GAP].numpy()
+        pred = predicted_gaps(model, mel, np.arange(len(target)) / FPS, FPS)  # as a render reads the dub
         where, shut = closed_labels(target[:, INNER_GAP], speech_frames(mel, len(target)))
         gaps.append(pred[where])
         closed.append(shut)
