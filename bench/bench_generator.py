@@ -1,7 +1,8 @@
 """Generator throughput: the plain reference way vs our fast path, same random weights, one run.
 
 reference: fp32, eager, NCHW, batch 128 (as the official inference script runs it)
-ours:      FaceGenerator — inference mode, folded BatchNorm, channels-last, bf16 weights and autocast
+ours:      FaceGenerator — the lower half only (all a paste uses), inference mode, folded BatchNorm,
+           channels-last, bf16 weights and autocast
            where the CPU has native bf16, optionally compiled (core.render.compile_for_inference: frozen weights)
 
 With --compile, the first call's cost is shown twice: compiling into an empty kernel cache (a first

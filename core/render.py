@@ -193,7 +193,10 @@ class FaceGenerator:
     """Runs the generator on batches of 96×96 BGR crops, with the fastest settings the device has:
     inference mode, BatchNorm folded into the convs and channels-last everywhere, bf16 autocast
     on CPUs with native bf16, fp16 on CUDA, torch.compile when asked; the batch halves on
-    out-of-memory. The model is changed in place (folded): it is for inference only after."""
+    out-of-memory. The model is changed in place (folded): it is for inference only after.
+    Only the lower half is generated: no blend reaches above the crop's middle (core.blend.lower_face_mask),
+    and the decoder's upper rows are a third of the work at width 1 (bench_generator). The upper half
+    of what it returns is the crop's own, the half the generator is shown and trained to give back."""
 
     def __init__(self, model: torch.nn.Module, device: torch.device, batch_size: int = 32,
                  compile_model: bool = False):
@@ -230,16 +233,19 @@ class FaceGenerator:
         return np.concatenate(out) if out else crops[:0].copy()
 
     def _run(self, crops, mels, references) -> np.ndarray:
+        half = crops.shape[1] // 2
         masked = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
-        masked[:, :, masked.shape[2] // 2:] = 0  # the generator redraws the lower half
+        masked[:, :, half:] = 0  # the generator redraws the lower half
         faces = torch.from_numpy(references).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)
         x = torch.cat([masked, faces], dim=1).contiguous(memory_format=torch.channels_last)
         mel = torch.from_numpy(np.ascontiguousarray(mels)).to(self.device).unsqueeze(1)
         with torch.inference_mode(), self.autocast:
             # to 8 bits inside inference mode: without autocast (a CPU with no native bf16) .float()
             # returns the output itself, an inference tensor that may not be changed in place outside it
-            pred = self.model(mel, x).float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
-        return pred.permute(0, 2, 3, 1).cpu().numpy()
+            pred = self.model(mel, x, first_row=half).float().clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+        out = crops.copy()
+        out[:, half:] = pred.permute(0, 2, 3, 1).cpu().numpy()
+        return out
 
 
 def load_generator(options: RenderOptions, n_frames: int) -> FaceGenerator:

@@ -10,7 +10,7 @@ import pytest
 
 from core import actor_mouth
 from core.actor_mouth import ActorMouth, MouthBank, build_bank, descriptor, source_mouth
-from core.blend import paste_weight
+from core.blend import composite, paste_weight
 from core.render import Renderer, RenderOptions
 from core.video import VideoWriter
 from tests.conftest import BoxDetector, damage_file, speech_like
@@ -157,6 +157,25 @@ def test_paste_keeps_the_generated_opening_and_adds_real_detail_inside_the_mask_
     assert dark_height(result) > 9  # open, as generated, where the original was closed
     blurred_generated = cv2.resize(generated[48:], MOUTH_SIZE)
     assert laplacian_energy(result) > 2 * laplacian_energy(blurred_generated)  # the real skin's detail is back
+
+
+@pytest.mark.parametrize("actor", [False, True])
+def test_no_paste_reads_the_generated_crops_upper_half(actor):
+    """The generator computes only the lower half (core.render.FaceGenerator): whatever the upper half
+    holds, the same frame comes out, with either mouth."""
+    generated = cv2.GaussianBlur(cv2.resize(frame_with(mouth_image(14))[FACE_BOX[1]:FACE_BOX[3], FACE_BOX[0]:FACE_BOX[2]],
+                                            (96, 96), interpolation=cv2.INTER_AREA), (0, 0), 2)
+    other = generated.copy()
+    other[:48] = np.random.default_rng(1).integers(0, 256, other[:48].shape, dtype=np.uint8)
+    results = []
+    for crop in (generated, other):
+        frame = frame_with(mouth_image(2))
+        if actor:
+            assert ActorMouth(bank_of(range(200)), fps=FPS).paste(frame, crop, FACE_BOX, None, source_frame=100)
+        else:
+            composite(frame, crop, FACE_BOX)
+        results.append(frame)
+    assert np.array_equal(*results) and not np.array_equal(results[0], frame_with(mouth_image(2)))
 
 
 @pytest.fixture(scope="module")

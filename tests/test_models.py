@@ -45,6 +45,37 @@ def test_generator_shapes(width):
         assert seq.shape == (2, 5, 3, 96, 96)
 
 
+def decoder_work(gen: Wav2Lip, first_row: int) -> int:
+    """Multiply-adds of the convolutions one forward pass runs (each output value: cin · k² of them)."""
+    work = []
+    hook = lambda conv, _, out: work.append(out.numel() * conv.in_channels * conv.kernel_size[0] * conv.kernel_size[1])  # noqa: E731
+    handles = [m.register_forward_hook(hook) for m in gen.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))]
+    with torch.no_grad():
+        gen(torch.randn(1, 1, 80, 16), torch.rand(1, 6, 96, 96), first_row)
+    for handle in handles:
+        handle.remove()
+    return sum(work)
+
+
+@pytest.mark.parametrize("first_row", [1, 30, 47, 48, 70, 95])
+def test_the_generator_computes_the_rows_asked_for_as_the_whole_picture_has_them(first_row):
+    torch.manual_seed(0)
+    gen = Wav2Lip(GeneratorDims(width=0.25)).eval()
+    for bn in (m for m in gen.modules() if isinstance(m, torch.nn.BatchNorm2d)):  # not the identity of a new model
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.uniform_(0.5, 2.0)
+    mel, faces = torch.randn(3, 1, 80, 16), torch.rand(3, 6, 96, 96)
+    with torch.no_grad():
+        whole, rows = gen(mel, faces), gen(mel, faces, first_row)
+    assert rows.shape == (3, 3, 96 - first_row, 96)
+    assert torch.allclose(rows, whole[:, :, first_row:], atol=1e-6)
+
+
+def test_the_lower_half_alone_skips_a_third_of_the_generators_work():
+    gen = Wav2Lip().eval()
+    assert decoder_work(gen, 48) < 0.72 * decoder_work(gen, 0)
+
+
 def test_width_multiplier_shrinks_the_model():
     assert n_params(Wav2Lip(GeneratorDims(width=0.5))) < 0.3 * n_params(Wav2Lip())
     assert n_params(SyncNet(SyncNetDims(width=0.5))) < 0.3 * n_params(SyncNet())

@@ -45,10 +45,26 @@ class Wav2Lip(nn.Module):
         self.output_block = nn.Sequential(
             Conv2d(d[6] + e[0], c(32), 3, 1, 1), nn.Conv2d(c(32), 3, 1, 1, 0), nn.Sigmoid())
 
-    def forward(self, mel: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-        """mel (B, 1, 80, 16) and faces (B, 6, 96, 96) → RGB faces in [0, 1], (B, 3, 96, 96).
+    def decoder_starts(self, first_row: int) -> list[int]:
+        """The first row (at its own resolution) each decoder block, then the output block, needs of its
+        input for the output's rows from `first_row` on to come out as if every block ran on all rows.
+        A 3×3 convolution over a map cut at the top pads the cut with zeros where the map had a row,
+        so each one loses one exact row there; a stride-2 transposed convolution of rows s on gives
+        exact rows from 2s on (row 2s - 1 is the first that row s - 1 reaches)."""
+        start = max(0, first_row - 1)  # the output block's 3×3 convolution
+        starts = [start]
+        for block in reversed(self.face_decoder_blocks):
+            doubles = block[0].conv_block[0].stride == (2, 2)
+            start = max(0, (start - (len(block) - 1)) // 2) if doubles else 0  # len - 1: its 3×3 residual convs
+            starts.insert(0, start)
+        return starts
 
-        5-D inputs (B, T, …) are folded to B·T and the output unfolded to (B, T, 3, 96, 96).
+    def forward(self, mel: torch.Tensor, faces: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+        """mel (B, 1, 80, 16) and faces (B, 6, 96, 96) → RGB faces in [0, 1], (B, 3, 96 - first_row, 96):
+        the output's rows from `first_row` on. A caller that uses only the lower half (first_row 48)
+        saves a third of the decoder, the same values (`decoder_starts`).
+
+        5-D inputs (B, T, …) are folded to B·T and the output unfolded to (B, T, 3, 96 - first_row, 96).
         """
         batch, steps = faces.shape[0], faces.shape[1] if faces.dim() == 5 else None
         mel, faces = fold_time(mel), fold_time(faces)
@@ -58,7 +74,12 @@ class Wav2Lip(nn.Module):
         for block in self.face_encoder_blocks:
             feat = block(feat)
             skips.append(feat)
-        for block in self.face_decoder_blocks:
-            x = torch.cat([block(x), skips.pop()], dim=1)
-        out = self.output_block(x)
+        *starts, last = self.decoder_starts(first_row)
+        top = 0  # the row of its full map that x's first row is
+        for block, start in zip(self.face_decoder_blocks, starts):
+            x = block(x[:, :, start - top:])
+            skip = skips.pop()
+            top = skip.shape[2] - x.shape[2]
+            x = torch.cat([x, skip[:, :, top:]], dim=1)
+        out = self.output_block(x[:, :, last - top:])[:, :, first_row - last:]
         return out if steps is None else out.reshape(batch, steps, *out.shape[1:])
