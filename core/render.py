@@ -251,8 +251,9 @@ class FaceGenerator:
 def load_generator(options: RenderOptions, n_frames: int) -> FaceGenerator:
     device = select_device(options.device)
     model = load_model(options.checkpoint, expect="wav2lip")
-    # compiling costs ~22 s on 2 cores into an empty kernel cache, ~4 s over a warm one (bench_generator);
-    # it saves ~12 ms a frame at width 1 and ~3 ms at width 0.5: worth it for long jobs on CPU
+    # compiling costs ~23 s on 2 cores into an empty kernel cache, ~5 s over a warm one (bench_generator);
+    # it saves ~10 ms of CPU a 720p frame at width 1 and ~6 at width 0.5 (bench_render): worth it for
+    # long jobs on CPU, where even a first compile pays for itself
     compile_model = options.compile if options.compile is not None else (device.type == "cpu" and n_frames > 3000)
     return FaceGenerator(model, device, options.batch_size, compile_model)
 
