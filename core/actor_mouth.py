@@ -195,10 +195,16 @@ class MouthCache:
         hit = self.mouths.get(i)
         return None if hit is None or hit[0] != tuple(box) else hit[1:]
 
-    def put(self, i: int, box, mouth: np.ndarray, desc: np.ndarray) -> None:
+    def put(self, i: int, box, mouth: np.ndarray, desc: np.ndarray) -> np.ndarray:
+        """Keep frame `i`'s mouth, read at `box`; returns it as the cache will give it back (through
+        JPEG). A bank holds that, whether it was read now or from the cache: otherwise a job's first
+        render and its re-render differed (dfrf_french, 8 s: up to 133 levels, every frame; the flow
+        aligns a JPEG's mouth a little differently)."""
         ok, jpeg = cv2.imencode(".jpg", mouth, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        if ok:
-            self.mouths[i] = (tuple(int(v) for v in box), jpeg.ravel(), desc.astype(np.float32))
+        if not ok:
+            return mouth
+        self.mouths[i] = (tuple(int(v) for v in box), jpeg.ravel(), desc.astype(np.float32))
+        return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
 
     def trim(self, lo: int, hi: int, limit: int = CACHE_ENTRIES) -> None:
         """Keep at most `limit` mouths, those nearest to the frames lo..hi first."""
@@ -268,9 +274,9 @@ def build_bank(video, track, frames, pads=HP.pads, progress=None, cancel=None, c
         for n, image in _read(video, frames, missing):
             if cancel is not None and cancel():
                 raise Cancelled("reading the actor's mouths cancelled")
-            mouths[n] = mouth = source_mouth(image, boxes[n])
+            mouth = source_mouth(image, boxes[n])
             descriptors[n] = descriptor(mouth)
-            cache.put(int(frames[n]), boxes[n], mouth, descriptors[n])
+            mouths[n] = cache.put(int(frames[n]), boxes[n], mouth, descriptors[n])
             done += 1
             if progress is not None:
                 progress(done, len(missing))
