@@ -1,4 +1,4 @@
-"""Generator throughput: the plain reference way vs our fast path, same random weights, one run.
+"""Generator throughput: the plain reference way vs our fast path, same random weights, side by side.
 
 reference: fp32, eager, NCHW, batch 128 (as the official inference script runs it)
 ours:      FaceGenerator — the lower half only (all a paste uses), inference mode, folded BatchNorm,
